@@ -1,0 +1,474 @@
+// Package index keeps runnel's offset and time indexes in Pebble: one
+// database per broker, holding every partition.
+//
+// # Layout (on-disk format; never change silently)
+//
+// Keys start with a kind byte and the partition name, closed by a 0x00 byte
+// (partition names never contain it). Integers are big-endian; timestamps
+// have their sign bit flipped so that they sort as signed numbers.
+//
+//	'o' name 0x00 offset(8)           → segment(8) position(8) maxTimestamp(8)
+//	't' name 0x00 maxTimestamp(8) offset(8) → segment(8) position(8)
+//	'c' name 0x00                     → segment(8) position(8) nextOffset(8)
+//	                                    maxTimestamp(8) clean(1)
+//	's' name 0x00 segmentBase(8)      → size(8) lastOffset(8) maxTimestamp(8)
+//
+// The offset index ('o') is sparse: the log adds an entry every few KiB. The
+// time index ('t') holds the same entries keyed by the running maximum
+// timestamp, which never decreases along the log, so both orders agree.
+//
+// Everything here is derived from the segment files and rebuilt by recovery.
+// Writes are batched in memory per partition and committed without fsync;
+// only checkpoints may ask for a sync, and Pebble's write-ahead log keeps them
+// in order with the entries before them.
+package index
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/runnel-io/runnel/segment"
+)
+
+// ErrClosed is returned after Close.
+var ErrClosed = errors.New("index: closed")
+
+const (
+	kindOffset     = 'o'
+	kindTime       = 't'
+	kindCheckpoint = 'c'
+	kindSegment    = 's'
+)
+
+// pendingLimit is how many entries a partition buffers before committing them.
+const pendingLimit = 64
+
+// Options configure Open.
+type Options struct {
+	// Logger receives Pebble's own messages at debug level. Nil: slog.Default().
+	Logger *slog.Logger
+	// CacheSize is Pebble's block cache in bytes. Zero: 8 MiB.
+	CacheSize int64
+}
+
+// DB is the index database of one broker.
+type DB struct {
+	db  *pebble.DB
+	dir string
+}
+
+// Open opens or creates the index database in dir.
+func Open(dir string, opts Options) (*DB, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("index: create %s: %w", dir, err)
+	}
+	po := &pebble.Options{Logger: pebbleLogger{logger}}
+	if opts.CacheSize > 0 {
+		c := pebble.NewCache(opts.CacheSize)
+		defer c.Unref()
+		po.Cache = c
+	}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("index: open %s: %w", dir, err)
+	}
+	return &DB{db: db, dir: dir}, nil
+}
+
+// Sync makes every write so far durable.
+func (d *DB) Sync() error {
+	if err := d.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("index: sync: %w", err)
+	}
+	return nil
+}
+
+// Close syncs and closes the database. Partitions must have been flushed by
+// their logs first (Log.Close does that).
+func (d *DB) Close() error {
+	if d.db == nil {
+		return nil
+	}
+	serr := d.Sync()
+	cerr := d.db.Close()
+	d.db = nil
+	if cerr != nil {
+		return fmt.Errorf("index: close: %w", cerr)
+	}
+	return serr
+}
+
+// Partition returns the index of one partition. name is the partition's
+// folder name ("topic-0"); it must not contain a 0x00 byte.
+func (d *DB) Partition(name string) *Partition {
+	return &Partition{db: d.db, name: []byte(name)}
+}
+
+// Partition is one partition's index. It implements segment.Index.
+type Partition struct {
+	db   *pebble.DB
+	name []byte
+
+	mu struct {
+		sync.Mutex
+		pending []segment.IndexEntry // added, not yet committed; in offset order
+	}
+}
+
+var _ segment.Index = (*Partition)(nil)
+
+func (p *Partition) prefix(kind byte, extra int) []byte {
+	k := make([]byte, 0, 2+len(p.name)+extra)
+	k = append(k, kind)
+	k = append(k, p.name...)
+	return append(k, 0)
+}
+
+// bounds returns the key range of one kind for this partition.
+func (p *Partition) bounds(kind byte) (lo, hi []byte) {
+	lo = p.prefix(kind, 0)
+	hi = append(lo[:len(lo)-1:len(lo)-1], 1)
+	return lo, hi
+}
+
+func (p *Partition) offsetKey(offset int64) []byte {
+	return binary.BigEndian.AppendUint64(p.prefix(kindOffset, 8), uint64(offset))
+}
+
+func (p *Partition) timeKey(ts, offset int64) []byte {
+	k := binary.BigEndian.AppendUint64(p.prefix(kindTime, 16), uint64(ts)^(1<<63))
+	return binary.BigEndian.AppendUint64(k, uint64(offset))
+}
+
+func (p *Partition) segmentKey(base int64) []byte {
+	return binary.BigEndian.AppendUint64(p.prefix(kindSegment, 8), uint64(base))
+}
+
+func putEntry(b *pebble.Batch, p *Partition, e segment.IndexEntry) error {
+	var v [24]byte
+	binary.BigEndian.PutUint64(v[0:], uint64(e.Segment))
+	binary.BigEndian.PutUint64(v[8:], uint64(e.Position))
+	binary.BigEndian.PutUint64(v[16:], uint64(e.MaxTimestamp))
+	if err := b.Set(p.offsetKey(e.Offset), v[:], nil); err != nil {
+		return err
+	}
+	return b.Set(p.timeKey(e.MaxTimestamp, e.Offset), v[:16], nil)
+}
+
+// Add buffers an entry and commits the buffer once it is full.
+func (p *Partition) Add(e segment.IndexEntry) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.mu.pending = append(p.mu.pending, e)
+	if len(p.mu.pending) >= pendingLimit {
+		return p.flushLocked()
+	}
+	return nil
+}
+
+// Flush commits buffered entries (without fsync).
+func (p *Partition) Flush() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.flushLocked()
+}
+
+func (p *Partition) flushLocked() error {
+	if len(p.mu.pending) == 0 {
+		return nil
+	}
+	b := p.db.NewBatch()
+	defer b.Close()
+	for _, e := range p.mu.pending {
+		if err := putEntry(b, p, e); err != nil {
+			return fmt.Errorf("index: %s: %w", p.name, err)
+		}
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("index: %s: commit: %w", p.name, err)
+	}
+	p.mu.pending = p.mu.pending[:0]
+	return nil
+}
+
+// Floor returns the entry with the largest offset <= offset.
+func (p *Partition) Floor(offset int64) (segment.IndexEntry, bool, error) {
+	p.mu.Lock()
+	if n := len(p.mu.pending); n > 0 && offset >= p.mu.pending[0].Offset {
+		i := sort.Search(n, func(i int) bool { return p.mu.pending[i].Offset > offset })
+		e := p.mu.pending[i-1]
+		p.mu.Unlock()
+		return e, true, nil
+	}
+	p.mu.Unlock()
+	if offset == maxInt64 {
+		offset--
+	}
+	lo, hi := p.bounds(kindOffset)
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return segment.IndexEntry{}, false, fmt.Errorf("index: %s: %w", p.name, err)
+	}
+	defer it.Close()
+	if !it.SeekLT(p.offsetKey(offset + 1)) {
+		return segment.IndexEntry{}, false, it.Error()
+	}
+	e, err := decodeOffsetEntry(it.Key(), it.Value())
+	return e, err == nil, err
+}
+
+const maxInt64 = 1<<63 - 1
+
+func decodeOffsetEntry(k, v []byte) (segment.IndexEntry, error) {
+	if len(k) < 8 || len(v) != 24 {
+		return segment.IndexEntry{}, fmt.Errorf("index: malformed offset entry (key %d bytes, value %d bytes)", len(k), len(v))
+	}
+	return segment.IndexEntry{
+		Offset:       int64(binary.BigEndian.Uint64(k[len(k)-8:])),
+		Segment:      int64(binary.BigEndian.Uint64(v[0:])),
+		Position:     int64(binary.BigEndian.Uint64(v[8:])),
+		MaxTimestamp: int64(binary.BigEndian.Uint64(v[16:])),
+	}, nil
+}
+
+// TimeFloor returns the last entry whose running maximum timestamp is < ts.
+func (p *Partition) TimeFloor(ts int64) (segment.IndexEntry, bool, error) {
+	if err := p.Flush(); err != nil {
+		return segment.IndexEntry{}, false, err
+	}
+	lo, hi := p.bounds(kindTime)
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return segment.IndexEntry{}, false, fmt.Errorf("index: %s: %w", p.name, err)
+	}
+	defer it.Close()
+	if !it.SeekLT(p.timeKey(ts, 0)) {
+		return segment.IndexEntry{}, false, it.Error()
+	}
+	k, v := it.Key(), it.Value()
+	if len(k) < 16 || len(v) != 16 {
+		return segment.IndexEntry{}, false, fmt.Errorf("index: %s: malformed time entry", p.name)
+	}
+	return segment.IndexEntry{
+		MaxTimestamp: int64(binary.BigEndian.Uint64(k[len(k)-16:]) ^ (1 << 63)),
+		Offset:       int64(binary.BigEndian.Uint64(k[len(k)-8:])),
+		Segment:      int64(binary.BigEndian.Uint64(v[0:])),
+		Position:     int64(binary.BigEndian.Uint64(v[8:])),
+	}, true, nil
+}
+
+// firstAtOrAfter returns the first committed offset entry with Offset >= offset.
+func (p *Partition) firstAtOrAfter(offset int64) (segment.IndexEntry, bool, error) {
+	lo, hi := p.bounds(kindOffset)
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return segment.IndexEntry{}, false, err
+	}
+	defer it.Close()
+	if !it.SeekGE(p.offsetKey(offset)) {
+		return segment.IndexEntry{}, false, it.Error()
+	}
+	e, err := decodeOffsetEntry(it.Key(), it.Value())
+	return e, err == nil, err
+}
+
+// TruncateFrom removes entries with offset >= offset.
+func (p *Partition) TruncateFrom(offset int64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	keep := sort.Search(len(p.mu.pending), func(i int) bool { return p.mu.pending[i].Offset >= offset })
+	p.mu.pending = p.mu.pending[:keep]
+	if err := p.flushLocked(); err != nil {
+		return err
+	}
+	first, ok, err := p.firstAtOrAfter(offset)
+	if err != nil || !ok {
+		return p.wrap("truncate", err)
+	}
+	b := p.db.NewBatch()
+	defer b.Close()
+	_, ohi := p.bounds(kindOffset)
+	_, thi := p.bounds(kindTime)
+	if err := b.DeleteRange(p.offsetKey(offset), ohi, nil); err != nil {
+		return p.wrap("truncate", err)
+	}
+	if err := b.DeleteRange(p.timeKey(first.MaxTimestamp, first.Offset), thi, nil); err != nil {
+		return p.wrap("truncate", err)
+	}
+	return p.wrap("truncate", b.Commit(pebble.NoSync))
+}
+
+// DeleteBefore removes entries with offset < offset.
+func (p *Partition) DeleteBefore(offset int64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.flushLocked(); err != nil {
+		return err
+	}
+	first, ok, err := p.firstAtOrAfter(offset)
+	if err != nil {
+		return p.wrap("delete", err)
+	}
+	b := p.db.NewBatch()
+	defer b.Close()
+	olo, _ := p.bounds(kindOffset)
+	tlo, thi := p.bounds(kindTime)
+	if err := b.DeleteRange(olo, p.offsetKey(offset), nil); err != nil {
+		return p.wrap("delete", err)
+	}
+	tend := thi
+	if ok {
+		tend = p.timeKey(first.MaxTimestamp, first.Offset)
+	}
+	if err := b.DeleteRange(tlo, tend, nil); err != nil {
+		return p.wrap("delete", err)
+	}
+	return p.wrap("delete", b.Commit(pebble.NoSync))
+}
+
+func (p *Partition) wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("index: %s: %s: %w", p.name, op, err)
+}
+
+// Checkpoint returns the stored recovery checkpoint.
+func (p *Partition) Checkpoint() (segment.Checkpoint, bool, error) {
+	v, ok, err := p.get(p.prefix(kindCheckpoint, 0))
+	if err != nil || !ok {
+		return segment.Checkpoint{}, false, err
+	}
+	if len(v) != 33 {
+		return segment.Checkpoint{}, false, fmt.Errorf("index: %s: malformed checkpoint (%d bytes)", p.name, len(v))
+	}
+	return segment.Checkpoint{
+		Segment:      int64(binary.BigEndian.Uint64(v[0:])),
+		Position:     int64(binary.BigEndian.Uint64(v[8:])),
+		NextOffset:   int64(binary.BigEndian.Uint64(v[16:])),
+		MaxTimestamp: int64(binary.BigEndian.Uint64(v[24:])),
+		Clean:        v[32] == 1,
+	}, true, nil
+}
+
+// SetCheckpoint commits pending entries and the checkpoint in one batch.
+func (p *Partition) SetCheckpoint(c segment.Checkpoint, sync bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b := p.db.NewBatch()
+	defer b.Close()
+	for _, e := range p.mu.pending {
+		if err := putEntry(b, p, e); err != nil {
+			return p.wrap("checkpoint", err)
+		}
+	}
+	var v [33]byte
+	binary.BigEndian.PutUint64(v[0:], uint64(c.Segment))
+	binary.BigEndian.PutUint64(v[8:], uint64(c.Position))
+	binary.BigEndian.PutUint64(v[16:], uint64(c.NextOffset))
+	binary.BigEndian.PutUint64(v[24:], uint64(c.MaxTimestamp))
+	if c.Clean {
+		v[32] = 1
+	}
+	if err := b.Set(p.prefix(kindCheckpoint, 0), v[:], nil); err != nil {
+		return p.wrap("checkpoint", err)
+	}
+	wo := pebble.NoSync
+	if sync {
+		wo = pebble.Sync
+	}
+	if err := b.Commit(wo); err != nil {
+		return p.wrap("checkpoint", err)
+	}
+	p.mu.pending = p.mu.pending[:0]
+	return nil
+}
+
+// SegmentInfo returns a sealed segment's summary.
+func (p *Partition) SegmentInfo(base int64) (segment.SegmentInfo, bool, error) {
+	v, ok, err := p.get(p.segmentKey(base))
+	if err != nil || !ok {
+		return segment.SegmentInfo{}, false, err
+	}
+	if len(v) != 24 {
+		return segment.SegmentInfo{}, false, fmt.Errorf("index: %s: malformed segment info (%d bytes)", p.name, len(v))
+	}
+	return segment.SegmentInfo{
+		Size:         int64(binary.BigEndian.Uint64(v[0:])),
+		LastOffset:   int64(binary.BigEndian.Uint64(v[8:])),
+		MaxTimestamp: int64(binary.BigEndian.Uint64(v[16:])),
+	}, true, nil
+}
+
+// SetSegmentInfo records a sealed segment's summary.
+func (p *Partition) SetSegmentInfo(base int64, info segment.SegmentInfo) error {
+	var v [24]byte
+	binary.BigEndian.PutUint64(v[0:], uint64(info.Size))
+	binary.BigEndian.PutUint64(v[8:], uint64(info.LastOffset))
+	binary.BigEndian.PutUint64(v[16:], uint64(info.MaxTimestamp))
+	return p.wrap("segment info", p.db.Set(p.segmentKey(base), v[:], pebble.NoSync))
+}
+
+// DeleteSegmentInfo forgets a segment's summary.
+func (p *Partition) DeleteSegmentInfo(base int64) error {
+	return p.wrap("segment info", p.db.Delete(p.segmentKey(base), pebble.NoSync))
+}
+
+// Reset removes every key of the partition, durably.
+func (p *Partition) Reset() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.mu.pending = p.mu.pending[:0]
+	b := p.db.NewBatch()
+	defer b.Close()
+	for _, kind := range []byte{kindOffset, kindTime, kindCheckpoint, kindSegment} {
+		lo, hi := p.bounds(kind)
+		if err := b.DeleteRange(lo, hi, nil); err != nil {
+			return p.wrap("reset", err)
+		}
+	}
+	return p.wrap("reset", b.Commit(pebble.Sync))
+}
+
+func (p *Partition) get(key []byte) ([]byte, bool, error) {
+	v, closer, err := p.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, p.wrap("get", err)
+	}
+	out := append([]byte(nil), v...)
+	closer.Close()
+	return out, true, nil
+}
+
+// pebbleLogger sends Pebble's messages to slog at debug level; Fatalf is
+// logged at error level and turned into a panic, as Pebble expects it not to
+// return.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...interface{}) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Errorf(format string, args ...interface{}) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...interface{}) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg, "component", "pebble")
+	panic("index: pebble fatal error: " + msg)
+}

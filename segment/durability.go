@@ -1,0 +1,170 @@
+package segment
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// FsyncMode says when appended bytes are flushed to disk.
+type FsyncMode int
+
+const (
+	// FsyncAlways acknowledges an append only after its bytes are on disk.
+	// Appenders waiting at the same moment share one fdatasync (group
+	// commit).
+	FsyncAlways FsyncMode = iota
+	// FsyncInterval flushes at most Interval after an append; acknowledged
+	// data younger than that can be lost in a machine crash.
+	FsyncInterval
+	// FsyncNever leaves flushing to the kernel (and to segment rolls and
+	// Close); durability comes from replicas.
+	FsyncNever
+)
+
+// FsyncPolicy is a FsyncMode and, for FsyncInterval, its period.
+type FsyncPolicy struct {
+	Mode     FsyncMode
+	Interval time.Duration
+}
+
+// ParseFsyncPolicy parses "always", "never" or "interval:DURATION".
+func ParseFsyncPolicy(s string) (FsyncPolicy, error) {
+	switch {
+	case s == "always":
+		return FsyncPolicy{Mode: FsyncAlways}, nil
+	case s == "never":
+		return FsyncPolicy{Mode: FsyncNever}, nil
+	case strings.HasPrefix(s, "interval:"):
+		d, err := time.ParseDuration(strings.TrimPrefix(s, "interval:"))
+		if err != nil || d <= 0 {
+			return FsyncPolicy{}, fmt.Errorf("segment: fsync policy %q: want interval:DURATION with a positive duration such as interval:100ms", s)
+		}
+		return FsyncPolicy{Mode: FsyncInterval, Interval: d}, nil
+	}
+	return FsyncPolicy{}, fmt.Errorf("segment: fsync policy %q: want always, never or interval:DURATION", s)
+}
+
+func (p FsyncPolicy) String() string {
+	switch p.Mode {
+	case FsyncAlways:
+		return "always"
+	case FsyncNever:
+		return "never"
+	default:
+		return "interval:" + p.Interval.String()
+	}
+}
+
+// syncer runs group commit for one log. One goroutine at most flushes at a
+// time; it starts when a flush is requested and none runs, and exits when
+// nothing more is requested. Appenders that arrive during a flush are
+// covered together by the next one.
+type syncer struct {
+	mu        sync.Mutex
+	durable   int64         // every offset below this is on disk
+	requested int64         // highest offset someone wants durable
+	running   bool          // a flush goroutine exists
+	round     chan struct{} // closed when the current flush round ends
+	err       error         // sticky: the log is offline
+	idle      sync.WaitGroup
+	flush     func() (int64, error) // flushes and returns the offset now durable
+}
+
+func (s *syncer) init(durable int64, flush func() (int64, error)) {
+	s.durable, s.requested, s.flush = durable, durable, flush
+	s.round = make(chan struct{})
+}
+
+// request asks for offsets below next to become durable.
+func (s *syncer) request(next int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if next > s.requested {
+		s.requested = next
+	}
+	if s.running || s.err != nil || s.requested <= s.durable {
+		return
+	}
+	s.running = true
+	s.idle.Add(1)
+	go s.run()
+}
+
+func (s *syncer) run() {
+	defer s.idle.Done()
+	for {
+		s.mu.Lock()
+		if s.requested <= s.durable || s.err != nil {
+			s.running = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+
+		upto, err := s.flush()
+
+		s.mu.Lock()
+		if err != nil {
+			s.err = err
+		} else if upto > s.durable {
+			s.durable = upto
+		}
+		close(s.round)
+		s.round = make(chan struct{})
+		s.mu.Unlock()
+	}
+}
+
+// wait blocks until offsets below next are durable, the log fails, or ctx
+// ends.
+func (s *syncer) wait(ctx context.Context, next int64) error {
+	s.request(next)
+	for {
+		s.mu.Lock()
+		if s.durable >= next {
+			s.mu.Unlock()
+			return nil
+		}
+		if s.err != nil {
+			err := s.err
+			s.mu.Unlock()
+			return err
+		}
+		round := s.round
+		s.mu.Unlock()
+		select {
+		case <-round:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// advance records offsets made durable outside the syncer (a roll, a cut).
+func (s *syncer) advance(durable int64, reset bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if durable > s.durable || reset {
+		s.durable = durable
+	}
+	if reset && s.requested > durable {
+		s.requested = durable
+	}
+}
+
+// fail makes the log offline for every waiter.
+func (s *syncer) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		s.err = err
+		close(s.round)
+		s.round = make(chan struct{})
+	}
+}
+
+// stop waits for a running flush to end.
+func (s *syncer) stop() { s.idle.Wait() }

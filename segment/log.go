@@ -1,0 +1,389 @@
+package segment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/runnel-io/runnel/internal/fsutil"
+)
+
+// Defaults, as Kafka's topic configs.
+const (
+	DefaultSegmentBytes  = 1 << 30            // segment.bytes
+	DefaultSegmentAge    = 7 * 24 * time.Hour // segment.ms
+	DefaultRetentionAge  = 7 * 24 * time.Hour // retention.ms
+	DefaultIndexInterval = 4096               // index.interval.bytes
+)
+
+// Options configure a Log. Zero values take the defaults; Open copies them.
+type Options struct {
+	// Index stores the partition's offset and time index. Required.
+	Index Index
+	// SegmentBytes is the size at which the active segment rolls.
+	SegmentBytes int64
+	// SegmentAge rolls a non-empty active segment this long after this
+	// process first wrote to it (or found it holding data at open).
+	SegmentAge time.Duration
+	// RetentionBytes deletes the oldest sealed segments while the log
+	// would stay at least this big without them. Negative: no limit (the
+	// default, as Kafka's -1); zero is taken as "unset" too.
+	RetentionBytes int64
+	// RetentionAge deletes sealed segments whose newest timestamp is older.
+	// Negative: keep forever.
+	RetentionAge time.Duration
+	// IndexInterval is the number of log bytes between index entries.
+	IndexInterval int
+	// Fsync is the durability policy.
+	Fsync FsyncPolicy
+	// Logger gets recovery and error reports. Nil: slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Nil: time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Index == nil {
+		return o, errors.New("segment: Options.Index is required")
+	}
+	if o.SegmentBytes == 0 {
+		o.SegmentBytes = DefaultSegmentBytes
+	}
+	if o.SegmentBytes < HeaderSize {
+		return o, fmt.Errorf("segment: segment size %d is below one batch header", o.SegmentBytes)
+	}
+	if o.SegmentAge == 0 {
+		o.SegmentAge = DefaultSegmentAge
+	}
+	if o.RetentionBytes == 0 {
+		o.RetentionBytes = -1
+	}
+	if o.RetentionAge == 0 {
+		o.RetentionAge = DefaultRetentionAge
+	}
+	if o.IndexInterval <= 0 {
+		o.IndexInterval = DefaultIndexInterval
+	}
+	if o.Fsync.Mode == FsyncInterval && o.Fsync.Interval <= 0 {
+		return o, errors.New("segment: interval fsync policy needs a positive interval")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o, nil
+}
+
+// Log is the log of one partition replica: ordered segments in one folder.
+//
+// Appends, rolls, retention, truncation and Close are serialised by the
+// log's lock. Reads take no lock: they load the segment list (replaced
+// whole on every change) and hold a reference on the segment they read.
+type Log struct {
+	dir  string
+	opts Options
+	idx  Index
+	log  *slog.Logger
+
+	segs     atomic.Pointer[[]*Segment] // ordered by base; the last is active
+	logStart atomic.Int64
+	leo      atomic.Int64 // log end offset: the next offset to assign
+
+	sync syncer
+
+	mu struct {
+		sync.Mutex
+		closed     bool
+		sinceIndex int64 // log bytes since the last index entry
+		maxTS      int64 // running maximum timestamp (see IndexEntry)
+		timer      *time.Timer
+	}
+}
+
+// AppendResult says where an appended batch went.
+type AppendResult struct {
+	BaseOffset int64
+	LastOffset int64
+	Segment    int64 // base offset of the segment holding it
+	Position   int64 // byte position in that segment
+}
+
+// Dir returns the log's folder.
+func (l *Log) Dir() string { return l.dir }
+
+// LogStartOffset returns the first offset the log holds.
+func (l *Log) LogStartOffset() int64 { return l.logStart.Load() }
+
+// LogEndOffset returns the offset the next appended record will get.
+func (l *Log) LogEndOffset() int64 { return l.leo.Load() }
+
+// Segments returns the current segments, oldest first. The slice must not be
+// modified; segments in it may be removed at any time unless acquired.
+func (l *Log) Segments() []*Segment { return *l.segs.Load() }
+
+// Size returns the bytes held by all segments.
+func (l *Log) Size() int64 {
+	var n int64
+	for _, s := range l.Segments() {
+		n += s.Size()
+	}
+	return n
+}
+
+func (l *Log) active() *Segment {
+	segs := *l.segs.Load()
+	return segs[len(segs)-1]
+}
+
+func (l *Log) setSegments(segs []*Segment) { l.segs.Store(&segs) }
+
+// Append assigns offsets to one RecordBatch v2, sets its partition leader
+// epoch, and appends it. The batch is validated whole first (Validate: header,
+// length, CRC-32C), because a bad batch on disk would make recovery cut the
+// log there. The bytes are copied once, into the segment's mapping.
+//
+// Append does not wait for durability: call WaitDurable with the result's
+// LastOffset+1 before acknowledging.
+func (l *Log) Append(batch []byte, leaderEpoch int32) (AppendResult, error) {
+	return l.append(batch, leaderEpoch, true)
+}
+
+// AppendReplica appends a batch that already carries its offsets, as a
+// follower does with batches fetched from its leader. The batch's base
+// offset must be the log end offset.
+func (l *Log) AppendReplica(batch []byte) (AppendResult, error) {
+	return l.append(batch, 0, false)
+}
+
+func (l *Log) append(batch []byte, leaderEpoch int32, assign bool) (AppendResult, error) {
+	h, err := Validate(batch)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	if h.Size() != len(batch) {
+		return AppendResult{}, fmt.Errorf("%w: batch length says %d bytes, got %d", ErrShortBatch, h.Size(), len(batch))
+	}
+	if int64(len(batch)) > l.opts.SegmentBytes {
+		return AppendResult{}, fmt.Errorf("%w: %d bytes, segment size %d", ErrBatchTooLarge, len(batch), l.opts.SegmentBytes)
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.closed {
+		return AppendResult{}, ErrClosed
+	}
+	if err := l.failed(); err != nil {
+		return AppendResult{}, err
+	}
+	base := l.leo.Load()
+	if !assign && h.BaseOffset != base {
+		return AppendResult{}, fmt.Errorf("%w: replica batch at %d, log end is %d", ErrOffsetSequence, h.BaseOffset, base)
+	}
+	seg := l.active()
+	if l.shouldRollLocked(seg, len(batch)) {
+		if seg, err = l.rollLocked(); err != nil {
+			return AppendResult{}, err
+		}
+	}
+	dst, pos, err := seg.append(batch)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	if assign {
+		SetBaseOffset(dst, base)
+		SetPartitionLeaderEpoch(dst, leaderEpoch)
+	}
+	next := base + int64(h.LastOffsetDelta) + 1
+	if h.MaxTimestamp > l.mu.maxTS {
+		l.mu.maxTS = h.MaxTimestamp
+	}
+	if pos == 0 || l.mu.sinceIndex >= int64(l.opts.IndexInterval) {
+		e := IndexEntry{Offset: base, Segment: seg.base, Position: pos, MaxTimestamp: l.mu.maxTS}
+		if err := l.idx.Add(e); err != nil {
+			// The index is derived; a failed add costs a longer walk, not data.
+			l.log.Warn("index add failed", "dir", l.dir, "offset", base, "err", err)
+		}
+		l.mu.sinceIndex = 0
+	}
+	l.mu.sinceIndex += int64(len(batch))
+	seg.lastOffset = next - 1
+	if h.MaxTimestamp > seg.maxTimestamp {
+		seg.maxTimestamp = h.MaxTimestamp
+	}
+	if seg.rollClock < 0 {
+		seg.rollClock = l.opts.Now().UnixMilli()
+	}
+	l.leo.Store(next)
+	seg.publish(pos+int64(len(batch)), next)
+
+	if l.opts.Fsync.Mode == FsyncInterval && l.mu.timer == nil {
+		l.mu.timer = time.AfterFunc(l.opts.Fsync.Interval, l.intervalFlush)
+	}
+	return AppendResult{BaseOffset: base, LastOffset: next - 1, Segment: seg.base, Position: pos}, nil
+}
+
+func (l *Log) intervalFlush() {
+	l.mu.Lock()
+	l.mu.timer = nil
+	l.mu.Unlock()
+	l.sync.request(l.leo.Load())
+}
+
+// WaitDurable returns once the durability policy allows acknowledging every
+// offset below next: under FsyncAlways when they are on disk, under the
+// other policies at once. It fails if the log went offline or ctx ended.
+func (l *Log) WaitDurable(ctx context.Context, next int64) error {
+	if l.opts.Fsync.Mode != FsyncAlways {
+		return l.failed()
+	}
+	return l.sync.wait(ctx, next)
+}
+
+// Flush makes everything appended so far durable, whatever the policy.
+func (l *Log) Flush(ctx context.Context) error { return l.sync.wait(ctx, l.leo.Load()) }
+
+func (l *Log) failed() error {
+	l.sync.mu.Lock()
+	defer l.sync.mu.Unlock()
+	return l.sync.err
+}
+
+// flushActive is the syncer's flush: fdatasync the active segment, which
+// covers everything appended (sealed segments were synced when sealed).
+func (l *Log) flushActive() (int64, error) {
+	l.mu.Lock()
+	seg := l.active()
+	upto := l.leo.Load()
+	ok := seg.Acquire()
+	l.mu.Unlock()
+	if !ok {
+		return 0, ErrClosed
+	}
+	defer seg.Release()
+	if err := seg.sync(); err != nil {
+		l.log.Error("partition offline: fdatasync failed", "dir", l.dir, "segment", seg.path, "err", err)
+		return 0, fmt.Errorf("%w: %w", ErrOffline, err)
+	}
+	return upto, nil
+}
+
+func (l *Log) shouldRollLocked(seg *Segment, n int) bool {
+	if seg.Size() == 0 {
+		return false
+	}
+	if !seg.room(n) || seg.Size()+int64(n) > l.opts.SegmentBytes {
+		return true
+	}
+	if seg.rollClock >= 0 {
+		return l.opts.Now().Sub(time.UnixMilli(seg.rollClock)) >= l.opts.SegmentAge
+	}
+	return false
+}
+
+// Roll seals the active segment and starts a new one, if the active segment
+// holds anything.
+func (l *Log) Roll() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.closed {
+		return ErrClosed
+	}
+	if l.active().Size() == 0 {
+		return nil
+	}
+	_, err := l.rollLocked()
+	return err
+}
+
+// rollLocked seals the active segment (cut to size and synced, whatever the
+// policy) and creates the next one. Rolls are rare, so this disk work under
+// the lock is accepted.
+func (l *Log) rollLocked() (*Segment, error) {
+	old := l.active()
+	if err := old.seal(); err != nil {
+		err = fmt.Errorf("%w: %w", ErrOffline, err)
+		l.sync.fail(err)
+		l.log.Error("partition offline: sealing a segment failed", "dir", l.dir, "err", err)
+		return nil, err
+	}
+	next := l.leo.Load()
+	l.sync.advance(next, false)
+	if err := l.idx.SetSegmentInfo(old.base, SegmentInfo{Size: old.Size(), LastOffset: old.lastOffset, MaxTimestamp: old.maxTimestamp}); err != nil {
+		l.log.Warn("index: recording segment info failed", "dir", l.dir, "err", err)
+	}
+	seg, err := createSegment(l.dir, next, l.mapSize())
+	if err != nil {
+		// The sealed segment stays active in name; the next append retries.
+		// It cannot append to it again because it is unmapped, so re-map it.
+		if aerr := old.activate(); aerr != nil {
+			l.sync.fail(fmt.Errorf("%w: %w", ErrOffline, aerr))
+		}
+		return nil, fmt.Errorf("segment: roll %s at offset %d: %w", l.dir, next, err)
+	}
+	segs := append(append([]*Segment(nil), l.Segments()...), seg)
+	l.setSegments(segs)
+	l.mu.sinceIndex = 0
+	l.checkpointLocked(false, false)
+	l.log.Debug("rolled segment", "dir", l.dir, "sealed", old.path, "size", old.Size(), "next", next)
+	return seg, nil
+}
+
+func (l *Log) mapSize() int64 { return l.opts.SegmentBytes }
+
+// checkpointLocked records the active segment's end as a recovery point.
+// The caller must have made everything before it durable.
+func (l *Log) checkpointLocked(clean, sync bool) {
+	seg := l.active()
+	c := Checkpoint{Segment: seg.base, Position: seg.Size(), NextOffset: l.leo.Load(), MaxTimestamp: l.mu.maxTS, Clean: clean}
+	if err := l.idx.SetCheckpoint(c, sync); err != nil {
+		l.log.Warn("index: writing recovery checkpoint failed", "dir", l.dir, "err", err)
+	}
+}
+
+// Close flushes the log, cuts the active segment to size, writes a clean
+// checkpoint and releases the segments; readers holding a reference keep
+// theirs until they release it. Close is idempotent.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.mu.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.mu.closed = true
+	if l.mu.timer != nil {
+		l.mu.timer.Stop()
+		l.mu.timer = nil
+	}
+	l.mu.Unlock()
+	l.sync.stop()
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var err error
+	if l.failed() == nil {
+		if err = l.active().seal(); err == nil {
+			l.checkpointLocked(true, false)
+		}
+	}
+	for _, s := range l.Segments() {
+		s.Release()
+	}
+	l.sync.fail(ErrClosed)
+	return err
+}
+
+// segmentFor returns the segment that would hold offset: the last one whose
+// base is at or below it.
+func segmentFor(segs []*Segment, offset int64) int {
+	return sort.Search(len(segs), func(i int) bool { return segs[i].base > offset }) - 1
+}
+
+// syncDir syncs the log's folder after files were created or removed.
+func (l *Log) syncDir() error { return fsutil.SyncDir(l.dir) }

@@ -1,0 +1,363 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/runnel-io/runnel/internal/fsutil"
+	"github.com/runnel-io/runnel/mmap"
+)
+
+// Suffix is the file name suffix of segment files.
+const Suffix = ".log"
+
+// FileName returns the file name of the segment whose first offset is base.
+func FileName(base int64) string { return fmt.Sprintf("%020d%s", base, Suffix) }
+
+// ParseFileName returns the base offset named by a segment file name.
+func ParseFileName(name string) (int64, bool) {
+	digits, ok := strings.CutSuffix(name, Suffix)
+	if !ok || len(digits) != 20 {
+		return 0, false
+	}
+	base, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || base < 0 {
+		return 0, false
+	}
+	return base, true
+}
+
+// Growth of an active segment's file: it is extended in chunks ahead of the
+// writer, doubling from minGrowChunk up to maxGrowChunk, so that a quiet
+// partition reserves little disk and a busy one rarely calls fallocate.
+const (
+	minGrowChunk = 64 << 10
+	maxGrowChunk = 16 << 20
+)
+
+// Segment is one segment file. The partition log owns it and is its only
+// writer; readers hold a reference (Acquire/Release) while they use its file.
+//
+// Concurrency: fields under "writer" are touched only by the owning Log with
+// its lock held. size and next are published with atomics, next before
+// size, so a reader that loads size first and next second never sees bytes
+// of a batch whose offsets it does not also see. The mapping exists only
+// while the segment is active and is guarded by mapMu: readers walking
+// headers in it hold the read lock, Seal and the last Release take the write
+// lock before unmapping.
+type Segment struct {
+	base    int64
+	path    string
+	f       *os.File
+	maxSize int64
+
+	refs atomic.Int64 // the owner holds one reference
+	dead atomic.Bool  // removed from disk; the file closes at the last Release
+	size atomic.Int64 // end of the last whole batch
+	next atomic.Int64 // offset after the last batch
+
+	mapMu sync.RWMutex
+	m     *mmap.Mapping // nil unless active
+
+	// writer
+	data         []byte // m.Bytes(), cached for the append path
+	allocated    int64  // file size reserved on disk
+	lastOffset   int64  // -1 when empty
+	maxTimestamp int64  // largest batch maxTimestamp; -1 when unknown
+	// rollClock is when this process first wrote to the segment or found it
+	// holding data (Unix ms; -1 while empty): segment.ms counts from it.
+	// Batch timestamps are not used, so producers with old or skewed clocks
+	// cannot make every batch roll a segment.
+	rollClock int64
+}
+
+// createSegment creates a new, empty, active segment file.
+func createSegment(dir string, base, maxSize int64) (_ *Segment, err error) {
+	path := filepath.Join(dir, FileName(base))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("segment: create %s: %w", path, err)
+	}
+	s := newSegment(f, path, base, maxSize)
+	defer func() {
+		if err != nil {
+			s.f.Close()
+			os.Remove(path)
+		}
+	}()
+	if err := s.activate(); err != nil {
+		return nil, err
+	}
+	if err := fsutil.SyncDir(dir); err != nil {
+		s.unmap()
+		return nil, err
+	}
+	return s, nil
+}
+
+// openSegment opens an existing segment file. Its size is the file size
+// until recovery or the caller sets it.
+func openSegment(dir string, base, maxSize int64) (*Segment, error) {
+	path := filepath.Join(dir, FileName(base))
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("segment: open %s: %w", path, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("segment: stat %s: %w", path, err)
+	}
+	s := newSegment(f, path, base, maxSize)
+	s.allocated = fi.Size()
+	s.size.Store(fi.Size())
+	return s, nil
+}
+
+func newSegment(f *os.File, path string, base, maxSize int64) *Segment {
+	s := &Segment{base: base, path: path, f: f, maxSize: maxSize,
+		lastOffset: -1, maxTimestamp: -1, rollClock: -1}
+	s.refs.Store(1)
+	s.next.Store(base)
+	return s
+}
+
+// Base returns the offset of the segment's first batch.
+func (s *Segment) Base() int64 { return s.base }
+
+// Path returns the segment file's path.
+func (s *Segment) Path() string { return s.path }
+
+// File returns the open segment file, for sendfile and pread. It stays open
+// while the caller holds a reference.
+func (s *Segment) File() *os.File { return s.f }
+
+// Size returns the bytes of whole batches in the segment.
+func (s *Segment) Size() int64 { return s.size.Load() }
+
+// NextOffset returns the offset after the segment's last batch.
+func (s *Segment) NextOffset() int64 { return s.next.Load() }
+
+// Acquire takes a reference; it fails once the segment is closed.
+func (s *Segment) Acquire() bool {
+	for {
+		n := s.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if s.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// Release drops a reference. The last one unmaps and closes the file.
+func (s *Segment) Release() {
+	n := s.refs.Add(-1)
+	if n > 0 {
+		return
+	}
+	if n < 0 {
+		panic(fmt.Sprintf("segment: %s released more often than acquired", s.path))
+	}
+	s.unmap()
+	s.f.Close()
+}
+
+// activate maps the segment read-write over its maximum size so the writer
+// can append to it. The file keeps its size; grow extends it.
+func (s *Segment) activate() error {
+	s.mapMu.Lock()
+	defer s.mapMu.Unlock()
+	if s.m != nil {
+		return nil
+	}
+	n := s.maxSize
+	if s.allocated > n {
+		n = s.allocated
+	}
+	m, err := mmap.Map(s.f, int(n), mmap.ReadWrite)
+	if err != nil {
+		return fmt.Errorf("segment: activate %s: %w", s.path, err)
+	}
+	s.m, s.data = m, m.Bytes()
+	return nil
+}
+
+func (s *Segment) unmap() {
+	s.mapMu.Lock()
+	defer s.mapMu.Unlock()
+	if s.m != nil {
+		s.m.Unmap()
+		s.m, s.data = nil, nil
+	}
+}
+
+// room reports whether n more bytes fit under the segment's maximum size.
+func (s *Segment) room(n int) bool { return s.size.Load()+int64(n) <= int64(len(s.data)) }
+
+// reserve makes sure the file has blocks for n more bytes past size.
+func (s *Segment) reserve(n int) error {
+	need := s.size.Load() + int64(n)
+	if need <= s.allocated {
+		return nil
+	}
+	chunk := s.allocated
+	if chunk < minGrowChunk {
+		chunk = minGrowChunk
+	}
+	if chunk > maxGrowChunk {
+		chunk = maxGrowChunk
+	}
+	target := s.allocated + chunk
+	if target < need {
+		target = need
+	}
+	if limit := int64(len(s.data)); target > limit {
+		target = limit
+	}
+	if err := mmap.Grow(s.f, target); err != nil {
+		if errors.Is(err, mmap.ErrNoSpace) {
+			return fmt.Errorf("%w: %w", ErrNoSpace, err)
+		}
+		return err
+	}
+	s.allocated = target
+	return nil
+}
+
+// append copies b into the mapping at the end of the segment and returns
+// the slice it now occupies, for the caller to patch before publishing.
+func (s *Segment) append(b []byte) ([]byte, int64, error) {
+	if err := s.reserve(len(b)); err != nil {
+		return nil, 0, err
+	}
+	pos := s.size.Load()
+	dst := s.data[pos : pos+int64(len(b))]
+	copy(dst, b)
+	return dst, pos, nil
+}
+
+// publish makes a batch appended at the end visible to readers.
+func (s *Segment) publish(size, next int64) {
+	s.next.Store(next)
+	s.size.Store(size)
+}
+
+// sync flushes the file's data to disk (fdatasync). It works on sealed
+// segments as well as on the mapped active one.
+func (s *Segment) sync() error {
+	if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
+		return fmt.Errorf("segment: fdatasync %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// seal turns the active segment into a sealed one: unmapped, cut to its
+// real size, and synced.
+func (s *Segment) seal() error {
+	s.unmap()
+	size := s.size.Load()
+	if s.allocated != size {
+		if err := s.f.Truncate(size); err != nil {
+			return fmt.Errorf("segment: seal %s: %w", s.path, err)
+		}
+		s.allocated = size
+	}
+	return s.sync()
+}
+
+// cut removes every byte from pos on: the segment keeps its file size (and
+// its disk blocks, if mapped) but reads zeros there, durably.
+func (s *Segment) cut(pos, next int64) error {
+	s.publish(pos, next)
+	if err := mmap.Zero(s.f, pos); err != nil {
+		return fmt.Errorf("segment: cut %s at %d: %w", s.path, pos, err)
+	}
+	return s.sync()
+}
+
+// remove deletes the file and drops the owner's reference; readers that
+// still hold one keep the data until they release it.
+func (s *Segment) remove() error {
+	s.dead.Store(true)
+	err := os.Remove(s.path)
+	s.Release()
+	if err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("segment: remove %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// walk calls fn for each batch header from pos up to end, in order, until fn
+// returns false. Headers are read from the mapping while there is one and
+// with buffered preads otherwise. A header that does not parse ends the walk
+// with a *CorruptError; the CRC is not checked here.
+func (s *Segment) walk(pos, end int64, fn func(pos int64, h *Header) bool) error {
+	s.mapMu.RLock()
+	if s.m != nil {
+		defer s.mapMu.RUnlock()
+		return walkBytes(s.path, s.data, pos, end, fn)
+	}
+	s.mapMu.RUnlock()
+	var buf [16 << 10]byte
+	var bufPos, bufLen int64 // window of the file held in buf
+	for pos+HeaderSize <= end {
+		if pos < bufPos || pos+HeaderSize > bufPos+bufLen {
+			n := int64(len(buf))
+			if end-pos < n {
+				n = end - pos
+			}
+			got, err := s.f.ReadAt(buf[:n], pos)
+			if int64(got) < HeaderSize {
+				return fmt.Errorf("segment: read %s at %d: %w", s.path, pos, err)
+			}
+			bufPos, bufLen = pos, int64(got)
+		}
+		h, err := ParseHeader(buf[pos-bufPos : bufLen])
+		if err != nil {
+			return &CorruptError{Path: s.path, Position: pos, Err: err}
+		}
+		if !fn(pos, &h) {
+			return nil
+		}
+		pos += int64(h.Size())
+	}
+	return nil
+}
+
+func walkBytes(path string, data []byte, pos, end int64, fn func(pos int64, h *Header) bool) error {
+	for pos+HeaderSize <= end {
+		h, err := ParseHeader(data[pos:end])
+		if err != nil {
+			return &CorruptError{Path: path, Position: pos, Err: err}
+		}
+		if !fn(pos, &h) {
+			return nil
+		}
+		pos += int64(h.Size())
+	}
+	return nil
+}
+
+// locate finds, from a batch boundary at pos, the first batch whose last
+// offset is at or past offset. It returns its position and header; found is
+// false when the segment ends first.
+func (s *Segment) locate(pos, offset int64) (at int64, h Header, found bool, err error) {
+	err = s.walk(pos, s.size.Load(), func(p int64, hh *Header) bool {
+		if hh.LastOffset() >= offset {
+			at, h, found = p, *hh, true
+			return false
+		}
+		return true
+	})
+	return at, h, found, err
+}
