@@ -1,0 +1,55 @@
+# runnel — build, run and test. `make help` lists the targets.
+
+GO            ?= go
+BIN           ?= bin/runnel
+DATA_DIR      ?= ./data
+STATICCHECK   ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME      ?= 30s
+BENCH_COUNT   ?= 5
+# Packages with fuzz targets, as package:target pairs.
+FUZZ_TARGETS  ?= ./segment:FuzzParseHeader ./segment:FuzzValidate ./segment:FuzzRecoverSegment
+
+.PHONY: help build run test test-short bench bench-large fuzz lint fmt vet staticcheck clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build the runnel binary into bin/
+	$(GO) build -o $(BIN) ./cmd/runnel
+
+run: build ## start a single-node broker (data in ./data, Kafka API on 127.0.0.1:9092)
+	./$(BIN) serve --data-dir $(DATA_DIR)
+
+test: ## run every test with the race detector
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+test-short: ## quick run without the race detector
+	$(GO) test -count=1 -short ./...
+
+bench: ## run the benchmarks (medians over BENCH_COUNT runs; see docs/benchmarks.md)
+	$(GO) test -run='^$$' -bench=. -benchmem -count=$(BENCH_COUNT) -timeout 60m ./...
+
+bench-large: ## the 1 GiB recovery and 10,000-partition benchmarks
+	RUNNEL_BENCH_LARGE=1 $(GO) test -run='^$$' -bench='Large' -benchmem -count=3 -timeout 60m ./segment/
+
+fuzz: ## run every fuzz target for FUZZTIME each
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
+
+lint: fmt vet staticcheck ## gofmt check, go vet, staticcheck
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(GO) run $(STATICCHECK) ./...
+
+clean: ## remove build output (not ./data)
+	rm -rf bin
