@@ -1,0 +1,11 @@
+// Package consumer is runnel's fetch path: it turns partition reads into a
+// Kafka Fetch response whose record bytes go from segment files to the
+// socket with sendfile(2), never through user space.
+//
+// A response is encoded as a list of pieces: protocol bytes (framing, topic
+// and partition headers) held in one buffer, and file regions (segment.Region)
+// spliced in where each partition's records go. Send writes the protocol
+// bytes with write(2) and each region with sendfile(2), corking the socket so
+// the pieces leave in full packets. The copy path (pread + write) exists only
+// for comparison and is chosen per server.
+package consumer
