@@ -71,6 +71,7 @@ type syncer struct {
 	err       error         // sticky: the log is offline
 	idle      sync.WaitGroup
 	flush     func() (int64, error) // flushes and returns the offset now durable
+	onDurable func(int64)           // optional, called after each good flush
 }
 
 func (s *syncer) init(durable int64, flush func() (int64, error)) {
@@ -105,6 +106,9 @@ func (s *syncer) run() {
 		s.mu.Unlock()
 
 		upto, err := s.flush()
+		if err == nil && s.onDurable != nil {
+			s.onDurable(upto)
+		}
 
 		s.mu.Lock()
 		if err != nil {

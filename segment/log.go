@@ -45,6 +45,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
+	// OnDurable, if set, is called with the new durable end each time more
+	// of the log reaches the disk (a flush, a roll), from the goroutine that
+	// made it so, with no log lock held. It must not block.
+	OnDurable func(durableEnd int64)
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -246,6 +250,17 @@ func (l *Log) WaitDurable(ctx context.Context, next int64) error {
 	return l.sync.wait(ctx, next)
 }
 
+// RequestSync starts a flush of everything appended so far without waiting
+// for it, whatever the policy.
+func (l *Log) RequestSync() { l.sync.request(l.leo.Load()) }
+
+// DurableOffset returns the end of what is known to be on disk.
+func (l *Log) DurableOffset() int64 {
+	l.sync.mu.Lock()
+	defer l.sync.mu.Unlock()
+	return l.sync.durable
+}
+
 // Flush makes everything appended so far durable, whatever the policy.
 func (l *Log) Flush(ctx context.Context) error { return l.sync.wait(ctx, l.leo.Load()) }
 
@@ -315,6 +330,9 @@ func (l *Log) rollLocked() (*Segment, error) {
 	}
 	next := l.leo.Load()
 	l.sync.advance(next, false)
+	if l.opts.OnDurable != nil {
+		l.opts.OnDurable(next)
+	}
 	if err := l.idx.SetSegmentInfo(old.base, SegmentInfo{Size: old.Size(), LastOffset: old.lastOffset, MaxTimestamp: old.maxTimestamp}); err != nil {
 		l.log.Warn("index: recording segment info failed", "dir", l.dir, "err", err)
 	}

@@ -178,3 +178,42 @@ func (l *Log) OffsetForTimestamp(ts int64) (int64, bool, error) {
 	}
 	return 0, false, nil
 }
+
+// WalkHeaders calls fn with the header of every batch from the one holding
+// offset from to the log end, in order, until fn returns false.
+func (l *Log) WalkHeaders(from int64, fn func(h *Header) bool) error {
+	if from < l.logStart.Load() {
+		from = l.logStart.Load()
+	}
+	for _, seg := range l.Segments() {
+		if seg.NextOffset() <= from {
+			continue
+		}
+		if !seg.Acquire() {
+			continue
+		}
+		pos, err := l.startPosition(seg, from)
+		if err == nil {
+			stop := false
+			err = seg.walk(pos, seg.Size(), func(_ int64, h *Header) bool {
+				if h.LastOffset() < from {
+					return true
+				}
+				if !fn(h) {
+					stop = true
+					return false
+				}
+				return true
+			})
+			if stop {
+				seg.Release()
+				return err
+			}
+		}
+		seg.Release()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -51,6 +51,7 @@ func Open(dir string, opts Options) (_ *Log, err error) {
 		l.setSegments(segs)
 		l.mu.maxTS = -1
 		l.sync.init(0, l.flushActive)
+		l.sync.onDurable = opts.OnDurable
 		l.checkpointLocked(false, false)
 		return l, nil
 	}
@@ -67,6 +68,7 @@ func Open(dir string, opts Options) (_ *Log, err error) {
 	}
 	l.logStart.Store(segs[0].base)
 	l.sync.init(l.leo.Load(), l.flushActive)
+	l.sync.onDurable = opts.OnDurable
 	// Entries of segments that retention removed before a crash.
 	if err := l.idx.DeleteBefore(segs[0].base); err != nil {
 		l.log.Warn("index: dropping entries of removed segments failed", "err", err)
@@ -105,9 +107,13 @@ func (l *Log) recover(segs []*Segment) ([]*Segment, error) {
 		switch {
 		case i == len(segs):
 			ok = false // the checkpoint names a segment past the last one: distrust it
-		case segs[i].base == ck.Segment && ck.Position <= segs[i].Size() && ck.NextOffset >= ck.Segment:
+		case segs[i].base == ck.Segment && l.checkpointHolds(segs[i], ck):
 			first, pos, next = i, ck.Position, ck.NextOffset
 		default:
+			if segs[i].base == ck.Segment {
+				l.log.Warn("recovery: the checkpoint does not match its segment; scanning the segment whole",
+					"segment", segs[i].path, "position", ck.Position, "next_offset", ck.NextOffset)
+			}
 			first, pos, next = i, 0, segs[i].base
 		}
 		if ok {
@@ -141,8 +147,12 @@ func (l *Log) recover(segs []*Segment) ([]*Segment, error) {
 			pos, next = 0, s.base
 		}
 		if i > first && s.base != segs[i-1].NextOffset() {
-			err := &CorruptError{Path: s.path, Position: 0, Err: fmt.Errorf("%w: segment starts at %d, previous ends at %d", ErrOffsetSequence, s.base, segs[i-1].NextOffset())}
-			return l.cutAfter(segs, i-1, err)
+			cerr := &CorruptError{Path: s.path, Position: 0, Err: fmt.Errorf("%w: segment starts at %d, previous ends at %d", ErrOffsetSequence, s.base, segs[i-1].NextOffset())}
+			segs, err := l.cutAfter(segs, i-1, cerr)
+			if err != nil {
+				return nil, err
+			}
+			return segs, l.finishRecovery(segs, clean, scanned, start)
 		}
 		end, nxt, cerr := l.scan(s, pos, next)
 		scanned += end - pos
@@ -158,6 +168,32 @@ func (l *Log) recover(segs []*Segment) ([]*Segment, error) {
 		}
 	}
 	return segs, l.finishRecovery(segs, clean, scanned, start)
+}
+
+// checkpointHolds reports whether ck marks a batch boundary of s: walking
+// batch headers from the last index entry before it (from the segment start
+// without one) must land exactly on ck.Position with offsets in sequence up
+// to ck.NextOffset. A checkpoint that does not (say, an index and segment
+// files restored from copies made at different moments) would make recovery
+// keep reserved zeros or half a batch as data, so it is not trusted.
+func (l *Log) checkpointHolds(s *Segment, ck Checkpoint) bool {
+	if ck.Position < 0 || ck.Position > s.Size() || ck.NextOffset < s.base {
+		return false
+	}
+	pos, next := int64(0), s.base
+	if e, ok, err := l.idx.Floor(ck.NextOffset - 1); err == nil && ok && e.Segment == s.base && e.Offset >= s.base && e.Position <= ck.Position {
+		pos, next = e.Position, e.Offset
+	}
+	inSequence := true
+	err := s.walk(pos, ck.Position, func(p int64, h *Header) bool {
+		if h.BaseOffset != next {
+			inSequence = false
+			return false
+		}
+		pos, next = p+int64(h.Size()), h.NextOffset()
+		return true
+	})
+	return err == nil && inSequence && pos == ck.Position && next == ck.NextOffset
 }
 
 // scan validates batches of s from pos, expecting offset next first, adds

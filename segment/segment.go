@@ -28,6 +28,13 @@ func ParseFileName(name string) (int64, bool) {
 	if !ok || len(digits) != 20 {
 		return 0, false
 	}
+	// Digits only: ParseInt alone would take "+000…1" and "-000…0", names
+	// that FileName never makes and openSegment cannot find again.
+	for i := 0; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return 0, false
+		}
+	}
 	base, err := strconv.ParseInt(digits, 10, 64)
 	if err != nil || base < 0 {
 		return 0, false
@@ -310,9 +317,10 @@ func (s *Segment) walk(pos, end int64, fn func(pos int64, h *Header) bool) error
 	s.mapMu.RUnlock()
 	var buf [16 << 10]byte
 	var bufPos, bufLen int64 // window of the file held in buf
+	window := int64(len(buf))
 	for pos+HeaderSize <= end {
 		if pos < bufPos || pos+HeaderSize > bufPos+bufLen {
-			n := int64(len(buf))
+			n := window
 			if end-pos < n {
 				n = end - pos
 			}
@@ -330,6 +338,13 @@ func (s *Segment) walk(pos, end int64, fn func(pos int64, h *Header) bool) error
 			return nil
 		}
 		pos += int64(h.Size())
+		// Batches larger than the window: read headers alone, not the
+		// records between them.
+		if int64(h.Size()) >= window/2 {
+			window = HeaderSize
+		} else {
+			window = int64(len(buf))
+		}
 	}
 	return nil
 }

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/runnel-io/runnel/cluster"
+	"github.com/runnel-io/runnel/consumer"
+	"github.com/runnel-io/runnel/partition"
+	"github.com/runnel-io/runnel/segment"
+	"github.com/runnel-io/runnel/server"
+)
+
+func serve(args []string, stderr io.Writer) error {
+	v, err := parseSettings(args, serveSettings, stderr)
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(v["log-level"], v["log-format"], stderr)
+	if err != nil {
+		return err
+	}
+	fsync, err := segment.ParseFsyncPolicy(v["fsync"])
+	if err != nil {
+		return err
+	}
+	path, err := consumer.ParsePath(v["fetch-path"])
+	if err != nil {
+		return err
+	}
+	ints := map[string]int64{}
+	for _, k := range []string{"node-id", "default-partitions", "max-request-bytes", "max-connections"} {
+		n, err := strconv.ParseInt(v[k], 10, 32)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("--%s: want a positive integer, got %q", k, v[k])
+		}
+		ints[k] = n
+	}
+	durs := map[string]time.Duration{}
+	for _, k := range []string{"idle-timeout", "retention-check-interval", "shutdown-timeout"} {
+		d, err := time.ParseDuration(v[k])
+		if err != nil || d <= 0 {
+			return fmt.Errorf("--%s: want a positive duration such as 30s, got %q", k, v[k])
+		}
+		durs[k] = d
+	}
+	autoCreate, err := strconv.ParseBool(v["auto-create-topics"])
+	if err != nil {
+		return fmt.Errorf("--auto-create-topics: want true or false, got %q", v["auto-create-topics"])
+	}
+	if v["voters"] != "" || v["raft-listen"] != "" {
+		logger.Warn("--voters and --raft-listen are accepted but clustering is not available yet; running as a single node")
+	}
+
+	dataDir := v["data-dir"]
+	start := time.Now()
+	meta, err := cluster.OpenLocal(filepath.Join(dataDir, "meta"))
+	if err != nil {
+		return err
+	}
+	parts, err := partition.OpenManager(partition.Options{DataDir: dataDir, Fsync: fsync, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer parts.Close()
+	for _, t := range meta.Topics() {
+		if err := parts.OpenTopic(t, false); err != nil {
+			return fmt.Errorf("opening topic %s: %w", t.Name, err)
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := server.NewMetrics(reg)
+	reg.MustRegister(newStorageCollector(parts))
+	srv := server.New(server.Config{
+		NodeID:            int32(ints["node-id"]),
+		Advertise:         v["advertise"],
+		MaxRequestBytes:   int32(ints["max-request-bytes"]),
+		MaxConnections:    int(ints["max-connections"]),
+		IdleTimeout:       durs["idle-timeout"],
+		AutoCreateTopics:  autoCreate,
+		DefaultPartitions: int32(ints["default-partitions"]),
+		FetchPath:         path,
+		Logger:            logger,
+		Metrics:           metrics,
+	}, parts, meta)
+
+	var ready atomic.Bool
+	if addr := v["metrics-listen"]; addr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+			if !ready.Load() {
+				http.Error(w, "not ready\n", http.StatusServiceUnavailable)
+				return
+			}
+			io.WriteString(w, "ready\n")
+		})
+		mln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(mln)
+		defer hs.Close()
+	}
+
+	// The Kafka port opens only now, with every partition recovered.
+	ln, err := net.Listen("tcp", v["listen"])
+	if err != nil {
+		return fmt.Errorf("kafka listener: %w", err)
+	}
+	ready.Store(true)
+	logger.Info("runnel serving", "listen", ln.Addr().String(), "data_dir", dataDir, "fsync", fsync.String(),
+		"fetch_path", path.String(), "topics", len(meta.Topics()), "startup", time.Since(start))
+
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go parts.RunRetention(ctx, durs["retention-check-interval"])
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case sig := <-sigs:
+		logger.Info("shutting down", "signal", sig.String())
+	case err := <-errc:
+		if err != nil {
+			logger.Error("listener failed", "err", err)
+		}
+	}
+	ready.Store(false)
+	sctx, cancel := context.WithTimeout(context.Background(), durs["shutdown-timeout"])
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("shutdown timed out; closing connections", "err", err)
+	}
+	stop()
+	if err := parts.Close(); err != nil {
+		return fmt.Errorf("closing partitions: %w", err)
+	}
+	logger.Info("stopped cleanly")
+	return nil
+}
+
+func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, errors.New("--log-format: want text or json")
+}
+
+// storageCollector reports per-partition log figures at scrape time.
+type storageCollector struct {
+	parts      *partition.Manager
+	leo, hw    *prometheus.Desc
+	size, segs *prometheus.Desc
+	partitions *prometheus.Desc
+	sent, cp   *prometheus.Desc
+}
+
+func newStorageCollector(parts *partition.Manager) *storageCollector {
+	l := []string{"topic", "partition"}
+	return &storageCollector{parts: parts,
+		leo:        prometheus.NewDesc("runnel_log_end_offset", "Next offset to be assigned.", l, nil),
+		hw:         prometheus.NewDesc("runnel_high_watermark", "Offset below which consumers may read.", l, nil),
+		size:       prometheus.NewDesc("runnel_log_size_bytes", "Bytes held by the partition's segments.", l, nil),
+		segs:       prometheus.NewDesc("runnel_log_segments", "Segments of the partition.", l, nil),
+		partitions: prometheus.NewDesc("runnel_partitions", "Partitions hosted.", nil, nil),
+		sent:       prometheus.NewDesc("runnel_fetch_sendfile_bytes_total", "Record bytes sent to consumers with sendfile.", nil, nil),
+		cp:         prometheus.NewDesc("runnel_fetch_copied_bytes_total", "Record bytes sent to consumers through the copy path.", nil, nil),
+	}
+}
+
+func (c *storageCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.leo, c.hw, c.size, c.segs, c.partitions, c.sent, c.cp} {
+		ch <- d
+	}
+}
+
+func (c *storageCollector) Collect(ch chan<- prometheus.Metric) {
+	ps := c.parts.Partitions()
+	ch <- prometheus.MustNewConstMetric(c.partitions, prometheus.GaugeValue, float64(len(ps)))
+	ch <- prometheus.MustNewConstMetric(c.sent, prometheus.CounterValue, float64(consumer.SentfileBytes.Load()))
+	ch <- prometheus.MustNewConstMetric(c.cp, prometheus.CounterValue, float64(consumer.CopiedBytes.Load()))
+	for _, p := range ps {
+		lv := []string{p.Topic, strconv.Itoa(int(p.Index))}
+		ch <- prometheus.MustNewConstMetric(c.leo, prometheus.GaugeValue, float64(p.LogEndOffset()), lv...)
+		ch <- prometheus.MustNewConstMetric(c.hw, prometheus.GaugeValue, float64(p.HighWatermark()), lv...)
+		ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(p.Log().Size()), lv...)
+		ch <- prometheus.MustNewConstMetric(c.segs, prometheus.GaugeValue, float64(len(p.Log().Segments())), lv...)
+	}
+}

@@ -1,0 +1,258 @@
+// Package partition manages the partitions a broker hosts: each one's log,
+// high watermark, waiting fetchers and idempotent-producer state, and the
+// set of them (Manager) with topic configs and retention.
+package partition
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/runnel-io/runnel/cluster"
+	"github.com/runnel-io/runnel/internal/fsutil"
+	"github.com/runnel-io/runnel/segment"
+)
+
+// Errors for batches a client may not write, each a Kafka error code.
+var (
+	// ErrControlBatch: clients may not write control batches (INVALID_RECORD).
+	ErrControlBatch = errors.New("partition: control batches may not be produced")
+	// ErrTransactional: transactions are not supported (INVALID_RECORD).
+	ErrTransactional = errors.New("partition: transactional batches are not supported")
+	// ErrRecordCount: recordCount differs from lastOffsetDelta+1 (INVALID_RECORD).
+	ErrRecordCount = errors.New("partition: record count does not match the offset delta")
+	// ErrMessageTooLarge: the batch exceeds max.message.bytes (MESSAGE_TOO_LARGE).
+	ErrMessageTooLarge = errors.New("partition: batch larger than max.message.bytes")
+	// ErrCompression: an unknown compression codec (UNSUPPORTED_COMPRESSION_TYPE).
+	ErrCompression = errors.New("partition: unknown compression codec")
+)
+
+// Partition is one partition hosted by this broker.
+type Partition struct {
+	Topic   string
+	Index   int32
+	TopicID cluster.TopicID
+
+	cfg       Config
+	log       *segment.Log
+	visibleAt segment.FsyncMode // when appended data becomes visible
+
+	mu struct {
+		sync.Mutex // orders producer checks with appends
+		producers  map[int64]*producerState
+	}
+
+	hw atomic.Int64 // high watermark: what consumers may read
+
+	waitMu  sync.Mutex
+	waiters map[chan struct{}]struct{}
+}
+
+// Name returns the partition's folder name, "topic-index".
+func Name(topic string, index int32) string { return fmt.Sprintf("%s-%d", topic, index) }
+
+// Log returns the partition's log.
+func (p *Partition) Log() *segment.Log { return p.log }
+
+// Config returns the topic config the partition was opened with.
+func (p *Partition) Config() Config { return p.cfg }
+
+// HighWatermark returns the offset below which consumers may read. With
+// --fsync always it is the end of what is on disk, so a consumer never reads
+// a record that a crash could take back; otherwise it is the log end.
+func (p *Partition) HighWatermark() int64 { return p.hw.Load() }
+
+// LogStartOffset returns the first offset held.
+func (p *Partition) LogStartOffset() int64 { return p.log.LogStartOffset() }
+
+// LogEndOffset returns the next offset to be assigned.
+func (p *Partition) LogEndOffset() int64 { return p.log.LogEndOffset() }
+
+func (p *Partition) advanceHW(next int64) {
+	for {
+		cur := p.hw.Load()
+		if next <= cur {
+			return
+		}
+		if p.hw.CompareAndSwap(cur, next) {
+			break
+		}
+	}
+	p.waitMu.Lock()
+	for ch := range p.waiters {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	p.waitMu.Unlock()
+}
+
+// AddWaiter registers ch to receive a token (non-blocking) whenever the high
+// watermark moves. ch should have a buffer of one.
+func (p *Partition) AddWaiter(ch chan struct{}) {
+	p.waitMu.Lock()
+	if p.waiters == nil {
+		p.waiters = map[chan struct{}]struct{}{}
+	}
+	p.waiters[ch] = struct{}{}
+	p.waitMu.Unlock()
+}
+
+// RemoveWaiter undoes AddWaiter.
+func (p *Partition) RemoveWaiter(ch chan struct{}) {
+	p.waitMu.Lock()
+	delete(p.waiters, ch)
+	p.waitMu.Unlock()
+}
+
+// AppendResult is the outcome of a produce to one partition.
+type AppendResult struct {
+	BaseOffset int64
+	LastOffset int64
+	// Duplicate: the batch had been appended before (an idempotent retry);
+	// the offsets are the original ones and nothing was written.
+	Duplicate bool
+}
+
+// checkClientBatch applies the rules for batches coming from producers.
+func (p *Partition) checkClientBatch(batch []byte) (segment.Header, error) {
+	h, err := segment.Validate(batch)
+	if err != nil {
+		return h, err
+	}
+	switch {
+	case h.Size() != len(batch):
+		return h, fmt.Errorf("%w: %d bytes after a %d-byte batch", segment.ErrBatchLength, len(batch)-h.Size(), h.Size())
+	case len(batch) > int(p.cfg.MaxMessageBytes):
+		return h, fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(batch), p.cfg.MaxMessageBytes)
+	case h.IsControl():
+		return h, ErrControlBatch
+	case h.IsTransactional():
+		return h, ErrTransactional
+	case h.Compression() > 4:
+		return h, fmt.Errorf("%w: %d", ErrCompression, h.Compression())
+	case int64(h.RecordCount) != int64(h.LastOffsetDelta)+1:
+		return h, fmt.Errorf("%w: %d records, last offset delta %d", ErrRecordCount, h.RecordCount, h.LastOffsetDelta)
+	}
+	return h, nil
+}
+
+// Append validates a producer's batch, checks its idempotence sequence, and
+// appends it. It does not wait for durability: see WaitDurable.
+func (p *Partition) Append(batch []byte, leaderEpoch int32) (AppendResult, error) {
+	h, err := p.checkClientBatch(batch)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	idempotent := h.ProducerID >= 0
+	lastSeq := addSeq(h.BaseSequence, h.LastOffsetDelta)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var st *producerState
+	if idempotent {
+		st = p.mu.producers[h.ProducerID]
+		dup, isDup, err := st.check(h.ProducerEpoch, h.BaseSequence, lastSeq)
+		if err != nil {
+			return AppendResult{}, err
+		}
+		if isDup {
+			return AppendResult{BaseOffset: dup.BaseOffset, LastOffset: dup.LastOffset, Duplicate: true}, nil
+		}
+	}
+	r, err := p.log.Append(batch, leaderEpoch)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	if idempotent {
+		p.mu.producers[h.ProducerID] = st.record(h.ProducerEpoch, batchMeta{
+			FirstSeq: h.BaseSequence, LastSeq: lastSeq, BaseOffset: r.BaseOffset, LastOffset: r.LastOffset})
+	}
+	if p.visibleAt != segment.FsyncAlways {
+		p.advanceHW(r.LastOffset + 1)
+	}
+	return AppendResult{BaseOffset: r.BaseOffset, LastOffset: r.LastOffset}, nil
+}
+
+// WaitDurable waits until the durability policy lets the broker acknowledge
+// offsets below next (see segment.Log.WaitDurable).
+func (p *Partition) WaitDurable(ctx context.Context, next int64) error {
+	return p.log.WaitDurable(ctx, next)
+}
+
+// RequestSync makes appended data durable (and so visible) soon, for
+// producers that do not wait (acks=0).
+func (p *Partition) RequestSync() {
+	if p.visibleAt == segment.FsyncAlways {
+		p.log.RequestSync()
+	}
+}
+
+// Read returns the region of batches from offset, bounded by the high
+// watermark and maxBytes.
+func (p *Partition) Read(offset int64, maxBytes int) (segment.Region, error) {
+	return p.log.Read(offset, maxBytes, p.hw.Load())
+}
+
+// producerSnapshot is the file form of the producer table.
+type producerSnapshot struct {
+	LogEndOffset int64                    `json:"log_end_offset"`
+	Producers    map[int64]*producerState `json:"producers"`
+}
+
+const producerSnapshotFile = "producers.json"
+
+// loadProducers rebuilds the producer table: from the snapshot written at
+// the last clean close when it covers the whole log, else from the snapshot
+// (if any) plus a walk over the batch headers that follow it.
+func (p *Partition) loadProducers() error {
+	p.mu.producers = map[int64]*producerState{}
+	from := p.log.LogStartOffset()
+	b, err := os.ReadFile(filepath.Join(p.log.Dir(), producerSnapshotFile))
+	if err == nil {
+		var snap producerSnapshot
+		if json.Unmarshal(b, &snap) == nil && snap.LogEndOffset <= p.log.LogEndOffset() && snap.LogEndOffset >= from {
+			if snap.Producers != nil {
+				p.mu.producers = snap.Producers
+			}
+			from = snap.LogEndOffset
+		}
+	}
+	return p.log.WalkHeaders(from, func(h *segment.Header) bool {
+		if h.ProducerID >= 0 && !h.IsControl() {
+			st := p.mu.producers[h.ProducerID]
+			if st != nil && h.ProducerEpoch < st.Epoch {
+				return true
+			}
+			p.mu.producers[h.ProducerID] = st.record(h.ProducerEpoch, batchMeta{
+				FirstSeq: h.BaseSequence, LastSeq: addSeq(h.BaseSequence, h.LastOffsetDelta),
+				BaseOffset: h.BaseOffset, LastOffset: h.LastOffset()})
+		}
+		return true
+	})
+}
+
+func (p *Partition) saveProducers() error {
+	p.mu.Lock()
+	snap := producerSnapshot{LogEndOffset: p.log.LogEndOffset(), Producers: p.mu.producers}
+	b, err := json.Marshal(&snap)
+	p.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomic(filepath.Join(p.log.Dir(), producerSnapshotFile), b, 0o644)
+}
+
+// close snapshots producers and closes the log.
+func (p *Partition) close() error {
+	err := p.log.Close()
+	if err == nil {
+		err = p.saveProducers()
+	}
+	return err
+}

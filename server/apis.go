@@ -1,0 +1,116 @@
+package server
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+const apiVersionsKey = 18
+
+type versionRange struct{ min, max int16 }
+
+// supported lists the API versions runnel answers. A request outside these
+// closes the connection (Kafka does the same); ApiVersions itself answers
+// an unsupported version with UNSUPPORTED_VERSION in a v0 body (KIP-511).
+var supported = map[int16]versionRange{
+	0:  {3, 11}, // Produce
+	1:  {4, 16}, // Fetch
+	2:  {1, 8},  // ListOffsets
+	3:  {0, 12}, // Metadata
+	18: {0, 4},  // ApiVersions
+	19: {0, 7},  // CreateTopics
+	20: {0, 6},  // DeleteTopics
+	22: {0, 4},  // InitProducerId
+	23: {2, 4},  // OffsetForLeaderEpoch
+	32: {0, 4},  // DescribeConfigs
+	37: {0, 3},  // CreatePartitions
+	60: {0, 1},  // DescribeCluster
+}
+
+func apiName(key int16) string {
+	if n := kmsg.NameForKey(key); n != "" {
+		return n
+	}
+	return fmt.Sprintf("Unknown(%d)", key)
+}
+
+// dispatch decodes a request body and hands it to its handler. An error
+// means the request cannot be answered and the connection must close.
+func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error) {
+	if h.Key == apiVersionsKey {
+		return s.handleAPIVersions(h, body), nil
+	}
+	vr, ok := supported[h.Key]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownAPI, apiName(h.Key))
+	}
+	if h.Version < vr.min || h.Version > vr.max {
+		return nil, fmt.Errorf("%w: %s v%d (supported %d-%d)", ErrBadVersion, apiName(h.Key), h.Version, vr.min, vr.max)
+	}
+	req := kmsg.RequestForKey(h.Key)
+	req.SetVersion(h.Version)
+	if err := req.ReadFrom(body); err != nil {
+		return nil, fmt.Errorf("%w: %s v%d: %v", ErrMalformedBody, apiName(h.Key), h.Version, err)
+	}
+	respond := func(resp kmsg.Response) *reply {
+		resp.SetVersion(h.Version)
+		return &reply{hdr: h, finish: func() any { return resp }}
+	}
+	switch r := req.(type) {
+	case *kmsg.ProduceRequest:
+		return s.handleProduce(c, h, r), nil
+	case *kmsg.FetchRequest:
+		return s.handleFetch(h, r), nil
+	case *kmsg.ListOffsetsRequest:
+		return respond(s.handleListOffsets(r)), nil
+	case *kmsg.MetadataRequest:
+		return respond(s.handleMetadata(r)), nil
+	case *kmsg.CreateTopicsRequest:
+		return respond(s.handleCreateTopics(r)), nil
+	case *kmsg.DeleteTopicsRequest:
+		return respond(s.handleDeleteTopics(r)), nil
+	case *kmsg.CreatePartitionsRequest:
+		return respond(s.handleCreatePartitions(r)), nil
+	case *kmsg.DescribeConfigsRequest:
+		return respond(s.handleDescribeConfigs(r)), nil
+	case *kmsg.InitProducerIDRequest:
+		return respond(s.handleInitProducerID(r)), nil
+	case *kmsg.OffsetForLeaderEpochRequest:
+		return respond(s.handleOffsetForLeaderEpoch(r)), nil
+	case *kmsg.DescribeClusterRequest:
+		return respond(s.handleDescribeCluster(r)), nil
+	}
+	return nil, fmt.Errorf("%w: %s has no handler", ErrUnknownAPI, apiName(h.Key))
+}
+
+func (s *Server) handleAPIVersions(h requestHeader, body []byte) *reply {
+	resp := kmsg.NewPtrApiVersionsResponse()
+	vr := supported[apiVersionsKey]
+	if h.Version > vr.max {
+		// KIP-511: answer in v0 so any client can read the error and the
+		// versions, then retry with one it shares.
+		resp.SetVersion(0)
+		resp.ErrorCode = kerr.UnsupportedVersion.Code
+		h.Flexible = false
+	} else {
+		resp.SetVersion(h.Version)
+		req := kmsg.NewPtrApiVersionsRequest()
+		req.SetVersion(h.Version)
+		if err := req.ReadFrom(body); err != nil {
+			resp.ErrorCode = kerr.InvalidRequest.Code
+		}
+	}
+	keys := make([]int16, 0, len(supported))
+	for k := range supported {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	for _, k := range keys {
+		resp.ApiKeys = append(resp.ApiKeys, kmsg.ApiVersionsResponseApiKey{
+			ApiKey: k, MinVersion: supported[k].min, MaxVersion: supported[k].max})
+	}
+	return &reply{hdr: h, finish: func() any { return resp }}
+}

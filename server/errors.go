@@ -1,0 +1,57 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/runnel-io/runnel/cluster"
+	"github.com/runnel-io/runnel/partition"
+	"github.com/runnel-io/runnel/segment"
+)
+
+// errorCode chooses the Kafka error code for an error from the packages the
+// server calls. This is the one place where that choice is made.
+func errorCode(err error) int16 {
+	var ke *kerr.Error
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ke):
+		return ke.Code
+	case errors.Is(err, segment.ErrCRC), errors.Is(err, segment.ErrShortBatch),
+		errors.Is(err, segment.ErrBatchLength), errors.Is(err, segment.ErrCorrupt):
+		return kerr.CorruptMessage.Code
+	case errors.Is(err, segment.ErrMagic):
+		return kerr.UnsupportedForMessageFormat.Code
+	case errors.Is(err, segment.ErrRecordCount), errors.Is(err, partition.ErrRecordCount),
+		errors.Is(err, partition.ErrControlBatch), errors.Is(err, partition.ErrTransactional):
+		return kerr.InvalidRecord.Code
+	case errors.Is(err, partition.ErrMessageTooLarge), errors.Is(err, segment.ErrBatchTooLarge):
+		return kerr.MessageTooLarge.Code
+	case errors.Is(err, partition.ErrCompression):
+		return kerr.UnsupportedCompressionType.Code
+	case errors.Is(err, partition.ErrOutOfOrderSequence):
+		return kerr.OutOfOrderSequenceNumber.Code
+	case errors.Is(err, partition.ErrProducerFenced):
+		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, segment.ErrOffsetOutOfRange):
+		return kerr.OffsetOutOfRange.Code
+	case errors.Is(err, partition.ErrUnknownPartition), errors.Is(err, cluster.ErrUnknownTopic):
+		return kerr.UnknownTopicOrPartition.Code
+	case errors.Is(err, cluster.ErrTopicExists):
+		return kerr.TopicAlreadyExists.Code
+	case errors.Is(err, cluster.ErrPartitions):
+		return kerr.InvalidPartitions.Code
+	case errors.Is(err, partition.ErrInvalidConfig):
+		return kerr.InvalidConfig.Code
+	case errors.Is(err, segment.ErrNoSpace):
+		return kerr.KafkaStorageError.Code
+	case errors.Is(err, segment.ErrOffline), errors.Is(err, segment.ErrClosed):
+		return kerr.KafkaStorageError.Code
+	case errors.Is(err, context.DeadlineExceeded):
+		return kerr.RequestTimedOut.Code
+	}
+	return kerr.UnknownServerError.Code
+}

@@ -1,0 +1,168 @@
+package server
+
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-io/runnel/cluster"
+	"github.com/runnel-io/runnel/consumer"
+	"github.com/runnel-io/runnel/partition"
+)
+
+// handleFetch answers in the writer: it builds the response from partition
+// reads, and if fewer than MinBytes are ready it parks until an append moves
+// a high watermark or MaxWaitMillis passes. Record bytes are sent with
+// sendfile by consumer.Send.
+func (s *Server) handleFetch(h requestHeader, r *kmsg.FetchRequest) *reply {
+	return &reply{hdr: h, finish: func() any { return s.fetch(h, r) }}
+}
+
+type fetchTarget struct {
+	topic   string
+	id      cluster.TopicID
+	part    int32
+	offset  int64
+	max     int32
+	p       *partition.Partition
+	errCode int16
+}
+
+func (s *Server) fetch(h requestHeader, r *kmsg.FetchRequest) *consumer.Encoded {
+	resp := &consumer.Response{Version: h.Version, CorrelationID: h.CorrelationID}
+	// Sessions: runnel answers every fetch in full and never creates a
+	// session (session id 0 tells the client so). A client naming a
+	// session runnel did not create is told it is unknown.
+	if h.Version >= 7 && r.SessionID != 0 && r.SessionEpoch != -1 {
+		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		s.m.errorCode("Fetch", resp.ErrorCode)
+		return consumer.Encode(resp, nil)
+	}
+	var targets []fetchTarget
+	for _, rt := range r.Topics {
+		name, id := rt.Topic, rt.TopicID
+		topicErr := int16(0)
+		if h.Version >= 13 {
+			if t, ok := s.meta.TopicByID(id); ok {
+				name = t.Name
+			} else {
+				topicErr = kerr.UnknownTopicID.Code
+			}
+		} else if t, ok := s.meta.Topic(name); ok {
+			id = t.ID
+		}
+		for _, rp := range rt.Partitions {
+			ft := fetchTarget{topic: name, id: id, part: rp.Partition, offset: rp.FetchOffset, max: rp.PartitionMaxBytes, errCode: topicErr}
+			if topicErr == 0 {
+				p, err := s.parts.Get(name, rp.Partition)
+				ft.p, ft.errCode = p, errorCode(err)
+			}
+			targets = append(targets, ft)
+		}
+	}
+
+	wake := make(chan struct{}, 1)
+	for _, t := range targets {
+		if t.p != nil {
+			t.p.AddWaiter(wake)
+		}
+	}
+	defer func() {
+		for _, t := range targets {
+			if t.p != nil {
+				t.p.RemoveWaiter(wake)
+			}
+		}
+	}()
+	deadline := time.NewTimer(time.Duration(r.MaxWaitMillis) * time.Millisecond)
+	defer deadline.Stop()
+	for {
+		resp.Topics = resp.Topics[:0]
+		total := s.fillFetch(resp, targets, r.MaxBytes)
+		expired := false
+		if total < int64(r.MinBytes) && total >= 0 {
+			select {
+			case <-wake:
+			case <-deadline.C:
+				expired = true
+			case <-s.ctx.Done():
+				expired = true
+			}
+			if !expired {
+				releaseRegions(resp)
+				continue
+			}
+			releaseRegions(resp)
+			resp.Topics = resp.Topics[:0]
+			s.fillFetch(resp, targets, r.MaxBytes)
+		}
+		return consumer.Encode(resp, nil)
+	}
+}
+
+// fillFetch reads every target into resp and returns the record bytes
+// gathered, or -1 when an error should be returned at once.
+func (s *Server) fillFetch(resp *consumer.Response, targets []fetchTarget, maxBytes int32) int64 {
+	var total int64
+	hasError := false
+	budget := int64(maxBytes)
+	if budget <= 0 {
+		budget = 1 << 62
+	}
+	for _, t := range targets {
+		n := len(resp.Topics)
+		if n == 0 || resp.Topics[n-1].Topic != t.topic {
+			resp.Topics = append(resp.Topics, consumer.TopicData{Topic: t.topic, TopicID: t.id})
+			n++
+		}
+		pd := consumer.PartitionData{Partition: t.part, ErrorCode: t.errCode, HighWatermark: -1, LastStableOffset: -1,
+			LogStartOffset: -1, PreferredReadReplica: -1}
+		if t.p != nil {
+			hw := t.p.HighWatermark()
+			pd.HighWatermark, pd.LastStableOffset, pd.LogStartOffset = hw, hw, t.p.LogStartOffset()
+			limit := int64(t.max)
+			if limit > budget {
+				limit = budget
+			}
+			if t.offset < t.p.LogStartOffset() || t.offset > t.p.LogEndOffset() {
+				pd.ErrorCode = kerr.OffsetOutOfRange.Code
+			} else if limit > 0 || total == 0 {
+				// KIP-74: the first partition with data always gets one
+				// whole batch, whatever the limits say.
+				if total > 0 && limit <= 0 {
+					limit = 0
+				}
+				region, err := t.p.Read(t.offset, int(max(limit, 1)))
+				if err != nil {
+					pd.ErrorCode = errorCode(err)
+				} else {
+					if total > 0 && region.Length > limit {
+						region.Release() // over budget and not the first: skip
+					} else {
+						pd.Records = region
+						total += region.Length
+						budget -= region.Length
+					}
+				}
+			}
+		}
+		if pd.ErrorCode != 0 {
+			hasError = true
+			s.m.errorCode("Fetch", pd.ErrorCode)
+		}
+		resp.Topics[n-1].Partitions = append(resp.Topics[n-1].Partitions, pd)
+	}
+	if hasError {
+		return -1
+	}
+	return total
+}
+
+func releaseRegions(resp *consumer.Response) {
+	for i := range resp.Topics {
+		for j := range resp.Topics[i].Partitions {
+			resp.Topics[i].Partitions[j].Records.Release()
+		}
+	}
+}

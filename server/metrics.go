@@ -1,0 +1,91 @@
+package server
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the server's Prometheus metrics. A nil *Metrics records
+// nothing.
+type Metrics struct {
+	requests    *prometheus.CounterVec   // by api
+	latency     *prometheus.HistogramVec // by api
+	errors      *prometheus.CounterVec   // by api and Kafka error code
+	badRequests *prometheus.CounterVec   // closed connections, by what was bad
+	bytesInC    prometheus.Counter
+	bytesOutC   prometheus.Counter
+	conns       prometheus.Gauge
+	rejected    prometheus.Counter
+}
+
+// NewMetrics creates the server metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "runnel_requests_total", Help: "Kafka requests answered, by API."}, []string{"api"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "runnel_request_duration_seconds", Help: "Time from a request's answer being due to its last byte written, by API (includes durability waits and long-polls).",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 18)}, []string{"api"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "runnel_request_errors_total", Help: "Kafka error codes returned, by API and code."}, []string{"api", "code"}),
+		badRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "runnel_bad_requests_total", Help: "Connections closed for undecodable requests, by what was wrong."}, []string{"reason"}),
+		bytesInC:  prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_bytes_in_total", Help: "Request bytes read."}),
+		bytesOutC: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_bytes_out_total", Help: "Response bytes written."}),
+		conns:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_connections", Help: "Open client connections."}),
+		rejected:  prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_connections_rejected_total", Help: "Connections closed at once because of the connection limit."}),
+	}
+	reg.MustRegister(m.requests, m.latency, m.errors, m.badRequests, m.bytesInC, m.bytesOutC, m.conns, m.rejected)
+	return m
+}
+
+func (m *Metrics) request(api string, d time.Duration) {
+	if m != nil {
+		m.requests.WithLabelValues(api).Inc()
+		m.latency.WithLabelValues(api).Observe(d.Seconds())
+	}
+}
+
+func (m *Metrics) errorCode(api string, code int16) {
+	if m != nil && code != 0 {
+		m.errors.WithLabelValues(api, strconv.Itoa(int(code))).Inc()
+	}
+}
+
+func (m *Metrics) badRequest(reason string) {
+	if m != nil {
+		m.badRequests.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *Metrics) bytesIn(n int) {
+	if m != nil {
+		m.bytesInC.Add(float64(n))
+	}
+}
+
+func (m *Metrics) bytesOut(n int64) {
+	if m != nil {
+		m.bytesOutC.Add(float64(n))
+	}
+}
+
+func (m *Metrics) connOpened() {
+	if m != nil {
+		m.conns.Inc()
+	}
+}
+
+func (m *Metrics) connClosed() {
+	if m != nil {
+		m.conns.Dec()
+	}
+}
+
+func (m *Metrics) connRejected() {
+	if m != nil {
+		m.rejected.Inc()
+	}
+}

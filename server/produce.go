@@ -1,0 +1,99 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-io/runnel/partition"
+	"github.com/runnel-io/runnel/segment"
+)
+
+// produced is one partition's outcome, waiting for durability.
+type produced struct {
+	resp *kmsg.ProduceResponseTopicPartition
+	p    *partition.Partition
+	next int64
+}
+
+// handleProduce validates and appends every partition's batch in the
+// reader (so a connection's appends keep request order), then waits for
+// durability in the writer.
+func (s *Server) handleProduce(c *conn, h requestHeader, r *kmsg.ProduceRequest) *reply {
+	resp := kmsg.NewPtrProduceResponse()
+	resp.SetVersion(h.Version)
+	var waits []produced
+	badAcks := r.Acks != 0 && r.Acks != 1 && r.Acks != -1
+	for _, rt := range r.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		for i, rp := range rt.Partitions {
+			sp := &st.Partitions[i]
+			*sp = kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
+			var err error
+			var p *partition.Partition
+			var res partition.AppendResult
+			switch {
+			case badAcks:
+				err = fmt.Errorf("%w: acks=%d", kerr.InvalidRequiredAcks, r.Acks)
+			default:
+				p, err = s.parts.Get(rt.Topic, rp.Partition)
+			}
+			if err == nil {
+				res, err = p.Append(rp.Records, 0)
+			}
+			if err != nil {
+				sp.ErrorCode = errorCode(err)
+				sp.ErrorMessage = errMessage(err)
+				s.m.errorCode("Produce", sp.ErrorCode)
+				if !errors.Is(err, partition.ErrUnknownPartition) {
+					s.log.Warn("produce refused", "remote", c.remote, "client_id", h.ClientID, "topic", rt.Topic,
+						"partition", rp.Partition, "code", kerr.ErrorForCode(sp.ErrorCode), "err", err)
+				}
+				continue
+			}
+			sp.BaseOffset = res.BaseOffset
+			sp.LogStartOffset = p.LogStartOffset()
+			waits = append(waits, produced{resp: sp, p: p, next: res.LastOffset + 1})
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if r.Acks == 0 {
+		for _, w := range waits {
+			w.p.RequestSync()
+		}
+		return nil
+	}
+	timeout := time.Duration(r.TimeoutMillis) * time.Millisecond
+	return &reply{hdr: h, finish: func() any {
+		ctx, cancel := context.WithTimeout(s.ctx, max(timeout, time.Millisecond))
+		defer cancel()
+		for _, w := range waits {
+			if err := w.p.WaitDurable(ctx, w.next); err != nil {
+				if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+					err = fmt.Errorf("%w: not durable within the request timeout", kerr.RequestTimedOut)
+				}
+				w.resp.ErrorCode = errorCode(err)
+				w.resp.ErrorMessage = errMessage(err)
+				w.resp.BaseOffset = -1
+				s.m.errorCode("Produce", w.resp.ErrorCode)
+				if !errors.Is(err, kerr.RequestTimedOut) {
+					s.log.Error("produce not durable", "topic", w.p.Topic, "partition", w.p.Index, "err", err)
+				}
+			}
+		}
+		return resp
+	}}
+}
+
+// isStorageErr reports errors that mean the partition's storage failed.
+func isStorageErr(err error) bool {
+	return errors.Is(err, segment.ErrOffline) || errors.Is(err, segment.ErrNoSpace)
+}

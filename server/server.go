@@ -1,0 +1,209 @@
+// Package server is runnel's Kafka protocol front end: the TCP listener,
+// request framing, header decoding and dispatch to one handler per API. It
+// stays thin: handlers decode with kmsg, call partition/, consumer/ and
+// cluster/, and encode the answer.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/runnel-io/runnel/cluster"
+	"github.com/runnel-io/runnel/consumer"
+	"github.com/runnel-io/runnel/partition"
+)
+
+// Config configures a Server. Zero values take the defaults.
+type Config struct {
+	// NodeID is this broker's id. Default 1.
+	NodeID int32
+	// Advertise is the host:port clients are told to connect to. Default:
+	// the listener's address.
+	Advertise string
+	// ClusterID is reported in Metadata and DescribeCluster.
+	ClusterID string
+	// MaxRequestBytes bounds one request frame. Default 100 MiB.
+	MaxRequestBytes int32
+	// MaxConnections bounds open client connections; more are closed at
+	// once. Default 10,000.
+	MaxConnections int
+	// IdleTimeout closes a connection that sends nothing for this long.
+	// Default 10 minutes (Kafka's connections.max.idle.ms).
+	IdleTimeout time.Duration
+	// AutoCreateTopics creates unknown topics on Metadata and Produce.
+	AutoCreateTopics bool
+	// DefaultPartitions is the partition count of auto-created topics and
+	// of CreateTopics with -1. Default 1.
+	DefaultPartitions int32
+	// FetchPath chooses sendfile (default) or the copy path for fetches.
+	FetchPath consumer.Path
+	// Logger: nil means slog.Default().
+	Logger *slog.Logger
+	// Metrics: nil means none.
+	Metrics *Metrics
+}
+
+func (c Config) withDefaults() Config {
+	if c.NodeID == 0 {
+		c.NodeID = 1
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = 100 << 20
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = 10000
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 10 * time.Minute
+	}
+	if c.DefaultPartitions == 0 {
+		c.DefaultPartitions = 1
+	}
+	if c.ClusterID == "" {
+		c.ClusterID = "runnel"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Server answers Kafka requests on one listener.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	parts *partition.Manager
+	meta  cluster.Store
+	m     *Metrics
+
+	host string
+	port int32
+
+	ctx    context.Context // ends when Shutdown starts
+	cancel context.CancelFunc
+
+	pids producerIDs
+
+	mu struct {
+		sync.Mutex
+		ln    net.Listener
+		conns map[*conn]struct{}
+	}
+	nconns   atomic.Int64
+	wg       sync.WaitGroup
+	shutting atomic.Bool
+}
+
+// New returns a server over an opened partition manager and metadata store.
+// The caller opens the partitions of every known topic before serving.
+func New(cfg Config, parts *partition.Manager, meta cluster.Store) *Server {
+	cfg = cfg.withDefaults()
+	s := &Server{cfg: cfg, log: cfg.Logger, parts: parts, meta: meta, m: cfg.Metrics}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.mu.conns = map[*conn]struct{}{}
+	s.pids.meta = meta
+	return s
+}
+
+// Serve accepts connections on ln until Shutdown. It returns nil after a
+// Shutdown and the accept error otherwise.
+func (s *Server) Serve(ln net.Listener) error {
+	adv := s.cfg.Advertise
+	if adv == "" {
+		adv = ln.Addr().String()
+	}
+	host, port, err := net.SplitHostPort(adv)
+	if err != nil {
+		return fmt.Errorf("server: advertised address %q: %w", adv, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return fmt.Errorf("server: advertised port %q: %w", port, err)
+	}
+	s.host, s.port = host, int32(p)
+	s.mu.Lock()
+	s.mu.ln = ln
+	s.mu.Unlock()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.shutting.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		if s.nconns.Load() >= int64(s.cfg.MaxConnections) {
+			s.log.Warn("closing connection: too many connections", "remote", c.RemoteAddr(), "max", s.cfg.MaxConnections)
+			s.m.connRejected()
+			c.Close()
+			continue
+		}
+		s.startConn(c)
+	}
+}
+
+func (s *Server) startConn(nc net.Conn) {
+	c := newConn(s, nc)
+	s.mu.Lock()
+	if s.shutting.Load() {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	s.mu.conns[c] = struct{}{}
+	s.mu.Unlock()
+	s.nconns.Add(1)
+	s.m.connOpened()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		c.serve()
+		s.mu.Lock()
+		delete(s.mu.conns, c)
+		s.mu.Unlock()
+		s.nconns.Add(-1)
+		s.m.connClosed()
+	}()
+}
+
+// Shutdown stops accepting, lets every connection finish the requests it
+// has read (answering them), and closes the connections. Long-polling
+// fetches return at once. If ctx ends first, connections are closed
+// forcibly.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutting.Store(true)
+	s.cancel()
+	s.mu.Lock()
+	if s.mu.ln != nil {
+		s.mu.ln.Close()
+	}
+	for c := range s.mu.conns {
+		c.stopReading()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.mu.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}

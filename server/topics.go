@@ -1,0 +1,359 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-io/runnel/cluster"
+	"github.com/runnel-io/runnel/partition"
+)
+
+// validTopicName applies Kafka's rules: 1 to 249 characters from
+// [a-zA-Z0-9._-], and not "." or "..".
+func validTopicName(name string) error {
+	if name == "" || name == "." || name == ".." || len(name) > 249 {
+		return fmt.Errorf("%w: topic name %q", kerr.InvalidTopicException, name)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("%w: topic name %q has illegal character %q (legal: a-z A-Z 0-9 . _ -)", kerr.InvalidTopicException, name, r)
+		}
+	}
+	return nil
+}
+
+// createMu serialises topic creation and deletion with opening partitions.
+var createMu sync.Mutex
+
+// createTopic validates and creates a topic, then opens its partitions.
+func (s *Server) createTopic(name string, partitions int32, replication int16, configs map[string]string, validateOnly bool) (cluster.Topic, error) {
+	if err := validTopicName(name); err != nil {
+		return cluster.Topic{}, err
+	}
+	if partitions == -1 {
+		partitions = s.cfg.DefaultPartitions
+	}
+	if partitions <= 0 {
+		return cluster.Topic{}, fmt.Errorf("%w: %d partitions", kerr.InvalidPartitions, partitions)
+	}
+	if replication != -1 && replication != 1 {
+		return cluster.Topic{}, fmt.Errorf("%w: replication factor %d, this cluster has 1 broker", kerr.InvalidReplicationFactor, replication)
+	}
+	if err := partition.ValidateConfigs(configs); err != nil {
+		return cluster.Topic{}, err
+	}
+	t := cluster.Topic{Name: name, Partitions: partitions, Configs: configs}
+	if validateOnly {
+		if _, ok := s.meta.Topic(name); ok {
+			return t, fmt.Errorf("%w: %s", cluster.ErrTopicExists, name)
+		}
+		return t, nil
+	}
+	createMu.Lock()
+	defer createMu.Unlock()
+	t, err := s.meta.CreateTopic(t)
+	if err != nil {
+		return t, err
+	}
+	if err := s.parts.OpenTopic(t, true); err != nil {
+		s.meta.DeleteTopic(name)
+		return t, err
+	}
+	s.log.Info("created topic", "topic", name, "partitions", partitions, "configs", configs)
+	return t, nil
+}
+
+func errMessage(err error) *string {
+	if err == nil {
+		return nil
+	}
+	m := err.Error()
+	return &m
+}
+
+func (s *Server) handleCreateTopics(r *kmsg.CreateTopicsRequest) kmsg.Response {
+	resp := kmsg.NewPtrCreateTopicsResponse()
+	for _, rt := range r.Topics {
+		cfg := map[string]string{}
+		for _, c := range rt.Configs {
+			if c.Value != nil {
+				cfg[c.Name] = *c.Value
+			}
+		}
+		t, err := s.createTopic(rt.Topic, rt.NumPartitions, rt.ReplicationFactor, cfg, r.ValidateOnly)
+		if len(rt.ReplicaAssignment) > 0 && err == nil {
+			err = fmt.Errorf("%w: manual replica assignment is not supported", kerr.InvalidRequest)
+		}
+		st := kmsg.NewCreateTopicsResponseTopic()
+		st.Topic = rt.Topic
+		st.ErrorCode = errorCode(err)
+		st.ErrorMessage = errMessage(err)
+		s.m.errorCode("CreateTopics", st.ErrorCode)
+		if err == nil {
+			st.TopicID = t.ID
+			st.NumPartitions = t.Partitions
+			st.ReplicationFactor = 1
+			for _, d := range partition.ConfigDefs {
+				v, def := partition.Value(t.Configs, d.Name)
+				c := kmsg.NewCreateTopicsResponseTopicConfig()
+				c.Name, c.Value = d.Name, &v
+				c.Source = configSource(def)
+				st.Configs = append(st.Configs, c)
+			}
+		} else {
+			s.log.Info("create topic refused", "topic", rt.Topic, "err", err)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}
+
+func configSource(isDefault bool) int8 {
+	if isDefault {
+		return 5 // DEFAULT_CONFIG
+	}
+	return 1 // DYNAMIC_TOPIC_CONFIG
+}
+
+func (s *Server) deleteTopic(name string) error {
+	createMu.Lock()
+	defer createMu.Unlock()
+	if err := s.meta.DeleteTopic(name); err != nil {
+		return err
+	}
+	s.log.Info("deleting topic", "topic", name)
+	return s.parts.DeleteTopic(name)
+}
+
+func (s *Server) handleDeleteTopics(r *kmsg.DeleteTopicsRequest) kmsg.Response {
+	resp := kmsg.NewPtrDeleteTopicsResponse()
+	type target struct {
+		name *string
+		id   [16]byte
+	}
+	var targets []target
+	for _, n := range r.TopicNames {
+		targets = append(targets, target{name: &n})
+	}
+	for _, t := range r.Topics {
+		targets = append(targets, target{name: t.Topic, id: t.TopicID})
+	}
+	for _, t := range targets {
+		st := kmsg.NewDeleteTopicsResponseTopic()
+		var err error
+		name := ""
+		if t.name != nil {
+			name = *t.name
+		} else if topic, ok := s.meta.TopicByID(t.id); ok {
+			name = topic.Name
+		} else {
+			err = fmt.Errorf("%w: topic id %x", kerr.UnknownTopicID, t.id)
+		}
+		if err == nil {
+			if topic, ok := s.meta.Topic(name); ok {
+				st.TopicID = topic.ID
+			}
+			err = s.deleteTopic(name)
+		}
+		if name != "" {
+			st.Topic = &name
+		}
+		st.ErrorCode = errorCode(err)
+		st.ErrorMessage = errMessage(err)
+		s.m.errorCode("DeleteTopics", st.ErrorCode)
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}
+
+func (s *Server) handleCreatePartitions(r *kmsg.CreatePartitionsRequest) kmsg.Response {
+	resp := kmsg.NewPtrCreatePartitionsResponse()
+	for _, rt := range r.Topics {
+		st := kmsg.NewCreatePartitionsResponseTopic()
+		st.Topic = rt.Topic
+		err := func() error {
+			if len(rt.Assignment) > 0 {
+				return fmt.Errorf("%w: manual replica assignment is not supported", kerr.InvalidRequest)
+			}
+			t, ok := s.meta.Topic(rt.Topic)
+			if !ok {
+				return fmt.Errorf("%w: %s", cluster.ErrUnknownTopic, rt.Topic)
+			}
+			if rt.Count <= t.Partitions {
+				return fmt.Errorf("%w: topic has %d partitions, asked for %d", kerr.InvalidPartitions, t.Partitions, rt.Count)
+			}
+			if r.ValidateOnly {
+				return nil
+			}
+			createMu.Lock()
+			defer createMu.Unlock()
+			if err := s.meta.SetPartitions(rt.Topic, rt.Count); err != nil {
+				return err
+			}
+			t.Partitions = rt.Count
+			return s.parts.OpenTopic(t, true)
+		}()
+		st.ErrorCode = errorCode(err)
+		st.ErrorMessage = errMessage(err)
+		s.m.errorCode("CreatePartitions", st.ErrorCode)
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}
+
+func (s *Server) handleMetadata(r *kmsg.MetadataRequest) kmsg.Response {
+	resp := kmsg.NewPtrMetadataResponse()
+	b := kmsg.NewMetadataResponseBroker()
+	b.NodeID, b.Host, b.Port = s.cfg.NodeID, s.host, s.port
+	resp.Brokers = append(resp.Brokers, b)
+	resp.ClusterID = &s.cfg.ClusterID
+	resp.ControllerID = s.cfg.NodeID
+
+	var names []string
+	all := r.Topics == nil || (r.Version == 0 && len(r.Topics) == 0)
+	if all {
+		for _, t := range s.meta.Topics() {
+			names = append(names, t.Name)
+		}
+	}
+	autoCreate := s.cfg.AutoCreateTopics && (r.Version < 4 || r.AllowAutoTopicCreation)
+	for _, rt := range r.Topics {
+		st := kmsg.NewMetadataResponseTopic()
+		if rt.Topic == nil {
+			t, ok := s.meta.TopicByID(rt.TopicID)
+			if !ok {
+				st.ErrorCode = kerr.UnknownTopicID.Code
+				st.TopicID = rt.TopicID
+				resp.Topics = append(resp.Topics, st)
+				continue
+			}
+			names = append(names, t.Name)
+			continue
+		}
+		names = append(names, *rt.Topic)
+	}
+	for _, name := range names {
+		resp.Topics = append(resp.Topics, s.topicMetadata(name, autoCreate))
+	}
+	return resp
+}
+
+func (s *Server) topicMetadata(name string, autoCreate bool) kmsg.MetadataResponseTopic {
+	st := kmsg.NewMetadataResponseTopic()
+	st.Topic = &name
+	t, ok := s.meta.Topic(name)
+	if !ok {
+		if err := validTopicName(name); err != nil {
+			st.ErrorCode = kerr.InvalidTopicException.Code
+			return st
+		}
+		if !autoCreate {
+			st.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			return st
+		}
+		var err error
+		t, err = s.createTopic(name, -1, -1, nil, false)
+		if errors.Is(err, cluster.ErrTopicExists) {
+			t, _ = s.meta.Topic(name)
+		} else if err != nil {
+			st.ErrorCode = errorCode(err)
+			return st
+		}
+	}
+	st.TopicID = t.ID
+	for i := int32(0); i < t.Partitions; i++ {
+		sp := kmsg.NewMetadataResponseTopicPartition()
+		sp.Partition = i
+		sp.Leader = s.cfg.NodeID
+		sp.LeaderEpoch = 0
+		sp.Replicas = []int32{s.cfg.NodeID}
+		sp.ISR = []int32{s.cfg.NodeID}
+		st.Partitions = append(st.Partitions, sp)
+	}
+	return st
+}
+
+func (s *Server) handleDescribeConfigs(r *kmsg.DescribeConfigsRequest) kmsg.Response {
+	resp := kmsg.NewPtrDescribeConfigsResponse()
+	for _, rr := range r.Resources {
+		sr := kmsg.NewDescribeConfigsResponseResource()
+		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+		switch rr.ResourceType {
+		case kmsg.ConfigResourceTypeTopic:
+			t, ok := s.meta.Topic(rr.ResourceName)
+			if !ok {
+				sr.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				break
+			}
+			want := map[string]bool{}
+			for _, k := range rr.ConfigNames {
+				want[k] = true
+			}
+			for _, d := range partition.ConfigDefs {
+				if len(want) > 0 && !want[d.Name] {
+					continue
+				}
+				v, def := partition.Value(t.Configs, d.Name)
+				c := kmsg.NewDescribeConfigsResponseResourceConfig()
+				c.Name, c.Value = d.Name, &v
+				c.IsDefault = def
+				c.Source = kmsg.ConfigSource(configSource(def))
+				if r.IncludeDocumentation {
+					doc := d.Doc
+					c.Documentation = &doc
+				}
+				sr.Configs = append(sr.Configs, c)
+			}
+		case kmsg.ConfigResourceTypeBroker:
+			// runnel's broker settings are flags, not dynamic configs.
+		default:
+			sr.ErrorCode = kerr.InvalidRequest.Code
+			msg := fmt.Sprintf("resource type %d is not supported", rr.ResourceType)
+			sr.ErrorMessage = &msg
+		}
+		s.m.errorCode("DescribeConfigs", sr.ErrorCode)
+		resp.Resources = append(resp.Resources, sr)
+	}
+	return resp
+}
+
+func (s *Server) handleDescribeCluster(r *kmsg.DescribeClusterRequest) kmsg.Response {
+	resp := kmsg.NewPtrDescribeClusterResponse()
+	resp.ClusterID = s.cfg.ClusterID
+	resp.ControllerID = s.cfg.NodeID
+	b := kmsg.NewDescribeClusterResponseBroker()
+	b.NodeID, b.Host, b.Port = s.cfg.NodeID, s.host, s.port
+	resp.Brokers = append(resp.Brokers, b)
+	return resp
+}
+
+func (s *Server) handleOffsetForLeaderEpoch(r *kmsg.OffsetForLeaderEpochRequest) kmsg.Response {
+	resp := kmsg.NewPtrOffsetForLeaderEpochResponse()
+	for _, rt := range r.Topics {
+		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
+			sp.Partition = rp.Partition
+			p, err := s.parts.Get(rt.Topic, rp.Partition)
+			switch {
+			case err != nil:
+				sp.ErrorCode = errorCode(err)
+			case rp.CurrentLeaderEpoch > 0:
+				// A single broker's partitions stay at leader epoch 0.
+				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+			case rp.LeaderEpoch > 0:
+				sp.LeaderEpoch, sp.EndOffset = -1, -1
+			default:
+				sp.LeaderEpoch, sp.EndOffset = 0, p.LogEndOffset()
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}
