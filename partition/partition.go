@@ -256,3 +256,19 @@ func (p *Partition) close() error {
 	}
 	return err
 }
+
+// DeleteRecords moves the log start offset to offset (-1: the high
+// watermark), as Kafka's DeleteRecords, and returns the new log start.
+func (p *Partition) DeleteRecords(offset int64) (int64, error) {
+	hw := p.hw.Load()
+	if offset == -1 {
+		offset = hw
+	}
+	if offset < 0 || offset > hw {
+		return -1, fmt.Errorf("%w: delete records before %d, high watermark %d", segment.ErrOffsetOutOfRange, offset, hw)
+	}
+	if err := p.log.AdvanceLogStart(offset); err != nil {
+		return -1, err
+	}
+	return p.log.LogStartOffset(), nil
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -16,7 +17,9 @@ import (
 // after it is scanned batch by batch (length, magic, CRC-32C, offsets in
 // sequence), index entries are rebuilt for it, and the log is cut at the
 // first batch that fails. What is cut is logged. With no checkpoint (a new
-// or deleted index) every segment is scanned.
+// or deleted index) every segment is scanned; a checkpoint that does not
+// fall on a batch boundary of its segment is not trusted, and that segment
+// is scanned whole.
 func Open(dir string, opts Options) (_ *Log, err error) {
 	opts, err = opts.withDefaults()
 	if err != nil {
@@ -67,6 +70,11 @@ func Open(dir string, opts Options) (_ *Log, err error) {
 		return nil, err
 	}
 	l.logStart.Store(segs[0].base)
+	if stored, err := readLogStart(dir); err != nil {
+		return nil, err
+	} else if stored > segs[0].base && stored <= l.leo.Load() {
+		l.logStart.Store(stored)
+	}
 	l.sync.init(l.leo.Load(), l.flushActive)
 	l.sync.onDurable = opts.OnDurable
 	// Entries of segments that retention removed before a crash.
@@ -83,9 +91,16 @@ func listSegments(dir string) ([]int64, error) {
 	}
 	var bases []int64
 	for _, e := range ents {
-		if b, ok := ParseFileName(e.Name()); ok && e.Type().IsRegular() {
-			bases = append(bases, b)
+		b, ok := ParseFileName(e.Name())
+		if !ok {
+			continue
 		}
+		// Skipping it would leave a gap that recovery cuts at, removing
+		// every later segment.
+		if !e.Type().IsRegular() {
+			return nil, fmt.Errorf("segment: %s is not a regular file", filepath.Join(dir, e.Name()))
+		}
+		bases = append(bases, b)
 	}
 	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
 	return bases, nil

@@ -23,6 +23,7 @@ var supported = map[int16]versionRange{
 	18: {0, 4},  // ApiVersions
 	19: {0, 7},  // CreateTopics
 	20: {0, 6},  // DeleteTopics
+	21: {0, 2},  // DeleteRecords
 	22: {0, 4},  // InitProducerId
 	23: {2, 4},  // OffsetForLeaderEpoch
 	32: {0, 4},  // DescribeConfigs
@@ -80,6 +81,8 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 		return respond(s.handleInitProducerID(r)), nil
 	case *kmsg.OffsetForLeaderEpochRequest:
 		return respond(s.handleOffsetForLeaderEpoch(r)), nil
+	case *kmsg.DeleteRecordsRequest:
+		return respond(s.handleDeleteRecords(r)), nil
 	case *kmsg.DescribeClusterRequest:
 		return respond(s.handleDescribeCluster(r)), nil
 	}

@@ -44,3 +44,28 @@ func (s *Server) handleListOffsets(r *kmsg.ListOffsetsRequest) kmsg.Response {
 	}
 	return resp
 }
+
+func (s *Server) handleDeleteRecords(r *kmsg.DeleteRecordsRequest) kmsg.Response {
+	resp := kmsg.NewPtrDeleteRecordsResponse()
+	for _, rt := range r.Topics {
+		st := kmsg.NewDeleteRecordsResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.LowWatermark = -1
+			p, err := s.parts.Get(rt.Topic, rp.Partition)
+			if err == nil {
+				sp.LowWatermark, err = p.DeleteRecords(rp.Offset)
+			}
+			sp.ErrorCode = errorCode(err)
+			if err != nil {
+				s.log.Info("delete records refused", "topic", rt.Topic, "partition", rp.Partition, "offset", rp.Offset, "err", err)
+			}
+			s.m.errorCode("DeleteRecords", sp.ErrorCode)
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}

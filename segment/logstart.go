@@ -1,0 +1,63 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/runnel-io/runnel/internal/fsutil"
+)
+
+// logStartFile holds a log start offset moved inside a segment (Kafka's
+// DeleteRecords), as decimal text. Without it the log starts at its first
+// segment's base.
+const logStartFile = "log-start-offset"
+
+// AdvanceLogStart moves the log start offset forward to offset (at most the
+// log end), durably, and removes the segments wholly below it. Reads below
+// the new start fail with ErrOffsetOutOfRange.
+func (l *Log) AdvanceLogStart(offset int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.closed {
+		return ErrClosed
+	}
+	if offset > l.leo.Load() {
+		return fmt.Errorf("%w: log start %d past the log end %d", ErrOffsetOutOfRange, offset, l.leo.Load())
+	}
+	if offset <= l.logStart.Load() {
+		return nil
+	}
+	if err := fsutil.WriteFileAtomic(filepath.Join(l.dir, logStartFile), []byte(strconv.FormatInt(offset, 10)+"\n"), 0o644); err != nil {
+		return err
+	}
+	l.logStart.Store(offset)
+	segs := l.Segments()
+	n := 0
+	for n < len(segs)-1 && segs[n].NextOffset() <= offset {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	return l.removeOldestLocked(n, "log start moved")
+}
+
+// readLogStart returns the stored log start offset, or -1.
+func readLogStart(dir string) (int64, error) {
+	b, err := os.ReadFile(filepath.Join(dir, logStartFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return -1, nil
+	}
+	if err != nil {
+		return -1, fmt.Errorf("segment: read log start offset: %w", err)
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return -1, fmt.Errorf("segment: %s is corrupt: %w", filepath.Join(dir, logStartFile), err)
+	}
+	return v, nil
+}
