@@ -117,3 +117,13 @@ func (s *Server) handleAPIVersions(h requestHeader, body []byte) *reply {
 	}
 	return &reply{hdr: h, finish: func() any { return resp }}
 }
+
+// SupportedVersions returns the API versions the server answers, by key, as
+// [min, max].
+func SupportedVersions() map[int16][2]int16 {
+	out := make(map[int16][2]int16, len(supported))
+	for k, v := range supported {
+		out[k] = [2]int16{v.min, v.max}
+	}
+	return out
+}
