@@ -46,8 +46,9 @@ type Options struct {
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
 	// OnDurable, if set, is called with the new durable end each time more
-	// of the log reaches the disk (a flush, a roll), from the goroutine that
-	// made it so, with no log lock held. It must not block.
+	// of the log reaches the disk: after a group-commit flush (no log lock
+	// held) and after a roll (with the log lock held). It must not block
+	// and must not call back into the log.
 	OnDurable func(durableEnd int64)
 }
 
