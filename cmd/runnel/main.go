@@ -1,8 +1,12 @@
 // Command runnel is the runnel broker and its client tools.
 //
 //	runnel serve [flags]     run a broker
+//	runnel topic ...         create, list, describe and delete topics
+//	runnel produce TOPIC     produce lines of stdin as records
+//	runnel consume TOPIC     print records
+//	runnel bench ...         measure produce and consume throughput
 //
-// Run `runnel serve --help` for the broker's settings.
+// Run `runnel COMMAND --help` for the flags of each.
 package main
 
 import (
@@ -26,6 +30,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = serve(args[1:], stderr)
+	case "topic":
+		err = topicCmd(args[1:], stdout, stderr)
+	case "produce":
+		err = produceCmd(args[1:], os.Stdin, stdout, stderr)
+	case "consume":
+		err = consumeCmd(args[1:], stdout, stderr)
+	case "bench":
+		err = benchCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -49,5 +61,12 @@ func usage(w io.Writer) {
 
 Usage:
   runnel serve [flags]    run a broker (see: runnel serve --help)
+  runnel topic ...        create, list, describe and delete topics
+  runnel produce TOPIC    produce lines of stdin as records
+  runnel consume TOPIC    print records
+  runnel bench ...        measure produce and consume throughput
+
+Client commands take --brokers (env RUNNEL_BROKERS, default 127.0.0.1:9092);
+run runnel COMMAND --help for the rest.
 `)
 }

@@ -1,0 +1,618 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/bits"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+const benchUsage = `Usage: runnel bench produce|consume --topic T [flags]
+
+Measure throughput against any Kafka-compatible broker. Progress goes to
+stderr once a second; the summary goes to stdout as a table, or as one JSON
+object with --json. MB means 2^20 bytes, as in Kafka's perf tools.
+
+  produce   write --records records of --record-size bytes; reports
+            records/s, MB/s and per-record acknowledgement latency
+  consume   read a topic from the start; reports records/s and MB/s
+
+Run runnel bench produce --help or runnel bench consume --help for flags.
+`
+
+func benchCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, benchUsage)
+		return errors.New("bench: missing command (produce or consume)")
+	}
+	switch args[0] {
+	case "produce":
+		return benchProduce(args[1:], stdout, stderr)
+	case "consume":
+		return benchConsume(args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, benchUsage)
+		return flag.ErrHelp
+	}
+	fmt.Fprint(stderr, benchUsage)
+	return fmt.Errorf("bench: unknown command %q", args[0])
+}
+
+// benchResult is the summary of a run; --json prints it as is.
+type benchResult struct {
+	Mode          string   `json:"mode"`
+	Topic         string   `json:"topic"`
+	Partitions    int      `json:"partitions"`
+	Clients       int      `json:"clients"`
+	Acks          string   `json:"acks,omitempty"`
+	Compression   string   `json:"compression,omitempty"`
+	RecordSize    int      `json:"record_size,omitempty"`
+	Records       int64    `json:"records"`
+	Bytes         int64    `json:"bytes"`
+	Errors        int64    `json:"errors"`
+	DurationSec   float64  `json:"duration_seconds"`
+	RecordsPerSec float64  `json:"records_per_second"`
+	MBPerSec      float64  `json:"mb_per_second"`
+	LatencyP50Ms  *float64 `json:"latency_p50_ms,omitempty"`
+	LatencyP99Ms  *float64 `json:"latency_p99_ms,omitempty"`
+	LatencyMaxMs  *float64 `json:"latency_max_ms,omitempty"`
+}
+
+const mb = 1 << 20
+
+func (r *benchResult) setRates(d time.Duration) {
+	r.DurationSec = d.Seconds()
+	if r.DurationSec > 0 {
+		r.RecordsPerSec = float64(r.Records) / r.DurationSec
+		r.MBPerSec = float64(r.Bytes) / mb / r.DurationSec
+	}
+}
+
+func (r *benchResult) print(w io.Writer, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		return enc.Encode(r)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "bench %s\ttopic %s, partitions %d, clients %d", r.Mode, r.Topic, r.Partitions, r.Clients)
+	if r.Mode == "produce" {
+		fmt.Fprintf(tw, ", acks=%s, compression=%s, %d-byte records", r.Acks, r.Compression, r.RecordSize)
+	}
+	fmt.Fprintf(tw, "\nrecords\t%d\nbytes\t%d\n", r.Records, r.Bytes)
+	if r.Errors > 0 {
+		fmt.Fprintf(tw, "errors\t%d\n", r.Errors)
+	}
+	fmt.Fprintf(tw, "duration\t%s\nrecords/s\t%.0f\nMB/s\t%.2f\n",
+		time.Duration(r.DurationSec*float64(time.Second)).Round(time.Millisecond), r.RecordsPerSec, r.MBPerSec)
+	if r.LatencyP50Ms != nil {
+		fmt.Fprintf(tw, "latency p50\t%.3f ms\nlatency p99\t%.3f ms\nlatency max\t%.3f ms\n",
+			*r.LatencyP50Ms, *r.LatencyP99Ms, *r.LatencyMaxMs)
+	}
+	return tw.Flush()
+}
+
+// progress prints records/s and MB/s to w once a second from the running
+// totals until stop is closed.
+func progress(w io.Writer, total func() (records, bytes int64), stop <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	start := time.Now()
+	last, lastBytes, lastAt := int64(0), int64(0), start
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			n, b := total()
+			d := now.Sub(lastAt).Seconds()
+			fmt.Fprintf(w, "%6.0fs  %12d records  %12.0f records/s  %9.2f MB/s\n",
+				now.Sub(start).Seconds(), n, float64(n-last)/d, float64(b-lastBytes)/mb/d)
+			last, lastBytes, lastAt = n, b, now
+		}
+	}
+}
+
+// ---- bench produce ----
+
+// benchSlot is one reusable in-flight record. Its address is the record's
+// Context, which carries the send time to the promise and names the slot to
+// return to the free list, so producing allocates nothing per record.
+type benchSlot struct {
+	context.Context
+	rec  kgo.Record
+	sent time.Time
+}
+
+// benchProducer is one client of bench produce. Its promise runs on the
+// client's single promise goroutine (franz-go calls promises serially), so
+// hist needs no lock; the counters are read by the progress printer.
+type benchProducer struct {
+	cl     *kgo.Client
+	n      int64
+	free   chan *benchSlot
+	acked  atomic.Int64
+	failed atomic.Int64
+	errMu  sync.Mutex
+	err    error
+	hist   latencyHist
+}
+
+func (p *benchProducer) promise(r *kgo.Record, err error) {
+	s := r.Context.(*benchSlot)
+	if err != nil {
+		p.failed.Add(1)
+		p.errMu.Lock()
+		if p.err == nil {
+			p.err = err
+		}
+		p.errMu.Unlock()
+	} else {
+		p.hist.add(time.Since(s.sent))
+		p.acked.Add(1)
+	}
+	p.free <- s
+}
+
+// run produces p.n records whose value is the shared value buffer.
+func (p *benchProducer) run(ctx context.Context, value []byte, window int) {
+	slots := make([]benchSlot, min(int64(window), p.n))
+	p.free = make(chan *benchSlot, len(slots))
+	for i := range slots {
+		slots[i].Context = ctx
+		p.free <- &slots[i]
+	}
+	promise := p.promise // one closure for every record
+produce:
+	for i := int64(0); i < p.n; i++ {
+		var s *benchSlot
+		select {
+		case s = <-p.free:
+		case <-ctx.Done():
+			break produce
+		}
+		s.rec = kgo.Record{Value: value, Context: s}
+		s.sent = time.Now()
+		p.cl.Produce(ctx, &s.rec, promise)
+	}
+	p.cl.Flush(ctx)
+	// Every slot comes home once its promise has run, even when Flush
+	// returned early on interrupt: after this, hist and err are settled.
+	for range slots {
+		<-p.free
+	}
+}
+
+func benchProduce(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("runnel bench produce", "runnel bench produce --topic T [flags]",
+		`Produce --records records of --record-size bytes as fast as the broker
+acknowledges them, from --producers clients producing asynchronously. The
+topic is created with --partitions partitions if it does not exist. Latency
+is measured per record from send to acknowledgement.`, stderr)
+	brokers := brokersFlag(fs)
+	topic := fs.String("topic", "", "topic to produce to (required)")
+	records := fs.Int64("records", 1_000_000, "records to produce")
+	size := fs.Int("record-size", 100, "value size of each record in `bytes`")
+	partitions := fs.Int("partitions", 1, "partitions of the topic if it is created")
+	acks := fs.String("acks", "all", "acknowledgements to wait for: all, 1 or 0")
+	producers := fs.Int("producers", 1, "concurrent producer clients")
+	linger := fs.Duration("linger", 0, "how long a batch may wait to fill (0: send when the connection is free)")
+	batchBytes := fs.Int("batch-bytes", 1_000_000, "largest record batch in bytes")
+	compression := fs.String("compression", "none", "batch compression: none, gzip, snappy, lz4 or zstd")
+	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(pos); err != nil {
+		return err
+	}
+	switch {
+	case *topic == "":
+		return errors.New("--topic is required")
+	case *records <= 0:
+		return errors.New("--records must be positive")
+	case *size < 0 || *size > 1<<30:
+		return errors.New("--record-size must be between 0 and 1 GiB")
+	case *partitions <= 0:
+		return errors.New("--partitions must be positive")
+	case *producers <= 0:
+		return errors.New("--producers must be positive")
+	case *linger < 0:
+		return errors.New("--linger must not be negative")
+	case *batchBytes <= 0 || *batchBytes > math.MaxInt32:
+		return errors.New("--batch-bytes must be positive")
+	}
+	popts, err := producerOpts(*acks, *compression)
+	if err != nil {
+		return err
+	}
+	partsGiven := false
+	fs.Visit(func(f *flag.Flag) { partsGiven = partsGiven || f.Name == "partitions" })
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second interrupt kills at once
+	}()
+	nparts, err := ensureTopic(ctx, *brokers, *topic, *partitions, partsGiven, stderr)
+	if err != nil {
+		return err
+	}
+
+	// Every record shares one value buffer of random letters (as Kafka's
+	// producer perf test does): no per-record payload allocation.
+	value := make([]byte, *size)
+	for i := range value {
+		value[i] = 'A' + byte(rand.IntN(26))
+	}
+	// window is how many records each producer keeps in flight: enough for
+	// several full batches, bounded to keep memory modest.
+	window := min(max(8*(*batchBytes)/max(*size, 1), 10_000), 200_000)
+	opts := append(popts, kgo.DefaultProduceTopic(*topic), kgo.ProducerLinger(*linger),
+		kgo.ProducerBatchMaxBytes(int32(*batchBytes)), kgo.MaxBufferedRecords(window),
+		kgo.RecordDeliveryTimeout(2*requestTimeout))
+	ps := make([]*benchProducer, *producers)
+	for i := range ps {
+		cl, err := newClient(ctx, *brokers, opts...)
+		if err != nil {
+			for _, p := range ps[:i] {
+				p.cl.Close()
+			}
+			return err
+		}
+		ps[i] = &benchProducer{cl: cl, n: *records / int64(*producers)}
+		if int64(i) < *records%int64(*producers) {
+			ps[i].n++
+		}
+	}
+	defer func() {
+		for _, p := range ps {
+			p.cl.Close()
+		}
+	}()
+
+	total := func() (int64, int64) {
+		var n int64
+		for _, p := range ps {
+			n += p.acked.Load()
+		}
+		return n, n * int64(*size)
+	}
+	done := make(chan struct{})
+	go progress(stderr, total, done)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, p := range ps {
+		wg.Go(func() { p.run(ctx, value, window) })
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(done)
+
+	res := benchResult{Mode: "produce", Topic: *topic, Partitions: nparts, Clients: *producers,
+		Acks: *acks, Compression: *compression, RecordSize: *size}
+	var hist latencyHist
+	var firstErr error
+	for _, p := range ps {
+		res.Records += p.acked.Load()
+		res.Errors += p.failed.Load()
+		hist.merge(&p.hist)
+		if firstErr == nil {
+			firstErr = p.err
+		}
+	}
+	res.Bytes = res.Records * int64(*size)
+	res.setRates(elapsed)
+	p50, p99, pmax := ms(hist.quantile(0.50)), ms(hist.quantile(0.99)), ms(hist.max)
+	res.LatencyP50Ms, res.LatencyP99Ms, res.LatencyMaxMs = &p50, &p99, &pmax
+	if err := res.print(stdout, *asJSON); err != nil {
+		return err
+	}
+	switch {
+	case ctx.Err() != nil:
+		return errors.New("interrupted")
+	case firstErr != nil:
+		return fmt.Errorf("%d records failed; first error: %w", res.Errors, firstErr)
+	}
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// ensureTopic creates topic with partitions partitions unless it exists,
+// and returns how many partitions it has.
+func ensureTopic(ctx context.Context, brokers, topic string, partitions int, warnIfDifferent bool, stderr io.Writer) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	cl, err := newClient(ctx, brokers)
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	md, err := topicMetadata(ctx, cl, topic)
+	if errors.Is(err, errUnknownTopic) {
+		_, err = createTopic(ctx, cl, topic, int32(partitions), -1, configFlag{})
+		if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
+			fmt.Fprintf(stderr, "created topic %s with %d partitions\n", topic, partitions)
+			md, err = topicMetadata(ctx, cl, topic)
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	if n := len(md.Partitions); n != partitions && warnIfDifferent {
+		fmt.Fprintf(stderr, "topic %s already exists with %d partitions; --partitions %d ignored\n", topic, n, partitions)
+	}
+	return len(md.Partitions), nil
+}
+
+// ---- bench consume ----
+
+func benchConsume(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("runnel bench consume", "runnel bench consume --topic T [flags]",
+		`Read a topic from the start of every partition as fast as the broker
+serves it. The partitions are shared among --consumers clients.`, stderr)
+	brokers := brokersFlag(fs)
+	topic := fs.String("topic", "", "topic to read (required)")
+	records := fs.Int64("records", 0, "records to read (0: every record in the topic at start-up)")
+	consumers := fs.Int("consumers", 1, "concurrent consumer clients (at most one per partition)")
+	idle := fs.Duration("timeout", 10*time.Second, "give up when no record arrives for this long")
+	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(pos); err != nil {
+		return err
+	}
+	switch {
+	case *topic == "":
+		return errors.New("--topic is required")
+	case *records < 0:
+		return errors.New("--records must not be negative")
+	case *consumers <= 0:
+		return errors.New("--consumers must be positive")
+	case *idle <= 0:
+		return errors.New("--timeout must be positive")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	actx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	admin, err := newClient(actx, *brokers)
+	if err != nil {
+		return err
+	}
+	md, err := topicMetadata(actx, admin, *topic)
+	if err != nil {
+		admin.Close()
+		return err
+	}
+	parts, _ := partitionIDs(md, -1)
+	starts, err := listOffsets(actx, admin, *topic, parts, listEarliest)
+	var ends map[int32]int64
+	if err == nil {
+		ends, err = listOffsets(actx, admin, *topic, parts, listLatest)
+	}
+	admin.Close()
+	if err != nil {
+		return err
+	}
+	target := *records
+	if target == 0 {
+		for _, p := range parts {
+			target += ends[p] - starts[p]
+		}
+		if target == 0 {
+			return fmt.Errorf("topic %s is empty (try runnel bench produce --topic %s first)", *topic, *topic)
+		}
+	}
+
+	// Partitions are dealt round-robin to at most one consumer each.
+	k := min(*consumers, len(parts))
+	if k < *consumers {
+		fmt.Fprintf(stderr, "topic %s has %d partitions: using %d consumers\n", *topic, len(parts), k)
+	}
+	assign := make([]map[int32]kgo.Offset, k)
+	for i, p := range parts {
+		if assign[i%k] == nil {
+			assign[i%k] = map[int32]kgo.Offset{}
+		}
+		assign[i%k][p] = kgo.NewOffset().At(starts[p])
+	}
+	cls := make([]*kgo.Client, k)
+	for i := range cls {
+		cl, err := newClient(ctx, *brokers, kgo.FetchMaxPartitionBytes(8<<20), kgo.FetchMaxBytes(64<<20))
+		if err != nil {
+			for _, c := range cls[:i] {
+				c.Close()
+			}
+			return err
+		}
+		cls[i] = cl
+	}
+	defer func() {
+		for _, c := range cls {
+			c.Close()
+		}
+	}()
+
+	var (
+		consumed, nbytes atomic.Int64
+		reached          = make(chan struct{})
+		reachedOnce      sync.Once
+		fetchErr         error
+		errOnce          sync.Once
+	)
+	total := func() (int64, int64) { return min(consumed.Load(), target), nbytes.Load() }
+	rctx, rcancel := context.WithCancel(ctx)
+	defer rcancel()
+	done := make(chan struct{})
+	go progress(stderr, total, done)
+	start := time.Now()
+	var last atomic.Int64 // time of the latest record, Unix ns
+	last.Store(start.UnixNano())
+	var wg sync.WaitGroup
+	for i, cl := range cls {
+		cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{*topic: assign[i]})
+		wg.Go(func() {
+			for rctx.Err() == nil {
+				fetches := cl.PollFetches(rctx)
+				fetches.EachError(func(t string, p int32, err error) {
+					if !errors.Is(err, context.Canceled) {
+						errOnce.Do(func() { fetchErr = fmt.Errorf("fetch %s/%d: %w", t, p, err) })
+						rcancel()
+					}
+				})
+				fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+					recs := fp.Records
+					if len(recs) == 0 {
+						return
+					}
+					got := consumed.Add(int64(len(recs)))
+					if over := got - target; over > 0 {
+						recs = recs[:max(0, int64(len(recs))-over)]
+						reachedOnce.Do(func() { close(reached) })
+					}
+					var b int64
+					for _, r := range recs {
+						b += int64(len(r.Key) + len(r.Value))
+					}
+					nbytes.Add(b)
+					last.Store(time.Now().UnixNano())
+					if got == target {
+						reachedOnce.Do(func() { close(reached) })
+					}
+				})
+			}
+		})
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	var idleErr error
+wait:
+	for {
+		select {
+		case <-reached:
+			break wait
+		case <-rctx.Done():
+			break wait
+		case now := <-tick.C:
+			if now.Sub(time.Unix(0, last.Load())) >= *idle {
+				idleErr = fmt.Errorf("no record for %s: read %d of %d records", *idle, consumed.Load(), target)
+				break wait
+			}
+		}
+	}
+	tick.Stop()
+	elapsed := time.Since(start)
+	if idleErr != nil {
+		elapsed = time.Unix(0, last.Load()).Sub(start)
+	}
+	rcancel()
+	wg.Wait()
+	close(done)
+
+	res := benchResult{Mode: "consume", Topic: *topic, Partitions: len(parts), Clients: k}
+	res.Records, res.Bytes = total()
+	res.setRates(elapsed)
+	if err := res.print(stdout, *asJSON); err != nil {
+		return err
+	}
+	switch {
+	case fetchErr != nil:
+		return fetchErr
+	case idleErr != nil:
+		return idleErr
+	case ctx.Err() != nil:
+		return errors.New("interrupted")
+	}
+	return nil
+}
+
+// ---- latency histogram ----
+
+// latencyHist is a log-linear histogram of durations in nanoseconds: exact
+// below 128ns, then 64 buckets per power of two, so a quantile is within
+// 1/64 of the true value. It is not safe for concurrent use.
+type latencyHist struct {
+	counts [histBuckets]uint64
+	n      uint64
+	max    time.Duration
+}
+
+const (
+	histSubBits = 7
+	histSub     = 1 << histSubBits // values below this have a bucket each
+	histHalf    = histSub / 2
+	histBuckets = (64-histSubBits)*histHalf + histSub
+)
+
+func histIndex(v uint64) int {
+	if v < histSub {
+		return int(v)
+	}
+	e := bits.Len64(v) - histSubBits
+	return e*histHalf + int(v>>e)
+}
+
+// histValue returns the middle of bucket i.
+func histValue(i int) uint64 {
+	if i < histSub {
+		return uint64(i)
+	}
+	e := i/histHalf - 1
+	m := uint64(i - e*histHalf)
+	return m<<e + (1<<e)/2
+}
+
+func (h *latencyHist) add(d time.Duration) {
+	if d < 0 {
+		d = 0
+	}
+	h.counts[histIndex(uint64(d))]++
+	h.n++
+	h.max = max(h.max, d)
+}
+
+func (h *latencyHist) merge(o *latencyHist) {
+	for i, c := range o.counts {
+		h.counts[i] += c
+	}
+	h.n += o.n
+	h.max = max(h.max, o.max)
+}
+
+// quantile returns the duration at or below which a fraction q of the
+// samples fall (0 with no samples).
+func (h *latencyHist) quantile(q float64) time.Duration {
+	if h.n == 0 {
+		return 0
+	}
+	rank := uint64(math.Ceil(q * float64(h.n)))
+	rank = max(rank, 1)
+	var seen uint64
+	for i, c := range h.counts {
+		seen += c
+		if seen >= rank {
+			return min(time.Duration(histValue(i)), h.max)
+		}
+	}
+	return h.max
+}
