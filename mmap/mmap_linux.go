@@ -99,7 +99,7 @@ func (m *Mapping) pageRangeLocked(off, n int) ([]byte, error) {
 	if m.data == nil {
 		return nil, ErrClosed
 	}
-	if off < 0 || n < 0 || off+n > len(m.data) {
+	if off < 0 || n < 0 || n > len(m.data)-off { // not off+n: it can overflow
 		return nil, fmt.Errorf("mmap: %s [%d,%d) of %d: %w", m.path, off, off+n, len(m.data), ErrRange)
 	}
 	start := off &^ (pageSize - 1)

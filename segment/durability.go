@@ -148,11 +148,15 @@ func (s *syncer) wait(ctx context.Context, next int64) error {
 }
 
 // advance records offsets made durable outside the syncer (a roll, a cut).
+// It wakes the waiters to look again: the flush they asked for may now find
+// nothing left to do and end without a round that would wake them.
 func (s *syncer) advance(durable int64, reset bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if durable > s.durable || reset {
 		s.durable = durable
+		close(s.round)
+		s.round = make(chan struct{})
 	}
 	if reset && s.requested > durable {
 		s.requested = durable

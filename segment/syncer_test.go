@@ -1,0 +1,87 @@
+package segment
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// A roll makes data durable outside the syncer. A waiter parked on the
+// current round must be woken by it: the flush it asked for may now find
+// nothing to do and end without closing a round.
+func TestSyncerAdvanceWakesWaiters(t *testing.T) {
+	var s syncer
+	s.init(0, func() (int64, error) { return 0, errors.New("flush must not run") })
+	s.mu.Lock()
+	round := s.round // what a waiter of offset 10 is parked on
+	s.requested, s.running = 10, true
+	s.mu.Unlock()
+
+	s.advance(10, false)
+	select {
+	case <-round:
+	default:
+		t.Fatal("advance left a waiter parked on the old round")
+	}
+	s.mu.Lock()
+	s.running = false
+	s.mu.Unlock()
+	if err := s.wait(context.Background(), 10); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Many waiters, flushes that take a while, and advances from the side: every
+// waiter returns once its offset is durable, and flushes are shared.
+func TestSyncerGroupCommitStress(t *testing.T) {
+	var s syncer
+	var end, flushes atomic.Int64
+	s.init(0, func() (int64, error) {
+		flushes.Add(1)
+		upto := end.Load()
+		time.Sleep(50 * time.Microsecond) // an fdatasync's worth of waiting
+		return upto, nil
+	})
+	var wg sync.WaitGroup
+	const waiters, each = 8, 200
+	for w := 0; w < waiters; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				next := end.Add(1)
+				if i%50 == 0 {
+					s.advance(next, false) // a roll covering everything so far
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				err := s.wait(ctx, next)
+				cancel()
+				if err != nil {
+					t.Errorf("wait(%d): %v", next, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	s.stop()
+	if n := flushes.Load(); n >= waiters*each {
+		t.Errorf("%d flushes for %d waits: no group commit", n, waiters*each)
+	}
+}
+
+func TestSyncerFailureReachesWaiters(t *testing.T) {
+	var s syncer
+	boom := errors.New("fdatasync: EIO")
+	s.init(0, func() (int64, error) { return 0, boom })
+	if err := s.wait(context.Background(), 5); !errors.Is(err, boom) {
+		t.Fatalf("wait: %v, want the flush error", err)
+	}
+	if err := s.wait(context.Background(), 6); !errors.Is(err, boom) {
+		t.Fatalf("wait after failure: %v, want the sticky flush error", err)
+	}
+	s.stop()
+}
