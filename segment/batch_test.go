@@ -52,6 +52,7 @@ func headerTestBatch() []byte {
 	return testbatch.Make(testbatch.Spec{
 		BaseOffset:    1234,
 		Timestamp:     1_700_000_000_000,
+		Idempotent:    true,
 		ProducerID:    42,
 		ProducerEpoch: 3,
 		BaseSequence:  17,

@@ -14,7 +14,7 @@ func fuzzSeeds() [][]byte {
 	valid := [][]byte{
 		testbatch.Make(testbatch.Spec{}),
 		testbatch.Make(testbatch.Spec{BaseOffset: 5, Timestamp: 1000, Values: testbatch.Values(3, 8, 1)}),
-		testbatch.Make(testbatch.Spec{BaseOffset: 1 << 40, Timestamp: -1, ProducerID: 9, ProducerEpoch: 2,
+		testbatch.Make(testbatch.Spec{BaseOffset: 1 << 40, Timestamp: -1, Idempotent: true, ProducerID: 9, ProducerEpoch: 2,
 			BaseSequence: 100, Attributes: AttrTransactional | AttrControl, Values: testbatch.Values(1, 0, 0)}),
 		testbatch.Make(testbatch.Spec{BaseOffset: 100, Timestamp: 1_700_000_000_000, Values: testbatch.Values(6, 20, 3)}),
 	}

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"sync/atomic"
@@ -86,6 +88,10 @@ func (c *conn) readLoop() {
 			c.s.log.Warn("closing connection: undecodable request header", "remote", c.remote, "api_key", hdr.Key, "api_version", hdr.Version, "err", err)
 			c.s.m.badRequest("header")
 			return
+		}
+		if c.s.log.Enabled(context.Background(), slog.LevelDebug) {
+			c.s.log.Debug("request", "remote", c.remote, "api", apiName(hdr.Key), "version", hdr.Version,
+				"correlation_id", hdr.CorrelationID, "client_id", hdr.ClientID)
 		}
 		r, err := c.s.dispatch(c, hdr, body)
 		if err != nil {

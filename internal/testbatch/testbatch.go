@@ -13,7 +13,8 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 type Spec struct {
 	BaseOffset    int64
 	Timestamp     int64 // of the first record, in ms; records follow 1 ms apart
-	ProducerID    int64 // -1 for none
+	ProducerID    int64 // used only when Idempotent; otherwise -1 is written
+	Idempotent    bool
 	ProducerEpoch int16
 	BaseSequence  int32
 	Attributes    int16
@@ -44,9 +45,9 @@ func Make(s Spec) []byte {
 	binary.BigEndian.PutUint32(b[23:], uint32(max(n-1, 0)))
 	binary.BigEndian.PutUint64(b[27:], uint64(s.Timestamp))
 	binary.BigEndian.PutUint64(b[35:], uint64(s.Timestamp+int64(max(n-1, 0))))
-	pid := s.ProducerID
-	if pid == 0 {
-		pid = -1
+	pid := int64(-1)
+	if s.Idempotent {
+		pid = s.ProducerID
 	}
 	binary.BigEndian.PutUint64(b[43:], uint64(pid))
 	binary.BigEndian.PutUint16(b[51:], uint16(s.ProducerEpoch))
