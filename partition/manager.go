@@ -29,6 +29,8 @@ type Options struct {
 	Fsync segment.FsyncPolicy
 	// Logger: nil means slog.Default().
 	Logger *slog.Logger
+	// ObserveSync, if set, is told how long each fdatasync took.
+	ObserveSync func(time.Duration)
 }
 
 // Manager owns the partitions this broker hosts.
@@ -103,6 +105,7 @@ func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, fresh bool
 	o.Fsync = m.opts.Fsync
 	o.Logger = m.log.With("partition", name)
 	o.OnDurable = p.advanceHW
+	o.ObserveSync = m.opts.ObserveSync
 	l, err := segment.Open(dir, o)
 	if err != nil {
 		return nil, err

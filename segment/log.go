@@ -50,6 +50,9 @@ type Options struct {
 	// held) and after a roll (with the log lock held). It must not block
 	// and must not call back into the log.
 	OnDurable func(durableEnd int64)
+	// ObserveSync, if set, is told how long each fdatasync took (group
+	// commits and seals), for metrics. It must not block.
+	ObserveSync func(time.Duration)
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -283,7 +286,7 @@ func (l *Log) flushActive() (int64, error) {
 		return 0, ErrClosed
 	}
 	defer seg.Release()
-	if err := seg.sync(); err != nil {
+	if err := l.timedSync(seg); err != nil {
 		l.log.Error("partition offline: fdatasync failed", "dir", l.dir, "segment", seg.path, "err", err)
 		return 0, fmt.Errorf("%w: %w", ErrOffline, err)
 	}
@@ -406,3 +409,14 @@ func segmentFor(segs []*Segment, offset int64) int {
 
 // syncDir syncs the log's folder after files were created or removed.
 func (l *Log) syncDir() error { return fsutil.SyncDir(l.dir) }
+
+// timedSync syncs seg and reports the time it took.
+func (l *Log) timedSync(seg *Segment) error {
+	if l.opts.ObserveSync == nil {
+		return seg.sync()
+	}
+	start := time.Now()
+	err := seg.sync()
+	l.opts.ObserveSync(time.Since(start))
+	return err
+}

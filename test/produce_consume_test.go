@@ -63,4 +63,10 @@ func TestProduceConsumeCodecsAndAcks(t *testing.T) {
 	if sent := b.metric("runnel_fetch_sendfile_bytes_total"); sent == 0 {
 		t.Fatal("no record bytes went through sendfile")
 	}
+	if n := b.metric("runnel_fsync_duration_seconds_count"); n == 0 {
+		t.Fatal("acks=all produce under --fsync always recorded no fdatasync")
+	}
+	if n := b.metric("runnel_bytes_in_total"); n == 0 {
+		t.Fatal("no request bytes counted")
+	}
 }

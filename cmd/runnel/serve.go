@@ -74,7 +74,11 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	parts, err := partition.OpenManager(partition.Options{DataDir: dataDir, Fsync: fsync, Logger: logger})
+	syncLatency := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "runnel_fsync_duration_seconds", Help: "Time each fdatasync of a partition's log took.",
+		Buckets: prometheus.ExponentialBuckets(20e-6, 2, 18)})
+	parts, err := partition.OpenManager(partition.Options{DataDir: dataDir, Fsync: fsync, Logger: logger,
+		ObserveSync: func(d time.Duration) { syncLatency.Observe(d.Seconds()) }})
 	if err != nil {
 		return err
 	}
@@ -88,7 +92,7 @@ func serve(args []string, stderr io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := server.NewMetrics(reg)
-	reg.MustRegister(newStorageCollector(parts))
+	reg.MustRegister(newStorageCollector(parts), syncLatency)
 	srv := server.New(server.Config{
 		NodeID:            int32(ints["node-id"]),
 		Advertise:         v["advertise"],
