@@ -8,7 +8,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-const apiVersionsKey = 18
+const (
+	produceKey     = 0
+	apiVersionsKey = 18
+)
 
 type versionRange struct{ min, max int16 }
 
@@ -112,8 +115,15 @@ func (s *Server) handleAPIVersions(h requestHeader, body []byte) *reply {
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
 	for _, k := range keys {
+		vr := supported[k]
+		if k == produceKey {
+			// KAFKA-18659, as Kafka 4.0 does: librdkafka before 2.11.1 turns
+			// off gzip, snappy and lz4 unless the broker lists Produce v0, so
+			// v0 is listed; dispatch still refuses v0-v2.
+			vr.min = 0
+		}
 		resp.ApiKeys = append(resp.ApiKeys, kmsg.ApiVersionsResponseApiKey{
-			ApiKey: k, MinVersion: supported[k].min, MaxVersion: supported[k].max})
+			ApiKey: k, MinVersion: vr.min, MaxVersion: vr.max})
 	}
 	return &reply{hdr: h, finish: func() any { return resp }}
 }
