@@ -66,7 +66,7 @@ func tcpPair(t *testing.T) (server, client net.Conn) {
 
 func TestEncodeSendRoundTrip(t *testing.T) {
 	l := openLog(t)
-	want := make([]byte, 0)
+	var want []byte
 	{
 		r, err := l.Read(0, 1<<20, l.LogEndOffset())
 		if err != nil {

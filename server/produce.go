@@ -10,7 +10,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-io/runnel/partition"
-	"github.com/runnel-io/runnel/segment"
 )
 
 // produced is one partition's outcome, waiting for durability.
@@ -91,9 +90,4 @@ func (s *Server) handleProduce(c *conn, h requestHeader, r *kmsg.ProduceRequest)
 		}
 		return resp
 	}}
-}
-
-// isStorageErr reports errors that mean the partition's storage failed.
-func isStorageErr(err error) bool {
-	return errors.Is(err, segment.ErrOffline) || errors.Is(err, segment.ErrNoSpace)
 }
