@@ -56,7 +56,6 @@ func (c *conn) serve() {
 	c.readLoop()
 	close(c.replies)
 	<-done
-	c.nc.Close()
 }
 
 func (c *conn) readLoop() {

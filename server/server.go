@@ -172,8 +172,12 @@ func (s *Server) startConn(nc net.Conn) {
 		s.mu.Lock()
 		delete(s.mu.conns, c)
 		s.mu.Unlock()
+		// Count the connection gone before the client can see it close, so
+		// a client that reconnects at once is not refused for a slot that
+		// is already free.
 		s.nconns.Add(-1)
 		s.m.connClosed()
+		nc.Close()
 	}()
 }
 
