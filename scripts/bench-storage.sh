@@ -4,10 +4,11 @@
 #
 #   scripts/bench-storage.sh            regular benchmarks, then the large ones
 #   LARGE=0 scripts/bench-storage.sh    skip the 1 GiB / 10,000-partition ones
+#   REGULAR=0 scripts/bench-storage.sh  only the large ones
 #   BENCH='ReadRandom' LARGE=0 ...      only benchmarks matching a regexp
 #
 # Environment: COUNT (default 5) and LARGE_COUNT (default 3) runs per
-# benchmark; OUT (default bench-out/) keeps the raw output for benchstat
+# benchmark; OUT (default $TMPDIR/runnel-bench) keeps the raw output for benchstat
 # comparisons. Run it on a quiet machine: nothing else on the CPUs or disk.
 set -euo pipefail
 
@@ -15,8 +16,9 @@ cd "$(dirname "$0")/.."
 COUNT=${COUNT:-5}
 LARGE_COUNT=${LARGE_COUNT:-3}
 LARGE=${LARGE:-1}
+REGULAR=${REGULAR:-1}
 BENCH=${BENCH:-'^Benchmark(Append|AppendRolling|Baseline.*|ReadRandomOffset)$'}
-OUT=${OUT:-bench-out}
+OUT=${OUT:-${TMPDIR:-/tmp}/runnel-bench}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
@@ -25,9 +27,12 @@ go test -c -o "$OUT/segment.test" ./segment/
 cd segment
 
 echo "== $(date -u +%FT%TZ) $(go version) $(nproc) CPUs; load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-"$OUT/segment.test" -test.run='^$' -test.bench="$BENCH" -test.benchmem \
-	-test.count="$COUNT" -test.timeout=60m | tee "$OUT/storage.txt" >&2
-files=("$OUT/storage.txt")
+files=()
+if [ "$REGULAR" = 1 ]; then
+	"$OUT/segment.test" -test.run='^$' -test.bench="$BENCH" -test.benchmem \
+		-test.count="$COUNT" -test.timeout=60m | tee "$OUT/storage.txt" >&2
+	files+=("$OUT/storage.txt")
+fi
 
 if [ "$LARGE" = 1 ]; then
 	# One timed iteration per run: each writes 1 GiB or opens 10,000 logs.
@@ -35,6 +40,10 @@ if [ "$LARGE" = 1 ]; then
 		-test.benchmem -test.benchtime=1x -test.count="$LARGE_COUNT" -test.timeout=60m |
 		tee "$OUT/storage-large.txt" >&2
 	files+=("$OUT/storage-large.txt")
+fi
+
+if [ ${#files[@]} -eq 0 ]; then
+	exit 0
 fi
 
 # Medians of every metric per benchmark, in go test's own units (MB/s is

@@ -3,6 +3,7 @@ package segment
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -97,6 +98,7 @@ func (s *syncer) request(next int64) {
 func (s *syncer) run() {
 	defer s.idle.Done()
 	for {
+		s.gather()
 		s.mu.Lock()
 		if s.requested <= s.durable || s.err != nil {
 			s.running = false
@@ -119,6 +121,32 @@ func (s *syncer) run() {
 		close(s.round)
 		s.round = make(chan struct{})
 		s.mu.Unlock()
+	}
+}
+
+// gatherYields bounds how often gather yields before a flush.
+const gatherYields = 16
+
+// gather lets appenders that are runnable now, above all those the last
+// round just woke, append and ask before the next flush starts, so that
+// one fdatasync covers them too. Without it the flusher syncs again at once
+// and N steady appenders split into two cohorts that alternate, N/2 per
+// fdatasync (measured: 4.0 batches per sync with 8 appenders; with gather
+// 6 to 8). It yields the processor while each yield brings a new request,
+// at most gatherYields times; with nobody else runnable it costs one yield.
+func (s *syncer) gather() {
+	s.mu.Lock()
+	last := s.requested
+	s.mu.Unlock()
+	for range gatherYields {
+		runtime.Gosched()
+		s.mu.Lock()
+		r := s.requested
+		s.mu.Unlock()
+		if r == last {
+			return
+		}
+		last = r
 	}
 }
 
