@@ -569,7 +569,13 @@ func (rc *rawConn) recvFrame(corr int32, headerTags bool) []byte {
 
 func (rc *rawConn) roundTrip(req kmsg.Request) kmsg.Response {
 	rc.t.Helper()
-	corr := rc.send(req)
+	return rc.recv(req, rc.send(req))
+}
+
+// recv reads and decodes the response to req sent with correlation id corr,
+// so a test can pipeline several requests before reading.
+func (rc *rawConn) recv(req kmsg.Request, corr int32) kmsg.Response {
+	rc.t.Helper()
 	body := rc.recvFrame(corr, req.IsFlexible() && req.Key() != 18)
 	resp := req.ResponseKind()
 	resp.SetVersion(req.GetVersion())

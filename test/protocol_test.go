@@ -1,11 +1,7 @@
 package test
 
 import (
-	be "encoding/binary"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"sort"
 	"strings"
 	"testing"
@@ -16,77 +12,6 @@ import (
 	"github.com/runnel-io/runnel/internal/testbatch"
 	"github.com/runnel-io/runnel/server"
 )
-
-// kconn speaks the Kafka protocol by hand, so a test can pick versions.
-type kconn struct {
-	t    *testing.T
-	c    net.Conn
-	corr int32
-}
-
-func dialKafka(t *testing.T, addr string) *kconn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &kconn{t: t, c: c}
-}
-
-// send writes one request and returns its correlation id.
-func (r *kconn) send(req kmsg.Request) int32 {
-	r.t.Helper()
-	r.corr++
-	b := make([]byte, 4, 256)
-	b = be.BigEndian.AppendUint16(b, uint16(req.Key()))
-	b = be.BigEndian.AppendUint16(b, uint16(req.GetVersion()))
-	b = be.BigEndian.AppendUint32(b, uint32(r.corr))
-	b = be.BigEndian.AppendUint16(b, 5)
-	b = append(b, "tests"...)
-	if req.IsFlexible() {
-		b = append(b, 0)
-	}
-	b = req.AppendTo(b)
-	be.BigEndian.PutUint32(b, uint32(len(b)-4))
-	r.c.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	if _, err := r.c.Write(b); err != nil {
-		r.t.Fatalf("write %s: %v", kmsg.NameForKey(req.Key()), err)
-	}
-	return r.corr
-}
-
-// recv reads one response to req and checks its correlation id.
-func (r *kconn) recv(req kmsg.Request, corr int32) kmsg.Response {
-	r.t.Helper()
-	r.c.SetReadDeadline(time.Now().Add(60 * time.Second))
-	var size [4]byte
-	if _, err := io.ReadFull(r.c, size[:]); err != nil {
-		r.t.Fatalf("read %s v%d: %v", kmsg.NameForKey(req.Key()), req.GetVersion(), err)
-	}
-	body := make([]byte, be.BigEndian.Uint32(size[:]))
-	if _, err := io.ReadFull(r.c, body); err != nil {
-		r.t.Fatal(err)
-	}
-	if got := int32(be.BigEndian.Uint32(body)); got != corr {
-		r.t.Fatalf("%s v%d: correlation id %d, want %d", kmsg.NameForKey(req.Key()), req.GetVersion(), got, corr)
-	}
-	body = body[4:]
-	if req.IsFlexible() && req.Key() != 18 {
-		body = body[1:]
-	}
-	resp := req.ResponseKind()
-	resp.SetVersion(req.GetVersion())
-	if err := resp.ReadFrom(body); err != nil {
-		r.t.Fatalf("%s v%d: response does not decode: %v", kmsg.NameForKey(req.Key()), req.GetVersion(), err)
-	}
-	return resp
-}
-
-func (r *kconn) do(req kmsg.Request) kmsg.Response {
-	r.t.Helper()
-	return r.recv(req, r.send(req))
-}
 
 // errorCodes collects every ErrorCode field in a response.
 func errorCodes(resp kmsg.Response) []int16 {
@@ -158,7 +83,7 @@ func errorCodes(resp kmsg.Response) []int16 {
 // reports success.
 func TestEveryAPIVersion(t *testing.T) {
 	b := startBroker(t, "")
-	rc := dialKafka(t, b.addr)
+	rc := dialRaw(t, b.addr)
 	topic := "sweep"
 	ct := kmsg.NewPtrCreateTopicsRequest()
 	ct.SetVersion(4)
@@ -166,13 +91,13 @@ func TestEveryAPIVersion(t *testing.T) {
 	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, 1, 1
 	ct.Topics = append(ct.Topics, rt)
 	ct.TimeoutMillis = 10000
-	if codes := errorCodes(rc.do(ct)); codes[0] != 0 {
+	if codes := errorCodes(rc.roundTrip(ct)); codes[0] != 0 {
 		t.Fatalf("create: %v", codes)
 	}
 	md := kmsg.NewPtrMetadataRequest()
 	md.SetVersion(12)
 	md.Topics = []kmsg.MetadataRequestTopic{{Topic: &topic}}
-	topicID := rc.do(md).(*kmsg.MetadataResponse).Topics[0].TopicID
+	topicID := rc.roundTrip(md).(*kmsg.MetadataResponse).Topics[0].TopicID
 
 	pid := int64(-1)
 	partitions := int32(1)
@@ -298,7 +223,7 @@ func TestEveryAPIVersion(t *testing.T) {
 		for v := versions[int16(k)][0]; v <= versions[int16(k)][1]; v++ {
 			req := mk(v)
 			req.SetVersion(v)
-			resp := rc.do(req)
+			resp := rc.roundTrip(req)
 			for _, code := range errorCodes(resp) {
 				if code != 0 {
 					t.Errorf("%s v%d: error code %d", kmsg.NameForKey(int16(k)), v, code)
@@ -323,13 +248,13 @@ func TestEveryAPIVersion(t *testing.T) {
 // any answer, mixing produces, fetches and metadata.
 func TestPipelinedRequestsAnsweredInOrder(t *testing.T) {
 	b := startBroker(t, "")
-	rc := dialKafka(t, b.addr)
+	rc := dialRaw(t, b.addr)
 	md := kmsg.NewPtrMetadataRequest()
 	md.SetVersion(4)
 	topic := "pipe"
 	md.Topics = []kmsg.MetadataRequestTopic{{Topic: &topic}}
 	md.AllowAutoTopicCreation = true
-	rc.do(md)
+	rc.roundTrip(md)
 	type sent struct {
 		req  kmsg.Request
 		corr int32
@@ -372,39 +297,20 @@ func TestPipelinedRequestsAnsweredInOrder(t *testing.T) {
 	}
 }
 
-// connClosed reports whether the server closed c (reads EOF) within d.
-func connClosed(c net.Conn, d time.Duration) bool {
-	c.SetReadDeadline(time.Now().Add(d))
-	_, err := c.Read(make([]byte, 1))
-	return errors.Is(err, io.EOF) || (err != nil && !errors.Is(err, errTimeout(err)))
-}
-
-func errTimeout(err error) error {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return err
-	}
-	return errors.New("not a timeout")
-}
-
 func TestIdleTimeoutAndConnectionLimit(t *testing.T) {
 	b := startBroker(t, "", "--idle-timeout", "300ms", "--max-connections", "2")
-	idle := dialKafka(t, b.addr)
-	if !connClosed(idle.c, 30*time.Second) {
-		t.Fatal("idle connection not closed")
-	}
+	idle := dialRaw(t, b.addr)
+	idle.expectClosed()
 	waitLog(t, b, "INFO", "closing idle connection")
 	// Two live connections fill the limit; a third is closed at once.
-	c1, c2 := dialKafka(t, b.addr), dialKafka(t, b.addr)
-	for _, c := range []*kconn{c1, c2} {
+	c1, c2 := dialRaw(t, b.addr), dialRaw(t, b.addr)
+	for _, c := range []*rawConn{c1, c2} {
 		av := kmsg.NewPtrApiVersionsRequest()
 		av.SetVersion(3)
-		c.do(av)
+		c.roundTrip(av)
 	}
-	c3 := dialKafka(t, b.addr)
-	if !connClosed(c3.c, 30*time.Second) {
-		t.Fatal("connection over the limit was not closed")
-	}
+	c3 := dialRaw(t, b.addr)
+	c3.expectClosed()
 	waitLog(t, b, "WARN", "too many connections")
 }
 
@@ -412,26 +318,26 @@ func TestIdleTimeoutAndConnectionLimit(t *testing.T) {
 // partition; a produce must wake it with the new record.
 func TestLongPollWokenByProduce(t *testing.T) {
 	b := startBroker(t, "")
-	rc := dialKafka(t, b.addr)
+	rc := dialRaw(t, b.addr)
 	topic := "poll"
 	md := kmsg.NewPtrMetadataRequest()
 	md.SetVersion(4)
 	md.Topics = []kmsg.MetadataRequestTopic{{Topic: &topic}}
 	md.AllowAutoTopicCreation = true
-	rc.do(md)
+	rc.roundTrip(md)
 	f := kmsg.NewPtrFetchRequest()
 	f.SetVersion(12)
 	f.MaxWaitMillis, f.MinBytes, f.MaxBytes, f.SessionEpoch = 120000, 1, 1<<20, -1
 	f.Topics = []kmsg.FetchRequestTopic{{Topic: topic, Partitions: []kmsg.FetchRequestTopicPartition{{
 		FetchOffset: 0, PartitionMaxBytes: 1 << 20, LogStartOffset: -1}}}}
 	corr := rc.send(f)
-	pc := dialKafka(t, b.addr)
+	pc := dialRaw(t, b.addr)
 	p := kmsg.NewPtrProduceRequest()
 	p.SetVersion(9)
 	p.Acks, p.TimeoutMillis = -1, 10000
 	p.Topics = []kmsg.ProduceRequestTopic{{Topic: topic, Partitions: []kmsg.ProduceRequestTopicPartition{{
 		Records: testbatch.Make(testbatch.Spec{Values: testbatch.Values(1, 10, 7)})}}}}
-	pc.do(p)
+	pc.roundTrip(p)
 	resp := rc.recv(f, corr).(*kmsg.FetchResponse)
 	if len(resp.Topics[0].Partitions[0].RecordBatches) == 0 {
 		t.Fatal("parked fetch returned without the produced record")
@@ -443,19 +349,19 @@ func TestLongPollWokenByProduce(t *testing.T) {
 // restart needs no recovery scan.
 func TestSIGTERMAnswersInFlightAndShutsDownCleanly(t *testing.T) {
 	b := startBroker(t, "")
-	rc := dialKafka(t, b.addr)
+	rc := dialRaw(t, b.addr)
 	topic := "term"
 	md := kmsg.NewPtrMetadataRequest()
 	md.SetVersion(4)
 	md.Topics = []kmsg.MetadataRequestTopic{{Topic: &topic}}
 	md.AllowAutoTopicCreation = true
-	rc.do(md)
+	rc.roundTrip(md)
 	p := kmsg.NewPtrProduceRequest()
 	p.SetVersion(9)
 	p.Acks, p.TimeoutMillis = -1, 10000
 	p.Topics = []kmsg.ProduceRequestTopic{{Topic: topic, Partitions: []kmsg.ProduceRequestTopicPartition{{
 		Records: testbatch.Make(testbatch.Spec{Values: testbatch.Values(5, 10, 7)})}}}}
-	rc.do(p)
+	rc.roundTrip(p)
 	f := kmsg.NewPtrFetchRequest()
 	f.SetVersion(12)
 	f.MaxWaitMillis, f.MinBytes, f.MaxBytes, f.SessionEpoch = 120000, 1, 1<<20, -1
@@ -486,23 +392,23 @@ func TestSIGTERMAnswersInFlightAndShutsDownCleanly(t *testing.T) {
 func TestIdempotentStateSurvivesRestart(t *testing.T) {
 	b := startBroker(t, "")
 	topic := "idem"
-	rc := dialKafka(t, b.addr)
+	rc := dialRaw(t, b.addr)
 	md := kmsg.NewPtrMetadataRequest()
 	md.SetVersion(4)
 	md.Topics = []kmsg.MetadataRequestTopic{{Topic: &topic}}
 	md.AllowAutoTopicCreation = true
-	rc.do(md)
+	rc.roundTrip(md)
 	ip := kmsg.NewPtrInitProducerIDRequest()
 	ip.SetVersion(4)
 	ip.ProducerID, ip.ProducerEpoch = -1, -1
-	pid := rc.do(ip).(*kmsg.InitProducerIDResponse).ProducerID
-	produce := func(rc *kconn, seq int32) kmsg.ProduceResponseTopicPartition {
+	pid := rc.roundTrip(ip).(*kmsg.InitProducerIDResponse).ProducerID
+	produce := func(rc *rawConn, seq int32) kmsg.ProduceResponseTopicPartition {
 		p := kmsg.NewPtrProduceRequest()
 		p.SetVersion(9)
 		p.Acks, p.TimeoutMillis = -1, 10000
 		batch := testbatch.Make(testbatch.Spec{Idempotent: true, ProducerID: pid, BaseSequence: seq, Values: testbatch.Values(2, 10, byte(seq))})
 		p.Topics = []kmsg.ProduceRequestTopic{{Topic: topic, Partitions: []kmsg.ProduceRequestTopicPartition{{Records: batch}}}}
-		return rc.do(p).(*kmsg.ProduceResponse).Topics[0].Partitions[0]
+		return rc.roundTrip(p).(*kmsg.ProduceResponse).Topics[0].Partitions[0]
 	}
 	for seq := int32(0); seq < 6; seq += 2 {
 		if r := produce(rc, seq); r.ErrorCode != 0 || r.BaseOffset != int64(seq) {
@@ -516,7 +422,7 @@ func TestIdempotentStateSurvivesRestart(t *testing.T) {
 			b.kill()
 		}
 		b.restart()
-		rc = dialKafka(t, b.addr)
+		rc = dialRaw(t, b.addr)
 		if r := produce(rc, 4); r.ErrorCode != 0 || r.BaseOffset != 4 {
 			t.Fatalf("after %s: retried batch answered %+v, want its original offset 4", how, r)
 		}
@@ -528,7 +434,7 @@ func TestIdempotentStateSurvivesRestart(t *testing.T) {
 	lo.SetVersion(5)
 	lo.ReplicaID = -1
 	lo.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: topic, Partitions: []kmsg.ListOffsetsRequestTopicPartition{{Timestamp: -1}}}}
-	if end := rc.do(lo).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0].Offset; end != 6 {
+	if end := rc.roundTrip(lo).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0].Offset; end != 6 {
 		t.Fatalf("log end %d, want 6: a duplicate was written", end)
 	}
 }
