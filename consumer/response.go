@@ -74,15 +74,6 @@ type Encoded struct {
 // Size returns the number of bytes Send will write.
 func (e *Encoded) Size() int64 { return e.size }
 
-// RecordBytes returns the bytes that come from segment files.
-func (e *Encoded) RecordBytes() int64 {
-	var n int64
-	for _, s := range e.splices {
-		n += s.region.Length
-	}
-	return n
-}
-
 // Release drops the references on every region. Send calls it.
 func (e *Encoded) Release() {
 	for _, s := range e.splices {

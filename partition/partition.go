@@ -59,9 +59,6 @@ func Name(topic string, index int32) string { return fmt.Sprintf("%s-%d", topic,
 // Log returns the partition's log.
 func (p *Partition) Log() *segment.Log { return p.log }
 
-// Config returns the topic config the partition was opened with.
-func (p *Partition) Config() Config { return p.cfg }
-
 // HighWatermark returns the offset below which consumers may read. With
 // --fsync always it is the end of what is on disk, so a consumer never reads
 // a record that a crash could take back; otherwise it is the log end.

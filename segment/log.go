@@ -258,13 +258,6 @@ func (l *Log) WaitDurable(ctx context.Context, next int64) error {
 // for it, whatever the policy.
 func (l *Log) RequestSync() { l.sync.request(l.leo.Load()) }
 
-// DurableOffset returns the end of what is known to be on disk.
-func (l *Log) DurableOffset() int64 {
-	l.sync.mu.Lock()
-	defer l.sync.mu.Unlock()
-	return l.sync.durable
-}
-
 // Flush makes everything appended so far durable, whatever the policy.
 func (l *Log) Flush(ctx context.Context) error { return l.sync.wait(ctx, l.leo.Load()) }
 

@@ -23,9 +23,6 @@ func (r *Region) File() *os.File {
 	return r.seg.f
 }
 
-// Segment returns the segment the region belongs to, or nil when empty.
-func (r *Region) Segment() *Segment { return r.seg }
-
 // Release drops the region's reference. It is safe to call more than once.
 func (r *Region) Release() {
 	if r.seg != nil {

@@ -91,6 +91,10 @@ type Server struct {
 
 	pids producerIDs
 
+	// topicMu serialises creating, growing and deleting topics, so the
+	// metadata store and the opened partitions move together.
+	topicMu sync.Mutex
+
 	mu struct {
 		sync.Mutex
 		ln    net.Listener

@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -25,9 +24,6 @@ func validTopicName(name string) error {
 	}
 	return nil
 }
-
-// createMu serialises topic creation and deletion with opening partitions.
-var createMu sync.Mutex
 
 // createTopic validates and creates a topic, then opens its partitions.
 func (s *Server) createTopic(name string, partitions int32, replication int16, configs map[string]string, validateOnly bool) (cluster.Topic, error) {
@@ -53,8 +49,8 @@ func (s *Server) createTopic(name string, partitions int32, replication int16, c
 		}
 		return t, nil
 	}
-	createMu.Lock()
-	defer createMu.Unlock()
+	s.topicMu.Lock()
+	defer s.topicMu.Unlock()
 	t, err := s.meta.CreateTopic(t)
 	if err != nil {
 		return t, err
@@ -120,8 +116,8 @@ func configSource(isDefault bool) int8 {
 }
 
 func (s *Server) deleteTopic(name string) error {
-	createMu.Lock()
-	defer createMu.Unlock()
+	s.topicMu.Lock()
+	defer s.topicMu.Unlock()
 	if err := s.meta.DeleteTopic(name); err != nil {
 		return err
 	}
@@ -189,8 +185,8 @@ func (s *Server) handleCreatePartitions(r *kmsg.CreatePartitionsRequest) kmsg.Re
 			if r.ValidateOnly {
 				return nil
 			}
-			createMu.Lock()
-			defer createMu.Unlock()
+			s.topicMu.Lock()
+			defer s.topicMu.Unlock()
 			if err := s.meta.SetPartitions(rt.Topic, rt.Count); err != nil {
 				return err
 			}
