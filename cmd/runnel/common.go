@@ -273,3 +273,15 @@ func producerOpts(acks, compression string) ([]kgo.Opt, error) {
 	}
 	return append(opts, kgo.ProducerBatchCompression(c)), nil
 }
+
+// adminClient connects for one short administrative exchange: the context
+// ends after requestTimeout. Call done when finished.
+func adminClient(brokers string) (context.Context, *kgo.Client, func(), error) {
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	cl, err := newClient(ctx, brokers)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return ctx, cl, func() { cl.Close(); cancel() }, nil
+}

@@ -100,13 +100,11 @@ func topicCreate(args []string, stdout, stderr io.Writer) error {
 		return errors.New("--partitions and --replication-factor must be positive (or -1 for the broker default)")
 	}
 	name := pos[0]
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-	defer cancel()
-	cl, err := newClient(ctx, *brokers)
+	ctx, cl, done, err := adminClient(*brokers)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	defer done()
 	t, err := createTopic(ctx, cl, name, int32(*partitions), int16(*replication), configs)
 	if err != nil {
 		return err
@@ -158,13 +156,11 @@ func topicList(args []string, stdout, stderr io.Writer) error {
 	if err := wantArgs(pos); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-	defer cancel()
-	cl, err := newClient(ctx, *brokers)
+	ctx, cl, done, err := adminClient(*brokers)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	defer done()
 	req := kmsg.NewPtrMetadataRequest() // nil Topics: all topics
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
@@ -195,13 +191,11 @@ func topicDescribe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	name := pos[0]
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-	defer cancel()
-	cl, err := newClient(ctx, *brokers)
+	ctx, cl, done, err := adminClient(*brokers)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	defer done()
 	t, err := topicMetadata(ctx, cl, name)
 	if err != nil {
 		return err
@@ -293,13 +287,11 @@ func topicDelete(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	name := pos[0]
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-	defer cancel()
-	cl, err := newClient(ctx, *brokers)
+	ctx, cl, done, err := adminClient(*brokers)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	defer done()
 	req := kmsg.NewPtrDeleteTopicsRequest()
 	req.TimeoutMillis = int32(requestTimeout.Milliseconds())
 	req.TopicNames = []string{name}
