@@ -162,7 +162,7 @@ func (p *Partition) Append(batch []byte, leaderEpoch int32) (AppendResult, error
 			return AppendResult{BaseOffset: dup.BaseOffset, LastOffset: dup.LastOffset, Duplicate: true}, nil
 		}
 	}
-	r, err := p.log.Append(batch, leaderEpoch)
+	r, err := p.log.AppendValidated(batch, h, leaderEpoch)
 	if err != nil {
 		return AppendResult{}, err
 	}

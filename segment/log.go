@@ -160,21 +160,33 @@ func (l *Log) setSegments(segs []*Segment) { l.segs.Store(&segs) }
 // Append does not wait for durability: call WaitDurable with the result's
 // LastOffset+1 before acknowledging.
 func (l *Log) Append(batch []byte, leaderEpoch int32) (AppendResult, error) {
-	return l.append(batch, leaderEpoch, true)
+	h, err := Validate(batch)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	return l.append(batch, h, leaderEpoch, true)
+}
+
+// AppendValidated is Append for a caller that has just validated the batch
+// itself (Validate returned h for exactly these bytes), so the CRC is not
+// computed twice on the produce path.
+func (l *Log) AppendValidated(batch []byte, h Header, leaderEpoch int32) (AppendResult, error) {
+	return l.append(batch, h, leaderEpoch, true)
 }
 
 // AppendReplica appends a batch that already carries its offsets, as a
 // follower does with batches fetched from its leader. The batch's base
 // offset must be the log end offset.
 func (l *Log) AppendReplica(batch []byte) (AppendResult, error) {
-	return l.append(batch, 0, false)
-}
-
-func (l *Log) append(batch []byte, leaderEpoch int32, assign bool) (AppendResult, error) {
 	h, err := Validate(batch)
 	if err != nil {
 		return AppendResult{}, err
 	}
+	return l.append(batch, h, 0, false)
+}
+
+func (l *Log) append(batch []byte, h Header, leaderEpoch int32, assign bool) (AppendResult, error) {
+	var err error
 	if h.Size() != len(batch) {
 		return AppendResult{}, fmt.Errorf("%w: batch length says %d bytes, got %d", ErrShortBatch, h.Size(), len(batch))
 	}
