@@ -6,6 +6,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-io/runnel/protocol"
 )
 
 const (
@@ -54,10 +56,9 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 	if h.Version < vr.min || h.Version > vr.max {
 		return nil, fmt.Errorf("%w: %s v%d (supported %d-%d)", ErrBadVersion, apiName(h.Key), h.Version, vr.min, vr.max)
 	}
-	req := kmsg.RequestForKey(h.Key)
-	req.SetVersion(h.Version)
-	if err := req.ReadFrom(body); err != nil {
-		return nil, fmt.Errorf("%w: %s v%d: %v", ErrMalformedBody, apiName(h.Key), h.Version, err)
+	req, err := decodeRequest(h.Key, h.Version, body)
+	if err != nil {
+		return nil, err
 	}
 	respond := func(resp kmsg.Response) *reply {
 		resp.SetVersion(h.Version)
@@ -92,6 +93,21 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 	return nil, fmt.Errorf("%w: %s has no handler", ErrUnknownAPI, apiName(h.Key))
 }
 
+// decodeRequest decodes a request body. The body is first walked against
+// its schema (protocol.Check), which bounds every count by the bytes left,
+// so the decoder only ever reads a body of the shape it expects.
+func decodeRequest(key, version int16, body []byte) (kmsg.Request, error) {
+	if err := protocol.Check(key, version, body); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformedBody, err)
+	}
+	req := kmsg.RequestForKey(key)
+	req.SetVersion(version)
+	if err := req.ReadFrom(body); err != nil {
+		return nil, fmt.Errorf("%w: %s v%d: %v", ErrMalformedBody, apiName(key), version, err)
+	}
+	return req, nil
+}
+
 func (s *Server) handleAPIVersions(h requestHeader, body []byte) *reply {
 	resp := kmsg.NewPtrApiVersionsResponse()
 	vr := supported[apiVersionsKey]
@@ -103,9 +119,7 @@ func (s *Server) handleAPIVersions(h requestHeader, body []byte) *reply {
 		h.Flexible = false
 	} else {
 		resp.SetVersion(h.Version)
-		req := kmsg.NewPtrApiVersionsRequest()
-		req.SetVersion(h.Version)
-		if err := req.ReadFrom(body); err != nil {
+		if _, err := decodeRequest(h.Key, h.Version, body); err != nil {
 			resp.ErrorCode = kerr.InvalidRequest.Code
 		}
 	}

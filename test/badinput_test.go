@@ -126,6 +126,17 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 
+	t.Run("forged tagged-field count is refused before decoding", func(t *testing.T) {
+		// DescribeCluster v1 announcing 952,391,828 tagged fields in a
+		// 7-byte body. Were the count believed, the reader would loop once
+		// per announced field; the schema walk refuses it and says where.
+		rc := dialRaw(t, b.addr)
+		rc.write(frame(append(append(header(60, 1, "c"), 0), "\xc7B\x94\xb1\x91\xc6\x03"...)))
+		rc.expectClosed()
+		waitLog(t, b, "WARN", badReqMsg, "remote="+rc.local(), "tagged fields")
+		canary.check(t)
+	})
+
 	t.Run("ApiVersions above v4 answers UNSUPPORTED_VERSION in v0", func(t *testing.T) {
 		rc := dialRaw(t, b.addr)
 		for _, v := range []int16{5, 127} {
