@@ -9,7 +9,7 @@ BENCH_COUNT   ?= 5
 # Packages with fuzz targets, as package:target pairs.
 FUZZ_TARGETS  ?= ./segment:FuzzParseHeader ./segment:FuzzValidate ./segment:FuzzRecoverSegment ./server:FuzzParseHeader ./server:FuzzDispatchDecode ./protocol:FuzzCheck
 
-.PHONY: help build run test test-short bench bench-large fuzz lint fmt vet staticcheck clean
+.PHONY: help build run test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ bench: ## run the benchmarks (medians over BENCH_COUNT runs; see docs/benchmarks
 
 bench-large: ## the 1 GiB recovery and 10,000-partition benchmarks
 	RUNNEL_BENCH_LARGE=1 $(GO) test -run='^$$' -bench='Large' -benchmem -count=3 -timeout 60m ./segment/
+
+bench-broker: ## produce/consume/CPU-per-GB broker benchmarks (scripts/bench-broker.sh)
+	scripts/bench-broker.sh
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	@set -e; for t in $(FUZZ_TARGETS); do \
