@@ -1,17 +1,27 @@
 package partition
 
 import (
+	"bufio"
 	"encoding/binary"
 	"fmt"
+	"io"
 
+	"github.com/runnel-io/runnel/compression"
 	"github.com/runnel-io/runnel/segment"
 )
 
+// maxTimestampScan bounds the decompressed bytes read from one batch while
+// looking for a timestamp. Past it (a batch that inflates beyond any
+// producer's) the batch's first offset is the answer.
+const maxTimestampScan = 64 << 20
+
 // OffsetForTimestamp returns the offset and timestamp of the first record
-// with a timestamp at or after ts, below the high watermark. For an
-// uncompressed batch the records are read to find the exact record; for a
-// compressed one the batch's first offset is returned (never later than the
-// exact answer, so a consumer starting there misses nothing).
+// with a timestamp at or after ts, below the high watermark. The time index
+// finds the batch; its records, decompressed if need be, give the exact
+// record. If the records cannot be read (corrupt compressed data, or more
+// than maxTimestampScan bytes of it) the batch's first offset is returned:
+// never later than the exact answer, so a consumer starting there misses
+// nothing.
 func (p *Partition) OffsetForTimestamp(ts int64) (offset, recordTS int64, found bool, err error) {
 	base, ok, err := p.log.OffsetForTimestamp(ts)
 	if err != nil || !ok || base >= p.hw.Load() {
@@ -30,40 +40,81 @@ func (p *Partition) OffsetForTimestamp(ts int64) (offset, recordTS int64, found 
 	if err != nil {
 		return 0, 0, false, err
 	}
-	if h.Compression() != 0 {
-		return h.BaseOffset, h.BaseTimestamp, true, nil
-	}
 	off, rts, ok := firstRecordAtOrAfter(buf[segment.HeaderSize:h.Size()], h, ts)
 	if !ok {
-		return h.BaseOffset, h.MaxTimestamp, true, nil
+		return h.BaseOffset, h.BaseTimestamp, true, nil
 	}
 	return off, rts, true, nil
 }
 
-// firstRecordAtOrAfter walks uncompressed records: length, attributes,
-// timestampDelta, offsetDelta, … (varints).
-func firstRecordAtOrAfter(b []byte, h segment.Header, ts int64) (int64, int64, bool) {
-	for i := int32(0); i < h.RecordCount && len(b) > 0; i++ {
-		length, n := binary.Varint(b)
-		if n <= 0 || length < 0 || int64(len(b)-n) < length {
+// firstRecordAtOrAfter walks a batch's records (decompressing them as the
+// batch says) to the first with a timestamp at or after ts. A record is
+// length, attributes, timestampDelta, offsetDelta, … with varint integers;
+// only the first four are read, the rest is skipped.
+func firstRecordAtOrAfter(records []byte, h segment.Header, ts int64) (int64, int64, bool) {
+	rc, err := compression.NewReader(int8(h.Compression()), records, maxTimestampScan)
+	if err != nil {
+		return 0, 0, false
+	}
+	defer rc.Close()
+	br := &countingReader{r: bufio.NewReaderSize(rc, 4096)}
+	for i := int32(0); i < h.RecordCount; i++ {
+		length, err := binary.ReadVarint(br)
+		if err != nil || length < 1 {
 			return 0, 0, false
 		}
-		rec := b[n : n+int(length)]
-		b = b[n+int(length):]
-		if len(rec) < 1 {
+		start := br.n
+		if _, err := br.ReadByte(); err != nil { // attributes
 			return 0, 0, false
 		}
-		tsDelta, m := binary.Varint(rec[1:])
-		if m <= 0 {
+		tsDelta, err := binary.ReadVarint(br)
+		if err != nil {
 			return 0, 0, false
 		}
-		offDelta, k := binary.Varint(rec[1+m:])
-		if k <= 0 {
+		offDelta, err := binary.ReadVarint(br)
+		if err != nil {
+			return 0, 0, false
+		}
+		read := br.n - start
+		if read > length {
 			return 0, 0, false
 		}
 		if rts := h.BaseTimestamp + tsDelta; rts >= ts {
 			return h.BaseOffset + offDelta, rts, true
 		}
+		if err := br.discard(length - read); err != nil {
+			return 0, 0, false
+		}
 	}
 	return 0, 0, false
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r *bufio.Reader
+	n int64
+}
+
+func (c *countingReader) ReadByte() (byte, error) {
+	b, err := c.r.ReadByte()
+	if err == nil {
+		c.n++
+	}
+	return b, err
+}
+
+func (c *countingReader) discard(n int64) error {
+	for n > 0 {
+		chunk := int(min(n, 1<<20))
+		d, err := c.r.Discard(chunk)
+		c.n += int64(d)
+		n -= int64(d)
+		if err != nil {
+			if err == io.EOF {
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
 }

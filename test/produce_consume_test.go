@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -68,5 +69,53 @@ func TestProduceConsumeCodecsAndAcks(t *testing.T) {
 	}
 	if n := b.metric("runnel_bytes_in_total"); n == 0 {
 		t.Fatal("no request bytes counted")
+	}
+}
+
+// TestListOffsetsByTimeInCompressedBatches: ListOffsets by timestamp finds
+// the exact record inside one batch of 100 records, whatever its codec.
+func TestListOffsetsByTimeInCompressedBatches(t *testing.T) {
+	b := startBroker(t, "")
+	codecs := map[string]kgo.CompressionCodec{
+		"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(), "snappy": kgo.SnappyCompression(),
+		"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression(),
+	}
+	base := time.UnixMilli(1_700_000_000_000)
+	for cname, codec := range codecs {
+		topic := "bytime-" + cname
+		t.Run(cname, func(t *testing.T) {
+			// A long linger and one Flush: the 100 records leave as one batch.
+			cl := b.client(kgo.ProducerBatchCompression(codec), kgo.DefaultProduceTopic(topic),
+				kgo.ProducerLinger(time.Minute), kgo.AllowAutoTopicCreation())
+			ctx := ctxTimeout(t, 60*time.Second)
+			for i := 0; i < 100; i++ {
+				cl.Produce(ctx, &kgo.Record{Value: []byte(fmt.Sprintf("value %d compresses well well well", i)),
+					Timestamp: base.Add(time.Duration(i) * time.Second)}, func(_ *kgo.Record, err error) {
+					if err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			if err := cl.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			adm := kadm.NewClient(cl)
+			for _, c := range []struct {
+				at   time.Duration
+				want int64
+			}{{0, 0}, {42 * time.Second, 42}, {42*time.Second + 500*time.Millisecond, 43}, {99 * time.Second, 99}} {
+				got, err := adm.ListOffsetsAfterMilli(ctx, base.Add(c.at).UnixMilli(), topic)
+				if err != nil {
+					t.Fatal(err)
+				}
+				o, _ := got.Lookup(topic, 0)
+				if o.Err != nil || o.Offset != c.want {
+					t.Errorf("offset for %v after the first record: %d (%v), want %d", c.at, o.Offset, o.Err, c.want)
+				}
+				if o.Err == nil && o.Offset == c.want && o.Timestamp != base.Add(time.Duration(c.want)*time.Second).UnixMilli() {
+					t.Errorf("timestamp for offset %d: %d", o.Offset, o.Timestamp)
+				}
+			}
+		})
 	}
 }
