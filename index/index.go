@@ -35,6 +35,8 @@ import (
 
 	"github.com/cockroachdb/pebble"
 
+	"github.com/runnel-io/runnel/internal/pebblelog"
+
 	"github.com/runnel-io/runnel/segment"
 )
 
@@ -75,7 +77,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("index: create %s: %w", dir, err)
 	}
-	po := &pebble.Options{Logger: pebbleLogger{logger}}
+	po := &pebble.Options{Logger: pebblelog.Logger{L: logger, Component: "index"}}
 	if opts.CacheSize > 0 {
 		c := pebble.NewCache(opts.CacheSize)
 		defer c.Unref()
@@ -541,23 +543,4 @@ func (p *Partition) get(key []byte) ([]byte, bool, error) {
 	out := append([]byte(nil), v...)
 	closer.Close()
 	return out, true, nil
-}
-
-// pebbleLogger sends Pebble's messages to slog at debug level; Fatalf is
-// logged at error level and turned into a panic, as Pebble expects it not to
-// return.
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...interface{}) {
-	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (p pebbleLogger) Errorf(format string, args ...interface{}) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (p pebbleLogger) Fatalf(format string, args ...interface{}) {
-	msg := fmt.Sprintf(format, args...)
-	p.l.Error(msg, "component", "pebble")
-	panic("index: pebble fatal error: " + msg)
 }

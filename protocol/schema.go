@@ -83,6 +83,7 @@ func int64f(name string) field    { return newField(name, kInt64) }
 func uuid(name string) field      { return newField(name, kUUID) }
 func str(name string) field       { return newField(name, kString) }
 func nullStr(name string) field   { return newField(name, kNullableString) }
+func bytesf(name string) field    { return newField(name, kBytes) }
 func nullBytes(name string) field { return newField(name, kNullableBytes) }
 
 // array is an array of one primitive.

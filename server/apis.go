@@ -34,6 +34,17 @@ var supported = map[int16]versionRange{
 	32: {0, 4},  // DescribeConfigs
 	37: {0, 3},  // CreatePartitions
 	60: {0, 1},  // DescribeCluster
+	8:  {0, 9},  // OffsetCommit
+	9:  {0, 9},  // OffsetFetch
+	10: {0, 4},  // FindCoordinator
+	11: {0, 9},  // JoinGroup
+	12: {0, 4},  // Heartbeat
+	13: {0, 5},  // LeaveGroup
+	14: {0, 5},  // SyncGroup
+	15: {0, 5},  // DescribeGroups
+	16: {0, 4},  // ListGroups
+	42: {0, 2},  // DeleteGroups
+	47: {0, 0},  // OffsetDelete
 }
 
 func apiName(key int16) string {
@@ -89,6 +100,28 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 		return respond(s.handleDeleteRecords(r)), nil
 	case *kmsg.DescribeClusterRequest:
 		return respond(s.handleDescribeCluster(r)), nil
+	case *kmsg.FindCoordinatorRequest:
+		return respond(s.handleFindCoordinator(r)), nil
+	case *kmsg.JoinGroupRequest:
+		return s.handleJoinGroup(c, h, r), nil
+	case *kmsg.SyncGroupRequest:
+		return s.handleSyncGroup(h, r), nil
+	case *kmsg.HeartbeatRequest:
+		return respond(s.handleHeartbeat(r)), nil
+	case *kmsg.LeaveGroupRequest:
+		return respond(s.handleLeaveGroup(r)), nil
+	case *kmsg.OffsetCommitRequest:
+		return s.handleOffsetCommit(h, r), nil
+	case *kmsg.OffsetFetchRequest:
+		return respond(s.handleOffsetFetch(r)), nil
+	case *kmsg.ListGroupsRequest:
+		return respond(s.handleListGroups(r)), nil
+	case *kmsg.DescribeGroupsRequest:
+		return respond(s.handleDescribeGroups(r)), nil
+	case *kmsg.DeleteGroupsRequest:
+		return respond(s.handleDeleteGroups(r)), nil
+	case *kmsg.OffsetDeleteRequest:
+		return respond(s.handleOffsetDelete(r)), nil
 	}
 	return nil, fmt.Errorf("%w: %s has no handler", ErrUnknownAPI, apiName(h.Key))
 }

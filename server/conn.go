@@ -33,12 +33,18 @@ type conn struct {
 	s       *Server
 	nc      net.Conn
 	remote  string
+	host    string // the client's address as Kafka shows it: "/" and the IP
 	replies chan *reply
 	stop    atomic.Bool
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	return &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), replies: make(chan *reply, maxInFlight)}
+	remote := nc.RemoteAddr().String()
+	host := remote
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		host = h
+	}
+	return &conn{s: s, nc: nc, remote: remote, host: "/" + host, replies: make(chan *reply, maxInFlight)}
 }
 
 // stopReading makes the reader finish: requests already read are answered.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/consumer"
+	"github.com/runnel-io/runnel/group"
 	"github.com/runnel-io/runnel/partition"
 )
 
@@ -79,8 +80,9 @@ func (c Config) withDefaults() Config {
 type Server struct {
 	cfg   Config
 	log   *slog.Logger
-	parts *partition.Manager
-	meta  cluster.Store
+	parts  *partition.Manager
+	meta   cluster.Store
+	groups *group.Coordinator
 	m     *Metrics
 
 	host string
@@ -105,11 +107,12 @@ type Server struct {
 	shutting atomic.Bool
 }
 
-// New returns a server over an opened partition manager and metadata store.
-// The caller opens the partitions of every known topic before serving.
-func New(cfg Config, parts *partition.Manager, meta cluster.Store) *Server {
+// New returns a server over an opened partition manager, metadata store and
+// group coordinator. The caller opens the partitions of every known topic
+// before serving.
+func New(cfg Config, parts *partition.Manager, meta cluster.Store, groups *group.Coordinator) *Server {
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, log: cfg.Logger, parts: parts, meta: meta, m: cfg.Metrics}
+	s := &Server{cfg: cfg, log: cfg.Logger, parts: parts, meta: meta, groups: groups, m: cfg.Metrics}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.mu.conns = map[*conn]struct{}{}
 	s.pids.meta = meta
@@ -192,6 +195,9 @@ func (s *Server) startConn(nc net.Conn) {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutting.Store(true)
 	s.cancel()
+	// JoinGroup and SyncGroup answers may wait for minutes; they are
+	// answered now with COORDINATOR_NOT_AVAILABLE.
+	s.groups.Close()
 	s.mu.Lock()
 	if s.mu.ln != nil {
 		s.mu.ln.Close()

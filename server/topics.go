@@ -122,6 +122,9 @@ func (s *Server) deleteTopic(name string) error {
 		return err
 	}
 	s.log.Info("deleting topic", "topic", name)
+	if err := s.groups.DeleteTopic(name); err != nil {
+		s.log.Error("deleting the committed offsets of a deleted topic", "topic", name, "err", err)
+	}
 	return s.parts.DeleteTopic(name)
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/consumer"
+	"github.com/runnel-io/runnel/group"
 	"github.com/runnel-io/runnel/partition"
 	"github.com/runnel-io/runnel/segment"
 	"github.com/runnel-io/runnel/server"
@@ -53,12 +54,21 @@ func serve(args []string, stderr io.Writer) error {
 		ints[k] = n
 	}
 	durs := map[string]time.Duration{}
-	for _, k := range []string{"idle-timeout", "retention-check-interval", "shutdown-timeout"} {
+	for _, k := range []string{"idle-timeout", "retention-check-interval", "shutdown-timeout",
+		"group-min-session-timeout", "group-max-session-timeout", "offsets-retention", "offsets-retention-check-interval"} {
 		d, err := time.ParseDuration(v[k])
 		if err != nil || d <= 0 {
 			return fmt.Errorf("--%s: want a positive duration such as 30s, got %q", k, v[k])
 		}
 		durs[k] = d
+	}
+	rebalanceDelay, err := time.ParseDuration(v["group-initial-rebalance-delay"])
+	if err != nil || rebalanceDelay < 0 {
+		return fmt.Errorf("--group-initial-rebalance-delay: want a duration of 0s or more, got %q", v["group-initial-rebalance-delay"])
+	}
+	if durs["group-min-session-timeout"] > durs["group-max-session-timeout"] {
+		return fmt.Errorf("--group-min-session-timeout %v is above --group-max-session-timeout %v",
+			durs["group-min-session-timeout"], durs["group-max-session-timeout"])
 	}
 	autoCreate, err := strconv.ParseBool(v["auto-create-topics"])
 	if err != nil {
@@ -89,6 +99,28 @@ func serve(args []string, stderr io.Writer) error {
 		}
 	}
 
+	offsets, err := cluster.OpenOffsets(filepath.Join(dataDir, "meta", "offsets"), fsync.Mode == segment.FsyncAlways, logger)
+	if err != nil {
+		return err
+	}
+	defer offsets.Close()
+	groups, err := group.New(group.Config{
+		MinSessionTimeout:      durs["group-min-session-timeout"],
+		MaxSessionTimeout:      durs["group-max-session-timeout"],
+		InitialRebalanceDelay:  rebalanceDelay,
+		OffsetsRetention:       durs["offsets-retention"],
+		RetentionCheckInterval: durs["offsets-retention-check-interval"],
+		PartitionExists: func(topic string, p int32) bool {
+			t, ok := meta.Topic(topic)
+			return ok && p >= 0 && p < t.Partitions
+		},
+		Logger: logger,
+	}, offsets)
+	if err != nil {
+		return err
+	}
+	defer groups.Close()
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := server.NewMetrics(reg)
@@ -104,7 +136,7 @@ func serve(args []string, stderr io.Writer) error {
 		FetchPath:         path,
 		Logger:            logger,
 		Metrics:           metrics,
-	}, parts, meta)
+	}, parts, meta, groups)
 
 	var ready atomic.Bool
 	if addr := v["metrics-listen"]; addr != "" {
@@ -159,6 +191,10 @@ func serve(args []string, stderr io.Writer) error {
 		logger.Warn("shutdown timed out; closing connections", "err", err)
 	}
 	stop()
+	groups.Close()
+	if err := offsets.Close(); err != nil {
+		return fmt.Errorf("closing committed offsets: %w", err)
+	}
 	if err := parts.Close(); err != nil {
 		return fmt.Errorf("closing partitions: %w", err)
 	}

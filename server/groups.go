@@ -1,0 +1,386 @@
+package server
+
+import (
+	"sort"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-io/runnel/group"
+)
+
+// authorizedGroupOperations is what DescribeGroups reports when asked:
+// runnel has no authorizer, so every group operation (READ 3, DELETE 6,
+// DESCRIBE 8, as bits).
+const authorizedGroupOperations = 1<<3 | 1<<6 | 1<<8
+
+// authorizedOperationsOmitted is Kafka's "not requested" value.
+const authorizedOperationsOmitted = -2147483648
+
+func (s *Server) handleFindCoordinator(r *kmsg.FindCoordinatorRequest) kmsg.Response {
+	resp := kmsg.NewPtrFindCoordinatorResponse()
+	find := func(key string) (nodeID int32, host string, port int32, code int16, msg *string) {
+		switch r.CoordinatorType {
+		case 0: // group
+			return s.cfg.NodeID, s.host, s.port, 0, nil
+		case 1: // transaction
+			return -1, "", -1, kerr.CoordinatorNotAvailable.Code, kmsg.StringPtr("runnel does not support transactions")
+		}
+		return -1, "", -1, kerr.InvalidRequest.Code, kmsg.StringPtr("unknown coordinator key type")
+	}
+	if r.Version >= 4 {
+		for _, key := range r.CoordinatorKeys {
+			c := kmsg.NewFindCoordinatorResponseCoordinator()
+			c.Key = key
+			c.NodeID, c.Host, c.Port, c.ErrorCode, c.ErrorMessage = find(key)
+			resp.Coordinators = append(resp.Coordinators, c)
+		}
+		return resp
+	}
+	resp.NodeID, resp.Host, resp.Port, resp.ErrorCode, resp.ErrorMessage = find(r.CoordinatorKey)
+	return resp
+}
+
+func (s *Server) handleJoinGroup(c *conn, h requestHeader, r *kmsg.JoinGroupRequest) *reply {
+	req := group.JoinRequest{
+		Group: r.Group, MemberID: r.MemberID, ClientID: h.ClientID, ClientHost: c.host,
+		ProtocolType: r.ProtocolType, SessionTimeout: time.Duration(r.SessionTimeoutMillis) * time.Millisecond,
+		RebalanceTimeout:       time.Duration(r.RebalanceTimeoutMillis) * time.Millisecond,
+		RequireKnownMemberID:   r.Version >= 4,
+		SupportsSkipAssignment: r.Version >= 9,
+	}
+	if r.Version < 1 {
+		req.RebalanceTimeout = 0
+	}
+	if r.InstanceID != nil {
+		req.InstanceID = *r.InstanceID
+	}
+	for _, p := range r.Protocols {
+		req.Protocols = append(req.Protocols, group.Protocol{Name: p.Name, Metadata: p.Metadata})
+	}
+	wait := s.groups.Join(req)
+	return &reply{hdr: h, finish: func() any {
+		res := <-wait
+		resp := kmsg.NewPtrJoinGroupResponse()
+		resp.SetVersion(h.Version)
+		resp.ErrorCode = errorCode(res.Err)
+		resp.MemberID = res.MemberID
+		if res.Err != nil {
+			resp.Generation = -1
+			return resp
+		}
+		resp.Generation = res.Generation
+		resp.ProtocolType = kmsg.StringPtr(res.ProtocolType)
+		resp.Protocol = kmsg.StringPtr(res.Protocol)
+		resp.LeaderID = res.Leader
+		resp.SkipAssignment = res.SkipAssignment
+		for _, m := range res.Members {
+			rm := kmsg.NewJoinGroupResponseMember()
+			rm.MemberID, rm.ProtocolMetadata = m.MemberID, m.Metadata
+			if m.InstanceID != "" {
+				rm.InstanceID = kmsg.StringPtr(m.InstanceID)
+			}
+			resp.Members = append(resp.Members, rm)
+		}
+		return resp
+	}}
+}
+
+func (s *Server) handleSyncGroup(h requestHeader, r *kmsg.SyncGroupRequest) *reply {
+	req := group.SyncRequest{Group: r.Group, MemberID: r.MemberID, Generation: r.Generation,
+		Assignments: make(map[string][]byte, len(r.GroupAssignment))}
+	if r.InstanceID != nil {
+		req.InstanceID = *r.InstanceID
+	}
+	if r.ProtocolType != nil {
+		req.ProtocolType = *r.ProtocolType
+	}
+	if r.Protocol != nil {
+		req.Protocol = *r.Protocol
+	}
+	for _, a := range r.GroupAssignment {
+		req.Assignments[a.MemberID] = a.MemberAssignment
+	}
+	wait := s.groups.Sync(req)
+	return &reply{hdr: h, finish: func() any {
+		res := <-wait
+		resp := kmsg.NewPtrSyncGroupResponse()
+		resp.SetVersion(h.Version)
+		resp.ErrorCode = errorCode(res.Err)
+		if res.Err == nil {
+			resp.ProtocolType = kmsg.StringPtr(res.ProtocolType)
+			resp.Protocol = kmsg.StringPtr(res.Protocol)
+			resp.MemberAssignment = res.Assignment
+		}
+		if resp.MemberAssignment == nil {
+			resp.MemberAssignment = []byte{}
+		}
+		return resp
+	}}
+}
+
+func (s *Server) handleHeartbeat(r *kmsg.HeartbeatRequest) kmsg.Response {
+	resp := kmsg.NewPtrHeartbeatResponse()
+	instance := ""
+	if r.InstanceID != nil {
+		instance = *r.InstanceID
+	}
+	resp.ErrorCode = errorCode(s.groups.Heartbeat(r.Group, r.MemberID, instance, r.Generation))
+	return resp
+}
+
+func (s *Server) handleLeaveGroup(r *kmsg.LeaveGroupRequest) kmsg.Response {
+	resp := kmsg.NewPtrLeaveGroupResponse()
+	if r.Version < 3 {
+		errs := s.groups.Leave(r.Group, []group.Leaving{{MemberID: r.MemberID}})
+		resp.ErrorCode = errorCode(errs[0])
+		return resp
+	}
+	leaving := make([]group.Leaving, len(r.Members))
+	for i, m := range r.Members {
+		leaving[i].MemberID = m.MemberID
+		if m.InstanceID != nil {
+			leaving[i].InstanceID = *m.InstanceID
+		}
+	}
+	errs := s.groups.Leave(r.Group, leaving)
+	for i, m := range r.Members {
+		rm := kmsg.NewLeaveGroupResponseMember()
+		rm.MemberID, rm.InstanceID, rm.ErrorCode = m.MemberID, m.InstanceID, errorCode(errs[i])
+		resp.Members = append(resp.Members, rm)
+	}
+	return resp
+}
+
+// handleOffsetCommit validates and applies the commit in request order; the
+// answer waits until it is durable.
+func (s *Server) handleOffsetCommit(h requestHeader, r *kmsg.OffsetCommitRequest) *reply {
+	req := group.CommitRequest{Group: r.Group, Generation: r.Generation, MemberID: r.MemberID}
+	if r.Version < 1 {
+		req.Generation = -1
+	}
+	if r.InstanceID != nil {
+		req.InstanceID = *r.InstanceID
+	}
+	for _, t := range r.Topics {
+		for _, p := range t.Partitions {
+			o := group.Offset{Topic: t.Topic, Partition: p.Partition, Offset: p.Offset, LeaderEpoch: -1}
+			if r.Version >= 6 {
+				o.LeaderEpoch = p.LeaderEpoch
+			}
+			if p.Metadata != nil {
+				o.Metadata = *p.Metadata
+			}
+			req.Offsets = append(req.Offsets, o)
+		}
+	}
+	errs, wait := s.groups.Commit(req)
+	return &reply{hdr: h, finish: func() any {
+		durable := wait()
+		resp := kmsg.NewPtrOffsetCommitResponse()
+		resp.SetVersion(h.Version)
+		i := 0
+		for _, t := range r.Topics {
+			rt := kmsg.NewOffsetCommitResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetCommitResponseTopicPartition()
+				rp.Partition = p.Partition
+				err := errs[i]
+				if err == nil && durable != nil {
+					err = durable
+				}
+				rp.ErrorCode = errorCode(err)
+				rt.Partitions = append(rt.Partitions, rp)
+				i++
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		if durable != nil {
+			s.log.Error("offset commit not durable", "group", r.Group, "err", durable)
+		}
+		return resp
+	}}
+}
+
+func (s *Server) handleOffsetFetch(r *kmsg.OffsetFetchRequest) kmsg.Response {
+	resp := kmsg.NewPtrOffsetFetchResponse()
+	if r.Version >= 8 {
+		for _, g := range r.Groups {
+			topics := make([]kmsg.OffsetFetchRequestTopic, len(g.Topics))
+			for i, t := range g.Topics {
+				topics[i] = kmsg.OffsetFetchRequestTopic{Topic: t.Topic, Partitions: t.Partitions}
+			}
+			if g.Topics == nil {
+				topics = nil
+			}
+			rts, err := s.fetchGroupOffsets(g.Group, topics, r.Version)
+			rg := kmsg.NewOffsetFetchResponseGroup()
+			rg.Group, rg.ErrorCode = g.Group, errorCode(err)
+			for _, t := range rts {
+				gt := kmsg.NewOffsetFetchResponseGroupTopic()
+				gt.Topic = t.Topic
+				for _, p := range t.Partitions {
+					gp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+					gp.Partition, gp.Offset, gp.LeaderEpoch, gp.Metadata, gp.ErrorCode =
+						p.Partition, p.Offset, p.LeaderEpoch, p.Metadata, p.ErrorCode
+					gt.Partitions = append(gt.Partitions, gp)
+				}
+				rg.Topics = append(rg.Topics, gt)
+			}
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp
+	}
+	topics := r.Topics
+	if r.Version < 2 && topics == nil {
+		topics = []kmsg.OffsetFetchRequestTopic{}
+	}
+	rts, err := s.fetchGroupOffsets(r.Group, topics, r.Version)
+	resp.Topics = rts
+	if r.Version >= 2 {
+		resp.ErrorCode = errorCode(err)
+	}
+	return resp
+}
+
+// fetchGroupOffsets answers the partitions asked for, or every partition
+// with a commit when topics is nil. A partition without a commit answers
+// offset -1.
+func (s *Server) fetchGroupOffsets(groupID string, topics []kmsg.OffsetFetchRequestTopic, version int16) ([]kmsg.OffsetFetchResponseTopic, error) {
+	var ask []group.TopicPartition
+	if topics != nil {
+		ask = []group.TopicPartition{}
+		for _, t := range topics {
+			for _, p := range t.Partitions {
+				ask = append(ask, group.TopicPartition{Topic: t.Topic, Partition: p})
+			}
+		}
+	}
+	got, err := s.groups.FetchOffsets(groupID, ask)
+	if err != nil {
+		return nil, err
+	}
+	if ask == nil {
+		for tp := range got {
+			ask = append(ask, tp)
+		}
+		sortTopicPartitions(ask)
+	}
+	var out []kmsg.OffsetFetchResponseTopic
+	for _, tp := range ask {
+		if len(out) == 0 || out[len(out)-1].Topic != tp.Topic {
+			rt := kmsg.NewOffsetFetchResponseTopic()
+			rt.Topic = tp.Topic
+			out = append(out, rt)
+		}
+		rp := kmsg.NewOffsetFetchResponseTopicPartition()
+		rp.Partition, rp.Offset, rp.LeaderEpoch = tp.Partition, -1, -1
+		rp.Metadata = kmsg.StringPtr("")
+		if o, ok := got[tp]; ok {
+			rp.Offset, rp.LeaderEpoch, rp.Metadata = o.Offset, o.LeaderEpoch, kmsg.StringPtr(o.Metadata)
+		}
+		out[len(out)-1].Partitions = append(out[len(out)-1].Partitions, rp)
+	}
+	return out, nil
+}
+
+func (s *Server) handleListGroups(r *kmsg.ListGroupsRequest) kmsg.Response {
+	resp := kmsg.NewPtrListGroupsResponse()
+	var want map[group.State]bool
+	if len(r.StatesFilter) > 0 {
+		want = map[group.State]bool{}
+		for _, name := range r.StatesFilter {
+			if st, ok := group.ParseState(name); ok {
+				want[st] = true
+			}
+		}
+	}
+	for _, l := range s.groups.ListGroups() {
+		if want != nil && !want[l.State] {
+			continue
+		}
+		rg := kmsg.NewListGroupsResponseGroup()
+		rg.Group, rg.ProtocolType, rg.GroupState = l.Group, l.ProtocolType, l.State.String()
+		resp.Groups = append(resp.Groups, rg)
+	}
+	return resp
+}
+
+func (s *Server) handleDescribeGroups(r *kmsg.DescribeGroupsRequest) kmsg.Response {
+	resp := kmsg.NewPtrDescribeGroupsResponse()
+	for _, id := range r.Groups {
+		d, _ := s.groups.Describe(id)
+		rg := kmsg.NewDescribeGroupsResponseGroup()
+		rg.Group, rg.State, rg.ProtocolType, rg.Protocol = d.Group, d.State.String(), d.ProtocolType, d.Protocol
+		rg.AuthorizedOperations = authorizedOperationsOmitted
+		if r.IncludeAuthorizedOperations {
+			rg.AuthorizedOperations = authorizedGroupOperations
+		}
+		for _, m := range d.Members {
+			rm := kmsg.NewDescribeGroupsResponseGroupMember()
+			rm.MemberID, rm.ClientID, rm.ClientHost = m.MemberID, m.ClientID, m.ClientHost
+			rm.ProtocolMetadata, rm.MemberAssignment = orEmpty(m.Metadata), orEmpty(m.Assignment)
+			if m.InstanceID != "" {
+				rm.InstanceID = kmsg.StringPtr(m.InstanceID)
+			}
+			rg.Members = append(rg.Members, rm)
+		}
+		resp.Groups = append(resp.Groups, rg)
+	}
+	return resp
+}
+
+func sortTopicPartitions(tps []group.TopicPartition) {
+	sort.Slice(tps, func(i, j int) bool {
+		a, b := tps[i], tps[j]
+		return a.Topic < b.Topic || a.Topic == b.Topic && a.Partition < b.Partition
+	})
+}
+
+func orEmpty(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+func (s *Server) handleDeleteGroups(r *kmsg.DeleteGroupsRequest) kmsg.Response {
+	resp := kmsg.NewPtrDeleteGroupsResponse()
+	errs := s.groups.DeleteGroups(r.Groups)
+	for i, id := range r.Groups {
+		rg := kmsg.NewDeleteGroupsResponseGroup()
+		rg.Group, rg.ErrorCode = id, errorCode(errs[i])
+		resp.Groups = append(resp.Groups, rg)
+	}
+	return resp
+}
+
+func (s *Server) handleOffsetDelete(r *kmsg.OffsetDeleteRequest) kmsg.Response {
+	resp := kmsg.NewPtrOffsetDeleteResponse()
+	var parts []group.TopicPartition
+	for _, t := range r.Topics {
+		for _, p := range t.Partitions {
+			parts = append(parts, group.TopicPartition{Topic: t.Topic, Partition: p.Partition})
+		}
+	}
+	errs, err := s.groups.DeleteOffsets(r.Group, parts)
+	if err != nil {
+		resp.ErrorCode = errorCode(err)
+		return resp
+	}
+	i := 0
+	for _, t := range r.Topics {
+		rt := kmsg.NewOffsetDeleteResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewOffsetDeleteResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p.Partition, errorCode(errs[i])
+			rt.Partitions = append(rt.Partitions, rp)
+			i++
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
