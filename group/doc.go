@@ -6,13 +6,13 @@
 //
 // A group moves through these states:
 //
-//	           join                          all members joined, or the
-//	  Empty ────────────▶ PreparingRebalance ──rebalance timeout expired──┐
-//	    ▲                   ▲       ▲                                    │
-//	    │ last member       │       │ member joins, leaves, fails or     ▼
-//	    │ leaves            │       └── changes its protocols ──── CompletingRebalance
-//	    │                   │                                            │
-//	    └───────────── Stable ◀──────── leader's SyncGroup ──────────────┘
+//	         join                          all members joined, or the
+//	Empty ────────────▶ PreparingRebalance ──rebalance timeout expired──┐
+//	  ▲                   ▲       ▲                                    │
+//	  │ last member       │       │ member joins, leaves, fails or     ▼
+//	  │ leaves            │       └── changes its protocols ──── CompletingRebalance
+//	  │                   │                                            │
+//	  └───────────── Stable ◀──────── leader's SyncGroup ──────────────┘
 //
 // Each completed join phase starts a new generation. JoinGroup and SyncGroup
 // answers wait for the phase they belong to; Join and Sync return a channel

@@ -78,12 +78,12 @@ func (c Config) withDefaults() Config {
 
 // Server answers Kafka requests on one listener.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
+	cfg    Config
+	log    *slog.Logger
 	parts  *partition.Manager
 	meta   cluster.Store
 	groups *group.Coordinator
-	m     *Metrics
+	m      *Metrics
 
 	host string
 	port int32
