@@ -111,7 +111,7 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 	case *kmsg.LeaveGroupRequest:
 		return respond(s.handleLeaveGroup(r)), nil
 	case *kmsg.OffsetCommitRequest:
-		return s.handleOffsetCommit(h, r), nil
+		return s.handleOffsetCommit(c, h, r), nil
 	case *kmsg.OffsetFetchRequest:
 		return respond(s.handleOffsetFetch(r)), nil
 	case *kmsg.ListGroupsRequest:

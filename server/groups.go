@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"sort"
 	"time"
 
@@ -62,6 +63,10 @@ func (s *Server) handleJoinGroup(c *conn, h requestHeader, r *kmsg.JoinGroupRequ
 	wait := s.groups.Join(req)
 	return &reply{hdr: h, finish: func() any {
 		res := <-wait
+		if refusedInput(res.Err) {
+			s.log.Warn("JoinGroup refused", "remote", c.remote, "client_id", h.ClientID, "group", r.Group,
+				"session_timeout_ms", r.SessionTimeoutMillis, "err", res.Err)
+		}
 		resp := kmsg.NewPtrJoinGroupResponse()
 		resp.SetVersion(h.Version)
 		resp.ErrorCode = errorCode(res.Err)
@@ -153,9 +158,18 @@ func (s *Server) handleLeaveGroup(r *kmsg.LeaveGroupRequest) kmsg.Response {
 	return resp
 }
 
+// refusedInput reports whether err refuses what a client sent, as opposed to
+// the group-protocol answers (unknown member, rebalance in progress, ...)
+// that members get in normal operation. Those are logged.
+func refusedInput(err error) bool {
+	return errors.Is(err, group.ErrMemberMetadataTooLarge) || errors.Is(err, group.ErrInvalidSessionTimeout) ||
+		errors.Is(err, group.ErrInvalidGroupID) || errors.Is(err, group.ErrMetadataTooLarge) ||
+		errors.Is(err, group.ErrUnknownPartition) || errors.Is(err, group.ErrInconsistentProtocol)
+}
+
 // handleOffsetCommit validates and applies the commit in request order; the
 // answer waits until it is durable.
-func (s *Server) handleOffsetCommit(h requestHeader, r *kmsg.OffsetCommitRequest) *reply {
+func (s *Server) handleOffsetCommit(c *conn, h requestHeader, r *kmsg.OffsetCommitRequest) *reply {
 	req := group.CommitRequest{Group: r.Group, Generation: r.Generation, MemberID: r.MemberID}
 	if r.Version < 1 {
 		req.Generation = -1
@@ -176,6 +190,12 @@ func (s *Server) handleOffsetCommit(h requestHeader, r *kmsg.OffsetCommitRequest
 		}
 	}
 	errs, wait := s.groups.Commit(req)
+	for i, err := range errs {
+		if refusedInput(err) {
+			s.log.Warn("offset commit refused", "remote", c.remote, "client_id", h.ClientID, "group", r.Group,
+				"topic", req.Offsets[i].Topic, "partition", req.Offsets[i].Partition, "err", err)
+		}
+	}
 	return &reply{hdr: h, finish: func() any {
 		durable := wait()
 		resp := kmsg.NewPtrOffsetCommitResponse()

@@ -27,6 +27,10 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv("RUNNEL_TEST_GROUP_MEMBER"); spec != "" {
+		runGroupMemberChild(spec) // a child process of TestGroupMemberKilled
+		return
+	}
 	dir, err := os.MkdirTemp("", "runnel-e2e-bin")
 	if err != nil {
 		panic(err)

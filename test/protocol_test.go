@@ -74,15 +74,228 @@ func errorCodes(resp kmsg.Response) []int16 {
 		}
 	case *kmsg.DescribeClusterResponse:
 		out = append(out, v.ErrorCode)
+	case *kmsg.FindCoordinatorResponse:
+		out = append(out, v.ErrorCode)
+		for _, c := range v.Coordinators {
+			out = append(out, c.ErrorCode)
+		}
+	case *kmsg.JoinGroupResponse:
+		out = append(out, v.ErrorCode)
+	case *kmsg.SyncGroupResponse:
+		out = append(out, v.ErrorCode)
+	case *kmsg.HeartbeatResponse:
+		out = append(out, v.ErrorCode)
+	case *kmsg.LeaveGroupResponse:
+		out = append(out, v.ErrorCode)
+		for _, m := range v.Members {
+			out = append(out, m.ErrorCode)
+		}
+	case *kmsg.OffsetCommitResponse:
+		for _, t := range v.Topics {
+			for _, p := range t.Partitions {
+				out = append(out, p.ErrorCode)
+			}
+		}
+	case *kmsg.OffsetFetchResponse:
+		out = append(out, v.ErrorCode)
+		for _, t := range v.Topics {
+			for _, p := range t.Partitions {
+				out = append(out, p.ErrorCode)
+			}
+		}
+		for _, g := range v.Groups {
+			out = append(out, g.ErrorCode)
+			for _, t := range g.Topics {
+				for _, p := range t.Partitions {
+					out = append(out, p.ErrorCode)
+				}
+			}
+		}
+	case *kmsg.ListGroupsResponse:
+		out = append(out, v.ErrorCode)
+	case *kmsg.DescribeGroupsResponse:
+		for _, g := range v.Groups {
+			out = append(out, g.ErrorCode)
+		}
+	case *kmsg.DeleteGroupsResponse:
+		for _, g := range v.Groups {
+			out = append(out, g.ErrorCode)
+		}
+	case *kmsg.OffsetDeleteResponse:
+		out = append(out, v.ErrorCode)
+		for _, t := range v.Topics {
+			for _, p := range t.Partitions {
+				out = append(out, p.ErrorCode)
+			}
+		}
 	}
 	return out
+}
+
+// groupSweep builds the group requests of TestEveryAPIVersion. Each version
+// works on a group of its own; requests that need a member first join (and
+// sync) over rc with the newest versions.
+type groupSweep struct {
+	t     *testing.T
+	rc    *rawConn
+	topic string
+}
+
+// join makes a member of a new one-member group and returns its member id
+// and generation; with sync, the member has also synced.
+func (g groupSweep) join(groupID string, sync bool) (string, int32) {
+	g.t.Helper()
+	j := g.joinRequest(groupID, "")
+	j.SetVersion(9)
+	resp := g.rc.roundTrip(j).(*kmsg.JoinGroupResponse)
+	if resp.ErrorCode == 79 { // MEMBER_ID_REQUIRED
+		j = g.joinRequest(groupID, resp.MemberID)
+		j.SetVersion(9)
+		resp = g.rc.roundTrip(j).(*kmsg.JoinGroupResponse)
+	}
+	if resp.ErrorCode != 0 {
+		g.t.Fatalf("join %s: error %d", groupID, resp.ErrorCode)
+	}
+	if sync {
+		s := g.syncRequest(groupID, resp.MemberID, resp.Generation)
+		s.SetVersion(5)
+		if code := g.rc.roundTrip(s).(*kmsg.SyncGroupResponse).ErrorCode; code != 0 {
+			g.t.Fatalf("sync %s: error %d", groupID, code)
+		}
+	}
+	return resp.MemberID, resp.Generation
+}
+
+func (g groupSweep) joinRequest(groupID, memberID string) *kmsg.JoinGroupRequest {
+	r := kmsg.NewPtrJoinGroupRequest()
+	r.Group, r.MemberID, r.ProtocolType = groupID, memberID, "consumer"
+	r.SessionTimeoutMillis, r.RebalanceTimeoutMillis = 30000, 30000
+	meta := kmsg.ConsumerMemberMetadata{Topics: []string{g.topic}}
+	r.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: meta.AppendTo(nil)}}
+	return r
+}
+
+func (g groupSweep) syncRequest(groupID, memberID string, generation int32) *kmsg.SyncGroupRequest {
+	r := kmsg.NewPtrSyncGroupRequest()
+	r.Group, r.MemberID, r.Generation = groupID, memberID, generation
+	r.ProtocolType, r.Protocol = kmsg.StringPtr("consumer"), kmsg.StringPtr("range")
+	assignment := kmsg.ConsumerMemberAssignment{Topics: []kmsg.ConsumerMemberAssignmentTopic{{Topic: g.topic, Partitions: []int32{0}}}}
+	r.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{{MemberID: memberID, MemberAssignment: assignment.AppendTo(nil)}}
+	return r
+}
+
+// commit commits offset 1 of the topic's partition 0 outside membership.
+func (g groupSweep) commit(groupID string) {
+	g.t.Helper()
+	r := g.commitRequest(groupID)
+	r.SetVersion(9)
+	for _, code := range errorCodes(g.rc.roundTrip(r)) {
+		if code != 0 {
+			g.t.Fatalf("commit %s: error %d", groupID, code)
+		}
+	}
+}
+
+func (g groupSweep) commitRequest(groupID string) *kmsg.OffsetCommitRequest {
+	r := kmsg.NewPtrOffsetCommitRequest()
+	r.Group, r.Generation = groupID, -1
+	rt := kmsg.NewOffsetCommitRequestTopic()
+	rt.Topic = g.topic
+	rp := kmsg.NewOffsetCommitRequestTopicPartition()
+	rp.Offset, rp.LeaderEpoch, rp.Metadata = 1, -1, kmsg.StringPtr("sweep")
+	rt.Partitions = append(rt.Partitions, rp)
+	r.Topics = append(r.Topics, rt)
+	return r
+}
+
+func (g groupSweep) builders() map[int16]func(v int16) kmsg.Request {
+	name := func(api string, v int16) string { return fmt.Sprintf("sweep-%s-v%d", api, v) }
+	return map[int16]func(v int16) kmsg.Request{
+		8: func(v int16) kmsg.Request { return g.commitRequest(name("commit", v)) },
+		9: func(v int16) kmsg.Request {
+			gid := name("fetch", v)
+			g.commit(gid)
+			r := kmsg.NewPtrOffsetFetchRequest()
+			topics := []kmsg.OffsetFetchRequestTopic{{Topic: g.topic, Partitions: []int32{0}}}
+			r.Group, r.Topics = gid, topics
+			r.Groups = []kmsg.OffsetFetchRequestGroup{{Group: gid, MemberEpoch: -1,
+				Topics: []kmsg.OffsetFetchRequestGroupTopic{{Topic: g.topic, Partitions: []int32{0}}}}}
+			return r
+		},
+		10: func(v int16) kmsg.Request {
+			r := kmsg.NewPtrFindCoordinatorRequest()
+			r.CoordinatorKey, r.CoordinatorKeys = "g", []string{"g", "h"}
+			return r
+		},
+		11: func(v int16) kmsg.Request {
+			gid := name("join", v)
+			memberID := ""
+			if v >= 4 {
+				pre := g.joinRequest(gid, "")
+				pre.SetVersion(v)
+				resp := g.rc.roundTrip(pre).(*kmsg.JoinGroupResponse)
+				if resp.ErrorCode != 79 {
+					g.t.Fatalf("JoinGroup v%d without a member id: error %d, want 79 (MEMBER_ID_REQUIRED)", v, resp.ErrorCode)
+				}
+				memberID = resp.MemberID
+			}
+			return g.joinRequest(gid, memberID)
+		},
+		12: func(v int16) kmsg.Request {
+			gid := name("heartbeat", v)
+			member, gen := g.join(gid, true)
+			r := kmsg.NewPtrHeartbeatRequest()
+			r.Group, r.MemberID, r.Generation = gid, member, gen
+			return r
+		},
+		13: func(v int16) kmsg.Request {
+			gid := name("leave", v)
+			member, _ := g.join(gid, true)
+			r := kmsg.NewPtrLeaveGroupRequest()
+			r.Group, r.MemberID = gid, member
+			r.Members = []kmsg.LeaveGroupRequestMember{{MemberID: member}}
+			return r
+		},
+		14: func(v int16) kmsg.Request {
+			gid := name("sync", v)
+			member, gen := g.join(gid, false)
+			return g.syncRequest(gid, member, gen)
+		},
+		15: func(v int16) kmsg.Request {
+			gid := name("describe", v)
+			g.join(gid, true)
+			r := kmsg.NewPtrDescribeGroupsRequest()
+			r.Groups, r.IncludeAuthorizedOperations = []string{gid, "no-such-group"}, true
+			return r
+		},
+		16: func(v int16) kmsg.Request {
+			r := kmsg.NewPtrListGroupsRequest()
+			r.StatesFilter = []string{"Stable", "Empty"}
+			return r
+		},
+		42: func(v int16) kmsg.Request {
+			gid := name("delete", v)
+			g.commit(gid)
+			r := kmsg.NewPtrDeleteGroupsRequest()
+			r.Groups = []string{gid}
+			return r
+		},
+		47: func(v int16) kmsg.Request {
+			gid := name("offsetdelete", v)
+			g.commit(gid)
+			r := kmsg.NewPtrOffsetDeleteRequest()
+			r.Group = gid
+			r.Topics = []kmsg.OffsetDeleteRequestTopic{{Topic: g.topic, Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 0}}}}
+			return r
+		},
+	}
 }
 
 // TestEveryAPIVersion sends each supported API at each supported version —
 // flexible and not — and checks the answer decodes at that version and
 // reports success.
 func TestEveryAPIVersion(t *testing.T) {
-	b := startBroker(t, "")
+	b := startBroker(t, "", "--group-initial-rebalance-delay", "0s")
 	rc := dialRaw(t, b.addr)
 	topic := "sweep"
 	ct := kmsg.NewPtrCreateTopicsRequest()
@@ -207,6 +420,9 @@ func TestEveryAPIVersion(t *testing.T) {
 			return r
 		},
 		60: func(v int16) kmsg.Request { return kmsg.NewPtrDescribeClusterRequest() },
+	}
+	for k, mk := range (groupSweep{t: t, rc: rc, topic: topic}).builders() {
+		build[k] = mk
 	}
 	versions := server.SupportedVersions()
 	keys := make([]int, 0, len(versions))
