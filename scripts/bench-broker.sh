@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # bench-broker.sh — the single-node broker benchmarks of docs/benchmarks.md:
 # produce (100 B records, acks=all, --fsync always) to 1 and 8 partitions,
-# consume, and the broker's CPU per GB fetched with the sendfile path and
-# with the copy path, measured in the same run.
+# consume, the broker's CPU per GB fetched with the sendfile path and with
+# the copy path, measured in the same run, and consumer groups: offset
+# commits per second and how fast a 3-member group over 12 partitions
+# settles after a member leaves.
 #
 #   scripts/bench-broker.sh
 #
@@ -101,6 +103,15 @@ for run in $(seq 1 "$RUNS"); do
 	done
 done
 
+# Consumer groups, on a broker with the default settings.
+stop_broker
+start_broker sendfile
+for run in $(seq 1 "$RUNS"); do
+	"$R" bench commit --brokers "$BROKERS" --topic commits --duration 10s --json | tail -1 | tee -a "$OUT/commit.json" >&2
+	"$R" bench rebalance --brokers "$BROKERS" --topic rebalance --members 3 --partitions 12 --rounds 5 --json |
+		tail -1 | tee -a "$OUT/rebalance.json" >&2
+done
+
 echo
 echo "medians over $RUNS runs ($(date -u +%FT%TZ)):"
 for p in 1 8; do
@@ -111,3 +122,9 @@ for path in sendfile copy; do
 	printf 'broker CPU per GB fetched, %-8s %s s/GB\n' "$path:" "$(awk '{print $4}' "$OUT/cpu-$path.txt" | median)"
 done
 printf 'copy / sendfile CPU per GB, same run: %s\n' "$(paste "$OUT/cpu-copy.txt" "$OUT/cpu-sendfile.txt" | awk '{print $4 / $8}' | median)"
+printf 'offset commits/s (16 clients, 1 partition each): %s\n' "$(field commits_per_second <"$OUT/commit.json" | median | xargs printf '%.0f')"
+printf 'commit latency p99: %s ms\n' "$(field latency_p99_ms <"$OUT/commit.json" | median)"
+printf '3-member group, 12 partitions, settle after a clean leave (median of every round): %s ms\n' \
+	"$(sed -n 's/.*"settle_after_leave_ms":\[\([^]]*\)\].*/\1/p' "$OUT/rebalance.json" | tr ',' '\n' | median)"
+printf '... and after a join: %s ms\n' \
+	"$(sed -n 's/.*"settle_after_join_ms":\[\([^]]*\)\].*/\1/p' "$OUT/rebalance.json" | tr ',' '\n' | median)"

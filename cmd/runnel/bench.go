@@ -22,7 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-const benchUsage = `Usage: runnel bench produce|consume --topic T [flags]
+const benchUsage = `Usage: runnel bench produce|consume|commit|rebalance --topic T [flags]
 
 Measure throughput against any Kafka-compatible broker. Progress goes to
 stderr once a second; the summary goes to stdout as a table, or as one JSON
@@ -31,20 +31,28 @@ object with --json. MB means 2^20 bytes, as in Kafka's perf tools.
   produce   write --records records of --record-size bytes; reports
             records/s, MB/s and per-record acknowledgement latency
   consume   read a topic from the start; reports records/s and MB/s
+  commit    commit offsets from many clients; reports commits/s and
+            commit latency
+  rebalance time a consumer group settling after a member leaves and
+            after it joins again
 
-Run runnel bench produce --help or runnel bench consume --help for flags.
+Run runnel bench COMMAND --help for the flags of each.
 `
 
 func benchCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, benchUsage)
-		return errors.New("bench: missing command (produce or consume)")
+		return errors.New("bench: missing command (produce, consume, commit or rebalance)")
 	}
 	switch args[0] {
 	case "produce":
 		return benchProduce(args[1:], stdout, stderr)
 	case "consume":
 		return benchConsume(args[1:], stdout, stderr)
+	case "commit":
+		return benchCommit(args[1:], stdout, stderr)
+	case "rebalance":
+		return benchRebalance(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, benchUsage)
 		return flag.ErrHelp
@@ -109,20 +117,39 @@ func (r *benchResult) print(w io.Writer, asJSON bool) error {
 // progress prints records/s and MB/s to w once a second from the running
 // totals until stop is closed.
 func progress(w io.Writer, total func() (records, bytes int64), stop <-chan struct{}) {
+	var last, lastBytes int64
+	everySecond(stop, func(elapsed, d float64) {
+		n, b := total()
+		fmt.Fprintf(w, "%6.0fs  %12d records  %12.0f records/s  %9.2f MB/s\n",
+			elapsed, n, float64(n-last)/d, float64(b-lastBytes)/mb/d)
+		last, lastBytes = n, b
+	})
+}
+
+// progressCount prints a count and its rate, named unit, once a second.
+func progressCount(w io.Writer, unit string, total func() int64, stop <-chan struct{}) {
+	var last int64
+	everySecond(stop, func(elapsed, d float64) {
+		n := total()
+		fmt.Fprintf(w, "%6.0fs  %12d %s  %12.0f %s/s\n", elapsed, n, unit, float64(n-last)/d, unit)
+		last = n
+	})
+}
+
+// everySecond calls fn once a second, with the seconds since the start and
+// since the last call, until stop is closed.
+func everySecond(stop <-chan struct{}, fn func(elapsed, d float64)) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	start := time.Now()
-	last, lastBytes, lastAt := int64(0), int64(0), start
+	lastAt := start
 	for {
 		select {
 		case <-stop:
 			return
 		case now := <-t.C:
-			n, b := total()
-			d := now.Sub(lastAt).Seconds()
-			fmt.Fprintf(w, "%6.0fs  %12d records  %12.0f records/s  %9.2f MB/s\n",
-				now.Sub(start).Seconds(), n, float64(n-last)/d, float64(b-lastBytes)/mb/d)
-			last, lastBytes, lastAt = n, b, now
+			fn(now.Sub(start).Seconds(), now.Sub(lastAt).Seconds())
+			lastAt = now
 		}
 	}
 }
