@@ -27,7 +27,10 @@ func (p *Partition) OffsetForTimestamp(ts int64) (offset, recordTS int64, found 
 	if err != nil || !ok || base >= p.hw.Load() {
 		return 0, 0, false, err
 	}
-	r, err := p.log.Read(base, 1, p.hw.Load())
+	// The batch may begin below the log start (DeleteRecords moved it into
+	// the batch): only its records from the log start on count.
+	from := max(base, p.log.LogStartOffset())
+	r, err := p.log.Read(from, 1, p.hw.Load())
 	if err != nil || r.Length == 0 {
 		return 0, 0, false, err
 	}
@@ -40,18 +43,19 @@ func (p *Partition) OffsetForTimestamp(ts int64) (offset, recordTS int64, found 
 	if err != nil {
 		return 0, 0, false, err
 	}
-	off, rts, ok := firstRecordAtOrAfter(buf[segment.HeaderSize:h.Size()], h, ts)
+	off, rts, ok := firstRecordAtOrAfter(buf[segment.HeaderSize:h.Size()], h, ts, from)
 	if !ok {
-		return h.BaseOffset, h.BaseTimestamp, true, nil
+		return max(h.BaseOffset, from), h.BaseTimestamp, true, nil
 	}
 	return off, rts, true, nil
 }
 
 // firstRecordAtOrAfter walks a batch's records (decompressing them as the
-// batch says) to the first with a timestamp at or after ts. A record is
+// batch says) to the first at offset from or later with a timestamp at or
+// after ts. A record is
 // length, attributes, timestampDelta, offsetDelta, … with varint integers;
 // only the first four are read, the rest is skipped.
-func firstRecordAtOrAfter(records []byte, h segment.Header, ts int64) (int64, int64, bool) {
+func firstRecordAtOrAfter(records []byte, h segment.Header, ts, from int64) (int64, int64, bool) {
 	rc, err := compression.NewReader(int8(h.Compression()), records, maxTimestampScan)
 	if err != nil {
 		return 0, 0, false
@@ -79,7 +83,7 @@ func firstRecordAtOrAfter(records []byte, h segment.Header, ts int64) (int64, in
 		if read > length {
 			return 0, 0, false
 		}
-		if rts := h.BaseTimestamp + tsDelta; rts >= ts {
+		if rts := h.BaseTimestamp + tsDelta; rts >= ts && h.BaseOffset+offDelta >= from {
 			return h.BaseOffset + offDelta, rts, true
 		}
 		if err := br.discard(length - read); err != nil {

@@ -55,17 +55,24 @@ func TestFirstRecordAtOrAfter(t *testing.T) {
 		t.Run(fmt.Sprint("codec", codec), func(t *testing.T) {
 			h, records := batchWithCodec(t, codec, 50)
 			for ts := int64(990); ts < 1050; ts++ {
-				off, rts, ok := firstRecordAtOrAfter(records, h, ts)
+				off, rts, ok := firstRecordAtOrAfter(records, h, ts, 0)
 				want := max(ts-1000, 0)
 				if !ok || off != 100+want || rts != 1000+want {
 					t.Fatalf("ts %d: %d %d %v, want offset %d", ts, off, rts, ok, 100+want)
 				}
 			}
-			if _, _, ok := firstRecordAtOrAfter(records, h, 1050); ok {
+			// The log start inside the batch: records below it do not count.
+			if off, rts, ok := firstRecordAtOrAfter(records, h, 990, 120); !ok || off != 120 || rts != 1020 {
+				t.Fatalf("from 120: %d %d %v, want offset 120", off, rts, ok)
+			}
+			if off, _, ok := firstRecordAtOrAfter(records, h, 1030, 120); !ok || off != 130 {
+				t.Fatalf("ts 1030 from 120: %d %v, want offset 130", off, ok)
+			}
+			if _, _, ok := firstRecordAtOrAfter(records, h, 1050, 0); ok {
 				t.Fatal("found a record after the last timestamp")
 			}
 			if codec != compression.None {
-				if _, _, ok := firstRecordAtOrAfter(records[:len(records)/2], h, 1040); ok {
+				if _, _, ok := firstRecordAtOrAfter(records[:len(records)/2], h, 1040, 0); ok {
 					t.Fatal("found a record in truncated compressed data")
 				}
 			}
@@ -82,6 +89,6 @@ func FuzzFirstRecordAtOrAfter(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, codec uint8, count int32, ts int64, records []byte) {
 		h := segment.Header{BaseOffset: 100, BaseTimestamp: 1000, RecordCount: count, Attributes: int16(codec % 5)}
-		firstRecordAtOrAfter(records, h, ts)
+		firstRecordAtOrAfter(records, h, ts, 0)
 	})
 }

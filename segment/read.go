@@ -141,7 +141,9 @@ func (l *Log) regionEnd(seg *Segment, pos int64, h *Header, maxBytes int, limit 
 }
 
 // OffsetForTimestamp returns the base offset of the first batch whose
-// maxTimestamp is at or after ts, and false when no batch is.
+// maxTimestamp is at or after ts, and false when no batch is. Batches wholly
+// below the log start are not considered; the batch holding the log start
+// is, so its base offset may be below the log start.
 func (l *Log) OffsetForTimestamp(ts int64) (int64, bool, error) {
 	var from int64 = -1
 	var fromPos int64
@@ -162,7 +164,7 @@ func (l *Log) OffsetForTimestamp(ts int64) (int64, bool, error) {
 		var off int64
 		found := false
 		err := seg.walk(pos, seg.Size(), func(_ int64, h *Header) bool {
-			if h.MaxTimestamp >= ts && h.BaseOffset >= l.logStart.Load() {
+			if h.MaxTimestamp >= ts && h.LastOffset() >= l.logStart.Load() {
 				off, found = h.BaseOffset, true
 				return false
 			}

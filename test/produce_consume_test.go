@@ -116,6 +116,23 @@ func TestListOffsetsByTimeInCompressedBatches(t *testing.T) {
 					t.Errorf("timestamp for offset %d: %d", o.Offset, o.Timestamp)
 				}
 			}
+			// DeleteRecords moves the log start into the batch: a time
+			// before it now answers the log start, not the batch's start.
+			if _, err := adm.DeleteRecords(ctx, kadm.Offsets{topic: {0: {Topic: topic, Partition: 0, At: 30}}}); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct {
+				at   time.Duration
+				want int64
+			}{{0, 30}, {42 * time.Second, 42}} {
+				got, err := adm.ListOffsetsAfterMilli(ctx, base.Add(c.at).UnixMilli(), topic)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if o, _ := got.Lookup(topic, 0); o.Err != nil || o.Offset != c.want {
+					t.Errorf("after DeleteRecords to 30, offset for %v: %d (%v), want %d", c.at, o.Offset, o.Err, c.want)
+				}
+			}
 		})
 	}
 }

@@ -2,6 +2,7 @@
 //
 //	runnel serve [flags]     run a broker
 //	runnel topic ...         create, list, describe and delete topics
+//	runnel group ...         list, describe and delete groups; reset offsets
 //	runnel produce TOPIC     produce lines of stdin as records
 //	runnel consume TOPIC     print records
 //	runnel bench ...         measure produce and consume throughput
@@ -32,6 +33,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serve(args[1:], stderr)
 	case "topic":
 		err = topicCmd(args[1:], stdout, stderr)
+	case "group":
+		err = groupCmd(args[1:], stdout, stderr)
 	case "produce":
 		err = produceCmd(args[1:], os.Stdin, stdout, stderr)
 	case "consume":
@@ -62,6 +65,7 @@ func usage(w io.Writer) {
 Usage:
   runnel serve [flags]    run a broker (see: runnel serve --help)
   runnel topic ...        create, list, describe and delete topics
+  runnel group ...        list, describe and delete groups; reset offsets
   runnel produce TOPIC    produce lines of stdin as records
   runnel consume TOPIC    print records
   runnel bench ...        measure produce and consume throughput
