@@ -102,6 +102,7 @@ func (o *OffsetsDB) Commit(g string, offsets []group.Offset) func() error {
 		return func() error { return ErrOffsetsClosed }
 	}
 	b := o.db.NewBatch()
+	defer b.Close()
 	for _, off := range offsets {
 		v := make([]byte, offsetValueSize, offsetValueSize+len(off.Metadata))
 		v[0] = offsetValueV1
@@ -138,6 +139,7 @@ func (o *OffsetsDB) Delete(g string, partitions []group.TopicPartition) error {
 		return ErrOffsetsClosed
 	}
 	b := o.db.NewBatch()
+	defer b.Close()
 	for _, tp := range partitions {
 		b.Delete(offsetKey(g, tp.Topic, tp.Partition), nil)
 	}

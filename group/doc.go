@@ -24,6 +24,7 @@
 // back from the OffsetStore.
 //
 // Concurrency: a Coordinator is safe for concurrent use. One mutex guards
-// every group; no I/O happens under it except OffsetStore.Commit, which only
-// queues a write (see its contract).
+// every group. Under it, OffsetStore.Commit only queues a write (see its
+// contract); deletions of offsets (DeleteGroups, DeleteOffsets, expiry,
+// topic deletion) are rare and wait for the store under it.
 package group

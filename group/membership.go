@@ -354,6 +354,9 @@ func (c *Coordinator) joinLocked(req JoinRequest, ch chan JoinResult) error {
 		c.addAndJoinLocked(g, newMember(req.MemberID, req), req.ProtocolType, ch)
 		return nil
 	}
+	if g.fenced(req.MemberID, req.InstanceID) {
+		return ErrFencedInstanceID
+	}
 	m := g.members[req.MemberID]
 	if m == nil {
 		return ErrUnknownMember
@@ -369,7 +372,7 @@ func (c *Coordinator) joinLocked(req JoinRequest, ch chan JoinResult) error {
 		if sameProtocols(m.protocols, req.Protocols) {
 			// A join repeated while the leader assigns: answer with the
 			// generation the member is already in.
-			ch <- g.joinResult(m, false)
+			ch <- g.joinResult(m, m.id == g.leader)
 			return nil
 		}
 		c.updateMemberLocked(g, m, req, ch)
@@ -406,6 +409,13 @@ func (g *group) checkInstance(m *member, instanceID string) error {
 		return ErrFencedInstanceID
 	}
 	return nil
+}
+
+// fenced reports whether instanceID belongs to a static member other than
+// memberID: Kafka answers FENCED_INSTANCE_ID before looking memberID up.
+func (g *group) fenced(memberID, instanceID string) bool {
+	id, ok := g.static[instanceID]
+	return instanceID != "" && ok && id != memberID
 }
 
 func (c *Coordinator) addAndJoinLocked(g *group, m *member, protocolType string, ch chan JoinResult) {
@@ -488,7 +498,10 @@ func (g *group) joinResult(m *member, withMembers bool) JoinResult {
 func (c *Coordinator) prepareRebalanceLocked(g *group, reason string) {
 	if g.state == CompletingRebalance {
 		for _, m := range g.members {
-			m.answerSync(SyncResult{Err: ErrRebalanceInProgress})
+			if m.syncWait != nil {
+				m.answerSync(SyncResult{Err: ErrRebalanceInProgress})
+				c.heartbeatLocked(g, m) // its session ran on while it waited
+			}
 		}
 	}
 	stop(g.syncTimer)
@@ -526,6 +539,7 @@ func (c *Coordinator) joinTimerFired(g *group, serial uint64) {
 		}
 	}
 	c.completeJoinLocked(g)
+	c.maybeForgetLocked(g)
 }
 
 // maybeCompleteJoinLocked completes the join phase once every member has
@@ -598,6 +612,7 @@ func (c *Coordinator) syncTimerFired(g *group, serial uint64) {
 		}
 	}
 	c.prepareRebalanceLocked(g, "members did not sync")
+	c.maybeForgetLocked(g)
 }
 
 // heartbeatLocked restarts m's session.
@@ -622,12 +637,13 @@ func (c *Coordinator) expireMember(g *group, m *member, seq uint64) {
 	c.log.Info("member session expired", "group", g.id, "member_id", m.id, "instance_id", m.instanceID,
 		"session_timeout", m.sessionTimeout)
 	c.removeAndRebalanceLocked(g, m, "session of member "+m.id+" expired")
+	c.maybeForgetLocked(g)
 }
 
 func (c *Coordinator) expirePending(g *group, id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := g.pending[id]; !ok || c.mu.closed {
+	if _, ok := g.pending[id]; !ok || c.mu.closed || c.mu.groups[g.id] != g {
 		return
 	}
 	delete(g.pending, id)
@@ -680,6 +696,9 @@ func (c *Coordinator) syncLocked(req SyncRequest, ch chan SyncResult) error {
 	if g == nil {
 		return ErrUnknownMember
 	}
+	if g.fenced(req.MemberID, req.InstanceID) {
+		return ErrFencedInstanceID
+	}
 	m := g.members[req.MemberID]
 	if m == nil {
 		return ErrUnknownMember
@@ -715,7 +734,10 @@ func (c *Coordinator) syncLocked(req SyncRequest, ch chan SyncResult) error {
 		g.syncTimer = nil
 		g.state = Stable
 		for _, o := range g.members {
-			o.answerSync(SyncResult{ProtocolType: g.protocolType, Protocol: g.protocol, Assignment: o.assignment})
+			if o.syncWait != nil {
+				o.answerSync(SyncResult{ProtocolType: g.protocolType, Protocol: g.protocol, Assignment: o.assignment})
+				c.heartbeatLocked(g, o) // its session ran on while it waited
+			}
 		}
 		c.log.Info("group stable", "group", g.id, "generation", g.generation, "members", len(g.members))
 		return nil
@@ -733,6 +755,9 @@ func (c *Coordinator) Heartbeat(groupID, memberID, instanceID string, generation
 	g := c.mu.groups[groupID]
 	if g == nil {
 		return ErrUnknownMember
+	}
+	if g.fenced(memberID, instanceID) {
+		return ErrFencedInstanceID
 	}
 	m := g.members[memberID]
 	if m == nil {

@@ -111,6 +111,9 @@ func (c *Coordinator) commitAllowedLocked(req CommitRequest) error {
 	if g.state == CompletingRebalance {
 		return ErrRebalanceInProgress
 	}
+	if g.fenced(req.MemberID, req.InstanceID) {
+		return ErrFencedInstanceID
+	}
 	m := g.members[req.MemberID]
 	if m == nil {
 		return ErrUnknownMember
