@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/signal"
 	"sort"
@@ -176,6 +177,7 @@ type rebalanceResult struct {
 	Partitions int       `json:"partitions"`
 	Balancer   string    `json:"balancer"`
 	Heartbeat  string    `json:"heartbeat_interval"`
+	Idle       string    `json:"idle"`
 	LeaveMs    []float64 `json:"settle_after_leave_ms"`
 	JoinMs     []float64 `json:"settle_after_join_ms"`
 }
@@ -210,7 +212,8 @@ func benchRebalance(args []string, stdout, stderr io.Writer) error {
 		`Measure how long a consumer group takes to settle after a member leaves
 cleanly (LeaveGroup) and after it joins again: from the leave or join to
 the moment the members own every partition of the topic between them, each
-exactly once. Repeated --rounds times.`, stderr)
+exactly once. Repeated --rounds times. Members learn of a rebalance from
+their next heartbeat, so the result depends on --heartbeat-interval.`, stderr)
 	brokers := brokersFlag(fs)
 	topic := fs.String("topic", "", "topic the group consumes (created with --partitions partitions if missing)")
 	members := fs.Int("members", 3, "group members")
@@ -219,6 +222,7 @@ exactly once. Repeated --rounds times.`, stderr)
 	heartbeat := fs.Duration("heartbeat-interval", 3*time.Second, "members' heartbeat interval (members learn of a rebalance on their next heartbeat)")
 	session := fs.Duration("session-timeout", 45*time.Second, "members' session timeout")
 	balancer := fs.String("balancer", "cooperative-sticky", "assignor: cooperative-sticky, range, roundrobin or sticky")
+	idle := fs.Duration("idle", 5*time.Second, "how long the group stays settled before each leave and join, so members are in their steady heartbeat rhythm; a random part of one heartbeat interval is added, so rounds sample every phase of it")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -325,8 +329,20 @@ exactly once. Repeated --rounds times.`, stderr)
 	if _, err := settled(ms); err != nil {
 		return err
 	}
-	r := rebalanceResult{Mode: "rebalance", Members: *members, Partitions: nparts, Balancer: *balancer, Heartbeat: heartbeat.String()}
+	r := rebalanceResult{Mode: "rebalance", Members: *members, Partitions: nparts, Balancer: *balancer,
+		Heartbeat: heartbeat.String(), Idle: idle.String()}
+	pause := func() error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(*idle + time.Duration(rand.Int64N(int64(*heartbeat)))):
+			return nil
+		}
+	}
 	for round := 1; round <= *rounds; round++ {
+		if err := pause(); err != nil {
+			return err
+		}
 		last := ms[len(ms)-1]
 		t0 := time.Now()
 		last.cl.Close() // LeaveGroup
@@ -336,6 +352,9 @@ exactly once. Repeated --rounds times.`, stderr)
 			return err
 		}
 		r.LeaveMs = append(r.LeaveMs, ms2(at.Sub(t0)))
+		if err := pause(); err != nil {
+			return err
+		}
 		t0 = time.Now()
 		m, err := start()
 		if err != nil {
