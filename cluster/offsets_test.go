@@ -326,3 +326,23 @@ func TestOffsetsWithCoordinator(t *testing.T) {
 		t.Fatalf("listed %q", listed)
 	}
 }
+
+// FuzzDecodeOffset: a corrupt record in the offsets database is an error
+// from Load, never a panic.
+func FuzzDecodeOffset(f *testing.F) {
+	f.Add(offsetKey("group", "topic", 3), []byte{offsetValueV1, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 'm'})
+	f.Add([]byte{offsetKeyPrefix}, []byte{})
+	f.Add([]byte{offsetKeyPrefix, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, []byte{1})
+	f.Fuzz(func(t *testing.T, key, value []byte) {
+		if len(key) == 0 {
+			return // keys from the iterator always carry the prefix byte
+		}
+		g, off, err := decodeOffset(key, value)
+		if err != nil {
+			return
+		}
+		if got := offsetKey(g, off.Topic, off.Partition); string(got) != string(key) {
+			t.Fatalf("decoded %q %q %d from key %x, which encodes back as %x", g, off.Topic, off.Partition, key, got)
+		}
+	})
+}

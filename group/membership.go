@@ -454,27 +454,33 @@ func (c *Coordinator) staticRejoinLocked(g *group, m *member, req JoinRequest, c
 	m.answerJoin(JoinResult{Err: ErrFencedInstanceID, MemberID: m.id})
 	m.answerSync(SyncResult{Err: ErrFencedInstanceID})
 	g.renameMember(m, newMemberID(req.ClientID))
-	unchanged := sameProtocols(m.protocols, req.Protocols)
 	m.sessionTimeout, m.rebalanceTimeout = req.SessionTimeout, req.RebalanceTimeout
 	m.clientID, m.clientHost = req.ClientID, req.ClientHost
+	m.protocols = req.Protocols
 	c.heartbeatLocked(g, m)
-	if g.state == Stable && unchanged {
+	// As Kafka decides it: the group need not rebalance if it would still
+	// choose the same protocol. The metadata may differ (a restarted
+	// cooperative consumer no longer lists what it owned); the assignment
+	// stands. A leader that cannot be told to skip assigning (JoinGroup
+	// before v9) would compute an assignment nobody uses, so it rebalances.
+	keep := g.state == Stable && g.selectProtocol() == g.protocol &&
+		(m.id != g.leader || req.SupportsSkipAssignment)
+	if keep {
 		c.log.Info("static member rejoined without a rebalance", "group", g.id, "instance_id", m.instanceID, "member_id", m.id)
 		res := g.joinResult(m, false)
 		if m.id == g.leader {
 			res = g.joinResult(m, true)
-			res.SkipAssignment = req.SupportsSkipAssignment
+			res.SkipAssignment = true
 		}
 		ch <- res
 		return nil
 	}
-	m.protocols = req.Protocols
 	m.joinWait = ch
 	if g.state == PreparingRebalance {
 		c.maybeCompleteJoinLocked(g)
 		return nil
 	}
-	c.prepareRebalanceLocked(g, "static member "+m.instanceID+" rejoined with new protocols")
+	c.prepareRebalanceLocked(g, "static member "+m.instanceID+" rejoined")
 	return nil
 }
 

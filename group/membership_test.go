@@ -425,7 +425,7 @@ func TestStaticMembership(t *testing.T) {
 	})
 
 	t.Run("leader rejoin without member id", func(t *testing.T) {
-		for _, skip := range []bool{true, false} {
+		for _, skip := range []bool{true} {
 			t.Run(fmt.Sprintf("SupportsSkipAssignment=%v", skip), func(t *testing.T) {
 				h := newHarness(t, Config{})
 				res := h.stable(staticReq("g", 0), staticReq("g", 1))
@@ -460,11 +460,34 @@ func TestStaticMembership(t *testing.T) {
 		}
 	})
 
-	t.Run("rejoin with changed protocols rebalances", func(t *testing.T) {
+	t.Run("rejoin with changed metadata keeps the assignment", func(t *testing.T) {
+		// As Kafka: only a change of the protocol the group would select
+		// rebalances; new metadata (a restarted cooperative consumer owns
+		// nothing any more) is kept for the next rebalance.
 		h := newHarness(t, Config{})
 		res := h.stable(staticReq("g", 0), staticReq("g", 1))
 		req := staticReq("g", 1)
 		req.Protocols = []Protocol{proto("range", []byte("new subscription"))}
+		r := h.joinOK(h.c.Join(req))
+		if r.Generation != res[1].Generation || r.MemberID == res[1].MemberID || len(r.Members) != 0 {
+			t.Fatalf("answer %+v", r)
+		}
+		if st := h.state("g"); st != Stable {
+			t.Fatalf("state %v", st)
+		}
+		wantErr(t, "heartbeat 0", h.c.Heartbeat("g", res[0].MemberID, "i0", res[0].Generation), nil)
+	})
+
+	t.Run("rejoin that changes the selected protocol rebalances", func(t *testing.T) {
+		h := newHarness(t, Config{})
+		both := func(i int) JoinRequest {
+			r := staticReq("g", i)
+			r.Protocols = protos(memberMeta(i), "range", "roundrobin")
+			return r
+		}
+		res := h.stable(both(0), both(1))
+		req := staticReq("g", 1)
+		req.Protocols = []Protocol{proto("roundrobin", []byte("new subscription"))}
 		ch1 := h.c.Join(req)
 		none(t, ch1)
 		if st := h.state("g"); st != PreparingRebalance {
@@ -475,10 +498,25 @@ func TestStaticMembership(t *testing.T) {
 			t.Fatal("no new member id")
 		}
 		wantErr(t, "heartbeat 0", h.c.Heartbeat("g", res[0].MemberID, "i0", res[0].Generation), ErrRebalanceInProgress)
-		r0 := h.joinOK(h.c.Join(rejoin(staticReq("g", 0), res[0].MemberID)))
+		r0 := h.joinOK(h.c.Join(rejoin(both(0), res[0].MemberID)))
 		r1 := h.joinOK(ch1)
-		if r0.Generation != 3 || r1.MemberID != newID || r1.Generation != 3 || !bytes.Equal(r0.Members[1].Metadata, []byte("new subscription")) {
+		if r0.Generation != 3 || r1.MemberID != newID || r1.Generation != 3 || r0.Protocol != "roundrobin" ||
+			!bytes.Equal(r0.Members[1].Metadata, []byte("new subscription")) {
 			t.Fatalf("answers %+v %+v", r0, r1)
+		}
+	})
+
+	t.Run("leader rejoin before JoinGroup v9 rebalances", func(t *testing.T) {
+		h := newHarness(t, Config{})
+		res := h.stable(staticReq("g", 0), staticReq("g", 1))
+		ch := h.c.Join(staticReq("g", 0))
+		none(t, ch)
+		if st := h.state("g"); st != PreparingRebalance {
+			t.Fatalf("state %v", st)
+		}
+		h.joinOK(h.c.Join(rejoin(staticReq("g", 1), res[1].MemberID)))
+		if r := h.joinOK(ch); r.Generation != res[0].Generation+1 || len(r.Members) != 2 {
+			t.Fatalf("leader's answer %+v", r)
 		}
 	})
 
@@ -655,7 +693,9 @@ func TestGroupFull(t *testing.T) {
 		t.Fatalf("state %v", st)
 	}
 	// A static member coming back is not a new member.
-	if r := h.joinOK(h.c.Join(staticReq("g", 0))); r.Generation != res[0].Generation {
+	back := staticReq("g", 0)
+	back.SupportsSkipAssignment = true
+	if r := h.joinOK(h.c.Join(back)); r.Generation != res[0].Generation {
 		t.Fatalf("answer %+v", r)
 	}
 }
