@@ -191,6 +191,9 @@ func decodeOffset(k, v []byte) (string, group.Offset, error) {
 	bad := func(what string) (string, group.Offset, error) {
 		return "", off, fmt.Errorf("%w: %s (key %x)", errBadOffsetRecord, what, k)
 	}
+	if len(k) == 0 || k[0] != offsetKeyPrefix {
+		return bad("prefix")
+	}
 	k = k[1:]
 	n, w := binary.Uvarint(k)
 	if w <= 0 || n > uint64(len(k)-w) {
