@@ -1,0 +1,251 @@
+package cluster
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/runnel-io/runnel/group"
+)
+
+// fsmLog applies commands to f as consecutive Raft entries.
+type fsmLog struct {
+	t     *testing.T
+	f     *FSM
+	index uint64
+	all   [][]byte
+}
+
+func (l *fsmLog) apply(ct CommandType, payload any) any {
+	l.t.Helper()
+	b, err := EncodeCommand(ct, payload)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	l.index++
+	l.all = append(l.all, b)
+	return l.f.Apply(&raft.Log{Index: l.index, Type: raft.LogCommand, Data: b})
+}
+
+func (l *fsmLog) ok(ct CommandType, payload any) any {
+	l.t.Helper()
+	res := l.apply(ct, payload)
+	if err, isErr := res.(error); isErr {
+		l.t.Fatalf("command %d %+v refused: %v", ct, payload, err)
+	}
+	return res
+}
+
+func (l *fsmLog) refused(ct CommandType, payload any, want error) {
+	l.t.Helper()
+	before := snapshotBytes(l.t, l.f)
+	res := l.apply(ct, payload)
+	err, isErr := res.(error)
+	if !isErr || !errors.Is(err, want) {
+		l.t.Fatalf("command %d %+v: result %v, want %v", ct, payload, res, want)
+	}
+	after := snapshotBytes(l.t, l.f)
+	// Only the applied index moves.
+	if !bytes.Equal(stripIndex(before), stripIndex(after)) {
+		l.t.Fatalf("refused command %d changed the state:\n%s\n%s", ct, before, after)
+	}
+}
+
+func stripIndex(b []byte) []byte {
+	i := bytes.Index(b, []byte(`"index":`))
+	if i < 0 {
+		return b
+	}
+	j := i + bytes.IndexAny(b[i:], ",}")
+	return append(append([]byte(nil), b[:i]...), b[j:]...)
+}
+
+type memSink struct {
+	bytes.Buffer
+	cancelled bool
+}
+
+func (s *memSink) ID() string    { return "mem" }
+func (s *memSink) Cancel() error { s.cancelled = true; return nil }
+func (s *memSink) Close() error  { return nil }
+
+func snapshotBytes(t *testing.T, f *FSM) []byte {
+	t.Helper()
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	return sink.Bytes()
+}
+
+func buildState(t *testing.T) *fsmLog {
+	l := &fsmLog{t: t, f: NewFSM()}
+	for id := int32(1); id <= 3; id++ {
+		l.ok(CmdRegisterBroker, RegisterBroker{ID: id, Addr: "127.0.0.1:909" + string(rune('0'+id)), RaftAddr: "127.0.0.1:1909" + string(rune('0'+id))})
+	}
+	l.ok(CmdCreateTopic, CreateTopic{Topic: Topic{Name: "orders", ID: TopicID{1}, Partitions: 2, Configs: map[string]string{"retention.ms": "1000"}},
+		Assignment: [][]int32{{1, 2, 3}, {2, 3, 1}}})
+	l.ok(CmdCreateTopic, CreateTopic{Topic: Topic{Name: "logs", ID: TopicID{2}, Partitions: 1}, Assignment: [][]int32{{3}}})
+	return l
+}
+
+func TestFSMCommands(t *testing.T) {
+	l := buildState(t)
+	orders0 := TP{"orders", 0}
+
+	if epoch := l.ok(CmdRegisterBroker, RegisterBroker{ID: 2, Addr: "h:2", RaftAddr: "h:12"}); epoch != int64(2) {
+		t.Fatalf("re-registration epoch %v, want 2", epoch)
+	}
+	l.ok(CmdSetBrokerFenced, SetBrokerFenced{ID: 3, Fenced: true})
+	l.refused(CmdSetBrokerFenced, SetBrokerFenced{ID: 9, Fenced: true}, ErrUnknownBroker)
+
+	l.refused(CmdCreateTopic, CreateTopic{Topic: Topic{Name: "orders", ID: TopicID{3}, Partitions: 1}, Assignment: [][]int32{{1}}}, ErrTopicExists)
+	l.refused(CmdCreateTopic, CreateTopic{Topic: Topic{Name: "x", ID: TopicID{3}, Partitions: 2}, Assignment: [][]int32{{1}}}, ErrPartitions)
+	l.refused(CmdCreateTopic, CreateTopic{Topic: Topic{Name: "x", ID: TopicID{3}, Partitions: 1}, Assignment: [][]int32{{1, 1}}}, ErrBadAssignment)
+	l.refused(CmdCreateTopic, CreateTopic{Topic: Topic{Name: "x", ID: TopicID{3}, Partitions: 1}, Assignment: [][]int32{{7}}}, ErrUnknownBroker)
+	l.refused(CmdCreateTopic, CreateTopic{Topic: Topic{Name: "x", Partitions: 1}, Assignment: [][]int32{{1}}}, ErrMalformedCommand)
+
+	// Elections bump the epoch and only apply at the epoch they were made for.
+	if e := l.ok(CmdChangeLeader, ChangeLeader{TP: orders0, PrevEpoch: 0, Leader: 2, ISR: []int32{2, 3}}); e != int32(1) {
+		t.Fatalf("epoch after election %v", e)
+	}
+	l.refused(CmdChangeLeader, ChangeLeader{TP: orders0, PrevEpoch: 0, Leader: 3, ISR: []int32{3}}, ErrStaleLeaderEpoch)
+	l.refused(CmdChangeLeader, ChangeLeader{TP: orders0, PrevEpoch: 1, Leader: 9, ISR: []int32{9}}, ErrNotReplica)
+	l.refused(CmdChangeLeader, ChangeLeader{TP: TP{"orders", 5}, PrevEpoch: 0, Leader: 1}, ErrUnknownPartition)
+	// The leader changes the ISR at its epoch only, and keeps itself in it.
+	l.ok(CmdChangeISR, ChangeISR{TP: orders0, Leader: 2, LeaderEpoch: 1, ISR: []int32{2, 3, 1}})
+	l.refused(CmdChangeISR, ChangeISR{TP: orders0, Leader: 1, LeaderEpoch: 1, ISR: []int32{1}}, ErrStaleLeaderEpoch)
+	l.refused(CmdChangeISR, ChangeISR{TP: orders0, Leader: 2, LeaderEpoch: 0, ISR: []int32{2}}, ErrStaleLeaderEpoch)
+	l.refused(CmdChangeISR, ChangeISR{TP: orders0, Leader: 2, LeaderEpoch: 1, ISR: []int32{3}}, ErrBadAssignment)
+	// No leader at all (every replica fenced) is an election too.
+	l.ok(CmdChangeLeader, ChangeLeader{TP: TP{"logs", 0}, PrevEpoch: 0, Leader: -1, ISR: []int32{3}})
+
+	l.ok(CmdSegmentRolled, SegmentRolled{TP: orders0, Base: 0})
+	l.ok(CmdSegmentRolled, SegmentRolled{TP: orders0, Base: 1000})
+	l.ok(CmdSegmentRolled, SegmentRolled{TP: orders0, Base: 2500})
+	l.refused(CmdSegmentRolled, SegmentRolled{TP: orders0, Base: 2500}, ErrSegmentOutOfOrder)
+	l.ok(CmdSegmentsDeleted, SegmentsDeleted{TP: orders0, LogStart: 1200})
+
+	l.ok(CmdCreatePartitions, CreatePartitions{Name: "logs", Assignment: [][]int32{{1}, {2}}})
+	l.refused(CmdCreatePartitions, CreatePartitions{Name: "nope", Assignment: [][]int32{{1}}}, ErrUnknownTopic)
+	l.ok(CmdSetConfigs, SetConfigs{Name: "logs", Configs: map[string]string{"segment.bytes": "1048576"}})
+
+	now := time.UnixMilli(1_700_000_000_123)
+	l.ok(CmdCommitOffsets, CommitOffsets{Group: "g1", Offsets: []group.Offset{
+		{Topic: "orders", Partition: 0, Offset: 42, LeaderEpoch: 1, Metadata: "m", CommitTime: now},
+		{Topic: "logs", Partition: 0, Offset: 7, LeaderEpoch: -1, CommitTime: now}}})
+	l.ok(CmdCommitOffsets, CommitOffsets{Group: "g2", Offsets: []group.Offset{{Topic: "orders", Partition: 1, Offset: 1, CommitTime: now}}})
+	l.ok(CmdDeleteOffsets, DeleteOffsets{Group: "g1", Partitions: []group.TopicPartition{{Topic: "logs", Partition: 0}}})
+	if first := l.ok(CmdAllocateProducerID, AllocateProducerIDs{N: 1000}); first != int64(0) {
+		t.Fatalf("first producer id %v", first)
+	}
+	if first := l.ok(CmdAllocateProducerID, AllocateProducerIDs{N: 1000}); first != int64(1000) {
+		t.Fatalf("second block %v", first)
+	}
+	l.refused(CmdAllocateProducerID, AllocateProducerIDs{N: 0}, ErrMalformedCommand)
+	l.refused(CommandType(200), struct{}{}, ErrUnknownCommand)
+	l.index++
+	if res := l.f.Apply(&raft.Log{Index: l.index, Type: raft.LogCommand, Data: []byte{byte(CmdCreateTopic), '{'}}); !errors.Is(res.(error), ErrMalformedCommand) {
+		t.Fatalf("truncated JSON: %v", res)
+	}
+
+	l.f.Read(func(s *State) {
+		p := s.Partitions["orders"][0]
+		if p.Leader != 2 || p.LeaderEpoch != 1 || len(p.ISR) != 3 || p.LogStart != 1200 || len(p.Segments) != 2 || p.Segments[0] != 1000 {
+			t.Errorf("orders-0: %+v", p)
+		}
+		if lp := s.Partitions["logs"]; len(lp) != 3 || lp[0].Leader != -1 || s.Topics["logs"].Partitions != 3 {
+			t.Errorf("logs: %+v %+v", lp[0], s.Topics["logs"])
+		}
+		if !s.Brokers[3].Fenced || s.Brokers[2].Addr != "h:2" || s.NextProducerID != 2000 {
+			t.Errorf("brokers %+v %+v, next pid %d", s.Brokers[3], s.Brokers[2], s.NextProducerID)
+		}
+		offs := s.GroupOffsets()
+		if len(offs["g1"]) != 1 || offs["g1"][0].Offset != 42 || offs["g1"][0].Metadata != "m" || !offs["g1"][0].CommitTime.Equal(now) {
+			t.Errorf("offsets %+v", offs)
+		}
+	})
+
+	// Deleting a topic takes its partitions and committed offsets.
+	l.ok(CmdDeleteTopic, DeleteTopic{Name: "orders"})
+	l.refused(CmdDeleteTopic, DeleteTopic{Name: "orders"}, ErrUnknownTopic)
+	l.f.Read(func(s *State) {
+		if _, ok := s.Partitions["orders"]; ok {
+			t.Error("partitions of a deleted topic remain")
+		}
+		if offs := s.GroupOffsets(); len(offs["g1"]) != 0 || len(offs["g2"]) != 0 {
+			t.Errorf("offsets of a deleted topic remain: %+v", offs)
+		}
+	})
+	l.ok(CmdDeleteGroup, DeleteGroup{Group: "g1"})
+	if l.f.AppliedIndex() != l.index {
+		t.Fatalf("applied index %d, want %d", l.f.AppliedIndex(), l.index)
+	}
+}
+
+// TestFSMSnapshotRestore: a snapshot restored into a new state machine
+// gives the same state, and applying the same commands to two machines
+// gives byte-identical snapshots.
+func TestFSMSnapshotRestore(t *testing.T) {
+	l := buildState(t)
+	l.ok(CmdChangeLeader, ChangeLeader{TP: TP{"orders", 1}, PrevEpoch: 0, Leader: 3, ISR: []int32{3}})
+	l.ok(CmdSegmentRolled, SegmentRolled{TP: TP{"orders", 1}, Base: 0})
+	l.ok(CmdCommitOffsets, CommitOffsets{Group: "g", Offsets: []group.Offset{{Topic: "orders", Partition: 1, Offset: 9, Metadata: "x", CommitTime: time.UnixMilli(5)}}})
+	l.ok(CmdAllocateProducerID, AllocateProducerIDs{N: 10})
+	want := snapshotBytes(t, l.f)
+
+	restored := NewFSM()
+	if err := restored.Restore(io.NopCloser(bytes.NewReader(want))); err != nil {
+		t.Fatal(err)
+	}
+	if got := snapshotBytes(t, restored); !bytes.Equal(got, want) {
+		t.Fatalf("restored state differs:\n%s\n%s", got, want)
+	}
+	if restored.AppliedIndex() != l.index {
+		t.Fatalf("restored index %d, want %d", restored.AppliedIndex(), l.index)
+	}
+
+	replay := &fsmLog{t: t, f: NewFSM()}
+	for _, b := range l.all {
+		replay.index++
+		replay.f.Apply(&raft.Log{Index: replay.index, Type: raft.LogCommand, Data: b})
+	}
+	if got := snapshotBytes(t, replay.f); !bytes.Equal(got, want) {
+		t.Fatalf("replaying the same commands gave another state:\n%s\n%s", got, want)
+	}
+	if err := NewFSM().Restore(io.NopCloser(bytes.NewReader([]byte("{not json")))); err == nil {
+		t.Fatal("a corrupt snapshot restored")
+	}
+}
+
+// FuzzFSMApply: any bytes as a command are applied or refused, never a
+// panic, and a refused command leaves the state as it was.
+func FuzzFSMApply(f *testing.F) {
+	seed := func(ct CommandType, payload any) {
+		b, _ := EncodeCommand(ct, payload)
+		f.Add(b)
+	}
+	seed(CmdCreateTopic, CreateTopic{Topic: Topic{Name: "t", ID: TopicID{9}, Partitions: 1}, Assignment: [][]int32{{1}}})
+	seed(CmdChangeLeader, ChangeLeader{TP: TP{"orders", 0}, PrevEpoch: 0, Leader: 2, ISR: []int32{2}})
+	seed(CmdSegmentsDeleted, SegmentsDeleted{TP: TP{"orders", 0}, LogStart: 5})
+	seed(CmdCommitOffsets, CommitOffsets{Group: "g", Offsets: []group.Offset{{Topic: "orders"}}})
+	f.Fuzz(func(t *testing.T, cmd []byte) {
+		l := buildState(t)
+		before := stripIndex(snapshotBytes(t, l.f))
+		l.index++
+		res := l.f.Apply(&raft.Log{Index: l.index, Type: raft.LogCommand, Data: cmd})
+		if _, refused := res.(error); refused {
+			if after := stripIndex(snapshotBytes(t, l.f)); !bytes.Equal(before, after) {
+				t.Fatalf("refused command %q changed the state", cmd)
+			}
+		}
+	})
+}
