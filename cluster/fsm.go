@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -184,15 +185,40 @@ func EncodeCommand(t CommandType, payload any) ([]byte, error) {
 // FSM is the state machine Raft applies commands to. Its methods are safe
 // for concurrent use; Raft calls Apply from one goroutine.
 type FSM struct {
-	mu    sync.RWMutex
-	state *State
-	index uint64 // last applied log index
+	mu      sync.RWMutex
+	state   *State
+	index   uint64        // last applied log index
+	applied chan struct{} // closed and replaced whenever index moves
 }
 
 var _ raft.FSM = (*FSM)(nil)
 
 // NewFSM returns an empty state machine.
-func NewFSM() *FSM { return &FSM{state: newState()} }
+func NewFSM() *FSM { return &FSM{state: newState(), applied: make(chan struct{})} }
+
+// WaitApplied returns once the command at index has been applied here.
+func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		f.mu.RLock()
+		done, ch := f.index >= index, f.applied
+		f.mu.RUnlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: waiting to apply index %d: %w", index, ctx.Err())
+		}
+	}
+}
+
+// advanceLocked records that index was applied and wakes waiters.
+func (f *FSM) advanceLocked(index uint64) {
+	f.index = index
+	close(f.applied)
+	f.applied = make(chan struct{})
+}
 
 // Read calls fn with the state under the read lock; fn must not keep
 // references into it.
@@ -215,7 +241,7 @@ func (f *FSM) AppliedIndex() uint64 {
 func (f *FSM) Apply(l *raft.Log) any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.index = l.Index
+	f.advanceLocked(l.Index)
 	if l.Type != raft.LogCommand {
 		return nil
 	}
@@ -565,7 +591,8 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.state, f.index = st, snap.Index
+	f.state = st
+	f.advanceLocked(snap.Index)
 	return nil
 }
 

@@ -1,0 +1,119 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// One TCP listener (--raft-listen) carries two kinds of connections, told
+// apart by their first byte: Raft's own RPCs, and proposals a broker
+// forwards to the Raft leader.
+const (
+	connRaft    byte = 'R'
+	connForward byte = 'F'
+)
+
+// muxListener splits accepted connections by their first byte. It is
+// Raft's StreamLayer: Accept returns Raft connections; forwarded proposals
+// go to onForward.
+type muxListener struct {
+	ln        net.Listener
+	raftConns chan net.Conn
+	onForward func(net.Conn)
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+var _ raft.StreamLayer = (*muxListener)(nil)
+
+func newMuxListener(ln net.Listener, onForward func(net.Conn)) *muxListener {
+	m := &muxListener{ln: ln, raftConns: make(chan net.Conn), onForward: onForward, done: make(chan struct{})}
+	go m.acceptLoop()
+	return m
+}
+
+func (m *muxListener) acceptLoop() {
+	for {
+		c, err := m.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			m.Close()
+			return
+		}
+		go m.route(c)
+	}
+}
+
+// route reads a connection's first byte and hands it on.
+func (m *muxListener) route(c net.Conn) {
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var kind [1]byte
+	if _, err := io.ReadFull(c, kind[:]); err != nil {
+		c.Close()
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	switch kind[0] {
+	case connRaft:
+		select {
+		case m.raftConns <- c:
+		case <-m.done:
+			c.Close()
+		}
+	case connForward:
+		m.onForward(c)
+	default:
+		c.Close()
+	}
+}
+
+// Accept returns the next Raft connection.
+func (m *muxListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-m.raftConns:
+		return c, nil
+	case <-m.done:
+		return nil, fmt.Errorf("cluster: raft listener closed: %w", net.ErrClosed)
+	}
+}
+
+// Close stops accepting.
+func (m *muxListener) Close() error {
+	var err error
+	m.closeOnce.Do(func() {
+		close(m.done)
+		err = m.ln.Close()
+	})
+	return err
+}
+
+// Addr is the listener's address.
+func (m *muxListener) Addr() net.Addr { return m.ln.Addr() }
+
+// Dial opens a Raft connection to a peer.
+func (m *muxListener) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return dialKind(string(addr), connRaft, timeout)
+}
+
+func dialKind(addr string, kind byte, timeout time.Duration) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	c.SetWriteDeadline(time.Now().Add(timeout))
+	if _, err := c.Write([]byte{kind}); err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.SetWriteDeadline(time.Time{})
+	return c, nil
+}

@@ -1,0 +1,436 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// Voter is one member of the Raft quorum.
+type Voter struct {
+	ID   int32
+	Addr string // its --raft-listen host:port
+}
+
+// ParseVoters parses "1@host:port,2@host:port,...".
+func ParseVoters(s string) ([]Voter, error) {
+	var out []Voter
+	seen := map[int32]bool{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		id, addr, ok := strings.Cut(part, "@")
+		n, err := strconv.ParseInt(id, 10, 32)
+		if !ok || err != nil || n <= 0 {
+			return nil, fmt.Errorf("cluster: voter %q: want ID@host:port with a positive ID", part)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("cluster: voter %q: %v", part, err)
+		}
+		if seen[int32(n)] {
+			return nil, fmt.Errorf("cluster: voter id %d given twice", n)
+		}
+		seen[int32(n)] = true
+		out = append(out, Voter{ID: int32(n), Addr: addr})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("cluster: no voters")
+	}
+	return out, nil
+}
+
+// NodeOptions configure a Raft node.
+type NodeOptions struct {
+	// ID is this broker's node id; it must be one of Voters.
+	ID int32
+	// Dir holds the Raft store and snapshots (DATA/meta).
+	Dir string
+	// Voters is the quorum. The address of this node's entry is where it
+	// listens.
+	Voters []Voter
+	// HeartbeatTimeout and ElectionTimeout are Raft's; defaults 1 s.
+	HeartbeatTimeout, ElectionTimeout time.Duration
+	// Logger: nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Node is this broker's member of the Raft quorum that replicates cluster
+// metadata.
+type Node struct {
+	opts  NodeOptions
+	log   *slog.Logger
+	raft  *raft.Raft
+	fsm   *FSM
+	store *RaftStore
+	mux   *muxListener
+	trans *raft.NetworkTransport
+
+	poolMu sync.Mutex
+	pool   map[string][]*forwardConn
+}
+
+// StartNode opens the Raft store, joins (or, on first start, bootstraps)
+// the quorum and starts listening.
+func StartNode(opts NodeOptions) (n *Node, err error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.HeartbeatTimeout == 0 {
+		opts.HeartbeatTimeout = time.Second
+	}
+	if opts.ElectionTimeout == 0 {
+		opts.ElectionTimeout = time.Second
+	}
+	var self *Voter
+	for i := range opts.Voters {
+		if opts.Voters[i].ID == opts.ID {
+			self = &opts.Voters[i]
+		}
+	}
+	if self == nil {
+		return nil, fmt.Errorf("cluster: node %d is not among the voters", opts.ID)
+	}
+	n = &Node{opts: opts, log: opts.Logger, fsm: NewFSM(), pool: map[string][]*forwardConn{}}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	if n.store, err = OpenRaftStore(filepath.Join(opts.Dir, "raft"), opts.Logger); err != nil {
+		return nil, err
+	}
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: slogWriter{opts.Logger}})
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(opts.Dir, "raft-snapshots"), 3, hlog)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: snapshot store: %w", err)
+	}
+	ln, err := net.Listen("tcp", self.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: raft listener: %w", err)
+	}
+	n.mux = newMuxListener(ln, n.serveForwards)
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: n.mux, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog})
+
+	cfg := raft.DefaultConfig()
+	cfg.LocalID = raft.ServerID(strconv.Itoa(int(opts.ID)))
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout = opts.HeartbeatTimeout, opts.ElectionTimeout
+	cfg.LeaderLeaseTimeout = min(opts.HeartbeatTimeout, cfg.LeaderLeaseTimeout)
+	cfg.Logger = hlog
+	var conf raft.Configuration
+	for _, v := range opts.Voters {
+		conf.Servers = append(conf.Servers, raft.Server{ID: raft.ServerID(strconv.Itoa(int(v.ID))), Address: raft.ServerAddress(v.Addr)})
+	}
+	existing, err := raft.HasExistingState(n.store, n.store, snaps)
+	if err != nil {
+		return nil, err
+	}
+	if !existing {
+		// Every voter bootstraps with the same configuration; Raft then
+		// elects one leader among them.
+		if err := raft.BootstrapCluster(cfg, n.store, n.store, snaps, n.trans, conf); err != nil {
+			return nil, fmt.Errorf("cluster: bootstrap: %w", err)
+		}
+	}
+	if n.raft, err = raft.NewRaft(cfg, n.fsm, n.store, n.store, snaps, n.trans); err != nil {
+		return nil, fmt.Errorf("cluster: start raft: %w", err)
+	}
+	return n, nil
+}
+
+// FSM is the node's replicated state.
+func (n *Node) FSM() *FSM { return n.fsm }
+
+// Raft exposes the Raft node, for status.
+func (n *Node) Raft() *raft.Raft { return n.raft }
+
+// Leader returns the current Raft leader's node id, or -1.
+func (n *Node) Leader() int32 {
+	_, id := n.raft.LeaderWithID()
+	if id == "" {
+		return -1
+	}
+	v, err := strconv.Atoi(string(id))
+	if err != nil {
+		return -1
+	}
+	return int32(v)
+}
+
+// IsLeader reports whether this node leads the quorum (is the controller).
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Close leaves nothing running: Raft, the listener, the store.
+func (n *Node) Close() error {
+	var errs []error
+	if n.raft != nil {
+		errs = append(errs, n.raft.Shutdown().Error())
+	}
+	if n.trans != nil {
+		errs = append(errs, n.trans.Close())
+	} else if n.mux != nil {
+		errs = append(errs, n.mux.Close())
+	}
+	n.poolMu.Lock()
+	for _, conns := range n.pool {
+		for _, c := range conns {
+			c.c.Close()
+		}
+	}
+	n.pool = map[string][]*forwardConn{}
+	n.poolMu.Unlock()
+	if n.store != nil {
+		errs = append(errs, n.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// proposeTimeout bounds one attempt to commit a command.
+const proposeTimeout = 10 * time.Second
+
+// Propose commits a command through the Raft leader, forwarding it if this
+// node is not the leader, and returns once this node's state machine has
+// applied it. The result is the command's value (an epoch or a first id)
+// or its refusal.
+func (n *Node) Propose(ctx context.Context, ct CommandType, payload any) (int64, error) {
+	cmd, err := EncodeCommand(ct, payload)
+	if err != nil {
+		return 0, err
+	}
+	backoff := 20 * time.Millisecond
+	for {
+		var reply forwardReply
+		var err error
+		if n.IsLeader() {
+			reply = n.applyLocal(cmd)
+		} else if addr, _ := n.raft.LeaderWithID(); addr != "" {
+			reply, err = n.forward(ctx, string(addr), cmd)
+		} else {
+			reply.NotLeader = true
+		}
+		switch {
+		case err != nil:
+			n.log.Debug("forwarding a proposal failed; retrying", "err", err)
+		case reply.NotLeader:
+		default:
+			if err := n.fsm.WaitApplied(ctx, reply.Index); err != nil {
+				return 0, err
+			}
+			return reply.Value, reply.err()
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("cluster: no Raft leader committed the command: %w", ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+// applyLocal commits cmd on this node, the leader.
+func (n *Node) applyLocal(cmd []byte) forwardReply {
+	f := n.raft.Apply(cmd, proposeTimeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrEnqueueTimeout) {
+			return forwardReply{NotLeader: true}
+		}
+		return forwardReply{Index: f.Index(), ErrMsg: err.Error(), ErrKind: -1}
+	}
+	r := forwardReply{Index: f.Index()}
+	switch v := f.Response().(type) {
+	case error:
+		r.ErrKind, r.ErrMsg = errorKind(v), v.Error()
+	case int64:
+		r.Value = v
+	case int32:
+		r.Value = int64(v)
+	}
+	return r
+}
+
+// forwardReply answers a forwarded proposal.
+type forwardReply struct {
+	NotLeader bool   `json:"not_leader,omitempty"`
+	Index     uint64 `json:"index"`
+	Value     int64  `json:"value"`
+	ErrKind   int    `json:"err_kind,omitempty"` // 1+ index into forwardedErrors; -1 another error
+	ErrMsg    string `json:"err,omitempty"`
+}
+
+// forwardedErrors are the refusals a proposer can match with errors.Is
+// after the trip through the leader.
+var forwardedErrors = []error{
+	ErrTopicExists, ErrUnknownTopic, ErrPartitions, ErrUnknownBroker, ErrUnknownPartition, ErrStaleLeaderEpoch,
+	ErrBadAssignment, ErrUnknownCommand, ErrMalformedCommand, ErrNotReplica, ErrSegmentOutOfOrder,
+}
+
+func errorKind(err error) int {
+	for i, e := range forwardedErrors {
+		if errors.Is(err, e) {
+			return i + 1
+		}
+	}
+	return -1
+}
+
+func (r forwardReply) err() error {
+	switch {
+	case r.ErrMsg == "":
+		return nil
+	case r.ErrKind > 0 && r.ErrKind <= len(forwardedErrors):
+		return &remoteError{kind: forwardedErrors[r.ErrKind-1], msg: r.ErrMsg}
+	}
+	return errors.New(r.ErrMsg)
+}
+
+// remoteError is a refusal that happened on the leader: its message, and
+// the sentinel it matches.
+type remoteError struct {
+	kind error
+	msg  string
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.kind }
+
+// A forwarded proposal: u32 length + command; the answer: u32 length +
+// JSON forwardReply. A connection carries any number of them in turn.
+type forwardConn struct {
+	c net.Conn
+	r *bufio.Reader
+}
+
+const maxForwardFrame = 64 << 20
+
+func writeFrame(w io.Writer, b []byte) error {
+	frame := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(b)), uint32(len(b)))
+	_, err := w.Write(append(frame, b...))
+	return err
+}
+
+func readFrame(r io.Reader) ([]byte, error) {
+	var size [4]byte
+	if _, err := io.ReadFull(r, size[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(size[:])
+	if n > maxForwardFrame {
+		return nil, fmt.Errorf("cluster: forwarded frame of %d bytes", n)
+	}
+	b := make([]byte, n)
+	_, err := io.ReadFull(r, b)
+	return b, err
+}
+
+func (n *Node) forward(ctx context.Context, addr string, cmd []byte) (forwardReply, error) {
+	var reply forwardReply
+	fc, err := n.takeConn(addr)
+	if err != nil {
+		return reply, err
+	}
+	deadline := time.Now().Add(proposeTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	fc.c.SetDeadline(deadline)
+	b, err := func() ([]byte, error) {
+		if err := writeFrame(fc.c, cmd); err != nil {
+			return nil, err
+		}
+		return readFrame(fc.r)
+	}()
+	if err != nil {
+		fc.c.Close()
+		return reply, err
+	}
+	fc.c.SetDeadline(time.Time{})
+	n.putConn(addr, fc)
+	if err := json.Unmarshal(b, &reply); err != nil {
+		return reply, fmt.Errorf("cluster: forwarded reply: %w", err)
+	}
+	return reply, nil
+}
+
+func (n *Node) takeConn(addr string) (*forwardConn, error) {
+	n.poolMu.Lock()
+	if conns := n.pool[addr]; len(conns) > 0 {
+		fc := conns[len(conns)-1]
+		n.pool[addr] = conns[:len(conns)-1]
+		n.poolMu.Unlock()
+		return fc, nil
+	}
+	n.poolMu.Unlock()
+	c, err := dialKind(addr, connForward, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return &forwardConn{c: c, r: bufio.NewReader(c)}, nil
+}
+
+func (n *Node) putConn(addr string, fc *forwardConn) {
+	n.poolMu.Lock()
+	defer n.poolMu.Unlock()
+	if len(n.pool[addr]) >= 8 {
+		fc.c.Close()
+		return
+	}
+	n.pool[addr] = append(n.pool[addr], fc)
+}
+
+// serveForwards answers proposals forwarded to this node.
+func (n *Node) serveForwards(c net.Conn) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	for {
+		cmd, err := readFrame(r)
+		if err != nil {
+			return
+		}
+		reply := forwardReply{NotLeader: true}
+		if n.IsLeader() {
+			reply = n.applyLocal(cmd)
+		}
+		b, _ := json.Marshal(reply)
+		if err := writeFrame(c, b); err != nil {
+			return
+		}
+	}
+}
+
+// slogWriter sends Raft's log lines to slog.
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelInfo
+	switch {
+	case strings.Contains(line, "[ERROR]"):
+		level = slog.LevelError
+	case strings.Contains(line, "[WARN]"):
+		level = slog.LevelWarn
+	case strings.Contains(line, "[DEBUG]"), strings.Contains(line, "[TRACE]"):
+		level = slog.LevelDebug
+	}
+	// Drop hclog's own timestamp and level: slog adds its own.
+	if i := strings.Index(line, "]"); i >= 0 && i+1 < len(line) {
+		line = strings.TrimSpace(line[i+1:])
+	}
+	w.l.Log(context.Background(), level, line, "component", "raft")
+	return len(p), nil
+}
