@@ -29,6 +29,8 @@ type Topic struct {
 	ID         TopicID           `json:"id"`
 	Partitions int32             `json:"partitions"`
 	Configs    map[string]string `json:"configs,omitempty"` // set explicitly; the rest take defaults
+	// ReplicationFactor is the replicas asked for at creation; 0 means 1.
+	ReplicationFactor int16 `json:"replication_factor,omitempty"`
 }
 
 // Store is the broker's metadata. Implementations are safe for concurrent

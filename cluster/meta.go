@@ -1,0 +1,245 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/runnel-io/runnel/group"
+)
+
+// Meta is the Store of a broker in a Raft quorum: reads come from this
+// node's state machine, changes are proposed through the leader and are
+// visible here when the call returns.
+type Meta struct {
+	node    *Node
+	timeout time.Duration
+}
+
+var _ Store = (*Meta)(nil)
+
+// NewMeta returns the Store over node.
+func NewMeta(node *Node) *Meta { return &Meta{node: node, timeout: 30 * time.Second} }
+
+func (m *Meta) propose(ct CommandType, payload any) (int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), m.timeout)
+	defer cancel()
+	return m.node.Propose(ctx, ct, payload)
+}
+
+// Topics returns every topic, sorted by name.
+func (m *Meta) Topics() []Topic {
+	var out []Topic
+	m.node.fsm.Read(func(s *State) {
+		for _, t := range s.Topics {
+			out = append(out, t)
+		}
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Topic returns one topic.
+func (m *Meta) Topic(name string) (t Topic, ok bool) {
+	m.node.fsm.Read(func(s *State) { t, ok = s.Topics[name] })
+	return t, ok
+}
+
+// TopicByID returns the topic with the id.
+func (m *Meta) TopicByID(id TopicID) (t Topic, ok bool) {
+	m.node.fsm.Read(func(s *State) {
+		for _, c := range s.Topics {
+			if c.ID == id {
+				t, ok = c, true
+				return
+			}
+		}
+	})
+	return t, ok
+}
+
+// Partition returns one partition's replication state.
+func (m *Meta) Partition(topic string, partition int32) (p PartitionInfo, ok bool) {
+	m.node.fsm.Read(func(s *State) {
+		if ps := s.Partitions[topic]; partition >= 0 && int(partition) < len(ps) {
+			p, ok = *ps[partition], true
+			p.Replicas, p.ISR, p.Segments = append([]int32(nil), p.Replicas...), append([]int32(nil), p.ISR...), nil
+		}
+	})
+	return p, ok
+}
+
+// Brokers returns every registered broker, by id.
+func (m *Meta) Brokers() []BrokerInfo {
+	var out []BrokerInfo
+	m.node.fsm.Read(func(s *State) {
+		for _, b := range s.Brokers {
+			out = append(out, *b)
+		}
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// CreateTopic adds a topic with its replicas spread over the brokers that
+// are not fenced (see Assign); its ID is assigned if zero.
+func (m *Meta) CreateTopic(t Topic) (Topic, error) {
+	if t.Partitions <= 0 {
+		return Topic{}, fmt.Errorf("%w: %d", ErrPartitions, t.Partitions)
+	}
+	if t.ID == (TopicID{}) {
+		t.ID = NewTopicID()
+	}
+	assignment, err := m.assign(t.Name, 0, int(t.Partitions), t.ReplicationFactor)
+	if err != nil {
+		return Topic{}, err
+	}
+	if _, err := m.propose(CmdCreateTopic, CreateTopic{Topic: t, Assignment: assignment}); err != nil {
+		return Topic{}, err
+	}
+	return t, nil
+}
+
+// ErrNotEnoughBrokers: the replication factor asked for is above the
+// number of brokers that can hold replicas.
+var ErrNotEnoughBrokers = errors.New("cluster: not enough live brokers for the replication factor")
+
+func (m *Meta) assign(topic string, first, n int, rf int16) ([][]int32, error) {
+	if rf <= 0 {
+		rf = 1
+	}
+	var live []int32
+	m.node.fsm.Read(func(s *State) {
+		for id, b := range s.Brokers {
+			if !b.Fenced {
+				live = append(live, id)
+			}
+		}
+	})
+	sort.Slice(live, func(i, j int) bool { return live[i] < live[j] })
+	if int(rf) > len(live) {
+		return nil, fmt.Errorf("%w: replication factor %d, %d live brokers", ErrNotEnoughBrokers, rf, len(live))
+	}
+	return Assign(live, topic, first, n, int(rf)), nil
+}
+
+// Assign spreads n partitions (numbered from first) of topic over brokers:
+// partition p's replicas are rf consecutive brokers starting at a
+// topic-dependent offset plus p, so leaders (the first replica) rotate
+// over the brokers and topics do not all start on the same one.
+func Assign(brokers []int32, topic string, first, n, rf int) [][]int32 {
+	start := 0
+	for _, c := range []byte(topic) {
+		start = (start*31 + int(c)) % len(brokers)
+	}
+	out := make([][]int32, n)
+	for i := range out {
+		p := first + i
+		replicas := make([]int32, rf)
+		for r := range replicas {
+			replicas[r] = brokers[(start+p+r)%len(brokers)]
+		}
+		out[i] = replicas
+	}
+	return out
+}
+
+// DeleteTopic removes a topic, its partitions and its committed offsets.
+func (m *Meta) DeleteTopic(name string) error {
+	_, err := m.propose(CmdDeleteTopic, DeleteTopic{Name: name})
+	return err
+}
+
+// SetPartitions raises a topic's partition count; the new partitions get
+// as many replicas as the first one has.
+func (m *Meta) SetPartitions(name string, n int32) error {
+	t, ok := m.Topic(name)
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	if n <= t.Partitions {
+		return fmt.Errorf("%w: topic %s has %d partitions, asked for %d", ErrPartitions, name, t.Partitions, n)
+	}
+	rf := int16(1)
+	if p, ok := m.Partition(name, 0); ok {
+		rf = int16(len(p.Replicas))
+	}
+	assignment, err := m.assign(name, int(t.Partitions), int(n-t.Partitions), rf)
+	if err != nil {
+		return err
+	}
+	_, err = m.propose(CmdCreatePartitions, CreatePartitions{Name: name, Assignment: assignment})
+	return err
+}
+
+// SetConfigs replaces a topic's explicit configs.
+func (m *Meta) SetConfigs(name string, configs map[string]string) error {
+	_, err := m.propose(CmdSetConfigs, SetConfigs{Name: name, Configs: configs})
+	return err
+}
+
+// AllocateProducerIDs reserves n producer ids and returns the first.
+func (m *Meta) AllocateProducerIDs(n int64) (int64, error) {
+	return m.propose(CmdAllocateProducerID, AllocateProducerIDs{N: n})
+}
+
+// ErrNotCoordinator: this broker is not the Raft leader, which coordinates
+// every group.
+var ErrNotCoordinator = errors.New("cluster: not the group coordinator (not the Raft leader)")
+
+// RaftOffsets is the group.OffsetStore of a broker in a Raft quorum. The
+// Raft leader coordinates every group, so commits are applied locally, in
+// the order they are accepted, without a forward.
+type RaftOffsets struct{ node *Node }
+
+var _ group.OffsetStore = RaftOffsets{}
+
+// NewRaftOffsets returns the offset store over node.
+func NewRaftOffsets(node *Node) RaftOffsets { return RaftOffsets{node: node} }
+
+// Commit queues the offsets into the Raft log; the returned function waits
+// until a quorum holds them and they are applied.
+func (o RaftOffsets) Commit(g string, offsets []group.Offset) func() error {
+	cmd, err := EncodeCommand(CmdCommitOffsets, CommitOffsets{Group: g, Offsets: offsets})
+	if err != nil {
+		return func() error { return err }
+	}
+	if !o.node.IsLeader() {
+		return func() error { return ErrNotCoordinator }
+	}
+	f := o.node.raft.Apply(cmd, proposeTimeout)
+	return func() error {
+		if err := f.Error(); err != nil {
+			return fmt.Errorf("%w: %v", ErrNotCoordinator, err)
+		}
+		if err, ok := f.Response().(error); ok {
+			return err
+		}
+		return nil
+	}
+}
+
+// Delete removes some offsets of a group.
+func (o RaftOffsets) Delete(g string, partitions []group.TopicPartition) error {
+	ctx, cancel := context.WithTimeout(context.Background(), proposeTimeout)
+	defer cancel()
+	_, err := o.node.Propose(ctx, CmdDeleteOffsets, DeleteOffsets{Group: g, Partitions: partitions})
+	return err
+}
+
+// DeleteGroup removes every offset of a group.
+func (o RaftOffsets) DeleteGroup(g string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), proposeTimeout)
+	defer cancel()
+	_, err := o.node.Propose(ctx, CmdDeleteGroup, DeleteGroup{Group: g})
+	return err
+}
+
+// Load returns the committed offsets this node's state machine holds.
+func (o RaftOffsets) Load() (map[string][]group.Offset, error) {
+	var out map[string][]group.Offset
+	o.node.fsm.Read(func(s *State) { out = s.GroupOffsets() })
+	return out, nil
+}

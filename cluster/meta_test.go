@@ -1,0 +1,147 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/runnel-io/runnel/group"
+)
+
+func TestAssign(t *testing.T) {
+	brokers := []int32{1, 2, 3}
+	a := Assign(brokers, "orders", 0, 6, 3)
+	leads := map[int32]int{}
+	for p, replicas := range a {
+		seen := map[int32]bool{}
+		for _, r := range replicas {
+			if seen[r] {
+				t.Fatalf("partition %d: %v repeats a broker", p, replicas)
+			}
+			seen[r] = true
+		}
+		leads[replicas[0]]++
+	}
+	for _, b := range brokers {
+		if leads[b] != 2 {
+			t.Fatalf("leaders %v: want 2 partitions led by each broker", leads)
+		}
+	}
+	// Partitions added later continue the rotation.
+	if more := Assign(brokers, "orders", 6, 3, 3); fmt.Sprint(more) != fmt.Sprint(Assign(brokers, "orders", 0, 9, 3)[6:]) {
+		t.Fatalf("added partitions %v do not continue %v", more, Assign(brokers, "orders", 0, 9, 3))
+	}
+	if one := Assign([]int32{5}, "t", 0, 2, 1); fmt.Sprint(one) != "[[5] [5]]" {
+		t.Fatalf("single broker: %v", one)
+	}
+}
+
+func TestMetaOverQuorum(t *testing.T) {
+	q := newTestQuorum(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	f := q.nodes[q.follower()]
+	for _, v := range q.voters {
+		if _, err := f.Propose(ctx, CmdRegisterBroker, RegisterBroker{ID: v.ID, Addr: fmt.Sprintf("h:%d", v.ID)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := NewMeta(f)
+	created, err := m.CreateTopic(Topic{Name: "orders", Partitions: 6, ReplicationFactor: 3, Configs: map[string]string{"retention.ms": "5"}})
+	if err != nil || created.ID == (TopicID{}) {
+		t.Fatalf("create: %+v %v", created, err)
+	}
+	if got, ok := m.Topic("orders"); !ok || got.ID != created.ID || got.Configs["retention.ms"] != "5" {
+		t.Fatalf("topic %+v %v", got, ok)
+	}
+	if got, ok := m.TopicByID(created.ID); !ok || got.Name != "orders" {
+		t.Fatalf("by id %+v %v", got, ok)
+	}
+	if p, ok := m.Partition("orders", 4); !ok || len(p.Replicas) != 3 || len(p.ISR) != 3 || p.Leader != p.Replicas[0] {
+		t.Fatalf("partition 4: %+v %v", p, ok)
+	}
+	if _, err := m.CreateTopic(Topic{Name: "orders", Partitions: 1}); !errors.Is(err, ErrTopicExists) {
+		t.Fatalf("second create: %v", err)
+	}
+	if _, err := m.CreateTopic(Topic{Name: "big", Partitions: 1, ReplicationFactor: 4}); !errors.Is(err, ErrNotEnoughBrokers) {
+		t.Fatalf("replication factor 4 on 3 brokers: %v", err)
+	}
+	if err := m.SetPartitions("orders", 8); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := m.Partition("orders", 7); !ok || len(p.Replicas) != 3 {
+		t.Fatalf("new partition %+v %v", p, ok)
+	}
+	if err := m.SetPartitions("orders", 8); !errors.Is(err, ErrPartitions) {
+		t.Fatalf("not raising the count: %v", err)
+	}
+	// Another node sees the same, once it has applied.
+	other := NewMeta(q.nodes[q.leader()])
+	if err := q.nodes[q.leader()].FSM().WaitApplied(ctx, f.FSM().AppliedIndex()); err != nil {
+		t.Fatal(err)
+	}
+	if ts := other.Topics(); len(ts) != 1 || ts[0].Partitions != 8 {
+		t.Fatalf("leader's topics %+v", ts)
+	}
+	a, err := m.AllocateProducerIDs(10)
+	b, err2 := other.AllocateProducerIDs(10)
+	if err != nil || err2 != nil || b != a+10 {
+		t.Fatalf("producer id blocks %d %d (%v %v)", a, b, err, err2)
+	}
+	if err := m.DeleteTopic("orders"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Topic("orders"); ok {
+		t.Fatal("deleted topic still there")
+	}
+	if len(m.Brokers()) != 3 {
+		t.Fatalf("brokers %+v", m.Brokers())
+	}
+}
+
+// TestRaftOffsets: the coordinator on the Raft leader commits through the
+// log; every node holds the offsets, and a coordinator started anywhere
+// loads them. A follower refuses to coordinate.
+func TestRaftOffsets(t *testing.T) {
+	q := newTestQuorum(t, 3)
+	leader := q.nodes[q.leader()]
+	c, err := group.New(group.Config{}, NewRaftOffsets(leader))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	errs, wait := c.Commit(group.CommitRequest{Group: "g", Generation: -1, Offsets: []group.Offset{
+		{Topic: "t", Partition: 0, Offset: 42, LeaderEpoch: 3, Metadata: "meta"}, {Topic: "t", Partition: 1, Offset: 7}}})
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatal(errs)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	f := q.nodes[q.follower()]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := f.FSM().WaitApplied(ctx, leader.FSM().AppliedIndex()); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := group.New(group.Config{}, NewRaftOffsets(f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	got, _ := c2.FetchOffsets("g", nil)
+	if o := got[group.TopicPartition{Topic: "t", Partition: 0}]; o.Offset != 42 || o.LeaderEpoch != 3 || o.Metadata != "meta" {
+		t.Fatalf("offsets on a follower: %+v", got)
+	}
+	if err := NewRaftOffsets(f).Commit("g", []group.Offset{{Topic: "t"}})(); !errors.Is(err, ErrNotCoordinator) {
+		t.Fatalf("commit on a follower: %v", err)
+	}
+	if err := NewRaftOffsets(f).DeleteGroup("g"); err != nil {
+		t.Fatal(err)
+	}
+	if offs, _ := NewRaftOffsets(f).Load(); len(offs["g"]) != 0 {
+		t.Fatalf("deleted group's offsets %+v", offs)
+	}
+}
