@@ -1,7 +1,13 @@
-// Package cluster holds the broker's metadata: topics, their ids, partition
-// counts and configs, and producer-id blocks.
+// Package cluster holds the cluster's metadata and replicates it with Raft
+// (github.com/hashicorp/raft): brokers, topics with their ids, configs and
+// partitions (replicas, leader, leader epoch, ISR, segment boundaries),
+// committed group offsets and producer-id blocks.
 //
-// Metadata is reached through the Store interface. LocalStore keeps it in a
-// file replaced atomically on every change, for a single broker; the Raft
-// state machine of the cluster implements the same interface.
+// Every change is a command in the Raft log, applied by every broker's FSM
+// in the same order. RaftStore keeps the log and Raft's stable state in
+// Pebble. Node is this broker's member of the quorum: it proposes commands
+// through the leader, forwarding from followers. Meta is the Store the
+// broker reads and changes metadata through; RaftOffsets is the group
+// coordinator's OffsetStore. A single broker is a quorum of one voter, with
+// no network listener: the same code.
 package cluster

@@ -64,8 +64,15 @@ type NodeOptions struct {
 	// Voters is the quorum. The address of this node's entry is where it
 	// listens.
 	Voters []Voter
-	// HeartbeatTimeout and ElectionTimeout are Raft's; defaults 1 s.
+	// HeartbeatTimeout and ElectionTimeout are Raft's; defaults 1 s, or
+	// 50 ms for a lone voter, which has no one to disagree with.
 	HeartbeatTimeout, ElectionTimeout time.Duration
+	// Listen is the address to listen on for Raft; default: this node's
+	// voter address.
+	Listen string
+	// Local runs a lone voter without a network listener (Raft's
+	// in-memory transport): a single broker that was not given --voters.
+	Local bool
 	// Logger: nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -79,10 +86,13 @@ type Node struct {
 	fsm   *FSM
 	store *RaftStore
 	mux   *muxListener
-	trans *raft.NetworkTransport
+	trans raft.Transport
 
 	poolMu sync.Mutex
 	pool   map[string][]*forwardConn
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // StartNode opens the Raft store, joins (or, on first start, bootstraps)
@@ -91,11 +101,18 @@ func StartNode(opts NodeOptions) (n *Node, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.Local && len(opts.Voters) != 1 {
+		return nil, errors.New("cluster: a local node must be the only voter")
+	}
+	def := time.Second
+	if len(opts.Voters) == 1 {
+		def = 50 * time.Millisecond
+	}
 	if opts.HeartbeatTimeout == 0 {
-		opts.HeartbeatTimeout = time.Second
+		opts.HeartbeatTimeout = def
 	}
 	if opts.ElectionTimeout == 0 {
-		opts.ElectionTimeout = time.Second
+		opts.ElectionTimeout = def
 	}
 	var self *Voter
 	for i := range opts.Voters {
@@ -120,18 +137,28 @@ func StartNode(opts NodeOptions) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: snapshot store: %w", err)
 	}
-	ln, err := net.Listen("tcp", self.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: raft listener: %w", err)
+	if opts.Local {
+		_, n.trans = raft.NewInmemTransport(raft.ServerAddress(self.Addr))
+	} else {
+		addr := self.Addr
+		if opts.Listen != "" {
+			addr = opts.Listen
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: raft listener: %w", err)
+		}
+		n.mux = newMuxListener(ln, n.serveForwards)
+		n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream: n.mux, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog})
 	}
-	n.mux = newMuxListener(ln, n.serveForwards)
-	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: n.mux, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog})
 
 	cfg := raft.DefaultConfig()
 	cfg.LocalID = raft.ServerID(strconv.Itoa(int(opts.ID)))
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout = opts.HeartbeatTimeout, opts.ElectionTimeout
 	cfg.LeaderLeaseTimeout = min(opts.HeartbeatTimeout, cfg.LeaderLeaseTimeout)
+	cfg.CommitTimeout = min(cfg.CommitTimeout, opts.HeartbeatTimeout)
+	cfg.BatchApplyCh = true // applies queue up while the leader syncs the log, and go in one batch
 	cfg.Logger = hlog
 	var conf raft.Configuration
 	for _, v := range opts.Voters {
@@ -176,16 +203,23 @@ func (n *Node) Leader() int32 {
 // IsLeader reports whether this node leads the quorum (is the controller).
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
-// Close leaves nothing running: Raft, the listener, the store.
+// Close leaves nothing running: Raft, the listener, the store. It is
+// idempotent.
 func (n *Node) Close() error {
+	n.closeOnce.Do(func() { n.closeErr = n.close() })
+	return n.closeErr
+}
+
+func (n *Node) close() error {
 	var errs []error
 	if n.raft != nil {
 		errs = append(errs, n.raft.Shutdown().Error())
 	}
-	if n.trans != nil {
-		errs = append(errs, n.trans.Close())
-	} else if n.mux != nil {
-		errs = append(errs, n.mux.Close())
+	if c, ok := n.trans.(io.Closer); ok {
+		errs = append(errs, c.Close())
+	}
+	if n.mux != nil {
+		n.mux.Close() // already closed with the network transport
 	}
 	n.poolMu.Lock()
 	for _, conns := range n.pool {

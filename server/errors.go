@@ -41,6 +41,12 @@ func errorCode(err error) int16 {
 		return kerr.OffsetOutOfRange.Code
 	case errors.Is(err, partition.ErrUnknownPartition), errors.Is(err, cluster.ErrUnknownTopic):
 		return kerr.UnknownTopicOrPartition.Code
+	case errors.Is(err, cluster.ErrUnknownPartition):
+		return kerr.UnknownTopicOrPartition.Code
+	case errors.Is(err, cluster.ErrNotEnoughBrokers):
+		return kerr.InvalidReplicationFactor.Code
+	case errors.Is(err, cluster.ErrNotCoordinator):
+		return kerr.NotCoordinator.Code
 	case errors.Is(err, cluster.ErrTopicExists):
 		return kerr.TopicAlreadyExists.Code
 	case errors.Is(err, cluster.ErrPartitions):

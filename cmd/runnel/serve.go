@@ -74,16 +74,40 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--auto-create-topics: want true or false, got %q", v["auto-create-topics"])
 	}
-	if v["voters"] != "" || v["raft-listen"] != "" {
-		logger.Warn("--voters and --raft-listen are accepted but clustering is not available yet; running as a single node")
+	nodeID := int32(ints["node-id"])
+	// Metadata always goes through Raft. Without --voters this broker is
+	// the only voter, with no Raft listener: the single-node case of the
+	// same code.
+	nodeOpts := cluster.NodeOptions{ID: nodeID, Logger: logger, Listen: v["raft-listen"]}
+	if v["voters"] == "" {
+		nodeOpts.Local = true
+		nodeOpts.Voters = []cluster.Voter{{ID: nodeID, Addr: "local"}}
+	} else if nodeOpts.Voters, err = cluster.ParseVoters(v["voters"]); err != nil {
+		return fmt.Errorf("--voters: %w", err)
+	} else if len(nodeOpts.Voters) > 1 {
+		logger.Warn("metadata is replicated with Raft across the voters, but partition replication is not built yet: " +
+			"each broker serves every partition from its own log; use a single broker for data you keep")
 	}
 
 	dataDir := v["data-dir"]
 	start := time.Now()
-	meta, err := cluster.OpenLocal(filepath.Join(dataDir, "meta"))
+	nodeOpts.Dir = filepath.Join(dataDir, "meta")
+	node, err := cluster.StartNode(nodeOpts)
 	if err != nil {
 		return err
 	}
+	defer node.Close()
+	kafkaAddr := v["advertise"]
+	if kafkaAddr == "" {
+		kafkaAddr = v["listen"]
+	}
+	rctx, rcancel := context.WithTimeout(context.Background(), durs["shutdown-timeout"]+time.Minute)
+	_, err = node.Propose(rctx, cluster.CmdRegisterBroker, cluster.RegisterBroker{ID: nodeID, Addr: kafkaAddr, RaftAddr: nodeOpts.Voters[0].Addr})
+	rcancel()
+	if err != nil {
+		return fmt.Errorf("registering broker %d with the Raft quorum: %w", nodeID, err)
+	}
+	meta := cluster.NewMeta(node)
 	syncLatency := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "runnel_fsync_duration_seconds", Help: "Time each fdatasync of a partition's log took.",
 		Buckets: prometheus.ExponentialBuckets(20e-6, 2, 18)})
@@ -99,11 +123,6 @@ func serve(args []string, stderr io.Writer) error {
 		}
 	}
 
-	offsets, err := cluster.OpenOffsets(filepath.Join(dataDir, "meta", "offsets"), fsync.Mode == segment.FsyncAlways, logger)
-	if err != nil {
-		return err
-	}
-	defer offsets.Close()
 	groups, err := group.New(group.Config{
 		MinSessionTimeout:      durs["group-min-session-timeout"],
 		MaxSessionTimeout:      durs["group-max-session-timeout"],
@@ -115,7 +134,7 @@ func serve(args []string, stderr io.Writer) error {
 			return ok && p >= 0 && p < t.Partitions
 		},
 		Logger: logger,
-	}, offsets)
+	}, cluster.NewRaftOffsets(node))
 	if err != nil {
 		return err
 	}
@@ -192,8 +211,8 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	stop()
 	groups.Close()
-	if err := offsets.Close(); err != nil {
-		return fmt.Errorf("closing committed offsets: %w", err)
+	if err := node.Close(); err != nil {
+		return fmt.Errorf("closing the Raft node: %w", err)
 	}
 	if err := parts.Close(); err != nil {
 		return fmt.Errorf("closing partitions: %w", err)
