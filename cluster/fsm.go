@@ -536,9 +536,10 @@ func (s *State) GroupOffsets() map[string][]group.Offset {
 			out[g] = append(out[g], group.Offset{Topic: tp.Topic, Partition: tp.Partition, Offset: o.Offset,
 				LeaderEpoch: o.LeaderEpoch, Metadata: o.Metadata, CommitTime: time.UnixMilli(o.CommitMs)})
 		}
-		sort.Slice(out[g], func(i, j int) bool {
-			a, b := out[g][i], out[g][j]
-			return a.Topic < b.Topic || a.Topic == b.Topic && a.Partition < b.Partition
+		offs := out[g]
+		sort.Slice(offs, func(i, j int) bool {
+			return group.TopicPartition{Topic: offs[i].Topic, Partition: offs[i].Partition}.Less(
+				group.TopicPartition{Topic: offs[j].Topic, Partition: offs[j].Partition})
 		})
 	}
 	return out

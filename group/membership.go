@@ -354,14 +354,8 @@ func (c *Coordinator) joinLocked(req JoinRequest, ch chan JoinResult) error {
 		c.addAndJoinLocked(g, newMember(req.MemberID, req), req.ProtocolType, ch)
 		return nil
 	}
-	if g.fenced(req.MemberID, req.InstanceID) {
-		return ErrFencedInstanceID
-	}
-	m := g.members[req.MemberID]
-	if m == nil {
-		return ErrUnknownMember
-	}
-	if err := g.checkInstance(m, req.InstanceID); err != nil {
+	m, err := g.memberOf(req.MemberID, req.InstanceID)
+	if err != nil {
 		return err
 	}
 	switch g.state {
@@ -399,23 +393,22 @@ func newMember(id string, req JoinRequest) *member {
 	}
 }
 
-// checkInstance fences a request that names a static member's instance id
-// with a member id that is no longer the instance's.
-func (g *group) checkInstance(m *member, instanceID string) error {
-	if instanceID == "" {
-		return nil
+// memberOf returns the member a request names. As Kafka does, an instance
+// id that belongs to another member id is FENCED_INSTANCE_ID before the
+// member id is looked up; a member id whose own instance id differs from the
+// one given is fenced too.
+func (g *group) memberOf(memberID, instanceID string) (*member, error) {
+	if id, ok := g.static[instanceID]; instanceID != "" && ok && id != memberID {
+		return nil, ErrFencedInstanceID
 	}
-	if id, ok := g.static[instanceID]; ok && id != m.id || m.instanceID != instanceID {
-		return ErrFencedInstanceID
+	m := g.members[memberID]
+	if m == nil {
+		return nil, ErrUnknownMember
 	}
-	return nil
-}
-
-// fenced reports whether instanceID belongs to a static member other than
-// memberID: Kafka answers FENCED_INSTANCE_ID before looking memberID up.
-func (g *group) fenced(memberID, instanceID string) bool {
-	id, ok := g.static[instanceID]
-	return instanceID != "" && ok && id != memberID
+	if instanceID != "" && m.instanceID != instanceID {
+		return nil, ErrFencedInstanceID
+	}
+	return m, nil
 }
 
 func (c *Coordinator) addAndJoinLocked(g *group, m *member, protocolType string, ch chan JoinResult) {
@@ -702,14 +695,8 @@ func (c *Coordinator) syncLocked(req SyncRequest, ch chan SyncResult) error {
 	if g == nil {
 		return ErrUnknownMember
 	}
-	if g.fenced(req.MemberID, req.InstanceID) {
-		return ErrFencedInstanceID
-	}
-	m := g.members[req.MemberID]
-	if m == nil {
-		return ErrUnknownMember
-	}
-	if err := g.checkInstance(m, req.InstanceID); err != nil {
+	m, err := g.memberOf(req.MemberID, req.InstanceID)
+	if err != nil {
 		return err
 	}
 	if req.Generation != g.generation {
@@ -762,14 +749,8 @@ func (c *Coordinator) Heartbeat(groupID, memberID, instanceID string, generation
 	if g == nil {
 		return ErrUnknownMember
 	}
-	if g.fenced(memberID, instanceID) {
-		return ErrFencedInstanceID
-	}
-	m := g.members[memberID]
-	if m == nil {
-		return ErrUnknownMember
-	}
-	if err := g.checkInstance(m, instanceID); err != nil {
+	m, err := g.memberOf(memberID, instanceID)
+	if err != nil {
 		return err
 	}
 	if generation != g.generation {

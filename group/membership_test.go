@@ -425,38 +425,35 @@ func TestStaticMembership(t *testing.T) {
 	})
 
 	t.Run("leader rejoin without member id", func(t *testing.T) {
-		for _, skip := range []bool{true} {
-			t.Run(fmt.Sprintf("SupportsSkipAssignment=%v", skip), func(t *testing.T) {
-				h := newHarness(t, Config{})
-				res := h.stable(staticReq("g", 0), staticReq("g", 1))
-				req := staticReq("g", 0)
-				req.SupportsSkipAssignment = skip
-				r := h.joinOK(h.c.Join(req))
-				if r.MemberID == res[0].MemberID || r.Leader != r.MemberID || r.Generation != res[0].Generation || r.SkipAssignment != skip {
-					t.Fatalf("answer %+v", r)
-				}
-				want := []MemberMetadata{{MemberID: r.MemberID, InstanceID: "i0", Metadata: memberMeta(0)}, {MemberID: res[1].MemberID, InstanceID: "i1", Metadata: memberMeta(1)}}
-				if len(r.Members) != len(want) {
-					t.Fatalf("members %+v", r.Members)
-				}
-				for i := range want {
-					if r.Members[i].MemberID != want[i].MemberID || r.Members[i].InstanceID != want[i].InstanceID || !bytes.Equal(r.Members[i].Metadata, want[i].Metadata) {
-						t.Fatalf("member %d is %+v, want %+v", i, r.Members[i], want[i])
-					}
-				}
-				if d := h.describe("g"); d.State != Stable || d.Generation != res[0].Generation {
-					t.Fatalf("described %+v", d)
-				}
-				wantErr(t, "follower's heartbeat", h.c.Heartbeat("g", res[1].MemberID, "i1", res[1].Generation), nil)
-				wantErr(t, "old leader id", h.c.Heartbeat("g", res[0].MemberID, "i0", res[0].Generation), ErrFencedInstanceID)
-				// The leader's SyncGroup in Stable returns its assignment and
-				// changes nothing.
-				s := recv(t, h.c.Sync(SyncRequest{Group: "g", MemberID: r.MemberID, InstanceID: "i0", Generation: r.Generation,
-					Assignments: map[string][]byte{r.MemberID: []byte("new")}}))
-				if s.Err != nil || string(s.Assignment) != string(assignment(res[0].MemberID)) {
-					t.Fatalf("sync %+v", s)
-				}
-			})
+		const skip = true
+		h := newHarness(t, Config{})
+		res := h.stable(staticReq("g", 0), staticReq("g", 1))
+		req := staticReq("g", 0)
+		req.SupportsSkipAssignment = skip
+		r := h.joinOK(h.c.Join(req))
+		if r.MemberID == res[0].MemberID || r.Leader != r.MemberID || r.Generation != res[0].Generation || r.SkipAssignment != skip {
+			t.Fatalf("answer %+v", r)
+		}
+		want := []MemberMetadata{{MemberID: r.MemberID, InstanceID: "i0", Metadata: memberMeta(0)}, {MemberID: res[1].MemberID, InstanceID: "i1", Metadata: memberMeta(1)}}
+		if len(r.Members) != len(want) {
+			t.Fatalf("members %+v", r.Members)
+		}
+		for i := range want {
+			if r.Members[i].MemberID != want[i].MemberID || r.Members[i].InstanceID != want[i].InstanceID || !bytes.Equal(r.Members[i].Metadata, want[i].Metadata) {
+				t.Fatalf("member %d is %+v, want %+v", i, r.Members[i], want[i])
+			}
+		}
+		if d := h.describe("g"); d.State != Stable || d.Generation != res[0].Generation {
+			t.Fatalf("described %+v", d)
+		}
+		wantErr(t, "follower's heartbeat", h.c.Heartbeat("g", res[1].MemberID, "i1", res[1].Generation), nil)
+		wantErr(t, "old leader id", h.c.Heartbeat("g", res[0].MemberID, "i0", res[0].Generation), ErrFencedInstanceID)
+		// The leader's SyncGroup in Stable returns its assignment and
+		// changes nothing.
+		s := recv(t, h.c.Sync(SyncRequest{Group: "g", MemberID: r.MemberID, InstanceID: "i0", Generation: r.Generation,
+			Assignments: map[string][]byte{r.MemberID: []byte("new")}}))
+		if s.Err != nil || string(s.Assignment) != string(assignment(res[0].MemberID)) {
+			t.Fatalf("sync %+v", s)
 		}
 	})
 

@@ -11,6 +11,16 @@ type TopicPartition struct {
 	Partition int32
 }
 
+// Less orders partitions by topic, then partition.
+func (tp TopicPartition) Less(o TopicPartition) bool {
+	return tp.Topic < o.Topic || tp.Topic == o.Topic && tp.Partition < o.Partition
+}
+
+// SortTopicPartitions sorts tps by topic, then partition.
+func SortTopicPartitions(tps []TopicPartition) {
+	sort.Slice(tps, func(i, j int) bool { return tps[i].Less(tps[j]) })
+}
+
 // Offset is a committed offset.
 type Offset struct {
 	Topic       string
@@ -111,14 +121,8 @@ func (c *Coordinator) commitAllowedLocked(req CommitRequest) error {
 	if g.state == CompletingRebalance {
 		return ErrRebalanceInProgress
 	}
-	if g.fenced(req.MemberID, req.InstanceID) {
-		return ErrFencedInstanceID
-	}
-	m := g.members[req.MemberID]
-	if m == nil {
-		return ErrUnknownMember
-	}
-	if err := g.checkInstance(m, req.InstanceID); err != nil {
+	m, err := g.memberOf(req.MemberID, req.InstanceID)
+	if err != nil {
 		return err
 	}
 	if req.Generation != g.generation {
@@ -261,9 +265,7 @@ func (c *Coordinator) ExpireOffsets() int {
 		if len(gone) == 0 {
 			continue
 		}
-		sort.Slice(gone, func(i, j int) bool {
-			return gone[i].Topic < gone[j].Topic || gone[i].Topic == gone[j].Topic && gone[i].Partition < gone[j].Partition
-		})
+		SortTopicPartitions(gone)
 		if err := c.store.Delete(g.id, gone); err != nil {
 			c.log.Error("expiring committed offsets failed", "group", g.id, "err", err)
 			continue

@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"sort"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -286,7 +285,7 @@ func (s *Server) fetchGroupOffsets(groupID string, topics []kmsg.OffsetFetchRequ
 		for tp := range got {
 			ask = append(ask, tp)
 		}
-		sortTopicPartitions(ask)
+		group.SortTopicPartitions(ask)
 	}
 	var out []kmsg.OffsetFetchResponseTopic
 	for _, tp := range ask {
@@ -350,13 +349,6 @@ func (s *Server) handleDescribeGroups(r *kmsg.DescribeGroupsRequest) kmsg.Respon
 		resp.Groups = append(resp.Groups, rg)
 	}
 	return resp
-}
-
-func sortTopicPartitions(tps []group.TopicPartition) {
-	sort.Slice(tps, func(i, j int) bool {
-		a, b := tps[i], tps[j]
-		return a.Topic < b.Topic || a.Topic == b.Topic && a.Partition < b.Partition
-	})
 }
 
 func orEmpty(b []byte) []byte {

@@ -277,20 +277,20 @@ their next heartbeat, so the result depends on --heartbeat-interval.`, stderr)
 		}()
 		return m, nil
 	}
-	var ms []*benchMember
+	var live []*benchMember
 	defer func() {
-		for _, m := range ms {
+		for _, m := range live {
 			m.cl.Close()
 		}
 	}()
 	// settled waits until the members own every partition once between
 	// them, each member at least one, and returns when that happened.
-	settled := func(ms []*benchMember) (time.Time, error) {
+	settled := func(live []*benchMember) (time.Time, error) {
 		deadline := time.After(2 * time.Minute)
 		for {
 			owners := map[int32]int{}
 			ok := true
-			for _, m := range ms {
+			for _, m := range live {
 				m.mu.Lock()
 				if len(m.owned) == 0 {
 					ok = false
@@ -324,9 +324,9 @@ their next heartbeat, so the result depends on --heartbeat-interval.`, stderr)
 		if err != nil {
 			return err
 		}
-		ms = append(ms, m)
+		live = append(live, m)
 	}
-	if _, err := settled(ms); err != nil {
+	if _, err := settled(live); err != nil {
 		return err
 	}
 	r := rebalanceResult{Mode: "rebalance", Members: *members, Partitions: nparts, Balancer: *balancer,
@@ -343,15 +343,15 @@ their next heartbeat, so the result depends on --heartbeat-interval.`, stderr)
 		if err := pause(); err != nil {
 			return err
 		}
-		last := ms[len(ms)-1]
+		last := live[len(live)-1]
 		t0 := time.Now()
 		last.cl.Close() // LeaveGroup
-		ms = ms[:len(ms)-1]
-		at, err := settled(ms)
+		live = live[:len(live)-1]
+		at, err := settled(live)
 		if err != nil {
 			return err
 		}
-		r.LeaveMs = append(r.LeaveMs, ms2(at.Sub(t0)))
+		r.LeaveMs = append(r.LeaveMs, ms(at.Sub(t0)))
 		if err := pause(); err != nil {
 			return err
 		}
@@ -360,11 +360,11 @@ their next heartbeat, so the result depends on --heartbeat-interval.`, stderr)
 		if err != nil {
 			return err
 		}
-		ms = append(ms, m)
-		if at, err = settled(ms); err != nil {
+		live = append(live, m)
+		if at, err = settled(live); err != nil {
 			return err
 		}
-		r.JoinMs = append(r.JoinMs, ms2(at.Sub(t0)))
+		r.JoinMs = append(r.JoinMs, ms(at.Sub(t0)))
 		fmt.Fprintf(stderr, "round %d: settled %.0f ms after a leave, %.0f ms after a join\n", round, r.LeaveMs[round-1], r.JoinMs[round-1])
 	}
 	return printSummary(stdout, *asJSON, r, [][2]string{
@@ -376,8 +376,6 @@ their next heartbeat, so the result depends on --heartbeat-interval.`, stderr)
 		{"settle after join, max", fmt.Sprintf("%.0f ms", maxOf(r.JoinMs))},
 	})
 }
-
-func ms2(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func median(v []float64) float64 {
 	s := append([]float64(nil), v...)
