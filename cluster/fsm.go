@@ -70,6 +70,9 @@ type PartitionInfo struct {
 	Leader      int32   `json:"leader"` // -1: none
 	LeaderEpoch int32   `json:"leader_epoch"`
 	ISR         []int32 `json:"isr"`
+	// PartitionEpoch is bumped by every change of leader or ISR, so an
+	// ISR change computed from an older view is refused.
+	PartitionEpoch int32 `json:"partition_epoch"`
 	// Segments are the base offsets of the partition's segments, oldest
 	// first, so every replica rolls at the same offsets.
 	Segments []int64 `json:"segments,omitempty"`
@@ -141,12 +144,13 @@ type (
 		ISR       []int32 `json:"isr"`
 	}
 	// ChangeISR is the leader shrinking or growing the ISR of a partition
-	// it leads at LeaderEpoch.
+	// it leads at LeaderEpoch, computed from the state at PartitionEpoch.
 	ChangeISR struct {
-		TP          TP      `json:"tp"`
-		Leader      int32   `json:"leader"`
-		LeaderEpoch int32   `json:"leader_epoch"`
-		ISR         []int32 `json:"isr"`
+		TP             TP      `json:"tp"`
+		Leader         int32   `json:"leader"`
+		LeaderEpoch    int32   `json:"leader_epoch"`
+		PartitionEpoch int32   `json:"partition_epoch"`
+		ISR            []int32 `json:"isr"`
 	}
 	SegmentRolled struct {
 		TP   TP    `json:"tp"`
@@ -189,12 +193,30 @@ type FSM struct {
 	state   *State
 	index   uint64        // last applied log index
 	applied chan struct{} // closed and replaced whenever index moves
+	// topology is closed and replaced whenever brokers, topics or
+	// partitions change (not for offset commits).
+	topology chan struct{}
 }
 
 var _ raft.FSM = (*FSM)(nil)
 
 // NewFSM returns an empty state machine.
-func NewFSM() *FSM { return &FSM{state: newState(), applied: make(chan struct{})} }
+func NewFSM() *FSM {
+	return &FSM{state: newState(), applied: make(chan struct{}), topology: make(chan struct{})}
+}
+
+// TopologyChanged returns a channel closed at the next change of brokers,
+// topics or partitions.
+func (f *FSM) TopologyChanged() <-chan struct{} {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.topology
+}
+
+func (f *FSM) topologyChangedLocked() {
+	close(f.topology)
+	f.topology = make(chan struct{})
+}
 
 // WaitApplied returns once the command at index has been applied here.
 func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
@@ -248,7 +270,13 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if len(l.Data) == 0 {
 		return fmt.Errorf("%w: empty", ErrMalformedCommand)
 	}
-	return f.state.apply(CommandType(l.Data[0]), l.Data[1:])
+	ct := CommandType(l.Data[0])
+	switch ct {
+	case CmdCommitOffsets, CmdDeleteOffsets, CmdDeleteGroup, CmdAllocateProducerID:
+	default:
+		defer f.topologyChangedLocked()
+	}
+	return f.state.apply(ct, l.Data[1:])
 }
 
 func decode[T any](b []byte) (T, error) {
@@ -270,9 +298,19 @@ func (s *State) apply(t CommandType, b []byte) any {
 		if br == nil {
 			br = &BrokerInfo{ID: c.ID}
 			s.Brokers[c.ID] = br
+		} else {
+			// A broker registering again has restarted: what it led and
+			// what it held as an in-sync follower may be behind what it
+			// acknowledged before (a lost page cache), so it leaves every
+			// ISR and catches up as a follower, as after a failure. Where
+			// it was the last in-sync replica it leads again, at a new
+			// epoch.
+			br.Fenced = true
+			s.brokerDown(c.ID)
 		}
 		br.Addr, br.RaftAddr, br.Fenced = c.Addr, c.RaftAddr, false
 		br.Epoch++
+		s.brokerUp(c.ID)
 		return br.Epoch
 	case CmdSetBrokerFenced:
 		c, err := decode[SetBrokerFenced](b)
@@ -283,7 +321,15 @@ func (s *State) apply(t CommandType, b []byte) any {
 		if br == nil {
 			return fmt.Errorf("%w: %d", ErrUnknownBroker, c.ID)
 		}
+		if br.Fenced == c.Fenced {
+			return nil
+		}
 		br.Fenced = c.Fenced
+		if c.Fenced {
+			s.brokerDown(c.ID)
+		} else {
+			s.brokerUp(c.ID)
+		}
 		return nil
 	case CmdCreateTopic:
 		c, err := decode[CreateTopic](b)
@@ -364,6 +410,7 @@ func (s *State) apply(t CommandType, b []byte) any {
 		}
 		p.Leader, p.ISR = c.Leader, slices.Clone(c.ISR)
 		p.LeaderEpoch++
+		p.PartitionEpoch++
 		return p.LeaderEpoch
 	case CmdChangeISR:
 		c, err := decode[ChangeISR](b)
@@ -378,6 +425,10 @@ func (s *State) apply(t CommandType, b []byte) any {
 			return fmt.Errorf("%w: %s led by %d at epoch %d, command from %d at %d", ErrStaleLeaderEpoch, c.TP,
 				p.Leader, p.LeaderEpoch, c.Leader, c.LeaderEpoch)
 		}
+		if p.PartitionEpoch != c.PartitionEpoch {
+			return fmt.Errorf("%w: %s at partition epoch %d, command for %d", ErrStaleLeaderEpoch, c.TP,
+				p.PartitionEpoch, c.PartitionEpoch)
+		}
 		if !slices.Contains(c.ISR, c.Leader) {
 			return fmt.Errorf("%w: the ISR of %s must hold its leader", ErrBadAssignment, c.TP)
 		}
@@ -387,6 +438,7 @@ func (s *State) apply(t CommandType, b []byte) any {
 			}
 		}
 		p.ISR = slices.Clone(c.ISR)
+		p.PartitionEpoch++
 		return nil
 	case CmdSegmentRolled:
 		c, err := decode[SegmentRolled](b)
@@ -471,6 +523,95 @@ func (s *State) apply(t CommandType, b []byte) any {
 		return first
 	}
 	return fmt.Errorf("%w: %d", ErrUnknownCommand, t)
+}
+
+// brokerDown moves leadership away from a broker that was fenced or
+// restarted (already marked Fenced) and takes it out of every ISR. A new
+// leader comes from the rest of the ISR, preferred replicas first. Where
+// the broker was the last in-sync replica, it stays in the ISR and the
+// partition has no leader until an in-sync replica returns, unless the
+// topic allows unclean elections.
+func (s *State) brokerDown(id int32) {
+	for _, name := range s.topicNames() {
+		for _, p := range s.Partitions[name] {
+			if p.Leader != id && !slices.Contains(p.ISR, id) {
+				continue
+			}
+			isr := slices.DeleteFunc(slices.Clone(p.ISR), func(r int32) bool { return r == id })
+			if p.Leader != id {
+				if len(isr) > 0 {
+					p.ISR = isr
+					p.PartitionEpoch++
+				}
+				continue
+			}
+			leader := s.pickLeader(p.Replicas, isr)
+			if leader == -1 && s.uncleanAllowed(name) {
+				if leader = s.pickLeader(p.Replicas, p.Replicas); leader != -1 {
+					isr = []int32{leader}
+				}
+			}
+			if len(isr) > 0 {
+				p.ISR = isr
+			}
+			p.Leader = leader
+			p.LeaderEpoch++
+			p.PartitionEpoch++
+		}
+	}
+}
+
+// brokerUp elects a broker that returned (unfenced or registered) to lead
+// the partitions that have no leader and hold it in their ISR, or, where
+// the topic allows unclean elections, any it replicates.
+func (s *State) brokerUp(id int32) {
+	for _, name := range s.topicNames() {
+		for _, p := range s.Partitions[name] {
+			if p.Leader != -1 || !slices.Contains(p.Replicas, id) {
+				continue
+			}
+			switch {
+			case slices.Contains(p.ISR, id):
+			case s.uncleanAllowed(name):
+				p.ISR = []int32{id}
+			default:
+				continue
+			}
+			p.Leader = id
+			p.LeaderEpoch++
+			p.PartitionEpoch++
+		}
+	}
+}
+
+// pickLeader returns the first of replicas (preference order) that is in
+// candidates and not fenced, or -1.
+func (s *State) pickLeader(replicas, candidates []int32) int32 {
+	for _, r := range replicas {
+		if b := s.Brokers[r]; b != nil && !b.Fenced && slices.Contains(candidates, r) {
+			return r
+		}
+	}
+	return -1
+}
+
+// UncleanElectionConfig is the topic config that lets a replica outside
+// the ISR lead when no in-sync replica is left.
+const UncleanElectionConfig = "unclean.leader.election.enable"
+
+func (s *State) uncleanAllowed(topic string) bool {
+	return s.Topics[topic].Configs[UncleanElectionConfig] == "true"
+}
+
+// topicNames returns the topics in name order, so elections walk the
+// state in the same order on every broker.
+func (s *State) topicNames() []string {
+	names := make([]string, 0, len(s.Topics))
+	for n := range s.Partitions {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 func newPartition(replicas []int32) *PartitionInfo {
@@ -594,6 +735,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer f.mu.Unlock()
 	f.state = st
 	f.advanceLocked(snap.Index)
+	f.topologyChangedLocked()
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"slices"
 	"testing"
 	"time"
 
@@ -121,12 +122,16 @@ func TestFSMCommands(t *testing.T) {
 	l.refused(CmdChangeLeader, ChangeLeader{TP: orders0, PrevEpoch: 1, Leader: 9, ISR: []int32{9}}, ErrNotReplica)
 	l.refused(CmdChangeLeader, ChangeLeader{TP: TP{"orders", 5}, PrevEpoch: 0, Leader: 1}, ErrUnknownPartition)
 	// The leader changes the ISR at its epoch only, and keeps itself in it.
-	l.ok(CmdChangeISR, ChangeISR{TP: orders0, Leader: 2, LeaderEpoch: 1, ISR: []int32{2, 3, 1}})
-	l.refused(CmdChangeISR, ChangeISR{TP: orders0, Leader: 1, LeaderEpoch: 1, ISR: []int32{1}}, ErrStaleLeaderEpoch)
-	l.refused(CmdChangeISR, ChangeISR{TP: orders0, Leader: 2, LeaderEpoch: 0, ISR: []int32{2}}, ErrStaleLeaderEpoch)
-	l.refused(CmdChangeISR, ChangeISR{TP: orders0, Leader: 2, LeaderEpoch: 1, ISR: []int32{3}}, ErrBadAssignment)
-	// No leader at all (every replica fenced) is an election too.
-	l.ok(CmdChangeLeader, ChangeLeader{TP: TP{"logs", 0}, PrevEpoch: 0, Leader: -1, ISR: []int32{3}})
+	// (Re-registering 2 and fencing 3 above moved orders-0 to partition
+	// epoch 2; the election made it 3.)
+	l.ok(CmdChangeISR, ChangeISR{TP: orders0, Leader: 2, LeaderEpoch: 1, PartitionEpoch: 3, ISR: []int32{2, 3, 1}})
+	l.refused(CmdChangeISR, ChangeISR{TP: orders0, Leader: 2, LeaderEpoch: 1, PartitionEpoch: 3, ISR: []int32{2}}, ErrStaleLeaderEpoch)
+	l.refused(CmdChangeISR, ChangeISR{TP: orders0, Leader: 1, LeaderEpoch: 1, PartitionEpoch: 4, ISR: []int32{1}}, ErrStaleLeaderEpoch)
+	l.refused(CmdChangeISR, ChangeISR{TP: orders0, Leader: 2, LeaderEpoch: 0, PartitionEpoch: 4, ISR: []int32{2}}, ErrStaleLeaderEpoch)
+	l.refused(CmdChangeISR, ChangeISR{TP: orders0, Leader: 2, LeaderEpoch: 1, PartitionEpoch: 4, ISR: []int32{3}}, ErrBadAssignment)
+	// No leader at all (every replica fenced) is an election too. Fencing
+	// 3 left logs-0 leaderless at epoch 1 already.
+	l.ok(CmdChangeLeader, ChangeLeader{TP: TP{"logs", 0}, PrevEpoch: 1, Leader: -1, ISR: []int32{3}})
 
 	l.ok(CmdSegmentRolled, SegmentRolled{TP: orders0, Base: 0})
 	l.ok(CmdSegmentRolled, SegmentRolled{TP: orders0, Base: 1000})
@@ -248,4 +253,68 @@ func FuzzFSMApply(f *testing.F) {
 			}
 		}
 	})
+}
+
+func partitionOf(t *testing.T, f *FSM, tp TP) PartitionInfo {
+	t.Helper()
+	var p PartitionInfo
+	f.Read(func(s *State) {
+		got, err := s.partition(tp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p = *got
+	})
+	return p
+}
+
+func TestFSMElections(t *testing.T) {
+	l := buildState(t) // orders-0 {1,2,3} led by 1, orders-1 {2,3,1} led by 2, logs-0 {3}
+	l.ok(CmdCreateTopic, CreateTopic{Topic: Topic{Name: "dirty", ID: TopicID{9}, Partitions: 1,
+		Configs: map[string]string{UncleanElectionConfig: "true"}}, Assignment: [][]int32{{1, 2}}})
+	o0, o1, logs, dirty := TP{"orders", 0}, TP{"orders", 1}, TP{"logs", 0}, TP{"dirty", 0}
+	check := func(tp TP, leader, epoch int32, isr ...int32) {
+		t.Helper()
+		p := partitionOf(t, l.f, tp)
+		if p.Leader != leader || p.LeaderEpoch != epoch || !slices.Equal(p.ISR, isr) {
+			t.Fatalf("%s: leader %d epoch %d isr %v; want %d, %d, %v", tp, p.Leader, p.LeaderEpoch, p.ISR, leader, epoch, isr)
+		}
+	}
+
+	// Fencing the leader elects the next in-sync replica in preference
+	// order and drops the fenced one from the ISR; followers only leave
+	// the ISR, without a new leader epoch.
+	l.ok(CmdSetBrokerFenced, SetBrokerFenced{ID: 1, Fenced: true})
+	check(o0, 2, 1, 2, 3)
+	check(o1, 2, 0, 2, 3)
+	check(dirty, 2, 1, 2)
+	// Fencing twice changes nothing.
+	l.ok(CmdSetBrokerFenced, SetBrokerFenced{ID: 1, Fenced: true})
+	check(o0, 2, 1, 2, 3)
+
+	// The last in-sync replica fenced: no leader, and it stays in the ISR
+	// so that it, and no out-of-sync replica, leads when it returns.
+	l.ok(CmdSetBrokerFenced, SetBrokerFenced{ID: 3, Fenced: true})
+	check(logs, -1, 1, 3)
+	check(o0, 2, 1, 2)
+	l.ok(CmdSetBrokerFenced, SetBrokerFenced{ID: 2, Fenced: true})
+	check(o0, -1, 2, 2)
+	check(o1, -1, 1, 2)
+	// An unclean topic elects any replica that is up.
+	check(dirty, -1, 2, 2)
+	l.ok(CmdSetBrokerFenced, SetBrokerFenced{ID: 1, Fenced: false})
+	check(dirty, 1, 3, 1)
+	check(o0, -1, 2, 2) // 1 is not in sync: no leader
+	l.ok(CmdSetBrokerFenced, SetBrokerFenced{ID: 2, Fenced: false})
+	check(o0, 2, 3, 2)
+	check(o1, 2, 2, 2)
+
+	// A restart (registering again) gives up leadership to another in-sync
+	// replica, or, as the only one, leads again at a new epoch.
+	l.ok(CmdChangeISR, ChangeISR{TP: o0, Leader: 2, LeaderEpoch: 3, PartitionEpoch: partitionOf(t, l.f, o0).PartitionEpoch, ISR: []int32{2, 1}})
+	l.ok(CmdRegisterBroker, RegisterBroker{ID: 2, Addr: "h:2", RaftAddr: "h:12"})
+	check(o0, 1, 4, 1)
+	check(o1, 2, 4, 2) // down (3) and up again (4)
+	l.ok(CmdSetBrokerFenced, SetBrokerFenced{ID: 3, Fenced: false})
+	check(logs, 3, 2, 3)
 }

@@ -243,3 +243,6 @@ func (o RaftOffsets) Load() (map[string][]group.Offset, error) {
 	o.node.fsm.Read(func(s *State) { out = s.GroupOffsets() })
 	return out, nil
 }
+
+// Controller returns the controller's broker id: the Raft leader, or -1.
+func (m *Meta) Controller() int32 { return m.node.Leader() }

@@ -91,6 +91,8 @@ type Node struct {
 	poolMu sync.Mutex
 	pool   map[string][]*forwardConn
 
+	live liveness // the controller's heartbeats
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -234,6 +236,8 @@ func (n *Node) close() error {
 	}
 	return errors.Join(errs...)
 }
+
+var errNoLeader = errors.New("cluster: no Raft leader")
 
 // proposeTimeout bounds one attempt to commit a command.
 const proposeTimeout = 10 * time.Second
@@ -437,7 +441,12 @@ func (n *Node) serveForwards(c net.Conn) {
 			return
 		}
 		reply := forwardReply{NotLeader: true}
-		if n.IsLeader() {
+		switch {
+		case !n.IsLeader():
+		case len(cmd) == 5 && cmd[0] == heartbeatFrame:
+			n.live.beat(int32(binary.BigEndian.Uint32(cmd[1:])), time.Now())
+			reply = forwardReply{}
+		default:
 			reply = n.applyLocal(cmd)
 		}
 		b, _ := json.Marshal(reply)
@@ -467,4 +476,14 @@ func (w slogWriter) Write(p []byte) (int, error) {
 	}
 	w.l.Log(context.Background(), level, line, "component", "raft")
 	return len(p), nil
+}
+
+// Barrier returns once every command committed before it is applied on
+// this node, which must be the leader.
+func (n *Node) Barrier(ctx context.Context) error {
+	timeout := proposeTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	return n.raft.Barrier(timeout).Error()
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 )
 
@@ -45,6 +46,12 @@ type Store interface {
 	// AllocateProducerIDs reserves n producer ids never handed out before,
 	// even across restarts, and returns the first.
 	AllocateProducerIDs(n int64) (int64, error)
+}
+
+// String formats the id as a UUID.
+func (id TopicID) String() string {
+	h := hex.EncodeToString(id[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 // NewTopicID returns a random version-4 UUID.

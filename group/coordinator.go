@@ -127,6 +127,7 @@ type Coordinator struct {
 		sync.Mutex
 		groups         map[string]*group
 		closed         bool
+		resigned       bool // another broker coordinates the groups now
 		retentionTimer Timer
 	}
 }
@@ -137,10 +138,22 @@ func New(cfg Config, store OffsetStore) (*Coordinator, error) {
 	cfg = cfg.withDefaults()
 	c := &Coordinator{cfg: cfg, log: cfg.Logger, clock: cfg.Clock, store: store}
 	c.mu.groups = map[string]*group{}
-	loaded, err := store.Load()
-	if err != nil {
-		return nil, fmt.Errorf("group: load committed offsets: %w", err)
+	if err := c.loadLocked(); err != nil {
+		return nil, err
 	}
+	c.mu.Lock()
+	c.mu.retentionTimer = c.clock.AfterFunc(cfg.RetentionCheckInterval, c.retentionTick)
+	c.mu.Unlock()
+	return c, nil
+}
+
+// loadLocked replaces the groups with the committed offsets in the store.
+func (c *Coordinator) loadLocked() error {
+	loaded, err := c.store.Load()
+	if err != nil {
+		return fmt.Errorf("group: load committed offsets: %w", err)
+	}
+	c.mu.groups = map[string]*group{}
 	now := c.clock.Now()
 	for id, offs := range loaded {
 		g := c.newGroupLocked(id, now)
@@ -148,10 +161,62 @@ func New(cfg Config, store OffsetStore) (*Coordinator, error) {
 			g.offsets[TopicPartition{o.Topic, o.Partition}] = o
 		}
 	}
+	return nil
+}
+
+// Resign hands the groups over to another broker: waiting JoinGroup and
+// SyncGroup calls are answered with ErrNotCoordinator, every group is
+// forgotten, and requests are refused with ErrNotCoordinator (so members
+// look for the coordinator again) until Lead.
+func (c *Coordinator) Resign() {
 	c.mu.Lock()
-	c.mu.retentionTimer = c.clock.AfterFunc(cfg.RetentionCheckInterval, c.retentionTick)
-	c.mu.Unlock()
-	return c, nil
+	defer c.mu.Unlock()
+	if c.mu.closed || c.mu.resigned {
+		return
+	}
+	c.mu.resigned = true
+	c.dropGroupsLocked(ErrNotCoordinator)
+	c.mu.groups = map[string]*group{}
+	c.log.Info("no longer the group coordinator")
+}
+
+// Lead makes this broker the coordinator again: groups are rebuilt from
+// the committed offsets in the store (members rejoin).
+func (c *Coordinator) Lead() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed || !c.mu.resigned {
+		return nil
+	}
+	if err := c.loadLocked(); err != nil {
+		return err
+	}
+	c.mu.resigned = false
+	c.log.Info("now the group coordinator", "groups", len(c.mu.groups))
+	return nil
+}
+
+// Coordinating reports whether this broker coordinates the groups now.
+func (c *Coordinator) Coordinating() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.mu.closed && !c.mu.resigned
+}
+
+// dropGroupsLocked answers every waiting member with err and stops every
+// timer.
+func (c *Coordinator) dropGroupsLocked(err error) {
+	for _, g := range c.mu.groups {
+		g.stopTimers()
+		for _, m := range g.members {
+			m.answerJoin(JoinResult{Err: err})
+			m.answerSync(SyncResult{Err: err})
+			stop(m.expiry)
+		}
+		for _, p := range g.pending {
+			p.Stop()
+		}
+	}
 }
 
 // Close answers every waiting JoinGroup and SyncGroup with
@@ -165,17 +230,7 @@ func (c *Coordinator) Close() {
 	}
 	c.mu.closed = true
 	c.mu.retentionTimer.Stop()
-	for _, g := range c.mu.groups {
-		g.stopTimers()
-		for _, m := range g.members {
-			m.answerJoin(JoinResult{Err: ErrCoordinatorNotAvailable})
-			m.answerSync(SyncResult{Err: ErrCoordinatorNotAvailable})
-			stop(m.expiry)
-		}
-		for _, p := range g.pending {
-			p.Stop()
-		}
-	}
+	c.dropGroupsLocked(ErrCoordinatorNotAvailable)
 }
 
 // newGroupLocked creates an empty group and adds it to the map.

@@ -14,6 +14,7 @@ var (
 	ErrMemberIDRequired        = errors.New("group: member id required; rejoin with the given id")
 	ErrFencedInstanceID        = errors.New("group: static member replaced by a newer member with the same instance id")
 	ErrCoordinatorNotAvailable = errors.New("group: coordinator not available")
+	ErrNotCoordinator          = errors.New("group: this broker is not the group coordinator")
 	ErrGroupNotFound           = errors.New("group: no such group")
 	ErrNonEmptyGroup           = errors.New("group: group has members")
 	ErrSubscribedToTopic       = errors.New("group: a member is subscribed to the topic")

@@ -275,8 +275,11 @@ func (g *group) selectProtocol() string {
 }
 
 func (c *Coordinator) checkClosedLocked() error {
-	if c.mu.closed {
+	switch {
+	case c.mu.closed:
 		return ErrCoordinatorNotAvailable
+	case c.mu.resigned:
+		return ErrNotCoordinator
 	}
 	return nil
 }

@@ -31,6 +31,13 @@ type Options struct {
 	Logger *slog.Logger
 	// ObserveSync, if set, is told how long each fdatasync took.
 	ObserveSync func(time.Duration)
+	// NodeID is this broker's id. Default 1.
+	NodeID int32
+}
+
+type key struct {
+	topic string
+	index int32
 }
 
 // Manager owns the partitions this broker hosts.
@@ -42,7 +49,7 @@ type Manager struct {
 
 	mu struct {
 		sync.RWMutex
-		parts  map[string][]*Partition // by topic, indexed by partition
+		parts  map[key]*Partition
 		closed bool
 	}
 }
@@ -53,6 +60,9 @@ func OpenManager(opts Options) (*Manager, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.NodeID == 0 {
+		opts.NodeID = 1
+	}
 	topics := filepath.Join(opts.DataDir, "topics")
 	if err := fsutil.MkdirAllDurable(topics, 0o755); err != nil {
 		return nil, err
@@ -62,59 +72,104 @@ func OpenManager(opts Options) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{opts: opts, log: opts.Logger, idx: idx, topics: topics}
-	m.mu.parts = map[string][]*Partition{}
+	m.mu.parts = map[key]*Partition{}
 	return m, nil
 }
 
-// OpenTopic opens (creating them if new) the partitions of a topic. With
-// fresh set, any folder left from an earlier topic of the same name is
-// removed first.
-func (m *Manager) OpenTopic(t cluster.Topic, fresh bool) error {
-	cfg, err := ResolveConfig(t.Configs)
-	if err != nil {
-		return err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.mu.closed {
-		return segment.ErrClosed
-	}
-	have := m.mu.parts[t.Name]
-	for i := int32(len(have)); i < t.Partitions; i++ {
-		p, err := m.openPartition(t, i, cfg, fresh)
-		if err != nil {
+// OpenTopic opens (creating them if new) every partition of a topic, this
+// broker leading each alone: a broker outside a cluster, and tests.
+func (m *Manager) OpenTopic(t cluster.Topic) error {
+	self := []int32{m.opts.NodeID}
+	for i := range t.Partitions {
+		r := Role{Leader: true, LeaderID: m.opts.NodeID, ISR: self, Replicas: self}
+		if _, err := m.Open(t, i, r); err != nil {
 			return err
 		}
-		have = append(have, p)
-		m.mu.parts[t.Name] = have
 	}
 	return nil
 }
 
-func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, fresh bool) (*Partition, error) {
+// topicIDFile holds the id of the topic a partition folder belongs to, so
+// a folder left by an earlier topic of the same name is not taken for it.
+const topicIDFile = "topic-id"
+
+// Open opens (creating it if new) one partition replica with its role, or
+// returns it if open. A folder left by an earlier topic of the same name
+// (another topic id) is removed first.
+func (m *Manager) Open(t cluster.Topic, i int32, r Role) (*Partition, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mu.closed {
+		return nil, segment.ErrClosed
+	}
+	if p := m.mu.parts[key{t.Name, i}]; p != nil {
+		if p.TopicID == t.ID {
+			return p, nil
+		}
+		m.closeLocked(p, true)
+	}
+	cfg, err := ResolveConfig(t.Configs)
+	if err != nil {
+		return nil, err
+	}
+	p, err := m.openPartition(t, i, cfg, r)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.parts[key{t.Name, i}] = p
+	return p, nil
+}
+
+func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, r Role) (*Partition, error) {
 	name := Name(t.Name, i)
 	dir := filepath.Join(m.topics, name)
-	if fresh {
+	idPath := filepath.Join(dir, topicIDFile)
+	if b, err := os.ReadFile(idPath); err == nil && string(b) != t.ID.String() {
+		m.log.Info("removing a replica of an earlier topic of the same name", "partition", name, "dir", dir)
 		if err := os.RemoveAll(dir); err != nil {
 			return nil, fmt.Errorf("partition: clear %s: %w", dir, err)
 		}
+		if err := m.idx.Partition(name).Reset(); err != nil {
+			return nil, err
+		}
 	}
-	p := &Partition{Topic: t.Name, Index: i, TopicID: t.ID, cfg: cfg, visibleAt: m.opts.Fsync.Mode}
+	p := &Partition{Topic: t.Name, Index: i, TopicID: t.ID, cfg: cfg, visibleAt: m.opts.Fsync.Mode, self: m.opts.NodeID}
 	o := cfg.logOptions()
 	o.Index = m.idx.Partition(name)
 	o.Fsync = m.opts.Fsync
 	o.Logger = m.log.With("partition", name)
-	o.OnDurable = p.advanceHW
+	o.OnDurable = p.localDurable
 	o.ObserveSync = m.opts.ObserveSync
 	l, err := segment.Open(dir, o)
 	if err != nil {
 		return nil, err
 	}
 	p.log = l
-	p.hw.Store(l.LogEndOffset()) // recovery synced what it kept
+	if _, err := os.Stat(idPath); err != nil {
+		if err := fsutil.WriteFileAtomic(idPath, []byte(t.ID.String()), 0o644); err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
+	p.localEnd.Store(l.LogEndOffset()) // recovery synced what it kept
+	// With other replicas, what this one holds may not all be committed:
+	// the high watermark starts at the log start and comes from the ISR
+	// (as leader) or the leader (as follower).
+	p.hw.Store(l.LogStartOffset())
+	if len(r.Replicas) <= 1 {
+		p.hw.Store(l.LogEndOffset())
+	}
+	if p.epochs, err = loadEpochs(l); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("partition: %s: leader epochs: %w", name, err)
+	}
 	if err := p.loadProducers(); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("partition: %s: rebuilding producer state: %w", name, err)
+	}
+	if err := p.SetRole(r); err != nil {
+		l.Close()
+		return nil, err
 	}
 	return p, nil
 }
@@ -123,44 +178,67 @@ func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, fresh bool
 func (m *Manager) Get(topic string, index int32) (*Partition, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	ps := m.mu.parts[topic]
-	if index < 0 || int(index) >= len(ps) {
+	p := m.mu.parts[key{topic, index}]
+	if p == nil {
 		return nil, fmt.Errorf("%w: %s-%d", ErrUnknownPartition, topic, index)
 	}
-	return ps[index], nil
+	return p, nil
 }
 
 // Partitions returns every hosted partition, ordered by topic and index.
 func (m *Manager) Partitions() []*Partition {
 	m.mu.RLock()
-	defer m.mu.RUnlock()
-	names := make([]string, 0, len(m.mu.parts))
-	for n := range m.mu.parts {
-		names = append(names, n)
+	out := make([]*Partition, 0, len(m.mu.parts))
+	for _, p := range m.mu.parts {
+		out = append(out, p)
 	}
-	sort.Strings(names)
-	var out []*Partition
-	for _, n := range names {
-		out = append(out, m.mu.parts[n]...)
-	}
+	m.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Topic != out[j].Topic {
+			return out[i].Topic < out[j].Topic
+		}
+		return out[i].Index < out[j].Index
+	})
 	return out
 }
 
 // DeleteTopic closes a topic's partitions and removes their data and index.
 func (m *Manager) DeleteTopic(name string) error {
-	m.mu.Lock()
-	ps := m.mu.parts[name]
-	delete(m.mu.parts, name)
-	m.mu.Unlock()
 	var first error
-	for _, p := range ps {
-		p.log.Close()
-		if err := m.idx.Partition(Name(p.Topic, p.Index)).Reset(); err != nil && first == nil {
-			first = err
+	for _, p := range m.Partitions() {
+		if p.Topic == name {
+			if err := m.Remove(p); err != nil && first == nil {
+				first = err
+			}
 		}
-		if err := os.RemoveAll(p.log.Dir()); err != nil && first == nil {
-			first = fmt.Errorf("partition: remove %s: %w", p.log.Dir(), err)
-		}
+	}
+	return first
+}
+
+// Remove closes a partition replica and deletes its data and index, as
+// when its topic is deleted or it is no longer assigned to this broker.
+func (m *Manager) Remove(p *Partition) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mu.parts[key{p.Topic, p.Index}] != p {
+		return nil
+	}
+	return m.closeLocked(p, true)
+}
+
+func (m *Manager) closeLocked(p *Partition, remove bool) error {
+	delete(m.mu.parts, key{p.Topic, p.Index})
+	p.SetRole(Role{LeaderID: -1})
+	if !remove {
+		return p.close()
+	}
+	p.log.Close()
+	var first error
+	if err := m.idx.Partition(Name(p.Topic, p.Index)).Reset(); err != nil {
+		first = err
+	}
+	if err := os.RemoveAll(p.log.Dir()); err != nil && first == nil {
+		first = fmt.Errorf("partition: remove %s: %w", p.log.Dir(), err)
 	}
 	if err := fsutil.SyncDir(m.topics); err != nil && first == nil {
 		first = err
@@ -204,11 +282,9 @@ func (m *Manager) Close() error {
 	m.mu.parts = nil
 	m.mu.Unlock()
 	var first error
-	for _, ps := range parts {
-		for _, p := range ps {
-			if err := p.close(); err != nil && first == nil {
-				first = err
-			}
+	for _, p := range parts {
+		if err := p.close(); err != nil && first == nil {
+			first = err
 		}
 	}
 	if err := m.idx.Close(); err != nil && first == nil {

@@ -38,19 +38,31 @@ type Partition struct {
 	Index   int32
 	TopicID cluster.TopicID
 
+	self      int32 // this broker
 	cfg       Config
 	log       *segment.Log
 	visibleAt segment.FsyncMode // when appended data becomes visible
 
 	mu struct {
-		sync.Mutex // orders producer checks with appends
+		sync.Mutex // orders producer checks with appends and truncation
 		producers  map[int64]*producerState
 	}
+	epochs *epochHistory // under mu
 
-	hw atomic.Int64 // high watermark: what consumers may read
+	rep struct {
+		sync.Mutex
+		role       Role
+		followers  map[int32]*follower // of a leader
+		pending    []int32             // an ISR being proposed
+		epochStart int64               // log end when this leader's epoch began
+	}
 
-	waitMu  sync.Mutex
-	waiters map[chan struct{}]struct{}
+	hw       atomic.Int64 // high watermark: what consumers may read
+	localEnd atomic.Int64 // this replica's own acknowledgeable end
+
+	waitMu        sync.Mutex
+	waiters       map[chan struct{}]struct{} // told when the high watermark moves
+	appendWaiters map[chan struct{}]struct{} // told when the log end moves
 }
 
 // Name returns the partition's folder name, "topic-index".
@@ -91,7 +103,8 @@ func (p *Partition) advanceHW(next int64) {
 }
 
 // AddWaiter registers ch to receive a token (non-blocking) whenever the high
-// watermark moves. ch should have a buffer of one.
+// watermark moves, or the replica's role changes. ch should have a buffer
+// of one.
 func (p *Partition) AddWaiter(ch chan struct{}) {
 	p.waitMu.Lock()
 	if p.waiters == nil {
@@ -101,10 +114,33 @@ func (p *Partition) AddWaiter(ch chan struct{}) {
 	p.waitMu.Unlock()
 }
 
-// RemoveWaiter undoes AddWaiter.
+// AddAppendWaiter registers ch to receive a token whenever the log end
+// moves (for followers' fetches, which read past the high watermark).
+func (p *Partition) AddAppendWaiter(ch chan struct{}) {
+	p.waitMu.Lock()
+	if p.appendWaiters == nil {
+		p.appendWaiters = map[chan struct{}]struct{}{}
+	}
+	p.appendWaiters[ch] = struct{}{}
+	p.waitMu.Unlock()
+}
+
+// RemoveWaiter undoes AddWaiter and AddAppendWaiter.
 func (p *Partition) RemoveWaiter(ch chan struct{}) {
 	p.waitMu.Lock()
 	delete(p.waiters, ch)
+	delete(p.appendWaiters, ch)
+	p.waitMu.Unlock()
+}
+
+func (p *Partition) notifyAppend() {
+	p.waitMu.Lock()
+	for ch := range p.appendWaiters {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
 	p.waitMu.Unlock()
 }
 
@@ -115,6 +151,8 @@ type AppendResult struct {
 	// Duplicate: the batch had been appended before (an idempotent retry);
 	// the offsets are the original ones and nothing was written.
 	Duplicate bool
+	// Epoch is the leader epoch it was appended under.
+	Epoch int32
 }
 
 // checkClientBatch applies the rules for batches coming from producers.
@@ -141,8 +179,10 @@ func (p *Partition) checkClientBatch(batch []byte) (segment.Header, error) {
 }
 
 // Append validates a producer's batch, checks its idempotence sequence, and
-// appends it. It does not wait for durability: see WaitDurable.
-func (p *Partition) Append(batch []byte, leaderEpoch int32) (AppendResult, error) {
+// appends it, if this replica leads the partition. With acks=all (-1) it
+// first checks that the ISR is at least min.insync.replicas. It does not
+// wait for durability or replication: see WaitDurable and WaitReplicated.
+func (p *Partition) Append(batch []byte, acks int16) (AppendResult, error) {
 	h, err := p.checkClientBatch(batch)
 	if err != nil {
 		return AppendResult{}, err
@@ -151,6 +191,15 @@ func (p *Partition) Append(batch []byte, leaderEpoch int32) (AppendResult, error
 	lastSeq := addSeq(h.BaseSequence, h.LastOffsetDelta)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.rep.Lock()
+	role := p.rep.role
+	p.rep.Unlock()
+	if !role.Leader {
+		return AppendResult{}, fmt.Errorf("%w: %s is led by broker %d", ErrNotLeader, Name(p.Topic, p.Index), role.LeaderID)
+	}
+	if acks == -1 && len(role.ISR) < p.MinInsyncReplicas() {
+		return AppendResult{}, fmt.Errorf("%w: ISR %v, min.insync.replicas %d", ErrNotEnoughReplicas, role.ISR, p.MinInsyncReplicas())
+	}
 	var st *producerState
 	if idempotent {
 		st = p.mu.producers[h.ProducerID]
@@ -159,10 +208,10 @@ func (p *Partition) Append(batch []byte, leaderEpoch int32) (AppendResult, error
 			return AppendResult{}, err
 		}
 		if isDup {
-			return AppendResult{BaseOffset: dup.BaseOffset, LastOffset: dup.LastOffset, Duplicate: true}, nil
+			return AppendResult{BaseOffset: dup.BaseOffset, LastOffset: dup.LastOffset, Duplicate: true, Epoch: role.Epoch}, nil
 		}
 	}
-	r, err := p.log.AppendValidated(batch, h, leaderEpoch)
+	r, err := p.log.AppendValidated(batch, h, role.Epoch)
 	if err != nil {
 		return AppendResult{}, err
 	}
@@ -171,9 +220,10 @@ func (p *Partition) Append(batch []byte, leaderEpoch int32) (AppendResult, error
 			FirstSeq: h.BaseSequence, LastSeq: lastSeq, BaseOffset: r.BaseOffset, LastOffset: r.LastOffset})
 	}
 	if p.visibleAt != segment.FsyncAlways {
-		p.advanceHW(r.LastOffset + 1)
+		p.localDurable(r.LastOffset + 1)
 	}
-	return AppendResult{BaseOffset: r.BaseOffset, LastOffset: r.LastOffset}, nil
+	p.notifyAppend()
+	return AppendResult{BaseOffset: r.BaseOffset, LastOffset: r.LastOffset, Epoch: role.Epoch}, nil
 }
 
 // WaitDurable waits until the durability policy lets the broker acknowledge

@@ -45,7 +45,19 @@ func errorCode(err error) int16 {
 		return kerr.UnknownTopicOrPartition.Code
 	case errors.Is(err, cluster.ErrNotEnoughBrokers):
 		return kerr.InvalidReplicationFactor.Code
-	case errors.Is(err, cluster.ErrNotCoordinator):
+	case errors.Is(err, partition.ErrNotLeader):
+		return kerr.NotLeaderForPartition.Code
+	case errors.Is(err, partition.ErrFencedEpoch):
+		return kerr.FencedLeaderEpoch.Code
+	case errors.Is(err, partition.ErrUnknownEpoch):
+		return kerr.UnknownLeaderEpoch.Code
+	case errors.Is(err, partition.ErrNotEnoughReplicas):
+		return kerr.NotEnoughReplicas.Code
+	case errors.Is(err, partition.ErrNotEnoughReplicasAfterAppend):
+		return kerr.NotEnoughReplicasAfterAppend.Code
+	case errors.Is(err, partition.ErrLeaderNotAvailable):
+		return kerr.LeaderNotAvailable.Code
+	case errors.Is(err, cluster.ErrNotCoordinator), errors.Is(err, group.ErrNotCoordinator):
 		return kerr.NotCoordinator.Code
 	case errors.Is(err, cluster.ErrTopicExists):
 		return kerr.TopicAlreadyExists.Code

@@ -27,6 +27,7 @@ type fetchTarget struct {
 	max     int32
 	p       *partition.Partition
 	errCode int16
+	replica bool // a follower's fetch: reads up to the log end
 }
 
 func (s *Server) fetch(h requestHeader, r *kmsg.FetchRequest) *consumer.Encoded {
@@ -38,6 +39,11 @@ func (s *Server) fetch(h requestHeader, r *kmsg.FetchRequest) *consumer.Encoded 
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
 		s.m.errorCode("Fetch", resp.ErrorCode)
 		return consumer.Encode(resp, nil)
+	}
+	// A follower names itself; consumers send -1.
+	replicaID := r.ReplicaID
+	if h.Version >= 15 {
+		replicaID = r.ReplicaState.ID
 	}
 	var targets []fetchTarget
 	for _, rt := range r.Topics {
@@ -53,9 +59,20 @@ func (s *Server) fetch(h requestHeader, r *kmsg.FetchRequest) *consumer.Encoded 
 			id = t.ID
 		}
 		for _, rp := range rt.Partitions {
-			ft := fetchTarget{topic: name, id: id, part: rp.Partition, offset: rp.FetchOffset, max: rp.PartitionMaxBytes, errCode: topicErr}
+			ft := fetchTarget{topic: name, id: id, part: rp.Partition, offset: rp.FetchOffset, max: rp.PartitionMaxBytes,
+				errCode: topicErr, replica: replicaID >= 0}
 			if topicErr == 0 {
-				p, err := s.parts.Get(name, rp.Partition)
+				epoch := int32(-1)
+				if h.Version >= 9 {
+					epoch = rp.CurrentLeaderEpoch
+				}
+				p, err := s.leaderPartition(name, rp.Partition, epoch)
+				if err == nil && ft.replica {
+					err = s.replicas.FollowerFetched(p, replicaID, rp.FetchOffset, epoch)
+				}
+				if err != nil {
+					p = nil
+				}
 				ft.p, ft.errCode = p, errorCode(err)
 			}
 			targets = append(targets, ft)
@@ -64,7 +81,10 @@ func (s *Server) fetch(h requestHeader, r *kmsg.FetchRequest) *consumer.Encoded 
 
 	wake := make(chan struct{}, 1)
 	for _, t := range targets {
-		if t.p != nil {
+		switch {
+		case t.p != nil && t.replica:
+			t.p.AddAppendWaiter(wake)
+		case t.p != nil:
 			t.p.AddWaiter(wake)
 		}
 	}
@@ -133,7 +153,11 @@ func (s *Server) fillFetch(resp *consumer.Response, targets []fetchTarget, maxBy
 				if total > 0 && limit <= 0 {
 					limit = 0
 				}
-				region, err := t.p.Read(t.offset, int(max(limit, 1)))
+				read := t.p.Read
+				if t.replica {
+					read = t.p.ReadReplica // followers read past the high watermark
+				}
+				region, err := read(t.offset, int(max(limit, 1)))
 				if err != nil {
 					pd.ErrorCode = errorCode(err)
 				} else {

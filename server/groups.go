@@ -22,8 +22,16 @@ func (s *Server) handleFindCoordinator(r *kmsg.FindCoordinatorRequest) kmsg.Resp
 	resp := kmsg.NewPtrFindCoordinatorResponse()
 	find := func(key string) (nodeID int32, host string, port int32, code int16, msg *string) {
 		switch r.CoordinatorType {
-		case 0: // group
-			return s.cfg.NodeID, s.host, s.port, 0, nil
+		case 0: // group: the controller coordinates every group
+			id := s.meta.Controller()
+			for _, b := range s.meta.Brokers() {
+				var host string
+				var port int32
+				if b.ID == id && splitHostPort(b.Addr, &host, &port) == nil {
+					return id, host, port, 0, nil
+				}
+			}
+			return -1, "", -1, kerr.CoordinatorNotAvailable.Code, kmsg.StringPtr("no controller elected yet")
 		case 1: // transaction
 			return -1, "", -1, kerr.CoordinatorNotAvailable.Code, kmsg.StringPtr("runnel does not support transactions")
 		}

@@ -13,11 +13,12 @@ func (s *Server) handleListOffsets(r *kmsg.ListOffsetsRequest) kmsg.Response {
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
-			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, 0
-			p, err := s.parts.Get(rt.Topic, rp.Partition)
+			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
+			p, err := s.leaderPartition(rt.Topic, rp.Partition, rp.CurrentLeaderEpoch)
 			if err != nil {
 				sp.ErrorCode = errorCode(err)
 			} else {
+				sp.LeaderEpoch = p.Role().Epoch
 				switch rp.Timestamp {
 				case -1: // latest
 					sp.Offset = p.HighWatermark()
@@ -54,7 +55,7 @@ func (s *Server) handleDeleteRecords(r *kmsg.DeleteRecordsRequest) kmsg.Response
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LowWatermark = -1
-			p, err := s.parts.Get(rt.Topic, rp.Partition)
+			p, err := s.leaderPartition(rt.Topic, rp.Partition, -1)
 			if err == nil {
 				sp.LowWatermark, err = p.DeleteRecords(rp.Offset)
 			}

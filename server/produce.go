@@ -14,9 +14,10 @@ import (
 
 // produced is one partition's outcome, waiting for durability.
 type produced struct {
-	resp *kmsg.ProduceResponseTopicPartition
-	p    *partition.Partition
-	next int64
+	resp  *kmsg.ProduceResponseTopicPartition
+	p     *partition.Partition
+	next  int64
+	epoch int32
 }
 
 // handleProduce validates and appends every partition's batch in the
@@ -43,16 +44,17 @@ func (s *Server) handleProduce(c *conn, h requestHeader, r *kmsg.ProduceRequest)
 			case badAcks:
 				err = fmt.Errorf("%w: acks=%d", kerr.InvalidRequiredAcks, r.Acks)
 			default:
-				p, err = s.parts.Get(rt.Topic, rp.Partition)
+				p, err = s.leaderPartition(rt.Topic, rp.Partition, -1)
 			}
 			if err == nil {
-				res, err = p.Append(rp.Records, 0)
+				res, err = p.Append(rp.Records, r.Acks)
 			}
 			if err != nil {
 				sp.ErrorCode = errorCode(err)
 				sp.ErrorMessage = errMessage(err)
 				s.m.errorCode("Produce", sp.ErrorCode)
-				if !errors.Is(err, partition.ErrUnknownPartition) {
+				if !errors.Is(err, partition.ErrUnknownPartition) && !errors.Is(err, partition.ErrNotLeader) &&
+					!errors.Is(err, partition.ErrLeaderNotAvailable) {
 					s.log.Warn("produce refused", "remote", c.remote, "client_id", h.ClientID, "topic", rt.Topic,
 						"partition", rp.Partition, "code", kerr.ErrorForCode(sp.ErrorCode), "err", err)
 				}
@@ -60,7 +62,7 @@ func (s *Server) handleProduce(c *conn, h requestHeader, r *kmsg.ProduceRequest)
 			}
 			sp.BaseOffset = res.BaseOffset
 			sp.LogStartOffset = p.LogStartOffset()
-			waits = append(waits, produced{resp: sp, p: p, next: res.LastOffset + 1})
+			waits = append(waits, produced{resp: sp, p: p, next: res.LastOffset + 1, epoch: res.Epoch})
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
@@ -75,7 +77,13 @@ func (s *Server) handleProduce(c *conn, h requestHeader, r *kmsg.ProduceRequest)
 		ctx, cancel := context.WithTimeout(s.ctx, max(timeout, time.Millisecond))
 		defer cancel()
 		for _, w := range waits {
-			if err := w.p.WaitDurable(ctx, w.next); err != nil {
+			var err error
+			if r.Acks == -1 {
+				err = w.p.WaitReplicated(ctx, w.next, w.epoch)
+			} else {
+				err = w.p.WaitDurable(ctx, w.next)
+			}
+			if err != nil {
 				if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 					err = fmt.Errorf("%w: not durable within the request timeout", kerr.RequestTimedOut)
 				}
@@ -83,7 +91,11 @@ func (s *Server) handleProduce(c *conn, h requestHeader, r *kmsg.ProduceRequest)
 				w.resp.ErrorMessage = errMessage(err)
 				w.resp.BaseOffset = -1
 				s.m.errorCode("Produce", w.resp.ErrorCode)
-				if !errors.Is(err, kerr.RequestTimedOut) {
+				switch {
+				case errors.Is(err, kerr.RequestTimedOut), errors.Is(err, partition.ErrNotLeader),
+					errors.Is(err, partition.ErrNotEnoughReplicasAfterAppend):
+					s.log.Info("produce not acknowledged", "topic", w.p.Topic, "partition", w.p.Index, "err", err)
+				default:
 					s.log.Error("produce not durable", "topic", w.p.Topic, "partition", w.p.Index, "err", err)
 				}
 			}

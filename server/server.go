@@ -43,6 +43,9 @@ type Config struct {
 	// DefaultPartitions is the partition count of auto-created topics and
 	// of CreateTopics with -1. Default 1.
 	DefaultPartitions int32
+	// DefaultReplicationFactor is the replica count of auto-created topics
+	// and of CreateTopics with -1. Default 1.
+	DefaultReplicationFactor int16
 	// FetchPath chooses sendfile (default) or the copy path for fetches.
 	FetchPath consumer.Path
 	// Logger: nil means slog.Default().
@@ -67,6 +70,9 @@ func (c Config) withDefaults() Config {
 	if c.DefaultPartitions == 0 {
 		c.DefaultPartitions = 1
 	}
+	if c.DefaultReplicationFactor == 0 {
+		c.DefaultReplicationFactor = 1
+	}
 	if c.ClusterID == "" {
 		c.ClusterID = "runnel"
 	}
@@ -76,14 +82,38 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// Cluster is what the server reads of the cluster metadata, beyond the
+// topics.
+type Cluster interface {
+	cluster.Store
+	// Brokers returns every registered broker, by id.
+	Brokers() []cluster.BrokerInfo
+	// Partition returns one partition's replication state.
+	Partition(topic string, partition int32) (cluster.PartitionInfo, bool)
+	// Controller returns the controller's broker id (the Raft leader), or
+	// -1 while there is none.
+	Controller() int32
+}
+
+// Replicas is this broker's replica manager (package replica).
+type Replicas interface {
+	// Reconcile opens, sets the roles of, and removes local replicas as
+	// the metadata says, once.
+	Reconcile() error
+	// FollowerFetched reports a follower's fetch from a partition this
+	// broker leads.
+	FollowerFetched(p *partition.Partition, id int32, offset int64, epoch int32) error
+}
+
 // Server answers Kafka requests on one listener.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	parts  *partition.Manager
-	meta   cluster.Store
-	groups *group.Coordinator
-	m      *Metrics
+	cfg      Config
+	log      *slog.Logger
+	parts    *partition.Manager
+	meta     Cluster
+	groups   *group.Coordinator
+	replicas Replicas
+	m        *Metrics
 
 	host string
 	port int32
@@ -110,9 +140,9 @@ type Server struct {
 // New returns a server over an opened partition manager, metadata store and
 // group coordinator. The caller opens the partitions of every known topic
 // before serving.
-func New(cfg Config, parts *partition.Manager, meta cluster.Store, groups *group.Coordinator) *Server {
+func New(cfg Config, parts *partition.Manager, meta Cluster, groups *group.Coordinator, replicas Replicas) *Server {
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, log: cfg.Logger, parts: parts, meta: meta, groups: groups, m: cfg.Metrics}
+	s := &Server{cfg: cfg, log: cfg.Logger, parts: parts, meta: meta, groups: groups, replicas: replicas, m: cfg.Metrics}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.mu.conns = map[*conn]struct{}{}
 	s.pids.meta = meta

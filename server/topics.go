@@ -36,16 +36,26 @@ func (s *Server) createTopic(name string, partitions int32, replication int16, c
 	if partitions <= 0 {
 		return cluster.Topic{}, fmt.Errorf("%w: %d partitions", kerr.InvalidPartitions, partitions)
 	}
-	if replication != -1 && replication != 1 {
-		return cluster.Topic{}, fmt.Errorf("%w: replication factor %d, this cluster has 1 broker", kerr.InvalidReplicationFactor, replication)
+	if replication == -1 {
+		replication = s.cfg.DefaultReplicationFactor
+	}
+	if replication <= 0 {
+		return cluster.Topic{}, fmt.Errorf("%w: replication factor %d", kerr.InvalidReplicationFactor, replication)
 	}
 	if err := partition.ValidateConfigs(configs); err != nil {
 		return cluster.Topic{}, err
 	}
-	t := cluster.Topic{Name: name, Partitions: partitions, Configs: configs}
+	if cfg, _ := partition.ResolveConfig(configs); int(cfg.MinInsyncRepl) > int(replication) {
+		return cluster.Topic{}, fmt.Errorf("%w: min.insync.replicas=%d is above the replication factor %d",
+			kerr.InvalidConfig, cfg.MinInsyncRepl, replication)
+	}
+	t := cluster.Topic{Name: name, Partitions: partitions, Configs: configs, ReplicationFactor: replication}
 	if validateOnly {
 		if _, ok := s.meta.Topic(name); ok {
 			return t, fmt.Errorf("%w: %s", cluster.ErrTopicExists, name)
+		}
+		if live := len(s.liveBrokers()); int(replication) > live {
+			return t, fmt.Errorf("%w: replication factor %d, %d live brokers", cluster.ErrNotEnoughBrokers, replication, live)
 		}
 		return t, nil
 	}
@@ -55,11 +65,10 @@ func (s *Server) createTopic(name string, partitions int32, replication int16, c
 	if err != nil {
 		return t, err
 	}
-	if err := s.parts.OpenTopic(t, true); err != nil {
-		s.meta.DeleteTopic(name)
-		return t, err
+	if err := s.replicas.Reconcile(); err != nil {
+		s.log.Error("opening the replicas of a new topic", "topic", name, "err", err)
 	}
-	s.log.Info("created topic", "topic", name, "partitions", partitions, "configs", configs)
+	s.log.Info("created topic", "topic", name, "partitions", partitions, "replication_factor", replication, "configs", configs)
 	return t, nil
 }
 
@@ -92,7 +101,7 @@ func (s *Server) handleCreateTopics(r *kmsg.CreateTopicsRequest) kmsg.Response {
 		if err == nil {
 			st.TopicID = t.ID
 			st.NumPartitions = t.Partitions
-			st.ReplicationFactor = 1
+			st.ReplicationFactor = max(t.ReplicationFactor, 1)
 			for _, d := range partition.ConfigDefs {
 				v, def := partition.Value(t.Configs, d.Name)
 				c := kmsg.NewCreateTopicsResponseTopicConfig()
@@ -125,7 +134,7 @@ func (s *Server) deleteTopic(name string) error {
 	if err := s.groups.DeleteTopic(name); err != nil {
 		s.log.Error("deleting the committed offsets of a deleted topic", "topic", name, "err", err)
 	}
-	return s.parts.DeleteTopic(name)
+	return s.replicas.Reconcile()
 }
 
 func (s *Server) handleDeleteTopics(r *kmsg.DeleteTopicsRequest) kmsg.Response {
@@ -193,8 +202,7 @@ func (s *Server) handleCreatePartitions(r *kmsg.CreatePartitionsRequest) kmsg.Re
 			if err := s.meta.SetPartitions(rt.Topic, rt.Count); err != nil {
 				return err
 			}
-			t.Partitions = rt.Count
-			return s.parts.OpenTopic(t, true)
+			return s.replicas.Reconcile()
 		}()
 		st.ErrorCode = errorCode(err)
 		st.ErrorMessage = errMessage(err)
@@ -206,11 +214,16 @@ func (s *Server) handleCreatePartitions(r *kmsg.CreatePartitionsRequest) kmsg.Re
 
 func (s *Server) handleMetadata(r *kmsg.MetadataRequest) kmsg.Response {
 	resp := kmsg.NewPtrMetadataResponse()
-	b := kmsg.NewMetadataResponseBroker()
-	b.NodeID, b.Host, b.Port = s.cfg.NodeID, s.host, s.port
-	resp.Brokers = append(resp.Brokers, b)
+	for _, lb := range s.liveBrokers() {
+		b := kmsg.NewMetadataResponseBroker()
+		b.NodeID = lb.ID
+		if err := splitHostPort(lb.Addr, &b.Host, &b.Port); err != nil {
+			continue
+		}
+		resp.Brokers = append(resp.Brokers, b)
+	}
 	resp.ClusterID = &s.cfg.ClusterID
-	resp.ControllerID = s.cfg.NodeID
+	resp.ControllerID = s.controller()
 
 	var names []string
 	all := r.Topics == nil || (r.Version == 0 && len(r.Topics) == 0)
@@ -265,13 +278,7 @@ func (s *Server) topicMetadata(name string, autoCreate bool) kmsg.MetadataRespon
 	}
 	st.TopicID = t.ID
 	for i := int32(0); i < t.Partitions; i++ {
-		sp := kmsg.NewMetadataResponseTopicPartition()
-		sp.Partition = i
-		sp.Leader = s.cfg.NodeID
-		sp.LeaderEpoch = 0
-		sp.Replicas = []int32{s.cfg.NodeID}
-		sp.ISR = []int32{s.cfg.NodeID}
-		st.Partitions = append(st.Partitions, sp)
+		st.Partitions = append(st.Partitions, s.partitionMetadata(name, i))
 	}
 	return st
 }
@@ -323,10 +330,18 @@ func (s *Server) handleDescribeConfigs(r *kmsg.DescribeConfigsRequest) kmsg.Resp
 func (s *Server) handleDescribeCluster(r *kmsg.DescribeClusterRequest) kmsg.Response {
 	resp := kmsg.NewPtrDescribeClusterResponse()
 	resp.ClusterID = s.cfg.ClusterID
-	resp.ControllerID = s.cfg.NodeID
-	b := kmsg.NewDescribeClusterResponseBroker()
-	b.NodeID, b.Host, b.Port = s.cfg.NodeID, s.host, s.port
-	resp.Brokers = append(resp.Brokers, b)
+	resp.ControllerID = s.controller()
+	for _, lb := range s.meta.Brokers() {
+		if lb.Fenced && !r.IncludeFencedBrokers {
+			continue
+		}
+		b := kmsg.NewDescribeClusterResponseBroker()
+		b.NodeID, b.IsFenced = lb.ID, lb.Fenced
+		if err := splitHostPort(lb.Addr, &b.Host, &b.Port); err != nil {
+			continue
+		}
+		resp.Brokers = append(resp.Brokers, b)
+	}
 	return resp
 }
 
@@ -338,17 +353,13 @@ func (s *Server) handleOffsetForLeaderEpoch(r *kmsg.OffsetForLeaderEpochRequest)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
-			p, err := s.parts.Get(rt.Topic, rp.Partition)
-			switch {
-			case err != nil:
+			p, err := s.leaderPartition(rt.Topic, rp.Partition, rp.CurrentLeaderEpoch)
+			if err != nil {
 				sp.ErrorCode = errorCode(err)
-			case rp.CurrentLeaderEpoch > 0:
-				// A single broker's partitions stay at leader epoch 0.
-				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
-			case rp.LeaderEpoch > 0:
 				sp.LeaderEpoch, sp.EndOffset = -1, -1
-			default:
-				sp.LeaderEpoch, sp.EndOffset = 0, p.LogEndOffset()
+				s.m.errorCode("OffsetForLeaderEpoch", sp.ErrorCode)
+			} else {
+				sp.LeaderEpoch, sp.EndOffset = p.EndOffsetForEpoch(rp.LeaderEpoch)
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}

@@ -649,7 +649,7 @@ func TestIdempotentStateSurvivesRestart(t *testing.T) {
 	lo := kmsg.NewPtrListOffsetsRequest()
 	lo.SetVersion(5)
 	lo.ReplicaID = -1
-	lo.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: topic, Partitions: []kmsg.ListOffsetsRequestTopicPartition{{Timestamp: -1}}}}
+	lo.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: topic, Partitions: []kmsg.ListOffsetsRequestTopicPartition{{Timestamp: -1, CurrentLeaderEpoch: -1}}}}
 	if end := rc.roundTrip(lo).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0].Offset; end != 6 {
 		t.Fatalf("log end %d, want 6: a duplicate was written", end)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/runnel-io/runnel/consumer"
 	"github.com/runnel-io/runnel/group"
 	"github.com/runnel-io/runnel/partition"
+	"github.com/runnel-io/runnel/replica"
 	"github.com/runnel-io/runnel/segment"
 	"github.com/runnel-io/runnel/server"
 )
@@ -46,7 +47,7 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	ints := map[string]int64{}
-	for _, k := range []string{"node-id", "default-partitions", "max-request-bytes", "max-connections"} {
+	for _, k := range []string{"node-id", "default-partitions", "default-replication-factor", "max-request-bytes", "max-connections"} {
 		n, err := strconv.ParseInt(v[k], 10, 32)
 		if err != nil || n <= 0 {
 			return fmt.Errorf("--%s: want a positive integer, got %q", k, v[k])
@@ -55,7 +56,8 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	durs := map[string]time.Duration{}
 	for _, k := range []string{"idle-timeout", "retention-check-interval", "shutdown-timeout",
-		"group-min-session-timeout", "group-max-session-timeout", "offsets-retention", "offsets-retention-check-interval"} {
+		"group-min-session-timeout", "group-max-session-timeout", "offsets-retention", "offsets-retention-check-interval",
+		"broker-session-timeout", "broker-heartbeat-interval", "replica-lag-time-max"} {
 		d, err := time.ParseDuration(v[k])
 		if err != nil || d <= 0 {
 			return fmt.Errorf("--%s: want a positive duration such as 30s, got %q", k, v[k])
@@ -65,6 +67,13 @@ func serve(args []string, stderr io.Writer) error {
 	rebalanceDelay, err := time.ParseDuration(v["group-initial-rebalance-delay"])
 	if err != nil || rebalanceDelay < 0 {
 		return fmt.Errorf("--group-initial-rebalance-delay: want a duration of 0s or more, got %q", v["group-initial-rebalance-delay"])
+	}
+	if ints["default-replication-factor"] > 1<<15-1 {
+		return fmt.Errorf("--default-replication-factor: %d is too large", ints["default-replication-factor"])
+	}
+	if durs["broker-heartbeat-interval"] >= durs["broker-session-timeout"] {
+		return fmt.Errorf("--broker-heartbeat-interval %v must be below --broker-session-timeout %v",
+			durs["broker-heartbeat-interval"], durs["broker-session-timeout"])
 	}
 	if durs["group-min-session-timeout"] > durs["group-max-session-timeout"] {
 		return fmt.Errorf("--group-min-session-timeout %v is above --group-max-session-timeout %v",
@@ -84,9 +93,12 @@ func serve(args []string, stderr io.Writer) error {
 		nodeOpts.Voters = []cluster.Voter{{ID: nodeID, Addr: "local"}}
 	} else if nodeOpts.Voters, err = cluster.ParseVoters(v["voters"]); err != nil {
 		return fmt.Errorf("--voters: %w", err)
-	} else if len(nodeOpts.Voters) > 1 {
-		logger.Warn("metadata is replicated with Raft across the voters, but partition replication is not built yet: " +
-			"each broker serves every partition from its own log; use a single broker for data you keep")
+	}
+	raftAddr := nodeOpts.Voters[0].Addr
+	for _, vt := range nodeOpts.Voters {
+		if vt.ID == nodeID {
+			raftAddr = vt.Addr
+		}
 	}
 
 	dataDir := v["data-dir"]
@@ -102,7 +114,7 @@ func serve(args []string, stderr io.Writer) error {
 		kafkaAddr = v["listen"]
 	}
 	rctx, rcancel := context.WithTimeout(context.Background(), durs["shutdown-timeout"]+time.Minute)
-	_, err = node.Propose(rctx, cluster.CmdRegisterBroker, cluster.RegisterBroker{ID: nodeID, Addr: kafkaAddr, RaftAddr: nodeOpts.Voters[0].Addr})
+	_, err = node.Propose(rctx, cluster.CmdRegisterBroker, cluster.RegisterBroker{ID: nodeID, Addr: kafkaAddr, RaftAddr: raftAddr})
 	rcancel()
 	if err != nil {
 		return fmt.Errorf("registering broker %d with the Raft quorum: %w", nodeID, err)
@@ -111,16 +123,16 @@ func serve(args []string, stderr io.Writer) error {
 	syncLatency := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "runnel_fsync_duration_seconds", Help: "Time each fdatasync of a partition's log took.",
 		Buckets: prometheus.ExponentialBuckets(20e-6, 2, 18)})
-	parts, err := partition.OpenManager(partition.Options{DataDir: dataDir, Fsync: fsync, Logger: logger,
+	parts, err := partition.OpenManager(partition.Options{DataDir: dataDir, Fsync: fsync, Logger: logger, NodeID: nodeID,
 		ObserveSync: func(d time.Duration) { syncLatency.Observe(d.Seconds()) }})
 	if err != nil {
 		return err
 	}
 	defer parts.Close()
-	for _, t := range meta.Topics() {
-		if err := parts.OpenTopic(t, false); err != nil {
-			return fmt.Errorf("opening topic %s: %w", t.Name, err)
-		}
+	replicas := replica.New(replica.Options{NodeID: nodeID, Parts: parts, Node: node, MaxLag: durs["replica-lag-time-max"], Logger: logger})
+	defer replicas.Close()
+	if err := replicas.Reconcile(); err != nil {
+		return fmt.Errorf("opening this broker's replicas: %w", err)
 	}
 
 	groups, err := group.New(group.Config{
@@ -155,7 +167,9 @@ func serve(args []string, stderr io.Writer) error {
 		FetchPath:         path,
 		Logger:            logger,
 		Metrics:           metrics,
-	}, parts, meta, groups)
+
+		DefaultReplicationFactor: int16(ints["default-replication-factor"]),
+	}, parts, meta, groups, replicas)
 
 	var ready atomic.Bool
 	if addr := v["metrics-listen"]; addr != "" {
@@ -190,6 +204,10 @@ func serve(args []string, stderr io.Writer) error {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	go parts.RunRetention(ctx, durs["retention-check-interval"])
+	replicas.Start()
+	go node.RunController(ctx, cluster.ControllerOptions{SessionTimeout: durs["broker-session-timeout"],
+		HeartbeatInterval: durs["broker-heartbeat-interval"]})
+	go followCoordinator(ctx, node, groups, logger)
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
@@ -211,6 +229,7 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	stop()
 	groups.Close()
+	replicas.Close()
 	if err := node.Close(); err != nil {
 		return fmt.Errorf("closing the Raft node: %w", err)
 	}
@@ -275,5 +294,30 @@ func (c *storageCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.hw, prometheus.GaugeValue, float64(p.HighWatermark()), lv...)
 		ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(p.Log().Size()), lv...)
 		ch <- prometheus.MustNewConstMetric(c.segs, prometheus.GaugeValue, float64(len(p.Log().Segments())), lv...)
+	}
+}
+
+// followCoordinator keeps the group coordinator on the controller (the
+// Raft leader): it leads the groups, reloading their committed offsets,
+// while this node leads the quorum, and resigns them when it stops.
+func followCoordinator(ctx context.Context, node *cluster.Node, groups *group.Coordinator, logger *slog.Logger) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		leading := node.IsLeader()
+		if leading != groups.Coordinating() {
+			if !leading {
+				groups.Resign()
+			} else if err := node.Barrier(ctx); err != nil {
+				logger.Warn("catching up the Raft log before coordinating groups", "err", err)
+			} else if err := groups.Lead(); err != nil {
+				logger.Error("taking over the group coordinator", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }

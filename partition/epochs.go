@@ -1,0 +1,118 @@
+package partition
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/runnel-io/runnel/internal/fsutil"
+	"github.com/runnel-io/runnel/segment"
+)
+
+// The leader-epoch history of a partition: for each leader epoch whose
+// leader appended to this log, the first offset it wrote. Followers
+// compare theirs with the leader's (OffsetForLeaderEpoch) to find where
+// their logs diverge. It is kept in a small file beside the segments,
+// written (and synced) before the first batch of a new epoch is appended,
+// so the file is never behind the log; entries past the log end after a
+// crash are dropped at open.
+
+const epochsFile = "leader-epochs.json"
+
+// EpochEntry is one leader epoch and the first offset written in it.
+type EpochEntry struct {
+	Epoch       int32 `json:"epoch"`
+	StartOffset int64 `json:"start_offset"`
+}
+
+// UndefinedEpoch is the epoch and offset of an OffsetForLeaderEpoch answer
+// for an epoch older than the history (Kafka's -1, -1).
+const UndefinedEpoch = -1
+
+type epochHistory struct {
+	dir     string
+	entries []EpochEntry // ascending epochs and offsets
+}
+
+// loadEpochs reads the history, dropping what lies past the log end. With
+// no file (a log written before histories were kept), it is rebuilt from
+// the batch headers.
+func loadEpochs(l *segment.Log) (*epochHistory, error) {
+	h := &epochHistory{dir: l.Dir()}
+	b, err := os.ReadFile(filepath.Join(l.Dir(), epochsFile))
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &h.entries); err != nil {
+			return nil, fmt.Errorf("partition: %s: %w", filepath.Join(l.Dir(), epochsFile), err)
+		}
+		h.truncateFrom(l.LogEndOffset() + 1)
+		return h, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, err
+	}
+	err = l.WalkHeaders(l.LogStartOffset(), func(bh *segment.Header) bool {
+		if n := len(h.entries); n == 0 || bh.PartitionLeaderEpoch > h.entries[n-1].Epoch {
+			h.entries = append(h.entries, EpochEntry{bh.PartitionLeaderEpoch, bh.BaseOffset})
+		}
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return h, h.save()
+}
+
+func (h *epochHistory) save() error {
+	b, err := json.Marshal(h.entries)
+	if err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomic(filepath.Join(h.dir, epochsFile), b, 0o644)
+}
+
+// latest returns the newest epoch, or -1 with an empty history.
+func (h *epochHistory) latest() int32 {
+	if len(h.entries) == 0 {
+		return UndefinedEpoch
+	}
+	return h.entries[len(h.entries)-1].Epoch
+}
+
+// assign records that epoch starts at offset, if it is newer than the
+// newest epoch; the file is synced before it returns.
+func (h *epochHistory) assign(epoch int32, offset int64) error {
+	if epoch <= h.latest() {
+		return nil
+	}
+	h.entries = append(h.entries, EpochEntry{epoch, offset})
+	return h.save()
+}
+
+// truncateFrom drops the epochs starting at or after offset (the log was
+// cut there).
+func (h *epochHistory) truncateFrom(offset int64) bool {
+	n := len(h.entries)
+	for n > 0 && h.entries[n-1].StartOffset >= offset {
+		n--
+	}
+	changed := n != len(h.entries)
+	h.entries = h.entries[:n]
+	return changed
+}
+
+// endOffsetFor answers OffsetForLeaderEpoch: the newest epoch at or below
+// epoch, and the offset where it ended (the start of the next epoch, or
+// logEnd for the newest). An epoch older than the history is undefined.
+func (h *epochHistory) endOffsetFor(epoch int32, logEnd int64) (int32, int64) {
+	for i := len(h.entries) - 1; i >= 0; i-- {
+		if h.entries[i].Epoch <= epoch {
+			if i == len(h.entries)-1 {
+				return h.entries[i].Epoch, logEnd
+			}
+			return h.entries[i].Epoch, h.entries[i+1].StartOffset
+		}
+	}
+	return UndefinedEpoch, UndefinedEpoch
+}

@@ -1,0 +1,81 @@
+package replica
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// conn is a follower's Kafka connection to a leader: one request at a
+// time, each with a pinned version.
+type conn struct {
+	c    net.Conn
+	r    *bufio.Reader
+	f    *kmsg.RequestFormatter
+	corr int32
+	buf  []byte
+}
+
+const maxResponse = 256 << 20
+
+func dial(ctx context.Context, addr string, clientID string) (*conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &conn{c: c, r: bufio.NewReaderSize(c, 64<<10), f: kmsg.NewRequestFormatter(kmsg.FormatterClientID(clientID))}, nil
+}
+
+func (c *conn) Close() error { return c.c.Close() }
+
+// do sends req and reads its response, within timeout.
+func (c *conn) do(req kmsg.Request, timeout time.Duration) (kmsg.Response, error) {
+	c.corr++
+	c.buf = c.f.AppendRequest(c.buf[:0], req, c.corr)
+	c.c.SetDeadline(time.Now().Add(timeout))
+	defer c.c.SetDeadline(time.Time{})
+	if _, err := c.c.Write(c.buf); err != nil {
+		return nil, err
+	}
+	var size [4]byte
+	if _, err := io.ReadFull(c.r, size[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(size[:])
+	if n < 4 || n > maxResponse {
+		return nil, fmt.Errorf("replica: response of %d bytes", n)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(c.r, body); err != nil {
+		return nil, err
+	}
+	if corr := int32(binary.BigEndian.Uint32(body)); corr != c.corr {
+		return nil, fmt.Errorf("replica: response correlation id %d, want %d", corr, c.corr)
+	}
+	body = body[4:]
+	resp := req.ResponseKind()
+	resp.SetVersion(req.GetVersion())
+	if resp.IsFlexible() {
+		r := kbin.Reader{Src: body}
+		for n := r.Uvarint(); n > 0; n-- { // response header tags
+			r.Uvarint()
+			r.Span(int(r.Uvarint()))
+		}
+		if err := r.Complete(); err != nil {
+			return nil, fmt.Errorf("replica: response header: %w", err)
+		}
+		body = r.Src
+	}
+	if err := resp.ReadFrom(body); err != nil {
+		return nil, fmt.Errorf("replica: decoding %s response: %w", kmsg.NameForKey(req.Key()), err)
+	}
+	return resp, nil
+}

@@ -1,0 +1,235 @@
+// Package replica makes this broker's partition replicas follow the
+// cluster metadata: it opens the replicas assigned to the broker, gives
+// each its role (leader or follower at a leader epoch), runs the fetchers
+// that copy batches from leaders, and, for the partitions this broker
+// leads, proposes ISR changes to the Raft quorum.
+package replica
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/runnel-io/runnel/cluster"
+	"github.com/runnel-io/runnel/partition"
+)
+
+// DefaultMaxLag is how long a follower may go without catching up to the
+// leader's log end before it leaves the ISR (Kafka's
+// replica.lag.time.max.ms).
+const DefaultMaxLag = 30 * time.Second
+
+// Options configure a Manager.
+type Options struct {
+	NodeID int32
+	Parts  *partition.Manager
+	Node   *cluster.Node
+	// MaxLag: see DefaultMaxLag.
+	MaxLag time.Duration
+	// FetchMaxWait bounds a follower's long poll. Default 500 ms.
+	FetchMaxWait time.Duration
+	// Logger: nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Manager keeps this broker's replicas in line with the metadata.
+type Manager struct {
+	o   Options
+	log *slog.Logger
+
+	isrCheck chan struct{}
+
+	mu struct {
+		sync.Mutex
+		fetchers map[int32]*fetcher // by leader
+		closed   bool
+	}
+	reconcileMu sync.Mutex
+	wg          sync.WaitGroup
+	ctx         context.Context
+	cancel      context.CancelFunc
+}
+
+// New returns a Manager; Start runs it.
+func New(o Options) *Manager {
+	if o.MaxLag <= 0 {
+		o.MaxLag = DefaultMaxLag
+	}
+	if o.FetchMaxWait <= 0 {
+		o.FetchMaxWait = 500 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	m := &Manager{o: o, log: o.Logger, isrCheck: make(chan struct{}, 1)}
+	m.mu.fetchers = map[int32]*fetcher{}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	return m
+}
+
+// assigned is one replica this broker should hold, as the metadata says.
+type assigned struct {
+	topic cluster.Topic
+	index int32
+	info  cluster.PartitionInfo
+}
+
+func (m *Manager) assignments() (out []assigned, brokers map[int32]cluster.BrokerInfo) {
+	brokers = map[int32]cluster.BrokerInfo{}
+	m.o.Node.FSM().Read(func(s *cluster.State) {
+		for id, b := range s.Brokers {
+			brokers[id] = *b
+		}
+		for name, parts := range s.Partitions {
+			t := s.Topics[name]
+			for i, p := range parts {
+				if !slices.Contains(p.Replicas, m.o.NodeID) {
+					continue
+				}
+				info := *p
+				info.Replicas, info.ISR, info.Segments = slices.Clone(p.Replicas), slices.Clone(p.ISR), nil
+				out = append(out, assigned{topic: t, index: int32(i), info: info})
+			}
+		}
+	})
+	return out, brokers
+}
+
+// Reconcile brings the local replicas in line with the metadata once:
+// opens new ones, sets every role, moves followers to their leaders'
+// fetchers, and removes replicas no longer assigned here.
+func (m *Manager) Reconcile() error {
+	m.reconcileMu.Lock()
+	defer m.reconcileMu.Unlock()
+	want, brokers := m.assignments()
+	keep := map[*partition.Partition]bool{}
+	var errs []error
+	byLeader := map[int32][]follow{}
+	for _, a := range want {
+		r := partition.Role{Leader: a.info.Leader == m.o.NodeID, LeaderID: a.info.Leader, Epoch: a.info.LeaderEpoch,
+			ISR: a.info.ISR, PartitionEpoch: a.info.PartitionEpoch, Replicas: a.info.Replicas}
+		p, err := m.o.Parts.Open(a.topic, a.index, r)
+		if err != nil {
+			errs = append(errs, err)
+			m.log.Error("opening a replica failed", "partition", partition.Name(a.topic.Name, a.index), "err", err)
+			continue
+		}
+		keep[p] = true
+		prev := p.Role()
+		if err := p.SetRole(r); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if prev.Leader != r.Leader || prev.Epoch != r.Epoch {
+			m.log.Info("replica role", "partition", partition.Name(p.Topic, p.Index), "leader", r.LeaderID,
+				"leader_epoch", r.Epoch, "isr", r.ISR, "this_broker_leads", r.Leader)
+		}
+		if !r.Leader && r.LeaderID >= 0 {
+			if b, ok := brokers[r.LeaderID]; ok {
+				byLeader[r.LeaderID] = append(byLeader[r.LeaderID], follow{p: p, epoch: r.Epoch, addr: b.Addr})
+			}
+		}
+	}
+	for _, p := range m.o.Parts.Partitions() {
+		if !keep[p] {
+			m.log.Info("removing a replica no longer assigned to this broker", "partition", partition.Name(p.Topic, p.Index))
+			if err := m.o.Parts.Remove(p); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	m.setFetchers(byLeader)
+	return errors.Join(errs...)
+}
+
+// Start reconciles at every change of the metadata's topology and checks
+// the ISRs of led partitions, until Close.
+func (m *Manager) Start() {
+	m.wg.Add(2)
+	go func() {
+		defer m.wg.Done()
+		for {
+			ch := m.o.Node.FSM().TopologyChanged()
+			if err := m.Reconcile(); err != nil {
+				m.log.Warn("reconciling replicas", "err", err)
+			}
+			select {
+			case <-m.ctx.Done():
+				return
+			case <-ch:
+			}
+		}
+	}()
+	go func() {
+		defer m.wg.Done()
+		t := time.NewTicker(min(m.o.MaxLag/4, time.Second))
+		defer t.Stop()
+		for {
+			select {
+			case <-m.ctx.Done():
+				return
+			case <-t.C:
+			case <-m.isrCheck:
+			}
+			m.checkISRs()
+		}
+	}()
+}
+
+// FollowerFetched is the server's report of a follower's fetch from a
+// partition this broker leads.
+func (m *Manager) FollowerFetched(p *partition.Partition, id int32, offset int64, epoch int32) error {
+	if err := p.FollowerFetched(id, offset, epoch); err != nil {
+		return err
+	}
+	if r := p.Role(); !slices.Contains(r.ISR, id) {
+		select {
+		case m.isrCheck <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// checkISRs proposes the ISR changes the led partitions want.
+func (m *Manager) checkISRs() {
+	for _, p := range m.o.Parts.Partitions() {
+		isr, r, ok := p.ISRChange(m.o.MaxLag)
+		if !ok {
+			continue
+		}
+		p.BeginISRChange(isr)
+		ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
+		_, err := m.o.Node.Propose(ctx, cluster.CmdChangeISR, cluster.ChangeISR{
+			TP: cluster.TP{Topic: p.Topic, Partition: p.Index}, Leader: m.o.NodeID, LeaderEpoch: r.Epoch,
+			PartitionEpoch: r.PartitionEpoch, ISR: isr})
+		cancel()
+		p.EndISRChange(r, isr, err == nil)
+		name := partition.Name(p.Topic, p.Index)
+		switch {
+		case err != nil:
+			m.log.Warn("ISR change refused", "partition", name, "isr", isr, "err", err)
+		case len(isr) < len(r.ISR):
+			m.log.Warn("ISR shrank", "partition", name, "from", r.ISR, "to", isr, "max_lag", m.o.MaxLag)
+		default:
+			m.log.Info("ISR expanded", "partition", name, "from", r.ISR, "to", isr)
+		}
+	}
+}
+
+// Close stops the fetchers and the watch.
+func (m *Manager) Close() {
+	m.cancel()
+	m.mu.Lock()
+	m.mu.closed = true
+	fs := m.mu.fetchers
+	m.mu.fetchers = map[int32]*fetcher{}
+	m.mu.Unlock()
+	for _, f := range fs {
+		f.stop()
+	}
+	m.wg.Wait()
+}
