@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/binary"
+	"slices"
 	"sync"
 	"time"
 )
@@ -67,6 +68,10 @@ func (n *Node) Heartbeat(ctx context.Context) error {
 type ControllerOptions struct {
 	SessionTimeout    time.Duration
 	HeartbeatInterval time.Duration
+	// LeaderRebalanceInterval is how often leadership goes back to
+	// preferred replicas (the first of each partition's replicas) that
+	// are in sync again; 0 turns it off.
+	LeaderRebalanceInterval time.Duration
 }
 
 // RunController sends this broker's heartbeats and, while this node leads
@@ -96,13 +101,50 @@ func (n *Node) RunController(ctx context.Context, o ControllerOptions) {
 	}()
 	tick := time.NewTicker(min(o.HeartbeatInterval, 250*time.Millisecond))
 	defer tick.Stop()
+	lastRebalance := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		n.checkLiveness(ctx, o, time.Now())
+		now := time.Now()
+		n.checkLiveness(ctx, o, now)
+		if o.LeaderRebalanceInterval > 0 && now.Sub(lastRebalance) >= o.LeaderRebalanceInterval {
+			lastRebalance = now
+			if n.IsLeader() {
+				n.preferLeaders(ctx)
+			}
+		}
+	}
+}
+
+// preferLeaders moves each partition's leadership back to its preferred
+// replica where that replica is up and in sync, so leaders spread over
+// the brokers again after failures and restarts.
+func (n *Node) preferLeaders(ctx context.Context) {
+	var moves []ChangeLeader
+	n.fsm.Read(func(s *State) {
+		for _, name := range s.topicNames() {
+			for i, p := range s.Partitions[name] {
+				want := p.Replicas[0]
+				b := s.Brokers[want]
+				if p.Leader == want || b == nil || b.Fenced || !slices.Contains(p.ISR, want) {
+					continue
+				}
+				moves = append(moves, ChangeLeader{TP: TP{name, int32(i)}, PrevEpoch: p.LeaderEpoch, Leader: want, ISR: slices.Clone(p.ISR)})
+			}
+		}
+	})
+	for _, c := range moves {
+		pctx, cancel := context.WithTimeout(ctx, proposeTimeout)
+		_, err := n.Propose(pctx, CmdChangeLeader, c)
+		cancel()
+		if err != nil {
+			n.log.Debug("moving leadership to the preferred replica failed", "partition", c.TP, "err", err)
+			continue
+		}
+		n.log.Info("leadership moved to the preferred replica", "partition", c.TP, "leader", c.Leader)
 	}
 }
 

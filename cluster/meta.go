@@ -246,3 +246,6 @@ func (o RaftOffsets) Load() (map[string][]group.Offset, error) {
 
 // Controller returns the controller's broker id: the Raft leader, or -1.
 func (m *Meta) Controller() int32 { return m.node.Leader() }
+
+// RaftStatus returns this broker's view of the Raft quorum.
+func (m *Meta) RaftStatus() RaftStatus { return m.node.Status() }

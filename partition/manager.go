@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/runnel-io/runnel/cluster"
@@ -35,6 +36,14 @@ type Options struct {
 	NodeID int32
 }
 
+// Hooks tell the cluster metadata what a leader did to its log, so that
+// followers do the same: where it rolled a segment, and where its log now
+// starts (after retention or DeleteRecords). They must not block.
+type Hooks struct {
+	Rolled          func(p *Partition, base int64)
+	LogStartChanged func(p *Partition, logStart int64)
+}
+
 type key struct {
 	topic string
 	index int32
@@ -46,6 +55,8 @@ type Manager struct {
 	log    *slog.Logger
 	idx    *index.DB
 	topics string // DataDir/topics
+
+	hooks atomic.Pointer[Hooks]
 
 	mu struct {
 		sync.RWMutex
@@ -134,11 +145,17 @@ func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, r Role) (*
 		}
 	}
 	p := &Partition{Topic: t.Name, Index: i, TopicID: t.ID, cfg: cfg, visibleAt: m.opts.Fsync.Mode, self: m.opts.NodeID}
+	p.logStartFn = func() { m.logStartChanged(p) }
 	o := cfg.logOptions()
 	o.Index = m.idx.Partition(name)
 	o.Fsync = m.opts.Fsync
 	o.Logger = m.log.With("partition", name)
 	o.OnDurable = p.localDurable
+	o.OnRoll = func(base int64) {
+		if h := m.hooks.Load(); h != nil && h.Rolled != nil && p.Role().Leader {
+			h.Rolled(p, base)
+		}
+	}
 	o.ObserveSync = m.opts.ObserveSync
 	l, err := segment.Open(dir, o)
 	if err != nil {
@@ -246,11 +263,28 @@ func (m *Manager) closeLocked(p *Partition, remove bool) error {
 	return first
 }
 
-// ApplyRetention runs retention on every partition once.
+// SetHooks installs the hooks (package replica does).
+func (m *Manager) SetHooks(h Hooks) { m.hooks.Store(&h) }
+
+func (m *Manager) logStartChanged(p *Partition) {
+	if h := m.hooks.Load(); h != nil && h.LogStartChanged != nil {
+		h.LogStartChanged(p, p.LogStartOffset())
+	}
+}
+
+// ApplyRetention runs retention once on every partition this broker
+// leads; followers drop what their leader dropped (FollowLeaderLog).
 func (m *Manager) ApplyRetention() {
 	for _, p := range m.Partitions() {
-		if _, err := p.log.ApplyRetention(); err != nil && !errors.Is(err, segment.ErrClosed) {
+		if !p.Role().Leader {
+			continue
+		}
+		n, err := p.log.ApplyRetention()
+		if err != nil && !errors.Is(err, segment.ErrClosed) {
 			m.log.Warn("retention failed", "partition", Name(p.Topic, p.Index), "err", err)
+		}
+		if n > 0 {
+			m.logStartChanged(p)
 		}
 	}
 }

@@ -47,7 +47,9 @@ type Partition struct {
 		sync.Mutex // orders producer checks with appends and truncation
 		producers  map[int64]*producerState
 	}
-	epochs *epochHistory // under mu
+	epochs     *epochHistory // under mu
+	rollPoints []int64       // under mu: where the leader rolled segments
+	logStartFn func()        // tells the metadata the log start moved
 
 	rep struct {
 		sync.Mutex
@@ -316,6 +318,9 @@ func (p *Partition) DeleteRecords(offset int64) (int64, error) {
 	}
 	if err := p.log.AdvanceLogStart(offset); err != nil {
 		return -1, err
+	}
+	if p.logStartFn != nil {
+		p.logStartFn()
 	}
 	return p.log.LogStartOffset(), nil
 }

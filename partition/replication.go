@@ -350,6 +350,14 @@ func (p *Partition) AppendReplica(batches []byte) (int64, error) {
 		if h.BaseOffset != leo {
 			return leo, fmt.Errorf("%w: batch at %d, log end %d", ErrReplicaGap, h.BaseOffset, leo)
 		}
+		if _, ok := slices.BinarySearch(p.rollPoints, h.BaseOffset); ok {
+			// The leader started a segment here: so does this replica.
+			if segs := p.log.Segments(); segs[len(segs)-1].Base() < h.BaseOffset {
+				if err := p.log.Roll(); err != nil {
+					return leo, err
+				}
+			}
+		}
 		if err := p.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset); err != nil {
 			return leo, err
 		}
@@ -370,6 +378,39 @@ func (p *Partition) AppendReplica(batches []byte) (int64, error) {
 		p.localDurable(leo)
 	}
 	return leo, nil
+}
+
+// FollowLeaderLog applies what the metadata records of the leader's log:
+// the offsets where it rolled segments (this replica rolls there too) and
+// its log start (this replica drops what lies below, as far as it holds).
+func (p *Partition) FollowLeaderLog(rollPoints []int64, logStart int64) error {
+	p.mu.Lock()
+	p.rollPoints = rollPoints
+	p.mu.Unlock()
+	if p.Role().Leader {
+		return nil
+	}
+	if to := min(logStart, p.log.LogEndOffset()); to > p.log.LogStartOffset() {
+		return p.log.AdvanceLogStart(to)
+	}
+	return nil
+}
+
+// ResetTo empties a follower's log and starts it at the leader's log
+// start, when the leader no longer holds what follows this replica's end.
+func (p *Partition) ResetTo(offset int64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.log.ResetTo(offset); err != nil {
+		return err
+	}
+	p.epochs.truncateFrom(0)
+	if err := p.epochs.save(); err != nil {
+		return err
+	}
+	p.hw.Store(offset)
+	p.localEnd.Store(offset)
+	return p.loadProducers()
 }
 
 // SetFollowerHW moves a follower's high watermark to the leader's, bounded

@@ -232,6 +232,21 @@ func (f *fetcher) round(ctx context.Context, c *conn, parts []*followed) error {
 			if st == nil {
 				continue
 			}
+			if rp.ErrorCode == kerr.OffsetOutOfRange.Code && rp.LogStartOffset > st.p.LogEndOffset() {
+				// The leader dropped what follows this replica's end:
+				// start again at the leader's log start.
+				f.m.log.Warn("leader no longer holds this replica's next offset; resetting the replica to its log start",
+					"partition", partition.Name(st.p.Topic, st.p.Index), "log_end_offset", st.p.LogEndOffset(),
+					"leader_log_start", rp.LogStartOffset)
+				if err := st.p.ResetTo(rp.LogStartOffset); err != nil {
+					f.m.log.Error("resetting the replica failed", "partition", partition.Name(st.p.Topic, st.p.Index), "err", err)
+					f.backoff(st)
+				}
+				continue
+			}
+			if rp.ErrorCode == kerr.OffsetOutOfRange.Code {
+				st.truncated = false // past the leader's end: find the divergence again
+			}
 			if rp.ErrorCode != 0 {
 				f.refused(st, rp.ErrorCode)
 				continue

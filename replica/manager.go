@@ -40,7 +40,8 @@ type Manager struct {
 	o   Options
 	log *slog.Logger
 
-	isrCheck chan struct{}
+	isrCheck  chan struct{}
+	logEvents chan logEvent
 
 	mu struct {
 		sync.Mutex
@@ -64,10 +65,52 @@ func New(o Options) *Manager {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	m := &Manager{o: o, log: o.Logger, isrCheck: make(chan struct{}, 1)}
+	m := &Manager{o: o, log: o.Logger, isrCheck: make(chan struct{}, 1), logEvents: make(chan logEvent, 4096)}
 	m.mu.fetchers = map[int32]*fetcher{}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
+	o.Parts.SetHooks(partition.Hooks{
+		Rolled: func(p *partition.Partition, base int64) {
+			m.queueLogEvent(logEvent{cmd: cluster.CmdSegmentRolled, payload: cluster.SegmentRolled{TP: tpOf(p), Base: base}})
+		},
+		LogStartChanged: func(p *partition.Partition, start int64) {
+			m.queueLogEvent(logEvent{cmd: cluster.CmdSegmentsDeleted, payload: cluster.SegmentsDeleted{TP: tpOf(p), LogStart: start}})
+		},
+	})
 	return m
+}
+
+func tpOf(p *partition.Partition) cluster.TP { return cluster.TP{Topic: p.Topic, Partition: p.Index} }
+
+// logEvent is a leader's segment roll or log start move, on its way to
+// the metadata.
+type logEvent struct {
+	cmd     cluster.CommandType
+	payload any
+}
+
+func (m *Manager) queueLogEvent(e logEvent) {
+	select {
+	case m.logEvents <- e:
+	default:
+		m.log.Warn("dropping a segment event: the queue to the metadata is full", "event", e.payload)
+	}
+}
+
+// proposeLogEvents records leaders' segment events in the metadata, one
+// at a time and in order.
+func (m *Manager) proposeLogEvents() {
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case e := <-m.logEvents:
+			ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
+			if _, err := m.o.Node.Propose(ctx, e.cmd, e.payload); err != nil {
+				m.log.Warn("recording a segment event in the metadata failed", "event", e.payload, "err", err)
+			}
+			cancel()
+		}
+	}
 }
 
 // assigned is one replica this broker should hold, as the metadata says.
@@ -90,7 +133,7 @@ func (m *Manager) assignments() (out []assigned, brokers map[int32]cluster.Broke
 					continue
 				}
 				info := *p
-				info.Replicas, info.ISR, info.Segments = slices.Clone(p.Replicas), slices.Clone(p.ISR), nil
+				info.Replicas, info.ISR, info.Segments = slices.Clone(p.Replicas), slices.Clone(p.ISR), slices.Clone(p.Segments)
 				out = append(out, assigned{topic: t, index: int32(i), info: info})
 			}
 		}
@@ -123,6 +166,9 @@ func (m *Manager) Reconcile() error {
 			errs = append(errs, err)
 			continue
 		}
+		if err := p.FollowLeaderLog(a.info.Segments, a.info.LogStart); err != nil {
+			m.log.Warn("following the leader's log start", "partition", partition.Name(p.Topic, p.Index), "err", err)
+		}
 		if prev.Leader != r.Leader || prev.Epoch != r.Epoch {
 			m.log.Info("replica role", "partition", partition.Name(p.Topic, p.Index), "leader", r.LeaderID,
 				"leader_epoch", r.Epoch, "isr", r.ISR, "this_broker_leads", r.Leader)
@@ -148,7 +194,11 @@ func (m *Manager) Reconcile() error {
 // Start reconciles at every change of the metadata's topology and checks
 // the ISRs of led partitions, until Close.
 func (m *Manager) Start() {
-	m.wg.Add(2)
+	m.wg.Add(3)
+	go func() {
+		defer m.wg.Done()
+		m.proposeLogEvents()
+	}()
 	go func() {
 		defer m.wg.Done()
 		for {

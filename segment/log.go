@@ -53,6 +53,10 @@ type Options struct {
 	// ObserveSync, if set, is told how long each fdatasync took (group
 	// commits and seals), for metrics. It must not block.
 	ObserveSync func(time.Duration)
+	// OnRoll, if set, is told the base offset of each new segment, with
+	// the log lock held. It must not block and must not call back into
+	// the log.
+	OnRoll func(base int64)
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -356,6 +360,9 @@ func (l *Log) rollLocked() (*Segment, error) {
 	}
 	segs := append(append([]*Segment(nil), l.Segments()...), seg)
 	l.setSegments(segs)
+	if l.opts.OnRoll != nil {
+		l.opts.OnRoll(next)
+	}
 	l.mu.sinceIndex = 0
 	l.checkpointLocked(false, false)
 	l.log.Debug("rolled segment", "dir", l.dir, "sealed", old.path, "size", old.Size(), "next", next)

@@ -236,3 +236,37 @@ func TestTruncateAndRetention(t *testing.T) {
 	var buf bytes.Buffer
 	_ = buf
 }
+
+func TestResetTo(t *testing.T) {
+	e := newEnv(t)
+	l := e.open("r-0", segment.Options{SegmentBytes: 4 << 10, RetentionAge: -1})
+	appendN(t, l, 50, 1, 200)
+	if err := l.ResetTo(40); !errors.Is(err, segment.ErrOffsetOutOfRange) {
+		t.Fatalf("reset below the log end: %v", err)
+	}
+	if err := l.ResetTo(1000); err != nil {
+		t.Fatal(err)
+	}
+	if l.LogStartOffset() != 1000 || l.LogEndOffset() != 1000 || len(l.Segments()) != 1 {
+		t.Fatalf("after reset: start %d end %d segments %d", l.LogStartOffset(), l.LogEndOffset(), len(l.Segments()))
+	}
+	if _, err := l.Read(10, 100, 1000); !errors.Is(err, segment.ErrOffsetOutOfRange) {
+		t.Fatalf("read of a reset offset: %v", err)
+	}
+	b := testbatch.Make(testbatch.Spec{Values: testbatch.Values(3, 10, 1)})
+	segment.SetBaseOffset(b, 1000)
+	if _, err := l.AppendReplica(b); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	e.closeDB()
+	e.openDB()
+	l = e.open("r-0", segment.Options{SegmentBytes: 4 << 10, RetentionAge: -1})
+	defer l.Close()
+	if l.LogStartOffset() != 1000 || l.LogEndOffset() != 1003 {
+		t.Fatalf("reopened: start %d end %d", l.LogStartOffset(), l.LogEndOffset())
+	}
+	if hs := readAll(t, l, 1000); len(hs) != 1 || hs[0].BaseOffset != 1000 {
+		t.Fatalf("reopened read %+v", hs)
+	}
+}

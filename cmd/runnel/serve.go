@@ -68,6 +68,10 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil || rebalanceDelay < 0 {
 		return fmt.Errorf("--group-initial-rebalance-delay: want a duration of 0s or more, got %q", v["group-initial-rebalance-delay"])
 	}
+	leaderRebalance, err := time.ParseDuration(v["leader-rebalance-interval"])
+	if err != nil || leaderRebalance < 0 {
+		return fmt.Errorf("--leader-rebalance-interval: want a duration of 0s or more, got %q", v["leader-rebalance-interval"])
+	}
 	if ints["default-replication-factor"] > 1<<15-1 {
 		return fmt.Errorf("--default-replication-factor: %d is too large", ints["default-replication-factor"])
 	}
@@ -206,7 +210,7 @@ func serve(args []string, stderr io.Writer) error {
 	go parts.RunRetention(ctx, durs["retention-check-interval"])
 	replicas.Start()
 	go node.RunController(ctx, cluster.ControllerOptions{SessionTimeout: durs["broker-session-timeout"],
-		HeartbeatInterval: durs["broker-heartbeat-interval"]})
+		HeartbeatInterval: durs["broker-heartbeat-interval"], LeaderRebalanceInterval: leaderRebalance})
 	go followCoordinator(ctx, node, groups, logger)
 
 	sigs := make(chan os.Signal, 1)

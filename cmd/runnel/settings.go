@@ -34,6 +34,7 @@ var serveSettings = []setting{
 	{"broker-session-timeout", "6s", "the controller fences a broker that sends no heartbeat for this long, and moves its leaderships"},
 	{"broker-heartbeat-interval", "1s", "how often a broker sends the controller a heartbeat"},
 	{"replica-lag-time-max", "30s", "a follower that has not caught up with the leader for this long leaves the ISR"},
+	{"leader-rebalance-interval", "30s", "how often the controller gives leadership back to preferred replicas that are in sync (0s: never)"},
 	{"max-request-bytes", "104857600", "largest request frame accepted"},
 	{"max-connections", "10000", "most open client connections"},
 	{"idle-timeout", "10m", "close connections idle this long"},
