@@ -9,7 +9,7 @@ BENCH_COUNT   ?= 5
 # Packages with fuzz targets, as package:target pairs.
 FUZZ_TARGETS  ?= ./segment:FuzzParseHeader ./segment:FuzzValidate ./segment:FuzzRecoverSegment ./server:FuzzParseHeader ./server:FuzzDispatchDecode ./protocol:FuzzCheck ./compression:FuzzReader ./partition:FuzzFirstRecordAtOrAfter ./group:FuzzSubscribedTopics ./cluster:FuzzDecodeRaftLog ./cluster:FuzzFSMApply
 
-.PHONY: help build run test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean
+.PHONY: help build run cluster bench-cluster test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -19,6 +19,9 @@ build: ## build the runnel binary into bin/
 
 run: build ## start a single-node broker (data in ./data, Kafka API on 127.0.0.1:9092)
 	./$(BIN) serve --data-dir $(DATA_DIR)
+
+cluster: build ## start three brokers on this machine (Kafka API on 127.0.0.1:9092-9094, data in ./data/cluster)
+	DATA_DIR=$(DATA_DIR)/cluster BIN=$(BIN) scripts/cluster.sh
 
 test: ## run every test with the race detector
 	$(GO) test -race -count=1 -timeout 15m ./...
@@ -34,6 +37,9 @@ bench-large: ## the 1 GiB recovery and 10,000-partition benchmarks
 
 bench-broker: ## produce/consume/CPU-per-GB broker benchmarks (scripts/bench-broker.sh)
 	scripts/bench-broker.sh
+
+bench-cluster: ## replication throughput and failover benchmarks (scripts/bench-cluster.sh)
+	scripts/bench-cluster.sh
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	@set -e; for t in $(FUZZ_TARGETS); do \

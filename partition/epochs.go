@@ -102,17 +102,25 @@ func (h *epochHistory) truncateFrom(offset int64) bool {
 	return changed
 }
 
-// endOffsetFor answers OffsetForLeaderEpoch: the newest epoch at or below
-// epoch, and the offset where it ended (the start of the next epoch, or
-// logEnd for the newest). An epoch older than the history is undefined.
+// endOffsetFor answers OffsetForLeaderEpoch as Kafka does: for the newest
+// epoch, the log end; for an older one, the newest epoch at or below it
+// and the start of the epoch after that; for one older than the whole
+// history, the epoch asked for and the start of the first; for one newer
+// than the newest (or an empty history), undefined (-1, -1).
 func (h *epochHistory) endOffsetFor(epoch int32, logEnd int64) (int32, int64) {
-	for i := len(h.entries) - 1; i >= 0; i-- {
+	n := len(h.entries)
+	switch {
+	case epoch < 0 || n == 0 || epoch > h.entries[n-1].Epoch:
+		return UndefinedEpoch, UndefinedEpoch
+	case epoch == h.entries[n-1].Epoch:
+		return epoch, logEnd
+	case epoch < h.entries[0].Epoch:
+		return epoch, h.entries[0].StartOffset
+	}
+	for i := n - 2; i >= 0; i-- {
 		if h.entries[i].Epoch <= epoch {
-			if i == len(h.entries)-1 {
-				return h.entries[i].Epoch, logEnd
-			}
 			return h.entries[i].Epoch, h.entries[i+1].StartOffset
 		}
 	}
-	return UndefinedEpoch, UndefinedEpoch
+	return UndefinedEpoch, UndefinedEpoch // not reached
 }

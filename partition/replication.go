@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -83,9 +85,11 @@ func (p *Partition) SetRole(r Role) error {
 		p.rep.Unlock()
 		return nil // an older view than one already applied
 	}
+	changed := newEpoch || r.PartitionEpoch != old.PartitionEpoch || !slices.Equal(r.ISR, old.ISR)
 	p.rep.role = r
 	p.rep.role.ISR, p.rep.role.Replicas = slices.Clone(r.ISR), slices.Clone(r.Replicas)
 	if newEpoch && r.Leader {
+		p.rep.epochStart = p.log.LogEndOffset()
 		now := time.Now()
 		p.rep.followers = map[int32]*follower{}
 		for _, id := range r.Replicas {
@@ -109,11 +113,10 @@ func (p *Partition) SetRole(r Role) error {
 		if err := p.epochs.assign(r.Epoch, p.log.LogEndOffset()); err != nil {
 			return fmt.Errorf("partition: %s: recording leader epoch %d: %w", Name(p.Topic, p.Index), r.Epoch, err)
 		}
-		p.rep.epochStart = p.log.LogEndOffset()
 	}
 	p.updateHW()
-	if newEpoch {
-		p.wakeAll()
+	if changed {
+		p.wakeAll() // acks waiting must look at the new role and ISR
 	}
 	return nil
 }
@@ -195,17 +198,19 @@ func (p *Partition) WaitReplicated(ctx context.Context, next int64, epoch int32)
 	p.AddWaiter(wake)
 	defer p.RemoveWaiter(wake)
 	for {
-		if p.hw.Load() >= next {
-			return nil
-		}
 		p.rep.Lock()
 		r := p.rep.role
 		p.rep.Unlock()
 		if !r.Leader || r.Epoch != epoch {
 			return fmt.Errorf("%w: leadership of %s moved before the batch was replicated", ErrNotLeader, Name(p.Topic, p.Index))
 		}
+		// Checked before the high watermark: a shrink of the ISR can move
+		// the high watermark past a batch only the leader holds.
 		if len(r.ISR) < p.MinInsyncReplicas() {
 			return fmt.Errorf("%w: ISR %v, min.insync.replicas %d", ErrNotEnoughReplicasAfterAppend, r.ISR, p.MinInsyncReplicas())
+		}
+		if p.hw.Load() >= next {
+			return nil
 		}
 		select {
 		case <-wake:
@@ -224,6 +229,9 @@ func (p *Partition) FollowerFetched(id int32, offset int64, epoch int32) error {
 	}
 	now := time.Now()
 	leo := p.log.LogEndOffset()
+	if offset > leo {
+		return fmt.Errorf("%w: follower %d fetches from %d, log end %d", segment.ErrOffsetOutOfRange, id, offset, leo)
+	}
 	p.rep.Lock()
 	f := p.rep.followers[id]
 	if f == nil {
@@ -296,6 +304,11 @@ func (p *Partition) BeginISRChange(isr []int32) {
 func (p *Partition) EndISRChange(r Role, isr []int32, applied bool) {
 	p.rep.Lock()
 	if applied && p.rep.role.Leader && p.rep.role.Epoch == r.Epoch && p.rep.role.PartitionEpoch <= r.PartitionEpoch {
+		for _, id := range p.rep.role.ISR {
+			if f := p.rep.followers[id]; f != nil && !slices.Contains(isr, id) {
+				f.leo = -1 // must fetch again before it can rejoin
+			}
+		}
 		p.rep.role.ISR = slices.Clone(isr)
 		p.rep.role.PartitionEpoch = r.PartitionEpoch + 1
 	}
@@ -410,7 +423,7 @@ func (p *Partition) ResetTo(offset int64) error {
 	}
 	p.hw.Store(offset)
 	p.localEnd.Store(offset)
-	return p.loadProducers()
+	return p.reloadProducers()
 }
 
 // SetFollowerHW moves a follower's high watermark to the leader's, bounded
@@ -443,6 +456,16 @@ func (p *Partition) TruncateTo(offset int64) error {
 	}
 	if p.localEnd.Load() > leo {
 		p.localEnd.Store(leo)
+	}
+	return p.reloadProducers()
+}
+
+// reloadProducers rebuilds the producer table from the whole log after a
+// cut: a snapshot from an earlier close may describe batches the cut
+// replaced, even where its offset is below the new end.
+func (p *Partition) reloadProducers() error {
+	if err := os.Remove(filepath.Join(p.log.Dir(), producerSnapshotFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
 	return p.loadProducers()
 }

@@ -253,8 +253,17 @@ var requests = map[int16]*request{
 			),
 		),
 	}},
-	60: {name: "DescribeCluster", min: 0, max: 1, flexibleFrom: 0, fields: []field{
+	55: {name: "DescribeQuorum", min: 0, max: 2, flexibleFrom: 0, fields: []field{
+		structs("Topics",
+			str("Topic"),
+			structs("Partitions",
+				int32f("Partition"),
+			),
+		),
+	}},
+	60: {name: "DescribeCluster", min: 0, max: 2, flexibleFrom: 0, fields: []field{
 		boolean("IncludeClusterAuthorizedOperations"),
 		int8f("EndpointType").since(1),
+		boolean("IncludeFencedBrokers").since(2),
 	}},
 }

@@ -254,7 +254,7 @@ func (f *fetcher) round(ctx context.Context, c *conn, parts []*followed) error {
 			if len(rp.RecordBatches) > 0 {
 				if _, err := st.p.AppendReplica(rp.RecordBatches); err != nil {
 					f.m.log.Error("appending replicated batches failed", "partition", partition.Name(st.p.Topic, st.p.Index), "err", err)
-					if errors.Is(err, partition.ErrReplicaGap) || errors.Is(err, segment.ErrCorrupt) {
+					if errors.Is(err, partition.ErrReplicaGap) || errors.Is(err, segment.ErrCorrupt) || errors.Is(err, segment.ErrCRC) {
 						st.truncated = false // ask the leader again where to continue
 					}
 					f.backoff(st)
@@ -266,7 +266,11 @@ func (f *fetcher) round(ctx context.Context, c *conn, parts []*followed) error {
 		}
 	}
 	// The next fetch reports these offsets to the leader as held: make
-	// them durable first, as the policy says.
+	// them durable first, as the policy says (every flush started before
+	// waiting on the first).
+	for _, st := range appended {
+		st.p.RequestSync()
+	}
 	for _, st := range appended {
 		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err := st.p.WaitDurable(dctx, st.p.LogEndOffset())

@@ -33,7 +33,8 @@ var supported = map[int16]versionRange{
 	23: {2, 4},  // OffsetForLeaderEpoch
 	32: {0, 4},  // DescribeConfigs
 	37: {0, 3},  // CreatePartitions
-	60: {0, 1},  // DescribeCluster
+	55: {0, 2},  // DescribeQuorum
+	60: {0, 2},  // DescribeCluster
 	8:  {0, 9},  // OffsetCommit
 	9:  {0, 9},  // OffsetFetch
 	10: {0, 4},  // FindCoordinator
@@ -100,6 +101,8 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 		return respond(s.handleDeleteRecords(r)), nil
 	case *kmsg.DescribeClusterRequest:
 		return respond(s.handleDescribeCluster(r)), nil
+	case *kmsg.DescribeQuorumRequest:
+		return respond(s.handleDescribeQuorum(r)), nil
 	case *kmsg.FindCoordinatorRequest:
 		return respond(s.handleFindCoordinator(r)), nil
 	case *kmsg.JoinGroupRequest:

@@ -76,6 +76,11 @@ func (s *Server) handleProduce(c *conn, h requestHeader, r *kmsg.ProduceRequest)
 	return &reply{hdr: h, finish: func() any {
 		ctx, cancel := context.WithTimeout(s.ctx, max(timeout, time.Millisecond))
 		defer cancel()
+		// Start every partition's flush before waiting on the first, so
+		// their fdatasyncs overlap instead of running one after another.
+		for _, w := range waits {
+			w.p.RequestSync()
+		}
 		for _, w := range waits {
 			var err error
 			if r.Acks == -1 {

@@ -93,6 +93,9 @@ type Cluster interface {
 	// Controller returns the controller's broker id (the Raft leader), or
 	// -1 while there is none.
 	Controller() int32
+	// RaftStatus returns this broker's view of the Raft quorum that
+	// replicates the metadata, for DescribeQuorum.
+	RaftStatus() cluster.RaftStatus
 }
 
 // Replicas is this broker's replica manager (package replica).

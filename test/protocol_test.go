@@ -74,6 +74,13 @@ func errorCodes(resp kmsg.Response) []int16 {
 		}
 	case *kmsg.DescribeClusterResponse:
 		out = append(out, v.ErrorCode)
+	case *kmsg.DescribeQuorumResponse:
+		out = append(out, v.ErrorCode)
+		for _, t := range v.Topics {
+			for _, p := range t.Partitions {
+				out = append(out, p.ErrorCode)
+			}
+		}
 	case *kmsg.FindCoordinatorResponse:
 		out = append(out, v.ErrorCode)
 		for _, c := range v.Coordinators {
@@ -416,6 +423,14 @@ func TestEveryAPIVersion(t *testing.T) {
 			r.TimeoutMillis = 10000
 			rt := kmsg.NewCreatePartitionsRequestTopic()
 			rt.Topic, rt.Count = topic, partitions
+			r.Topics = append(r.Topics, rt)
+			return r
+		},
+		55: func(v int16) kmsg.Request {
+			r := kmsg.NewPtrDescribeQuorumRequest()
+			rt := kmsg.NewDescribeQuorumRequestTopic()
+			rt.Topic = "__cluster_metadata"
+			rt.Partitions = []kmsg.DescribeQuorumRequestTopicPartition{{Partition: 0}}
 			r.Topics = append(r.Topics, rt)
 			return r
 		},

@@ -22,7 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-const benchUsage = `Usage: runnel bench produce|consume|commit|rebalance --topic T [flags]
+const benchUsage = `Usage: runnel bench produce|consume|commit|rebalance|availability --topic T [flags]
 
 Measure throughput against any Kafka-compatible broker. Progress goes to
 stderr once a second; the summary goes to stdout as a table, or as one JSON
@@ -35,6 +35,9 @@ object with --json. MB means 2^20 bytes, as in Kafka's perf tools.
             commit latency
   rebalance time a consumer group settling after a member leaves and
             after it joins again
+  availability
+            produce steadily with acks=all and report the longest time
+            without an acknowledgement (kill a leader meanwhile)
 
 Run runnel bench COMMAND --help for the flags of each.
 `
@@ -42,7 +45,7 @@ Run runnel bench COMMAND --help for the flags of each.
 func benchCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, benchUsage)
-		return errors.New("bench: missing command (produce, consume, commit or rebalance)")
+		return errors.New("bench: missing command (produce, consume, commit, rebalance or availability)")
 	}
 	switch args[0] {
 	case "produce":
@@ -53,6 +56,8 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 		return benchCommit(args[1:], stdout, stderr)
 	case "rebalance":
 		return benchRebalance(args[1:], stdout, stderr)
+	case "availability":
+		return benchAvailability(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, benchUsage)
 		return flag.ErrHelp

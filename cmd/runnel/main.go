@@ -3,6 +3,7 @@
 //	runnel serve [flags]     run a broker
 //	runnel topic ...         create, list, describe and delete topics
 //	runnel group ...         list, describe and delete groups; reset offsets
+//	runnel cluster status    show the controller, the brokers and the Raft quorum
 //	runnel produce TOPIC     produce lines of stdin as records
 //	runnel consume TOPIC     print records
 //	runnel bench ...         measure produce and consume throughput
@@ -35,6 +36,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = topicCmd(args[1:], stdout, stderr)
 	case "group":
 		err = groupCmd(args[1:], stdout, stderr)
+	case "cluster":
+		err = clusterCmd(args[1:], stdout, stderr)
 	case "produce":
 		err = produceCmd(args[1:], os.Stdin, stdout, stderr)
 	case "consume":
@@ -66,6 +69,7 @@ Usage:
   runnel serve [flags]    run a broker (see: runnel serve --help)
   runnel topic ...        create, list, describe and delete topics
   runnel group ...        list, describe and delete groups; reset offsets
+  runnel cluster status   show the controller, the brokers and the Raft quorum
   runnel produce TOPIC    produce lines of stdin as records
   runnel consume TOPIC    print records
   runnel bench ...        measure produce and consume throughput
