@@ -93,6 +93,8 @@ type Node struct {
 
 	live liveness // the controller's heartbeats
 
+	ready chan struct{} // closed once raft is set: forwarded frames wait for it
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -125,7 +127,7 @@ func StartNode(opts NodeOptions) (n *Node, err error) {
 	if self == nil {
 		return nil, fmt.Errorf("cluster: node %d is not among the voters", opts.ID)
 	}
-	n = &Node{opts: opts, log: opts.Logger, fsm: NewFSM(), pool: map[string][]*forwardConn{}}
+	n = &Node{opts: opts, log: opts.Logger, fsm: NewFSM(), pool: map[string][]*forwardConn{}, ready: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -180,6 +182,7 @@ func StartNode(opts NodeOptions) (n *Node, err error) {
 	if n.raft, err = raft.NewRaft(cfg, n.fsm, n.store, n.store, snaps, n.trans); err != nil {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
+	close(n.ready)
 	return n, nil
 }
 
@@ -441,6 +444,16 @@ func (n *Node) serveForwards(c net.Conn) {
 			return
 		}
 		reply := forwardReply{NotLeader: true}
+		select {
+		case <-n.ready:
+		default:
+			// Raft is still starting: not a leader yet.
+			b, _ := json.Marshal(reply)
+			if err := writeFrame(c, b); err != nil {
+				return
+			}
+			continue
+		}
 		switch {
 		case !n.IsLeader():
 		case len(cmd) == 5 && cmd[0] == heartbeatFrame:
@@ -476,6 +489,16 @@ func (w slogWriter) Write(p []byte) (int, error) {
 	}
 	w.l.Log(context.Background(), level, line, "component", "raft")
 	return len(p), nil
+}
+
+// TransferLeadership hands the Raft leadership (and so the controller and
+// the group coordinator) to another voter, for a clean shutdown; it does
+// nothing on a follower or a lone voter.
+func (n *Node) TransferLeadership() error {
+	if !n.IsLeader() || len(n.opts.Voters) < 2 {
+		return nil
+	}
+	return n.raft.LeadershipTransfer().Error()
 }
 
 // Barrier returns once every command committed before it is applied on

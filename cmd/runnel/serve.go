@@ -231,6 +231,11 @@ func serve(args []string, stderr io.Writer) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Warn("shutdown timed out; closing connections", "err", err)
 	}
+	// Hand the controller and the groups to another broker first, so
+	// clients find them there at once instead of after an election.
+	if err := node.TransferLeadership(); err != nil {
+		logger.Warn("handing over the Raft leadership failed; the others will elect a leader", "err", err)
+	}
 	stop()
 	groups.Close()
 	replicas.Close()
