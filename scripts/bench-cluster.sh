@@ -99,7 +99,13 @@ failover() { # NAME CLIENT_FLAGS -- SERVE_FLAGS...
 	start_cluster "$@"
 	for run in $(seq 1 "$RUNS"); do
 		local topic="avail-$name-$run"
-		"$R" topic create "$topic" --brokers 127.0.0.1:29291 --partitions 1 --replication-factor 3 >/dev/null
+		# The broker killed in the last run may still be registering.
+		for _ in $(seq 1 60); do
+			if "$R" topic create "$topic" --brokers 127.0.0.1:29291 --partitions 1 --replication-factor 3 >/dev/null 2>&1; then
+				break
+			fi
+			sleep 0.5
+		done
 		sleep 1
 		# shellcheck disable=SC2086
 		"$R" bench availability --brokers 127.0.0.1:29291,127.0.0.1:29292,127.0.0.1:29293 --topic "$topic" \

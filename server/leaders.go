@@ -18,6 +18,15 @@ import (
 // not the current one.
 func (s *Server) leaderPartition(topic string, index, epoch int32) (*partition.Partition, error) {
 	p, err := s.parts.Get(topic, index)
+	if info, ok := s.meta.Partition(topic, index); err != nil && ok && info.Leader == s.cfg.NodeID {
+		// The metadata made this broker the leader a moment ago and its
+		// replica is not open yet: open it now rather than send the
+		// client away to refresh its metadata.
+		if rerr := s.replicas.Reconcile(); rerr != nil {
+			s.log.Warn("opening replicas", "err", rerr)
+		}
+		p, err = s.parts.Get(topic, index)
+	}
 	if err != nil {
 		info, ok := s.meta.Partition(topic, index)
 		switch {

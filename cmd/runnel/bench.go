@@ -382,7 +382,11 @@ func ensureTopic(ctx context.Context, brokers, topic string, partitions int, war
 		_, err = createTopic(ctx, cl, topic, int32(partitions), -1, configFlag{})
 		if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
 			fmt.Fprintf(stderr, "created topic %s with %d partitions\n", topic, partitions)
-			md, err = topicMetadata(ctx, cl, topic)
+			// In a cluster, the broker asked next may learn of the topic
+			// a moment after the one that created it.
+			for md, err = topicMetadata(ctx, cl, topic); errors.Is(err, errUnknownTopic) && ctx.Err() == nil; md, err = topicMetadata(ctx, cl, topic) {
+				time.Sleep(50 * time.Millisecond)
+			}
 		}
 	}
 	if err != nil {
