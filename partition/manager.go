@@ -66,7 +66,7 @@ type Manager struct {
 }
 
 // OpenManager opens the index database and prepares the topics folder.
-// Partitions are opened by OpenTopic.
+// Partitions are opened by Open.
 func OpenManager(opts Options) (*Manager, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -85,19 +85,6 @@ func OpenManager(opts Options) (*Manager, error) {
 	m := &Manager{opts: opts, log: opts.Logger, idx: idx, topics: topics}
 	m.mu.parts = map[key]*Partition{}
 	return m, nil
-}
-
-// OpenTopic opens (creating them if new) every partition of a topic, this
-// broker leading each alone: a broker outside a cluster, and tests.
-func (m *Manager) OpenTopic(t cluster.Topic) error {
-	self := []int32{m.opts.NodeID}
-	for i := range t.Partitions {
-		r := Role{Leader: true, LeaderID: m.opts.NodeID, ISR: self, Replicas: self}
-		if _, err := m.Open(t, i, r); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // topicIDFile holds the id of the topic a partition folder belongs to, so
@@ -217,19 +204,6 @@ func (m *Manager) Partitions() []*Partition {
 		return out[i].Index < out[j].Index
 	})
 	return out
-}
-
-// DeleteTopic closes a topic's partitions and removes their data and index.
-func (m *Manager) DeleteTopic(name string) error {
-	var first error
-	for _, p := range m.Partitions() {
-		if p.Topic == name {
-			if err := m.Remove(p); err != nil && first == nil {
-				first = err
-			}
-		}
-	}
-	return first
 }
 
 // Remove closes a partition replica and deletes its data and index, as

@@ -197,7 +197,7 @@ func (p *Partition) Append(batch []byte, acks int16) (AppendResult, error) {
 	role := p.rep.role
 	p.rep.Unlock()
 	if !role.Leader {
-		return AppendResult{}, p.checkLeader(-1)
+		return AppendResult{}, p.CheckLeader(-1)
 	}
 	if acks == -1 && len(role.ISR) < p.MinInsyncReplicas() {
 		return AppendResult{}, fmt.Errorf("%w: ISR %v, min.insync.replicas %d", ErrNotEnoughReplicas, role.ISR, p.MinInsyncReplicas())

@@ -36,6 +36,10 @@ var (
 	// shrank below min.insync.replicas before it was replicated
 	// (NOT_ENOUGH_REPLICAS_AFTER_APPEND).
 	ErrNotEnoughReplicasAfterAppend = errors.New("partition: the ISR shrank below min.insync.replicas after the append")
+	// ErrNotReplica: a follower's fetch names a broker that is not one of
+	// the partition's replicas (NOT_LEADER_OR_FOLLOWER, always with
+	// ErrNotLeader).
+	ErrNotReplica = errors.New("partition: the fetching broker is not a replica")
 	// ErrLeaderNotAvailable: no replica leads the partition now
 	// (LEADER_NOT_AVAILABLE).
 	ErrLeaderNotAvailable = errors.New("partition: no leader for the partition")
@@ -160,9 +164,9 @@ func (p *Partition) localDurable(end int64) {
 	p.updateHW()
 }
 
-// checkLeader returns the error for a request to this replica as leader at
-// epoch (-1: any).
-func (p *Partition) checkLeader(epoch int32) error {
+// CheckLeader returns nil if this replica leads the partition at epoch
+// (-1: any epoch), and the Kafka error for the client otherwise.
+func (p *Partition) CheckLeader(epoch int32) error {
 	p.rep.Lock()
 	r := p.rep.role
 	p.rep.Unlock()
@@ -178,10 +182,6 @@ func (p *Partition) checkLeader(epoch int32) error {
 	}
 	return nil
 }
-
-// CheckLeader returns nil if this replica leads the partition at epoch
-// (-1: any epoch), and the Kafka error for the client otherwise.
-func (p *Partition) CheckLeader(epoch int32) error { return p.checkLeader(epoch) }
 
 // MinInsyncReplicas returns the topic's min.insync.replicas.
 func (p *Partition) MinInsyncReplicas() int { return int(p.cfg.MinInsyncRepl) }
@@ -220,11 +220,18 @@ func (p *Partition) WaitReplicated(ctx context.Context, next int64, epoch int32)
 	}
 }
 
+// InSync reports whether broker id is in the replica's ISR.
+func (p *Partition) InSync(id int32) bool {
+	p.rep.Lock()
+	defer p.rep.Unlock()
+	return slices.Contains(p.rep.role.ISR, id)
+}
+
 // FollowerFetched records that follower id fetched from offset at leader
 // epoch, so holds everything below it. It returns the error to answer the
 // fetch with, if any.
 func (p *Partition) FollowerFetched(id int32, offset int64, epoch int32) error {
-	if err := p.checkLeader(epoch); err != nil {
+	if err := p.CheckLeader(epoch); err != nil {
 		return err
 	}
 	now := time.Now()
@@ -236,7 +243,7 @@ func (p *Partition) FollowerFetched(id int32, offset int64, epoch int32) error {
 	f := p.rep.followers[id]
 	if f == nil {
 		p.rep.Unlock()
-		return fmt.Errorf("%w: broker %d is not a replica of %s", ErrNotLeader, id, Name(p.Topic, p.Index))
+		return fmt.Errorf("%w: %w: broker %d, %s", ErrNotLeader, ErrNotReplica, id, Name(p.Topic, p.Index))
 	}
 	switch {
 	case offset >= leo:

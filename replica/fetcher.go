@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/partition"
 	"github.com/runnel-io/runnel/segment"
 )
@@ -195,7 +196,7 @@ func (f *fetcher) round(ctx context.Context, c *conn, parts []*followed) error {
 	req.MaxBytes = 16 << 20
 	req.IsolationLevel = 0
 	req.SessionEpoch = -1
-	byName := map[string]*followed{}
+	byName := map[cluster.TP]*followed{}
 	for _, st := range parts {
 		if !st.truncated {
 			continue
@@ -211,7 +212,7 @@ func (f *fetcher) round(ctx context.Context, c *conn, parts []*followed) error {
 		rp.PartitionMaxBytes = 4 << 20
 		rt.Partitions = append(rt.Partitions, rp)
 		req.Topics = append(req.Topics, rt)
-		byName[partition.Name(st.p.Topic, st.p.Index)] = st
+		byName[tpOf(st.p)] = st
 	}
 	if len(req.Topics) == 0 {
 		sleep(ctx, errorBackoff)
@@ -228,7 +229,7 @@ func (f *fetcher) round(ctx context.Context, c *conn, parts []*followed) error {
 	var appended []*followed
 	for _, rt := range resp.Topics {
 		for _, rp := range rt.Partitions {
-			st := byName[partition.Name(rt.Topic, rp.Partition)]
+			st := byName[cluster.TP{Topic: rt.Topic, Partition: rp.Partition}]
 			if st == nil {
 				continue
 			}
@@ -309,7 +310,7 @@ func (f *fetcher) truncate(c *conn, need []*followed) error {
 	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
 	req.SetVersion(3)
 	req.ReplicaID = f.m.o.NodeID
-	byName := map[string]*followed{}
+	byName := map[cluster.TP]*followed{}
 	for _, st := range need {
 		latest := st.p.LatestEpoch()
 		if latest < 0 {
@@ -324,7 +325,7 @@ func (f *fetcher) truncate(c *conn, need []*followed) error {
 		rp.LeaderEpoch = latest
 		rt.Partitions = append(rt.Partitions, rp)
 		req.Topics = append(req.Topics, rt)
-		byName[partition.Name(st.p.Topic, st.p.Index)] = st
+		byName[tpOf(st.p)] = st
 	}
 	if len(req.Topics) == 0 {
 		return nil
@@ -335,7 +336,7 @@ func (f *fetcher) truncate(c *conn, need []*followed) error {
 	}
 	for _, rt := range kresp.(*kmsg.OffsetForLeaderEpochResponse).Topics {
 		for _, rp := range rt.Partitions {
-			st := byName[partition.Name(rt.Topic, rp.Partition)]
+			st := byName[cluster.TP{Topic: rt.Topic, Partition: rp.Partition}]
 			if st == nil {
 				continue
 			}

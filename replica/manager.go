@@ -235,7 +235,7 @@ func (m *Manager) FollowerFetched(p *partition.Partition, id int32, offset int64
 	if err := p.FollowerFetched(id, offset, epoch); err != nil {
 		return err
 	}
-	if r := p.Role(); !slices.Contains(r.ISR, id) {
+	if !p.InSync(id) {
 		select {
 		case m.isrCheck <- struct{}{}:
 		default:

@@ -6,12 +6,17 @@
 #
 # Any other flags are passed to every broker, e.g.
 #   scripts/cluster.sh --broker-session-timeout 2s
+# KAFKA_PORT, RAFT_PORT and METRICS_PORT move the first broker's ports (the
+# others take the next two).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin/runnel}
 DATA_DIR=${DATA_DIR:-./data/cluster}
-VOTERS=1@127.0.0.1:9192,2@127.0.0.1:9193,3@127.0.0.1:9194
+KAFKA_PORT=${KAFKA_PORT:-9092}
+RAFT_PORT=${RAFT_PORT:-9192}
+METRICS_PORT=${METRICS_PORT:-9644}
+VOTERS=1@127.0.0.1:$RAFT_PORT,2@127.0.0.1:$((RAFT_PORT + 1)),3@127.0.0.1:$((RAFT_PORT + 2))
 
 pids=()
 stop() {
@@ -22,9 +27,9 @@ stop() {
 trap stop INT TERM EXIT
 
 for i in 1 2 3; do
-	"$BIN" serve --node-id "$i" --listen "127.0.0.1:909$((i + 1))" --raft-listen "127.0.0.1:919$((i + 1))" \
-		--voters "$VOTERS" --metrics-listen "127.0.0.1:964$((i + 3))" --data-dir "$DATA_DIR/$i" \
-		--default-replication-factor 3 "$@" 2>&1 | sed -u "s/^/[broker $i] /" &
-	pids+=($!)
+	"$BIN" serve --node-id "$i" --listen "127.0.0.1:$((KAFKA_PORT + i - 1))" --raft-listen "127.0.0.1:$((RAFT_PORT + i - 1))" \
+		--voters "$VOTERS" --metrics-listen "127.0.0.1:$((METRICS_PORT + i - 1))" --data-dir "$DATA_DIR/$i" \
+		--default-replication-factor 3 "$@" > >(trap '' INT TERM; exec sed -u "s/^/[broker $i] /") 2>&1 &
+	pids+=($!) # the broker's own pid: the prefixing sed outlives it to print its last lines
 done
 wait

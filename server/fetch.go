@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -69,6 +70,9 @@ func (s *Server) fetch(h requestHeader, r *kmsg.FetchRequest) *consumer.Encoded 
 				p, err := s.leaderPartition(name, rp.Partition, epoch)
 				if err == nil && ft.replica {
 					err = s.replicas.FollowerFetched(p, replicaID, rp.FetchOffset, epoch)
+					if errors.Is(err, partition.ErrNotReplica) {
+						s.log.Warn("replica fetch refused", "client_id", h.ClientID, "err", err)
+					}
 				}
 				if err != nil {
 					p = nil

@@ -18,26 +18,29 @@ import (
 // not the current one.
 func (s *Server) leaderPartition(topic string, index, epoch int32) (*partition.Partition, error) {
 	p, err := s.parts.Get(topic, index)
-	if info, ok := s.meta.Partition(topic, index); err != nil && ok && info.Leader == s.cfg.NodeID {
+	if err == nil {
+		return p, p.CheckLeader(epoch)
+	}
+	// Not hosted here: the metadata says why.
+	info, ok := s.meta.Partition(topic, index)
+	switch {
+	case !ok:
+		return nil, err
+	case info.Leader == s.cfg.NodeID:
 		// The metadata made this broker the leader a moment ago and its
 		// replica is not open yet: open it now rather than send the
 		// client away to refresh its metadata.
 		if rerr := s.replicas.Reconcile(); rerr != nil {
 			s.log.Warn("opening replicas", "err", rerr)
 		}
-		p, err = s.parts.Get(topic, index)
-	}
-	if err != nil {
-		info, ok := s.meta.Partition(topic, index)
-		switch {
-		case !ok:
+		if p, err = s.parts.Get(topic, index); err != nil {
 			return nil, err
-		case info.Leader < 0:
-			return nil, fmt.Errorf("%w: %s-%d", partition.ErrLeaderNotAvailable, topic, index)
 		}
-		return nil, fmt.Errorf("%w: %s-%d is led by broker %d", partition.ErrNotLeader, topic, index, info.Leader)
+		return p, p.CheckLeader(epoch)
+	case info.Leader < 0:
+		return nil, fmt.Errorf("%w: %s-%d", partition.ErrLeaderNotAvailable, topic, index)
 	}
-	return p, p.CheckLeader(epoch)
+	return nil, fmt.Errorf("%w: %s-%d is led by broker %d", partition.ErrNotLeader, topic, index, info.Leader)
 }
 
 // liveBrokers returns the brokers that are not fenced, for Metadata and
@@ -62,8 +65,18 @@ func (s *Server) controller() int32 {
 	return s.cfg.NodeID
 }
 
-// partitionMetadata fills one partition's Metadata entry.
-func (s *Server) partitionMetadata(topic string, index int32) kmsg.MetadataResponseTopicPartition {
+// fencedBrokers returns which registered brokers are fenced.
+func (s *Server) fencedBrokers() map[int32]bool {
+	fenced := map[int32]bool{}
+	for _, b := range s.meta.Brokers() {
+		fenced[b.ID] = b.Fenced
+	}
+	return fenced
+}
+
+// partitionMetadata fills one partition's Metadata entry; fenced is
+// fencedBrokers().
+func (s *Server) partitionMetadata(topic string, index int32, fenced map[int32]bool) kmsg.MetadataResponseTopicPartition {
 	sp := kmsg.NewMetadataResponseTopicPartition()
 	sp.Partition = index
 	info, ok := s.meta.Partition(topic, index)
@@ -75,10 +88,6 @@ func (s *Server) partitionMetadata(topic string, index int32) kmsg.MetadataRespo
 	sp.Replicas, sp.ISR = info.Replicas, info.ISR
 	if sp.ISR == nil {
 		sp.ISR = []int32{}
-	}
-	fenced := map[int32]bool{}
-	for _, b := range s.meta.Brokers() {
-		fenced[b.ID] = b.Fenced
 	}
 	sp.OfflineReplicas = []int32{}
 	for _, r := range info.Replicas {

@@ -277,8 +277,9 @@ func (s *Server) topicMetadata(name string, autoCreate bool) kmsg.MetadataRespon
 		}
 	}
 	st.TopicID = t.ID
+	fenced := s.fencedBrokers()
 	for i := int32(0); i < t.Partitions; i++ {
-		st.Partitions = append(st.Partitions, s.partitionMetadata(name, i))
+		st.Partitions = append(st.Partitions, s.partitionMetadata(name, i, fenced))
 	}
 	return st
 }

@@ -288,6 +288,64 @@ func TestBadInput(t *testing.T) {
 		canary.check(t)
 	})
 
+	t.Run("replication requests a single broker refuses", func(t *testing.T) {
+		rc := dialRaw(t, b.addr)
+		topic := "replicated-input"
+		rc.mustCreateTopic(topic, nil)
+		if sp := rc.produce(topic, rawBatch{pid: -1, values: testbatch.Values(3, 10, 1)}.bytes()); sp.ErrorCode != 0 {
+			t.Fatalf("produce: code %d", sp.ErrorCode)
+		}
+
+		// A replication factor above the live brokers, and a
+		// min.insync.replicas above the replication factor.
+		create := func(rf int16, configs map[string]string) int16 {
+			req := kmsg.NewPtrCreateTopicsRequest()
+			req.SetVersion(7)
+			rt := kmsg.NewCreateTopicsRequestTopic()
+			rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "too-replicated", 1, rf
+			for k, v := range configs {
+				c := kmsg.NewCreateTopicsRequestTopicConfig()
+				c.Name, c.Value = k, kmsg.StringPtr(v)
+				rt.Configs = append(rt.Configs, c)
+			}
+			req.Topics = append(req.Topics, rt)
+			return rc.roundTrip(req).(*kmsg.CreateTopicsResponse).Topics[0].ErrorCode
+		}
+		if code := create(3, nil); code != kerr.InvalidReplicationFactor.Code {
+			t.Errorf("replication factor 3 on one broker: code %d, want INVALID_REPLICATION_FACTOR", code)
+		}
+		if code := create(1, map[string]string{"min.insync.replicas": "2"}); code != kerr.InvalidConfig.Code {
+			t.Errorf("min.insync.replicas 2 with one replica: code %d, want INVALID_CONFIG", code)
+		}
+		waitLog(t, b, "INFO", "create topic refused", "too-replicated", "min.insync.replicas=2")
+
+		// A fetch naming a leader epoch this broker does not have, and a
+		// follower's fetch from a broker that is no replica.
+		fetch := func(replica, epoch int32) int16 {
+			req := kmsg.NewPtrFetchRequest()
+			req.SetVersion(12)
+			req.ReplicaID, req.MaxWaitMillis, req.MaxBytes, req.SessionEpoch = replica, 10, 1<<20, -1
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic = topic
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.CurrentLeaderEpoch, rp.PartitionMaxBytes, rp.LastFetchedEpoch = epoch, 1<<20, -1
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+			return rc.roundTrip(req).(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode
+		}
+		if code := fetch(-1, 1000); code != kerr.UnknownLeaderEpoch.Code {
+			t.Errorf("fetch at leader epoch 1000: code %d, want UNKNOWN_LEADER_EPOCH", code)
+		}
+		if code := fetch(7, -1); code != kerr.NotLeaderForPartition.Code {
+			t.Errorf("replica fetch from broker 7: code %d, want NOT_LEADER_OR_FOLLOWER", code)
+		}
+		waitLog(t, b, "WARN", "replica fetch refused", "broker 7")
+		if end := rc.endOffset(topic); end != 3 {
+			t.Fatalf("log end offset %d, want 3", end)
+		}
+		canary.check(t)
+	})
+
 	t.Run("idempotent producer checks", func(t *testing.T) {
 		rc := dialRaw(t, b.addr)
 		topic := "idempotence"

@@ -255,6 +255,22 @@ func TestCLIBench(t *testing.T) {
 		t.Fatalf("bench consume result = %+v", cons)
 	}
 
+	// bench availability: one record every 10 ms for a second, each
+	// acknowledged.
+	var avail struct {
+		Mode         string `json:"mode"`
+		Sent         int64  `json:"sent"`
+		Acknowledged int64  `json:"acknowledged"`
+		Errors       int64  `json:"errors"`
+	}
+	r = mustCLI(t, b, "", "bench", "availability", "--topic", "avail", "--duration", "1s", "--interval", "10ms", "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &avail); err != nil {
+		t.Fatalf("bench availability output is not JSON: %v\n%s", err, r.stdout)
+	}
+	if avail.Mode != "availability" || avail.Sent < 20 || avail.Acknowledged != avail.Sent || avail.Errors != 0 {
+		t.Fatalf("bench availability result = %+v", avail)
+	}
+
 	// A limit below the total, and the table form.
 	r = mustCLI(t, b, "", "bench", "consume", "--topic", "bench", "--records", "5000")
 	for _, re := range []string{`(?m)^records\s+5000$`, `(?m)^bytes\s+320000$`, `(?m)^records/s\s+\d+$`, `(?m)^MB/s\s+[\d.]+$`} {
