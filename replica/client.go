@@ -36,12 +36,15 @@ func dial(ctx context.Context, addr string, clientID string) (*conn, error) {
 
 func (c *conn) Close() error { return c.c.Close() }
 
-// do sends req and reads its response, within timeout.
-func (c *conn) do(req kmsg.Request, timeout time.Duration) (kmsg.Response, error) {
+// do sends req and reads its response, within timeout or until ctx ends,
+// which fails the call at once: a leader on a dead link must not hold up
+// the fetcher's stop for the whole timeout.
+func (c *conn) do(ctx context.Context, req kmsg.Request, timeout time.Duration) (kmsg.Response, error) {
 	c.corr++
 	c.buf = c.f.AppendRequest(c.buf[:0], req, c.corr)
 	c.c.SetDeadline(time.Now().Add(timeout))
 	defer c.c.SetDeadline(time.Time{})
+	defer context.AfterFunc(ctx, func() { c.c.SetDeadline(time.Unix(1, 0)) })()
 	if _, err := c.c.Write(c.buf); err != nil {
 		return nil, err
 	}

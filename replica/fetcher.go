@@ -184,7 +184,7 @@ func (f *fetcher) round(ctx context.Context, c *conn, parts []*followed) error {
 		}
 	}
 	if len(need) > 0 {
-		if err := f.truncate(c, need); err != nil {
+		if err := f.truncate(ctx, c, need); err != nil {
 			return err
 		}
 	}
@@ -218,7 +218,7 @@ func (f *fetcher) round(ctx context.Context, c *conn, parts []*followed) error {
 		sleep(ctx, errorBackoff)
 		return nil
 	}
-	kresp, err := c.do(req, f.m.o.FetchMaxWait+10*time.Second)
+	kresp, err := c.do(ctx, req, f.m.o.FetchMaxWait+10*time.Second)
 	if err != nil {
 		return err
 	}
@@ -306,7 +306,7 @@ func (f *fetcher) refused(st *followed, code int16) {
 
 // truncate asks the leader where each replica's newest epoch ended and
 // cuts the replica's log there.
-func (f *fetcher) truncate(c *conn, need []*followed) error {
+func (f *fetcher) truncate(ctx context.Context, c *conn, need []*followed) error {
 	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
 	req.SetVersion(3)
 	req.ReplicaID = f.m.o.NodeID
@@ -330,7 +330,7 @@ func (f *fetcher) truncate(c *conn, need []*followed) error {
 	if len(req.Topics) == 0 {
 		return nil
 	}
-	kresp, err := c.do(req, 10*time.Second)
+	kresp, err := c.do(ctx, req, 10*time.Second)
 	if err != nil {
 		return err
 	}

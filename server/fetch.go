@@ -17,7 +17,10 @@ import (
 // a high watermark or MaxWaitMillis passes. Record bytes are sent with
 // sendfile by consumer.Send.
 func (s *Server) handleFetch(h requestHeader, r *kmsg.FetchRequest) *reply {
-	return &reply{hdr: h, finish: func() any { return s.fetch(h, r) }}
+	// MaxWaitMillis runs from now, as the produce timeout does: a fetch
+	// answered behind others on its connection waits no longer for it.
+	deadline := time.Now().Add(time.Duration(r.MaxWaitMillis) * time.Millisecond)
+	return &reply{hdr: h, finish: func() any { return s.fetch(h, r, deadline) }}
 }
 
 type fetchTarget struct {
@@ -31,7 +34,7 @@ type fetchTarget struct {
 	replica bool // a follower's fetch: reads up to the log end
 }
 
-func (s *Server) fetch(h requestHeader, r *kmsg.FetchRequest) *consumer.Encoded {
+func (s *Server) fetch(h requestHeader, r *kmsg.FetchRequest, until time.Time) *consumer.Encoded {
 	resp := &consumer.Response{Version: h.Version, CorrelationID: h.CorrelationID}
 	// Sessions: runnel answers every fetch in full and never creates a
 	// session (session id 0 tells the client so). A client naming a
@@ -99,7 +102,7 @@ func (s *Server) fetch(h requestHeader, r *kmsg.FetchRequest) *consumer.Encoded 
 			}
 		}
 	}()
-	deadline := time.NewTimer(time.Duration(r.MaxWaitMillis) * time.Millisecond)
+	deadline := time.NewTimer(time.Until(until))
 	defer deadline.Stop()
 	for {
 		resp.Topics = resp.Topics[:0]

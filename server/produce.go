@@ -72,9 +72,13 @@ func (s *Server) handleProduce(c *conn, h requestHeader, r *kmsg.ProduceRequest)
 		}
 		return nil
 	}
-	timeout := time.Duration(r.TimeoutMillis) * time.Millisecond
+	// The timeout runs from now, not from when finish is called: finish
+	// runs after the replies to earlier requests on the connection, and
+	// with five requests in flight a timeout that began there would
+	// compound into five.
+	deadline := time.Now().Add(max(time.Duration(r.TimeoutMillis)*time.Millisecond, time.Millisecond))
 	return &reply{hdr: h, finish: func() any {
-		ctx, cancel := context.WithTimeout(s.ctx, max(timeout, time.Millisecond))
+		ctx, cancel := context.WithDeadline(s.ctx, deadline)
 		defer cancel()
 		// Start every partition's flush before waiting on the first, so
 		// their fdatasyncs overlap instead of running one after another.

@@ -90,6 +90,7 @@ type clusterNode struct {
 	raftAddr string
 	metrics  string
 	args     []string // the whole command line after the binary
+	wrap     []string // run the binary through this command, if set
 
 	mu struct {
 		sync.Mutex
@@ -98,6 +99,7 @@ type clusterNode struct {
 		ready  chan struct{}
 		starts int
 		paused bool
+		cut    bool // cut off from the other brokers by a netLab
 	}
 	log *nodeLog
 }
@@ -168,6 +170,9 @@ func (n *clusterNode) launch() {
 	ready := make(chan struct{})
 	n.log.newRun(fmt.Sprintf("start %d of broker %d", n.mu.starts, n.id), ready)
 	cmd := exec.Command(binary, n.args...)
+	if len(n.wrap) > 0 {
+		cmd = exec.Command(n.wrap[0], append(append(n.wrap[1:], binary), n.args...)...)
+	}
 	cmd.Stdout, cmd.Stderr = n.log, n.log
 	if err := cmd.Start(); err != nil {
 		n.t.Fatalf("broker %d: %v", n.id, err)
@@ -330,11 +335,21 @@ func startCluster(t *testing.T, extra ...string) *testCluster {
 		t.Skip("cluster tests start three brokers: skipped with -short")
 	}
 	c := &testCluster{t: t}
-	var voters []string
 	for i := range clusterSize {
-		n := &clusterNode{t: t, id: int32(i + 1), dataDir: t.TempDir(), addr: clusterAddr(t),
-			raftAddr: clusterAddr(t), metrics: clusterAddr(t), log: &nodeLog{}}
-		c.nodes = append(c.nodes, n)
+		c.nodes = append(c.nodes, &clusterNode{t: t, id: int32(i + 1), dataDir: t.TempDir(), addr: clusterAddr(t),
+			raftAddr: clusterAddr(t), metrics: clusterAddr(t), log: &nodeLog{}})
+	}
+	c.start(extra)
+	return c
+}
+
+// start launches the brokers c.nodes describes, and waits until they form
+// a healthy cluster.
+func (c *testCluster) start(extra []string) {
+	t := c.t
+	t.Helper()
+	var voters []string
+	for _, n := range c.nodes {
 		voters = append(voters, fmt.Sprintf("%d@%s", n.id, n.raftAddr))
 	}
 	t.Cleanup(c.checkLogs) // runs after the kills below
@@ -353,7 +368,6 @@ func startCluster(t *testing.T, extra ...string) *testCluster {
 		n.waitServing()
 	}
 	c.waitHealthy()
-	return c
 }
 
 // node returns the broker with node id id.
@@ -369,9 +383,9 @@ func (c *testCluster) running() []*clusterNode {
 	var out []*clusterNode
 	for _, n := range c.nodes {
 		n.mu.Lock()
-		paused := n.mu.paused
+		away := n.mu.paused || n.mu.cut
 		n.mu.Unlock()
-		if n.running() && !paused {
+		if n.running() && !away {
 			out = append(out, n)
 		}
 	}

@@ -613,73 +613,11 @@ func TestClusterIsolatedLeaderAcksNothing(t *testing.T) {
 	frozen := time.Now()
 	t.Logf("froze every broker but %d, which leads %v; controller was %d", leader, led, ctrl)
 
-	// Not idempotent: the producer must not need a producer id, which
-	// takes the quorum, before it can send a batch for the leader to
-	// hold back.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.node(leader).addr), kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.DisableIdempotentWrite(), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0),
-		kgo.ProduceRequestTimeout(time.Second), kgo.RecordDeliveryTimeout(3*time.Second),
-		kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	// Two rounds, each until every record has failed or been
 	// acknowledged: the second starts past --replica-lag-time-max, when
 	// the leader has tried (and failed) to shrink its ISRs.
 	for round := range 2 {
-		leoBefore, err := c.node(leader).logEndOffsets()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var (
-			wg       sync.WaitGroup
-			mu       sync.Mutex
-			ackedNow []string
-			failures = map[string]int{}
-		)
-		for topic, ps := range led {
-			for _, p := range ps {
-				for i := range 5 {
-					wg.Add(1)
-					r := &kgo.Record{Topic: topic, Partition: p, Value: []byte(fmt.Sprintf("frozen-%d-%d", round, i))}
-					cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
-						defer wg.Done()
-						mu.Lock()
-						defer mu.Unlock()
-						if err == nil {
-							ackedNow = append(ackedNow, fmt.Sprintf("%s-%d@%d", r.Topic, r.Partition, r.Offset))
-							return
-						}
-						failures[err.Error()]++
-					})
-				}
-			}
-		}
-		wg.Wait()
-		if len(ackedNow) > 0 {
-			t.Errorf("round %d: the isolated leader acknowledged %d records with acks=all: %v", round, len(ackedNow), ackedNow)
-		}
-		// The batches reached the leader's log: it held back the
-		// answer, not the append, so the test is not vacuous.
-		leoAfter, err := c.node(leader).logEndOffsets()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var grew []string
-		for topic, ps := range led {
-			for _, p := range ps {
-				name := fmt.Sprintf("%s-%d", topic, p)
-				if leoAfter[name] > leoBefore[name] {
-					grew = append(grew, fmt.Sprintf("%s %d→%d", name, leoBefore[name], leoAfter[name]))
-				}
-			}
-		}
-		t.Logf("round %d, %v after the freeze: failures %v; the leader's log grew: %v", round,
-			time.Since(frozen).Round(time.Millisecond), failures, grew)
-		if round == 0 && len(grew) == 0 {
-			t.Errorf("round 0: no produced batch reached the leader's log (failures %v)", failures)
-		}
+		produceToCutOffLeader(t, c.node(leader), led, round, frozen)
 	}
 
 	for _, n := range c.nodes {
@@ -787,4 +725,83 @@ func TestClusterNotEnoughReplicas(t *testing.T) {
 	c.waitLogEndsEqual(topic, 1)
 	c.stopAll()
 	c.compareReplicas(topic, 1)
+}
+
+// produceToCutOffLeader sends five records with acks=all to each partition
+// that leader led when it was cut off from the other brokers, through a
+// client that reaches only it, and waits until each has failed or been
+// acknowledged. None may be acknowledged. The batches must reach its log
+// in round 0: it holds back the answer, not the append, so the check is
+// not vacuous.
+func produceToCutOffLeader(t *testing.T, leader *clusterNode, led map[string][]int32, round int, since time.Time) {
+	t.Helper()
+	// Not idempotent: the producer must not need a producer id, which
+	// takes the quorum, before it can send a batch for the leader to
+	// hold back. It dials no other broker, though the metadata names
+	// them: a client on the cut-off side of the partition.
+	only := func(ctx context.Context, network, host string) (net.Conn, error) {
+		if host != leader.addr {
+			return nil, fmt.Errorf("the test's client reaches only broker %d, not %s", leader.id, host)
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, host)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(leader.addr), kgo.Dialer(only), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.DisableIdempotentWrite(), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0),
+		kgo.ProduceRequestTimeout(time.Second), kgo.RecordDeliveryTimeout(3*time.Second),
+		kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	leoBefore, err := leader.logEndOffsets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		ackedNow []string
+		failures = map[string]int{}
+	)
+	for topic, ps := range led {
+		for _, p := range ps {
+			for i := range 5 {
+				wg.Add(1)
+				r := &kgo.Record{Topic: topic, Partition: p, Value: []byte(fmt.Sprintf("cut-off-%d-%d", round, i))}
+				cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
+					defer wg.Done()
+					mu.Lock()
+					defer mu.Unlock()
+					if err == nil {
+						ackedNow = append(ackedNow, fmt.Sprintf("%s-%d@%d", r.Topic, r.Partition, r.Offset))
+						return
+					}
+					failures[err.Error()]++
+				})
+			}
+		}
+	}
+	wg.Wait()
+	if len(ackedNow) > 0 {
+		t.Errorf("round %d: broker %d, cut off, acknowledged %d records with acks=all: %v", round, leader.id, len(ackedNow), ackedNow)
+	}
+	leoAfter, err := leader.logEndOffsets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var grew []string
+	for topic, ps := range led {
+		for _, p := range ps {
+			name := fmt.Sprintf("%s-%d", topic, p)
+			if leoAfter[name] > leoBefore[name] {
+				grew = append(grew, fmt.Sprintf("%s %d→%d", name, leoBefore[name], leoAfter[name]))
+			}
+		}
+	}
+	t.Logf("round %d, %v after the cut: failures %v; broker %d's log grew: %v", round,
+		time.Since(since).Round(time.Millisecond), failures, leader.id, grew)
+	if round == 0 && len(grew) == 0 {
+		t.Errorf("round 0: no produced batch reached broker %d's log (failures %v)", leader.id, failures)
+	}
 }

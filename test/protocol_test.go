@@ -575,6 +575,42 @@ func TestLongPollWokenByProduce(t *testing.T) {
 	}
 }
 
+// TestPipelinedWaitsRunFromReceipt pipelines four fetches that must wait
+// out their MaxWait on one connection. Each wait runs from when the
+// broker read the request, not from when the one before it was answered,
+// so the last answer comes about one MaxWait after sending, not four.
+func TestPipelinedWaitsRunFromReceipt(t *testing.T) {
+	const wait = time.Second
+	b := startBroker(t, "")
+	rc := dialRaw(t, b.addr)
+	topic := "waits"
+	md := kmsg.NewPtrMetadataRequest()
+	md.SetVersion(4)
+	md.Topics = []kmsg.MetadataRequestTopic{{Topic: &topic}}
+	md.AllowAutoTopicCreation = true
+	rc.roundTrip(md)
+	f := kmsg.NewPtrFetchRequest()
+	f.SetVersion(12)
+	f.MaxWaitMillis, f.MinBytes, f.MaxBytes, f.SessionEpoch = int32(wait/time.Millisecond), 1, 1<<20, -1
+	f.Topics = []kmsg.FetchRequestTopic{{Topic: topic, Partitions: []kmsg.FetchRequestTopicPartition{{
+		FetchOffset: 0, PartitionMaxBytes: 1 << 20, LogStartOffset: -1}}}}
+	sent := time.Now()
+	var corrs []int32
+	for range 4 {
+		corrs = append(corrs, rc.send(f))
+	}
+	for _, corr := range corrs {
+		if resp := rc.recv(f, corr).(*kmsg.FetchResponse); resp.Topics[0].Partitions[0].ErrorCode != 0 {
+			t.Fatalf("fetch %d: error code %d", corr, resp.Topics[0].Partitions[0].ErrorCode)
+		}
+	}
+	// Waits that ran one after another would take 4 s; 3 s leaves room
+	// for a loaded machine without letting that pass.
+	if took := time.Since(sent); took >= 3*wait {
+		t.Fatalf("four pipelined fetches with MaxWait %v took %v: their waits ran one after another", wait, took)
+	}
+}
+
 // TestSIGTERMAnswersInFlightAndShutsDownCleanly parks a fetch, sends
 // SIGTERM, and expects the fetch to be answered and a clean exit whose
 // restart needs no recovery scan.
