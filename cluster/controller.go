@@ -1,19 +1,30 @@
 package cluster
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
+	"maps"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 )
 
 // The controller is the Raft leader's duty of watching broker liveness.
-// Every broker sends the leader a heartbeat each HeartbeatInterval; they
-// are kept in the leader's memory only, since Raft need not agree on each
-// one. A broker silent for SessionTimeout is fenced with a command in the
-// log, and the state machine moves its leaderships in the same command
-// (State.brokerDown). A fenced broker that heartbeats again is unfenced.
+// Every broker sends the leader a heartbeat each HeartbeatInterval over a
+// connection kept for them; they are kept in the leader's memory only,
+// since Raft need not agree on each one. A broker silent for
+// SessionTimeout is fenced with a command in the log, and the state
+// machine moves its leaderships in the same command (State.brokerDown).
+// A fenced broker that heartbeats again is unfenced.
+//
+// Two signs of a dead broker come sooner than a session's silence, and
+// each gives it only lostGrace heartbeat intervals to heartbeat again:
+// its heartbeat connection closing (its process died; the kernel closed
+// the socket), and, to a controller just elected, the Raft leader before
+// it (the quorum lost touch with it). A silent host or a cut link shows
+// neither, and waits out the session.
 
 // Liveness defaults, as Kafka's broker.session.timeout.ms and
 // broker.heartbeat.interval.ms (runnel's session is shorter: 6 s).
@@ -27,20 +38,104 @@ const (
 // CommandType and never reaches the log.
 const heartbeatFrame = 0xFF
 
+// lostGrace is how many heartbeat intervals a broker suspected dead has
+// to heartbeat again before it is fenced.
+const lostGrace = 2
+
 // liveness is the controller's memory of heartbeats.
 type liveness struct {
-	mu      sync.Mutex
-	last    map[int32]time.Time
-	leading bool
+	mu         sync.Mutex
+	last       map[int32]time.Time // each broker's last heartbeat
+	lost       map[int32]time.Time // brokers suspected dead, since when
+	epochs     map[int32]int64     // each broker's registration seen
+	leading    bool
+	prevLeader int32 // the Raft leader this node last followed; 0: none
+}
+
+func (l *liveness) init() {
+	if l.last == nil {
+		l.last, l.lost, l.epochs = map[int32]time.Time{}, map[int32]time.Time{}, map[int32]int64{}
+	}
 }
 
 func (l *liveness) beat(id int32, now time.Time) {
 	l.mu.Lock()
-	if l.last == nil {
-		l.last = map[int32]time.Time{}
-	}
+	l.init()
 	l.last[id] = now
+	delete(l.lost, id)
 	l.mu.Unlock()
+}
+
+// connLost records that broker id's heartbeat connection closed.
+func (l *liveness) connLost(id int32, now time.Time) {
+	l.mu.Lock()
+	l.init()
+	l.lost[id] = now
+	l.mu.Unlock()
+}
+
+// following records the Raft leader while this node is not it.
+func (l *liveness) following(leader int32) {
+	l.mu.Lock()
+	l.leading = false
+	if leader > 0 {
+		l.prevLeader = leader
+	}
+	l.mu.Unlock()
+}
+
+// check is one round of the controller's watch over brokers, the cluster's
+// registered brokers, at now: the brokers to fence and to unfence, each
+// with why.
+func (l *liveness) check(self int32, brokers []BrokerInfo, o ControllerOptions, now time.Time) (fence map[int32]string, unfence []int32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.init()
+	if !l.leading {
+		// A new controller has seen no heartbeats yet: every broker that
+		// is up gets a whole session to send one, but the leader it
+		// took over from only the grace. Fenced brokers must heartbeat
+		// to come back.
+		l.leading = true
+		clear(l.lost)
+		for _, b := range brokers {
+			if !b.Fenced {
+				l.last[b.ID] = now
+			} else {
+				delete(l.last, b.ID)
+			}
+		}
+		if l.prevLeader > 0 && l.prevLeader != self {
+			l.lost[l.prevLeader] = now
+		}
+	}
+	l.last[self] = now
+	delete(l.lost, self)
+	grace := min(lostGrace*o.HeartbeatInterval, o.SessionTimeout)
+	fence = map[int32]string{}
+	for _, b := range brokers {
+		if e, seen := l.epochs[b.ID]; seen && e != b.Epoch {
+			// Registered again (a restart): alive as of now, whatever
+			// its last heartbeat before.
+			l.last[b.ID] = now
+			delete(l.lost, b.ID)
+		}
+		l.epochs[b.ID] = b.Epoch
+		t, ok := l.last[b.ID]
+		if !ok && !b.Fenced {
+			l.last[b.ID], t, ok = now, now, true // registered since
+		}
+		lostAt, lost := l.lost[b.ID]
+		switch {
+		case !b.Fenced && (!ok || now.Sub(t) >= o.SessionTimeout):
+			fence[b.ID] = "no heartbeat within the session timeout"
+		case !b.Fenced && lost && now.Sub(lostAt) >= grace:
+			fence[b.ID] = "no heartbeat since its heartbeat connection closed or it lost the Raft leadership"
+		case b.Fenced && ok && now.Sub(t) < o.SessionTimeout && !lost:
+			unfence = append(unfence, b.ID)
+		}
+	}
+	return fence, unfence
 }
 
 // Heartbeat tells the controller this broker is alive.
@@ -54,7 +149,7 @@ func (n *Node) Heartbeat(ctx context.Context) error {
 		return errNoLeader
 	}
 	frame := binary.BigEndian.AppendUint32([]byte{heartbeatFrame}, uint32(n.opts.ID))
-	reply, err := n.forward(ctx, string(addr), frame)
+	reply, err := n.beatConn.send(ctx, string(addr), frame)
 	if err != nil {
 		return err
 	}
@@ -62,6 +157,46 @@ func (n *Node) Heartbeat(ctx context.Context) error {
 		return errNoLeader
 	}
 	return nil
+}
+
+// heartbeatConn is a broker's own connection to the controller for its
+// heartbeats, kept apart from the pool of forwarding connections so that
+// its closing means something to the controller.
+type heartbeatConn struct {
+	mu   sync.Mutex
+	addr string
+	fc   *forwardConn
+}
+
+func (h *heartbeatConn) send(ctx context.Context, addr string, frame []byte) (forwardReply, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.fc != nil && h.addr != addr {
+		h.fc.c.Close()
+		h.fc = nil
+	}
+	if h.fc == nil {
+		c, err := dialKind(addr, connForward, 5*time.Second)
+		if err != nil {
+			return forwardReply{}, err
+		}
+		h.fc, h.addr = &forwardConn{c: c, r: bufio.NewReader(c)}, addr
+	}
+	reply, err := h.fc.roundTrip(ctx, frame)
+	if err != nil {
+		h.fc.c.Close()
+		h.fc = nil
+	}
+	return reply, err
+}
+
+func (h *heartbeatConn) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.fc != nil {
+		h.fc.c.Close()
+		h.fc = nil
+	}
 }
 
 // ControllerOptions time broker liveness.
@@ -150,49 +285,15 @@ func (n *Node) preferLeaders(ctx context.Context) {
 
 // checkLiveness is one round of the controller's watch.
 func (n *Node) checkLiveness(ctx context.Context, o ControllerOptions, now time.Time) {
-	l := &n.live
 	if !n.IsLeader() {
-		l.mu.Lock()
-		l.leading = false
-		l.mu.Unlock()
+		_, id := n.raft.LeaderWithID()
+		leader, _ := strconv.Atoi(string(id))
+		n.live.following(int32(leader))
 		return
 	}
-	brokers := NewMeta(n).Brokers()
-	var fence, unfence []int32
-	l.mu.Lock()
-	if l.last == nil {
-		l.last = map[int32]time.Time{}
-	}
-	if !l.leading {
-		// A new controller has seen no heartbeats yet: every broker that
-		// is up gets a whole session to send one. Fenced brokers must
-		// heartbeat to come back.
-		l.leading = true
-		for _, b := range brokers {
-			if !b.Fenced {
-				l.last[b.ID] = now
-			} else {
-				delete(l.last, b.ID)
-			}
-		}
-	}
-	l.last[n.opts.ID] = now
-	for _, b := range brokers {
-		t, ok := l.last[b.ID]
-		if !ok && !b.Fenced {
-			l.last[b.ID], t, ok = now, now, true // registered since
-		}
-		alive := ok && now.Sub(t) < o.SessionTimeout
-		switch {
-		case !b.Fenced && !alive:
-			fence = append(fence, b.ID)
-		case b.Fenced && alive:
-			unfence = append(unfence, b.ID)
-		}
-	}
-	l.mu.Unlock()
-	for _, id := range fence {
-		n.log.Warn("fencing broker: no heartbeat within the session timeout", "broker", id, "session_timeout", o.SessionTimeout)
+	fence, unfence := n.live.check(n.opts.ID, NewMeta(n).Brokers(), o, now)
+	for _, id := range slices.Sorted(maps.Keys(fence)) {
+		n.log.Warn("fencing broker", "broker", id, "why", fence[id], "session_timeout", o.SessionTimeout)
 		n.setFenced(ctx, id, true)
 	}
 	for _, id := range unfence {

@@ -91,7 +91,8 @@ type Node struct {
 	poolMu sync.Mutex
 	pool   map[string][]*forwardConn
 
-	live liveness // the controller's heartbeats
+	live     liveness      // the controller's heartbeats
+	beatConn heartbeatConn // this broker's heartbeats to the controller
 
 	ready chan struct{} // closed once raft is set: forwarded frames wait for it
 
@@ -234,6 +235,7 @@ func (n *Node) close() error {
 	}
 	n.pool = map[string][]*forwardConn{}
 	n.poolMu.Unlock()
+	n.beatConn.close()
 	if n.store != nil {
 		errs = append(errs, n.store.Close())
 	}
@@ -385,23 +387,32 @@ func (n *Node) forward(ctx context.Context, addr string, cmd []byte) (forwardRep
 	if err != nil {
 		return reply, err
 	}
+	reply, err = fc.roundTrip(ctx, cmd)
+	if err != nil {
+		fc.c.Close()
+		return reply, err
+	}
+	n.putConn(addr, fc)
+	return reply, nil
+}
+
+// roundTrip sends one frame and reads its reply, within ctx's deadline and
+// at most proposeTimeout.
+func (fc *forwardConn) roundTrip(ctx context.Context, cmd []byte) (forwardReply, error) {
+	var reply forwardReply
 	deadline := time.Now().Add(proposeTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	fc.c.SetDeadline(deadline)
-	b, err := func() ([]byte, error) {
-		if err := writeFrame(fc.c, cmd); err != nil {
-			return nil, err
-		}
-		return readFrame(fc.r)
-	}()
+	if err := writeFrame(fc.c, cmd); err != nil {
+		return reply, err
+	}
+	b, err := readFrame(fc.r)
 	if err != nil {
-		fc.c.Close()
 		return reply, err
 	}
 	fc.c.SetDeadline(time.Time{})
-	n.putConn(addr, fc)
 	if err := json.Unmarshal(b, &reply); err != nil {
 		return reply, fmt.Errorf("cluster: forwarded reply: %w", err)
 	}
@@ -438,9 +449,14 @@ func (n *Node) putConn(addr string, fc *forwardConn) {
 func (n *Node) serveForwards(c net.Conn) {
 	defer c.Close()
 	r := bufio.NewReader(c)
+	beats := int32(-1) // the broker whose heartbeats this connection carries
 	for {
 		cmd, err := readFrame(r)
 		if err != nil {
+			if beats >= 0 && n.IsLeader() {
+				n.log.Info("heartbeat connection closed", "broker", beats, "err", err)
+				n.live.connLost(beats, time.Now())
+			}
 			return
 		}
 		reply := forwardReply{NotLeader: true}
@@ -457,7 +473,8 @@ func (n *Node) serveForwards(c net.Conn) {
 		switch {
 		case !n.IsLeader():
 		case len(cmd) == 5 && cmd[0] == heartbeatFrame:
-			n.live.beat(int32(binary.BigEndian.Uint32(cmd[1:])), time.Now())
+			beats = int32(binary.BigEndian.Uint32(cmd[1:]))
+			n.live.beat(beats, time.Now())
 			reply = forwardReply{}
 		default:
 			reply = n.applyLocal(cmd)

@@ -29,12 +29,15 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble"
 
+	"github.com/runnel-io/runnel/internal/fsutil"
 	"github.com/runnel-io/runnel/internal/pebblelog"
 
 	"github.com/runnel-io/runnel/segment"
@@ -42,6 +45,10 @@ import (
 
 // ErrClosed is returned by every Partition method once the DB is closed.
 var ErrClosed = errors.New("index: closed")
+
+// ErrCorrupt is returned by Open when Pebble finds its files damaged.
+// Everything here can be rebuilt from the segments (see Rebuild).
+var ErrCorrupt = errors.New("index: corrupt")
 
 const (
 	kindOffset     = 'o'
@@ -85,9 +92,26 @@ func Open(dir string, opts Options) (*DB, error) {
 	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
+		if pebble.IsCorruptionError(err) {
+			return nil, fmt.Errorf("%w: open %s: %w", ErrCorrupt, dir, err)
+		}
 		return nil, fmt.Errorf("index: open %s: %w", dir, err)
 	}
 	return &DB{db: db, dir: dir}, nil
+}
+
+// MoveAside renames a damaged index directory out of the way (to
+// dir.damaged-UNIXNANO, kept for inspection), so that Open starts an empty
+// one and recovery rebuilds it from the segments. It returns the new name.
+func MoveAside(dir string) (string, error) {
+	to := fmt.Sprintf("%s.damaged-%d", dir, time.Now().UnixNano())
+	if err := os.Rename(dir, to); err != nil {
+		return "", fmt.Errorf("index: moving %s aside: %w", dir, err)
+	}
+	if err := fsutil.SyncDir(filepath.Dir(dir)); err != nil {
+		return "", fmt.Errorf("index: moving %s aside: %w", dir, err)
+	}
+	return to, nil
 }
 
 // Sync makes every write so far durable.

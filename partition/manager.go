@@ -78,7 +78,19 @@ func OpenManager(opts Options) (*Manager, error) {
 	if err := fsutil.MkdirAllDurable(topics, 0o755); err != nil {
 		return nil, err
 	}
-	idx, err := index.Open(filepath.Join(opts.DataDir, "index"), index.Options{Logger: opts.Logger})
+	dir := filepath.Join(opts.DataDir, "index")
+	idx, err := index.Open(dir, index.Options{Logger: opts.Logger})
+	if errors.Is(err, index.ErrCorrupt) {
+		// The index holds nothing the segments do not: start it
+		// again, and recovery scans every segment.
+		aside, merr := index.MoveAside(dir)
+		if merr != nil {
+			return nil, errors.Join(err, merr)
+		}
+		opts.Logger.Error("the index is damaged; moved it aside and rebuilding it from the segments",
+			"err", err, "moved_to", aside)
+		idx, err = index.Open(dir, index.Options{Logger: opts.Logger})
+	}
 	if err != nil {
 		return nil, err
 	}

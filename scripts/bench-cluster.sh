@@ -14,12 +14,16 @@
 #   scripts/bench-cluster.sh
 #
 # Environment: RUNS (default 3), RECORDS (default 3000000) per produce
-# run, OUT (default $TMPDIR/runnel-bench-cluster).
+# run, OUT (default $TMPDIR/runnel-bench-cluster), PARTS (default
+# "throughput failover": which of the two to run), FAILOVERS (default
+# "default default-kgo tuned": which failover settings).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 RECORDS=${RECORDS:-3000000}
+PARTS=${PARTS:-throughput failover}
+FAILOVERS=${FAILOVERS:-default default-kgo tuned}
 OUT=${OUT:-${TMPDIR:-/tmp}/runnel-bench-cluster}
 rm -rf "$OUT"
 mkdir -p "$OUT"
@@ -78,7 +82,8 @@ median() { sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; e
 echo "== $(date -u +%FT%TZ) $(git rev-parse --short HEAD) $(go version | cut -d' ' -f3) $(nproc) CPUs; load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 # 1. Throughput, one broker then three, alternating.
-for run in $(seq 1 "$RUNS"); do
+[[ " $PARTS " == *" throughput "* ]] || RUNS_THROUGHPUT=0
+for run in $(seq 1 "${RUNS_THROUGHPUT:-$RUNS}"); do
 	start_single
 	"$R" bench produce --brokers 127.0.0.1:29290 --topic "p8-r$run" --partitions 8 --records "$RECORDS" --json |
 		tail -1 | tee -a "$OUT/single.json" >&2
@@ -125,16 +130,28 @@ failover() { # NAME CLIENT_FLAGS -- SERVE_FLAGS...
 }
 # runnel's defaults; the client refreshes metadata at most every 100 ms (the
 # Java client's retry.backoff.ms), then with franz-go's own 5 s floor.
-failover default "--metadata-min-age 100ms"
-failover default-kgo ""
-failover tuned "--metadata-min-age 100ms" --broker-session-timeout 1500ms --broker-heartbeat-interval 250ms
+if [[ " $PARTS " == *" failover "* ]]; then
+	for f in $FAILOVERS; do
+		case $f in
+		default) failover default "--metadata-min-age 100ms" ;;
+		default-kgo) failover default-kgo "" ;;
+		tuned)
+			failover tuned "--metadata-min-age 100ms" --broker-session-timeout 1500ms --broker-heartbeat-interval 250ms \
+				--raft-election-timeout 500ms
+			;;
+		esac
+	done
+fi
 
 echo
 echo "medians over $RUNS runs ($(date -u +%FT%TZ)):"
-printf 'produce, 8 partitions, 1 broker, RF=1:    %s records/s\n' "$(field records_per_second <"$OUT/single.json" | median | xargs printf '%.0f')"
-printf 'produce, 8 partitions, 3 brokers, RF=3:   %s records/s\n' "$(field records_per_second <"$OUT/rf3.json" | median | xargs printf '%.0f')"
-printf 'RF=3 / RF=1, pairs of the same run:       %s\n' "$(paste <(field records_per_second <"$OUT/rf3.json") <(field records_per_second <"$OUT/single.json") | awk '{print $1 / $2}' | median)"
+if [[ -s "$OUT/single.json" ]]; then
+	printf 'produce, 8 partitions, 1 broker, RF=1:    %s records/s\n' "$(field records_per_second <"$OUT/single.json" | median | xargs printf '%.0f')"
+	printf 'produce, 8 partitions, 3 brokers, RF=3:   %s records/s\n' "$(field records_per_second <"$OUT/rf3.json" | median | xargs printf '%.0f')"
+	printf 'RF=3 / RF=1, pairs of the same run:       %s\n' "$(paste <(field records_per_second <"$OUT/rf3.json") <(field records_per_second <"$OUT/single.json") | awk '{print $1 / $2}' | median)"
+fi
 for name in default default-kgo tuned; do
+	[[ -s "$OUT/avail-$name.json" ]] || continue
 	printf 'failover (%s): longest time without an acknowledgement %s ms; errors %s\n' "$name" \
 		"$(field max_gap_ms <"$OUT/avail-$name.json" | median)" "$(field errors <"$OUT/avail-$name.json" | median)"
 done

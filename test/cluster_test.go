@@ -181,45 +181,7 @@ func (sp *sequenceProducer) finish(t *testing.T) {
 // offset (as ListEndOffsets reports now) with a fresh consumer.
 func (c *testCluster) readPartitions(topic string, partitions int32) map[int32][]*kgo.Record {
 	c.t.Helper()
-	ctx := ctxTimeout(c.t, 60*time.Second)
-	ends, err := c.admin().ListEndOffsets(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		c.t.Fatalf("listing end offsets of %s: %v", topic, err)
-	}
-	want := map[int32]int64{}
-	offsets := map[int32]kgo.Offset{}
-	for p := range partitions {
-		e, ok := ends.Lookup(topic, p)
-		if !ok {
-			c.t.Fatalf("no end offset for %s-%d", topic, p)
-		}
-		want[p] = e.Offset
-		offsets[p] = kgo.NewOffset().AtStart()
-	}
-	cl := c.client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}), kgo.FetchMaxWait(200*time.Millisecond))
-	defer cl.Close()
-	out := map[int32][]*kgo.Record{}
-	done := func() bool {
-		for p, end := range want {
-			rs := out[p]
-			if end > 0 && (len(rs) == 0 || rs[len(rs)-1].Offset < end-1) {
-				return false
-			}
-		}
-		return true
-	}
-	for !done() {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			c.t.Fatalf("reading %s: ends %v, read %v: %v", topic, want, lastOffsets(out), ctx.Err())
-		}
-		fs.EachError(func(_ string, p int32, err error) { c.t.Fatalf("fetching %s-%d: %v", topic, p, err) })
-		fs.EachRecord(func(r *kgo.Record) { out[r.Partition] = append(out[r.Partition], r) })
-	}
-	return out
+	return readTopic(c.t, c.client, topic, partitions)
 }
 
 func lastOffsets(recs map[int32][]*kgo.Record) map[int32]int64 {
@@ -230,69 +192,6 @@ func lastOffsets(recs map[int32][]*kgo.Record) map[int32]int64 {
 		}
 	}
 	return out
-}
-
-// checkSequenceLog checks the partitions of a topic written by a
-// sequenceProducer against what it acknowledged: each partition holds only
-// its own records, each at most once, in increasing order, and every
-// acknowledged record is at the offset it was acknowledged at.
-func checkSequenceLog(t *testing.T, recs map[int32][]*kgo.Record, partitions int32, acked []ackedRecord) {
-	t.Helper()
-	type at struct {
-		partition int32
-		offset    int64
-	}
-	where := map[int]at{}
-	bad := 0
-	report := func(format string, args ...any) {
-		bad++
-		if bad <= 20 {
-			t.Errorf(format, args...)
-		}
-	}
-	total := 0
-	for p := range partitions {
-		prev := -1
-		prevOffset := int64(-1)
-		for _, r := range recs[p] {
-			total++
-			seq, err := strconv.Atoi(string(r.Value))
-			switch {
-			case err != nil:
-				report("partition %d offset %d: value %q is not a sequence number", p, r.Offset, r.Value)
-				continue
-			case r.Offset <= prevOffset:
-				report("partition %d: offset %d after offset %d", p, r.Offset, prevOffset)
-			case int32(seq%int(partitions)) != p:
-				report("partition %d offset %d: record %d belongs to partition %d", p, r.Offset, seq, seq%int(partitions))
-			case seq <= prev:
-				report("partition %d offset %d: record %d follows record %d: out of order or repeated", p, r.Offset, seq, prev)
-			}
-			if w, dup := where[seq]; dup {
-				report("record %d is in the log twice: partition %d offset %d and partition %d offset %d",
-					seq, w.partition, w.offset, p, r.Offset)
-			}
-			where[seq] = at{p, r.Offset}
-			prev, prevOffset = seq, r.Offset
-		}
-	}
-	missing := 0
-	for _, a := range acked {
-		w, ok := where[a.seq]
-		switch {
-		case !ok:
-			missing++
-			report("acknowledged record %d (partition %d offset %d) is not in the log", a.seq, a.partition, a.offset)
-		case w.partition != a.partition || w.offset != a.offset:
-			report("acknowledged record %d was acknowledged at partition %d offset %d, the log has it at partition %d offset %d",
-				a.seq, a.partition, a.offset, w.partition, w.offset)
-		}
-	}
-	if bad > 0 {
-		t.Fatalf("%d problems in the log (%d acknowledged records missing); the log holds %d records, %d acknowledged",
-			bad, missing, total, len(acked))
-	}
-	t.Logf("the log holds %d records, each once and in order; all %d acknowledged records at their offsets", total, len(acked))
 }
 
 // TestClusterKillLeaderRepeatedly SIGKILLs the leader of partition 0 while

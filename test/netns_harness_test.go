@@ -119,6 +119,33 @@ func (l *netLab) rejoin(i int) {
 	}
 }
 
+// throttle makes node i's link slow, both ways: a token bucket at rate
+// (tc's units, such as 2mbit) that queues up to latency before dropping.
+func (l *netLab) throttle(i int, rate, latency string) error {
+	host, inner := fmt.Sprintf("%sh%d", l.name, i), fmt.Sprintf("%sn%d", l.name, i)
+	tbf := []string{"root", "tbf", "rate", rate, "burst", "32kbit", "latency", latency}
+	if out, err := exec.Command("tc", append([]string{"qdisc", "replace", "dev", host}, tbf...)...).CombinedOutput(); err != nil {
+		return fmt.Errorf("tc on %s: %v: %s", host, err, strings.TrimSpace(string(out)))
+	}
+	args := append([]string{"netns", "exec", l.ns(i), "tc", "qdisc", "replace", "dev", inner}, tbf...)
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("tc on %s: %v: %s", inner, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// unthrottle undoes throttle.
+func (l *netLab) unthrottle(i int) {
+	l.t.Helper()
+	host, inner := fmt.Sprintf("%sh%d", l.name, i), fmt.Sprintf("%sn%d", l.name, i)
+	for _, args := range [][]string{{"tc", "qdisc", "del", "dev", host, "root"},
+		{"ip", "netns", "exec", l.ns(i), "tc", "qdisc", "del", "dev", inner, "root"}} {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			l.t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
 // close removes the namespaces, which takes their links with them, and
 // the bridge. It runs after the brokers are killed.
 func (l *netLab) close() {

@@ -57,7 +57,7 @@ func serve(args []string, stderr io.Writer) error {
 	durs := map[string]time.Duration{}
 	for _, k := range []string{"idle-timeout", "retention-check-interval", "shutdown-timeout",
 		"group-min-session-timeout", "group-max-session-timeout", "offsets-retention", "offsets-retention-check-interval",
-		"broker-session-timeout", "broker-heartbeat-interval", "replica-lag-time-max"} {
+		"broker-session-timeout", "broker-heartbeat-interval", "replica-lag-time-max", "raft-election-timeout"} {
 		d, err := time.ParseDuration(v[k])
 		if err != nil || d <= 0 {
 			return fmt.Errorf("--%s: want a positive duration such as 30s, got %q", k, v[k])
@@ -97,6 +97,10 @@ func serve(args []string, stderr io.Writer) error {
 		nodeOpts.Voters = []cluster.Voter{{ID: nodeID, Addr: "local"}}
 	} else if nodeOpts.Voters, err = cluster.ParseVoters(v["voters"]); err != nil {
 		return fmt.Errorf("--voters: %w", err)
+	}
+	if len(nodeOpts.Voters) > 1 {
+		nodeOpts.HeartbeatTimeout = durs["raft-election-timeout"]
+		nodeOpts.ElectionTimeout = durs["raft-election-timeout"]
 	}
 	raftAddr := nodeOpts.Voters[0].Addr
 	for _, vt := range nodeOpts.Voters {

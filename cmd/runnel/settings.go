@@ -33,6 +33,7 @@ var serveSettings = []setting{
 	{"default-replication-factor", "1", "replicas of auto-created topics and of topics created with replication factor -1"},
 	{"broker-session-timeout", "6s", "the controller fences a broker that sends no heartbeat for this long, and moves its leaderships"},
 	{"broker-heartbeat-interval", "1s", "how often a broker sends the controller a heartbeat"},
+	{"raft-election-timeout", "1s", "a Raft follower that hears nothing from the leader for this long starts an election (with other voters)"},
 	{"replica-lag-time-max", "30s", "a follower that has not caught up with the leader for this long leaves the ISR"},
 	{"leader-rebalance-interval", "30s", "how often the controller gives leadership back to preferred replicas that are in sync (0s: never)"},
 	{"max-request-bytes", "104857600", "largest request frame accepted"},
