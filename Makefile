@@ -1,15 +1,17 @@
 # runnel — build, run and test. `make help` lists the targets.
 
+SHELL         := /bin/bash
 GO            ?= go
 BIN           ?= bin/runnel
 DATA_DIR      ?= ./data
 STATICCHECK   ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME      ?= 30s
+CHAOS_LOG     ?= chaos.log
 BENCH_COUNT   ?= 5
 # Packages with fuzz targets, as package:target pairs.
 FUZZ_TARGETS  ?= ./segment:FuzzParseHeader ./segment:FuzzValidate ./segment:FuzzRecoverSegment ./server:FuzzParseHeader ./server:FuzzDispatchDecode ./protocol:FuzzCheck ./compression:FuzzReader ./partition:FuzzFirstRecordAtOrAfter ./group:FuzzSubscribedTopics ./cluster:FuzzDecodeRaftLog ./cluster:FuzzFSMApply
 
-.PHONY: help build run cluster bench-cluster test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean
+.PHONY: help build run cluster bench-cluster bench-latency bench-nats chaos test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -41,6 +43,16 @@ bench-broker: ## produce/consume/CPU-per-GB broker benchmarks (scripts/bench-bro
 bench-cluster: ## replication throughput and failover benchmarks (scripts/bench-cluster.sh)
 	scripts/bench-cluster.sh
 
+bench-latency: ## end-to-end latency percentiles at fixed rates, and the chart (scripts/bench-latency.sh)
+	scripts/bench-latency.sh
+
+bench-nats: ## NATS JetStream as a peer, same loads (scripts/bench-nats.sh)
+	scripts/bench-nats.sh
+
+chaos: ## the long fault campaign (kill -9 loops, cut and slow links, damaged and full disks); see docs/reliability.md
+	set -o pipefail; RUNNEL_CHAOS=full $(GO) test -count=1 -timeout 120m -run '^TestChaos' -v ./test/ 2>&1 | \
+		tee $(CHAOS_LOG) | grep --line-buffered -E '^\s*(--- |ok|FAIL|panic)|CHAOS |RUNNEL_CHAOS_SEED'
+
 fuzz: ## run every fuzz target for FUZZTIME each
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
@@ -56,6 +68,7 @@ fmt:
 
 vet:
 	$(GO) vet ./...
+	cd bench/natspeer && $(GO) vet ./...
 
 staticcheck:
 	$(GO) run $(STATICCHECK) ./...

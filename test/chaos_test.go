@@ -7,6 +7,7 @@ package test
 // each test logs into the results of docs/reliability.md.
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -19,7 +20,10 @@ import (
 
 	wire "encoding/binary"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sys/unix"
 )
 
 // chaosCycles is how many fault cycles a chaos test runs: short under make
@@ -317,4 +321,90 @@ func writeAt(t *testing.T, path string, at int, b []byte) {
 	if _, err := f.WriteAt(b, int64(at)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestChaosFullDisk runs a lone broker on a small tmpfs and produces
+// until the file system is full. The produce that does not fit gets
+// KAFKA_STORAGE_ERROR, the broker keeps serving what it holds, and once
+// space is freed it takes writes again; after a SIGKILL and a restart
+// every acknowledged record is there.
+func TestChaosFullDisk(t *testing.T) {
+	const topic = "full"
+	if os.Geteuid() != 0 {
+		privileged(t, "mounting a small tmpfs to fill needs root")
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=24m"); err != nil {
+		privileged(t, fmt.Sprintf("cannot mount a tmpfs on %s: %v", dir, err))
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	filler := filepath.Join(dir, "filler")
+	if err := os.WriteFile(filler, make([]byte, 4<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := startBroker(t, filepath.Join(dir, "data"), "--fsync", "always")
+	resp, err := kadm.NewClient(b.client()).CreateTopic(ctxTimeout(t, 30*time.Second), 1, 1,
+		map[string]*string{"segment.bytes": kadm.StringPtr("1048576")}, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not idempotent, and no retries: the failure must reach the test.
+	cl := b.client(kgo.DefaultProduceTopic(topic), kgo.DisableIdempotentWrite(), kgo.RecordRetries(0),
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
+	var acked []ackedRecord
+	pad := make([]byte, 4000) // random: the client compresses
+	for i := range pad {
+		pad[i] = byte(rand.Uint32())
+	}
+	produce := func(seq int) error {
+		r := &kgo.Record{Value: fmt.Appendf(nil, "%d", seq), Headers: []kgo.RecordHeader{{Key: "pad", Value: pad}}}
+		err := cl.ProduceSync(ctxTimeout(t, 30*time.Second), r).FirstErr()
+		if err == nil {
+			acked = append(acked, ackedRecord{seq: seq, partition: 0, offset: r.Offset})
+		}
+		return err
+	}
+	seq := 0
+	for ; ; seq++ {
+		err := produce(seq)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, kerr.KafkaStorageError) {
+			t.Fatalf("record %d, with the disk filling: %v, want KAFKA_STORAGE_ERROR", seq, err)
+		}
+		t.Logf("the disk is full after %d records: %v", len(acked), err)
+		break
+	}
+	if len(acked) < 100 {
+		t.Fatalf("only %d records fit", len(acked))
+	}
+	// Still serving: everything acknowledged reads back.
+	checkSequenceLog(t, readTopic(t, b.client, topic, 1), 1, acked)
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		seq++
+		if err := produce(seq); err != nil {
+			t.Fatalf("record %d of 50 after space was freed: %v", i, err)
+		}
+	}
+	b.kill()
+	b.restart()
+	a := checkSequenceLog(t, readTopic(t, b.client, topic, 1), 1, acked)
+	chaosResult(t, 1, a, 0, "; KAFKA_STORAGE_ERROR when full, writes again once space was freed, all after kill -9")
+}
+
+// privileged skips a test that needs root, or fails it where
+// RUNNEL_TEST_PRIVILEGED=require says the machine can run it.
+func privileged(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv(privilegedEnv) == "require" {
+		t.Fatal(why)
+	}
+	t.Skip(why)
 }

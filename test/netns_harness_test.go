@@ -4,18 +4,20 @@ package test
 // its own, joined by a bridge in the test's namespace, so a test can cut
 // the links between brokers while every broker stays reachable from the
 // test's clients. It needs root and iproute2; where it cannot have them a
-// test skips, or fails if RUNNEL_TEST_NETNS=require (as CI sets it).
+// test skips, or fails if RUNNEL_TEST_PRIVILEGED=require (as CI sets it
+// where it can make namespaces).
 
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 )
 
-const netnsEnv = "RUNNEL_TEST_NETNS"
+// privilegedEnv names the variable that makes tests needing root fail,
+// rather than skip, where they cannot have it.
+const privilegedEnv = "RUNNEL_TEST_PRIVILEGED"
 
 type netLab struct {
 	t      *testing.T
@@ -54,11 +56,7 @@ func newNetLab(t *testing.T, n int) *netLab {
 
 func (l *netLab) unavailable(err error) {
 	l.t.Helper()
-	msg := fmt.Sprintf("network namespaces are not available (root and iproute2 are needed): %v", err)
-	if os.Getenv(netnsEnv) == "require" {
-		l.t.Fatal(msg)
-	}
-	l.t.Skip(msg)
+	privileged(l.t, fmt.Sprintf("network namespaces are not available (root and iproute2 are needed): %v", err))
 }
 
 func (l *netLab) bridge() string  { return l.name + "br" }

@@ -22,7 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-const benchUsage = `Usage: runnel bench produce|consume|commit|rebalance|availability --topic T [flags]
+const benchUsage = `Usage: runnel bench produce|consume|commit|rebalance|availability|latency --topic T [flags]
 
 Measure throughput against any Kafka-compatible broker. Progress goes to
 stderr once a second; the summary goes to stdout as a table, or as one JSON
@@ -38,6 +38,9 @@ object with --json. MB means 2^20 bytes, as in Kafka's perf tools.
   availability
             produce steadily with acks=all and report the longest time
             without an acknowledgement (kill a leader meanwhile)
+  latency   produce at a fixed --rate and read the records back; reports
+            end-to-end and acknowledgement latency percentiles, timed
+            from when each record was due
 
 Run runnel bench COMMAND --help for the flags of each.
 `
@@ -45,7 +48,7 @@ Run runnel bench COMMAND --help for the flags of each.
 func benchCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, benchUsage)
-		return errors.New("bench: missing command (produce, consume, commit, rebalance or availability)")
+		return errors.New("bench: missing command (produce, consume, commit, rebalance, availability or latency)")
 	}
 	switch args[0] {
 	case "produce":
@@ -58,6 +61,8 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 		return benchRebalance(args[1:], stdout, stderr)
 	case "availability":
 		return benchAvailability(args[1:], stdout, stderr)
+	case "latency":
+		return benchLatency(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, benchUsage)
 		return flag.ErrHelp
