@@ -11,7 +11,7 @@ BENCH_COUNT   ?= 5
 # Packages with fuzz targets, as package:target pairs.
 FUZZ_TARGETS  ?= ./segment:FuzzParseHeader ./segment:FuzzValidate ./segment:FuzzRecoverSegment ./server:FuzzParseHeader ./server:FuzzDispatchDecode ./protocol:FuzzCheck ./compression:FuzzReader ./partition:FuzzFirstRecordAtOrAfter ./group:FuzzSubscribedTopics ./cluster:FuzzDecodeRaftLog ./cluster:FuzzFSMApply
 
-.PHONY: help build run cluster bench-cluster bench-latency bench-nats chaos test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean
+.PHONY: help build run cluster bench-go bench-cluster bench-latency bench-nats chaos test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -31,7 +31,10 @@ test: ## run every test with the race detector
 test-short: ## quick run without the race detector
 	$(GO) test -count=1 -short ./...
 
-bench: ## run the benchmarks (medians over BENCH_COUNT runs; see docs/benchmarks.md)
+bench: ## every benchmark script, then docs/benchmarks.md rewritten from the run (scripts/bench-all.sh; hours)
+	scripts/bench-all.sh
+
+bench-go: ## the Go benchmarks of every package (medians over BENCH_COUNT runs)
 	$(GO) test -run='^$$' -bench=. -benchmem -count=$(BENCH_COUNT) -timeout 60m ./...
 
 bench-large: ## the 1 GiB recovery and 10,000-partition benchmarks
