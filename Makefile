@@ -11,7 +11,7 @@ BENCH_COUNT   ?= 5
 # Packages with fuzz targets, as package:target pairs.
 FUZZ_TARGETS  ?= ./segment:FuzzParseHeader ./segment:FuzzValidate ./segment:FuzzRecoverSegment ./server:FuzzParseHeader ./server:FuzzDispatchDecode ./protocol:FuzzCheck ./compression:FuzzReader ./partition:FuzzFirstRecordAtOrAfter ./group:FuzzSubscribedTopics ./cluster:FuzzDecodeRaftLog ./cluster:FuzzFSMApply
 
-.PHONY: help build run cluster bench-go bench-cluster bench-latency bench-nats chaos test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean
+.PHONY: help build run cluster bench-go bench-cluster bench-fetch bench-latency bench-nats chaos test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ bench-broker: ## produce/consume/CPU-per-GB broker benchmarks (scripts/bench-bro
 
 bench-cluster: ## replication throughput and failover benchmarks (scripts/bench-cluster.sh)
 	scripts/bench-cluster.sh
+
+bench-fetch: ## the three fetch paths with 1 and 8 consumers, and bare loops over loopback (scripts/bench-fetch.sh)
+	scripts/bench-fetch.sh
 
 bench-latency: ## end-to-end latency percentiles at fixed rates, and the chart (scripts/bench-latency.sh)
 	scripts/bench-latency.sh

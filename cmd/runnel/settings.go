@@ -27,7 +27,7 @@ var serveSettings = []setting{
 	{"raft-listen", "", "address to listen on for Raft and forwarded proposals (default: this node's address in --voters)"},
 	{"voters", "", "Raft voters as 1@host:port,2@host:port,...; empty: this broker alone, without a Raft listener"},
 	{"fsync", "always", "durability: always (ack after fdatasync, group commit), interval:DURATION, or never"},
-	{"fetch-path", "sendfile", "how fetches send record bytes: sendfile (zero-copy) or copy (for comparison)"},
+	{"fetch-path", "sendfile", "how fetches send record bytes: sendfile (zero-copy), or for comparison mmap (write from a mapping of the segment) or copy (pread into a buffer, then write)"},
 	{"auto-create-topics", "true", "create unknown topics when clients ask for their metadata"},
 	{"default-partitions", "1", "partitions of auto-created topics"},
 	{"default-replication-factor", "1", "replicas of auto-created topics and of topics created with replication factor -1"},
