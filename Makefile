@@ -11,7 +11,7 @@ BENCH_COUNT   ?= 5
 # Packages with fuzz targets, as package:target pairs.
 FUZZ_TARGETS  ?= ./segment:FuzzParseHeader ./segment:FuzzValidate ./segment:FuzzRecoverSegment ./server:FuzzParseHeader ./server:FuzzDispatchDecode ./protocol:FuzzCheck ./compression:FuzzReader ./partition:FuzzFirstRecordAtOrAfter ./group:FuzzSubscribedTopics ./cluster:FuzzDecodeRaftLog ./cluster:FuzzFSMApply
 
-.PHONY: help build run cluster bench-go bench-cluster bench-fetch bench-latency bench-nats chaos test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean
+.PHONY: help build run cluster bench-go bench-cluster bench-fetch bench-scale bench-restart bench-latency bench-nats chaos test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,12 @@ bench-cluster: ## replication throughput and failover benchmarks (scripts/bench-
 
 bench-fetch: ## the three fetch paths with 1 and 8 consumers, and bare loops over loopback (scripts/bench-fetch.sh)
 	scripts/bench-fetch.sh
+
+bench-scale: ## one broker with 1 to 10,000 partitions: create, produce, RSS, open time (scripts/bench-scale.sh)
+	scripts/bench-scale.sh
+
+bench-restart: ## restart time after kill -9 with 10 GiB of log, warm and cold (scripts/bench-restart.sh)
+	scripts/bench-restart.sh
 
 bench-latency: ## end-to-end latency percentiles at fixed rates, and the chart (scripts/bench-latency.sh)
 	scripts/bench-latency.sh

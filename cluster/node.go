@@ -129,9 +129,12 @@ func StartNode(opts NodeOptions) (n *Node, err error) {
 		return nil, fmt.Errorf("cluster: node %d is not among the voters", opts.ID)
 	}
 	n = &Node{opts: opts, log: opts.Logger, fsm: NewFSM(), pool: map[string][]*forwardConn{}, ready: make(chan struct{})}
+	// Every return below sets n to nil with its error: release what was
+	// opened through a copy.
+	opened := n
 	defer func() {
 		if err != nil {
-			n.Close()
+			opened.Close()
 		}
 	}()
 	if n.store, err = OpenRaftStore(filepath.Join(opts.Dir, "raft"), opts.Logger); err != nil {

@@ -186,3 +186,27 @@ func TestNodeSingleVoter(t *testing.T) {
 		}
 	})
 }
+
+// TestStartNodeFailsCleanly starts a node whose Raft address is taken:
+// StartNode must return the error, having closed the store it opened, and
+// the directory must open again.
+func TestStartNodeFailsCleanly(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	dir := t.TempDir()
+	opts := NodeOptions{ID: 1, Dir: dir, Voters: []Voter{{ID: 1, Addr: l.Addr().String()}, {ID: 2, Addr: "127.0.0.1:1"}}}
+	n, err := StartNode(opts)
+	if err == nil {
+		n.Close()
+		t.Fatal("started on a taken address")
+	}
+	l.Close()
+	n, err = StartNode(opts)
+	if err != nil {
+		t.Fatalf("starting again once the address is free: %v", err)
+	}
+	n.Close()
+}
