@@ -62,15 +62,8 @@ logged() {
 	printf '%s\n' "${words[*]}" >>"$CMDS"
 }
 
-pid=
-stop_broker() {
-	if [ -n "$pid" ]; then
-		kill -TERM "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-		pid=
-	fi
-}
-trap stop_broker EXIT
+# shellcheck source=scripts/lib-broker.sh
+source scripts/lib-broker.sh # the working directory is the repository
 
 # start_broker FETCH_PATH: a broker on $OUT/data, ready when it answers.
 start_broker() {

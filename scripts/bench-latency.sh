@@ -82,15 +82,8 @@ logged() {
 	"$R" "$@"
 }
 
-pid=
-stop_broker() {
-	if [ -n "$pid" ]; then
-		kill -TERM "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-		pid=
-	fi
-}
-trap stop_broker EXIT
+# shellcheck source=scripts/lib-broker.sh
+source scripts/lib-broker.sh # the working directory is the repository
 
 COMMIT=$(git rev-parse --short HEAD)
 started="$(date -u +%FT%TZ) $COMMIT $(go version | cut -d' ' -f3) $(nproc) CPUs; load: $(cut -d' ' -f1-3 /proc/loadavg)"

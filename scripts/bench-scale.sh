@@ -87,20 +87,8 @@ median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR 
 field() { sed -n -e "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p;t" -e "s/.*\"$1\":\([^,}]*\).*/\1/p"; }
 mib() { awk -v k="$1" 'BEGIN {if (k == "" || k == "-") print "-"; else printf "%.0f", k / 1024}'; }
 
-pid=
-stop_broker() {
-	if [ -n "$pid" ]; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for _ in $(seq 1 600); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-		pid=
-	fi
-}
-trap stop_broker EXIT
+# shellcheck source=scripts/lib-broker.sh
+source scripts/lib-broker.sh # the working directory is the repository
 
 SERVE_FLAGS=(--listen "$BROKERS" --metrics-listen "127.0.0.1:$METRICS_PORT" --fsync always --log-format json)
 

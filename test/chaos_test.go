@@ -115,12 +115,8 @@ func TestChaosClusterKill(t *testing.T) {
 		c.node(victim).restart()
 		c.waitISR(topic, partitions, 3)
 	}
-	sp.finish(t)
-	requireNoProduceErrors(t, sp.acks)
-	a := checkSequenceLog(t, c.readPartitions(topic, partitions), partitions, sp.acks.records())
-	c.waitLogEndsEqual(topic, partitions)
-	c.stopAll()
-	c.compareReplicas(topic, partitions)
+	a := c.finishAndCheck(sp, topic, partitions)
+	c.stopAndCompare(partitions, topic)
 	chaosResult(t, cycles, a, time.Since(start), fmt.Sprintf("; killed a leader %d times, any broker %d times; replicas byte-identical",
 		kills["leader"], kills["any"]))
 }
@@ -168,12 +164,8 @@ func TestChaosClusterNetwork(t *testing.T) {
 		c.waitISR(topic, partitions, 3)
 		sp.acks.waitMore(t, -1, 50, 60*time.Second, fmt.Sprintf("cycle %d: after broker %d was cut off", cycle, victim))
 	}
-	sp.finish(t)
-	requireNoProduceErrors(t, sp.acks)
-	a := checkSequenceLog(t, c.readPartitions(topic, partitions), partitions, sp.acks.records())
-	c.waitLogEndsEqual(topic, partitions)
-	c.stopAll()
-	c.compareReplicas(topic, partitions)
+	a := c.finishAndCheck(sp, topic, partitions)
+	c.stopAndCompare(partitions, topic)
 	chaosResult(t, cycles, a, time.Since(start), fmt.Sprintf("; cut off %d times, slow link %d times; replicas byte-identical",
 		faults["cut"], faults["slow"]))
 }

@@ -186,3 +186,25 @@ func TestAuditSequenceLog(t *testing.T) {
 		})
 	}
 }
+
+// finishAndCheck stops sp issuing records, waits for its last answers,
+// fails the test on any produce error, and runs the checker over topic.
+func (c *testCluster) finishAndCheck(sp *sequenceProducer, topic string, partitions int32) logAudit {
+	c.t.Helper()
+	sp.finish(c.t)
+	requireNoProduceErrors(c.t, sp.acks)
+	return checkSequenceLog(c.t, c.readPartitions(topic, partitions), partitions, sp.acks.records())
+}
+
+// stopAndCompare waits until every replica of each topic holds the same log
+// end, stops the brokers and compares the replicas' bytes.
+func (c *testCluster) stopAndCompare(partitions int32, topics ...string) {
+	c.t.Helper()
+	for _, topic := range topics {
+		c.t.Logf("%s: log ends %v", topic, c.waitLogEndsEqual(topic, partitions))
+	}
+	c.stopAll()
+	for _, topic := range topics {
+		c.compareReplicas(topic, partitions)
+	}
+}

@@ -315,3 +315,23 @@ func TestCLIErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestServeRefusesBadTimings starts runnel serve with each kind of bad
+// cluster timing: it must fail at start-up and name the flag.
+func TestServeRefusesBadTimings(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--raft-election-timeout", "0s"}, "--raft-election-timeout: want a positive duration"},
+		{[]string{"--raft-election-timeout", "soon"}, "--raft-election-timeout: want a positive duration"},
+		{[]string{"--broker-session-timeout", "-1s"}, "--broker-session-timeout: want a positive duration"},
+		{[]string{"--broker-heartbeat-interval", "6s"}, "--broker-heartbeat-interval 6s must be below --broker-session-timeout 6s"},
+	} {
+		dir := t.TempDir()
+		r := runCLI(t, nil, "", append([]string{"serve", "--data-dir", dir, "--listen", "127.0.0.1:0", "--metrics-listen", ""}, tc.args...)...)
+		if r.code == 0 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("serve %v: exit %d, stderr %q; want a failure saying %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+}

@@ -135,14 +135,10 @@ func TestClusterPartitionedLeader(t *testing.T) {
 			healed.Sub(cut).Round(time.Millisecond), time.Since(healed).Round(time.Millisecond))
 	}
 
+	var names []string
 	for topic, sp := range producers {
-		sp.finish(t)
-		requireNoProduceErrors(t, sp.acks)
-		checkSequenceLog(t, c.readPartitions(topic, partitions), partitions, sp.acks.records())
-		c.waitLogEndsEqual(topic, partitions)
+		c.finishAndCheck(sp, topic, partitions)
+		names = append(names, topic)
 	}
-	c.stopAll()
-	for topic := range topics {
-		c.compareReplicas(topic, partitions)
-	}
+	c.stopAndCompare(partitions, names...)
 }

@@ -224,15 +224,9 @@ func TestClusterKillLeaderRepeatedly(t *testing.T) {
 			time.Since(killed).Round(time.Millisecond), sp.acks.count(-1))
 		sp.acks.waitMore(t, 0, 100, 30*time.Second, fmt.Sprintf("cycle %d: partition 0 after the restart", cycle))
 	}
-	sp.finish(t)
-	requireNoProduceErrors(t, sp.acks)
-	checkSequenceLog(t, c.readPartitions(topic, partitions), partitions, sp.acks.records())
-
+	c.finishAndCheck(sp, topic, partitions)
 	c.waitISR(topic, partitions, 3)
-	ends := c.waitLogEndsEqual(topic, partitions)
-	t.Logf("log ends %v", ends)
-	c.stopAll()
-	c.compareReplicas(topic, partitions)
+	c.stopAndCompare(partitions, topic)
 }
 
 // TestClusterControllerFailover SIGKILLs the controller (the Raft leader).

@@ -278,16 +278,9 @@ is measured per record from send to acknowledgement.`, stderr)
 	if err != nil {
 		return err
 	}
-	partsGiven := false
-	fs.Visit(func(f *flag.Flag) { partsGiven = partsGiven || f.Name == "partitions" })
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := untilSecondInterrupt()
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		stop() // a second interrupt kills at once
-	}()
-	nparts, err := ensureTopic(ctx, *brokers, *topic, *partitions, partsGiven, stderr)
+	nparts, err := ensureTopic(ctx, *brokers, *topic, *partitions, flagGiven(fs, "partitions"), stderr)
 	if err != nil {
 		return err
 	}
@@ -368,6 +361,25 @@ is measured per record from send to acknowledgement.`, stderr)
 		return fmt.Errorf("%d records failed; first error: %w", res.Errors, firstErr)
 	}
 	return nil
+}
+
+// untilSecondInterrupt returns a context that ends at the first SIGINT or
+// SIGTERM, so a run can stop and report; a second one kills the process
+// at once.
+func untilSecondInterrupt() (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	return ctx, stop
+}
+
+// flagGiven reports whether the command line set flag name.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -5,15 +5,11 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
-	"os/signal"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -325,16 +321,9 @@ topic is created with --partitions partitions if it does not exist.`, stderr)
 	if err != nil {
 		return err
 	}
-	partsGiven := false
-	fs.Visit(func(f *flag.Flag) { partsGiven = partsGiven || f.Name == "partitions" })
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := untilSecondInterrupt()
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		stop() // a second interrupt kills at once
-	}()
-	nparts, err := ensureTopic(ctx, *brokers, *topic, *partitions, partsGiven, stderr)
+	nparts, err := ensureTopic(ctx, *brokers, *topic, *partitions, flagGiven(fs, "partitions"), stderr)
 	if err != nil {
 		return err
 	}
