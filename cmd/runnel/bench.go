@@ -184,20 +184,35 @@ type benchProducer struct {
 	free   chan *benchSlot
 	acked  atomic.Int64
 	failed atomic.Int64
-	errMu  sync.Mutex
-	err    error
+	errs   firstError
 	hist   latencyHist
+}
+
+// firstError keeps the first error of many goroutines.
+type firstError struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (f *firstError) set(err error) {
+	f.mu.Lock()
+	if f.err == nil {
+		f.err = err
+	}
+	f.mu.Unlock()
+}
+
+func (f *firstError) get() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
 }
 
 func (p *benchProducer) promise(r *kgo.Record, err error) {
 	s := r.Context.(*benchSlot)
 	if err != nil {
 		p.failed.Add(1)
-		p.errMu.Lock()
-		if p.err == nil {
-			p.err = err
-		}
-		p.errMu.Unlock()
+		p.errs.set(err)
 	} else {
 		p.hist.add(time.Since(s.sent))
 		p.acked.Add(1)
@@ -344,7 +359,7 @@ is measured per record from send to acknowledgement.`, stderr)
 		res.Errors += p.failed.Load()
 		hist.merge(&p.hist)
 		if firstErr == nil {
-			firstErr = p.err
+			firstErr = p.errs.get()
 		}
 	}
 	res.Bytes = res.Records * int64(*size)

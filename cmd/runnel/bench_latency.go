@@ -122,8 +122,7 @@ type latencyProducer struct {
 	hist   latencyHist
 	acked  atomic.Int64
 	failed atomic.Int64
-	errMu  sync.Mutex
-	err    error
+	errs   firstError
 
 	// Written by run only; behind is also read by the progress printer.
 	sent     atomic.Int64
@@ -135,11 +134,7 @@ func (p *latencyProducer) promise(r *kgo.Record, err error) {
 	s := r.Context.(*latencySlot)
 	if err != nil {
 		p.failed.Add(1)
-		p.errMu.Lock()
-		if p.err == nil {
-			p.err = err
-		}
-		p.errMu.Unlock()
+		p.errs.set(err)
 	} else {
 		if s.due >= p.warmup {
 			p.hist.add(time.Since(p.start) - s.due)
@@ -446,8 +441,8 @@ wait:
 		return cons.err
 	case ctx.Err() != nil:
 		return errors.New("interrupted")
-	case prod.err != nil:
-		return fmt.Errorf("%d records failed; first error: %w", res.Errors, prod.err)
+	case prod.errs.get() != nil:
+		return fmt.Errorf("%d records failed; first error: %w", res.Errors, prod.errs.get())
 	case idleErr != nil:
 		return idleErr
 	}
