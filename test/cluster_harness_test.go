@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -40,45 +39,6 @@ import (
 
 // clusterSize is the number of brokers, and voters, of a test cluster.
 const clusterSize = 3
-
-// Ports for cluster brokers come from [clusterPortLow, clusterPortHigh),
-// below the ephemeral range, and are never handed out twice in one run.
-const (
-	clusterPortLow  = 20000
-	clusterPortHigh = 32000
-)
-
-var clusterPorts struct {
-	sync.Mutex
-	used map[int]bool
-}
-
-// clusterAddr returns 127.0.0.1:PORT for a port outside the ephemeral
-// range that is free now and was not given out before in this process.
-func clusterAddr(t *testing.T) string {
-	t.Helper()
-	clusterPorts.Lock()
-	defer clusterPorts.Unlock()
-	if clusterPorts.used == nil {
-		clusterPorts.used = map[int]bool{}
-	}
-	for range 1000 {
-		port := clusterPortLow + rand.IntN(clusterPortHigh-clusterPortLow)
-		if clusterPorts.used[port] {
-			continue
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		l.Close()
-		clusterPorts.used[port] = true
-		return addr
-	}
-	t.Fatal("no free port below the ephemeral range")
-	return ""
-}
 
 // clusterNode is one broker of a test cluster: a runnel process that can
 // be killed, stopped, paused and started again on the same ports and data.
@@ -336,8 +296,8 @@ func startCluster(t *testing.T, extra ...string) *testCluster {
 	}
 	c := &testCluster{t: t}
 	for i := range clusterSize {
-		c.nodes = append(c.nodes, &clusterNode{t: t, id: int32(i + 1), dataDir: t.TempDir(), addr: clusterAddr(t),
-			raftAddr: clusterAddr(t), metrics: clusterAddr(t), log: &nodeLog{}})
+		c.nodes = append(c.nodes, &clusterNode{t: t, id: int32(i + 1), dataDir: t.TempDir(), addr: freePort(t),
+			raftAddr: freePort(t), metrics: freePort(t), log: &nodeLog{}})
 	}
 	c.start(extra)
 	return c

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -60,14 +61,45 @@ type broker struct {
 	exited  chan struct{}
 }
 
+// Ports for test brokers come from [testPortLow, testPortHigh), below the
+// ephemeral range, so no outgoing connection can take one between the test
+// choosing it and the broker binding it, and none is handed out twice in
+// one run.
+const (
+	testPortLow  = 20000
+	testPortHigh = 32000
+)
+
+var testPorts struct {
+	sync.Mutex
+	used map[int]bool
+}
+
+// freePort returns 127.0.0.1:PORT for a port outside the ephemeral
+// range that is free now and was not given out before in this process.
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	testPorts.Lock()
+	defer testPorts.Unlock()
+	if testPorts.used == nil {
+		testPorts.used = map[int]bool{}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	for range 1000 {
+		port := testPortLow + rand.IntN(testPortHigh-testPortLow)
+		if testPorts.used[port] {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		l.Close()
+		testPorts.used[port] = true
+		return addr
+	}
+	t.Fatal("no free port below the ephemeral range")
+	return ""
 }
 
 // startBroker starts runnel serve on fresh ports over dataDir ("" for a new

@@ -24,7 +24,7 @@ func TestMakeClusterScript(t *testing.T) {
 		t.Skip("starts three brokers")
 	}
 	base := func() int {
-		_, p, _ := net.SplitHostPort(clusterAddr(t))
+		_, p, _ := net.SplitHostPort(freePort(t))
 		n, _ := strconv.Atoi(p)
 		return n
 	}
