@@ -17,7 +17,10 @@ import (
 // their logs diverge. It is kept in a small file beside the segments,
 // written (and synced) before the first batch of a new epoch is appended,
 // so the file is never behind the log; entries past the log end after a
-// crash are dropped at open.
+// crash are dropped at open. An epoch that appends nothing is never
+// written: a broker that takes the lead of many partitions at start-up
+// (a lone broker does, at a new epoch, each time it starts) does not sync
+// a file for each of them.
 
 const epochsFile = "leader-epochs.json"
 
@@ -34,6 +37,7 @@ const UndefinedEpoch = -1
 type epochHistory struct {
 	dir     string
 	entries []EpochEntry // ascending epochs and offsets
+	unsaved bool         // entries holds an epoch the file does not
 }
 
 // loadEpochs reads the history, dropping what lies past the log end. With
@@ -61,6 +65,9 @@ func loadEpochs(l *segment.Log) (*epochHistory, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(h.entries) == 0 {
+		return h, nil // nothing to save: a log with no batch rebuilds it at no cost
+	}
 	return h, h.save()
 }
 
@@ -69,7 +76,20 @@ func (h *epochHistory) save() error {
 	if err != nil {
 		return err
 	}
-	return fsutil.WriteFileAtomic(filepath.Join(h.dir, epochsFile), b, 0o644)
+	if err := fsutil.WriteFileAtomic(filepath.Join(h.dir, epochsFile), b, 0o644); err != nil {
+		return err
+	}
+	h.unsaved = false
+	return nil
+}
+
+// flush saves the history if assign added an epoch since the last save.
+// Call it before appending a batch: the file is then never behind the log.
+func (h *epochHistory) flush() error {
+	if !h.unsaved {
+		return nil
+	}
+	return h.save()
 }
 
 // latest returns the newest epoch, or -1 with an empty history.
@@ -81,13 +101,13 @@ func (h *epochHistory) latest() int32 {
 }
 
 // assign records that epoch starts at offset, if it is newer than the
-// newest epoch; the file is synced before it returns.
-func (h *epochHistory) assign(epoch int32, offset int64) error {
+// newest epoch. The file has it after the next flush.
+func (h *epochHistory) assign(epoch int32, offset int64) {
 	if epoch <= h.latest() {
-		return nil
+		return
 	}
 	h.entries = append(h.entries, EpochEntry{epoch, offset})
-	return h.save()
+	h.unsaved = true
 }
 
 // truncateFrom drops the epochs starting at or after offset (the log was

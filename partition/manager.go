@@ -151,6 +151,10 @@ func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, r Role) (*
 	o.Logger = m.log.With("partition", name)
 	o.OnDurable = p.localDurable
 	o.OnRoll = func(base int64) {
+		// Logs roll only inside appends, which hold p.mu.
+		if err := p.saveProducersLocked(); err != nil {
+			o.Logger.Warn("writing the producer snapshot failed; a restart after a crash walks further", "err", err)
+		}
 		if h := m.hooks.Load(); h != nil && h.Rolled != nil && p.Role().Leader {
 			h.Rolled(p, base)
 		}

@@ -213,6 +213,9 @@ func (p *Partition) Append(batch []byte, acks int16) (AppendResult, error) {
 			return AppendResult{BaseOffset: dup.BaseOffset, LastOffset: dup.LastOffset, Duplicate: true, Epoch: role.Epoch}, nil
 		}
 	}
+	if err := p.epochs.flush(); err != nil {
+		return AppendResult{}, fmt.Errorf("partition: %s: recording leader epoch %d: %w", Name(p.Topic, p.Index), role.Epoch, err)
+	}
 	r, err := p.log.AppendValidated(batch, h, role.Epoch)
 	if err != nil {
 		return AppendResult{}, err
@@ -254,24 +257,44 @@ type producerSnapshot struct {
 	Producers    map[int64]*producerState `json:"producers"`
 }
 
+// The producer snapshot is written, unsynced, whenever the log marks a
+// recovery point: when a segment rolls, after recovery at open, and at a
+// clean close. After a kill -9, loadProducers then walks about as much of
+// the log as recovery scanned, not all of it. A snapshot that does not fit
+// the log (torn by an operating-system crash, or past a log end that
+// recovery cut back) is replaced by one rebuilt from the whole log.
 const producerSnapshotFile = "producers.json"
 
-// loadProducers rebuilds the producer table: from the snapshot written at
-// the last clean close when it covers the whole log, else from the snapshot
-// (if any) plus a walk over the batch headers that follow it.
+// loadProducers rebuilds the producer table from the snapshot and a walk
+// over the batch headers that follow it, or over the whole log without a
+// snapshot that fits. The caller holds p.mu or has the partition to itself.
 func (p *Partition) loadProducers() error {
 	p.mu.producers = map[int64]*producerState{}
-	from := p.log.LogStartOffset()
+	from, end := p.log.LogStartOffset(), p.log.LogEndOffset()
+	save := false // a snapshot is there and does not fit: replace it
 	b, err := os.ReadFile(filepath.Join(p.log.Dir(), producerSnapshotFile))
 	if err == nil {
 		var snap producerSnapshot
-		if json.Unmarshal(b, &snap) == nil && snap.LogEndOffset <= p.log.LogEndOffset() && snap.LogEndOffset >= from {
+		if json.Unmarshal(b, &snap) == nil && snap.LogEndOffset <= end && snap.LogEndOffset >= from {
 			if snap.Producers != nil {
 				p.mu.producers = snap.Producers
 			}
 			from = snap.LogEndOffset
+		} else {
+			save = true
 		}
 	}
+	if err := p.walkProducers(from); err != nil {
+		return err
+	}
+	if save || from < end {
+		return p.saveProducersLocked()
+	}
+	return nil
+}
+
+// walkProducers records the producers of the batches from offset on.
+func (p *Partition) walkProducers(from int64) error {
 	return p.log.WalkHeaders(from, func(h *segment.Header) bool {
 		if h.ProducerID >= 0 && !h.IsControl() {
 			st := p.mu.producers[h.ProducerID]
@@ -286,22 +309,24 @@ func (p *Partition) loadProducers() error {
 	})
 }
 
-func (p *Partition) saveProducers() error {
-	p.mu.Lock()
-	snap := producerSnapshot{LogEndOffset: p.log.LogEndOffset(), Producers: p.mu.producers}
-	b, err := json.Marshal(&snap)
-	p.mu.Unlock()
+// saveProducersLocked snapshots the producer table as of the log end. The
+// caller holds p.mu, so every batch below the log end is in the table.
+func (p *Partition) saveProducersLocked() error {
+	b, err := json.Marshal(&producerSnapshot{LogEndOffset: p.log.LogEndOffset(), Producers: p.mu.producers})
 	if err != nil {
 		return err
 	}
-	return fsutil.WriteFileAtomic(filepath.Join(p.log.Dir(), producerSnapshotFile), b, 0o644)
+	return fsutil.ReplaceFile(filepath.Join(p.log.Dir(), producerSnapshotFile), b, 0o644)
 }
+
 
 // close snapshots producers and closes the log.
 func (p *Partition) close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	err := p.log.Close()
 	if err == nil {
-		err = p.saveProducers()
+		err = p.saveProducersLocked()
 	}
 	return err
 }

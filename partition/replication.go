@@ -114,9 +114,7 @@ func (p *Partition) SetRole(r Role) error {
 	}
 	p.rep.Unlock()
 	if newEpoch && r.Leader {
-		if err := p.epochs.assign(r.Epoch, p.log.LogEndOffset()); err != nil {
-			return fmt.Errorf("partition: %s: recording leader epoch %d: %w", Name(p.Topic, p.Index), r.Epoch, err)
-		}
+		p.epochs.assign(r.Epoch, p.log.LogEndOffset()) // saved with the epoch's first batch
 	}
 	p.updateHW()
 	if changed {
@@ -378,8 +376,9 @@ func (p *Partition) AppendReplica(batches []byte) (int64, error) {
 				}
 			}
 		}
-		if err := p.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset); err != nil {
-			return leo, err
+		p.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset)
+		if err := p.epochs.flush(); err != nil {
+			return leo, fmt.Errorf("partition: %s: recording leader epoch %d: %w", Name(p.Topic, p.Index), h.PartitionLeaderEpoch, err)
 		}
 		if _, err := p.log.AppendReplica(b); err != nil {
 			return leo, err

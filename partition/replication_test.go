@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -360,7 +362,14 @@ func TestRole(t *testing.T) {
 	if got := p.LatestEpoch(); got != 6 {
 		t.Fatalf("LatestEpoch = %d, want 6", got)
 	}
-	// The epoch is on disk before the leader appends in it.
+	// Epochs that appended nothing are not written; the first batch of
+	// one writes the history before it reaches the log.
+	if _, err := os.Stat(filepath.Join(p.log.Dir(), epochsFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("history written with no batch appended: %v", err)
+	}
+	if _, err := p.Append(plain(2), 1); err != nil {
+		t.Fatal(err)
+	}
 	if got := readEpochsFile(t, p.log.Dir()); !slices.Equal(got, []EpochEntry{{3, 0}, {6, 0}}) {
 		t.Fatalf("history on disk: %v", got)
 	}

@@ -1,5 +1,6 @@
-// Package fsutil holds the one helper for durable file replacement and the
-// directory sync that creating or removing a file needs to survive a crash.
+// Package fsutil holds the helpers for replacing a file whole (durably, or
+// not for caches) and the directory sync that creating or removing a file
+// needs to survive a crash.
 package fsutil
 
 import (
@@ -11,7 +12,19 @@ import (
 // WriteFileAtomic replaces path with data durably: it writes a temporary file
 // beside it, fsyncs it, renames it over path and fsyncs the directory. After a
 // crash, path holds either the old or the new content, never a mix.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return replace(path, data, perm, true)
+}
+
+// ReplaceFile replaces path with data as WriteFileAtomic does, but syncs
+// nothing: a process crash leaves path old or new, an operating-system
+// crash may leave it empty or torn. It is for caches whose reader checks
+// what it reads and rebuilds when the check fails.
+func ReplaceFile(path string, data []byte, perm os.FileMode) error {
+	return replace(path, data, perm, false)
+}
+
+func replace(path string, data []byte, perm os.FileMode, sync bool) (err error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -29,14 +42,19 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
 	if err = tmp.Chmod(perm); err != nil {
 		return fmt.Errorf("fsutil: chmod %s: %w", tmp.Name(), err)
 	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("fsutil: fsync %s: %w", tmp.Name(), err)
+	if sync {
+		if err = tmp.Sync(); err != nil {
+			return fmt.Errorf("fsutil: fsync %s: %w", tmp.Name(), err)
+		}
 	}
 	if err = tmp.Close(); err != nil {
 		return fmt.Errorf("fsutil: close %s: %w", tmp.Name(), err)
 	}
 	if err = os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("fsutil: rename to %s: %w", path, err)
+	}
+	if !sync {
+		return nil
 	}
 	return SyncDir(dir)
 }
