@@ -319,7 +319,6 @@ func (p *Partition) saveProducersLocked() error {
 	return fsutil.ReplaceFile(filepath.Join(p.log.Dir(), producerSnapshotFile), b, 0o644)
 }
 
-
 // close snapshots producers and closes the log.
 func (p *Partition) close() error {
 	p.mu.Lock()
