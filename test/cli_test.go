@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -277,6 +278,57 @@ func TestCLIBench(t *testing.T) {
 		if !regexp.MustCompile(re).MatchString(r.stdout) {
 			t.Errorf("bench consume table does not match %s:\n%s", re, r.stdout)
 		}
+	}
+}
+
+// TestCLIBenchProduceGivesUp: bench produce whose broker is killed does not
+// wait forever for the records its idempotent producer has in flight; it
+// gives up after --stall-timeout with a clear error.
+func TestCLIBenchProduceGivesUp(t *testing.T) {
+	b := startBroker(t, "")
+	cmd := exec.Command(binary, "bench", "produce", "--brokers", b.addr, "--topic", "stall",
+		"--records", "1000000000", "--stall-timeout", "2s")
+	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	// Kill the broker once progress shows records acknowledged.
+	sc := bufio.NewScanner(stderr)
+	var log strings.Builder
+	for sc.Scan() {
+		log.WriteString(sc.Text() + "\n")
+		if f := strings.Fields(sc.Text()); len(f) > 2 && f[2] == "records" && f[1] != "0" {
+			break
+		}
+	}
+	b.kill()
+	drained := make(chan struct{})
+	go func() {
+		for sc.Scan() {
+			log.WriteString(sc.Text() + "\n")
+		}
+		close(drained) // the process closed stderr: it is exiting
+	}()
+	select {
+	case <-drained:
+	case <-time.After(90 * time.Second):
+		cmd.Process.Kill()
+		<-drained
+		t.Fatalf("bench produce still running 90 s after its broker was killed:\n%s", log.String())
+	}
+	if err := cmd.Wait(); err == nil {
+		t.Fatalf("bench produce exited 0 after its broker was killed:\n%s", out.String())
+	}
+	if !strings.Contains(log.String(), "gave up: no record acknowledged or failed for 2s") &&
+		!strings.Contains(log.String(), "records failed") {
+		t.Fatalf("bench produce error does not say why it stopped:\n%s", log.String())
 	}
 }
 

@@ -180,6 +180,7 @@ type benchSlot struct {
 // hist needs no lock; the counters are read by the progress printer.
 type benchProducer struct {
 	cl     *kgo.Client
+	closed sync.Once
 	n      int64
 	free   chan *benchSlot
 	acked  atomic.Int64
@@ -220,6 +221,31 @@ func (p *benchProducer) promise(r *kgo.Record, err error) {
 	p.free <- s
 }
 
+// close closes the client once; closing fails every record it still
+// holds, in flight or not, so run's wait for its slots ends.
+func (p *benchProducer) close() { p.closed.Do(p.cl.Close) }
+
+// watchStall calls giveUp, once, when settled has not moved for stall; it
+// returns when stop is closed.
+func watchStall(stop <-chan struct{}, stall time.Duration, settled func() int64, giveUp func()) {
+	t := time.NewTicker(min(time.Second, stall/4))
+	defer t.Stop()
+	last, lastMove := settled(), time.Now()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			if n := settled(); n != last {
+				last, lastMove = n, now
+			} else if now.Sub(lastMove) >= stall {
+				giveUp()
+				return
+			}
+		}
+	}
+}
+
 // run produces p.n records whose value is the shared value buffer.
 func (p *benchProducer) run(ctx context.Context, value []byte, window int) {
 	slots := make([]benchSlot, min(int64(window), p.n))
@@ -236,6 +262,10 @@ produce:
 		case s = <-p.free:
 		case <-ctx.Done():
 			break produce
+		}
+		if p.failed.Load() > 0 {
+			p.free <- s
+			break // the run has failed: stop adding to it
 		}
 		s.rec = kgo.Record{Value: value, Context: s}
 		s.sent = time.Now()
@@ -266,6 +296,7 @@ is measured per record from send to acknowledgement.`, stderr)
 	batchBytes := fs.Int("batch-bytes", 1_000_000, "largest record batch in bytes")
 	compression := fs.String("compression", "none", "batch compression: none, gzip, snappy, lz4 or zstd")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
+	stall := fs.Duration("stall-timeout", time.Minute, "give up when no record is acknowledged or failed for this long (an idempotent producer waits for a broker that went away until then)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -276,6 +307,8 @@ is measured per record from send to acknowledgement.`, stderr)
 	switch {
 	case *topic == "":
 		return errors.New("--topic is required")
+	case *stall <= 0:
+		return errors.New("--stall-timeout must be positive")
 	case *records <= 0:
 		return errors.New("--records must be positive")
 	case *size < 0 || *size > 1<<30:
@@ -328,7 +361,7 @@ is measured per record from send to acknowledgement.`, stderr)
 	}
 	defer func() {
 		for _, p := range ps {
-			p.cl.Close()
+			p.close()
 		}
 	}()
 
@@ -341,6 +374,19 @@ is measured per record from send to acknowledgement.`, stderr)
 	}
 	done := make(chan struct{})
 	go progress(stderr, total, done)
+	var stalled atomic.Bool
+	go watchStall(done, *stall, func() int64 {
+		var n int64
+		for _, p := range ps {
+			n += p.acked.Load() + p.failed.Load()
+		}
+		return n
+	}, func() {
+		stalled.Store(true)
+		for _, p := range ps {
+			p.close()
+		}
+	})
 	start := time.Now()
 	var wg sync.WaitGroup
 	for _, p := range ps {
@@ -372,6 +418,8 @@ is measured per record from send to acknowledgement.`, stderr)
 	switch {
 	case ctx.Err() != nil:
 		return errors.New("interrupted")
+	case stalled.Load():
+		return fmt.Errorf("gave up: no record acknowledged or failed for %v (--stall-timeout); %d acknowledged", *stall, res.Records)
 	case firstErr != nil:
 		return fmt.Errorf("%d records failed; first error: %w", res.Errors, firstErr)
 	}

@@ -275,6 +275,7 @@ type storageCollector struct {
 	size, segs *prometheus.Desc
 	partitions *prometheus.Desc
 	sent, cp   *prometheus.Desc
+	mapped     *prometheus.Desc
 }
 
 func newStorageCollector(parts *partition.Manager) *storageCollector {
@@ -287,11 +288,12 @@ func newStorageCollector(parts *partition.Manager) *storageCollector {
 		partitions: prometheus.NewDesc("runnel_partitions", "Partitions hosted.", nil, nil),
 		sent:       prometheus.NewDesc("runnel_fetch_sendfile_bytes_total", "Record bytes sent to consumers with sendfile.", nil, nil),
 		cp:         prometheus.NewDesc("runnel_fetch_copied_bytes_total", "Record bytes sent to consumers through the copy path.", nil, nil),
+		mapped:     prometheus.NewDesc("runnel_fetch_mapped_bytes_total", "Record bytes sent to consumers by writing from a mapping of the segment (fetch path mmap).", nil, nil),
 	}
 }
 
 func (c *storageCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.leo, c.hw, c.size, c.segs, c.partitions, c.sent, c.cp} {
+	for _, d := range []*prometheus.Desc{c.leo, c.hw, c.size, c.segs, c.partitions, c.sent, c.cp, c.mapped} {
 		ch <- d
 	}
 }
@@ -301,6 +303,7 @@ func (c *storageCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.partitions, prometheus.GaugeValue, float64(len(ps)))
 	ch <- prometheus.MustNewConstMetric(c.sent, prometheus.CounterValue, float64(consumer.SentfileBytes.Load()))
 	ch <- prometheus.MustNewConstMetric(c.cp, prometheus.CounterValue, float64(consumer.CopiedBytes.Load()))
+	ch <- prometheus.MustNewConstMetric(c.mapped, prometheus.CounterValue, float64(consumer.MappedBytes.Load()))
 	for _, p := range ps {
 		lv := []string{p.Topic, strconv.Itoa(int(p.Index))}
 		ch <- prometheus.MustNewConstMetric(c.leo, prometheus.GaugeValue, float64(p.LogEndOffset()), lv...)
