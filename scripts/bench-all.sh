@@ -25,7 +25,9 @@ OUT=$(cd "$OUT" && pwd)
 date -u +%FT%TZ >"$OUT/started"
 
 # bench NAME ENV... SCRIPT: runs SCRIPT with OUT=$OUT/NAME and the
-# variables given, keeping its output, exit status and time.
+# variables given, keeping its output (NAME.stdout.txt and NAME.stderr.txt
+# beside that folder, which most scripts empty when they start), exit
+# status and time.
 bench() {
 	local name=$1
 	shift
@@ -35,12 +37,12 @@ bench() {
 	echo "== $(date -u +%TZ) $name" >&2
 	local start status=0
 	start=$(date +%s)
-	env OUT="$OUT/$name" RUNS="$RUNS" "$@" >"$OUT/$name/stdout.txt" 2>"$OUT/$name/stderr.txt" || status=$?
+	env OUT="$OUT/$name" RUNS="$RUNS" "$@" >"$OUT/$name.stdout.txt" 2>"$OUT/$name.stderr.txt" || status=$?
 	echo $(($(date +%s) - start)) >"$OUT/$name/seconds"
 	echo "$status" >"$OUT/$name/status"
 	if [ "$status" != 0 ]; then
 		echo "   $name failed with status $status; the last lines of its stderr:" >&2
-		tail -5 "$OUT/$name/stderr.txt" >&2
+		tail -5 "$OUT/$name.stderr.txt" >&2
 	fi
 }
 

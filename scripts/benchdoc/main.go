@@ -78,7 +78,7 @@ func run(in, doc string, quick bool) error {
 		if secs, err := os.ReadFile(filepath.Join(dir, "seconds")); err == nil {
 			fmt.Fprintf(&b, "Took %s s.", strings.TrimSpace(string(secs)))
 			if status, err := os.ReadFile(filepath.Join(dir, "status")); err == nil && strings.TrimSpace(string(status)) != "0" {
-				fmt.Fprintf(&b, " **The script failed (exit status %s); see its stderr.txt.**", strings.TrimSpace(string(status)))
+				fmt.Fprintf(&b, " **The script failed (exit status %s); see %s.stderr.txt.**", strings.TrimSpace(string(status)), s.name)
 			}
 			b.WriteString("\n\n")
 		}
@@ -86,7 +86,7 @@ func run(in, doc string, quick bool) error {
 			b.WriteString(demote(strings.TrimSpace(string(report))) + "\n\n")
 			continue
 		}
-		out, err := os.ReadFile(filepath.Join(dir, "stdout.txt"))
+		out, err := os.ReadFile(filepath.Join(in, s.name+".stdout.txt"))
 		if err != nil {
 			b.WriteString("No report and no output.\n\n")
 			continue
