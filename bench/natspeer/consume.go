@@ -114,6 +114,7 @@ connection. The streams are found by name, from NAME-0 up.`, stderr)
 
 	start := time.Now()
 	var (
+		retried  atomic.Int64
 		errOnce  sync.Once
 		readErr  error
 		failed   = make(chan struct{})
@@ -140,7 +141,15 @@ connection. The streams are found by name, from NAME-0 up.`, stderr)
 		}
 		cc, err := c.Consume(readers[i].handle, jetstream.PullMaxBytes(*pullMaxBytes),
 			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-				fail(fmt.Errorf("consume %s: %w", streamName(*name, i), err))
+				if consumeErrIsFatal(err) {
+					fail(fmt.Errorf("consume %s: %w", streamName(*name, i), err))
+					return
+				}
+				// The ordered consumer recreates itself after a missed
+				// heartbeat or a timed-out request; --timeout catches a
+				// stall that does not end.
+				retried.Add(1)
+				fmt.Fprintf(stderr, "natspeer: consume %s: %v (the client retries)\n", streamName(*name, i), err)
 			}))
 		if err != nil {
 			return fmt.Errorf("consume %s: %w", streamName(*name, i), err)
@@ -184,6 +193,7 @@ wait:
 	res := result{Mode: "consume", Stream: *name, Partitions: len(streams), Clients: 1,
 		PullMaxBytes: *pullMaxBytes}
 	res.Records, res.Bytes = total()
+	res.Errors = retried.Load()
 	res.setRates(elapsed)
 	if err := res.print(stdout, *asJSON); err != nil {
 		return err
@@ -200,4 +210,10 @@ wait:
 		return errors.New("interrupted")
 	}
 	return nil
+}
+
+// consumeErrIsFatal tells the errors an ordered consumer does not recover
+// from by itself from those it retries (missed heartbeats, timeouts).
+func consumeErrIsFatal(err error) bool {
+	return errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, jetstream.ErrStreamNotFound)
 }
