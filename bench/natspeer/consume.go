@@ -60,7 +60,9 @@ connection. The streams are found by name, from NAME-0 up.`, stderr)
 		return fmt.Errorf("connect %s: %w", *server, err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
+	// Setting up eight consumers while the first ones read can take the
+	// server longer than the client's 5 s default on two busy CPUs.
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(30*time.Second))
 	if err != nil {
 		return err
 	}
