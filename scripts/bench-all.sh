@@ -23,6 +23,7 @@ OUT=${OUT:-${TMPDIR:-/tmp}/runnel-bench-all}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 date -u +%FT%TZ >"$OUT/started"
+git describe --always --dirty >"$OUT/code"
 
 # bench NAME ENV... SCRIPT: runs SCRIPT with OUT=$OUT/NAME and the
 # variables given, keeping its output (NAME.stdout.txt and NAME.stderr.txt

@@ -354,6 +354,7 @@ func TestCLIErrors(t *testing.T) {
 		{"extra-arg", b, []string{"topic", "delete", "a", "b"}, 1, `unexpected arguments ["b"]`},
 		{"bad-partition", b, []string{"consume", "exists", "--partition", "7", "-e"}, 1, "--partition 7: topic exists has partitions 0..0"},
 		{"bench-no-topic", b, []string{"bench", "produce"}, 1, "--topic is required"},
+		{"bench-stall-timeout", b, []string{"bench", "produce", "--topic", "t", "--stall-timeout", "0s"}, 1, "--stall-timeout must be positive"},
 		{"topic-no-command", nil, []string{"topic"}, 1, "topic: missing command"},
 		{"unreachable", nil, []string{"topic", "list", "--brokers", freePort(t)}, 1, "cannot reach brokers"},
 		{"help", nil, []string{"consume", "--help"}, 0, "Usage: runnel consume TOPIC [flags]"},

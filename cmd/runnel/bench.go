@@ -228,7 +228,7 @@ func (p *benchProducer) close() { p.closed.Do(p.cl.Close) }
 // watchStall calls giveUp, once, when settled has not moved for stall; it
 // returns when stop is closed.
 func watchStall(stop <-chan struct{}, stall time.Duration, settled func() int64, giveUp func()) {
-	t := time.NewTicker(min(time.Second, stall/4))
+	t := time.NewTicker(min(time.Second, max(stall/4, time.Millisecond)))
 	defer t.Stop()
 	last, lastMove := settled(), time.Now()
 	for {

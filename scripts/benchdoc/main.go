@@ -124,7 +124,11 @@ func machine(b *strings.Builder, in string) {
 	fmt.Fprintf(b, "| Kernel | %s |\n", command("uname", "-srm"))
 	fmt.Fprintf(b, "| File system of the data | %s |\n", command("sh", "-c", "df -hT "+in+" | tail -1 | awk '{print $1\", \"$2\", \"$3\" total\"}'"))
 	fmt.Fprintf(b, "| Go | %s |\n", command("go", "version"))
-	fmt.Fprintf(b, "| Code | %s |\n", command("git", "describe", "--always", "--dirty"))
+	code := command("git", "describe", "--always", "--dirty")
+	if c, err := os.ReadFile(filepath.Join(in, "code")); err == nil {
+		code = strings.TrimSpace(string(c)) // the code the run measured
+	}
+	fmt.Fprintf(b, "| Code | %s |\n", code)
 	fmt.Fprintf(b, "| Run | %s to %s (UTC) |\n\n", strings.TrimSpace(string(started)), strings.TrimSpace(string(finished)))
 }
 
