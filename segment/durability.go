@@ -67,6 +67,7 @@ type syncer struct {
 	mu        sync.Mutex
 	durable   int64         // every offset below this is on disk
 	requested int64         // highest offset someone wants durable
+	again     bool          // a flush is wanted even if nothing new is requested
 	running   bool          // a flush goroutine exists
 	round     chan struct{} // closed when the current flush round ends
 	err       error         // sticky: the log is offline
@@ -87,7 +88,24 @@ func (s *syncer) request(next int64) {
 	if next > s.requested {
 		s.requested = next
 	}
-	if s.running || s.err != nil || s.requested <= s.durable {
+	s.startLocked()
+}
+
+// requestFlush asks for one more flush even if every offset is durable
+// already: a roll's seal cut the file to size, which must reach the disk
+// before the roll's checkpoint is written.
+func (s *syncer) requestFlush(next int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if next > s.requested {
+		s.requested = next
+	}
+	s.again = true
+	s.startLocked()
+}
+
+func (s *syncer) startLocked() {
+	if s.running || s.err != nil || (s.requested <= s.durable && !s.again) {
 		return
 	}
 	s.running = true
@@ -100,11 +118,12 @@ func (s *syncer) run() {
 	for {
 		s.gather()
 		s.mu.Lock()
-		if s.requested <= s.durable || s.err != nil {
+		if (s.requested <= s.durable && !s.again) || s.err != nil {
 			s.running = false
 			s.mu.Unlock()
 			return
 		}
+		s.again = false
 		s.mu.Unlock()
 
 		upto, err := s.flush()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -46,9 +47,8 @@ type Options struct {
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
 	// OnDurable, if set, is called with the new durable end each time more
-	// of the log reaches the disk: after a group-commit flush (no log lock
-	// held) and after a roll (with the log lock held). It must not block
-	// and must not call back into the log.
+	// of the log reaches the disk, after a flush of the syncer (no log lock
+	// held). It must not block and must not call back into the log.
 	OnDurable func(durableEnd int64)
 	// ObserveSync, if set, is told how long each fdatasync took (group
 	// commits and seals), for metrics. It must not block.
@@ -116,6 +116,12 @@ type Log struct {
 		sinceIndex int64 // log bytes since the last index entry
 		maxTS      int64 // running maximum timestamp (see IndexEntry)
 		timer      *time.Timer
+		// unsynced are sealed segments whose seal the syncer has not yet
+		// made durable, oldest first; each holds a reference of its own.
+		unsynced []*Segment
+		// pending is the checkpoint at the start of the segment the last
+		// roll created, written once every segment before it is synced.
+		pending *Checkpoint
 	}
 }
 
@@ -283,23 +289,82 @@ func (l *Log) failed() error {
 	return l.sync.err
 }
 
-// flushActive is the syncer's flush: fdatasync the active segment, which
-// covers everything appended (sealed segments were synced when sealed).
+// flushActive is the syncer's flush: fdatasync the segments sealed since
+// the last flush, then the active segment, which together cover everything
+// appended. Once the sealed ones are on disk, the checkpoint of the last
+// roll is written: recovery may then trust everything before it.
 func (l *Log) flushActive() (int64, error) {
 	l.mu.Lock()
 	seg := l.active()
 	upto := l.leo.Load()
+	sealed := append([]*Segment(nil), l.mu.unsynced...)
+	for _, s := range sealed {
+		s.Acquire() // cannot fail: the list holds a reference
+	}
+	ck := l.mu.pending
 	ok := seg.Acquire()
 	l.mu.Unlock()
+	defer func() {
+		for _, s := range sealed {
+			s.Release()
+		}
+	}()
 	if !ok {
 		return 0, ErrClosed
 	}
 	defer seg.Release()
+	for _, s := range sealed {
+		if err := l.timedSync(s); err != nil {
+			l.log.Error("partition offline: fdatasync of a sealed segment failed", "dir", l.dir, "segment", s.path, "err", err)
+			return 0, fmt.Errorf("%w: %w", ErrOffline, err)
+		}
+	}
 	if err := l.timedSync(seg); err != nil {
 		l.log.Error("partition offline: fdatasync failed", "dir", l.dir, "segment", seg.path, "err", err)
 		return 0, fmt.Errorf("%w: %w", ErrOffline, err)
 	}
+	if len(sealed) > 0 || ck != nil {
+		l.mu.Lock()
+		l.dropUnsyncedLocked(sealed)
+		if ck != nil && l.mu.pending == ck {
+			// Not replaced by a later roll, nor dropped by a truncation.
+			l.mu.pending = nil
+			if err := l.idx.SetCheckpoint(*ck, false); err != nil {
+				l.log.Warn("index: writing recovery checkpoint failed", "dir", l.dir, "err", err)
+			}
+		}
+		l.mu.Unlock()
+	}
 	return upto, nil
+}
+
+// dropUnsyncedLocked takes the given segments, now synced, off the list of
+// unsynced seals and drops the list's references on them.
+func (l *Log) dropUnsyncedLocked(synced []*Segment) {
+	keep := l.mu.unsynced[:0]
+	for _, s := range l.mu.unsynced {
+		if slices.Contains(synced, s) {
+			s.Release()
+		} else {
+			keep = append(keep, s)
+		}
+	}
+	clear(l.mu.unsynced[len(keep):])
+	l.mu.unsynced = keep
+}
+
+// syncSealedLocked syncs every sealed segment not yet synced, as truncation
+// and Close must before they write a checkpoint of their own, and drops the
+// last roll's pending checkpoint, which theirs replaces.
+func (l *Log) syncSealedLocked() error {
+	for _, s := range l.mu.unsynced {
+		if err := l.timedSync(s); err != nil {
+			return err
+		}
+	}
+	l.dropUnsyncedLocked(slices.Clone(l.mu.unsynced))
+	l.mu.pending = nil
+	return nil
 }
 
 func (l *Log) shouldRollLocked(seg *Segment, n int) bool {
@@ -330,9 +395,12 @@ func (l *Log) Roll() error {
 	return err
 }
 
-// rollLocked seals the active segment (cut to size and synced, whatever the
-// policy) and creates the next one. Rolls are rare, so this disk work under
-// the lock is accepted.
+// rollLocked seals the active segment (unmapped and cut to size) and
+// creates the next one. The sealed segment's fdatasync, whatever the
+// policy, is left to the syncer, which starts at once: the appends that
+// follow do not wait for it (under FsyncAlways their acknowledgements do).
+// Until it is done the recovery checkpoint stays where it was, so a crash
+// before then scans the sealed segment again.
 func (l *Log) rollLocked() (*Segment, error) {
 	old := l.active()
 	if err := old.seal(); err != nil {
@@ -342,10 +410,6 @@ func (l *Log) rollLocked() (*Segment, error) {
 		return nil, err
 	}
 	next := l.leo.Load()
-	l.sync.advance(next, false)
-	if l.opts.OnDurable != nil {
-		l.opts.OnDurable(next)
-	}
 	if err := l.idx.SetSegmentInfo(old.base, SegmentInfo{Size: old.Size(), LastOffset: old.lastOffset, MaxTimestamp: old.maxTimestamp}); err != nil {
 		l.log.Warn("index: recording segment info failed", "dir", l.dir, "err", err)
 	}
@@ -364,7 +428,10 @@ func (l *Log) rollLocked() (*Segment, error) {
 		l.opts.OnRoll(next)
 	}
 	l.mu.sinceIndex = 0
-	l.checkpointLocked(false, false)
+	old.Acquire() // cannot fail: the segment list holds a reference
+	l.mu.unsynced = append(l.mu.unsynced, old)
+	l.mu.pending = &Checkpoint{Segment: next, Position: 0, NextOffset: next, MaxTimestamp: l.mu.maxTS}
+	l.sync.requestFlush(next)
 	l.log.Debug("rolled segment", "dir", l.dir, "sealed", old.path, "size", old.Size(), "next", next)
 	return seg, nil
 }
@@ -402,10 +469,15 @@ func (l *Log) Close() error {
 	defer l.mu.Unlock()
 	var err error
 	if l.failed() == nil {
-		if err = l.active().seal(); err == nil {
-			l.checkpointLocked(true, false)
+		if err = l.syncSealedLocked(); err == nil {
+			if err = l.active().seal(); err == nil {
+				if err = l.active().sync(); err == nil {
+					l.checkpointLocked(true, false)
+				}
+			}
 		}
 	}
+	l.dropUnsyncedLocked(slices.Clone(l.mu.unsynced))
 	for _, s := range l.Segments() {
 		s.Release()
 	}

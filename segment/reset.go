@@ -3,6 +3,7 @@ package segment
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"github.com/runnel-io/runnel/internal/fsutil"
@@ -33,6 +34,8 @@ func (l *Log) ResetTo(offset int64) error {
 		return err
 	}
 	old := l.Segments()
+	l.dropUnsyncedLocked(slices.Clone(l.mu.unsynced)) // every one of them goes
+	l.mu.pending = nil
 	l.setSegments([]*Segment{seg})
 	l.leo.Store(offset)
 	l.logStart.Store(offset)

@@ -127,6 +127,9 @@ func (l *Log) TruncateTo(offset int64) error {
 
 	// Recovery must not trust anything past the cut: move the checkpoint
 	// back first (after making what stays durable).
+	if err := l.syncSealedLocked(); err != nil {
+		return l.offline(err)
+	}
 	if err := s.sync(); err != nil {
 		return l.offline(err)
 	}

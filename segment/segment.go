@@ -268,8 +268,8 @@ func (s *Segment) sync() error {
 	return nil
 }
 
-// seal turns the active segment into a sealed one: unmapped, cut to its
-// real size, and synced.
+// seal turns the active segment into a sealed one: unmapped and cut to its
+// real size. The caller syncs it (Log.rollLocked hands it to the syncer).
 func (s *Segment) seal() error {
 	s.unmap()
 	size := s.size.Load()
@@ -279,7 +279,7 @@ func (s *Segment) seal() error {
 		}
 		s.allocated = size
 	}
-	return s.sync()
+	return nil
 }
 
 // cut removes every byte from pos on: the segment keeps its file size (and
