@@ -80,6 +80,11 @@ PEER=$OUT/bin/natspeer
 NATS_RELEASE=$("$NATS" --version)
 
 # The JetStream configurations, one per level. Only sync_interval differs.
+# max_pending (default 64 MiB) bounds what the server buffers for one client
+# connection; the consume run's 8 consumers share one connection and may each
+# have --pull-max-bytes (8 MiB) pulled, which at the default limit made the
+# server cut the client off as a slow consumer in one run. 256 MiB leaves
+# room for all of them.
 for level in always default; do
 	if [ "$level" = always ]; then
 		sync_line='sync_interval: always  # fsync after every message written'
@@ -89,6 +94,7 @@ for level in always default; do
 	cat >"$OUT/nats-$level.conf" <<-EOF
 		listen: 127.0.0.1:$NATS_PORT
 		http: 127.0.0.1:$NATS_HTTP_PORT
+		max_pending: 256MB
 		jetstream {
 		  store_dir: "$OUT/data-nats"
 		  $sync_line
