@@ -11,19 +11,26 @@
 # Environment: RUNS (default 3) runs of each measurement, OUT (default
 # $TMPDIR/runnel-bench-all) for every script's data, output and report,
 # ONLY (default: all of storage broker fetch latency nats scale restart
-# cluster), QUICK (default 0). Run it on a quiet machine: each script
+# cluster; parts named here and run into an earlier run's OUT replace just
+# those parts), QUICK (default 0). Run it on a quiet machine: each script
 # reports medians and ratios measured within its own run.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 QUICK=${QUICK:-0}
+some=${ONLY:+yes}
 ONLY=${ONLY:-storage broker fetch latency nats scale restart cluster}
 OUT=${OUT:-${TMPDIR:-/tmp}/runnel-bench-all}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-date -u +%FT%TZ >"$OUT/started"
-git describe --always --dirty >"$OUT/code"
+# Some parts run again into an earlier run's OUT keep that run's start and
+# code; each part records its own code too (benchdoc names a part's if it
+# differs).
+if [ -z "$some" ] || [ ! -s "$OUT/code" ]; then
+	date -u +%FT%TZ >"$OUT/started"
+	git describe --always --dirty >"$OUT/code"
+fi
 
 # bench NAME ENV... SCRIPT: runs SCRIPT with OUT=$OUT/NAME and the
 # variables given, keeping its output (NAME.stdout.txt and NAME.stderr.txt
@@ -41,6 +48,7 @@ bench() {
 	env OUT="$OUT/$name" RUNS="$RUNS" "$@" >"$OUT/$name.stdout.txt" 2>"$OUT/$name.stderr.txt" || status=$?
 	echo $(($(date +%s) - start)) >"$OUT/$name/seconds"
 	echo "$status" >"$OUT/$name/status"
+	git describe --always --dirty >"$OUT/$name/code"
 	if [ "$status" != 0 ]; then
 		echo "   $name failed with status $status; the last lines of its stderr:" >&2
 		tail -5 "$OUT/$name.stderr.txt" >&2

@@ -77,6 +77,12 @@ func run(in, doc string, quick bool) error {
 		fmt.Fprintf(&b, "### %s\n\n", s.title)
 		if secs, err := os.ReadFile(filepath.Join(dir, "seconds")); err == nil {
 			fmt.Fprintf(&b, "Took %s s.", strings.TrimSpace(string(secs)))
+			// A part run again later (ONLY=… into the same OUT) says so.
+			if c, err := os.ReadFile(filepath.Join(dir, "code")); err == nil {
+				if runCode, err := os.ReadFile(filepath.Join(in, "code")); err != nil || strings.TrimSpace(string(c)) != strings.TrimSpace(string(runCode)) {
+					fmt.Fprintf(&b, " Run again on its own, at %s.", strings.TrimSpace(string(c)))
+				}
+			}
 			if status, err := os.ReadFile(filepath.Join(dir, "status")); err == nil && strings.TrimSpace(string(status)) != "0" {
 				fmt.Fprintf(&b, " **The script failed (exit status %s); see %s.stderr.txt.**", strings.TrimSpace(string(status)), s.name)
 			}
