@@ -86,6 +86,6 @@ if [ -s "$OUT/latency/latency.json" ]; then
 		[ -s "$f" ] && produce+=(--produce "$f")
 	done
 	go run ./scripts/chart --latency "$OUT/latency/latency.json" "${produce[@]}" --out docs/benchmarks.svg \
-		--title "runnel, one broker, --fsync always ($(git describe --always --dirty))"
+		--title "runnel, one broker, --fsync always ($(cat "$OUT/latency/code" 2>/dev/null || cat "$OUT/code"))"
 fi
 echo "docs/benchmarks.md rewritten from $OUT" >&2

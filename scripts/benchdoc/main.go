@@ -149,11 +149,13 @@ func command(name string, args ...string) string {
 // summary is the end of a script's output from its "medians" line on, or
 // all of it when there is none.
 func summary(out string) string {
-	if i := strings.LastIndex(out, "medians"); i >= 0 {
-		if j := strings.LastIndex(out[:i], "\n"); j >= 0 {
-			return out[j+1:]
-		}
-		return out[i:]
+	// The last line that starts with "medians" (other lines may say
+	// "medians" further in).
+	if strings.HasPrefix(out, "medians") && !strings.Contains(out, "\nmedians") {
+		return out
+	}
+	if i := strings.LastIndex(out, "\nmedians"); i >= 0 {
+		return out[i+1:]
 	}
 	return out
 }
