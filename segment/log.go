@@ -353,6 +353,15 @@ func (l *Log) dropUnsyncedLocked(synced []*Segment) {
 	l.mu.unsynced = keep
 }
 
+// releaseUnsyncedLocked empties the list of unsynced seals, dropping its
+// references, when each of them is synced or removed.
+func (l *Log) releaseUnsyncedLocked() {
+	for _, s := range l.mu.unsynced {
+		s.Release()
+	}
+	l.mu.unsynced = nil
+}
+
 // syncSealedLocked syncs every sealed segment not yet synced, as truncation
 // and Close must before they write a checkpoint of their own, and drops the
 // last roll's pending checkpoint, which theirs replaces.
@@ -362,7 +371,7 @@ func (l *Log) syncSealedLocked() error {
 			return err
 		}
 	}
-	l.dropUnsyncedLocked(slices.Clone(l.mu.unsynced))
+	l.releaseUnsyncedLocked()
 	l.mu.pending = nil
 	return nil
 }
@@ -477,7 +486,7 @@ func (l *Log) Close() error {
 			}
 		}
 	}
-	l.dropUnsyncedLocked(slices.Clone(l.mu.unsynced))
+	l.releaseUnsyncedLocked()
 	for _, s := range l.Segments() {
 		s.Release()
 	}

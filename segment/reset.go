@@ -3,7 +3,6 @@ package segment
 import (
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strconv"
 
 	"github.com/runnel-io/runnel/internal/fsutil"
@@ -34,7 +33,7 @@ func (l *Log) ResetTo(offset int64) error {
 		return err
 	}
 	old := l.Segments()
-	l.dropUnsyncedLocked(slices.Clone(l.mu.unsynced)) // every one of them goes
+	l.releaseUnsyncedLocked() // every one of them goes
 	l.mu.pending = nil
 	l.setSegments([]*Segment{seg})
 	l.leo.Store(offset)

@@ -297,11 +297,7 @@ is measured per record from send to acknowledgement.`, stderr)
 	compression := fs.String("compression", "none", "batch compression: none, gzip, snappy, lz4 or zstd")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
 	stall := fs.Duration("stall-timeout", time.Minute, "give up when no record is acknowledged or failed for this long (an idempotent producer waits for a broker that went away until then)")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(pos); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	switch {
@@ -490,11 +486,7 @@ serves it. The partitions are shared among --consumers clients.`, stderr)
 	consumers := fs.Int("consumers", 1, "concurrent consumer clients (at most one per partition)")
 	idle := fs.Duration("timeout", 10*time.Second, "give up when no record arrives for this long")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(pos); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	switch {

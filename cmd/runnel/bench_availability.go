@@ -43,11 +43,7 @@ one interval). The topic is created if it does not exist.`, stderr)
 	duration := fs.Duration("duration", 30*time.Second, "how long to produce")
 	metadataAge := fs.Duration("metadata-min-age", 0, "client's shortest time between metadata refreshes (0: the client's default)")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(pos); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	switch {

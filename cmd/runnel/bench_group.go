@@ -49,11 +49,7 @@ Reports OffsetCommit requests per second and their latency.`, stderr)
 	partitions := fs.Int("partitions", 1, "partitions named in each commit")
 	duration := fs.Duration("duration", 10*time.Second, "how long to commit")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(pos); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	switch {
@@ -224,11 +220,7 @@ their next heartbeat, so the result depends on --heartbeat-interval.`, stderr)
 	balancer := fs.String("balancer", "cooperative-sticky", "assignor: cooperative-sticky, range, roundrobin or sticky")
 	idle := fs.Duration("idle", 5*time.Second, "how long the group stays settled before each leave and join, so members are in their steady heartbeat rhythm; a random part of one heartbeat interval is added, so rounds sample every phase of it")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(pos); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	if *topic == "" {

@@ -282,11 +282,7 @@ topic is created with --partitions partitions if it does not exist.`, stderr)
 	linger := fs.Duration("linger", 0, "how long a batch may wait to fill (0: send when the connection is free)")
 	idle := fs.Duration("timeout", 10*time.Second, "after producing, give up when no record arrives for this long")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(pos); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	n := int64(float64(*rate) * duration.Seconds())

@@ -117,11 +117,7 @@ not a failure of the command.
 Brokers are listed with DescribeCluster, then each is sent DescribeQuorum.`, stderr)
 	brokers := brokersFlag(fs)
 	format := fs.String("format", "table", "output `FORMAT`: table, or json (one object, as for scripts)")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(pos); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	if *format != "table" && *format != "json" {

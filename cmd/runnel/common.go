@@ -96,6 +96,16 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 // wantArgs checks the number of positional arguments.
+// parseFlagsOnly parses args for a command that takes flags and no
+// positional arguments.
+func parseFlagsOnly(fs *flag.FlagSet, args []string) error {
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	return wantArgs(pos)
+}
+
 func wantArgs(pos []string, names ...string) error {
 	switch {
 	case len(pos) < len(names):

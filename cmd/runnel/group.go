@@ -119,11 +119,7 @@ func groupList(args []string, stdout, stderr io.Writer) error {
 offsets) and number of members.`, stderr)
 	brokers := brokersFlag(fs)
 	state := fs.String("state", "", "show only groups in these comma-separated `STATES`:\n"+strings.Join(groupStates, ", ")+" (any case)")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(pos); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	states, err := parseStates(*state)

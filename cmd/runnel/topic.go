@@ -149,11 +149,7 @@ func topicList(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("runnel topic list", "runnel topic list [flags]",
 		"Print the name of every topic, one a line, sorted.", stderr)
 	brokers := brokersFlag(fs)
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(pos); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	ctx, cl, done, err := adminClient(*brokers)
