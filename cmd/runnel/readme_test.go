@@ -45,8 +45,8 @@ func TestReadmeTablesMatchCode(t *testing.T) {
 
 	var want []string
 	for _, s := range serveSettings {
-		def := "`" + s.def + "`"
-		if s.def == "" {
+		def := "`" + s.def() + "`"
+		if s.def() == "" {
 			def = "—"
 		}
 		want = append(want, fmt.Sprintf("| `--%s` | `%s` | %s | %s |", s.name, envName(s.name), def, s.help))

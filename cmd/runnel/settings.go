@@ -8,47 +8,89 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/runnel-io/runnel/broker"
 )
 
 // setting is one broker setting, settable as a flag, a RUNNEL_* environment
-// variable or a line of the config file (precedence in that order).
+// variable or a line of the config file (precedence in that order). field
+// binds it to its place in the options; the default shown in --help and
+// the README is that place's value in defaultOptions.
 type setting struct {
-	name string
-	def  string
-	help string
+	name  string
+	help  string
+	field func(o *serveOptions) value
 }
 
+// serveOptions is what runnel serve runs with: the broker's Config and the
+// settings of the front end itself.
+type serveOptions struct {
+	broker    broker.Config
+	logLevel  string
+	logFormat string
+	config    string
+}
+
+func defaultOptions() serveOptions {
+	return serveOptions{broker: broker.DefaultConfig(), logLevel: "info", logFormat: "text"}
+}
+
+// serveSettings lists every setting of runnel serve. A new setting of the
+// broker or of one of its parts (server.Config, partition.Options, ...) is
+// one line here, bound to its field in broker.Config.
 var serveSettings = []setting{
-	{"data-dir", "./data", "directory for segments, index and metadata"},
-	{"listen", "127.0.0.1:9092", "address of the Kafka API"},
-	{"advertise", "", "host:port clients are told to connect to (default: the listen address)"},
-	{"metrics-listen", "127.0.0.1:9644", "address of /metrics, /healthz and /readyz (empty: off)"},
-	{"node-id", "1", "this broker's id"},
-	{"raft-listen", "", "address to listen on for Raft and forwarded proposals (default: this node's address in --voters)"},
-	{"voters", "", "Raft voters as 1@host:port,2@host:port,...; empty: this broker alone, without a Raft listener"},
-	{"fsync", "always", "durability: always (ack after fdatasync, group commit), interval:DURATION, or never"},
-	{"fetch-path", "sendfile", "how fetches send record bytes: sendfile (zero-copy), or for comparison mmap (write from a mapping of the segment) or copy (pread into a buffer, then write)"},
-	{"auto-create-topics", "true", "create unknown topics when clients ask for their metadata"},
-	{"default-partitions", "1", "partitions of auto-created topics"},
-	{"default-replication-factor", "1", "replicas of auto-created topics and of topics created with replication factor -1"},
-	{"broker-session-timeout", "6s", "the controller fences a broker that sends no heartbeat for this long, and moves its leaderships"},
-	{"broker-heartbeat-interval", "1s", "how often a broker sends the controller a heartbeat"},
-	{"raft-election-timeout", "1s", "a Raft follower that hears nothing from the leader for this long starts an election (with other voters)"},
-	{"replica-lag-time-max", "30s", "a follower that has not caught up with the leader for this long leaves the ISR"},
-	{"leader-rebalance-interval", "30s", "how often the controller gives leadership back to preferred replicas that are in sync (0s: never)"},
-	{"max-request-bytes", "104857600", "largest request frame accepted"},
-	{"max-connections", "10000", "most open client connections"},
-	{"idle-timeout", "10m", "close connections idle this long"},
-	{"retention-check-interval", "5m", "how often retention runs"},
-	{"group-initial-rebalance-delay", "3s", "how long a new group's first rebalance waits for more members (0s: none)"},
-	{"group-min-session-timeout", "6s", "shortest session timeout a group member may ask for"},
-	{"group-max-session-timeout", "30m", "longest session timeout a group member may ask for"},
-	{"offsets-retention", "168h", "committed offsets of a group without members expire this long after the later of their commit and the group emptying"},
-	{"offsets-retention-check-interval", "10m", "how often expired committed offsets are removed"},
-	{"shutdown-timeout", "30s", "how long SIGTERM waits for in-flight requests"},
-	{"log-level", "info", "debug, info, warn or error"},
-	{"log-format", "text", "text or json"},
-	{"config", "", "config file of name = value lines (names as the flags)"},
+	{"data-dir", "directory for segments, index and metadata", func(o *serveOptions) value { return stringVar(&o.broker.DataDir) }},
+	{"listen", "address of the Kafka API", func(o *serveOptions) value { return stringVar(&o.broker.Listen) }},
+	{"advertise", "host:port clients are told to connect to (default: the listen address)", func(o *serveOptions) value { return stringVar(&o.broker.Advertise) }},
+	{"metrics-listen", "address of /metrics, /healthz and /readyz (empty: off)", func(o *serveOptions) value { return stringVar(&o.broker.MetricsListen) }},
+	{"node-id", "this broker's id", func(o *serveOptions) value { return int32Var(&o.broker.NodeID) }},
+	{"raft-listen", "address to listen on for Raft and forwarded proposals (default: this node's address in --voters)", func(o *serveOptions) value { return stringVar(&o.broker.RaftListen) }},
+	{"voters", "Raft voters as 1@host:port,2@host:port,...; empty: this broker alone, without a Raft listener", func(o *serveOptions) value { return votersVar(&o.broker.Voters) }},
+	{"fsync", "durability: always (ack after fdatasync, group commit), interval:DURATION, or never", func(o *serveOptions) value { return fsyncVar(&o.broker.Partitions.Fsync) }},
+	{"fetch-path", "how fetches send record bytes: sendfile (zero-copy), or for comparison mmap (write from a mapping of the segment) or copy (pread into a buffer, then write)", func(o *serveOptions) value { return fetchPathVar(&o.broker.Server.FetchPath) }},
+	{"auto-create-topics", "create unknown topics when clients ask for their metadata", func(o *serveOptions) value { return boolVar(&o.broker.Server.AutoCreateTopics) }},
+	{"default-partitions", "partitions of auto-created topics", func(o *serveOptions) value { return int32Var(&o.broker.Server.DefaultPartitions) }},
+	{"default-replication-factor", "replicas of auto-created topics and of topics created with replication factor -1", func(o *serveOptions) value { return int16Var(&o.broker.Server.DefaultReplicationFactor) }},
+	{"broker-session-timeout", "the controller fences a broker that sends no heartbeat for this long, and moves its leaderships", func(o *serveOptions) value { return durationVar(&o.broker.Controller.SessionTimeout) }},
+	{"broker-heartbeat-interval", "how often a broker sends the controller a heartbeat", func(o *serveOptions) value { return durationVar(&o.broker.Controller.HeartbeatInterval) }},
+	{"raft-election-timeout", "a Raft follower that hears nothing from the leader for this long starts an election (with other voters)", func(o *serveOptions) value { return durationVar(&o.broker.RaftElectionTimeout) }},
+	{"replica-lag-time-max", "a follower that has not caught up with the leader for this long leaves the ISR", func(o *serveOptions) value { return durationVar(&o.broker.Replicas.MaxLag) }},
+	{"leader-rebalance-interval", "how often the controller gives leadership back to preferred replicas that are in sync (0s: never)", func(o *serveOptions) value { return delayVar(&o.broker.Controller.LeaderRebalanceInterval) }},
+	{"max-request-bytes", "largest request frame accepted", func(o *serveOptions) value { return int32Var(&o.broker.Server.MaxRequestBytes) }},
+	{"max-connections", "most open client connections", func(o *serveOptions) value { return intVar(&o.broker.Server.MaxConnections) }},
+	{"idle-timeout", "close connections idle this long", func(o *serveOptions) value { return durationVar(&o.broker.Server.IdleTimeout) }},
+	{"retention-check-interval", "how often retention runs", func(o *serveOptions) value { return durationVar(&o.broker.RetentionCheckInterval) }},
+	{"group-initial-rebalance-delay", "how long a new group's first rebalance waits for more members (0s: none)", func(o *serveOptions) value { return delayVar(&o.broker.Groups.InitialRebalanceDelay) }},
+	{"group-min-session-timeout", "shortest session timeout a group member may ask for", func(o *serveOptions) value { return durationVar(&o.broker.Groups.MinSessionTimeout) }},
+	{"group-max-session-timeout", "longest session timeout a group member may ask for", func(o *serveOptions) value { return durationVar(&o.broker.Groups.MaxSessionTimeout) }},
+	{"offsets-retention", "committed offsets of a group without members expire this long after the later of their commit and the group emptying", func(o *serveOptions) value { return durationVar(&o.broker.Groups.OffsetsRetention) }},
+	{"offsets-retention-check-interval", "how often expired committed offsets are removed", func(o *serveOptions) value { return durationVar(&o.broker.Groups.RetentionCheckInterval) }},
+	{"shutdown-timeout", "how long SIGTERM waits for in-flight requests", func(o *serveOptions) value { return durationVar(&o.broker.ShutdownTimeout) }},
+	{"log-level", "debug, info, warn or error", func(o *serveOptions) value { return stringVar(&o.logLevel) }},
+	{"log-format", "text or json", func(o *serveOptions) value { return stringVar(&o.logFormat) }},
+	{"config", "config file of name = value lines (names as the flags)", func(o *serveOptions) value { return stringVar(&o.config) }},
+}
+
+// def returns the setting's default as written on the command line.
+func (s setting) def() string {
+	o := defaultOptions()
+	return s.field(&o).String()
+}
+
+// options applies resolved settings over the defaults. The values are
+// checked for syntax here and for range by broker.Config.Validate.
+func (v values) options(defs []setting) (serveOptions, error) {
+	o := defaultOptions()
+	for _, d := range defs {
+		s, ok := v[d.name]
+		if !ok {
+			continue
+		}
+		if err := d.field(&o).Set(s); err != nil {
+			return o, fmt.Errorf("--%s: %w", d.name, err)
+		}
+	}
+	return o, nil
 }
 
 func envName(name string) string {
@@ -63,7 +105,7 @@ func parseSettings(args []string, defs []setting, stderr io.Writer) (values, err
 	fs.SetOutput(stderr)
 	set := map[string]*string{}
 	for _, d := range defs {
-		set[d.name] = fs.String(d.name, d.def, fmt.Sprintf("%s (env %s)", d.help, envName(d.name)))
+		set[d.name] = fs.String(d.name, d.def(), fmt.Sprintf("%s (env %s)", d.help, envName(d.name)))
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: runnel serve [flags]\n\nEvery setting can also be given as an environment variable or in the\nconfig file; flags win over the environment, which wins over the file.\n\n")
@@ -79,7 +121,7 @@ func parseSettings(args []string, defs []setting, stderr io.Writer) (values, err
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	v := values{}
 	for _, d := range defs {
-		v[d.name] = d.def
+		v[d.name] = d.def()
 	}
 	cfgPath := *set["config"]
 	if !given["config"] {

@@ -1,0 +1,390 @@
+// Package broker assembles one runnel broker from its parts: the Raft node
+// that replicates cluster metadata, the partition manager, the replica
+// manager, the group coordinator, the Kafka listener and the metrics and
+// health endpoints. It owns their start-up order, the background loops that
+// tie them together, and the orderly shutdown; `runnel serve` is a thin
+// front end that turns flags, RUNNEL_* variables and a config file into a
+// Config. Tests run brokers in-process with it.
+//
+// # Life cycle
+//
+// New validates the Config and opens everything, in this order:
+//
+//  1. raise the soft RLIMIT_NOFILE to the hard limit, so that a broker can
+//     always reopen the partitions it already holds;
+//  2. (only for a Kafka listen address with port 0) bind the Kafka listener;
+//  3. start the Raft node over DataDir/meta and register this broker with
+//     the quorum under its advertised address;
+//  4. open and recover every partition under DataDir (partition.Manager);
+//  5. open this broker's replicas as the metadata assigns them
+//     (replica.Manager.Reconcile);
+//  6. create the group coordinator and the Kafka server;
+//  7. bind and serve the metrics listener (/readyz answers 503 until Run);
+//  8. bind the Kafka listener, now that every partition is recovered.
+//
+// Any error releases what the earlier steps opened, in reverse order.
+//
+// Run starts retention, replication, the controller loop (heartbeats, and
+// on the Raft leader, fencing and leader rebalancing) and the loop that
+// keeps the group coordinator on the Raft leader, then accepts Kafka
+// connections until its context ends or the listener fails. It then shuts
+// down: stops accepting, waits up to ShutdownTimeout for in-flight
+// requests, hands the Raft leadership to another voter, stops the loops
+// and closes the groups, replicas, Raft node and partitions in that order.
+//
+// Close releases everything; while Run is running it ends Run and waits
+// for its shutdown. It is idempotent.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/runnel-io/runnel/cluster"
+	"github.com/runnel-io/runnel/group"
+	"github.com/runnel-io/runnel/partition"
+	"github.com/runnel-io/runnel/replica"
+	"github.com/runnel-io/runnel/server"
+)
+
+// Errors of the life cycle.
+var (
+	// ErrClosed is returned by Run after Close.
+	ErrClosed = errors.New("broker: closed")
+	// ErrRunning is returned by a second Run.
+	ErrRunning = errors.New("broker: already running")
+)
+
+// Broker is one running broker. Its methods are safe for concurrent use.
+type Broker struct {
+	cfg   Config
+	log   *slog.Logger
+	start time.Time
+
+	node     *cluster.Node
+	meta     *cluster.Meta
+	parts    *partition.Manager
+	replicas *replica.Manager
+	groups   *group.Coordinator
+	srv      *server.Server
+	ln       net.Listener // Kafka API
+	mln      net.Listener // metrics; nil when off
+	hs       *http.Server
+	httpDone chan struct{} // closed when hs.Serve returns
+	ready    atomic.Bool
+
+	mu struct {
+		sync.Mutex
+		running bool
+		closed  bool
+		stopRun context.CancelFunc
+		runDone chan struct{} // closed when Run returns
+	}
+	releaseOnce sync.Once
+	releaseErr  error
+}
+
+// New validates cfg and opens a broker (see the package comment for the
+// order). It never changes cfg. On error everything it opened is closed.
+func New(cfg Config) (_ *Broker, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	logger := cfg.Logger
+	b := &Broker{cfg: cfg, log: logger, start: time.Now()}
+	defer func() {
+		if err != nil {
+			b.release()
+		}
+	}()
+	raiseFileLimit(logger)
+
+	if _, port, perr := net.SplitHostPort(cfg.Listen); perr == nil && port == "0" {
+		if b.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("kafka listener: %w", err)
+		}
+	}
+
+	// Metadata always goes through Raft. Without Voters this broker is
+	// the only voter, with no Raft listener: the single-node case of the
+	// same code.
+	nodeOpts := cluster.NodeOptions{ID: cfg.NodeID, Logger: logger, Listen: cfg.RaftListen,
+		Dir: filepath.Join(cfg.DataDir, "meta"), Voters: cfg.Voters}
+	if len(cfg.Voters) == 0 {
+		nodeOpts.Local = true
+		nodeOpts.Voters = []cluster.Voter{{ID: cfg.NodeID, Addr: "local"}}
+	}
+	if len(nodeOpts.Voters) > 1 {
+		nodeOpts.HeartbeatTimeout = cfg.RaftElectionTimeout
+		nodeOpts.ElectionTimeout = cfg.RaftElectionTimeout
+	}
+	raftAddr := nodeOpts.Voters[0].Addr
+	for _, vt := range nodeOpts.Voters {
+		if vt.ID == cfg.NodeID {
+			raftAddr = vt.Addr
+		}
+	}
+	if b.node, err = cluster.StartNode(nodeOpts); err != nil {
+		return nil, err
+	}
+	kafkaAddr := cfg.Advertise
+	if kafkaAddr == "" {
+		kafkaAddr = cfg.Listen
+		if b.ln != nil {
+			kafkaAddr = b.ln.Addr().String()
+		}
+	}
+	rctx, rcancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+time.Minute)
+	_, err = b.node.Propose(rctx, cluster.CmdRegisterBroker, cluster.RegisterBroker{ID: cfg.NodeID, Addr: kafkaAddr, RaftAddr: raftAddr})
+	rcancel()
+	if err != nil {
+		return nil, fmt.Errorf("registering broker %d with the Raft quorum: %w", cfg.NodeID, err)
+	}
+	b.meta = cluster.NewMeta(b.node)
+
+	syncLatency := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "runnel_fsync_duration_seconds", Help: "Time each fdatasync of a partition's log took.",
+		Buckets: prometheus.ExponentialBuckets(20e-6, 2, 18)})
+	po := cfg.Partitions
+	po.DataDir, po.NodeID, po.Logger = cfg.DataDir, cfg.NodeID, logger
+	po.ObserveSync = func(d time.Duration) { syncLatency.Observe(d.Seconds()) }
+	if b.parts, err = partition.OpenManager(po); err != nil {
+		return nil, err
+	}
+
+	ro := cfg.Replicas
+	ro.NodeID, ro.Parts, ro.Node, ro.Logger = cfg.NodeID, b.parts, b.node, logger
+	b.replicas = replica.New(ro)
+	if err = b.replicas.Reconcile(); err != nil {
+		return nil, fmt.Errorf("opening this broker's replicas: %w", err)
+	}
+
+	gc := cfg.Groups
+	gc.Logger = logger
+	meta := b.meta
+	gc.PartitionExists = func(topic string, p int32) bool {
+		t, ok := meta.Topic(topic)
+		return ok && p >= 0 && p < t.Partitions
+	}
+	if b.groups, err = group.New(gc, cluster.NewRaftOffsets(b.node)); err != nil {
+		return nil, err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sc := cfg.Server
+	sc.NodeID, sc.Advertise, sc.Logger, sc.Metrics = cfg.NodeID, cfg.Advertise, logger, server.NewMetrics(reg)
+	reg.MustRegister(newStorageCollector(b.parts), syncLatency)
+	b.srv = server.New(sc, b.parts, b.meta, b.groups, b.replicas)
+
+	if cfg.MetricsListen != "" {
+		if b.mln, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			return nil, fmt.Errorf("metrics listener: %w", err)
+		}
+		b.hs = &http.Server{Handler: b.healthMux(reg), ReadHeaderTimeout: 10 * time.Second}
+		b.httpDone = make(chan struct{})
+		go func() {
+			defer close(b.httpDone)
+			b.hs.Serve(b.mln)
+		}()
+	}
+
+	// The Kafka port opens only now, with every partition recovered.
+	if b.ln == nil {
+		if b.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("kafka listener: %w", err)
+		}
+	}
+	return b, nil
+}
+
+func (b *Broker) healthMux(reg *prometheus.Registry) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !b.ready.Load() {
+			http.Error(w, "not ready\n", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	return mux
+}
+
+// Addr returns the address of the Kafka listener.
+func (b *Broker) Addr() string { return b.ln.Addr().String() }
+
+// MetricsAddr returns the address of the metrics listener, or "" when it
+// is off.
+func (b *Broker) MetricsAddr() string {
+	if b.mln == nil {
+		return ""
+	}
+	return b.mln.Addr().String()
+}
+
+// Run serves until ctx ends or the Kafka listener fails, then shuts the
+// broker down (see the package comment) and releases it, as Close does.
+// It returns the listener's error, or the first error of closing.
+func (b *Broker) Run(ctx context.Context) error {
+	b.mu.Lock()
+	switch {
+	case b.mu.closed:
+		b.mu.Unlock()
+		return ErrClosed
+	case b.mu.running:
+		b.mu.Unlock()
+		return ErrRunning
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	b.mu.running = true
+	b.mu.stopRun = cancel
+	b.mu.runDone = make(chan struct{})
+	defer close(b.mu.runDone)
+	b.mu.Unlock()
+
+	cfg, logger := b.cfg, b.log
+	bg, stopBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { b.parts.RunRetention(bg, cfg.RetentionCheckInterval) })
+	b.replicas.Start()
+	wg.Go(func() { b.node.RunController(bg, cfg.Controller) })
+	wg.Go(func() { followCoordinator(bg, b.node, b.groups, logger) })
+
+	errc := make(chan error, 1)
+	go func() { errc <- b.srv.Serve(b.ln) }()
+	b.ready.Store(true)
+	logger.Info("runnel serving", "listen", b.ln.Addr().String(), "data_dir", cfg.DataDir,
+		"fsync", cfg.Partitions.Fsync.String(), "fetch_path", cfg.Server.FetchPath.String(),
+		"topics", len(b.meta.Topics()), "startup", time.Since(b.start))
+
+	var runErr error
+	served := false
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		served = true
+		if err != nil {
+			logger.Error("listener failed", "err", err)
+			runErr = fmt.Errorf("kafka listener: %w", err)
+		}
+	}
+	b.ready.Store(false)
+	sctx, scancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	if err := b.srv.Shutdown(sctx); err != nil {
+		logger.Warn("shutdown timed out; closing connections", "err", err)
+	}
+	scancel()
+	// Shutdown closes the listener only once Serve has taken it.
+	b.ln.Close()
+	if !served {
+		<-errc
+	}
+	// Hand the controller and the groups to another broker first, so
+	// clients find them there at once instead of after an election.
+	if err := b.node.TransferLeadership(); err != nil {
+		logger.Warn("handing over the Raft leadership failed; the others will elect a leader", "err", err)
+	}
+	stopBG()
+	wg.Wait()
+	b.releaseOnce.Do(b.releaseNow)
+	if b.releaseErr != nil {
+		return b.releaseErr
+	}
+	if runErr == nil {
+		logger.Info("stopped cleanly")
+	}
+	return runErr
+}
+
+// Close releases the broker. While Run is running it ends Run and waits
+// for its shutdown. It returns the first error of closing, every time.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	b.mu.closed = true
+	running, stop, done := b.mu.running, b.mu.stopRun, b.mu.runDone
+	b.mu.Unlock()
+	if running {
+		stop()
+		<-done
+	}
+	b.release()
+	return b.releaseErr
+}
+
+func (b *Broker) release() { b.releaseOnce.Do(b.releaseNow) }
+
+// releaseNow closes what New opened, in reverse order. Fields still nil
+// were never opened.
+func (b *Broker) releaseNow() {
+	var errs []error
+	if b.ln != nil {
+		b.ln.Close()
+	}
+	if b.hs != nil {
+		b.hs.Close()
+		<-b.httpDone
+	} else if b.mln != nil {
+		b.mln.Close()
+	}
+	if b.groups != nil {
+		b.groups.Close()
+	}
+	if b.replicas != nil {
+		b.replicas.Close()
+	}
+	if b.node != nil {
+		if err := b.node.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the Raft node: %w", err))
+		}
+	}
+	if b.parts != nil {
+		if err := b.parts.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing partitions: %w", err))
+		}
+	}
+	b.releaseErr = errors.Join(errs...)
+}
+
+// followCoordinator keeps the group coordinator on the controller (the
+// Raft leader): it leads the groups, reloading their committed offsets,
+// while this node leads the quorum, and resigns them when it stops.
+func followCoordinator(ctx context.Context, node *cluster.Node, groups *group.Coordinator, logger *slog.Logger) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		leading := node.IsLeader()
+		if leading != groups.Coordinating() {
+			if !leading {
+				groups.Resign()
+			} else if err := node.Barrier(ctx); err != nil {
+				logger.Warn("catching up the Raft log before coordinating groups", "err", err)
+			} else if err := groups.Lead(); err != nil {
+				logger.Error("taking over the group coordinator", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,203 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/runnel-io/runnel/cluster"
+	"github.com/runnel-io/runnel/group"
+	"github.com/runnel-io/runnel/partition"
+	"github.com/runnel-io/runnel/replica"
+	"github.com/runnel-io/runnel/segment"
+	"github.com/runnel-io/runnel/server"
+)
+
+// Config is everything a broker is started with. Start from DefaultConfig:
+// the zero value is not valid (Validate says which field is missing).
+//
+// The settings of each subsystem sit in that subsystem's own options
+// struct (Server, Partitions, Replicas, Groups, Controller), so a setting
+// added to one of those is a broker setting at once. New fills the fields
+// that tie the subsystems together (node id, logger, metrics, data
+// directory, the handles they share) and ignores what the caller put there;
+// each struct's comment below names them.
+//
+// Errors from Validate name settings as operators know them, by the
+// `runnel serve` flag (`--node-id`), which is also the environment variable
+// and config-file name.
+type Config struct {
+	// NodeID is this broker's id (--node-id). Positive.
+	NodeID int32
+	// DataDir holds the partitions, the index and the metadata
+	// (--data-dir).
+	DataDir string
+	// Listen is the address of the Kafka API (--listen). With port 0 the
+	// port is chosen by the kernel and the listener is bound at the start
+	// of New, so that the broker registers the port it got; otherwise it
+	// is bound only after every partition is recovered.
+	Listen string
+	// Advertise is the host:port clients are told to connect to
+	// (--advertise). Empty: the Kafka listener's address.
+	Advertise string
+	// MetricsListen is the address of /metrics, /healthz and /readyz
+	// (--metrics-listen). Empty: no metrics listener.
+	MetricsListen string
+
+	// RaftListen is where Raft and forwarded proposals are served
+	// (--raft-listen). Empty: this node's address in Voters.
+	RaftListen string
+	// Voters is the Raft quorum (--voters). Empty: this broker alone, on
+	// Raft's in-memory transport, without a Raft listener.
+	Voters []cluster.Voter
+	// RaftElectionTimeout is Raft's heartbeat and election timeout when
+	// there are other voters (--raft-election-timeout).
+	RaftElectionTimeout time.Duration
+
+	// RetentionCheckInterval is how often retention runs
+	// (--retention-check-interval).
+	RetentionCheckInterval time.Duration
+	// ShutdownTimeout bounds how long Run waits for in-flight requests
+	// once its context ends (--shutdown-timeout).
+	ShutdownTimeout time.Duration
+
+	// Logger: nil means slog.Default().
+	Logger *slog.Logger
+
+	// Server is the Kafka listener's configuration. New sets its NodeID,
+	// Advertise, Logger and Metrics.
+	Server server.Config
+	// Partitions configures the partition manager; Fsync is --fsync. New
+	// sets its DataDir, NodeID, Logger and ObserveSync.
+	Partitions partition.Options
+	// Replicas configures replication; MaxLag is --replica-lag-time-max.
+	// New sets its NodeID, Parts, Node and Logger.
+	Replicas replica.Options
+	// Groups configures the group coordinator. New sets its
+	// PartitionExists and Logger.
+	Groups group.Config
+	// Controller configures the heartbeats and, on the Raft leader, the
+	// fencing of silent brokers and leader rebalancing.
+	Controller cluster.ControllerOptions
+}
+
+// DefaultConfig returns the defaults of `runnel serve`: a single broker
+// with id 1, data in ./data, the Kafka API on 127.0.0.1:9092 and metrics on
+// 127.0.0.1:9644.
+func DefaultConfig() Config {
+	return Config{
+		NodeID:                 1,
+		DataDir:                "./data",
+		Listen:                 "127.0.0.1:9092",
+		MetricsListen:          "127.0.0.1:9644",
+		RaftElectionTimeout:    time.Second,
+		RetentionCheckInterval: 5 * time.Minute,
+		ShutdownTimeout:        30 * time.Second,
+		Server: server.Config{
+			MaxRequestBytes:          100 << 20,
+			MaxConnections:           10000,
+			IdleTimeout:              10 * time.Minute,
+			AutoCreateTopics:         true,
+			DefaultPartitions:        1,
+			DefaultReplicationFactor: 1,
+		},
+		Partitions: partition.Options{Fsync: segment.FsyncPolicy{Mode: segment.FsyncAlways}},
+		Replicas:   replica.Options{MaxLag: replica.DefaultMaxLag},
+		Groups: group.Config{
+			MinSessionTimeout:      6 * time.Second,
+			MaxSessionTimeout:      30 * time.Minute,
+			InitialRebalanceDelay:  3 * time.Second,
+			OffsetsRetention:       7 * 24 * time.Hour,
+			RetentionCheckInterval: 10 * time.Minute,
+		},
+		Controller: cluster.ControllerOptions{
+			SessionTimeout:          cluster.DefaultSessionTimeout,
+			HeartbeatInterval:       time.Second,
+			LeaderRebalanceInterval: 30 * time.Second,
+		},
+	}
+}
+
+// Validate checks c as New will use it: every count and timeout in range
+// and the cluster timings consistent with each other. It returns every
+// problem found, joined.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.DataDir == "" {
+		bad("--data-dir: want a directory")
+	}
+	if c.Listen == "" {
+		bad("--listen: want an address such as 127.0.0.1:9092")
+	}
+	for _, n := range []struct {
+		name string
+		v    int64
+	}{
+		{"node-id", int64(c.NodeID)},
+		{"default-partitions", int64(c.Server.DefaultPartitions)},
+		{"default-replication-factor", int64(c.Server.DefaultReplicationFactor)},
+		{"max-request-bytes", int64(c.Server.MaxRequestBytes)},
+		{"max-connections", int64(c.Server.MaxConnections)},
+	} {
+		if n.v <= 0 {
+			bad("--%s: want a positive integer, got %d", n.name, n.v)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"idle-timeout", c.Server.IdleTimeout},
+		{"retention-check-interval", c.RetentionCheckInterval},
+		{"shutdown-timeout", c.ShutdownTimeout},
+		{"group-min-session-timeout", c.Groups.MinSessionTimeout},
+		{"group-max-session-timeout", c.Groups.MaxSessionTimeout},
+		{"offsets-retention", c.Groups.OffsetsRetention},
+		{"offsets-retention-check-interval", c.Groups.RetentionCheckInterval},
+		{"broker-session-timeout", c.Controller.SessionTimeout},
+		{"broker-heartbeat-interval", c.Controller.HeartbeatInterval},
+		{"replica-lag-time-max", c.Replicas.MaxLag},
+		{"raft-election-timeout", c.RaftElectionTimeout},
+	} {
+		if d.v <= 0 {
+			bad("--%s: want a positive duration such as 30s, got %v", d.name, d.v)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"group-initial-rebalance-delay", c.Groups.InitialRebalanceDelay},
+		{"leader-rebalance-interval", c.Controller.LeaderRebalanceInterval},
+	} {
+		if d.v < 0 {
+			bad("--%s: want a duration of 0s or more, got %v", d.name, d.v)
+		}
+	}
+	if p := c.Partitions.Fsync; p.Mode == segment.FsyncInterval && p.Interval <= 0 {
+		bad("--fsync: interval:%v: want a positive interval", p.Interval)
+	}
+	if hb, st := c.Controller.HeartbeatInterval, c.Controller.SessionTimeout; hb > 0 && st > 0 && hb >= st {
+		bad("--broker-heartbeat-interval %v must be below --broker-session-timeout %v", hb, st)
+	}
+	if lo, hi := c.Groups.MinSessionTimeout, c.Groups.MaxSessionTimeout; lo > hi {
+		bad("--group-min-session-timeout %v is above --group-max-session-timeout %v", lo, hi)
+	}
+	if len(c.Voters) > 0 {
+		found := false
+		seen := map[int32]bool{}
+		for _, v := range c.Voters {
+			if seen[v.ID] {
+				bad("--voters: node %d is listed twice", v.ID)
+			}
+			seen[v.ID] = true
+			found = found || v.ID == c.NodeID
+		}
+		if !found {
+			bad("--voters: this broker's --node-id %d is not one of the voters", c.NodeID)
+		}
+	}
+	return errors.Join(errs...)
+}
