@@ -8,7 +8,10 @@
 //	runnel consume TOPIC     print records
 //	runnel bench ...         measure produce and consume throughput
 //
-// Run `runnel COMMAND --help` for the flags of each.
+// Run `runnel COMMAND --help` for the flags of each. The broker is package
+// broker; serve here only turns flags, RUNNEL_* variables and the config
+// file into its Config. The client and bench commands are packages
+// internal/cli and internal/cli/bench.
 package main
 
 import (
@@ -17,41 +20,62 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/runnel-io/runnel/internal/cli"
+	"github.com/runnel-io/runnel/internal/cli/bench"
 )
 
-func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+// command is one subcommand of runnel: its name, how the usage shows it,
+// and what runs it with the arguments after the name.
+type command struct {
+	name     string
+	synopsis string
+	summary  string
+	run      func(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+// commands are runnel's subcommands, in the order the usage lists them.
+var commands = []command{
+	{"serve", "serve [flags]", "run a broker (see: runnel serve --help)",
+		func(args []string, _ io.Reader, _, stderr io.Writer) error { return serve(args, stderr) }},
+	{"topic", "topic ...", "create, list, describe and delete topics", noStdin(cli.Topic)},
+	{"group", "group ...", "list, describe and delete groups; reset offsets", noStdin(cli.Group)},
+	{"cluster", "cluster status", "show the controller, the brokers and the Raft quorum", noStdin(cli.Cluster)},
+	{"produce", "produce TOPIC", "produce lines of stdin as records", cli.Produce},
+	{"consume", "consume TOPIC", "print records", noStdin(cli.Consume)},
+	{"bench", "bench ...", "measure produce and consume throughput", noStdin(bench.Run)},
+}
+
+func noStdin(f func(args []string, stdout, stderr io.Writer) error) func([]string, io.Reader, io.Writer, io.Writer) error {
+	return func(args []string, _ io.Reader, stdout, stderr io.Writer) error { return f(args, stdout, stderr) }
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
 		return 2
 	}
-	var err error
 	switch args[0] {
-	case "serve":
-		err = serve(args[1:], stderr)
-	case "topic":
-		err = topicCmd(args[1:], stdout, stderr)
-	case "group":
-		err = groupCmd(args[1:], stdout, stderr)
-	case "cluster":
-		err = clusterCmd(args[1:], stdout, stderr)
-	case "produce":
-		err = produceCmd(args[1:], os.Stdin, stdout, stderr)
-	case "consume":
-		err = consumeCmd(args[1:], stdout, stderr)
-	case "bench":
-		err = benchCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
-	default:
+	}
+	var cmd *command
+	for i := range commands {
+		if commands[i].name == args[0] {
+			cmd = &commands[i]
+		}
+	}
+	if cmd == nil {
 		fmt.Fprintf(stderr, "runnel: unknown command %q\n\n", args[0])
 		usage(stderr)
 		return 2
 	}
+	err := cmd.run(args[1:], stdin, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -63,17 +87,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprint(w, `runnel — a Kafka-compatible log broker
-
-Usage:
-  runnel serve [flags]    run a broker (see: runnel serve --help)
-  runnel topic ...        create, list, describe and delete topics
-  runnel group ...        list, describe and delete groups; reset offsets
-  runnel cluster status   show the controller, the brokers and the Raft quorum
-  runnel produce TOPIC    produce lines of stdin as records
-  runnel consume TOPIC    print records
-  runnel bench ...        measure produce and consume throughput
-
+	fmt.Fprint(w, "runnel — a Kafka-compatible log broker\n\nUsage:\n")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  runnel %-17s%s\n", c.synopsis, c.summary)
+	}
+	fmt.Fprint(w, `
 Client commands take --brokers (env RUNNEL_BROKERS, default 127.0.0.1:9092);
 run runnel COMMAND --help for the rest.
 `)

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel-io/runnel/internal/cli"
 )
 
 // ---- bench availability ----
@@ -31,19 +33,19 @@ type availabilityResult struct {
 }
 
 func benchAvailability(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("runnel bench availability", "runnel bench availability --topic T [flags]",
+	fs := cli.NewFlagSet("runnel bench availability", "runnel bench availability --topic T [flags]",
 		`Produce one record every --interval with acks=all and an idempotent
 producer for --duration, and report the longest time between two
 consecutive acknowledgements: kill a partition leader during the run and
 this is the time from the failure to clients producing again (plus at most
 one interval). The topic is created if it does not exist.`, stderr)
-	brokers := brokersFlag(fs)
+	brokers := cli.BrokersFlag(fs)
 	topic := fs.String("topic", "", "topic to produce to (required)")
 	interval := fs.Duration("interval", 10*time.Millisecond, "time between records")
 	duration := fs.Duration("duration", 30*time.Second, "how long to produce")
 	metadataAge := fs.Duration("metadata-min-age", 0, "client's shortest time between metadata refreshes (0: the client's default)")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
-	if err := parseFlagsOnly(fs, args); err != nil {
+	if err := cli.ParseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	switch {
@@ -58,11 +60,11 @@ one interval). The topic is created if it does not exist.`, stderr)
 		return err
 	}
 	opts := []kgo.Opt{kgo.DefaultProduceTopic(*topic), kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.RecordDeliveryTimeout(2 * requestTimeout), kgo.RecordPartitioner(kgo.ManualPartitioner())}
+		kgo.RecordDeliveryTimeout(2 * cli.RequestTimeout), kgo.RecordPartitioner(kgo.ManualPartitioner())}
 	if *metadataAge > 0 {
 		opts = append(opts, kgo.MetadataMinAge(*metadataAge))
 	}
-	cl, err := newClient(ctx, *brokers, opts...)
+	cl, err := cli.NewClient(ctx, *brokers, opts...)
 	if err != nil {
 		return err
 	}
@@ -110,7 +112,7 @@ loop:
 			cl.Produce(ctx, &kgo.Record{Value: []byte(time.Now().Format(time.RFC3339Nano)), Partition: 0}, ack)
 		}
 	}
-	fctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	fctx, cancel := context.WithTimeout(context.Background(), cli.RequestTimeout)
 	defer cancel()
 	cl.Flush(fctx)
 	mu.Lock()

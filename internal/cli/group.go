@@ -1,4 +1,4 @@
-package main
+package cli
 
 // runnel group: list, describe and delete consumer groups and reset their
 // committed offsets, through kadm, so it works against any Kafka-compatible
@@ -36,7 +36,9 @@ Commands:
 Run runnel group COMMAND --help for the flags of each.
 `
 
-func groupCmd(args []string, stdout, stderr io.Writer) error {
+// Group runs runnel group: list, describe and delete groups; reset
+// their committed offsets.
+func Group(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, groupUsage)
 		return errors.New("group: missing command (list, describe, delete or reset-offsets)")
@@ -113,13 +115,13 @@ func eachFailed(stderr io.Writer, errs []error, total int, what string) error {
 }
 
 func groupList(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("runnel group list", "runnel group list [flags]",
+	fs := NewFlagSet("runnel group list", "runnel group list [flags]",
 		`List consumer groups, sorted by name, with their state, protocol type
 ("consumer" for Kafka consumers, "-" for a group that only holds committed
 offsets) and number of members.`, stderr)
-	brokers := brokersFlag(fs)
+	brokers := BrokersFlag(fs)
 	state := fs.String("state", "", "show only groups in these comma-separated `STATES`:\n"+strings.Join(groupStates, ", ")+" (any case)")
-	if err := parseFlagsOnly(fs, args); err != nil {
+	if err := ParseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	states, err := parseStates(*state)
@@ -155,13 +157,13 @@ offsets) and number of members.`, stderr)
 }
 
 func groupDescribe(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("runnel group describe", "runnel group describe GROUP [GROUP...] [flags]",
+	fs := NewFlagSet("runnel group describe", "runnel group describe GROUP [GROUP...] [flags]",
 		`Show a consumer group: its state, protocol, coordinator and members (member
 id, instance id, client id, host and assigned partitions), then one row per
 partition of every topic the group subscribes to, is assigned or has
 committed offsets for: the committed offset ("-" if none), the log end offset,
 the lag (log end minus committed) and the member the partition is assigned to.`, stderr)
-	brokers := brokersFlag(fs)
+	brokers := BrokersFlag(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -352,11 +354,11 @@ func uniq(ss []string) []string {
 }
 
 func groupDelete(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("runnel group delete", "runnel group delete GROUP [GROUP...] [flags]",
+	fs := NewFlagSet("runnel group delete", "runnel group delete GROUP [GROUP...] [flags]",
 		`Delete consumer groups and their committed offsets. Only a group without
 members can be deleted: stop its consumers first. Exits 1 if any group
 could not be deleted.`, stderr)
-	brokers := brokersFlag(fs)
+	brokers := BrokersFlag(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -441,7 +443,7 @@ func offsetsOf(l kadm.ListedOffsets, err error, what, topic string, parts []int3
 }
 
 func groupResetOffsets(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("runnel group reset-offsets",
+	fs := NewFlagSet("runnel group reset-offsets",
 		"runnel group reset-offsets GROUP --topic TOPIC (--to-earliest | --to-latest |\n         --to-offset N | --to-datetime TIME | --shift-by N) [--partitions LIST] [--execute] [flags]",
 		`Move a consumer group's committed offsets of a topic, as
 kafka-consumer-groups --reset-offsets does. Prints the plan (topic,
@@ -458,7 +460,7 @@ log end. Exactly one of:
                       end if there is none)
   --shift-by N        the committed offset plus N (negative: back); every
                       partition reset must have a committed offset`, stderr)
-	brokers := brokersFlag(fs)
+	brokers := BrokersFlag(fs)
 	topic := fs.String("topic", "", "the `TOPIC` whose offsets to reset (required)")
 	partList := fs.String("partitions", "", "reset only the partitions in `LIST`, comma-separated, e.g. 0,2 (default: all)")
 	toEarliest := fs.Bool("to-earliest", false, "reset to the log start offset")
@@ -535,11 +537,11 @@ log end. Exactly one of:
 	if err := checkInactive(ctx, adm, group); err != nil {
 		return err
 	}
-	md, err := topicMetadata(ctx, cl, *topic)
+	md, err := TopicMetadata(ctx, cl, *topic)
 	if err != nil {
 		return err
 	}
-	parts, _ := partitionIDs(md, -1)
+	parts, _ := PartitionIDs(md, -1)
 	if only != nil {
 		for _, p := range only {
 			if !slices.Contains(parts, p) {

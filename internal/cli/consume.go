@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -16,8 +16,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-func consumeCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("runnel consume", "runnel consume TOPIC [flags]",
+// Consume runs runnel consume: print a topic's records.
+func Consume(args []string, stdout, stderr io.Writer) error {
+	fs := NewFlagSet("runnel consume", "runnel consume TOPIC [flags]",
 		`Print records of a topic, from every partition or one (--partition), each
 through --format. Stops after --count records, when --timeout passes without
 a new record, at the end of the log with --exit-at-end, or on interrupt.
@@ -34,7 +35,7 @@ a new record, at the end of the log with --exit-at-end, or on interrupt.
   %t topic  %p partition  %o offset  %k key  %s value  %T timestamp (ms)
   %h headers as k=v,k=v  %K key length  %S value length  %% a percent sign
   and the escapes \n \t \r \\.`, stderr)
-	brokers := brokersFlag(fs)
+	brokers := BrokersFlag(fs)
 	from := fs.String("from", "beginning", "where to start: beginning, end, OFFSET, -N or an RFC 3339 TIME")
 	partition := fs.Int("partition", -1, "consume only this partition (-1: all)")
 	count := fs.Int64("count", 0, "stop after this many records (0: no limit)")
@@ -68,18 +69,18 @@ a new record, at the end of the log with --exit-at-end, or on interrupt.
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	actx, cancel := context.WithTimeout(ctx, requestTimeout)
+	actx, cancel := context.WithTimeout(ctx, RequestTimeout)
 	defer cancel()
-	cl, err := newClient(actx, *brokers, kgo.FetchMaxWait(500*time.Millisecond))
+	cl, err := NewClient(actx, *brokers, kgo.FetchMaxWait(500*time.Millisecond))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	md, err := topicMetadata(actx, cl, topic)
+	md, err := TopicMetadata(actx, cl, topic)
 	if err != nil {
 		return err
 	}
-	parts, err := partitionIDs(md, *partition)
+	parts, err := PartitionIDs(md, *partition)
 	if err != nil {
 		return err
 	}
@@ -212,17 +213,17 @@ func parseFrom(s string) (startPoint, error) {
 // resolve returns the offset each partition starts at, and each partition's
 // end (high watermark) now.
 func (sp startPoint) resolve(ctx context.Context, cl *kgo.Client, topic string, parts []int32) (starts, ends map[int32]int64, err error) {
-	earliest, err := listOffsets(ctx, cl, topic, parts, listEarliest)
+	earliest, err := ListOffsets(ctx, cl, topic, parts, ListEarliest)
 	if err != nil {
 		return nil, nil, err
 	}
-	ends, err = listOffsets(ctx, cl, topic, parts, listLatest)
+	ends, err = ListOffsets(ctx, cl, topic, parts, ListLatest)
 	if err != nil {
 		return nil, nil, err
 	}
 	var at map[int32]int64
 	if sp.kind == "time" {
-		if at, err = listOffsets(ctx, cl, topic, parts, sp.offset); err != nil {
+		if at, err = ListOffsets(ctx, cl, topic, parts, sp.offset); err != nil {
 			return nil, nil, err
 		}
 	}

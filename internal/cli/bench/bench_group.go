@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -19,6 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-io/runnel/internal/cli"
 )
 
 // ---- bench commit ----
@@ -38,18 +40,18 @@ type commitResult struct {
 }
 
 func benchCommit(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("runnel bench commit", "runnel bench commit --topic T [flags]",
+	fs := cli.NewFlagSet("runnel bench commit", "runnel bench commit --topic T [flags]",
 		`Commit offsets as fast as the group coordinator acknowledges them:
 --clients clients, each committing for a group of its own, one
 OffsetCommit at a time, each naming --partitions partitions of the topic.
 Reports OffsetCommit requests per second and their latency.`, stderr)
-	brokers := brokersFlag(fs)
+	brokers := cli.BrokersFlag(fs)
 	topic := fs.String("topic", "", "topic whose partitions are committed (created with --partitions partitions if missing)")
 	clients := fs.Int("clients", 16, "concurrent committing clients, one group each")
 	partitions := fs.Int("partitions", 1, "partitions named in each commit")
 	duration := fs.Duration("duration", 10*time.Second, "how long to commit")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
-	if err := parseFlagsOnly(fs, args); err != nil {
+	if err := cli.ParseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	switch {
@@ -74,7 +76,7 @@ Reports OffsetCommit requests per second and their latency.`, stderr)
 	defer cancel()
 	var cls []*kgo.Client
 	for i := 0; i < *clients; i++ {
-		cl, err := newClient(ctx, *brokers)
+		cl, err := cli.NewClient(ctx, *brokers)
 		if err != nil {
 			return err
 		}
@@ -204,13 +206,13 @@ func (m *benchMember) set(ps []int32, own bool) {
 }
 
 func benchRebalance(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("runnel bench rebalance", "runnel bench rebalance --topic T [flags]",
+	fs := cli.NewFlagSet("runnel bench rebalance", "runnel bench rebalance --topic T [flags]",
 		`Measure how long a consumer group takes to settle after a member leaves
 cleanly (LeaveGroup) and after it joins again: from the leave or join to
 the moment the members own every partition of the topic between them, each
 exactly once. Repeated --rounds times. Members learn of a rebalance from
 their next heartbeat, so the result depends on --heartbeat-interval.`, stderr)
-	brokers := brokersFlag(fs)
+	brokers := cli.BrokersFlag(fs)
 	topic := fs.String("topic", "", "topic the group consumes (created with --partitions partitions if missing)")
 	members := fs.Int("members", 3, "group members")
 	partitions := fs.Int("partitions", 12, "partitions of the topic if it is created")
@@ -220,7 +222,7 @@ their next heartbeat, so the result depends on --heartbeat-interval.`, stderr)
 	balancer := fs.String("balancer", "cooperative-sticky", "assignor: cooperative-sticky, range, roundrobin or sticky")
 	idle := fs.Duration("idle", 5*time.Second, "how long the group stays settled before each leave and join, so members are in their steady heartbeat rhythm; a random part of one heartbeat interval is added, so rounds sample every phase of it")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
-	if err := parseFlagsOnly(fs, args); err != nil {
+	if err := cli.ParseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	if *topic == "" {
@@ -251,7 +253,7 @@ their next heartbeat, so the result depends on --heartbeat-interval.`, stderr)
 	group := fmt.Sprintf("bench-rebalance-%d", time.Now().UnixNano())
 	start := func() (*benchMember, error) {
 		m := &benchMember{owned: map[int32]bool{}, moved: make(chan struct{}, 1)}
-		cl, err := newClient(ctx, *brokers, kgo.ConsumerGroup(group), kgo.ConsumeTopics(*topic),
+		cl, err := cli.NewClient(ctx, *brokers, kgo.ConsumerGroup(group), kgo.ConsumeTopics(*topic),
 			kgo.Balancers(bal), kgo.HeartbeatInterval(*heartbeat), kgo.SessionTimeout(*session),
 			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) { m.set(a[*topic], true) }),
 			kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, r map[string][]int32) { m.set(r[*topic], false) }),

@@ -1,4 +1,7 @@
-package main
+// Package bench holds runnel bench: throughput, latency, group and
+// availability measurements against any Kafka-compatible broker, through
+// franz-go. It shares the client plumbing of package cli.
+package bench
 
 import (
 	"context"
@@ -20,6 +23,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel-io/runnel/internal/cli"
 )
 
 const benchUsage = `Usage: runnel bench produce|consume|commit|rebalance|availability|latency --topic T [flags]
@@ -45,7 +50,8 @@ object with --json. MB means 2^20 bytes, as in Kafka's perf tools.
 Run runnel bench COMMAND --help for the flags of each.
 `
 
-func benchCmd(args []string, stdout, stderr io.Writer) error {
+// Run runs runnel bench and its subcommands.
+func Run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, benchUsage)
 		return errors.New("bench: missing command (produce, consume, commit, rebalance, availability or latency)")
@@ -280,12 +286,12 @@ produce:
 }
 
 func benchProduce(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("runnel bench produce", "runnel bench produce --topic T [flags]",
+	fs := cli.NewFlagSet("runnel bench produce", "runnel bench produce --topic T [flags]",
 		`Produce --records records of --record-size bytes as fast as the broker
 acknowledges them, from --producers clients producing asynchronously. The
 topic is created with --partitions partitions if it does not exist. Latency
 is measured per record from send to acknowledgement.`, stderr)
-	brokers := brokersFlag(fs)
+	brokers := cli.BrokersFlag(fs)
 	topic := fs.String("topic", "", "topic to produce to (required)")
 	records := fs.Int64("records", 1_000_000, "records to produce")
 	size := fs.Int("record-size", 100, "value size of each record in `bytes`")
@@ -297,7 +303,7 @@ is measured per record from send to acknowledgement.`, stderr)
 	compression := fs.String("compression", "none", "batch compression: none, gzip, snappy, lz4 or zstd")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
 	stall := fs.Duration("stall-timeout", time.Minute, "give up when no record is acknowledged or failed for this long (an idempotent producer waits for a broker that went away until then)")
-	if err := parseFlagsOnly(fs, args); err != nil {
+	if err := cli.ParseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	switch {
@@ -318,7 +324,7 @@ is measured per record from send to acknowledgement.`, stderr)
 	case *batchBytes <= 0 || *batchBytes > math.MaxInt32:
 		return errors.New("--batch-bytes must be positive")
 	}
-	popts, err := producerOpts(*acks, *compression)
+	popts, err := cli.ProducerOpts(*acks, *compression)
 	if err != nil {
 		return err
 	}
@@ -340,10 +346,10 @@ is measured per record from send to acknowledgement.`, stderr)
 	window := min(max(8*(*batchBytes)/max(*size, 1), 10_000), 200_000)
 	opts := append(popts, kgo.DefaultProduceTopic(*topic), kgo.ProducerLinger(*linger),
 		kgo.ProducerBatchMaxBytes(int32(*batchBytes)), kgo.MaxBufferedRecords(window),
-		kgo.RecordDeliveryTimeout(2*requestTimeout))
+		kgo.RecordDeliveryTimeout(2*cli.RequestTimeout))
 	ps := make([]*benchProducer, *producers)
 	for i := range ps {
-		cl, err := newClient(ctx, *brokers, opts...)
+		cl, err := cli.NewClient(ctx, *brokers, opts...)
 		if err != nil {
 			for _, p := range ps[:i] {
 				p.cl.Close()
@@ -446,21 +452,21 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // ensureTopic creates topic with partitions partitions unless it exists,
 // and returns how many partitions it has.
 func ensureTopic(ctx context.Context, brokers, topic string, partitions int, warnIfDifferent bool, stderr io.Writer) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, cli.RequestTimeout)
 	defer cancel()
-	cl, err := newClient(ctx, brokers)
+	cl, err := cli.NewClient(ctx, brokers)
 	if err != nil {
 		return 0, err
 	}
 	defer cl.Close()
-	md, err := topicMetadata(ctx, cl, topic)
-	if errors.Is(err, errUnknownTopic) {
-		_, err = createTopic(ctx, cl, topic, int32(partitions), -1, configFlag{})
+	md, err := cli.TopicMetadata(ctx, cl, topic)
+	if errors.Is(err, cli.ErrUnknownTopic) {
+		_, err = cli.CreateTopic(ctx, cl, topic, int32(partitions), -1, cli.ConfigFlag{})
 		if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
 			fmt.Fprintf(stderr, "created topic %s with %d partitions\n", topic, partitions)
 			// In a cluster, the broker asked next may learn of the topic
 			// a moment after the one that created it.
-			for md, err = topicMetadata(ctx, cl, topic); errors.Is(err, errUnknownTopic) && ctx.Err() == nil; md, err = topicMetadata(ctx, cl, topic) {
+			for md, err = cli.TopicMetadata(ctx, cl, topic); errors.Is(err, cli.ErrUnknownTopic) && ctx.Err() == nil; md, err = cli.TopicMetadata(ctx, cl, topic) {
 				time.Sleep(50 * time.Millisecond)
 			}
 		}
@@ -477,16 +483,16 @@ func ensureTopic(ctx context.Context, brokers, topic string, partitions int, war
 // ---- bench consume ----
 
 func benchConsume(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("runnel bench consume", "runnel bench consume --topic T [flags]",
+	fs := cli.NewFlagSet("runnel bench consume", "runnel bench consume --topic T [flags]",
 		`Read a topic from the start of every partition as fast as the broker
 serves it. The partitions are shared among --consumers clients.`, stderr)
-	brokers := brokersFlag(fs)
+	brokers := cli.BrokersFlag(fs)
 	topic := fs.String("topic", "", "topic to read (required)")
 	records := fs.Int64("records", 0, "records to read (0: every record in the topic at start-up)")
 	consumers := fs.Int("consumers", 1, "concurrent consumer clients (at most one per partition)")
 	idle := fs.Duration("timeout", 10*time.Second, "give up when no record arrives for this long")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
-	if err := parseFlagsOnly(fs, args); err != nil {
+	if err := cli.ParseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	switch {
@@ -502,22 +508,22 @@ serves it. The partitions are shared among --consumers clients.`, stderr)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	actx, cancel := context.WithTimeout(ctx, requestTimeout)
+	actx, cancel := context.WithTimeout(ctx, cli.RequestTimeout)
 	defer cancel()
-	admin, err := newClient(actx, *brokers)
+	admin, err := cli.NewClient(actx, *brokers)
 	if err != nil {
 		return err
 	}
-	md, err := topicMetadata(actx, admin, *topic)
+	md, err := cli.TopicMetadata(actx, admin, *topic)
 	if err != nil {
 		admin.Close()
 		return err
 	}
-	parts, _ := partitionIDs(md, -1)
-	starts, err := listOffsets(actx, admin, *topic, parts, listEarliest)
+	parts, _ := cli.PartitionIDs(md, -1)
+	starts, err := cli.ListOffsets(actx, admin, *topic, parts, cli.ListEarliest)
 	var ends map[int32]int64
 	if err == nil {
-		ends, err = listOffsets(actx, admin, *topic, parts, listLatest)
+		ends, err = cli.ListOffsets(actx, admin, *topic, parts, cli.ListLatest)
 	}
 	admin.Close()
 	if err != nil {
@@ -547,7 +553,7 @@ serves it. The partitions are shared among --consumers clients.`, stderr)
 	}
 	cls := make([]*kgo.Client, k)
 	for i := range cls {
-		cl, err := newClient(ctx, *brokers, kgo.FetchMaxPartitionBytes(8<<20), kgo.FetchMaxBytes(64<<20))
+		cl, err := cli.NewClient(ctx, *brokers, kgo.FetchMaxPartitionBytes(8<<20), kgo.FetchMaxBytes(64<<20))
 		if err != nil {
 			for _, c := range cls[:i] {
 				c.Close()

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -17,13 +17,14 @@ import (
 // maxLineBytes is the longest input line produce accepts.
 const maxLineBytes = 64 << 20
 
-func produceCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("runnel produce", "runnel produce TOPIC [flags] < records",
+// Produce runs runnel produce: each line of stdin becomes a record.
+func Produce(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := NewFlagSet("runnel produce", "runnel produce TOPIC [flags] < records",
 		`Produce one record per input line (stdin, or --file). With --key-separator,
 the part of a line before the first separator is the record key and the rest
 its value; a line without the separator has no key. A summary (records,
 bytes, time) goes to stderr.`, stderr)
-	brokers := brokersFlag(fs)
+	brokers := BrokersFlag(fs)
 	file := fs.String("file", "", "read records from `path` instead of stdin")
 	sep := fs.String("key-separator", "", "split each line into key and value at the first `SEP`")
 	partition := fs.Int("partition", -1, "produce every record to this partition (-1: partition by key, or spread keyless records)")
@@ -37,7 +38,7 @@ bytes, time) goes to stderr.`, stderr)
 		return err
 	}
 	topic := pos[0]
-	popts, err := producerOpts(*acks, *compression)
+	popts, err := ProducerOpts(*acks, *compression)
 	if err != nil {
 		return err
 	}
@@ -51,12 +52,12 @@ bytes, time) goes to stderr.`, stderr)
 		in = f
 	}
 	opts := append(popts, kgo.DefaultProduceTopic(topic), kgo.AllowAutoTopicCreation(),
-		kgo.RecordDeliveryTimeout(requestTimeout))
+		kgo.RecordDeliveryTimeout(RequestTimeout))
 	if *partition >= 0 {
 		opts = append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	}
 	ctx := context.Background()
-	cl, err := newClient(ctx, *brokers, opts...)
+	cl, err := NewClient(ctx, *brokers, opts...)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -27,7 +27,8 @@ Commands:
 Run runnel topic COMMAND --help for the flags of each.
 `
 
-func topicCmd(args []string, stdout, stderr io.Writer) error {
+// Topic runs runnel topic: create, list, describe and delete topics.
+func Topic(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, topicUsage)
 		return errors.New("topic: missing command (create, list, describe or delete)")
@@ -49,13 +50,13 @@ func topicCmd(args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("topic: unknown command %q", args[0])
 }
 
-// configFlag collects repeated --config name=value flags.
-type configFlag struct {
+// ConfigFlag collects repeated --config name=value flags.
+type ConfigFlag struct {
 	names []string
 	vals  map[string]string
 }
 
-func (c *configFlag) String() string {
+func (c *ConfigFlag) String() string {
 	if c == nil || len(c.names) == 0 {
 		return ""
 	}
@@ -66,7 +67,7 @@ func (c *configFlag) String() string {
 	return strings.Join(kv, ",")
 }
 
-func (c *configFlag) Set(s string) error {
+func (c *ConfigFlag) Set(s string) error {
 	k, v, ok := strings.Cut(s, "=")
 	if !ok || k == "" {
 		return fmt.Errorf("want name=value, got %q", s)
@@ -82,12 +83,12 @@ func (c *configFlag) Set(s string) error {
 }
 
 func topicCreate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("runnel topic create", "runnel topic create NAME [flags]",
+	fs := NewFlagSet("runnel topic create", "runnel topic create NAME [flags]",
 		"Create a topic. Without --partitions or --replication-factor the broker's defaults apply.", stderr)
-	brokers := brokersFlag(fs)
+	brokers := BrokersFlag(fs)
 	partitions := fs.Int("partitions", -1, "number of partitions (-1: broker default)")
 	replication := fs.Int("replication-factor", -1, "copies of each partition (-1: broker default)")
-	var configs configFlag
+	var configs ConfigFlag
 	fs.Var(&configs, "config", "topic config as `name=value`; repeat for several (e.g. retention.ms=3600000)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -105,7 +106,7 @@ func topicCreate(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer done()
-	t, err := createTopic(ctx, cl, name, int32(*partitions), int16(*replication), configs)
+	t, err := CreateTopic(ctx, cl, name, int32(*partitions), int16(*replication), configs)
 	if err != nil {
 		return err
 	}
@@ -113,11 +114,11 @@ func topicCreate(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// createTopic sends CreateTopics for one topic and returns the broker's
+// CreateTopic sends CreateTopics for one topic and returns the broker's
 // answer for it.
-func createTopic(ctx context.Context, cl *kgo.Client, name string, partitions int32, replication int16, configs configFlag) (kmsg.CreateTopicsResponseTopic, error) {
+func CreateTopic(ctx context.Context, cl *kgo.Client, name string, partitions int32, replication int16, configs ConfigFlag) (kmsg.CreateTopicsResponseTopic, error) {
 	req := kmsg.NewPtrCreateTopicsRequest()
-	req.TimeoutMillis = int32(requestTimeout.Milliseconds())
+	req.TimeoutMillis = int32(RequestTimeout.Milliseconds())
 	rt := kmsg.NewCreateTopicsRequestTopic()
 	rt.Topic = name
 	rt.NumPartitions = partitions
@@ -146,10 +147,10 @@ func createTopic(ctx context.Context, cl *kgo.Client, name string, partitions in
 }
 
 func topicList(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("runnel topic list", "runnel topic list [flags]",
+	fs := NewFlagSet("runnel topic list", "runnel topic list [flags]",
 		"Print the name of every topic, one a line, sorted.", stderr)
-	brokers := brokersFlag(fs)
-	if err := parseFlagsOnly(fs, args); err != nil {
+	brokers := BrokersFlag(fs)
+	if err := ParseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	ctx, cl, done, err := adminClient(*brokers)
@@ -176,9 +177,9 @@ func topicList(args []string, stdout, stderr io.Writer) error {
 }
 
 func topicDescribe(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("runnel topic describe", "runnel topic describe NAME [flags]",
+	fs := NewFlagSet("runnel topic describe", "runnel topic describe NAME [flags]",
 		"Show a topic's partitions (leader, replicas, ISR, log start and end offsets)\nand its configs.", stderr)
-	brokers := brokersFlag(fs)
+	brokers := BrokersFlag(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -192,16 +193,16 @@ func topicDescribe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer done()
-	t, err := topicMetadata(ctx, cl, name)
+	t, err := TopicMetadata(ctx, cl, name)
 	if err != nil {
 		return err
 	}
-	parts, _ := partitionIDs(t, -1)
-	starts, err := listOffsets(ctx, cl, name, parts, listEarliest)
+	parts, _ := PartitionIDs(t, -1)
+	starts, err := ListOffsets(ctx, cl, name, parts, ListEarliest)
 	if err != nil {
 		return err
 	}
-	ends, err := listOffsets(ctx, cl, name, parts, listLatest)
+	ends, err := ListOffsets(ctx, cl, name, parts, ListLatest)
 	if err != nil {
 		return err
 	}
@@ -272,9 +273,9 @@ func joinInts(ns []int32) string {
 }
 
 func topicDelete(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("runnel topic delete", "runnel topic delete NAME [flags]",
+	fs := NewFlagSet("runnel topic delete", "runnel topic delete NAME [flags]",
 		"Delete a topic and all its records.", stderr)
-	brokers := brokersFlag(fs)
+	brokers := BrokersFlag(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -289,7 +290,7 @@ func topicDelete(args []string, stdout, stderr io.Writer) error {
 	}
 	defer done()
 	req := kmsg.NewPtrDeleteTopicsRequest()
-	req.TimeoutMillis = int32(requestTimeout.Milliseconds())
+	req.TimeoutMillis = int32(RequestTimeout.Milliseconds())
 	req.TopicNames = []string{name}
 	rt := kmsg.NewDeleteTopicsRequestTopic()
 	rt.Topic = kmsg.StringPtr(name)

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel-io/runnel/internal/cli"
 )
 
 // ---- bench latency ----
@@ -254,7 +256,7 @@ func (c *latencyConsumer) consume(ctx context.Context, failed func()) {
 }
 
 func benchLatency(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("runnel bench latency", "runnel bench latency --topic T [flags]",
+	fs := cli.NewFlagSet("runnel bench latency", "runnel bench latency --topic T [flags]",
 		`Produce --rate records per second for --duration on a fixed schedule and
 read them back from the same topic, in one process. Record i is due at
 start + i/rate and carries its due time in its value. End-to-end latency is
@@ -271,7 +273,7 @@ Records due in the first --warmup are sent and checked but not timed.
 Percentiles come from a log-linear histogram and are within 1/64 of the
 true value; max is exact. The consumer starts at the end of the topic; the
 topic is created with --partitions partitions if it does not exist.`, stderr)
-	brokers := brokersFlag(fs)
+	brokers := cli.BrokersFlag(fs)
 	topic := fs.String("topic", "", "topic to produce to and read (required)")
 	partitions := fs.Int("partitions", 1, "partitions of the topic if it is created")
 	rate := fs.Int("rate", 10_000, "records per second to offer")
@@ -282,7 +284,7 @@ topic is created with --partitions partitions if it does not exist.`, stderr)
 	linger := fs.Duration("linger", 0, "how long a batch may wait to fill (0: send when the connection is free)")
 	idle := fs.Duration("timeout", 10*time.Second, "after producing, give up when no record arrives for this long")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
-	if err := parseFlagsOnly(fs, args); err != nil {
+	if err := cli.ParseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	n := int64(float64(*rate) * duration.Seconds())
@@ -308,7 +310,7 @@ topic is created with --partitions partitions if it does not exist.`, stderr)
 	case *idle <= 0:
 		return errors.New("--timeout must be positive")
 	}
-	popts, err := producerOpts(*acks, "none")
+	popts, err := cli.ProducerOpts(*acks, "none")
 	if err != nil {
 		return err
 	}
@@ -319,17 +321,17 @@ topic is created with --partitions partitions if it does not exist.`, stderr)
 		return err
 	}
 	// The consumer starts where each partition ends now.
-	actx, cancel := context.WithTimeout(ctx, requestTimeout)
+	actx, cancel := context.WithTimeout(ctx, cli.RequestTimeout)
 	defer cancel()
-	admin, err := newClient(actx, *brokers)
+	admin, err := cli.NewClient(actx, *brokers)
 	if err != nil {
 		return err
 	}
-	md, err := topicMetadata(actx, admin, *topic)
+	md, err := cli.TopicMetadata(actx, admin, *topic)
 	var ends map[int32]int64
 	if err == nil {
-		parts, _ := partitionIDs(md, -1)
-		ends, err = listOffsets(actx, admin, *topic, parts, listLatest)
+		parts, _ := cli.PartitionIDs(md, -1)
+		ends, err = cli.ListOffsets(actx, admin, *topic, parts, cli.ListLatest)
 	}
 	admin.Close()
 	if err != nil {
@@ -343,14 +345,14 @@ topic is created with --partitions partitions if it does not exist.`, stderr)
 	// window is how many records may be in flight: a second's worth,
 	// bounded. With none free the producer waits, and falls behind.
 	window := min(max(*rate, 1000), 200_000)
-	pcl, err := newClient(ctx, *brokers, append(popts, kgo.DefaultProduceTopic(*topic),
+	pcl, err := cli.NewClient(ctx, *brokers, append(popts, kgo.DefaultProduceTopic(*topic),
 		kgo.ProducerLinger(*linger), kgo.MaxBufferedRecords(window),
-		kgo.RecordDeliveryTimeout(2*requestTimeout))...)
+		kgo.RecordDeliveryTimeout(2*cli.RequestTimeout))...)
 	if err != nil {
 		return err
 	}
 	defer pcl.Close()
-	ccl, err := newClient(ctx, *brokers)
+	ccl, err := cli.NewClient(ctx, *brokers)
 	if err != nil {
 		return err
 	}
@@ -385,7 +387,7 @@ topic is created with --partitions partitions if it does not exist.`, stderr)
 
 	due := func(i int64) time.Duration { return time.Duration(i * int64(time.Second) / int64(*rate)) }
 	prod.run(rctx, runID, n, due)
-	fctx, fcancel := context.WithTimeout(context.Background(), 2*requestTimeout)
+	fctx, fcancel := context.WithTimeout(context.Background(), 2*cli.RequestTimeout)
 	pcl.Flush(fctx)
 	fcancel()
 	// Every slot comes home once its promise has run: after this the

@@ -1,4 +1,4 @@
-package main
+package cli
 
 // runnel cluster: the controller, the brokers and the Raft quorum, asked
 // over the Kafka protocol: DescribeCluster for the brokers and the
@@ -34,7 +34,9 @@ Commands:
 Run runnel cluster COMMAND --help for the flags of each.
 `
 
-func clusterCmd(args []string, stdout, stderr io.Writer) error {
+// Cluster runs runnel cluster: the controller, the brokers and the
+// Raft quorum as the brokers see them.
+func Cluster(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, clusterUsage)
 		return errors.New("cluster: missing command (status)")
@@ -104,7 +106,7 @@ type raftView struct {
 }
 
 func clusterStatusCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("runnel cluster status", "runnel cluster status [flags]",
+	fs := NewFlagSet("runnel cluster status", "runnel cluster status [flags]",
 		`Show the cluster id, the controller (the Raft leader) and one row per broker:
 its id, address, liveness ("alive", or "fenced" when the controller stopped
 hearing its heartbeats) and its own view of the Raft quorum that replicates
@@ -115,9 +117,9 @@ answered with one) and the reason is written to stderr; that is a finding,
 not a failure of the command.
 
 Brokers are listed with DescribeCluster, then each is sent DescribeQuorum.`, stderr)
-	brokers := brokersFlag(fs)
+	brokers := BrokersFlag(fs)
 	format := fs.String("format", "table", "output `FORMAT`: table, or json (one object, as for scripts)")
-	if err := parseFlagsOnly(fs, args); err != nil {
+	if err := ParseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	if *format != "table" && *format != "json" {

@@ -1,10 +1,9 @@
-package main
+package cli
 
-// Shared plumbing of the client subcommands (topic, produce, consume,
-// bench): the --brokers flag, flag parsing that lets flags follow positional
+// Shared plumbing of the client subcommands, here and in package bench:
+// the --brokers flag, flag parsing that lets flags follow positional
 // arguments, client construction, and the few Kafka requests several
-// subcommands make. Everything here speaks the Kafka protocol through
-// franz-go, so the tools work against any Kafka-compatible broker.
+// subcommands make.
 
 import (
 	"context"
@@ -24,17 +23,17 @@ import (
 const (
 	defaultBrokers = "127.0.0.1:9092"
 	brokersEnv     = "RUNNEL_BROKERS"
-	// requestTimeout bounds every administrative request (metadata, topic
+	// RequestTimeout bounds every administrative request (metadata, topic
 	// creation, offsets) so a dead broker gives an error, not a hang.
-	requestTimeout = 30 * time.Second
+	RequestTimeout = 30 * time.Second
 )
 
-// errUnknownTopic is returned when a topic the command needs does not exist.
-var errUnknownTopic = errors.New("unknown topic")
+// ErrUnknownTopic is returned when a topic the command needs does not exist.
+var ErrUnknownTopic = errors.New("unknown topic")
 
-// newFlagSet returns a flag set whose --help prints synopsis, then about,
+// NewFlagSet returns a flag set whose --help prints synopsis, then about,
 // then the flags (written with two dashes).
-func newFlagSet(name, synopsis, about string, stderr io.Writer) *flag.FlagSet {
+func NewFlagSet(name, synopsis, about string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -95,10 +94,9 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// wantArgs checks the number of positional arguments.
-// parseFlagsOnly parses args for a command that takes flags and no
+// ParseFlagsOnly parses args for a command that takes flags and no
 // positional arguments.
-func parseFlagsOnly(fs *flag.FlagSet, args []string) error {
+func ParseFlagsOnly(fs *flag.FlagSet, args []string) error {
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -106,6 +104,7 @@ func parseFlagsOnly(fs *flag.FlagSet, args []string) error {
 	return wantArgs(pos)
 }
 
+// wantArgs checks the number of positional arguments.
 func wantArgs(pos []string, names ...string) error {
 	switch {
 	case len(pos) < len(names):
@@ -116,8 +115,8 @@ func wantArgs(pos []string, names ...string) error {
 	return nil
 }
 
-// brokersFlag registers --brokers, defaulting to $RUNNEL_BROKERS.
-func brokersFlag(fs *flag.FlagSet) *string {
+// BrokersFlag registers --brokers, defaulting to $RUNNEL_BROKERS.
+func BrokersFlag(fs *flag.FlagSet) *string {
 	def := defaultBrokers
 	if e := os.Getenv(brokersEnv); e != "" {
 		def = e
@@ -125,9 +124,9 @@ func brokersFlag(fs *flag.FlagSet) *string {
 	return fs.String("brokers", def, "comma-separated `host:port` list of seed brokers (env "+brokersEnv+")")
 }
 
-// newClient connects to the brokers and checks one answers, so that a wrong
+// NewClient connects to the brokers and checks one answers, so that a wrong
 // address is reported at once instead of as a timeout later.
-func newClient(ctx context.Context, brokers string, opts ...kgo.Opt) (*kgo.Client, error) {
+func NewClient(ctx context.Context, brokers string, opts ...kgo.Opt) (*kgo.Client, error) {
 	var seeds []string
 	for _, b := range strings.Split(brokers, ",") {
 		if b = strings.TrimSpace(b); b != "" {
@@ -174,9 +173,9 @@ func codeErr(code int16, msg *string) error {
 	return err
 }
 
-// topicMetadata returns a topic's metadata without asking the broker to
-// create it. A missing topic is errUnknownTopic.
-func topicMetadata(ctx context.Context, cl *kgo.Client, topic string) (kmsg.MetadataResponseTopic, error) {
+// TopicMetadata returns a topic's metadata without asking the broker to
+// create it. A missing topic is ErrUnknownTopic.
+func TopicMetadata(ctx context.Context, cl *kgo.Client, topic string) (kmsg.MetadataResponseTopic, error) {
 	req := kmsg.NewPtrMetadataRequest()
 	rt := kmsg.NewMetadataRequestTopic()
 	rt.Topic = kmsg.StringPtr(topic)
@@ -191,7 +190,7 @@ func topicMetadata(ctx context.Context, cl *kgo.Client, topic string) (kmsg.Meta
 			continue
 		}
 		if t.ErrorCode == kerr.UnknownTopicOrPartition.Code {
-			return t, fmt.Errorf("%w %q", errUnknownTopic, topic)
+			return t, fmt.Errorf("%w %q", ErrUnknownTopic, topic)
 		}
 		if err := codeErr(t.ErrorCode, nil); err != nil {
 			return t, fmt.Errorf("metadata for %s: %w", topic, err)
@@ -201,9 +200,9 @@ func topicMetadata(ctx context.Context, cl *kgo.Client, topic string) (kmsg.Meta
 	return kmsg.MetadataResponseTopic{}, fmt.Errorf("metadata for %s: broker did not answer for the topic", topic)
 }
 
-// partitionIDs returns the partition numbers of a topic in order, or just
+// PartitionIDs returns the partition numbers of a topic in order, or just
 // the one asked for (only >= 0) after checking it exists.
-func partitionIDs(t kmsg.MetadataResponseTopic, only int) ([]int32, error) {
+func PartitionIDs(t kmsg.MetadataResponseTopic, only int) ([]int32, error) {
 	n := int32(len(t.Partitions))
 	if only >= 0 {
 		if int32(only) >= n {
@@ -220,14 +219,14 @@ func partitionIDs(t kmsg.MetadataResponseTopic, only int) ([]int32, error) {
 
 // Special timestamps of ListOffsets.
 const (
-	listLatest   = -1 // the high watermark
-	listEarliest = -2 // the log start offset
+	ListLatest   = -1 // the high watermark
+	ListEarliest = -2 // the log start offset
 )
 
-// listOffsets asks for the offset of each partition at timestamp (a time in
-// Unix milliseconds, or listLatest/listEarliest). For a time after every
+// ListOffsets asks for the offset of each partition at timestamp (a time in
+// Unix milliseconds, or ListLatest/ListEarliest). For a time after every
 // record the broker answers -1, which is returned as is.
-func listOffsets(ctx context.Context, cl *kgo.Client, topic string, parts []int32, timestamp int64) (map[int32]int64, error) {
+func ListOffsets(ctx context.Context, cl *kgo.Client, topic string, parts []int32, timestamp int64) (map[int32]int64, error) {
 	req := kmsg.NewPtrListOffsetsRequest()
 	rt := kmsg.NewListOffsetsRequestTopic()
 	rt.Topic = topic
@@ -259,9 +258,9 @@ func listOffsets(ctx context.Context, cl *kgo.Client, topic string, parts []int3
 	return out, nil
 }
 
-// producerOpts turns --acks and --compression into franz-go options.
+// ProducerOpts turns --acks and --compression into franz-go options.
 // Idempotent writes need acks=all, so other settings turn them off.
-func producerOpts(acks, compression string) ([]kgo.Opt, error) {
+func ProducerOpts(acks, compression string) ([]kgo.Opt, error) {
 	var opts []kgo.Opt
 	switch acks {
 	case "all", "-1":
@@ -285,10 +284,10 @@ func producerOpts(acks, compression string) ([]kgo.Opt, error) {
 }
 
 // adminClient connects for one short administrative exchange: the context
-// ends after requestTimeout. Call done when finished.
+// ends after RequestTimeout. Call done when finished.
 func adminClient(brokers string) (context.Context, *kgo.Client, func(), error) {
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-	cl, err := newClient(ctx, brokers)
+	ctx, cancel := context.WithTimeout(context.Background(), RequestTimeout)
+	cl, err := NewClient(ctx, brokers)
 	if err != nil {
 		cancel()
 		return nil, nil, nil, err
