@@ -28,9 +28,6 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := o.broker.Validate(); err != nil {
-		return err
-	}
 	o.broker.Logger = logger
 	b, err := broker.New(o.broker)
 	if err != nil {
