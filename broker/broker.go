@@ -45,6 +45,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -125,7 +126,7 @@ func New(cfg Config) (_ *Broker, err error) {
 	// the only voter, with no Raft listener: the single-node case of the
 	// same code.
 	nodeOpts := cluster.NodeOptions{ID: cfg.NodeID, Logger: logger, Listen: cfg.RaftListen,
-		Dir: filepath.Join(cfg.DataDir, "meta"), Voters: cfg.Voters}
+		Dir: filepath.Join(cfg.DataDir, "meta"), Voters: slices.Clone(cfg.Voters)}
 	if len(cfg.Voters) == 0 {
 		nodeOpts.Local = true
 		nodeOpts.Voters = []cluster.Voter{{ID: cfg.NodeID, Addr: "local"}}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSettingsPrecedence(t *testing.T) {
@@ -76,6 +77,62 @@ func TestServeRejectsBadValues(t *testing.T) {
 		args = append(args, "--data-dir", t.TempDir(), "--metrics-listen", "", "--listen", "127.0.0.1:0")
 		if err := serve(args, &bytes.Buffer{}); err == nil {
 			t.Errorf("%v: no error", args[:2])
+		}
+	}
+}
+
+// TestSettingsRoundTrip: every setting's default, parsed back, gives the
+// default again, so --help and the README show values serve accepts.
+func TestSettingsRoundTrip(t *testing.T) {
+	for _, s := range serveSettings {
+		o := defaultOptions()
+		def := s.def()
+		if err := s.field(&o).Set(def); err != nil {
+			t.Errorf("%s: default %q does not parse: %v", s.name, def, err)
+		}
+		if got := s.field(&o).String(); got != def {
+			t.Errorf("%s: default %q parses and prints as %q", s.name, def, got)
+		}
+	}
+	var d int64
+	if err := int64Var(&d).Set("9000000000"); err != nil || d != 9000000000 {
+		t.Errorf("int64 setting: %d, %v", d, err)
+	}
+}
+
+// TestServeOptions: resolved settings land in their fields of the
+// broker's Config, and bad syntax names the setting.
+func TestServeOptions(t *testing.T) {
+	v, err := parseSettings([]string{"--node-id", "3", "--fsync", "interval:5ms", "--voters", "3@127.0.0.1:9193,4@127.0.0.1:9194",
+		"--group-initial-rebalance-delay", "0s", "--default-replication-factor", "3", "--offsets-retention", "1h"}, serveSettings, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := v.options(serveSettings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := o.broker
+	if c.NodeID != 3 || c.Partitions.Fsync.String() != "interval:5ms" || len(c.Voters) != 2 || c.Voters[1].Addr != "127.0.0.1:9194" ||
+		c.Groups.InitialRebalanceDelay != 0 || c.Server.DefaultReplicationFactor != 3 || c.Groups.OffsetsRetention != time.Hour {
+		t.Fatalf("config %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for args, want := range map[string]string{
+		"--default-replication-factor 40000": "--default-replication-factor: 40000 is too large",
+		"--idle-timeout soon":                "--idle-timeout: want a positive duration such as 30s, got \"soon\"",
+		"--leader-rebalance-interval x":      "--leader-rebalance-interval: want a duration of 0s or more",
+		"--voters 1@nowhere":                 "--voters: cluster: voter",
+		"--auto-create-topics maybe":         "--auto-create-topics: want true or false",
+	} {
+		v, err := parseSettings(strings.Fields(args), serveSettings, &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.options(serveSettings); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", args, err, want)
 		}
 	}
 }

@@ -57,6 +57,17 @@ func intVar(p *int) value {
 	}, func() string { return strconv.Itoa(*p) }}
 }
 
+func int64Var(p *int64) value {
+	return funcValue{func(s string) error {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("want a positive integer, got %q", s)
+		}
+		*p = n
+		return nil
+	}, func() string { return strconv.FormatInt(*p, 10) }}
+}
+
 func int16Var(p *int16) value {
 	return funcValue{func(s string) error {
 		n, err := strconv.ParseInt(s, 10, 32)
