@@ -63,7 +63,8 @@ import (
 
 // Errors of the life cycle.
 var (
-	// ErrClosed is returned by Run after Close.
+	// ErrClosed is returned by Run after Close or after an earlier Run
+	// has returned: a broker runs once.
 	ErrClosed = errors.New("broker: closed")
 	// ErrRunning is returned by a second Run.
 	ErrRunning = errors.New("broker: already running")
@@ -258,9 +259,15 @@ func (b *Broker) Run(ctx context.Context) error {
 	defer cancel()
 	b.mu.running = true
 	b.mu.stopRun = cancel
-	b.mu.runDone = make(chan struct{})
-	defer close(b.mu.runDone)
+	done := make(chan struct{})
+	b.mu.runDone = done
 	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.mu.closed = true
+		b.mu.Unlock()
+		close(done)
+	}()
 
 	cfg, logger := b.cfg, b.log
 	bg, stopBG := context.WithCancel(context.Background())

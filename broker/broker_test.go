@@ -193,6 +193,9 @@ func TestBrokerRestartKeepsRecords(t *testing.T) {
 		if err := <-ran; err != nil {
 			t.Fatalf("run: %v", err)
 		}
+		if err := b.Run(context.Background()); !errors.Is(err, ErrClosed) {
+			t.Fatalf("second run: %v, want ErrClosed", err)
+		}
 		return end
 	}
 	b, err := New(cfg)

@@ -1,0 +1,118 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel-io/runnel/cluster"
+)
+
+// freeAddr returns a loopback address that was free a moment ago, for
+// the Raft ports every voter must know before any starts.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestBrokerClusterInProcess runs three brokers in one process as a
+// Raft quorum, writes to a topic replicated on all three with acks=all
+// and reads it back from the cluster.
+func TestBrokerClusterInProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three brokers")
+	}
+	before := snapshot(t)
+	voters := []cluster.Voter{{ID: 1, Addr: freeAddr(t)}, {ID: 2, Addr: freeAddr(t)}, {ID: 3, Addr: freeAddr(t)}}
+	// New returns once its broker is registered, which needs a quorum:
+	// the three start together.
+	type started struct {
+		b   *Broker
+		err error
+	}
+	results := make(chan started, len(voters))
+	for _, v := range voters {
+		cfg := testConfig(t)
+		cfg.NodeID = v.ID
+		cfg.Voters = voters
+		cfg.MetricsListen = ""
+		cfg.RaftElectionTimeout = 500 * time.Millisecond
+		go func() {
+			b, err := New(cfg)
+			results <- started{b, err}
+		}()
+	}
+	var brokers []*Broker
+	for range voters {
+		r := <-results
+		if r.err != nil {
+			t.Error(r.err)
+			continue
+		}
+		brokers = append(brokers, r.b)
+	}
+	ran := make(chan error, len(brokers))
+	defer func() {
+		for _, b := range brokers {
+			if err := b.Close(); err != nil {
+				t.Errorf("close: %v", err)
+			}
+		}
+		for range brokers {
+			if err := <-ran; err != nil {
+				t.Errorf("run: %v", err)
+			}
+		}
+		if !t.Failed() {
+			checkReleased(t, before)
+		}
+	}()
+	if t.Failed() {
+		return
+	}
+	var seeds []string
+	for _, b := range brokers {
+		go func() { ran <- b.Run(context.Background()) }()
+		seeds = append(seeds, b.Addr())
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopic(ctx, 2, 3, nil, "replicated"); err != nil {
+		t.Fatalf("create topic: %v", err)
+	}
+	const n = 50
+	for i := range n {
+		r := &kgo.Record{Topic: "replicated", Partition: int32(i % 2), Value: fmt.Appendf(nil, "%d", i)}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatalf("produce %d: %v", i, err)
+		}
+	}
+	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{"replicated": {
+		0: kgo.NewOffset().AtStart(), 1: kgo.NewOffset().AtStart()}})
+	seen := map[string]bool{}
+	for len(seen) < n {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err(); err != nil {
+			t.Fatalf("fetch: %v", err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)] = true })
+	}
+	cl.Close()
+}
