@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/runnel-io/runnel/cluster"
@@ -128,8 +130,21 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		bad("--data-dir: want a directory")
 	}
-	if c.Listen == "" {
-		bad("--listen: want an address such as 127.0.0.1:9092")
+	for _, a := range []struct {
+		name, v  string
+		optional bool
+	}{
+		{"listen", c.Listen, false},
+		{"advertise", c.Advertise, true},
+		{"metrics-listen", c.MetricsListen, true},
+		{"raft-listen", c.RaftListen, true},
+	} {
+		if a.v == "" && a.optional {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(a.v); err != nil || !validPort(port) {
+			bad("--%s: want host:port such as 127.0.0.1:9092, got %q", a.name, a.v)
+		}
 	}
 	for _, n := range []struct {
 		name string
@@ -200,4 +215,9 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func validPort(s string) bool {
+	n, err := strconv.ParseUint(s, 10, 16)
+	return err == nil && n <= 65535
 }
