@@ -36,15 +36,22 @@ func describeState(f *FSM) string {
 		Metadata    string `json:"metadata"`
 		CommitMs    int64  `json:"commit_ms"`
 	}
+	type broker struct {
+		ID       int32  `json:"id"`
+		Addr     string `json:"addr"`
+		RaftAddr string `json:"raft_addr"`
+		Fenced   bool   `json:"fenced"`
+		Epoch    int64  `json:"epoch"`
+	}
 	var d struct {
-		Brokers        []BrokerInfo `json:"brokers"`
-		Topics         []topic      `json:"topics"`
-		Offsets        []offset     `json:"offsets"`
-		NextProducerID int64        `json:"next_producer_id"`
+		Brokers        []broker `json:"brokers"`
+		Topics         []topic  `json:"topics"`
+		Offsets        []offset `json:"offsets"`
+		NextProducerID int64    `json:"next_producer_id"`
 	}
 	f.Read(func(s *State) {
 		for _, b := range s.Brokers {
-			d.Brokers = append(d.Brokers, *b)
+			d.Brokers = append(d.Brokers, broker{b.ID, b.Addr, b.RaftAddr, b.Fenced, b.Epoch})
 		}
 		sort.Slice(d.Brokers, func(i, j int) bool { return d.Brokers[i].ID < d.Brokers[j].ID })
 		for name, t := range s.Topics {
