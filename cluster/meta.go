@@ -246,22 +246,38 @@ func (o RaftOffsets) Commit(g string, offsets []group.Offset) func() error {
 
 // Delete removes some offsets of a group.
 func (o RaftOffsets) Delete(g string, partitions []group.TopicPartition) error {
-	ctx, cancel := context.WithTimeout(context.Background(), proposeTimeout)
-	defer cancel()
 	c := DeleteOffsets{Group: g, Partitions: make([]TP, len(partitions))}
 	for i, tp := range partitions {
 		c.Partitions[i] = TP{tp.Topic, tp.Partition}
 	}
-	_, err := o.node.Propose(ctx, CmdDeleteOffsets, c)
-	return err
+	return o.applyOnLeader(CmdDeleteOffsets, c)
 }
 
 // DeleteGroup removes every offset of a group.
 func (o RaftOffsets) DeleteGroup(g string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), proposeTimeout)
-	defer cancel()
-	_, err := o.node.Propose(ctx, CmdDeleteGroup, DeleteGroup{Group: g})
-	return err
+	return o.applyOnLeader(CmdDeleteGroup, DeleteGroup{Group: g})
+}
+
+// applyOnLeader commits a command on this node, which must lead the
+// quorum (and so coordinate the groups), and waits for it to apply. It
+// never forwards: the coordinator calls it under its lock, which must not
+// wait on another broker.
+func (o RaftOffsets) applyOnLeader(ct CommandType, payload any) error {
+	cmd, err := encodeCommand(ct, newProposalID(), payload)
+	if err != nil {
+		return err
+	}
+	if !o.node.IsLeader() {
+		return ErrNotCoordinator
+	}
+	f := o.node.raft.Apply(cmd, proposeTimeout)
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotCoordinator, err)
+	}
+	if err, ok := f.Response().(error); ok {
+		return err
+	}
+	return nil
 }
 
 // Load returns the committed offsets this node's state machine holds.
