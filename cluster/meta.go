@@ -146,13 +146,14 @@ func Assign(brokers []int32, topic string, first, n, rf int) [][]int32 {
 }
 
 // DeleteTopic removes a topic, its partitions and its committed offsets:
-// the topic of that name this broker knows, not one created again since.
+// the topic of that name this broker knows, not one created again since
+// (or, if this broker has not seen it yet, whichever has the name).
 func (m *Meta) DeleteTopic(name string) error {
-	t, ok := m.Topic(name)
-	if !ok {
-		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	c := DeleteTopic{Name: name}
+	if t, ok := m.Topic(name); ok {
+		c.ID = uuid(t.ID)
 	}
-	_, err := m.propose(CmdDeleteTopic, DeleteTopic{Name: name, ID: uuid(t.ID)})
+	_, err := m.propose(CmdDeleteTopic, c)
 	return err
 }
 
