@@ -179,7 +179,10 @@ func TestFSMCommands(t *testing.T) {
 	})
 
 	// Deleting a topic takes its partitions and committed offsets.
-	l.ok(CmdDeleteTopic, DeleteTopic{Name: "orders"})
+	// A delete names the topic it was made for: not one of the same name
+	// created since.
+	l.refused(CmdDeleteTopic, DeleteTopic{Name: "orders", ID: uuid{99}}, ErrUnknownTopic)
+	l.ok(CmdDeleteTopic, DeleteTopic{Name: "orders", ID: uuid{1}})
 	l.refused(CmdDeleteTopic, DeleteTopic{Name: "orders"}, ErrUnknownTopic)
 	l.f.Read(func(s *State) {
 		if _, ok := s.Partitions["orders"]; ok {
