@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"maps"
 	"slices"
 	"strconv"
@@ -161,38 +162,63 @@ func (n *Node) Heartbeat(ctx context.Context) error {
 
 // heartbeatConn is a broker's own connection to the controller for its
 // heartbeats, kept apart from the pool of forwarding connections so that
-// its closing means something to the controller.
+// its closing means something to the controller. Its lock guards the
+// fields only: no network I/O happens under it, and close ends a round
+// trip in flight.
 type heartbeatConn struct {
-	mu   sync.Mutex
-	addr string
-	fc   *forwardConn
+	mu     sync.Mutex
+	addr   string
+	fc     *forwardConn // the connection, idle or in use
+	closed bool
 }
+
+var errHeartbeatClosed = errors.New("cluster: heartbeat connection closed")
 
 func (h *heartbeatConn) send(ctx context.Context, addr string, frame []byte) (forwardReply, error) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	if h.closed {
+		h.mu.Unlock()
+		return forwardReply{}, errHeartbeatClosed
+	}
 	if h.fc != nil && h.addr != addr {
 		h.fc.c.Close()
 		h.fc = nil
 	}
-	if h.fc == nil {
+	fc := h.fc
+	h.mu.Unlock()
+	if fc == nil {
 		c, err := dialKind(addr, connForward, 5*time.Second)
 		if err != nil {
 			return forwardReply{}, err
 		}
-		h.fc, h.addr = &forwardConn{c: c, r: bufio.NewReader(c)}, addr
+		fc = &forwardConn{c: c, r: bufio.NewReader(c)}
+		h.mu.Lock()
+		if h.closed {
+			h.mu.Unlock()
+			c.Close()
+			return forwardReply{}, errHeartbeatClosed
+		}
+		h.fc, h.addr = fc, addr
+		h.mu.Unlock()
 	}
-	reply, err := h.fc.roundTrip(ctx, frame)
+	reply, err := fc.roundTrip(ctx, frame)
 	if err != nil {
-		h.fc.c.Close()
-		h.fc = nil
+		h.mu.Lock()
+		fc.c.Close()
+		if h.fc == fc {
+			h.fc = nil
+		}
+		h.mu.Unlock()
 	}
 	return reply, err
 }
 
+// close closes the connection, ending a heartbeat in flight; heartbeats
+// sent after it fail.
 func (h *heartbeatConn) close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.closed = true
 	if h.fc != nil {
 		h.fc.c.Close()
 		h.fc = nil

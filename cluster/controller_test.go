@@ -1,7 +1,11 @@
 package cluster
 
 import (
+	"context"
+	"errors"
+	"io"
 	"maps"
+	"net"
 	"slices"
 	"testing"
 	"time"
@@ -110,4 +114,51 @@ func TestLivenessCheck(t *testing.T) {
 		l.beat(3, at(11*time.Second))
 		check(&l, "4 silent", brokers(3), at(12*time.Second), want{fence: []int32{4}, unfence: []int32{3}})
 	})
+}
+
+// TestHeartbeatCloseInFlight: closing the heartbeat connection while a
+// heartbeat waits for the controller's answer ends the wait at once; no
+// lock is held across the round trip.
+func TestHeartbeatCloseInFlight(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		buf := make([]byte, 1+4+5) // kind byte, frame length, frame
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return
+		}
+		got <- c // never answers
+	}()
+	var h heartbeatConn
+	sent := make(chan error, 1)
+	go func() {
+		_, err := h.send(context.Background(), ln.Addr().String(), []byte{heartbeatFrame, 0, 0, 0, 1})
+		sent <- err
+	}()
+	c := <-got
+	defer c.Close()
+	closed := make(chan struct{})
+	go func() {
+		h.close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(proposeTimeout / 2):
+		t.Fatal("close waited for the heartbeat in flight")
+	}
+	if err := <-sent; err == nil {
+		t.Fatal("the heartbeat in flight succeeded after close")
+	}
+	if _, err := h.send(context.Background(), ln.Addr().String(), []byte{heartbeatFrame, 0, 0, 0, 1}); !errors.Is(err, errHeartbeatClosed) {
+		t.Fatalf("a heartbeat after close: %v", err)
+	}
 }

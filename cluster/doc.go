@@ -4,7 +4,10 @@
 // committed group offsets and producer-id blocks.
 //
 // Every change is a command in the Raft log, applied by every broker's FSM
-// in the same order. RaftStore keeps the log and Raft's stable state in
+// in the same order, and at most once (fsm.go). The commands and the
+// snapshots are persisted in versioned formats of this package's own
+// (format.go, docs/format.md); those written before they were versioned
+// are still read. RaftStore keeps the log and Raft's stable state in
 // Pebble. Node is this broker's member of the quorum: it proposes commands
 // through the leader, forwarding from followers. Meta is the Store the
 // broker reads and changes metadata through; RaftOffsets is the group

@@ -2,10 +2,8 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"sort"
 	"sync"
@@ -17,9 +15,18 @@ import (
 )
 
 // The replicated state machine. Every change to cluster metadata is a
-// command in the Raft log: one type byte, then the command as JSON. Every
-// broker applies the same commands in the same order, so every broker's
-// State is the same at the same log index.
+// command in the Raft log (format.go). Every broker applies the same
+// commands in the same order, so every broker's State is the same at the
+// same log index.
+//
+// Every command applies at most once. A command that a proposer may send
+// again (a forward whose reply was lost, a leader that lost its leadership
+// after appending it) is either a compare-and-set on the state it was made
+// from (ChangeLeader and ChangeISR at an epoch, CreatePartitions to a
+// total, DeleteTopic of an id), idempotent (SegmentRolled, SegmentsDeleted),
+// or carries a proposal id that the state machine remembers with its
+// result for the last proposalWindow proposals: a proposal seen again
+// returns the first result and changes nothing.
 
 // CommandType names a command in the Raft log. The values are stored in
 // the log and must never change.
@@ -43,6 +50,11 @@ const (
 	CmdAllocateProducerID CommandType = 14
 )
 
+// proposalWindow is how many deduplicated proposals the state machine
+// remembers. A proposal is sent again within its proposer's timeout
+// (proposeTimeout, at most 30 s): far fewer metadata changes than this.
+const proposalWindow = 8192
+
 // Errors a command can be refused with.
 var (
 	ErrUnknownBroker     = errors.New("cluster: unknown broker")
@@ -53,30 +65,33 @@ var (
 	ErrMalformedCommand  = errors.New("cluster: malformed command")
 	ErrNotReplica        = errors.New("cluster: broker is not a replica of the partition")
 	ErrSegmentOutOfOrder = errors.New("cluster: segment base offset not after the last one")
+	// ErrPartitionsChanged: a CreatePartitions was computed from a
+	// partition count that has changed since (still below its total).
+	ErrPartitionsChanged = fmt.Errorf("%w: the topic's partition count changed", ErrPartitions)
 )
 
 // BrokerInfo is a broker as the cluster knows it.
 type BrokerInfo struct {
-	ID       int32  `json:"id"`
-	Addr     string `json:"addr"`      // Kafka host:port clients connect to
-	RaftAddr string `json:"raft_addr"` // host:port of its Raft transport
-	Fenced   bool   `json:"fenced"`    // stopped heartbeating; leads nothing
-	Epoch    int64  `json:"epoch"`     // bumped on every registration
+	ID       int32
+	Addr     string // Kafka host:port clients connect to
+	RaftAddr string // host:port of its Raft transport
+	Fenced   bool   // stopped heartbeating; leads nothing
+	Epoch    int64  // bumped on every registration
 }
 
 // PartitionInfo is one partition's replication state.
 type PartitionInfo struct {
-	Replicas    []int32 `json:"replicas"`
-	Leader      int32   `json:"leader"` // -1: none
-	LeaderEpoch int32   `json:"leader_epoch"`
-	ISR         []int32 `json:"isr"`
+	Replicas    []int32
+	Leader      int32 // -1: none
+	LeaderEpoch int32
+	ISR         []int32
 	// PartitionEpoch is bumped by every change of leader or ISR, so an
 	// ISR change computed from an older view is refused.
-	PartitionEpoch int32 `json:"partition_epoch"`
+	PartitionEpoch int32
 	// Segments are the base offsets of the partition's segments, oldest
 	// first, so every replica rolls at the same offsets.
-	Segments []int64 `json:"segments,omitempty"`
-	LogStart int64   `json:"log_start"`
+	Segments []int64
+	LogStart int64
 }
 
 // TP names a partition in commands and the state.
@@ -87,103 +102,77 @@ type TP struct {
 
 func (tp TP) String() string { return fmt.Sprintf("%s-%d", tp.Topic, tp.Partition) }
 
-// State is the replicated cluster metadata.
+// State is the replicated cluster metadata. It is not itself a persisted
+// format: snapshots store it as snapshotV1.
 type State struct {
-	Brokers        map[int32]*BrokerInfo                  `json:"brokers"`
-	Topics         map[string]Topic                       `json:"topics"`
-	Partitions     map[string][]*PartitionInfo            `json:"partitions"` // by topic, indexed by partition
-	Offsets        map[string]map[TP]committedOffsetState `json:"-"`
-	NextProducerID int64                                  `json:"next_producer_id"`
+	Brokers        map[int32]*BrokerInfo
+	Topics         map[string]Topic
+	Partitions     map[string][]*PartitionInfo // by topic, indexed by partition
+	Offsets        map[string]map[TP]committedOffsetState
+	NextProducerID int64
+
+	byID      map[TopicID]string // topic names by id
+	proposals proposalLog
 }
 
 type committedOffsetState struct {
-	Offset      int64  `json:"offset"`
-	LeaderEpoch int32  `json:"leader_epoch"`
-	Metadata    string `json:"metadata"`
-	CommitMs    int64  `json:"commit_ms"`
+	Offset      int64
+	LeaderEpoch int32
+	Metadata    string
+	CommitMs    int64
 }
 
 func newState() *State {
 	return &State{Brokers: map[int32]*BrokerInfo{}, Topics: map[string]Topic{}, Partitions: map[string][]*PartitionInfo{},
-		Offsets: map[string]map[TP]committedOffsetState{}}
+		Offsets: map[string]map[TP]committedOffsetState{}, byID: map[TopicID]string{}}
 }
 
-// Command payloads.
-type (
-	RegisterBroker struct {
-		ID       int32  `json:"id"`
-		Addr     string `json:"addr"`
-		RaftAddr string `json:"raft_addr"`
+// TopicByID returns the topic with the id.
+func (s *State) TopicByID(id TopicID) (Topic, bool) {
+	name, ok := s.byID[id]
+	if !ok {
+		return Topic{}, false
 	}
-	SetBrokerFenced struct {
-		ID     int32 `json:"id"`
-		Fenced bool  `json:"fenced"`
-	}
-	CreateTopic struct {
-		Topic      Topic     `json:"topic"`
-		Assignment [][]int32 `json:"assignment"` // replicas of each partition, preferred leader first
-	}
-	DeleteTopic struct {
-		Name string `json:"name"`
-	}
-	CreatePartitions struct {
-		Name       string    `json:"name"`
-		Assignment [][]int32 `json:"assignment"` // of the new partitions only
-	}
-	SetConfigs struct {
-		Name    string            `json:"name"`
-		Configs map[string]string `json:"configs"`
-	}
-	// ChangeLeader is the controller's election: a new leader (or -1) and
-	// ISR, with the leader epoch bumped. It applies only if the partition
-	// is still at PrevEpoch.
-	ChangeLeader struct {
-		TP        TP      `json:"tp"`
-		PrevEpoch int32   `json:"prev_epoch"`
-		Leader    int32   `json:"leader"`
-		ISR       []int32 `json:"isr"`
-	}
-	// ChangeISR is the leader shrinking or growing the ISR of a partition
-	// it leads at LeaderEpoch, computed from the state at PartitionEpoch.
-	ChangeISR struct {
-		TP             TP      `json:"tp"`
-		Leader         int32   `json:"leader"`
-		LeaderEpoch    int32   `json:"leader_epoch"`
-		PartitionEpoch int32   `json:"partition_epoch"`
-		ISR            []int32 `json:"isr"`
-	}
-	SegmentRolled struct {
-		TP   TP    `json:"tp"`
-		Base int64 `json:"base"`
-	}
-	// SegmentsDeleted moves the log start: segments wholly below it go.
-	SegmentsDeleted struct {
-		TP       TP    `json:"tp"`
-		LogStart int64 `json:"log_start"`
-	}
-	CommitOffsets struct {
-		Group   string         `json:"group"`
-		Offsets []group.Offset `json:"offsets"`
-	}
-	DeleteOffsets struct {
-		Group      string                 `json:"group"`
-		Partitions []group.TopicPartition `json:"partitions"`
-	}
-	DeleteGroup struct {
-		Group string `json:"group"`
-	}
-	AllocateProducerIDs struct {
-		N int64 `json:"n"`
-	}
-)
+	t, ok := s.Topics[name]
+	return t, ok
+}
 
-// EncodeCommand returns the bytes of a command for the Raft log.
-func EncodeCommand(t CommandType, payload any) ([]byte, error) {
-	b, err := json.Marshal(payload)
-	if err != nil {
-		return nil, err
+// proposalLog remembers the results of the last proposalWindow
+// deduplicated proposals, oldest first.
+type proposalLog struct {
+	byID  map[ProposalID]int // index into ring
+	ring  []proposalEntry
+	first int // the oldest entry's index in ring, once it is full
+}
+
+func (p *proposalLog) lookup(id ProposalID) (proposalEntry, bool) {
+	i, ok := p.byID[id]
+	if !ok {
+		return proposalEntry{}, false
 	}
-	return append([]byte{byte(t)}, b...), nil
+	return p.ring[i], true
+}
+
+func (p *proposalLog) add(e proposalEntry) {
+	if p.byID == nil {
+		p.byID = map[ProposalID]int{}
+	}
+	if len(p.ring) < proposalWindow {
+		p.byID[e.ID] = len(p.ring)
+		p.ring = append(p.ring, e)
+		return
+	}
+	delete(p.byID, p.ring[p.first].ID)
+	p.ring[p.first] = e
+	p.byID[e.ID] = p.first
+	p.first = (p.first + 1) % len(p.ring)
+}
+
+// entries returns the remembered proposals, oldest first.
+func (p *proposalLog) entries() []proposalEntry {
+	out := make([]proposalEntry, 0, len(p.ring))
+	out = append(out, p.ring[p.first:]...)
+	return append(out, p.ring[:p.first]...)
 }
 
 // FSM is the state machine Raft applies commands to. Its methods are safe
@@ -193,9 +182,14 @@ type FSM struct {
 	state   *State
 	index   uint64        // last applied log index
 	applied chan struct{} // closed and replaced whenever index moves
-	// topology is closed and replaced whenever brokers, topics or
-	// partitions change (not for offset commits).
+	// topology is closed and replaced whenever what replicas follow
+	// changes: brokers, topics and their configs, partitions' replicas,
+	// leaders, epochs and ISRs. Segment boundaries, offsets and producer
+	// ids do not close it.
 	topology chan struct{}
+	// onBoundaries is told of every partition whose segment boundaries
+	// or log start changed.
+	onBoundaries func(TP)
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -206,11 +200,21 @@ func NewFSM() *FSM {
 }
 
 // TopologyChanged returns a channel closed at the next change of brokers,
-// topics or partitions.
+// topics or partitions' replicas, leaders and ISRs; not segment
+// boundaries (see OnLogBoundaries).
 func (f *FSM) TopologyChanged() <-chan struct{} {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.topology
+}
+
+// OnLogBoundaries sets fn to be called with each partition whose segment
+// boundaries or log start a command changes. fn runs under the state
+// machine's lock: it must not block or call the FSM.
+func (f *FSM) OnLogBoundaries(fn func(TP)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.onBoundaries = fn
 }
 
 func (f *FSM) topologyChangedLocked() {
@@ -258,8 +262,10 @@ func (f *FSM) AppliedIndex() uint64 {
 }
 
 // Apply applies one Raft log entry. It returns the command's result: an
-// error if the command was refused (the state is then unchanged), or a
-// value for commands that produce one (AllocateProducerIDs: the first id).
+// error if the command was refused (the state is then unchanged), or an
+// int64 for commands that produce one (RegisterBroker: the broker epoch;
+// ChangeLeader: the leader epoch; AllocateProducerIDs: the first id). A
+// proposal applied before returns its first result again.
 func (f *FSM) Apply(l *raft.Log) any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -267,33 +273,45 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
-	if len(l.Data) == 0 {
-		return fmt.Errorf("%w: empty", ErrMalformedCommand)
-	}
-	ct := CommandType(l.Data[0])
-	switch ct {
-	case CmdCommitOffsets, CmdDeleteOffsets, CmdDeleteGroup, CmdAllocateProducerID:
-	default:
-		defer f.topologyChangedLocked()
-	}
-	return f.state.apply(ct, l.Data[1:])
-}
-
-func decode[T any](b []byte) (T, error) {
-	var v T
-	if err := json.Unmarshal(b, &v); err != nil {
-		return v, fmt.Errorf("%w: %v", ErrMalformedCommand, err)
-	}
-	return v, nil
-}
-
-func (s *State) apply(t CommandType, b []byte) any {
-	switch t {
-	case CmdRegisterBroker:
-		c, err := decode[RegisterBroker](b)
-		if err != nil {
-			return err
+	c, err := decodeCommand(l.Data)
+	dedup := c.id != ProposalID{}
+	if dedup {
+		if e, seen := f.state.proposals.lookup(c.id); seen {
+			return e.result()
 		}
+	}
+	var res any
+	var ch change
+	if err != nil {
+		res = err
+	} else {
+		res, ch = f.state.apply(c.payload)
+	}
+	if dedup {
+		f.state.proposals.add(newProposalEntry(c.id, res))
+	}
+	if ch.topology {
+		f.topologyChangedLocked()
+	}
+	if ch.boundaries != nil && f.onBoundaries != nil {
+		f.onBoundaries(*ch.boundaries)
+	}
+	return res
+}
+
+// change says what an applied command changed, for the watchers.
+type change struct {
+	topology   bool
+	boundaries *TP
+}
+
+var topologyChange = change{topology: true}
+
+// apply applies one decoded command. A refused command (an error result)
+// leaves the state as it was.
+func (s *State) apply(payload any) (any, change) {
+	switch c := payload.(type) {
+	case *RegisterBroker:
 		br := s.Brokers[c.ID]
 		if br == nil {
 			br = &BrokerInfo{ID: c.ID}
@@ -311,18 +329,14 @@ func (s *State) apply(t CommandType, b []byte) any {
 		br.Addr, br.RaftAddr, br.Fenced = c.Addr, c.RaftAddr, false
 		br.Epoch++
 		s.brokerUp(c.ID)
-		return br.Epoch
-	case CmdSetBrokerFenced:
-		c, err := decode[SetBrokerFenced](b)
-		if err != nil {
-			return err
-		}
+		return br.Epoch, topologyChange
+	case *SetBrokerFenced:
 		br := s.Brokers[c.ID]
 		if br == nil {
-			return fmt.Errorf("%w: %d", ErrUnknownBroker, c.ID)
+			return fmt.Errorf("%w: %d", ErrUnknownBroker, c.ID), change{}
 		}
 		if br.Fenced == c.Fenced {
-			return nil
+			return nil, change{}
 		}
 		br.Fenced = c.Fenced
 		if c.Fenced {
@@ -330,23 +344,23 @@ func (s *State) apply(t CommandType, b []byte) any {
 		} else {
 			s.brokerUp(c.ID)
 		}
-		return nil
-	case CmdCreateTopic:
-		c, err := decode[CreateTopic](b)
-		if err != nil {
-			return err
+		return nil, topologyChange
+	case *CreateTopic:
+		if err := s.createTopic(c); err != nil {
+			return err, change{}
 		}
-		return s.createTopic(c)
-	case CmdDeleteTopic:
-		c, err := decode[DeleteTopic](b)
-		if err != nil {
-			return err
+		return nil, topologyChange
+	case *DeleteTopic:
+		t, ok := s.Topics[c.Name]
+		if !ok {
+			return fmt.Errorf("%w: %s", ErrUnknownTopic, c.Name), change{}
 		}
-		if _, ok := s.Topics[c.Name]; !ok {
-			return fmt.Errorf("%w: %s", ErrUnknownTopic, c.Name)
+		if c.ID != (uuid{}) && TopicID(c.ID) != t.ID {
+			return fmt.Errorf("%w: %s has id %s, not %s", ErrUnknownTopic, c.Name, t.ID, TopicID(c.ID)), change{}
 		}
 		delete(s.Topics, c.Name)
 		delete(s.Partitions, c.Name)
+		delete(s.byID, t.ID)
 		for _, offs := range s.Offsets {
 			for tp := range offs {
 				if tp.Topic == c.Name {
@@ -354,117 +368,100 @@ func (s *State) apply(t CommandType, b []byte) any {
 				}
 			}
 		}
-		return nil
-	case CmdCreatePartitions:
-		c, err := decode[CreatePartitions](b)
-		if err != nil {
-			return err
-		}
+		return nil, topologyChange
+	case *CreatePartitions:
 		t, ok := s.Topics[c.Name]
 		if !ok {
-			return fmt.Errorf("%w: %s", ErrUnknownTopic, c.Name)
+			return fmt.Errorf("%w: %s", ErrUnknownTopic, c.Name), change{}
 		}
-		if len(c.Assignment) == 0 {
-			return fmt.Errorf("%w: no new partitions for %s", ErrPartitions, c.Name)
+		switch {
+		case c.Total == t.Partitions:
+			return fmt.Errorf("%w: topic %s already has %d partitions", ErrPartitions, c.Name, t.Partitions), change{}
+		case c.Total < t.Partitions:
+			return fmt.Errorf("%w: topic %s has %d partitions, more than the %d asked for", ErrPartitions, c.Name,
+				t.Partitions, c.Total), change{}
+		case int64(t.Partitions)+int64(len(c.Assignment)) != int64(c.Total):
+			return fmt.Errorf("%w: topic %s has %d partitions; %d new ones do not make %d", ErrPartitionsChanged, c.Name,
+				t.Partitions, len(c.Assignment), c.Total), change{}
 		}
-		if err := s.checkAssignment(c.Assignment); err != nil {
-			return err
+		return s.addPartitions(c.Name, c.Assignment)
+	case *v0CreatePartitions:
+		if _, ok := s.Topics[c.Name]; !ok {
+			return fmt.Errorf("%w: %s", ErrUnknownTopic, c.Name), change{}
 		}
-		for _, replicas := range c.Assignment {
-			s.Partitions[c.Name] = append(s.Partitions[c.Name], newPartition(replicas))
-		}
-		t.Partitions += int32(len(c.Assignment))
-		s.Topics[c.Name] = t
-		return nil
-	case CmdSetConfigs:
-		c, err := decode[SetConfigs](b)
-		if err != nil {
-			return err
-		}
+		return s.addPartitions(c.Name, c.Assignment)
+	case *SetConfigs:
 		t, ok := s.Topics[c.Name]
 		if !ok {
-			return fmt.Errorf("%w: %s", ErrUnknownTopic, c.Name)
+			return fmt.Errorf("%w: %s", ErrUnknownTopic, c.Name), change{}
 		}
 		t.Configs = c.Configs
 		s.Topics[c.Name] = t
-		return nil
-	case CmdChangeLeader:
-		c, err := decode[ChangeLeader](b)
-		if err != nil {
-			return err
-		}
+		return nil, topologyChange
+	case *ChangeLeader:
 		p, err := s.partition(c.TP)
 		if err != nil {
-			return err
+			return err, change{}
 		}
 		if p.LeaderEpoch != c.PrevEpoch {
-			return fmt.Errorf("%w: %s at epoch %d, command for %d", ErrStaleLeaderEpoch, c.TP, p.LeaderEpoch, c.PrevEpoch)
+			return fmt.Errorf("%w: %s at epoch %d, command for %d", ErrStaleLeaderEpoch, c.TP, p.LeaderEpoch, c.PrevEpoch), change{}
 		}
 		if c.Leader != -1 && !slices.Contains(p.Replicas, c.Leader) {
-			return fmt.Errorf("%w: broker %d, %s", ErrNotReplica, c.Leader, c.TP)
+			return fmt.Errorf("%w: broker %d, %s", ErrNotReplica, c.Leader, c.TP), change{}
 		}
 		for _, r := range c.ISR {
 			if !slices.Contains(p.Replicas, r) {
-				return fmt.Errorf("%w: broker %d in the ISR of %s", ErrNotReplica, r, c.TP)
+				return fmt.Errorf("%w: broker %d in the ISR of %s", ErrNotReplica, r, c.TP), change{}
 			}
 		}
 		p.Leader, p.ISR = c.Leader, slices.Clone(c.ISR)
 		p.LeaderEpoch++
 		p.PartitionEpoch++
-		return p.LeaderEpoch
-	case CmdChangeISR:
-		c, err := decode[ChangeISR](b)
-		if err != nil {
-			return err
-		}
+		return int64(p.LeaderEpoch), topologyChange
+	case *ChangeISR:
 		p, err := s.partition(c.TP)
 		if err != nil {
-			return err
+			return err, change{}
 		}
 		if p.LeaderEpoch != c.LeaderEpoch || p.Leader != c.Leader {
 			return fmt.Errorf("%w: %s led by %d at epoch %d, command from %d at %d", ErrStaleLeaderEpoch, c.TP,
-				p.Leader, p.LeaderEpoch, c.Leader, c.LeaderEpoch)
+				p.Leader, p.LeaderEpoch, c.Leader, c.LeaderEpoch), change{}
 		}
 		if p.PartitionEpoch != c.PartitionEpoch {
 			return fmt.Errorf("%w: %s at partition epoch %d, command for %d", ErrStaleLeaderEpoch, c.TP,
-				p.PartitionEpoch, c.PartitionEpoch)
+				p.PartitionEpoch, c.PartitionEpoch), change{}
 		}
 		if !slices.Contains(c.ISR, c.Leader) {
-			return fmt.Errorf("%w: the ISR of %s must hold its leader", ErrBadAssignment, c.TP)
+			return fmt.Errorf("%w: the ISR of %s must hold its leader", ErrBadAssignment, c.TP), change{}
 		}
 		for _, r := range c.ISR {
 			if !slices.Contains(p.Replicas, r) {
-				return fmt.Errorf("%w: broker %d in the ISR of %s", ErrNotReplica, r, c.TP)
+				return fmt.Errorf("%w: broker %d in the ISR of %s", ErrNotReplica, r, c.TP), change{}
 			}
 		}
 		p.ISR = slices.Clone(c.ISR)
 		p.PartitionEpoch++
-		return nil
-	case CmdSegmentRolled:
-		c, err := decode[SegmentRolled](b)
-		if err != nil {
-			return err
-		}
+		return nil, topologyChange
+	case *SegmentRolled:
 		p, err := s.partition(c.TP)
 		if err != nil {
-			return err
+			return err, change{}
 		}
-		if n := len(p.Segments); n > 0 && c.Base <= p.Segments[n-1] {
-			return fmt.Errorf("%w: %s base %d after %d", ErrSegmentOutOfOrder, c.TP, c.Base, p.Segments[n-1])
+		if _, found := slices.BinarySearch(p.Segments, c.Base); found {
+			return nil, change{} // recorded already: a proposal sent again
+		}
+		if n := len(p.Segments); n > 0 && c.Base < p.Segments[n-1] {
+			return fmt.Errorf("%w: %s base %d after %d", ErrSegmentOutOfOrder, c.TP, c.Base, p.Segments[n-1]), change{}
 		}
 		p.Segments = append(p.Segments, c.Base)
-		return nil
-	case CmdSegmentsDeleted:
-		c, err := decode[SegmentsDeleted](b)
-		if err != nil {
-			return err
-		}
+		return nil, change{boundaries: &c.TP}
+	case *SegmentsDeleted:
 		p, err := s.partition(c.TP)
 		if err != nil {
-			return err
+			return err, change{}
 		}
 		if c.LogStart <= p.LogStart {
-			return nil
+			return nil, change{}
 		}
 		p.LogStart = c.LogStart
 		// Keep the segment holding the log start and those after it.
@@ -475,12 +472,8 @@ func (s *State) apply(t CommandType, b []byte) any {
 			}
 		}
 		p.Segments = slices.Clone(p.Segments[keep:])
-		return nil
-	case CmdCommitOffsets:
-		c, err := decode[CommitOffsets](b)
-		if err != nil {
-			return err
-		}
+		return nil, change{boundaries: &c.TP}
+	case *CommitOffsets:
 		offs := s.Offsets[c.Group]
 		if offs == nil {
 			offs = map[TP]committedOffsetState{}
@@ -488,41 +481,45 @@ func (s *State) apply(t CommandType, b []byte) any {
 		}
 		for _, o := range c.Offsets {
 			offs[TP{o.Topic, o.Partition}] = committedOffsetState{Offset: o.Offset, LeaderEpoch: o.LeaderEpoch,
-				Metadata: o.Metadata, CommitMs: o.CommitTime.UnixMilli()}
+				Metadata: o.Metadata, CommitMs: o.CommitMs}
 		}
-		return nil
-	case CmdDeleteOffsets:
-		c, err := decode[DeleteOffsets](b)
-		if err != nil {
-			return err
-		}
+		return nil, change{}
+	case *DeleteOffsets:
 		for _, tp := range c.Partitions {
-			delete(s.Offsets[c.Group], TP{tp.Topic, tp.Partition})
+			delete(s.Offsets[c.Group], tp)
 		}
 		if len(s.Offsets[c.Group]) == 0 {
 			delete(s.Offsets, c.Group)
 		}
-		return nil
-	case CmdDeleteGroup:
-		c, err := decode[DeleteGroup](b)
-		if err != nil {
-			return err
-		}
+		return nil, change{}
+	case *DeleteGroup:
 		delete(s.Offsets, c.Group)
-		return nil
-	case CmdAllocateProducerID:
-		c, err := decode[AllocateProducerIDs](b)
-		if err != nil {
-			return err
-		}
+		return nil, change{}
+	case *AllocateProducerIDs:
 		if c.N <= 0 {
-			return fmt.Errorf("%w: allocate %d producer ids", ErrMalformedCommand, c.N)
+			return fmt.Errorf("%w: allocate %d producer ids", ErrMalformedCommand, c.N), change{}
 		}
 		first := s.NextProducerID
 		s.NextProducerID += c.N
-		return first
+		return first, change{}
 	}
-	return fmt.Errorf("%w: %d", ErrUnknownCommand, t)
+	panic(fmt.Sprintf("cluster: no apply for decoded command %T", payload))
+}
+
+func (s *State) addPartitions(name string, assignment [][]int32) (any, change) {
+	if len(assignment) == 0 {
+		return fmt.Errorf("%w: no new partitions for %s", ErrPartitions, name), change{}
+	}
+	if err := s.checkAssignment(assignment); err != nil {
+		return err, change{}
+	}
+	for _, replicas := range assignment {
+		s.Partitions[name] = append(s.Partitions[name], newPartition(replicas))
+	}
+	t := s.Topics[name]
+	t.Partitions += int32(len(assignment))
+	s.Topics[name] = t
+	return nil, topologyChange
 }
 
 // brokerDown moves leadership away from a broker that was fenced or
@@ -637,26 +634,31 @@ func (s *State) checkAssignment(a [][]int32) error {
 	return nil
 }
 
-func (s *State) createTopic(c CreateTopic) error {
-	t := c.Topic
-	if _, ok := s.Topics[t.Name]; ok {
-		return fmt.Errorf("%w: %s", ErrTopicExists, t.Name)
+func (s *State) createTopic(c *CreateTopic) error {
+	if _, ok := s.Topics[c.Name]; ok {
+		return fmt.Errorf("%w: %s", ErrTopicExists, c.Name)
 	}
-	if int(t.Partitions) != len(c.Assignment) || t.Partitions <= 0 {
-		return fmt.Errorf("%w: %d partitions, %d assigned", ErrPartitions, t.Partitions, len(c.Assignment))
+	if len(c.Assignment) == 0 {
+		return fmt.Errorf("%w: topic %s with no partitions", ErrPartitions, c.Name)
 	}
-	if t.ID == (TopicID{}) {
-		return fmt.Errorf("%w: topic %s has no id", ErrMalformedCommand, t.Name)
+	id := TopicID(c.ID)
+	if id == (TopicID{}) {
+		return fmt.Errorf("%w: topic %s has no id", ErrMalformedCommand, c.Name)
+	}
+	if other, ok := s.byID[id]; ok {
+		return fmt.Errorf("%w: topic %s has the id %s already", ErrTopicExists, other, id)
 	}
 	if err := s.checkAssignment(c.Assignment); err != nil {
 		return err
 	}
-	s.Topics[t.Name] = t
+	s.Topics[c.Name] = Topic{Name: c.Name, ID: id, Partitions: int32(len(c.Assignment)), Configs: c.Configs,
+		ReplicationFactor: c.ReplicationFactor}
+	s.byID[id] = c.Name
 	parts := make([]*PartitionInfo, len(c.Assignment))
 	for i, replicas := range c.Assignment {
 		parts[i] = newPartition(replicas)
 	}
-	s.Partitions[t.Name] = parts
+	s.Partitions[c.Name] = parts
 	return nil
 }
 
@@ -685,68 +687,3 @@ func (s *State) GroupOffsets() map[string][]group.Offset {
 	}
 	return out
 }
-
-// snapshotState is State as a snapshot stores it: offsets flattened, since
-// JSON object keys must be strings.
-type snapshotState struct {
-	*State
-	Index   uint64                    `json:"index"`
-	Offsets map[string][]group.Offset `json:"offsets"`
-}
-
-// Snapshot captures the state for Raft's snapshot store.
-func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	b, err := json.Marshal(snapshotState{State: f.state, Index: f.index, Offsets: f.state.GroupOffsets()})
-	if err != nil {
-		return nil, err
-	}
-	return fsmSnapshot(b), nil
-}
-
-// Restore replaces the state with a snapshot's.
-func (f *FSM) Restore(rc io.ReadCloser) error {
-	defer rc.Close()
-	snap := snapshotState{State: newState()}
-	if err := json.NewDecoder(rc).Decode(&snap); err != nil {
-		return fmt.Errorf("cluster: restore snapshot: %w", err)
-	}
-	st := snap.State
-	if st.Brokers == nil {
-		st.Brokers = map[int32]*BrokerInfo{}
-	}
-	if st.Topics == nil {
-		st.Topics = map[string]Topic{}
-	}
-	if st.Partitions == nil {
-		st.Partitions = map[string][]*PartitionInfo{}
-	}
-	st.Offsets = map[string]map[TP]committedOffsetState{}
-	for g, offs := range snap.Offsets {
-		m := map[TP]committedOffsetState{}
-		for _, o := range offs {
-			m[TP{o.Topic, o.Partition}] = committedOffsetState{Offset: o.Offset, LeaderEpoch: o.LeaderEpoch,
-				Metadata: o.Metadata, CommitMs: o.CommitTime.UnixMilli()}
-		}
-		st.Offsets[g] = m
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.state = st
-	f.advanceLocked(snap.Index)
-	f.topologyChangedLocked()
-	return nil
-}
-
-type fsmSnapshot []byte
-
-func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	if _, err := sink.Write(s); err != nil {
-		sink.Cancel()
-		return fmt.Errorf("cluster: write snapshot: %w", err)
-	}
-	return sink.Close()
-}
-
-func (s fsmSnapshot) Release() {}

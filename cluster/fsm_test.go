@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-
-	"github.com/runnel-io/runnel/group"
 )
 
 // fsmLog applies commands to f as consecutive Raft entries.
@@ -43,15 +41,15 @@ func (l *fsmLog) ok(ct CommandType, payload any) any {
 
 func (l *fsmLog) refused(ct CommandType, payload any, want error) {
 	l.t.Helper()
-	before := snapshotBytes(l.t, l.f)
+	before := describeState(l.f)
 	res := l.apply(ct, payload)
 	err, isErr := res.(error)
 	if !isErr || !errors.Is(err, want) {
 		l.t.Fatalf("command %d %+v: result %v, want %v", ct, payload, res, want)
 	}
-	after := snapshotBytes(l.t, l.f)
+	after := describeState(l.f)
 	// Only the applied index moves.
-	if !bytes.Equal(stripIndex(before), stripIndex(after)) {
+	if before != after {
 		l.t.Fatalf("refused command %d changed the state:\n%s\n%s", ct, before, after)
 	}
 }
@@ -92,9 +90,9 @@ func buildState(t *testing.T) *fsmLog {
 	for id := int32(1); id <= 3; id++ {
 		l.ok(CmdRegisterBroker, RegisterBroker{ID: id, Addr: "127.0.0.1:909" + string(rune('0'+id)), RaftAddr: "127.0.0.1:1909" + string(rune('0'+id))})
 	}
-	l.ok(CmdCreateTopic, CreateTopic{Topic: Topic{Name: "orders", ID: TopicID{1}, Partitions: 2, Configs: map[string]string{"retention.ms": "1000"}},
+	l.ok(CmdCreateTopic, CreateTopic{Name: "orders", ID: uuid{1}, Configs: map[string]string{"retention.ms": "1000"},
 		Assignment: [][]int32{{1, 2, 3}, {2, 3, 1}}})
-	l.ok(CmdCreateTopic, CreateTopic{Topic: Topic{Name: "logs", ID: TopicID{2}, Partitions: 1}, Assignment: [][]int32{{3}}})
+	l.ok(CmdCreateTopic, CreateTopic{Name: "logs", ID: uuid{2}, Assignment: [][]int32{{3}}})
 	return l
 }
 
@@ -108,14 +106,14 @@ func TestFSMCommands(t *testing.T) {
 	l.ok(CmdSetBrokerFenced, SetBrokerFenced{ID: 3, Fenced: true})
 	l.refused(CmdSetBrokerFenced, SetBrokerFenced{ID: 9, Fenced: true}, ErrUnknownBroker)
 
-	l.refused(CmdCreateTopic, CreateTopic{Topic: Topic{Name: "orders", ID: TopicID{3}, Partitions: 1}, Assignment: [][]int32{{1}}}, ErrTopicExists)
-	l.refused(CmdCreateTopic, CreateTopic{Topic: Topic{Name: "x", ID: TopicID{3}, Partitions: 2}, Assignment: [][]int32{{1}}}, ErrPartitions)
-	l.refused(CmdCreateTopic, CreateTopic{Topic: Topic{Name: "x", ID: TopicID{3}, Partitions: 1}, Assignment: [][]int32{{1, 1}}}, ErrBadAssignment)
-	l.refused(CmdCreateTopic, CreateTopic{Topic: Topic{Name: "x", ID: TopicID{3}, Partitions: 1}, Assignment: [][]int32{{7}}}, ErrUnknownBroker)
-	l.refused(CmdCreateTopic, CreateTopic{Topic: Topic{Name: "x", Partitions: 1}, Assignment: [][]int32{{1}}}, ErrMalformedCommand)
+	l.refused(CmdCreateTopic, CreateTopic{Name: "orders", ID: uuid{3}, Assignment: [][]int32{{1}}}, ErrTopicExists)
+	l.refused(CmdCreateTopic, CreateTopic{Name: "x", ID: uuid{3}}, ErrPartitions)
+	l.refused(CmdCreateTopic, CreateTopic{Name: "x", ID: uuid{3}, Assignment: [][]int32{{1, 1}}}, ErrBadAssignment)
+	l.refused(CmdCreateTopic, CreateTopic{Name: "x", ID: uuid{3}, Assignment: [][]int32{{7}}}, ErrUnknownBroker)
+	l.refused(CmdCreateTopic, CreateTopic{Name: "x", Assignment: [][]int32{{1}}}, ErrMalformedCommand)
 
 	// Elections bump the epoch and only apply at the epoch they were made for.
-	if e := l.ok(CmdChangeLeader, ChangeLeader{TP: orders0, PrevEpoch: 0, Leader: 2, ISR: []int32{2, 3}}); e != int32(1) {
+	if e := l.ok(CmdChangeLeader, ChangeLeader{TP: orders0, PrevEpoch: 0, Leader: 2, ISR: []int32{2, 3}}); e != int64(1) {
 		t.Fatalf("epoch after election %v", e)
 	}
 	l.refused(CmdChangeLeader, ChangeLeader{TP: orders0, PrevEpoch: 0, Leader: 3, ISR: []int32{3}}, ErrStaleLeaderEpoch)
@@ -136,19 +134,20 @@ func TestFSMCommands(t *testing.T) {
 	l.ok(CmdSegmentRolled, SegmentRolled{TP: orders0, Base: 0})
 	l.ok(CmdSegmentRolled, SegmentRolled{TP: orders0, Base: 1000})
 	l.ok(CmdSegmentRolled, SegmentRolled{TP: orders0, Base: 2500})
-	l.refused(CmdSegmentRolled, SegmentRolled{TP: orders0, Base: 2500}, ErrSegmentOutOfOrder)
+	l.refused(CmdSegmentRolled, SegmentRolled{TP: orders0, Base: 2000}, ErrSegmentOutOfOrder)
+	l.ok(CmdSegmentRolled, SegmentRolled{TP: orders0, Base: 2500}) // sent again: no change
 	l.ok(CmdSegmentsDeleted, SegmentsDeleted{TP: orders0, LogStart: 1200})
 
-	l.ok(CmdCreatePartitions, CreatePartitions{Name: "logs", Assignment: [][]int32{{1}, {2}}})
-	l.refused(CmdCreatePartitions, CreatePartitions{Name: "nope", Assignment: [][]int32{{1}}}, ErrUnknownTopic)
+	l.ok(CmdCreatePartitions, CreatePartitions{Name: "logs", Total: 3, Assignment: [][]int32{{1}, {2}}})
+	l.refused(CmdCreatePartitions, CreatePartitions{Name: "nope", Total: 1, Assignment: [][]int32{{1}}}, ErrUnknownTopic)
 	l.ok(CmdSetConfigs, SetConfigs{Name: "logs", Configs: map[string]string{"segment.bytes": "1048576"}})
 
 	now := time.UnixMilli(1_700_000_000_123)
-	l.ok(CmdCommitOffsets, CommitOffsets{Group: "g1", Offsets: []group.Offset{
-		{Topic: "orders", Partition: 0, Offset: 42, LeaderEpoch: 1, Metadata: "m", CommitTime: now},
-		{Topic: "logs", Partition: 0, Offset: 7, LeaderEpoch: -1, CommitTime: now}}})
-	l.ok(CmdCommitOffsets, CommitOffsets{Group: "g2", Offsets: []group.Offset{{Topic: "orders", Partition: 1, Offset: 1, CommitTime: now}}})
-	l.ok(CmdDeleteOffsets, DeleteOffsets{Group: "g1", Partitions: []group.TopicPartition{{Topic: "logs", Partition: 0}}})
+	l.ok(CmdCommitOffsets, CommitOffsets{Group: "g1", Offsets: []OffsetCommit{
+		{Topic: "orders", Partition: 0, Offset: 42, LeaderEpoch: 1, Metadata: "m", CommitMs: now.UnixMilli()},
+		{Topic: "logs", Partition: 0, Offset: 7, LeaderEpoch: -1, CommitMs: now.UnixMilli()}}})
+	l.ok(CmdCommitOffsets, CommitOffsets{Group: "g2", Offsets: []OffsetCommit{{Topic: "orders", Partition: 1, Offset: 1, CommitMs: now.UnixMilli()}}})
+	l.ok(CmdDeleteOffsets, DeleteOffsets{Group: "g1", Partitions: []TP{{Topic: "logs", Partition: 0}}})
 	if first := l.ok(CmdAllocateProducerID, AllocateProducerIDs{N: 1000}); first != int64(0) {
 		t.Fatalf("first producer id %v", first)
 	}
@@ -180,7 +179,10 @@ func TestFSMCommands(t *testing.T) {
 	})
 
 	// Deleting a topic takes its partitions and committed offsets.
-	l.ok(CmdDeleteTopic, DeleteTopic{Name: "orders"})
+	// A delete names the topic it was made for: not one of the same name
+	// created since.
+	l.refused(CmdDeleteTopic, DeleteTopic{Name: "orders", ID: uuid{99}}, ErrUnknownTopic)
+	l.ok(CmdDeleteTopic, DeleteTopic{Name: "orders", ID: uuid{1}})
 	l.refused(CmdDeleteTopic, DeleteTopic{Name: "orders"}, ErrUnknownTopic)
 	l.f.Read(func(s *State) {
 		if _, ok := s.Partitions["orders"]; ok {
@@ -203,7 +205,7 @@ func TestFSMSnapshotRestore(t *testing.T) {
 	l := buildState(t)
 	l.ok(CmdChangeLeader, ChangeLeader{TP: TP{"orders", 1}, PrevEpoch: 0, Leader: 3, ISR: []int32{3}})
 	l.ok(CmdSegmentRolled, SegmentRolled{TP: TP{"orders", 1}, Base: 0})
-	l.ok(CmdCommitOffsets, CommitOffsets{Group: "g", Offsets: []group.Offset{{Topic: "orders", Partition: 1, Offset: 9, Metadata: "x", CommitTime: time.UnixMilli(5)}}})
+	l.ok(CmdCommitOffsets, CommitOffsets{Group: "g", Offsets: []OffsetCommit{{Topic: "orders", Partition: 1, Offset: 9, Metadata: "x", CommitMs: 5}}})
 	l.ok(CmdAllocateProducerID, AllocateProducerIDs{N: 10})
 	want := snapshotBytes(t, l.f)
 
@@ -238,19 +240,35 @@ func FuzzFSMApply(f *testing.F) {
 		b, _ := EncodeCommand(ct, payload)
 		f.Add(b)
 	}
-	seed(CmdCreateTopic, CreateTopic{Topic: Topic{Name: "t", ID: TopicID{9}, Partitions: 1}, Assignment: [][]int32{{1}}})
+	seed(CmdCreateTopic, CreateTopic{Name: "t", ID: uuid{9}, Assignment: [][]int32{{1}}})
 	seed(CmdChangeLeader, ChangeLeader{TP: TP{"orders", 0}, PrevEpoch: 0, Leader: 2, ISR: []int32{2}})
 	seed(CmdSegmentsDeleted, SegmentsDeleted{TP: TP{"orders", 0}, LogStart: 5})
-	seed(CmdCommitOffsets, CommitOffsets{Group: "g", Offsets: []group.Offset{{Topic: "orders"}}})
+	seed(CmdCommitOffsets, CommitOffsets{Group: "g", Offsets: []OffsetCommit{{Topic: "orders"}}})
+	// Version 0, as runnel wrote it before the formats were versioned.
+	f.Add([]byte(`\x03{"topic":{"name":"t","id":[9,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],"partitions":1},"assignment":[[1]]}`))
+	f.Add([]byte(`\x05{"name":"orders","assignment":[[1]]}`))
+	f.Add([]byte(`\x0b{"group":"g","offsets":[{"Topic":"orders","Partition":0,"Offset":1,"CommitTime":"2023-11-14T22:13:20Z"}]}`))
+	id, _ := encodeCommand(CmdCreatePartitions, ProposalID{1}, CreatePartitions{Name: "orders", Total: 3, Assignment: [][]int32{{1}}})
+	f.Add(id)
 	f.Fuzz(func(t *testing.T, cmd []byte) {
 		l := buildState(t)
-		before := stripIndex(snapshotBytes(t, l.f))
+		before := describeState(l.f)
 		l.index++
 		res := l.f.Apply(&raft.Log{Index: l.index, Type: raft.LogCommand, Data: cmd})
 		if _, refused := res.(error); refused {
-			if after := stripIndex(snapshotBytes(t, l.f)); !bytes.Equal(before, after) {
+			if after := describeState(l.f); before != after {
 				t.Fatalf("refused command %q changed the state", cmd)
 			}
+		}
+		// Sent again, it changes nothing more (where it has an id) and
+		// the state still snapshots and restores.
+		snap := snapshotBytes(t, l.f)
+		r := NewFSM()
+		if err := r.Restore(io.NopCloser(bytes.NewReader(snap))); err != nil {
+			t.Fatalf("state after %q does not restore: %v", cmd, err)
+		}
+		if got := snapshotBytes(t, r); !bytes.Equal(got, snap) {
+			t.Fatalf("state after %q restores differently", cmd)
 		}
 	})
 }
@@ -270,8 +288,8 @@ func partitionOf(t *testing.T, f *FSM, tp TP) PartitionInfo {
 
 func TestFSMElections(t *testing.T) {
 	l := buildState(t) // orders-0 {1,2,3} led by 1, orders-1 {2,3,1} led by 2, logs-0 {3}
-	l.ok(CmdCreateTopic, CreateTopic{Topic: Topic{Name: "dirty", ID: TopicID{9}, Partitions: 1,
-		Configs: map[string]string{UncleanElectionConfig: "true"}}, Assignment: [][]int32{{1, 2}}})
+	l.ok(CmdCreateTopic, CreateTopic{Name: "dirty", ID: uuid{9},
+		Configs: map[string]string{UncleanElectionConfig: "true"}, Assignment: [][]int32{{1, 2}}})
 	o0, o1, logs, dirty := TP{"orders", 0}, TP{"orders", 1}, TP{"logs", 0}, TP{"dirty", 0}
 	check := func(tp TP, leader, epoch int32, isr ...int32) {
 		t.Helper()

@@ -16,6 +16,8 @@ import (
 type Meta struct {
 	node    *Node
 	timeout time.Duration
+	// beforePropose, if set, runs before each proposal (tests).
+	beforePropose func(CommandType)
 }
 
 var _ Store = (*Meta)(nil)
@@ -24,6 +26,9 @@ var _ Store = (*Meta)(nil)
 func NewMeta(node *Node) *Meta { return &Meta{node: node, timeout: 30 * time.Second} }
 
 func (m *Meta) propose(ct CommandType, payload any) (int64, error) {
+	if m.beforePropose != nil {
+		m.beforePropose(ct)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), m.timeout)
 	defer cancel()
 	return m.node.Propose(ctx, ct, payload)
@@ -49,14 +54,7 @@ func (m *Meta) Topic(name string) (t Topic, ok bool) {
 
 // TopicByID returns the topic with the id.
 func (m *Meta) TopicByID(id TopicID) (t Topic, ok bool) {
-	m.node.fsm.Read(func(s *State) {
-		for _, c := range s.Topics {
-			if c.ID == id {
-				t, ok = c, true
-				return
-			}
-		}
-	})
+	m.node.fsm.Read(func(s *State) { t, ok = s.TopicByID(id) })
 	return t, ok
 }
 
@@ -96,7 +94,8 @@ func (m *Meta) CreateTopic(t Topic) (Topic, error) {
 	if err != nil {
 		return Topic{}, err
 	}
-	if _, err := m.propose(CmdCreateTopic, CreateTopic{Topic: t, Assignment: assignment}); err != nil {
+	c := CreateTopic{Name: t.Name, ID: uuid(t.ID), ReplicationFactor: t.ReplicationFactor, Configs: t.Configs, Assignment: assignment}
+	if _, err := m.propose(CmdCreateTopic, c); err != nil {
 		return Topic{}, err
 	}
 	return t, nil
@@ -146,32 +145,50 @@ func Assign(brokers []int32, topic string, first, n, rf int) [][]int32 {
 	return out
 }
 
-// DeleteTopic removes a topic, its partitions and its committed offsets.
+// DeleteTopic removes a topic, its partitions and its committed offsets:
+// the topic of that name this broker knows, not one created again since
+// (or, if this broker has not seen it yet, whichever has the name).
 func (m *Meta) DeleteTopic(name string) error {
-	_, err := m.propose(CmdDeleteTopic, DeleteTopic{Name: name})
+	c := DeleteTopic{Name: name}
+	if t, ok := m.Topic(name); ok {
+		c.ID = uuid(t.ID)
+	}
+	_, err := m.propose(CmdDeleteTopic, c)
 	return err
 }
 
-// SetPartitions raises a topic's partition count; the new partitions get
-// as many replicas as the first one has.
+// SetPartitions raises a topic's partition count to n; the new partitions
+// get as many replicas as the first one has. As in Kafka, asking for the
+// count the topic has is refused (ErrPartitions), so of two requests for
+// the same total one succeeds.
 func (m *Meta) SetPartitions(name string, n int32) error {
-	t, ok := m.Topic(name)
-	if !ok {
-		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
-	}
-	if n <= t.Partitions {
-		return fmt.Errorf("%w: topic %s has %d partitions, asked for %d", ErrPartitions, name, t.Partitions, n)
-	}
-	rf := int16(1)
-	if p, ok := m.Partition(name, 0); ok {
-		rf = int16(len(p.Replicas))
-	}
-	assignment, err := m.assign(name, int(t.Partitions), int(n-t.Partitions), rf)
-	if err != nil {
+	for attempt := 0; ; attempt++ {
+		t, ok := m.Topic(name)
+		if !ok {
+			return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+		}
+		if n == t.Partitions {
+			return fmt.Errorf("%w: topic %s already has %d partitions", ErrPartitions, name, n)
+		}
+		if n < t.Partitions {
+			return fmt.Errorf("%w: topic %s has %d partitions, more than the %d asked for", ErrPartitions, name, t.Partitions, n)
+		}
+		rf := int16(1)
+		if p, ok := m.Partition(name, 0); ok {
+			rf = int16(len(p.Replicas))
+		}
+		assignment, err := m.assign(name, int(t.Partitions), int(n-t.Partitions), rf)
+		if err != nil {
+			return err
+		}
+		_, err = m.propose(CmdCreatePartitions, CreatePartitions{Name: name, Total: n, Assignment: assignment})
+		// Another request added partitions after this one read the count,
+		// and the command has been applied here: read it again.
+		if errors.Is(err, ErrPartitionsChanged) && attempt < 3 {
+			continue
+		}
 		return err
 	}
-	_, err = m.propose(CmdCreatePartitions, CreatePartitions{Name: name, Assignment: assignment})
-	return err
 }
 
 // SetConfigs replaces a topic's explicit configs.
@@ -202,7 +219,14 @@ func NewRaftOffsets(node *Node) RaftOffsets { return RaftOffsets{node: node} }
 // Commit queues the offsets into the Raft log; the returned function waits
 // until a quorum holds them and they are applied.
 func (o RaftOffsets) Commit(g string, offsets []group.Offset) func() error {
-	cmd, err := EncodeCommand(CmdCommitOffsets, CommitOffsets{Group: g, Offsets: offsets})
+	c := CommitOffsets{Group: g, Offsets: make([]OffsetCommit, len(offsets))}
+	for i, o := range offsets {
+		c.Offsets[i] = OffsetCommit{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset, LeaderEpoch: o.LeaderEpoch,
+			Metadata: o.Metadata, CommitMs: o.CommitTime.UnixMilli()}
+	}
+	// No proposal id: the coordinator commits on the leader only, and a
+	// commit that failed is the client's to send again.
+	cmd, err := EncodeCommand(CmdCommitOffsets, c)
 	if err != nil {
 		return func() error { return err }
 	}
@@ -223,18 +247,38 @@ func (o RaftOffsets) Commit(g string, offsets []group.Offset) func() error {
 
 // Delete removes some offsets of a group.
 func (o RaftOffsets) Delete(g string, partitions []group.TopicPartition) error {
-	ctx, cancel := context.WithTimeout(context.Background(), proposeTimeout)
-	defer cancel()
-	_, err := o.node.Propose(ctx, CmdDeleteOffsets, DeleteOffsets{Group: g, Partitions: partitions})
-	return err
+	c := DeleteOffsets{Group: g, Partitions: make([]TP, len(partitions))}
+	for i, tp := range partitions {
+		c.Partitions[i] = TP{tp.Topic, tp.Partition}
+	}
+	return o.applyOnLeader(CmdDeleteOffsets, c)
 }
 
 // DeleteGroup removes every offset of a group.
 func (o RaftOffsets) DeleteGroup(g string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), proposeTimeout)
-	defer cancel()
-	_, err := o.node.Propose(ctx, CmdDeleteGroup, DeleteGroup{Group: g})
-	return err
+	return o.applyOnLeader(CmdDeleteGroup, DeleteGroup{Group: g})
+}
+
+// applyOnLeader commits a command on this node, which must lead the
+// quorum (and so coordinate the groups), and waits for it to apply. It
+// never forwards: the coordinator calls it under its lock, which must not
+// wait on another broker.
+func (o RaftOffsets) applyOnLeader(ct CommandType, payload any) error {
+	cmd, err := encodeCommand(ct, newProposalID(), payload)
+	if err != nil {
+		return err
+	}
+	if !o.node.IsLeader() {
+		return ErrNotCoordinator
+	}
+	f := o.node.raft.Apply(cmd, proposeTimeout)
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotCoordinator, err)
+	}
+	if err, ok := f.Response().(error); ok {
+		return err
+	}
+	return nil
 }
 
 // Load returns the committed offsets this node's state machine holds.

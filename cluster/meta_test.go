@@ -138,7 +138,18 @@ func TestRaftOffsets(t *testing.T) {
 	if err := NewRaftOffsets(f).Commit("g", []group.Offset{{Topic: "t"}})(); !errors.Is(err, ErrNotCoordinator) {
 		t.Fatalf("commit on a follower: %v", err)
 	}
-	if err := NewRaftOffsets(f).DeleteGroup("g"); err != nil {
+	// Deletions too are the coordinator's, without a forward from a
+	// follower.
+	if err := NewRaftOffsets(f).DeleteGroup("g"); !errors.Is(err, ErrNotCoordinator) {
+		t.Fatalf("delete on a follower: %v", err)
+	}
+	if err := NewRaftOffsets(f).Delete("g", []group.TopicPartition{{Topic: "t", Partition: 1}}); !errors.Is(err, ErrNotCoordinator) {
+		t.Fatalf("delete on a follower: %v", err)
+	}
+	if err := NewRaftOffsets(leader).DeleteGroup("g"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.FSM().WaitApplied(ctx, leader.FSM().AppliedIndex()); err != nil {
 		t.Fatal(err)
 	}
 	if offs, _ := NewRaftOffsets(f).Load(); len(offs["g"]) != 0 {

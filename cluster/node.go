@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -95,6 +96,12 @@ type Node struct {
 	beatConn heartbeatConn // this broker's heartbeats to the controller
 
 	ready chan struct{} // closed once raft is set: forwarded frames wait for it
+
+	faults struct {
+		// dropReplies is how many forwarded proposals to apply and then
+		// drop the connection instead of replying (tests).
+		dropReplies atomic.Int32
+	}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -253,9 +260,16 @@ const proposeTimeout = 10 * time.Second
 // Propose commits a command through the Raft leader, forwarding it if this
 // node is not the leader, and returns once this node's state machine has
 // applied it. The result is the command's value (an epoch or a first id)
-// or its refusal.
+// or its refusal. It sends the same bytes again until an answer comes: a
+// command whose first try was committed after all (a lost reply, a lost
+// leadership) applies once, as the state machine deduplicates its
+// proposal id or refuses it as a compare-and-set whose state has moved.
 func (n *Node) Propose(ctx context.Context, ct CommandType, payload any) (int64, error) {
-	cmd, err := EncodeCommand(ct, payload)
+	var id ProposalID
+	if deduplicated(ct) {
+		id = newProposalID()
+	}
+	cmd, err := encodeCommand(ct, id, payload)
 	if err != nil {
 		return 0, err
 	}
@@ -287,6 +301,13 @@ func (n *Node) Propose(ctx context.Context, ct CommandType, payload any) (int64,
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)
 	}
+}
+
+// deduplicated says whether proposals of a command type carry an id.
+// Segment events need none, being idempotent, and are the most numerous:
+// they would crowd the others out of the state machine's window.
+func deduplicated(ct CommandType) bool {
+	return ct != CmdSegmentRolled && ct != CmdSegmentsDeleted
 }
 
 // applyLocal commits cmd on this node, the leader.
@@ -324,11 +345,14 @@ type forwardReply struct {
 var forwardedErrors = []error{
 	ErrTopicExists, ErrUnknownTopic, ErrPartitions, ErrUnknownBroker, ErrUnknownPartition, ErrStaleLeaderEpoch,
 	ErrBadAssignment, ErrUnknownCommand, ErrMalformedCommand, ErrNotReplica, ErrSegmentOutOfOrder,
+	ErrPartitionsChanged,
 }
 
+// errorKind returns the kind of err; where sentinels wrap others, the
+// later (more specific) one.
 func errorKind(err error) int {
-	for i, e := range forwardedErrors {
-		if errors.Is(err, e) {
+	for i := len(forwardedErrors) - 1; i >= 0; i-- {
+		if errors.Is(err, forwardedErrors[i]) {
 			return i + 1
 		}
 	}
@@ -481,6 +505,9 @@ func (n *Node) serveForwards(c net.Conn) {
 			reply = forwardReply{}
 		default:
 			reply = n.applyLocal(cmd)
+			if n.faults.dropReplies.Load() > 0 && n.faults.dropReplies.Add(-1) >= 0 {
+				return
+			}
 		}
 		b, _ := json.Marshal(reply)
 		if err := writeFrame(c, b); err != nil {

@@ -119,7 +119,7 @@ func TestNodeQuorum(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	create := CreateTopic{Topic: Topic{Name: "orders", ID: TopicID{7}, Partitions: 3}, Assignment: [][]int32{{1, 2, 3}, {2, 3, 1}, {3, 1, 2}}}
+	create := CreateTopic{Name: "orders", ID: uuid{7}, Assignment: [][]int32{{1, 2, 3}, {2, 3, 1}, {3, 1, 2}}}
 	if _, err := f.Propose(ctx, CmdCreateTopic, create); err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,15 @@ type Manager struct {
 	isrCheck  chan struct{}
 	logEvents chan logEvent
 
+	// boundaries holds the partitions whose segment boundaries or log
+	// start the metadata changed since the follower loop last looked; a
+	// leaf lock, taken under the state machine's.
+	boundaries struct {
+		sync.Mutex
+		tps   map[cluster.TP]struct{}
+		ready chan struct{} // one token: tps is not empty
+	}
+
 	mu struct {
 		sync.Mutex
 		fetchers map[int32]*fetcher // by leader
@@ -67,6 +76,9 @@ func New(o Options) *Manager {
 	}
 	m := &Manager{o: o, log: o.Logger, isrCheck: make(chan struct{}, 1), logEvents: make(chan logEvent, 4096)}
 	m.mu.fetchers = map[int32]*fetcher{}
+	m.boundaries.tps = map[cluster.TP]struct{}{}
+	m.boundaries.ready = make(chan struct{}, 1)
+	o.Node.FSM().OnLogBoundaries(m.boundariesChanged)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	o.Parts.SetHooks(partition.Hooks{
 		Rolled: func(p *partition.Partition, base int64) {
@@ -110,6 +122,59 @@ func (m *Manager) proposeLogEvents() {
 			}
 			cancel()
 		}
+	}
+}
+
+// boundariesChanged is the state machine telling of a partition whose
+// segment boundaries or log start moved. It runs under the state
+// machine's lock: it only notes the partition.
+func (m *Manager) boundariesChanged(tp cluster.TP) {
+	m.boundaries.Lock()
+	m.boundaries.tps[tp] = struct{}{}
+	m.boundaries.Unlock()
+	select {
+	case m.boundaries.ready <- struct{}{}:
+	default:
+	}
+}
+
+// followBoundaries gives each local replica whose segment boundaries or
+// log start changed in the metadata the new ones, without a whole
+// reconciliation: a roll anywhere costs each broker one partition's work.
+func (m *Manager) followBoundaries() {
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-m.boundaries.ready:
+		}
+		m.boundaries.Lock()
+		tps := m.boundaries.tps
+		m.boundaries.tps = map[cluster.TP]struct{}{}
+		m.boundaries.Unlock()
+		m.reconcileMu.Lock()
+		for tp := range tps {
+			p, err := m.o.Parts.Get(tp.Topic, tp.Partition)
+			if err != nil {
+				continue // not hosted here
+			}
+			var segments []int64
+			var logStart int64
+			found := false
+			m.o.Node.FSM().Read(func(s *cluster.State) {
+				if parts := s.Partitions[tp.Topic]; tp.Partition >= 0 && int(tp.Partition) < len(parts) {
+					info := parts[tp.Partition]
+					segments, logStart, found = slices.Clone(info.Segments), info.LogStart, true
+				}
+			})
+			if !found {
+				continue
+			}
+			if err := p.FollowLeaderLog(segments, logStart); err != nil {
+				m.log.Warn("following the leader's log start", "partition", partition.Name(p.Topic, p.Index), "err", err)
+			}
+		}
+		m.reconcileMu.Unlock()
 	}
 }
 
@@ -194,10 +259,14 @@ func (m *Manager) Reconcile() error {
 // Start reconciles at every change of the metadata's topology and checks
 // the ISRs of led partitions, until Close.
 func (m *Manager) Start() {
-	m.wg.Add(3)
+	m.wg.Add(4)
 	go func() {
 		defer m.wg.Done()
 		m.proposeLogEvents()
+	}()
+	go func() {
+		defer m.wg.Done()
+		m.followBoundaries()
 	}()
 	go func() {
 		defer m.wg.Done()
