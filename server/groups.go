@@ -33,7 +33,12 @@ func (s *Server) handleFindCoordinator(r *kmsg.FindCoordinatorRequest) kmsg.Resp
 			}
 			return -1, "", -1, kerr.CoordinatorNotAvailable.Code, kmsg.StringPtr("no controller elected yet")
 		case 1: // transaction
-			return -1, "", -1, kerr.CoordinatorNotAvailable.Code, kmsg.StringPtr("runnel does not support transactions")
+			// Transactions are not offered. UNSUPPORTED_VERSION is how
+			// Kafka answers for a feature the cluster does not enable, and
+			// it is not retriable: a transactional client fails at once
+			// instead of asking again for a coordinator that never comes.
+			s.log.Info("FindCoordinator for a transactional id refused: transactions are not supported", "transactional_id", key)
+			return -1, "", -1, kerr.UnsupportedVersion.Code, kmsg.StringPtr(errTransactionsNotSupported)
 		}
 		return -1, "", -1, kerr.InvalidRequest.Code, kmsg.StringPtr("unknown coordinator key type")
 	}
@@ -42,11 +47,13 @@ func (s *Server) handleFindCoordinator(r *kmsg.FindCoordinatorRequest) kmsg.Resp
 			c := kmsg.NewFindCoordinatorResponseCoordinator()
 			c.Key = key
 			c.NodeID, c.Host, c.Port, c.ErrorCode, c.ErrorMessage = find(key)
+			s.m.errorCode("FindCoordinator", c.ErrorCode)
 			resp.Coordinators = append(resp.Coordinators, c)
 		}
 		return resp
 	}
 	resp.NodeID, resp.Host, resp.Port, resp.ErrorCode, resp.ErrorMessage = find(r.CoordinatorKey)
+	s.m.errorCode("FindCoordinator", resp.ErrorCode)
 	return resp
 }
 
