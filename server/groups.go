@@ -241,7 +241,18 @@ func (s *Server) handleOffsetCommit(c *conn, h requestHeader, r *kmsg.OffsetComm
 func (s *Server) handleOffsetFetch(r *kmsg.OffsetFetchRequest) kmsg.Response {
 	resp := kmsg.NewPtrOffsetFetchResponse()
 	if r.Version >= 8 {
+		// A group asked for in full (all its committed offsets) is
+		// answered once however often it is named, so the answer does not
+		// multiply its offsets; entries naming topics are answered as
+		// they are, each the size of what it names.
+		whole := map[string]bool{}
 		for _, g := range r.Groups {
+			if g.Topics == nil {
+				if whole[g.Group] {
+					continue
+				}
+				whole[g.Group] = true
+			}
 			topics := make([]kmsg.OffsetFetchRequestTopic, len(g.Topics))
 			for i, t := range g.Topics {
 				topics[i] = kmsg.OffsetFetchRequestTopic{Topic: t.Topic, Partitions: t.Partitions}
@@ -344,7 +355,14 @@ func (s *Server) handleListGroups(r *kmsg.ListGroupsRequest) kmsg.Response {
 
 func (s *Server) handleDescribeGroups(r *kmsg.DescribeGroupsRequest) kmsg.Response {
 	resp := kmsg.NewPtrDescribeGroupsResponse()
+	// A group is described once however often it is named: its members'
+	// metadata may be large, and the answer must not multiply it.
+	seen := map[string]bool{}
 	for _, id := range r.Groups {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
 		d, _ := s.groups.Describe(id)
 		rg := kmsg.NewDescribeGroupsResponseGroup()
 		rg.Group, rg.State, rg.ProtocolType, rg.Protocol = d.Group, d.State.String(), d.ProtocolType, d.Protocol

@@ -16,6 +16,7 @@ import (
 
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/consumer"
+	"github.com/runnel-io/runnel/group"
 	"github.com/runnel-io/runnel/internal/testbatch"
 	"github.com/runnel-io/runnel/partition"
 	"github.com/runnel-io/runnel/segment"
@@ -140,6 +141,27 @@ func (r *fakeReplicas) Reconcile() error {
 
 func (r *fakeReplicas) FollowerFetched(*partition.Partition, int32, int64, int32) error { return nil }
 
+// memOffsets keeps committed offsets in memory; every commit is durable at
+// once.
+type memOffsets struct {
+	mu      sync.Mutex
+	offsets map[string][]group.Offset
+}
+
+func (m *memOffsets) Commit(g string, offsets []group.Offset) func() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.offsets == nil {
+		m.offsets = map[string][]group.Offset{}
+	}
+	m.offsets[g] = append(m.offsets[g], offsets...)
+	return func() error { return nil }
+}
+
+func (m *memOffsets) Delete(string, []group.TopicPartition) error { return nil }
+func (m *memOffsets) DeleteGroup(string) error                    { return nil }
+func (m *memOffsets) Load() (map[string][]group.Offset, error)    { return nil, nil }
+
 // testServer is a Server over real partitions in a temporary directory and
 // fake metadata, for calling handlers directly.
 type testServer struct {
@@ -158,8 +180,13 @@ func newTestServer(t *testing.T, cfg Config) *testServer {
 	}
 	t.Cleanup(func() { parts.Close() })
 	meta := newFakeMeta(1)
+	groups, err := group.New(group.Config{Logger: logger}, &memOffsets{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(groups.Close)
 	cfg.Logger = logger
-	s := New(cfg, parts, meta, nil, &fakeReplicas{meta: meta, parts: parts})
+	s := New(cfg, parts, meta, groups, &fakeReplicas{meta: meta, parts: parts})
 	return &testServer{Server: s, meta: meta, parts: parts}
 }
 

@@ -362,7 +362,20 @@ func (s *Server) topicMetadata(name string, autoCreate bool) kmsg.MetadataRespon
 
 func (s *Server) handleDescribeConfigs(r *kmsg.DescribeConfigsRequest) kmsg.Response {
 	resp := kmsg.NewPtrDescribeConfigsResponse()
+	// A resource is answered once however often it is named, so the
+	// answer (every config of a topic, with its documentation if asked)
+	// does not multiply with the request.
+	type resource struct {
+		typ  kmsg.ConfigResourceType
+		name string
+	}
+	seen := map[resource]bool{}
 	for _, rr := range r.Resources {
+		k := resource{rr.ResourceType, rr.ResourceName}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
 		sr := kmsg.NewDescribeConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
 		switch rr.ResourceType {
