@@ -122,6 +122,8 @@ func TestFetchResponseBounded(t *testing.T) {
 	if len(seen) != partitions {
 		t.Fatalf("%d partitions answered, want %d", len(seen), partitions)
 	}
+	t.Logf("a %d-byte request named %d partition entries; the answer carried %d record bytes of %d partitions",
+		len(req.AppendTo(nil)), len(req.Topics)*partitions, records, len(seen))
 	if records > 55<<20+1<<20 || records < 50<<20 {
 		t.Fatalf("%d record bytes, want about the 55 MiB limit", records)
 	}
