@@ -105,7 +105,15 @@ func (m *Meta) CreateTopic(t Topic) (Topic, error) {
 // number of brokers that can hold replicas.
 var ErrNotEnoughBrokers = errors.New("cluster: not enough live brokers for the replication factor")
 
+// maxAssign bounds the partitions one assignment may be asked for, far
+// above any broker's limit: a count from a request is refused here before
+// it allocates, whatever the caller checked.
+const maxAssign = 1 << 20
+
 func (m *Meta) assign(topic string, first, n int, rf int16) ([][]int32, error) {
+	if n < 0 || n > maxAssign || first < 0 || first > maxAssign-n {
+		return nil, fmt.Errorf("%w: partitions %d to %d, at most %d", ErrPartitions, first, first+n-1, maxAssign)
+	}
 	if rf <= 0 {
 		rf = 1
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -67,6 +68,9 @@ func TestMetaOverQuorum(t *testing.T) {
 	}
 	if _, err := m.CreateTopic(Topic{Name: "big", Partitions: 1, ReplicationFactor: 4}); !errors.Is(err, ErrNotEnoughBrokers) {
 		t.Fatalf("replication factor 4 on 3 brokers: %v", err)
+	}
+	if _, err := m.CreateTopic(Topic{Name: "huge", Partitions: math.MaxInt32}); !errors.Is(err, ErrPartitions) {
+		t.Fatalf("2^31-1 partitions: %v", err)
 	}
 	if err := m.SetPartitions("orders", 8); err != nil {
 		t.Fatal(err)

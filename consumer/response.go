@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"encoding/binary"
+	"math"
 
 	"github.com/runnel-io/runnel/segment"
 )
@@ -82,10 +83,40 @@ func (e *Encoded) Release() {
 	e.splices = nil
 }
 
+// MaxSize is the largest encoded response, size prefix included: the
+// prefix is an int32 and counts the bytes after it.
+const MaxSize = 4 + math.MaxInt32
+
 // Encode lays out r in wire form (response header included) into buf, which
 // it may grow and returns inside the Encoded. Regions stay referenced until
 // Release.
+//
+// The encoded response is never larger than MaxSize. Callers bound the
+// record bytes far below it (the server by its fetch byte limit); should
+// the regions still not fit, the last ones are released and sent as empty
+// record sets, which a client fetches again from the same offset.
 func Encode(r *Response, buf []byte) *Encoded {
+	e := encode(r, buf)
+	if e.size <= MaxSize {
+		return e
+	}
+	over := e.size - MaxSize
+	for ti := len(r.Topics) - 1; ti >= 0 && over > 0; ti-- {
+		parts := r.Topics[ti].Partitions
+		for pi := len(parts) - 1; pi >= 0 && over > 0; pi-- {
+			if n := parts[pi].Records.Length; n > 0 {
+				over -= n
+				parts[pi].Records.Release()
+				parts[pi].Records = segment.Region{}
+			}
+		}
+	}
+	// The protocol bytes do not grow when record sets empty, so the
+	// response fits now.
+	return encode(r, e.buf)
+}
+
+func encode(r *Response, buf []byte) *Encoded {
 	e := &Encoded{buf: buf[:0]}
 	v := r.Version
 	flexible := v >= 12

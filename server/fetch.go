@@ -32,6 +32,113 @@ type fetchTarget struct {
 	p       *partition.Partition
 	errCode int16
 	replica bool // a follower's fetch: reads up to the log end
+	req     *kmsg.FetchRequestTopicPartition
+}
+
+// fetchKey names a partition of a fetch once its topic is resolved; the id
+// keeps apart unknown topic ids, which have no name.
+type fetchKey struct {
+	topic string
+	id    cluster.TopicID
+	part  int32
+}
+
+// fetchTargets lists the partitions a fetch asks for, each once. A
+// partition named again is answered once, where it was first named, from
+// the fetch position of its last entry: what Kafka does, which keeps its
+// request's partitions in a map. Nothing is looked up twice, so a request
+// that repeats one partition costs what the partitions it names once cost.
+func (s *Server) fetchTargets(h requestHeader, r *kmsg.FetchRequest) []fetchTarget {
+	// A follower names itself; consumers send -1.
+	replicaID := r.ReplicaID
+	if h.Version >= 15 {
+		replicaID = r.ReplicaState.ID
+	}
+	type resolved struct {
+		name string
+		id   cluster.TopicID
+		err  int16
+	}
+	topics := map[fetchKey]resolved{} // by topic name, or id from v13
+	at := map[fetchKey]int{}
+	var targets []fetchTarget
+	for ti := range r.Topics {
+		rt := &r.Topics[ti]
+		tk := fetchKey{topic: rt.Topic}
+		if h.Version >= 13 {
+			tk = fetchKey{id: rt.TopicID}
+		}
+		res, ok := topics[tk]
+		if !ok {
+			res = resolved{name: rt.Topic, id: rt.TopicID}
+			if h.Version >= 13 {
+				if t, ok := s.meta.TopicByID(rt.TopicID); ok {
+					res.name = t.Name
+				} else {
+					res.name, res.err = "", kerr.UnknownTopicID.Code
+				}
+			} else if t, ok := s.meta.Topic(rt.Topic); ok {
+				res.id = t.ID
+			}
+			topics[tk] = res
+		}
+		for pi := range rt.Partitions {
+			rp := &rt.Partitions[pi]
+			k := fetchKey{topic: res.name, id: res.id, part: rp.Partition}
+			if i, ok := at[k]; ok {
+				targets[i].req = rp
+				continue
+			}
+			at[k] = len(targets)
+			targets = append(targets, fetchTarget{topic: res.name, id: res.id, part: rp.Partition,
+				errCode: res.err, replica: replicaID >= 0, req: rp})
+		}
+	}
+	if named := fetchPartitionsNamed(r); len(targets) < named {
+		s.log.Debug("fetch names partitions more than once", "client_id", h.ClientID, "named", named, "distinct", len(targets))
+	}
+	for i := range targets {
+		ft := &targets[i]
+		rp := ft.req
+		ft.offset, ft.max = rp.FetchOffset, rp.PartitionMaxBytes
+		if ft.errCode != 0 {
+			continue
+		}
+		epoch := int32(-1)
+		if h.Version >= 9 {
+			epoch = rp.CurrentLeaderEpoch
+		}
+		p, err := s.leaderPartition(ft.topic, ft.part, epoch)
+		if err == nil && ft.replica {
+			err = s.replicas.FollowerFetched(p, replicaID, rp.FetchOffset, epoch)
+			if errors.Is(err, partition.ErrNotReplica) {
+				s.log.Warn("replica fetch refused", "client_id", h.ClientID, "err", err)
+			}
+		}
+		if err != nil {
+			p = nil
+		}
+		ft.p, ft.errCode = p, errorCode(err)
+	}
+	return targets
+}
+
+func fetchPartitionsNamed(r *kmsg.FetchRequest) int {
+	n := 0
+	for i := range r.Topics {
+		n += len(r.Topics[i].Partitions)
+	}
+	return n
+}
+
+// fetchBudget is the record bytes one fetch response may carry: the
+// request's MaxBytes, at most FetchMaxBytes (a MaxBytes of 0 or below asks
+// for no bound of its own).
+func (s *Server) fetchBudget(maxBytes int32) int64 {
+	if maxBytes <= 0 || maxBytes > s.cfg.FetchMaxBytes {
+		return int64(s.cfg.FetchMaxBytes)
+	}
+	return int64(maxBytes)
 }
 
 func (s *Server) fetch(h requestHeader, r *kmsg.FetchRequest, until time.Time) *consumer.Encoded {
@@ -44,47 +151,8 @@ func (s *Server) fetch(h requestHeader, r *kmsg.FetchRequest, until time.Time) *
 		s.m.errorCode("Fetch", resp.ErrorCode)
 		return consumer.Encode(resp, nil)
 	}
-	// A follower names itself; consumers send -1.
-	replicaID := r.ReplicaID
-	if h.Version >= 15 {
-		replicaID = r.ReplicaState.ID
-	}
-	var targets []fetchTarget
-	for _, rt := range r.Topics {
-		name, id := rt.Topic, rt.TopicID
-		topicErr := int16(0)
-		if h.Version >= 13 {
-			if t, ok := s.meta.TopicByID(id); ok {
-				name = t.Name
-			} else {
-				topicErr = kerr.UnknownTopicID.Code
-			}
-		} else if t, ok := s.meta.Topic(name); ok {
-			id = t.ID
-		}
-		for _, rp := range rt.Partitions {
-			ft := fetchTarget{topic: name, id: id, part: rp.Partition, offset: rp.FetchOffset, max: rp.PartitionMaxBytes,
-				errCode: topicErr, replica: replicaID >= 0}
-			if topicErr == 0 {
-				epoch := int32(-1)
-				if h.Version >= 9 {
-					epoch = rp.CurrentLeaderEpoch
-				}
-				p, err := s.leaderPartition(name, rp.Partition, epoch)
-				if err == nil && ft.replica {
-					err = s.replicas.FollowerFetched(p, replicaID, rp.FetchOffset, epoch)
-					if errors.Is(err, partition.ErrNotReplica) {
-						s.log.Warn("replica fetch refused", "client_id", h.ClientID, "err", err)
-					}
-				}
-				if err != nil {
-					p = nil
-				}
-				ft.p, ft.errCode = p, errorCode(err)
-			}
-			targets = append(targets, ft)
-		}
-	}
+	targets := s.fetchTargets(h, r)
+	budget := s.fetchBudget(r.MaxBytes)
 
 	wake := make(chan struct{}, 1)
 	for _, t := range targets {
@@ -106,7 +174,7 @@ func (s *Server) fetch(h requestHeader, r *kmsg.FetchRequest, until time.Time) *
 	defer deadline.Stop()
 	for {
 		resp.Topics = resp.Topics[:0]
-		total := s.fillFetch(resp, targets, r.MaxBytes)
+		total := s.fillFetch(resp, targets, budget)
 		expired := false
 		if total < int64(r.MinBytes) && total >= 0 {
 			select {
@@ -122,7 +190,7 @@ func (s *Server) fetch(h requestHeader, r *kmsg.FetchRequest, until time.Time) *
 			}
 			releaseRegions(resp)
 			resp.Topics = resp.Topics[:0]
-			s.fillFetch(resp, targets, r.MaxBytes)
+			s.fillFetch(resp, targets, budget)
 		}
 		return consumer.Encode(resp, nil)
 	}
@@ -130,16 +198,14 @@ func (s *Server) fetch(h requestHeader, r *kmsg.FetchRequest, until time.Time) *
 
 // fillFetch reads every target into resp and returns the record bytes
 // gathered, or -1 when an error should be returned at once.
-func (s *Server) fillFetch(resp *consumer.Response, targets []fetchTarget, maxBytes int32) int64 {
+// budget is fetchBudget's: the record bytes past which no partition but the
+// first with data is read.
+func (s *Server) fillFetch(resp *consumer.Response, targets []fetchTarget, budget int64) int64 {
 	var total int64
 	hasError := false
-	budget := int64(maxBytes)
-	if budget <= 0 {
-		budget = 1 << 62
-	}
 	for _, t := range targets {
 		n := len(resp.Topics)
-		if n == 0 || resp.Topics[n-1].Topic != t.topic {
+		if n == 0 || resp.Topics[n-1].Topic != t.topic || resp.Topics[n-1].TopicID != t.id {
 			resp.Topics = append(resp.Topics, consumer.TopicData{Topic: t.topic, TopicID: t.id})
 			n++
 		}

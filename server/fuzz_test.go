@@ -75,6 +75,18 @@ func fuzzSeedRequests() []kmsg.Request {
 	lt.Partitions = append(lt.Partitions, kmsg.ListOffsetsRequestTopicPartition{Timestamp: -1})
 	list.Topics = append(list.Topics, lt)
 
+	list0 := kmsg.NewPtrListOffsetsRequest()
+	list0.SetVersion(0)
+	list0.ReplicaID = -1
+	lt0 := kmsg.NewListOffsetsRequestTopic()
+	lt0.Topic = "t"
+	lt0.Partitions = append(lt0.Partitions, kmsg.ListOffsetsRequestTopicPartition{Timestamp: -2, MaxNumOffsets: 1})
+	list0.Topics = append(list0.Topics, lt0)
+
+	txn := kmsg.NewPtrFindCoordinatorRequest()
+	txn.SetVersion(3)
+	txn.CoordinatorType, txn.CoordinatorKey = 1, "tx"
+
 	pid := kmsg.NewPtrInitProducerIDRequest()
 	pid.SetVersion(4)
 	pid.ProducerID, pid.ProducerEpoch = -1, -1
@@ -84,7 +96,7 @@ func fuzzSeedRequests() []kmsg.Request {
 	describe.Resources = append(describe.Resources, kmsg.DescribeConfigsRequestResource{
 		ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "t", ConfigNames: []string{"retention.ms"}})
 
-	return []kmsg.Request{produce, produce3, fetch, fetch16, meta, meta0, versions, create, list, pid, describe}
+	return []kmsg.Request{produce, produce3, fetch, fetch16, meta, meta0, versions, create, list, list0, txn, pid, describe}
 }
 
 // fuzzFrame encodes req as a request frame without its size: the header

@@ -33,7 +33,12 @@ func (s *Server) handleFindCoordinator(r *kmsg.FindCoordinatorRequest) kmsg.Resp
 			}
 			return -1, "", -1, kerr.CoordinatorNotAvailable.Code, kmsg.StringPtr("no controller elected yet")
 		case 1: // transaction
-			return -1, "", -1, kerr.CoordinatorNotAvailable.Code, kmsg.StringPtr("runnel does not support transactions")
+			// Transactions are not offered. UNSUPPORTED_VERSION is how
+			// Kafka answers for a feature the cluster does not enable, and
+			// it is not retriable: a transactional client fails at once
+			// instead of asking again for a coordinator that never comes.
+			s.log.Info("FindCoordinator for a transactional id refused: transactions are not supported", "transactional_id", key)
+			return -1, "", -1, kerr.UnsupportedVersion.Code, kmsg.StringPtr(errTransactionsNotSupported)
 		}
 		return -1, "", -1, kerr.InvalidRequest.Code, kmsg.StringPtr("unknown coordinator key type")
 	}
@@ -42,11 +47,13 @@ func (s *Server) handleFindCoordinator(r *kmsg.FindCoordinatorRequest) kmsg.Resp
 			c := kmsg.NewFindCoordinatorResponseCoordinator()
 			c.Key = key
 			c.NodeID, c.Host, c.Port, c.ErrorCode, c.ErrorMessage = find(key)
+			s.m.errorCode("FindCoordinator", c.ErrorCode)
 			resp.Coordinators = append(resp.Coordinators, c)
 		}
 		return resp
 	}
 	resp.NodeID, resp.Host, resp.Port, resp.ErrorCode, resp.ErrorMessage = find(r.CoordinatorKey)
+	s.m.errorCode("FindCoordinator", resp.ErrorCode)
 	return resp
 }
 
@@ -234,7 +241,18 @@ func (s *Server) handleOffsetCommit(c *conn, h requestHeader, r *kmsg.OffsetComm
 func (s *Server) handleOffsetFetch(r *kmsg.OffsetFetchRequest) kmsg.Response {
 	resp := kmsg.NewPtrOffsetFetchResponse()
 	if r.Version >= 8 {
+		// A group asked for in full (all its committed offsets) is
+		// answered once however often it is named, so the answer does not
+		// multiply its offsets; entries naming topics are answered as
+		// they are, each the size of what it names.
+		whole := map[string]bool{}
 		for _, g := range r.Groups {
+			if g.Topics == nil {
+				if whole[g.Group] {
+					continue
+				}
+				whole[g.Group] = true
+			}
 			topics := make([]kmsg.OffsetFetchRequestTopic, len(g.Topics))
 			for i, t := range g.Topics {
 				topics[i] = kmsg.OffsetFetchRequestTopic{Topic: t.Topic, Partitions: t.Partitions}
@@ -337,7 +355,14 @@ func (s *Server) handleListGroups(r *kmsg.ListGroupsRequest) kmsg.Response {
 
 func (s *Server) handleDescribeGroups(r *kmsg.DescribeGroupsRequest) kmsg.Response {
 	resp := kmsg.NewPtrDescribeGroupsResponse()
+	// A group is described once however often it is named: its members'
+	// metadata may be large, and the answer must not multiply it.
+	seen := map[string]bool{}
 	for _, id := range r.Groups {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
 		d, _ := s.groups.Describe(id)
 		rg := kmsg.NewDescribeGroupsResponseGroup()
 		rg.Group, rg.State, rg.ProtocolType, rg.Protocol = d.Group, d.State.String(), d.ProtocolType, d.Protocol

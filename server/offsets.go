@@ -3,6 +3,8 @@ package server
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-io/runnel/partition"
 )
 
 func (s *Server) handleListOffsets(r *kmsg.ListOffsetsRequest) kmsg.Response {
@@ -16,6 +18,9 @@ func (s *Server) handleListOffsets(r *kmsg.ListOffsetsRequest) kmsg.Response {
 			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
 			p, err := s.leaderPartition(rt.Topic, rp.Partition, rp.CurrentLeaderEpoch)
 			if err != nil {
+				sp.ErrorCode = errorCode(err)
+			} else if r.Version == 0 {
+				sp.OldStyleOffsets, err = oldStyleOffsets(p, rp.Timestamp, rp.MaxNumOffsets)
 				sp.ErrorCode = errorCode(err)
 			} else {
 				sp.LeaderEpoch = p.Role().Epoch
@@ -44,6 +49,35 @@ func (s *Server) handleListOffsets(r *kmsg.ListOffsetsRequest) kmsg.Response {
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp
+}
+
+// oldStyleOffsets answers one partition of ListOffsets v0, which asks for
+// up to max offsets "before" a time. Kafka answered with the base offsets
+// of the segments last modified before it, newest first, led by the log
+// end; runnel answers with one offset at most: the high watermark for -1
+// (latest), the log start for -2 (earliest), and for a time the first
+// offset whose record is at or after it (the high watermark if there is
+// none), the finer form of the same answer. Other negative times find
+// nothing, as in Kafka, and so does a max of 0 or below.
+func oldStyleOffsets(p *partition.Partition, ts int64, max int32) ([]int64, error) {
+	switch {
+	case max <= 0:
+		return []int64{}, nil
+	case ts == -1:
+		return []int64{p.HighWatermark()}, nil
+	case ts == -2:
+		return []int64{p.LogStartOffset()}, nil
+	case ts < 0:
+		return []int64{}, nil
+	}
+	off, _, found, err := p.OffsetForTimestamp(ts)
+	switch {
+	case err != nil:
+		return []int64{}, err
+	case !found:
+		return []int64{p.HighWatermark()}, nil
+	}
+	return []int64{off}, nil
 }
 
 func (s *Server) handleDeleteRecords(r *kmsg.DeleteRecordsRequest) kmsg.Response {

@@ -10,6 +10,10 @@ import (
 	"github.com/runnel-io/runnel/cluster"
 )
 
+// errTransactionsNotSupported is the error message of requests refused
+// because they need transactions.
+const errTransactionsNotSupported = "runnel does not support transactions"
+
 // pidBlock is how many producer ids are reserved in the store at a time;
 // ids of a block not handed out before a restart are skipped, never reused.
 const pidBlock = 1000
@@ -41,7 +45,8 @@ func (s *Server) handleInitProducerID(r *kmsg.InitProducerIDRequest) kmsg.Respon
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	switch {
 	case r.TransactionalID != nil:
-		err := fmt.Errorf("%w: transactions are not supported", kerr.TransactionalIDAuthorizationFailed)
+		// As FindCoordinator answers for a transactional id.
+		err := fmt.Errorf("%w: %s", kerr.UnsupportedVersion, errTransactionsNotSupported)
 		resp.ErrorCode = errorCode(err)
 		s.log.Info("InitProducerId refused", "transactional_id", *r.TransactionalID, "err", err)
 	case r.ProducerID >= 0 && r.ProducerEpoch >= 0:

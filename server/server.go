@@ -46,6 +46,20 @@ type Config struct {
 	// DefaultReplicationFactor is the replica count of auto-created topics
 	// and of CreateTopics with -1. Default 1.
 	DefaultReplicationFactor int16
+	// MaxPartitionsPerTopic bounds a topic's partition count when it is
+	// created or grown; more is refused with INVALID_PARTITIONS. Default
+	// 100,000.
+	MaxPartitionsPerTopic int32
+	// MaxPartitionsPerBroker bounds the partition replicas the cluster
+	// holds, per registered broker: a CreateTopics or CreatePartitions
+	// that would take the replicas of all topics above this many times the
+	// number of brokers is refused with POLICY_VIOLATION. Default 20,000.
+	MaxPartitionsPerBroker int32
+	// FetchMaxBytes bounds the record bytes of one fetch response, below
+	// the request's own MaxBytes (Kafka's fetch.max.bytes). As in Kafka,
+	// the first batch of the first partition with data is sent whole even
+	// when it alone is larger. Default 55 MiB.
+	FetchMaxBytes int32
 	// FetchPath chooses sendfile (default) or the copy path for fetches.
 	FetchPath consumer.Path
 	// Logger: nil means slog.Default().
@@ -72,6 +86,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DefaultReplicationFactor == 0 {
 		c.DefaultReplicationFactor = 1
+	}
+	if c.MaxPartitionsPerTopic <= 0 {
+		c.MaxPartitionsPerTopic = 100_000
+	}
+	if c.MaxPartitionsPerBroker <= 0 {
+		c.MaxPartitionsPerBroker = 20_000
+	}
+	if c.FetchMaxBytes <= 0 {
+		c.FetchMaxBytes = 55 << 20
 	}
 	if c.ClusterID == "" {
 		c.ClusterID = "runnel"

@@ -33,8 +33,8 @@ func (s *Server) createTopic(name string, partitions int32, replication int16, c
 	if partitions == -1 {
 		partitions = s.cfg.DefaultPartitions
 	}
-	if partitions <= 0 {
-		return cluster.Topic{}, fmt.Errorf("%w: %d partitions", kerr.InvalidPartitions, partitions)
+	if err := s.checkPartitionCount(partitions); err != nil {
+		return cluster.Topic{}, err
 	}
 	if replication == -1 {
 		replication = s.cfg.DefaultReplicationFactor
@@ -50,17 +50,24 @@ func (s *Server) createTopic(name string, partitions int32, replication int16, c
 			kerr.InvalidConfig, cfg.MinInsyncRepl, replication)
 	}
 	t := cluster.Topic{Name: name, Partitions: partitions, Configs: configs, ReplicationFactor: replication}
+	if live := len(s.liveBrokers()); int(replication) > live {
+		return t, fmt.Errorf("%w: replication factor %d, %d live brokers", cluster.ErrNotEnoughBrokers, replication, live)
+	}
 	if validateOnly {
 		if _, ok := s.meta.Topic(name); ok {
 			return t, fmt.Errorf("%w: %s", cluster.ErrTopicExists, name)
 		}
-		if live := len(s.liveBrokers()); int(replication) > live {
-			return t, fmt.Errorf("%w: replication factor %d, %d live brokers", cluster.ErrNotEnoughBrokers, replication, live)
-		}
-		return t, nil
+		return t, s.checkReplicaCapacity(int64(partitions) * int64(replication))
 	}
 	s.topicMu.Lock()
 	defer s.topicMu.Unlock()
+	if _, ok := s.meta.Topic(name); !ok {
+		// An existing topic is answered TOPIC_ALREADY_EXISTS by the
+		// metadata store, whatever its size.
+		if err := s.checkReplicaCapacity(int64(partitions) * int64(replication)); err != nil {
+			return t, err
+		}
+	}
 	t, err := s.meta.CreateTopic(t)
 	if err != nil {
 		return t, err
@@ -70,6 +77,41 @@ func (s *Server) createTopic(name string, partitions int32, replication int16, c
 	}
 	s.log.Info("created topic", "topic", name, "partitions", partitions, "replication_factor", replication, "configs", configs)
 	return t, nil
+}
+
+// checkPartitionCount refuses a topic partition count below 1 or above
+// MaxPartitionsPerTopic with INVALID_PARTITIONS, before anything is
+// allocated for it.
+func (s *Server) checkPartitionCount(n int32) error {
+	if n <= 0 {
+		return fmt.Errorf("%w: %d partitions", kerr.InvalidPartitions, n)
+	}
+	if n > s.cfg.MaxPartitionsPerTopic {
+		return fmt.Errorf("%w: %d partitions, above the limit of %d per topic", kerr.InvalidPartitions, n, s.cfg.MaxPartitionsPerTopic)
+	}
+	return nil
+}
+
+// checkReplicaCapacity refuses, with POLICY_VIOLATION, adding replicas
+// that would take the partition replicas of all topics above
+// MaxPartitionsPerBroker times the number of registered brokers. Every
+// replica is a partition a broker opens, with its files and mappings, at
+// every start, so the count is bounded before the topic exists rather than
+// found out when the broker runs out of file descriptors. The check reads
+// the metadata as this broker has applied it: creates sent at the same
+// moment through two brokers may each pass it.
+func (s *Server) checkReplicaCapacity(adding int64) error {
+	var held int64
+	for _, t := range s.meta.Topics() {
+		held += int64(t.Partitions) * int64(max(t.ReplicationFactor, 1))
+	}
+	brokers := int64(max(len(s.meta.Brokers()), 1))
+	limit := int64(s.cfg.MaxPartitionsPerBroker) * brokers
+	if held+adding > limit {
+		return fmt.Errorf("%w: %d more partition replicas would make %d, above the limit of %d per broker (%d for %d brokers)",
+			kerr.PolicyViolation, adding, held+adding, s.cfg.MaxPartitionsPerBroker, limit, brokers)
+	}
+	return nil
 }
 
 func errMessage(err error) *string {
@@ -89,9 +131,12 @@ func (s *Server) handleCreateTopics(r *kmsg.CreateTopicsRequest) kmsg.Response {
 				cfg[c.Name] = *c.Value
 			}
 		}
-		t, err := s.createTopic(rt.Topic, rt.NumPartitions, rt.ReplicationFactor, cfg, r.ValidateOnly)
-		if len(rt.ReplicaAssignment) > 0 && err == nil {
+		var t cluster.Topic
+		var err error
+		if len(rt.ReplicaAssignment) > 0 {
 			err = fmt.Errorf("%w: manual replica assignment is not supported", kerr.InvalidRequest)
+		} else {
+			t, err = s.createTopic(rt.Topic, rt.NumPartitions, rt.ReplicationFactor, cfg, r.ValidateOnly)
 		}
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
@@ -187,18 +232,28 @@ func (s *Server) handleCreatePartitions(r *kmsg.CreatePartitionsRequest) kmsg.Re
 			if len(rt.Assignment) > 0 {
 				return fmt.Errorf("%w: manual replica assignment is not supported", kerr.InvalidRequest)
 			}
-			t, ok := s.meta.Topic(rt.Topic)
-			if !ok {
-				return fmt.Errorf("%w: %s", cluster.ErrUnknownTopic, rt.Topic)
+			if err := s.checkPartitionCount(rt.Count); err != nil {
+				return err
 			}
-			if rt.Count <= t.Partitions {
-				return fmt.Errorf("%w: topic has %d partitions, asked for %d", kerr.InvalidPartitions, t.Partitions, rt.Count)
+			grow := func() (cluster.Topic, error) {
+				t, ok := s.meta.Topic(rt.Topic)
+				if !ok {
+					return t, fmt.Errorf("%w: %s", cluster.ErrUnknownTopic, rt.Topic)
+				}
+				if rt.Count <= t.Partitions {
+					return t, fmt.Errorf("%w: topic has %d partitions, asked for %d", kerr.InvalidPartitions, t.Partitions, rt.Count)
+				}
+				return t, s.checkReplicaCapacity(int64(rt.Count-t.Partitions) * int64(max(t.ReplicationFactor, 1)))
 			}
 			if r.ValidateOnly {
-				return nil
+				_, err := grow()
+				return err
 			}
 			s.topicMu.Lock()
 			defer s.topicMu.Unlock()
+			if _, err := grow(); err != nil {
+				return err
+			}
 			if err := s.meta.SetPartitions(rt.Topic, rt.Count); err != nil {
 				return err
 			}
@@ -207,6 +262,9 @@ func (s *Server) handleCreatePartitions(r *kmsg.CreatePartitionsRequest) kmsg.Re
 		st.ErrorCode = errorCode(err)
 		st.ErrorMessage = errMessage(err)
 		s.m.errorCode("CreatePartitions", st.ErrorCode)
+		if err != nil {
+			s.log.Info("create partitions refused", "topic", rt.Topic, "count", rt.Count, "err", err)
+		}
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp
@@ -225,28 +283,46 @@ func (s *Server) handleMetadata(r *kmsg.MetadataRequest) kmsg.Response {
 	resp.ClusterID = &s.cfg.ClusterID
 	resp.ControllerID = s.controller()
 
+	// The topics asked for are a set, as in Kafka: a name (or id) listed
+	// again adds nothing to the answer, so the answer is at most the
+	// cluster's metadata plus an entry per distinct unknown name or id.
 	var names []string
+	seen := map[string]bool{}
+	add := func(name string) {
+		if !seen[name] {
+			seen[name] = true
+			names = append(names, name)
+		}
+	}
 	all := r.Topics == nil || (r.Version == 0 && len(r.Topics) == 0)
 	if all {
 		for _, t := range s.meta.Topics() {
-			names = append(names, t.Name)
+			add(t.Name)
 		}
 	}
 	autoCreate := s.cfg.AutoCreateTopics && (r.Version < 4 || r.AllowAutoTopicCreation)
+	unknownIDs := map[[16]byte]bool{}
 	for _, rt := range r.Topics {
-		st := kmsg.NewMetadataResponseTopic()
-		if rt.Topic == nil {
-			t, ok := s.meta.TopicByID(rt.TopicID)
-			if !ok {
-				st.ErrorCode = kerr.UnknownTopicID.Code
-				st.TopicID = rt.TopicID
-				resp.Topics = append(resp.Topics, st)
-				continue
-			}
-			names = append(names, t.Name)
+		if rt.Topic != nil {
+			add(*rt.Topic)
 			continue
 		}
-		names = append(names, *rt.Topic)
+		if unknownIDs[rt.TopicID] {
+			continue
+		}
+		t, ok := s.meta.TopicByID(rt.TopicID)
+		if !ok {
+			unknownIDs[rt.TopicID] = true
+			st := kmsg.NewMetadataResponseTopic()
+			st.ErrorCode = kerr.UnknownTopicID.Code
+			st.TopicID = rt.TopicID
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		add(t.Name)
+	}
+	if n := len(r.Topics); n > len(names)+len(unknownIDs) {
+		s.log.Debug("metadata request names topics more than once", "topics", n, "distinct", len(names)+len(unknownIDs))
 	}
 	for _, name := range names {
 		resp.Topics = append(resp.Topics, s.topicMetadata(name, autoCreate))
@@ -286,7 +362,20 @@ func (s *Server) topicMetadata(name string, autoCreate bool) kmsg.MetadataRespon
 
 func (s *Server) handleDescribeConfigs(r *kmsg.DescribeConfigsRequest) kmsg.Response {
 	resp := kmsg.NewPtrDescribeConfigsResponse()
+	// A resource is answered once however often it is named, so the
+	// answer (every config of a topic, with its documentation if asked)
+	// does not multiply with the request.
+	type resource struct {
+		typ  kmsg.ConfigResourceType
+		name string
+	}
+	seen := map[resource]bool{}
 	for _, rr := range r.Resources {
+		k := resource{rr.ResourceType, rr.ResourceName}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
 		sr := kmsg.NewDescribeConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
 		switch rr.ResourceType {
