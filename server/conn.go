@@ -98,8 +98,13 @@ func (c *conn) serve() {
 
 func (c *conn) readLoop() {
 	var size [4]byte
-	for !c.stop.Load() {
+	for {
+		// The deadline is set before stop is checked: stopReading sets
+		// stop, then a deadline in the past, so one of the two is seen.
 		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+		if c.stop.Load() {
+			return
+		}
 		if _, err := io.ReadFull(c.nc, size[:]); err != nil {
 			c.readFailed(err, "reading frame size")
 			return
@@ -122,6 +127,10 @@ func (c *conn) readLoop() {
 		if waited {
 			// The idle clock stops while the server makes the client wait.
 			c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+			if c.stop.Load() {
+				c.s.budget.release(int64(n))
+				return
+			}
 		}
 		r, ok := c.readRequest(n)
 		c.s.budget.release(int64(n))

@@ -145,46 +145,77 @@ func TestFetchWaitCapped(t *testing.T) {
 
 // TestWriteTimeout: a client that sends requests and never reads the
 // answers is disconnected once an answer has waited WriteTimeout on its
-// socket; another client is served meanwhile and afterwards.
+// socket; another client is served meanwhile and afterwards. Both ways of
+// writing are covered: an encoded response, and a fetch's records sent
+// with sendfile.
 func TestWriteTimeout(t *testing.T) {
-	ts := newTestServer(t, Config{WriteTimeout: 100 * time.Millisecond}, nil, nil)
-	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		return rc.Control(func(fd uintptr) {
-			// A small window, so the server's socket fills soon.
-			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-		})
-	}}
-	stuck, err := d.Dial("tcp", ts.addr)
-	if err != nil {
-		t.Fatal(err)
+	cases := []struct {
+		name string
+		req  func() kmsg.Request
+	}{
+		{"ApiVersions", func() kmsg.Request { return apiVersionsRequest() }},
+		{"fetch", func() kmsg.Request { return longPollFetch(0) }},
 	}
-	defer stuck.Close()
-	writeErr := make(chan error, 1)
-	go func() {
-		req := frame(apiVersionsRequest(), 1)
-		batch := make([]byte, 0, 1000*len(req))
-		for range 1000 {
-			batch = append(batch, req...)
-		}
-		for {
-			if _, err := stuck.Write(batch); err != nil {
-				writeErr <- err
-				return
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newTestServer(t, Config{WriteTimeout: 100 * time.Millisecond}, nil, nil)
+			// 256 KiB of records for the fetches to return.
+			p := kmsg.NewPtrProduceRequest()
+			p.SetVersion(9)
+			p.Acks, p.TimeoutMillis = 1, 10000
+			pt := kmsg.NewProduceRequestTopic()
+			pt.Topic = topicT.Name
+			pp := kmsg.NewProduceRequestTopicPartition()
+			pp.Records = testbatch.Make(testbatch.Spec{Timestamp: 1, ProducerID: -1, Values: testbatch.Values(4, 64<<10, 1)})
+			pt.Partitions = append(pt.Partitions, pp)
+			p.Topics = append(p.Topics, pt)
+			resp := kmsg.NewPtrProduceResponse()
+			resp.SetVersion(9)
+			pc := ts.dial(t)
+			if err := resp.ReadFrom(roundTrip(t, pc, p)); err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+				t.Fatalf("produce: %+v, %v", resp, err)
 			}
-		}
-	}()
-	ts.checkServed(t)
-	select {
-	case err := <-writeErr:
-		t.Logf("the client that does not read: %v", err)
-	case <-time.After(waitLong):
-		t.Fatal("a client that never reads is still connected")
+			pc.Close()
+
+			d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+				return rc.Control(func(fd uintptr) {
+					// A small window, so the server's socket fills soon.
+					syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+				})
+			}}
+			stuck, err := d.Dial("tcp", ts.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stuck.Close()
+			writeErr := make(chan error, 1)
+			go func() {
+				req := frame(tc.req(), 1)
+				batch := make([]byte, 0, 1000*len(req))
+				for range 1000 {
+					batch = append(batch, req...)
+				}
+				for {
+					if _, err := stuck.Write(batch); err != nil {
+						writeErr <- err
+						return
+					}
+				}
+			}()
+			ts.checkServed(t)
+			select {
+			case err := <-writeErr:
+				t.Logf("the client that does not read: %v", err)
+			case <-time.After(waitLong):
+				t.Fatal("a client that never reads is still connected")
+			}
+			waitFor(t, "the connection to close", func() bool { return ts.s.nconns.Load() == 0 })
+			if got := ts.metric(t, "runnel_write_timeouts_total"); got != 1 {
+				t.Errorf("runnel_write_timeouts_total = %v, want 1", got)
+			}
+			ts.checkServed(t)
+		})
 	}
-	waitFor(t, "the connection to close", func() bool { return ts.s.nconns.Load() == 0 })
-	if got := ts.metric(t, "runnel_write_timeouts_total"); got != 1 {
-		t.Errorf("runnel_write_timeouts_total = %v, want 1", got)
-	}
-	ts.checkServed(t)
 }
 
 // TestBadRequestLogLimit: a thousand bad frames from one address log a

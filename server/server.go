@@ -193,7 +193,7 @@ func New(cfg Config, parts *partition.Manager, meta Cluster, groups *group.Coord
 
 // clientLogLimit is the number of warnings logged about one client address
 // per minute; the rest are counted in one summary line.
-const clientLogLimit = 10
+const clientLogLimit = 100
 
 // Accept failures back off as net/http does: from minAcceptDelay, doubling
 // to maxAcceptDelay, reset by the next accept that succeeds.
