@@ -77,6 +77,10 @@ func (s *Server) handleProduce(c *conn, h requestHeader, r *kmsg.ProduceRequest)
 	// with five requests in flight a timeout that began there would
 	// compound into five.
 	deadline := time.Now().Add(max(time.Duration(r.TimeoutMillis)*time.Millisecond, time.Millisecond))
+	// finish must not refer to r: its records are slices of the request
+	// frame, which the log has copied and the request budget no longer
+	// counts once the handler returns (see conn.readRequest).
+	acks := r.Acks
 	return &reply{hdr: h, finish: func() any {
 		// The connection's context: a client that is gone waits no more.
 		ctx, cancel := context.WithDeadline(c.ctx, deadline)
@@ -88,7 +92,7 @@ func (s *Server) handleProduce(c *conn, h requestHeader, r *kmsg.ProduceRequest)
 		}
 		for _, w := range waits {
 			var err error
-			if r.Acks == -1 {
+			if acks == -1 {
 				err = w.p.WaitReplicated(ctx, w.next, w.epoch)
 			} else {
 				err = w.p.WaitDurable(ctx, w.next)
