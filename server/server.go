@@ -43,16 +43,17 @@ type Config struct {
 	// socket. Default 30 seconds.
 	WriteTimeout time.Duration
 	// MaxFetchWait caps a fetch's MaxWaitMillis, so a long-poll never
-	// parks longer than this whatever the client asks. Default 30 seconds
-	// (Kafka's request.timeout.ms); Kafka itself sets no cap.
+	// parks longer than this whatever the client asks. Default 30 seconds,
+	// the default request.timeout.ms of Kafka's clients, which give up on
+	// a longer wait anyway; the Kafka broker itself sets no cap.
 	MaxFetchWait time.Duration
 	// MaxQueuedRequestBytes bounds the bytes of request frames held by the
 	// server at once, over all connections (Kafka's
 	// queued.max.request.bytes): a connection reserves a frame's size
 	// before reading it and waits while the budget is spent. A frame
 	// larger than the whole budget is refused as one larger than
-	// MaxRequestBytes is. Default 512 MiB; -1 means unbounded (Kafka's
-	// default).
+	// MaxRequestBytes is. Default 512 MiB, or MaxRequestBytes if that is
+	// larger; -1 means unbounded (Kafka's default).
 	MaxQueuedRequestBytes int64
 	// AutoCreateTopics creates unknown topics on Metadata and Produce.
 	AutoCreateTopics bool
@@ -83,14 +84,14 @@ func (c Config) withDefaults() Config {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = 10 * time.Minute
 	}
-	if c.WriteTimeout == 0 {
+	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 30 * time.Second
 	}
-	if c.MaxFetchWait == 0 {
+	if c.MaxFetchWait <= 0 {
 		c.MaxFetchWait = 30 * time.Second
 	}
 	if c.MaxQueuedRequestBytes == 0 {
-		c.MaxQueuedRequestBytes = 512 << 20
+		c.MaxQueuedRequestBytes = max(512<<20, int64(c.MaxRequestBytes))
 	}
 	if c.DefaultPartitions == 0 {
 		c.DefaultPartitions = 1
