@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-io/runnel/internal/testbatch"
@@ -376,5 +378,45 @@ func TestQueuedRequestBytes(t *testing.T) {
 	}
 	if got := ts.metric(t, "runnel_bad_requests_total", "reason", "frame"); got != 1 {
 		t.Errorf("runnel_bad_requests_total{reason=frame} = %v, want 1", got)
+	}
+}
+
+// TestShutdownAnswersParkedJoin: Shutdown ends connections' contexts, yet
+// a JoinGroup parked on one is still answered (COORDINATOR_NOT_AVAILABLE,
+// by the group coordinator's close), not dropped as for a client gone.
+func TestShutdownAnswersParkedJoin(t *testing.T) {
+	ts := newTestServer(t, Config{}, nil, nil)
+	c := ts.dial(t)
+	r := kmsg.NewPtrJoinGroupRequest()
+	r.SetVersion(3)
+	r.Group, r.SessionTimeoutMillis, r.RebalanceTimeoutMillis, r.ProtocolType = "g", 30000, 60000, "consumer"
+	r.Protocols = append(r.Protocols, kmsg.JoinGroupRequestProtocol{Name: "range", Metadata: []byte{0}})
+	if _, err := c.Write(frame(r, 7)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the join to park", func() bool {
+		return ts.metric(t, "runnel_bytes_in_total") > 0
+	})
+	shut := make(chan error, 1)
+	go func() { shut <- ts.s.Shutdown(context.Background()) }()
+	c.SetReadDeadline(time.Now().Add(waitLong))
+	var size [4]byte
+	if _, err := io.ReadFull(c, size[:]); err != nil {
+		t.Fatalf("parked JoinGroup not answered at shutdown: %v", err)
+	}
+	b := make([]byte, binary.BigEndian.Uint32(size[:]))
+	if _, err := io.ReadFull(c, b); err != nil {
+		t.Fatal(err)
+	}
+	resp := kmsg.NewPtrJoinGroupResponse()
+	resp.SetVersion(3)
+	if err := resp.ReadFrom(b[4:]); err != nil {
+		t.Fatal(err)
+	}
+	if resp.ErrorCode != kerr.CoordinatorNotAvailable.Code {
+		t.Fatalf("error code %d, want COORDINATOR_NOT_AVAILABLE", resp.ErrorCode)
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
 	}
 }
