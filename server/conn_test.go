@@ -21,6 +21,20 @@ import (
 	"github.com/runnel-io/runnel/internal/testbatch"
 )
 
+// countingListener counts the connections it accepts.
+type countingListener struct {
+	net.Listener
+	n atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
+}
+
 // failingListener fails its first fail accepts with err, then accepts.
 type failingListener struct {
 	net.Listener
@@ -112,7 +126,11 @@ func TestClosedConnectionsFreeSlots(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ts := newTestServer(t, Config{MaxConnections: maxConns, MaxFetchWait: time.Hour}, nil, nil)
+			var accepted *countingListener
+			ts := newTestServer(t, Config{MaxConnections: maxConns, MaxFetchWait: time.Hour}, nil, func(ln net.Listener) net.Listener {
+				accepted = &countingListener{Listener: ln}
+				return accepted
+			})
 			for i := 0; i < tc.cycles; i++ {
 				c, err := net.Dial("tcp", ts.addr)
 				if err != nil {
@@ -123,7 +141,11 @@ func TestClosedConnectionsFreeSlots(t *testing.T) {
 				}
 				c.Close()
 			}
+			// Once every cycle's connection is accepted (or refused), the
+			// slots must all come back.
+			waitFor(t, "every connection to be accepted", func() bool { return accepted.n.Load() == int64(tc.cycles) })
 			waitFor(t, "closed connections to give back their slots", func() bool { return ts.s.nconns.Load() == 0 })
+			t.Logf("%v connections refused for the limit while cycling", ts.metric(t, "runnel_connections_rejected_total"))
 			ts.checkServed(t)
 		})
 	}
