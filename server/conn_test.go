@@ -442,3 +442,34 @@ func TestShutdownAnswersParkedJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLogLimiterBoundsKeys: past maxLimitKeys addresses in one window, new
+// addresses share one window, so the limiter's memory and the lines it
+// lets through stay bounded however many addresses a client uses.
+func TestLogLimiterBoundsKeys(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := newLogLimiter(1, time.Minute, func(string, int, time.Duration) {})
+	l.now = func() time.Time { return now }
+	l.after = func(time.Duration, func()) {}
+	allowed := 0
+	for i := range maxLimitKeys + 100 {
+		if l.allow(fmt.Sprintf("10.0.%d.%d", i/256, i%256)) {
+			allowed++
+		}
+	}
+	if allowed != maxLimitKeys+1 { // one for each address, then one for the shared window
+		t.Fatalf("%d lines allowed for %d addresses, want %d", allowed, maxLimitKeys+100, maxLimitKeys+1)
+	}
+	if n := len(l.mu.keys); n != maxLimitKeys+1 {
+		t.Fatalf("%d windows remembered, want %d", n, maxLimitKeys+1)
+	}
+	// Once the windows are over, their keys are forgotten for new ones
+	// (the shared window stays until its summary is written).
+	now = now.Add(time.Minute)
+	if !l.allow("192.0.2.1") {
+		t.Fatal("a new address after the windows ended is not allowed")
+	}
+	if n := len(l.mu.keys); n > 2 {
+		t.Fatalf("%d windows remembered after they ended", n)
+	}
+}
