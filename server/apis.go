@@ -80,7 +80,7 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 	case *kmsg.ProduceRequest:
 		return s.handleProduce(c, h, r), nil
 	case *kmsg.FetchRequest:
-		return s.handleFetch(h, r), nil
+		return s.handleFetch(c, h, r), nil
 	case *kmsg.ListOffsetsRequest:
 		return respond(s.handleListOffsets(r)), nil
 	case *kmsg.MetadataRequest:
@@ -108,7 +108,7 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 	case *kmsg.JoinGroupRequest:
 		return s.handleJoinGroup(c, h, r), nil
 	case *kmsg.SyncGroupRequest:
-		return s.handleSyncGroup(h, r), nil
+		return s.handleSyncGroup(c, h, r), nil
 	case *kmsg.HeartbeatRequest:
 		return respond(s.handleHeartbeat(r)), nil
 	case *kmsg.LeaveGroupRequest:

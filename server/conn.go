@@ -33,24 +33,52 @@ type conn struct {
 	s       *Server
 	nc      net.Conn
 	remote  string
+	addr    string // the client's IP address, the key of its log limits
 	host    string // the client's address as Kafka shows it: "/" and the IP
 	replies chan *reply
 	stop    atomic.Bool
+
+	// ctx ends when the reader stops for any reason but Shutdown (the
+	// client closed, the stream broke, a request was refused, the writer
+	// gave up), and with the server's context. Parked work (long-polls,
+	// durability waits, group joins) watches it, so that a connection
+	// whose client is gone gives back its slot, descriptor and goroutines
+	// at once rather than when its parked requests would have ended.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// gone is set when nothing more can reach the client: its answers are
+	// dropped instead of written.
+	gone atomic.Bool
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
 	remote := nc.RemoteAddr().String()
-	host := remote
-	if h, _, err := net.SplitHostPort(remote); err == nil {
-		host = h
-	}
-	return &conn{s: s, nc: nc, remote: remote, host: "/" + host, replies: make(chan *reply, maxInFlight)}
+	addr := remoteHost(remote)
+	c := &conn{s: s, nc: nc, remote: remote, addr: addr, host: "/" + addr, replies: make(chan *reply, maxInFlight)}
+	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	return c
 }
 
 // stopReading makes the reader finish: requests already read are answered.
 func (c *conn) stopReading() {
 	c.stop.Store(true)
 	c.nc.SetReadDeadline(time.Now())
+}
+
+// drop gives up on the client: parked work ends, answers not yet written
+// are dropped, and the reader stops on the closed socket.
+func (c *conn) drop() {
+	c.gone.Store(true)
+	c.cancel()
+	c.nc.Close()
+}
+
+// warn logs a warning about the client, at most clientLogLimit a minute
+// for its address.
+func (c *conn) warn(msg string, args ...any) {
+	if c.s.clientLog.allow(c.addr) {
+		c.s.log.Warn(msg, args...)
+	}
 }
 
 func (c *conn) serve() {
@@ -60,49 +88,53 @@ func (c *conn) serve() {
 		c.writeLoop()
 	}()
 	c.readLoop()
+	if !c.stop.Load() {
+		c.cancel()
+	}
 	close(c.replies)
 	<-done
+	c.cancel()
 }
 
 func (c *conn) readLoop() {
 	var size [4]byte
-	for !c.stop.Load() {
+	for {
+		// The deadline is set before stop is checked: stopReading sets
+		// stop, then a deadline in the past, so one of the two is seen.
 		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+		if c.stop.Load() {
+			return
+		}
 		if _, err := io.ReadFull(c.nc, size[:]); err != nil {
 			c.readFailed(err, "reading frame size")
 			return
 		}
 		n := int32(binary.BigEndian.Uint32(size[:]))
-		if n < 0 || n > c.s.cfg.MaxRequestBytes {
+		if n < 0 || n > c.s.cfg.MaxRequestBytes || !c.s.budget.fits(int64(n)) {
 			err := ErrFrameTooLarge
 			if n < 0 {
 				err = ErrNegativeLength
 			}
-			c.s.log.Warn("closing connection: bad request frame", "remote", c.remote, "size", n, "max", c.s.cfg.MaxRequestBytes, "err", err)
+			c.warn("closing connection: bad request frame", "remote", c.remote, "size", n,
+				"max", min(int64(c.s.cfg.MaxRequestBytes), c.s.budget.max()), "err", err)
 			c.s.m.badRequest("frame")
 			return
 		}
-		frame := make([]byte, n)
-		if _, err := io.ReadFull(c.nc, frame); err != nil {
-			c.readFailed(err, "reading request")
-			return
-		}
-		c.s.m.bytesIn(int(n) + 4)
-		hdr, body, err := parseHeader(frame)
+		waited, err := c.s.budget.acquire(c.ctx, int64(n))
 		if err != nil {
-			c.s.log.Warn("closing connection: undecodable request header", "remote", c.remote, "api_key", hdr.Key, "api_version", hdr.Version, "err", err)
-			c.s.m.badRequest("header")
-			return
+			return // shutting down
 		}
-		if c.s.log.Enabled(context.Background(), slog.LevelDebug) {
-			c.s.log.Debug("request", "remote", c.remote, "api", apiName(hdr.Key), "version", hdr.Version,
-				"correlation_id", hdr.CorrelationID, "client_id", hdr.ClientID)
+		if waited {
+			// The idle clock stops while the server makes the client wait.
+			c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+			if c.stop.Load() {
+				c.s.budget.release(int64(n))
+				return
+			}
 		}
-		r, err := c.s.dispatch(c, hdr, body)
-		if err != nil {
-			c.s.log.Warn("closing connection: bad request", "remote", c.remote, "api_key", hdr.Key,
-				"api_version", hdr.Version, "client_id", hdr.ClientID, "err", err)
-			c.s.m.badRequest(apiName(hdr.Key))
+		r, ok := c.readRequest(n)
+		c.s.budget.release(int64(n))
+		if !ok {
 			return
 		}
 		if r != nil {
@@ -111,24 +143,75 @@ func (c *conn) readLoop() {
 	}
 }
 
+// readRequest reads a frame of n bytes and hands it to its handler. Once it
+// returns, nothing refers to the frame's bytes any more (handlers copy what
+// they keep; a produce's records are in the log), so the caller gives its
+// bytes back to the budget. ok false closes the connection.
+func (c *conn) readRequest(n int32) (r *reply, ok bool) {
+	frame := make([]byte, n)
+	if _, err := io.ReadFull(c.nc, frame); err != nil {
+		c.readFailed(err, "reading request")
+		return nil, false
+	}
+	c.s.m.bytesIn(int(n) + 4)
+	hdr, body, err := parseHeader(frame)
+	if err != nil {
+		c.warn("closing connection: undecodable request header", "remote", c.remote, "api_key", hdr.Key, "api_version", hdr.Version, "err", err)
+		c.s.m.badRequest("header")
+		return nil, false
+	}
+	if c.s.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.s.log.Debug("request", "remote", c.remote, "api", apiName(hdr.Key), "version", hdr.Version,
+			"correlation_id", hdr.CorrelationID, "client_id", hdr.ClientID)
+	}
+	r, err = c.s.dispatch(c, hdr, body)
+	if err != nil {
+		c.warn("closing connection: bad request", "remote", c.remote, "api_key", hdr.Key,
+			"api_version", hdr.Version, "client_id", hdr.ClientID, "err", err)
+		c.s.m.badRequest(apiName(hdr.Key))
+		return nil, false
+	}
+	return r, true
+}
+
 func (c *conn) readFailed(err error, what string) {
-	if c.stop.Load() || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+	if c.stop.Load() || c.gone.Load() {
 		return
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		c.s.log.Info("closing idle connection", "remote", c.remote, "idle", c.s.cfg.IdleTimeout)
 		return
 	}
+	// The client closed, or the stream broke: nothing more reaches it.
+	c.gone.Store(true)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+		return
+	}
 	c.s.log.Debug("connection read failed", "remote", c.remote, "while", what, "err", err)
+}
+
+// await waits for a parked answer, or for the connection's end; ok is false
+// in the second case, and the answer is then not wanted (the channel must
+// be buffered, so that its sender does not block).
+func await[T any](c *conn, ch <-chan T) (v T, ok bool) {
+	select {
+	case v = <-ch:
+		return v, true
+	case <-c.ctx.Done():
+		if c.s.shutting.Load() && !c.gone.Load() {
+			// Shutdown answers every parked group request itself.
+			return <-ch, true
+		}
+		return v, false
+	}
 }
 
 func (c *conn) writeLoop() {
 	var buf []byte
-	broken := false
 	for r := range c.replies {
 		start := time.Now()
 		out := r.finish()
-		if broken || out == nil {
+		if c.gone.Load() || out == nil {
 			if e, ok := out.(*consumer.Encoded); ok {
 				e.Release()
 			}
@@ -136,6 +219,7 @@ func (c *conn) writeLoop() {
 		}
 		var err error
 		var n int64
+		c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 		switch v := out.(type) {
 		case *consumer.Encoded:
 			n = v.Size()
@@ -148,10 +232,14 @@ func (c *conn) writeLoop() {
 		c.s.m.request(apiName(r.hdr.Key), time.Since(start))
 		c.s.m.bytesOut(n)
 		if err != nil {
-			c.s.log.Debug("connection write failed", "remote", c.remote, "err", err)
-			broken = true
-			c.stopReading()
-			c.nc.Close()
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				c.warn("closing connection: the client is not reading its responses", "remote", c.remote,
+					"api", apiName(r.hdr.Key), "write_timeout", c.s.cfg.WriteTimeout)
+				c.s.m.writeTimeout()
+			} else {
+				c.s.log.Debug("connection write failed", "remote", c.remote, "err", err)
+			}
+			c.drop()
 		}
 	}
 }

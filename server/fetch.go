@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -14,13 +15,13 @@ import (
 
 // handleFetch answers in the writer: it builds the response from partition
 // reads, and if fewer than MinBytes are ready it parks until an append moves
-// a high watermark or MaxWaitMillis passes. Record bytes are sent with
-// sendfile by consumer.Send.
-func (s *Server) handleFetch(h requestHeader, r *kmsg.FetchRequest) *reply {
+// a high watermark, MaxWaitMillis (capped by Config.MaxFetchWait) passes or
+// the connection ends. Record bytes are sent with sendfile by consumer.Send.
+func (s *Server) handleFetch(c *conn, h requestHeader, r *kmsg.FetchRequest) *reply {
 	// MaxWaitMillis runs from now, as the produce timeout does: a fetch
 	// answered behind others on its connection waits no longer for it.
-	deadline := time.Now().Add(time.Duration(r.MaxWaitMillis) * time.Millisecond)
-	return &reply{hdr: h, finish: func() any { return s.fetch(h, r, deadline) }}
+	deadline := time.Now().Add(min(time.Duration(r.MaxWaitMillis)*time.Millisecond, s.cfg.MaxFetchWait))
+	return &reply{hdr: h, finish: func() any { return s.fetch(c.ctx, h, r, deadline) }}
 }
 
 type fetchTarget struct {
@@ -141,7 +142,7 @@ func (s *Server) fetchBudget(maxBytes int32) int64 {
 	return int64(maxBytes)
 }
 
-func (s *Server) fetch(h requestHeader, r *kmsg.FetchRequest, until time.Time) *consumer.Encoded {
+func (s *Server) fetch(ctx context.Context, h requestHeader, r *kmsg.FetchRequest, until time.Time) *consumer.Encoded {
 	resp := &consumer.Response{Version: h.Version, CorrelationID: h.CorrelationID}
 	// Sessions: runnel answers every fetch in full and never creates a
 	// session (session id 0 tells the client so). A client naming a
@@ -181,7 +182,7 @@ func (s *Server) fetch(h requestHeader, r *kmsg.FetchRequest, until time.Time) *
 			case <-wake:
 			case <-deadline.C:
 				expired = true
-			case <-s.ctx.Done():
+			case <-ctx.Done():
 				expired = true
 			}
 			if !expired {

@@ -76,7 +76,10 @@ func (s *Server) handleJoinGroup(c *conn, h requestHeader, r *kmsg.JoinGroupRequ
 	}
 	wait := s.groups.Join(req)
 	return &reply{hdr: h, finish: func() any {
-		res := <-wait
+		res, ok := await(c, wait)
+		if !ok {
+			return nil // the connection ended; the member stays until its session times out
+		}
 		if refusedInput(res.Err) {
 			s.log.Warn("JoinGroup refused", "remote", c.remote, "client_id", h.ClientID, "group", r.Group,
 				"session_timeout_ms", r.SessionTimeoutMillis, "err", res.Err)
@@ -106,7 +109,7 @@ func (s *Server) handleJoinGroup(c *conn, h requestHeader, r *kmsg.JoinGroupRequ
 	}}
 }
 
-func (s *Server) handleSyncGroup(h requestHeader, r *kmsg.SyncGroupRequest) *reply {
+func (s *Server) handleSyncGroup(c *conn, h requestHeader, r *kmsg.SyncGroupRequest) *reply {
 	req := group.SyncRequest{Group: r.Group, MemberID: r.MemberID, Generation: r.Generation,
 		Assignments: make(map[string][]byte, len(r.GroupAssignment))}
 	if r.InstanceID != nil {
@@ -123,7 +126,10 @@ func (s *Server) handleSyncGroup(h requestHeader, r *kmsg.SyncGroupRequest) *rep
 	}
 	wait := s.groups.Sync(req)
 	return &reply{hdr: h, finish: func() any {
-		res := <-wait
+		res, ok := await(c, wait)
+		if !ok {
+			return nil // the connection ended
+		}
 		resp := kmsg.NewPtrSyncGroupResponse()
 		resp.SetVersion(h.Version)
 		resp.ErrorCode = errorCode(res.Err)

@@ -18,6 +18,10 @@ type Metrics struct {
 	bytesOutC   prometheus.Counter
 	conns       prometheus.Gauge
 	rejected    prometheus.Counter
+	acceptErrs  prometheus.Counter
+	writeTO     prometheus.Counter
+	queued      prometheus.Gauge   // request bytes reserved from the budget
+	queuedWaits prometheus.Counter // reservations that had to wait
 }
 
 // NewMetrics creates the server metrics and registers them with reg.
@@ -37,7 +41,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		conns:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_connections", Help: "Open client connections."}),
 		rejected:  prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_connections_rejected_total", Help: "Connections closed at once because of the connection limit."}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.errors, m.badRequests, m.bytesInC, m.bytesOutC, m.conns, m.rejected)
+	m.acceptErrs = prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_accept_errors_total",
+		Help: "Failed accepts of client connections (out of file descriptors, memory, aborted handshakes); the listener backs off and keeps serving."})
+	m.writeTO = prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_write_timeouts_total",
+		Help: "Connections closed because a response could not be written within the write timeout (the client stopped reading)."})
+	m.queued = prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_queued_request_bytes",
+		Help: "Bytes of request frames being read or handled, reserved from the queued request bytes budget."})
+	m.queuedWaits = prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_queued_request_waits_total",
+		Help: "Requests whose reading waited for room in the queued request bytes budget."})
+	reg.MustRegister(m.requests, m.latency, m.errors, m.badRequests, m.bytesInC, m.bytesOutC, m.conns, m.rejected,
+		m.acceptErrs, m.writeTO, m.queued, m.queuedWaits)
 	return m
 }
 
@@ -87,5 +100,29 @@ func (m *Metrics) connClosed() {
 func (m *Metrics) connRejected() {
 	if m != nil {
 		m.rejected.Inc()
+	}
+}
+
+func (m *Metrics) acceptError() {
+	if m != nil {
+		m.acceptErrs.Inc()
+	}
+}
+
+func (m *Metrics) writeTimeout() {
+	if m != nil {
+		m.writeTO.Inc()
+	}
+}
+
+func (m *Metrics) queuedBytes(n int64) {
+	if m != nil {
+		m.queued.Add(float64(n))
+	}
+}
+
+func (m *Metrics) queuedWait() {
+	if m != nil {
+		m.queuedWaits.Inc()
 	}
 }

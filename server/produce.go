@@ -55,7 +55,7 @@ func (s *Server) handleProduce(c *conn, h requestHeader, r *kmsg.ProduceRequest)
 				s.m.errorCode("Produce", sp.ErrorCode)
 				if !errors.Is(err, partition.ErrUnknownPartition) && !errors.Is(err, partition.ErrNotLeader) &&
 					!errors.Is(err, partition.ErrLeaderNotAvailable) {
-					s.log.Warn("produce refused", "remote", c.remote, "client_id", h.ClientID, "topic", rt.Topic,
+					c.warn("produce refused", "remote", c.remote, "client_id", h.ClientID, "topic", rt.Topic,
 						"partition", rp.Partition, "code", kerr.ErrorForCode(sp.ErrorCode), "err", err)
 				}
 				continue
@@ -77,8 +77,13 @@ func (s *Server) handleProduce(c *conn, h requestHeader, r *kmsg.ProduceRequest)
 	// with five requests in flight a timeout that began there would
 	// compound into five.
 	deadline := time.Now().Add(max(time.Duration(r.TimeoutMillis)*time.Millisecond, time.Millisecond))
+	// finish must not refer to r: its records are slices of the request
+	// frame, which the log has copied and the request budget no longer
+	// counts once the handler returns (see conn.readRequest).
+	acks := r.Acks
 	return &reply{hdr: h, finish: func() any {
-		ctx, cancel := context.WithDeadline(s.ctx, deadline)
+		// The connection's context: a client that is gone waits no more.
+		ctx, cancel := context.WithDeadline(c.ctx, deadline)
 		defer cancel()
 		// Start every partition's flush before waiting on the first, so
 		// their fdatasyncs overlap instead of running one after another.
@@ -87,10 +92,13 @@ func (s *Server) handleProduce(c *conn, h requestHeader, r *kmsg.ProduceRequest)
 		}
 		for _, w := range waits {
 			var err error
-			if r.Acks == -1 {
+			if acks == -1 {
 				err = w.p.WaitReplicated(ctx, w.next, w.epoch)
 			} else {
 				err = w.p.WaitDurable(ctx, w.next)
+			}
+			if err != nil && c.gone.Load() {
+				return nil // no one to answer
 			}
 			if err != nil {
 				if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

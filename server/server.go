@@ -38,6 +38,23 @@ type Config struct {
 	// IdleTimeout closes a connection that sends nothing for this long.
 	// Default 10 minutes (Kafka's connections.max.idle.ms).
 	IdleTimeout time.Duration
+	// WriteTimeout bounds the writing of one response: a client that stops
+	// reading is disconnected once a response has waited this long on its
+	// socket. Default 30 seconds.
+	WriteTimeout time.Duration
+	// MaxFetchWait caps a fetch's MaxWaitMillis, so a long-poll never
+	// parks longer than this whatever the client asks. Default 30 seconds,
+	// the default request.timeout.ms of Kafka's clients, which give up on
+	// a longer wait anyway; the Kafka broker itself sets no cap.
+	MaxFetchWait time.Duration
+	// MaxQueuedRequestBytes bounds the bytes of request frames held by the
+	// server at once, over all connections (Kafka's
+	// queued.max.request.bytes): a connection reserves a frame's size
+	// before reading it and waits while the budget is spent. A frame
+	// larger than the whole budget is refused as one larger than
+	// MaxRequestBytes is. Default 512 MiB, or MaxRequestBytes if that is
+	// larger; -1 means unbounded (Kafka's default).
+	MaxQueuedRequestBytes int64
 	// AutoCreateTopics creates unknown topics on Metadata and Produce.
 	AutoCreateTopics bool
 	// DefaultPartitions is the partition count of auto-created topics and
@@ -80,6 +97,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = 10 * time.Minute
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 30 * time.Second
+	}
+	if c.MaxFetchWait <= 0 {
+		c.MaxFetchWait = 30 * time.Second
+	}
+	if c.MaxQueuedRequestBytes == 0 {
+		c.MaxQueuedRequestBytes = max(512<<20, int64(c.MaxRequestBytes))
 	}
 	if c.DefaultPartitions == 0 {
 		c.DefaultPartitions = 1
@@ -149,6 +175,13 @@ type Server struct {
 
 	pids producerIDs
 
+	// budget bounds the request bytes being read, over all connections.
+	budget *requestBudget
+	// clientLog bounds the warnings logged about one client address (bad
+	// requests, refused connections); acceptLog the accept failures.
+	clientLog *logLimiter
+	acceptLog *logLimiter
+
 	// topicMu serialises creating, growing and deleting topics, so the
 	// metadata store and the opened partitions move together.
 	topicMu sync.Mutex
@@ -172,11 +205,33 @@ func New(cfg Config, parts *partition.Manager, meta Cluster, groups *group.Coord
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.mu.conns = map[*conn]struct{}{}
 	s.pids.meta = meta
+	s.budget = newRequestBudget(cfg.MaxQueuedRequestBytes, cfg.Metrics)
+	s.clientLog = newLogLimiter(clientLogLimit, time.Minute, func(host string, n int, w time.Duration) {
+		s.log.Warn("suppressed warnings about a client", "remote_host", host, "suppressed", n, "window", w)
+	})
+	s.acceptLog = newLogLimiter(1, 10*time.Second, func(_ string, n int, w time.Duration) {
+		s.log.Error("suppressed accept failures", "suppressed", n, "window", w)
+	})
 	return s
 }
 
+// clientLogLimit is the number of warnings logged about one client address
+// per minute; the rest are counted in one summary line.
+const clientLogLimit = 100
+
+// Accept failures back off as net/http does: from minAcceptDelay, doubling
+// to maxAcceptDelay, reset by the next accept that succeeds.
+const (
+	minAcceptDelay = 5 * time.Millisecond
+	maxAcceptDelay = time.Second
+)
+
 // Serve accepts connections on ln until Shutdown. It returns nil after a
-// Shutdown and the accept error otherwise.
+// Shutdown, and the accept error if ln is closed otherwise. Any other
+// accept failure (out of file descriptors or memory, a connection aborted
+// before it was accepted) is logged, counted, and retried after a pause
+// that doubles from 5 ms to 1 s while the failures go on: the connections
+// already open keep being served meanwhile.
 func (s *Server) Serve(ln net.Listener) error {
 	adv := s.cfg.Advertise
 	if adv == "" {
@@ -194,26 +249,53 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	s.mu.ln = ln
 	s.mu.Unlock()
+	var delay time.Duration
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			if s.shutting.Load() {
 				return nil
 			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			return err
+			delay = min(max(2*delay, minAcceptDelay), maxAcceptDelay)
+			s.m.acceptError()
+			if s.acceptLog.allow("") {
+				s.log.Error("accepting a connection failed; retrying", "err", err, "retry_in", delay)
+			}
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-s.ctx.Done():
+				t.Stop()
+			}
+			continue
 		}
+		delay = 0
 		if s.nconns.Load() >= int64(s.cfg.MaxConnections) {
-			s.log.Warn("closing connection: too many connections", "remote", c.RemoteAddr(), "max", s.cfg.MaxConnections)
+			remote := c.RemoteAddr().String()
+			if s.clientLog.allow(remoteHost(remote)) {
+				s.log.Warn("closing connection: too many connections", "remote", remote, "max", s.cfg.MaxConnections)
+			}
 			s.m.connRejected()
 			c.Close()
 			continue
 		}
 		s.startConn(c)
 	}
+}
+
+// remoteHost returns the IP address of a host:port.
+func remoteHost(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
 }
 
 func (s *Server) startConn(nc net.Conn) {
