@@ -100,6 +100,12 @@ func DefaultConfig() Config {
 			MaxRequestBytes:          100 << 20,
 			MaxConnections:           10000,
 			IdleTimeout:              10 * time.Minute,
+			WriteTimeout:             30 * time.Second,
+			MaxFetchWait:             30 * time.Second,
+			MaxQueuedRequestBytes:    512 << 20,
+			FetchMaxBytes:            55 << 20,
+			MaxPartitionsPerTopic:    100_000,
+			MaxPartitionsPerBroker:   20_000,
 			AutoCreateTopics:         true,
 			DefaultPartitions:        1,
 			DefaultReplicationFactor: 1,
@@ -155,6 +161,9 @@ func (c Config) Validate() error {
 		{"default-replication-factor", int64(c.Server.DefaultReplicationFactor)},
 		{"max-request-bytes", int64(c.Server.MaxRequestBytes)},
 		{"max-connections", int64(c.Server.MaxConnections)},
+		{"fetch-max-bytes", int64(c.Server.FetchMaxBytes)},
+		{"max-partitions-per-topic", int64(c.Server.MaxPartitionsPerTopic)},
+		{"max-partitions-per-broker", int64(c.Server.MaxPartitionsPerBroker)},
 	} {
 		if n.v <= 0 {
 			bad("--%s: want a positive integer, got %d", n.name, n.v)
@@ -165,6 +174,8 @@ func (c Config) Validate() error {
 		v    time.Duration
 	}{
 		{"idle-timeout", c.Server.IdleTimeout},
+		{"write-timeout", c.Server.WriteTimeout},
+		{"max-fetch-wait", c.Server.MaxFetchWait},
 		{"retention-check-interval", c.RetentionCheckInterval},
 		{"shutdown-timeout", c.ShutdownTimeout},
 		{"group-min-session-timeout", c.Groups.MinSessionTimeout},

@@ -231,6 +231,12 @@ func (n *Node) close() error {
 	if n.raft != nil {
 		errs = append(errs, n.raft.Shutdown().Error())
 	}
+	// The network transport's Close stops its listener but keeps its pool
+	// of outgoing connections open, and a peer's handler blocked reading
+	// one of them would outlive this node: close them first.
+	if nt, ok := n.trans.(*raft.NetworkTransport); ok {
+		nt.CloseStreams()
+	}
 	if c, ok := n.trans.(io.Closer); ok {
 		errs = append(errs, c.Close())
 	}

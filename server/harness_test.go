@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -196,7 +197,10 @@ func (ts *testServer) call(t *testing.T, req kmsg.Request) kmsg.Response {
 	t.Helper()
 	v := req.GetVersion()
 	h := requestHeader{Key: req.Key(), Version: v, CorrelationID: 7, ClientID: "test", Flexible: req.IsFlexible()}
-	rep, err := ts.dispatch(nil, h, req.AppendTo(nil))
+	// A connection that is never closed: handlers that park watch its
+	// context, and log lines name its address.
+	c := &conn{s: ts.Server, ctx: context.Background(), remote: "127.0.0.1:1", addr: "127.0.0.1", host: "/127.0.0.1"}
+	rep, err := ts.dispatch(c, h, req.AppendTo(nil))
 	if err != nil {
 		t.Fatalf("%s v%d: %v", apiName(req.Key()), v, err)
 	}
