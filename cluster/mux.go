@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -26,19 +27,31 @@ type muxListener struct {
 	ln        net.Listener
 	raftConns chan net.Conn
 	onForward func(net.Conn)
+	log       *slog.Logger
 	done      chan struct{}
 	closeOnce sync.Once
 }
 
 var _ raft.StreamLayer = (*muxListener)(nil)
 
-func newMuxListener(ln net.Listener, onForward func(net.Conn)) *muxListener {
-	m := &muxListener{ln: ln, raftConns: make(chan net.Conn), onForward: onForward, done: make(chan struct{})}
+func newMuxListener(ln net.Listener, onForward func(net.Conn), log *slog.Logger) *muxListener {
+	m := &muxListener{ln: ln, raftConns: make(chan net.Conn), onForward: onForward, log: log, done: make(chan struct{})}
 	go m.acceptLoop()
 	return m
 }
 
+// Accept failures other than a closed listener (out of descriptors, out of
+// buffers, a connection aborted before it was taken) pass: the loop waits,
+// from acceptBackoffMin doubling to acceptBackoffMax, and goes on, so a
+// broker short of descriptors for a moment keeps its Raft listener.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
 func (m *muxListener) acceptLoop() {
+	var wait time.Duration
+	var lastLog time.Time
 	for {
 		c, err := m.ln.Accept()
 		if err != nil {
@@ -46,9 +59,23 @@ func (m *muxListener) acceptLoop() {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			m.Close()
-			return
+			if errors.Is(err, net.ErrClosed) {
+				m.Close()
+				return
+			}
+			wait = min(max(2*wait, acceptBackoffMin), acceptBackoffMax)
+			if time.Since(lastLog) >= 10*time.Second {
+				lastLog = time.Now()
+				m.log.Error("raft listener: accept failed; retrying", "err", err, "retry_in", wait)
+			}
+			select {
+			case <-time.After(wait):
+			case <-m.done:
+				return
+			}
+			continue
 		}
+		wait = 0
 		go m.route(c)
 	}
 }

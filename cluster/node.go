@@ -163,7 +163,7 @@ func StartNode(opts NodeOptions) (n *Node, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("cluster: raft listener: %w", err)
 		}
-		n.mux = newMuxListener(ln, n.serveForwards)
+		n.mux = newMuxListener(ln, n.serveForwards, n.log)
 		n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 			Stream: n.mux, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog})
 	}
