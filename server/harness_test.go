@@ -33,6 +33,10 @@ type fakeMeta struct {
 	mu      sync.Mutex
 	topics  map[string]cluster.Topic
 	creates int // CreateTopic and SetPartitions calls that reached the store
+
+	// beforeCreate, if set, runs at the start of CreateTopic without the
+	// lock, as a proposal's round trip to the Raft leader would.
+	beforeCreate func(name string)
 }
 
 func newFakeMeta(brokers int) *fakeMeta {
@@ -73,6 +77,9 @@ func (m *fakeMeta) TopicByID(id cluster.TopicID) (cluster.Topic, bool) {
 }
 
 func (m *fakeMeta) CreateTopic(t cluster.Topic) (cluster.Topic, error) {
+	if m.beforeCreate != nil {
+		m.beforeCreate(t.Name)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.creates++
@@ -84,6 +91,16 @@ func (m *fakeMeta) CreateTopic(t cluster.Topic) (cluster.Topic, error) {
 	}
 	m.topics[t.Name] = t
 	return t, nil
+}
+
+func (m *fakeMeta) DeleteTopic(name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.topics[name]; !ok {
+		return fmt.Errorf("%w: %s", cluster.ErrUnknownTopic, name)
+	}
+	delete(m.topics, name)
+	return nil
 }
 
 func (m *fakeMeta) SetPartitions(name string, n int32) error {

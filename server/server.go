@@ -182,9 +182,14 @@ type Server struct {
 	clientLog *logLimiter
 	acceptLog *logLimiter
 
-	// topicMu serialises creating, growing and deleting topics, so the
-	// metadata store and the opened partitions move together.
-	topicMu sync.Mutex
+	// topics holds the partition replicas this broker has asked the
+	// metadata store to add and not yet seen applied, so the capacity
+	// check counts creates in flight. The lock is never held across a
+	// proposal: a create forwarded to the Raft leader waits without it.
+	topics struct {
+		sync.Mutex
+		reserved int64
+	}
 
 	mu struct {
 		sync.Mutex

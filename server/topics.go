@@ -59,16 +59,17 @@ func (s *Server) createTopic(name string, partitions int32, replication int16, c
 		}
 		return t, s.checkReplicaCapacity(int64(partitions) * int64(replication))
 	}
-	s.topicMu.Lock()
-	defer s.topicMu.Unlock()
+	adding := int64(0)
 	if _, ok := s.meta.Topic(name); !ok {
 		// An existing topic is answered TOPIC_ALREADY_EXISTS by the
 		// metadata store, whatever its size.
-		if err := s.checkReplicaCapacity(int64(partitions) * int64(replication)); err != nil {
-			return t, err
-		}
+		adding = int64(partitions) * int64(replication)
+	}
+	if err := s.reserveReplicas(adding); err != nil {
+		return t, err
 	}
 	t, err := s.meta.CreateTopic(t)
+	s.releaseReplicas(adding)
 	if err != nil {
 		return t, err
 	}
@@ -101,7 +102,34 @@ func (s *Server) checkPartitionCount(n int32) error {
 // the metadata as this broker has applied it: creates sent at the same
 // moment through two brokers may each pass it.
 func (s *Server) checkReplicaCapacity(adding int64) error {
-	var held int64
+	s.topics.Lock()
+	defer s.topics.Unlock()
+	return s.checkReplicaCapacityLocked(adding)
+}
+
+// reserveReplicas checks that adding more replicas stays within the
+// capacity, counting those of proposals in flight, and reserves them until
+// releaseReplicas.
+func (s *Server) reserveReplicas(adding int64) error {
+	s.topics.Lock()
+	defer s.topics.Unlock()
+	if err := s.checkReplicaCapacityLocked(adding); err != nil {
+		return err
+	}
+	s.topics.reserved += adding
+	return nil
+}
+
+// releaseReplicas gives back a reservation once its proposal has ended;
+// if it was applied, the metadata now counts the replicas.
+func (s *Server) releaseReplicas(n int64) {
+	s.topics.Lock()
+	s.topics.reserved -= n
+	s.topics.Unlock()
+}
+
+func (s *Server) checkReplicaCapacityLocked(adding int64) error {
+	held := s.topics.reserved
 	for _, t := range s.meta.Topics() {
 		held += int64(t.Partitions) * int64(max(t.ReplicationFactor, 1))
 	}
@@ -170,8 +198,6 @@ func configSource(isDefault bool) int8 {
 }
 
 func (s *Server) deleteTopic(name string) error {
-	s.topicMu.Lock()
-	defer s.topicMu.Unlock()
 	if err := s.meta.DeleteTopic(name); err != nil {
 		return err
 	}
@@ -243,18 +269,22 @@ func (s *Server) handleCreatePartitions(r *kmsg.CreatePartitionsRequest) kmsg.Re
 				if rt.Count <= t.Partitions {
 					return t, fmt.Errorf("%w: topic has %d partitions, asked for %d", kerr.InvalidPartitions, t.Partitions, rt.Count)
 				}
-				return t, s.checkReplicaCapacity(int64(rt.Count-t.Partitions) * int64(max(t.ReplicationFactor, 1)))
+				return t, nil
 			}
+			t, err := grow()
+			if err != nil {
+				return err
+			}
+			adding := int64(rt.Count-t.Partitions) * int64(max(t.ReplicationFactor, 1))
 			if r.ValidateOnly {
-				_, err := grow()
+				return s.checkReplicaCapacity(adding)
+			}
+			if err := s.reserveReplicas(adding); err != nil {
 				return err
 			}
-			s.topicMu.Lock()
-			defer s.topicMu.Unlock()
-			if _, err := grow(); err != nil {
-				return err
-			}
-			if err := s.meta.SetPartitions(rt.Topic, rt.Count); err != nil {
+			err = s.meta.SetPartitions(rt.Topic, rt.Count)
+			s.releaseReplicas(adding)
+			if err != nil {
 				return err
 			}
 			return s.replicas.Reconcile()

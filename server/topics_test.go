@@ -173,3 +173,51 @@ func TestMetadataTopicsAreASet(t *testing.T) {
 		t.Fatalf("a %d-byte request got a %d-byte answer", reqBytes, n)
 	}
 }
+
+// TestCreateTopicInFlightHoldsNoLock: while one topic's create waits on the
+// metadata store (a proposal forwarded to the Raft leader), creating
+// another topic, deleting one and the capacity check all go on; the
+// replicas of the create in flight count against the per-broker limit.
+func TestCreateTopicInFlightHoldsNoLock(t *testing.T) {
+	ts := newTestServer(t, Config{MaxPartitionsPerBroker: 30})
+	ts.createTopic(t, "gone", 1)
+	entered, release := make(chan struct{}), make(chan struct{})
+	ts.meta.beforeCreate = func(name string) {
+		if name == "slow" {
+			close(entered)
+			<-release
+		}
+	}
+	slow := make(chan kmsg.Response, 1)
+	go func() { slow <- ts.call(t, createTopicsRequest(false, map[string]int32{"slow": 20})) }()
+	<-entered
+
+	// 1 + 20 in flight + 10 = 31 > 30: refused while "slow" is pending.
+	resp := ts.call(t, createTopicsRequest(false, map[string]int32{"big": 10})).(*kmsg.CreateTopicsResponse)
+	if got := resp.Topics[0].ErrorCode; got != kerr.PolicyViolation.Code {
+		t.Errorf("create past the limit with a create in flight: error %d, want POLICY_VIOLATION", got)
+	}
+	resp = ts.call(t, createTopicsRequest(false, map[string]int32{"small": 5})).(*kmsg.CreateTopicsResponse)
+	if got := resp.Topics[0].ErrorCode; got != 0 {
+		t.Errorf("create within the limit with a create in flight: error %d", got)
+	}
+	del := kmsg.NewPtrDeleteTopicsRequest()
+	del.SetVersion(4)
+	del.TopicNames = []string{"gone"}
+	if got := ts.call(t, del).(*kmsg.DeleteTopicsResponse).Topics[0].ErrorCode; got != 0 {
+		t.Errorf("delete with a create in flight: error %d", got)
+	}
+	close(release)
+	if got := (<-slow).(*kmsg.CreateTopicsResponse).Topics[0].ErrorCode; got != 0 {
+		t.Errorf("the slow create: error %d", got)
+	}
+	if ts.reservedReplicas() != 0 {
+		t.Errorf("%d replicas still reserved after every create ended", ts.reservedReplicas())
+	}
+}
+
+func (s *Server) reservedReplicas() int64 {
+	s.topics.Lock()
+	defer s.topics.Unlock()
+	return s.topics.reserved
+}
