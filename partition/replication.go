@@ -470,7 +470,7 @@ func (p *Partition) TruncateTo(offset int64) error {
 // cut: a snapshot from an earlier close may describe batches the cut
 // replaced, even where its offset is below the new end.
 func (p *Partition) reloadProducers() error {
-	if err := os.Remove(filepath.Join(p.log.Dir(), producerSnapshotFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := p.log.FS().Remove(filepath.Join(p.log.Dir(), producerSnapshotFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return p.loadProducers()

@@ -2,10 +2,12 @@ package segment
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -70,7 +72,8 @@ type syncer struct {
 	again     bool          // a flush is wanted even if nothing new is requested
 	running   bool          // a flush goroutine exists
 	round     chan struct{} // closed when the current flush round ends
-	err       error         // sticky: the log is offline
+	err       error         // sticky: the log is offline or closed
+	offline   atomic.Bool   // err is set and is not ErrClosed: readers look here without the lock
 	idle      sync.WaitGroup
 	flush     func() (int64, error) // flushes and returns the offset now durable
 	onDurable func(int64)           // optional, called after each good flush
@@ -133,7 +136,7 @@ func (s *syncer) run() {
 
 		s.mu.Lock()
 		if err != nil {
-			s.err = err
+			s.setErrLocked(err)
 		} else if upto > s.durable {
 			s.durable = upto
 		}
@@ -215,9 +218,16 @@ func (s *syncer) fail(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err == nil {
-		s.err = err
+		s.setErrLocked(err)
 		close(s.round)
 		s.round = make(chan struct{})
+	}
+}
+
+func (s *syncer) setErrLocked(err error) {
+	if s.err == nil {
+		s.err = err
+		s.offline.Store(!errors.Is(err, ErrClosed))
 	}
 }
 

@@ -2,7 +2,10 @@ package segment
 
 import (
 	"fmt"
+	"io"
 	"os"
+
+	"github.com/runnel-io/runnel/internal/vfs"
 )
 
 // Region is a byte range of one segment file holding whole batches (the last
@@ -15,12 +18,22 @@ type Region struct {
 	BaseOffset int64 // base offset of the first batch in the region
 }
 
-// File returns the segment file to read the region from (pread, sendfile).
+// File returns the segment file to read the region from (pread, sendfile),
+// or nil when the log is not on the real file system (see ReadAt).
 func (r *Region) File() *os.File {
 	if r.seg == nil {
 		return nil
 	}
-	return r.seg.f
+	return vfs.OSFile(r.seg.f)
+}
+
+// ReadAt reads the region's segment file at off (a file position, as
+// Position is), whatever file system the log is on.
+func (r *Region) ReadAt(b []byte, off int64) (int, error) {
+	if r.seg == nil {
+		return 0, io.EOF
+	}
+	return vfs.ReadAt(r.seg.f, b, off)
 }
 
 // Release drops the region's reference. It is safe to call more than once.

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"time"
 
 	"github.com/runnel-io/runnel/internal/fsutil"
+	"github.com/runnel-io/runnel/internal/vfs"
 )
 
 // Open opens the partition log in dir, creating it if needed, and recovers
@@ -25,10 +25,10 @@ func Open(dir string, opts Options) (_ *Log, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := fsutil.MkdirAllDurable(dir, 0o755); err != nil {
+	if err := fsutil.MkdirAllDurable(opts.FS, dir, 0o755); err != nil {
 		return nil, fmt.Errorf("segment: open log %s: %w", dir, err)
 	}
-	l := &Log{dir: dir, opts: opts, idx: opts.Index, log: opts.Logger.With("dir", dir)}
+	l := &Log{dir: dir, opts: opts, fs: opts.FS, idx: opts.Index, log: opts.Logger.With("dir", dir)}
 	var segs []*Segment
 	defer func() {
 		if err != nil {
@@ -37,7 +37,7 @@ func Open(dir string, opts Options) (_ *Log, err error) {
 			}
 		}
 	}()
-	bases, err := listSegments(dir)
+	bases, err := listSegments(l.fs, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +46,7 @@ func Open(dir string, opts Options) (_ *Log, err error) {
 		if err := l.idx.Reset(); err != nil {
 			return nil, err
 		}
-		seg, err := createSegment(dir, 0, l.mapSize())
+		seg, err := createSegment(l.fs, dir, 0, l.mapSize())
 		if err != nil {
 			return nil, err
 		}
@@ -59,7 +59,7 @@ func Open(dir string, opts Options) (_ *Log, err error) {
 		return l, nil
 	}
 	for _, b := range bases {
-		s, err := openSegment(dir, b, l.mapSize())
+		s, err := openSegment(l.fs, dir, b, l.mapSize())
 		if err != nil {
 			return nil, err
 		}
@@ -70,7 +70,7 @@ func Open(dir string, opts Options) (_ *Log, err error) {
 		return nil, err
 	}
 	l.logStart.Store(segs[0].base)
-	if stored, err := readLogStart(dir); err != nil {
+	if stored, err := readLogStart(l.fs, dir); err != nil {
 		return nil, err
 	} else if stored > segs[0].base && stored <= l.leo.Load() {
 		l.logStart.Store(stored)
@@ -84,8 +84,8 @@ func Open(dir string, opts Options) (_ *Log, err error) {
 	return l, nil
 }
 
-func listSegments(dir string) ([]int64, error) {
-	ents, err := os.ReadDir(dir)
+func listSegments(fsys vfs.FS, dir string) ([]int64, error) {
+	ents, err := fsys.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("segment: list %s: %w", dir, err)
 	}

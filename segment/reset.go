@@ -24,11 +24,11 @@ func (l *Log) ResetTo(offset int64) error {
 	if offset <= l.leo.Load() {
 		return fmt.Errorf("%w: reset to %d at or below the log end %d", ErrOffsetOutOfRange, offset, l.leo.Load())
 	}
-	seg, err := createSegment(l.dir, offset, l.mapSize())
+	seg, err := createSegment(l.fs, l.dir, offset, l.mapSize())
 	if err != nil {
 		return err
 	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(l.dir, logStartFile), []byte(strconv.FormatInt(offset, 10)+"\n"), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(l.fs, filepath.Join(l.dir, logStartFile), []byte(strconv.FormatInt(offset, 10)+"\n"), 0o644); err != nil {
 		seg.remove()
 		return err
 	}

@@ -166,10 +166,3 @@ func (l *Log) TruncateTo(offset int64) error {
 	l.log.Info("truncated log", "offset", offset, "log_end_offset", next)
 	return nil
 }
-
-func (l *Log) offline(err error) error {
-	err = fmt.Errorf("%w: %w", ErrOffline, err)
-	l.sync.fail(err)
-	l.log.Error("partition offline", "err", err)
-	return err
-}
