@@ -71,6 +71,7 @@ type syncer struct {
 	requested int64         // highest offset someone wants durable
 	again     bool          // a flush is wanted even if nothing new is requested
 	running   bool          // a flush goroutine exists
+	stopped   bool          // stop was called: no flush starts again
 	round     chan struct{} // closed when the current flush round ends
 	err       error         // sticky: the log is offline or closed
 	offline   atomic.Bool   // err is set and is not ErrClosed: readers look here without the lock
@@ -108,7 +109,7 @@ func (s *syncer) requestFlush(next int64) {
 }
 
 func (s *syncer) startLocked() {
-	if s.running || s.err != nil || (s.requested <= s.durable && !s.again) {
+	if s.running || s.stopped || s.err != nil || (s.requested <= s.durable && !s.again) {
 		return
 	}
 	s.running = true
@@ -121,7 +122,7 @@ func (s *syncer) run() {
 	for {
 		s.gather()
 		s.mu.Lock()
-		if (s.requested <= s.durable && !s.again) || s.err != nil {
+		if (s.requested <= s.durable && !s.again) || s.err != nil || s.stopped {
 			s.running = false
 			s.mu.Unlock()
 			return
@@ -231,5 +232,12 @@ func (s *syncer) setErrLocked(err error) {
 	}
 }
 
-// stop waits for a running flush to end.
-func (s *syncer) stop() { s.idle.Wait() }
+// stop waits for a running flush to end and keeps any other from starting:
+// requests after it (an appender racing Log.Close, the interval timer) are
+// answered by what the caller makes durable itself (advance) or by fail.
+func (s *syncer) stop() {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	s.idle.Wait()
+}

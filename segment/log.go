@@ -493,6 +493,9 @@ func (l *Log) Close() error {
 			if err = l.active().seal(); err == nil {
 				if err = l.active().sync(); err == nil {
 					l.checkpointLocked(true, false)
+					// Waiters that arrived after the syncer stopped are
+					// answered by this sync.
+					l.sync.advance(l.leo.Load(), false)
 				}
 			}
 		}

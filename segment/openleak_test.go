@@ -116,3 +116,55 @@ func tearLast(t *testing.T, fs *vfs.MemFS) {
 	}
 	t.Fatal("no batch to tear")
 }
+
+// Close while appenders wait for durability: every waiter returns (nil for
+// what Close made durable, ErrClosed otherwise), and no flush runs once
+// Close has returned.
+func TestCloseRacingWaiters(t *testing.T) {
+	fs := vfs.NewMemFS()
+	idx := newCrashIndex(fs)
+	l, err := segment.Open(plDir, plOptions(fs, idx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const appenders = 4
+	started := make(chan struct{}, appenders)
+	errs := make(chan error, appenders)
+	for range appenders {
+		go func() {
+			first := true
+			for {
+				r, err := l.Append(plBatch(0, 0), testEpoch)
+				if err == nil {
+					err = l.WaitDurable(context.Background(), r.LastOffset+1)
+				}
+				if first {
+					started <- struct{}{}
+					first = false
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for range appenders {
+		<-started
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	syncs := fs.Syncs()
+	for range appenders {
+		if err := <-errs; !errors.Is(err, segment.ErrClosed) {
+			t.Errorf("appender ended with %v, want ErrClosed", err)
+		}
+	}
+	if n := fs.Syncs(); n != syncs {
+		t.Errorf("%d syncs after Close returned", n-syncs)
+	}
+	if n := fs.OpenFiles(); n != 0 {
+		t.Errorf("%d files open after Close", n)
+	}
+}
