@@ -74,6 +74,7 @@ type syncer struct {
 	stopped   bool          // stop was called: no flush starts again
 	round     chan struct{} // closed when the current flush round ends
 	err       error         // sticky: the log is offline or closed
+	resets    int64         // advances with reset: a flush begun before one proves nothing after it
 	offline   atomic.Bool   // err is set and is not ErrClosed: readers look here without the lock
 	idle      sync.WaitGroup
 	flush     func() (int64, error) // flushes and returns the offset now durable
@@ -128,17 +129,24 @@ func (s *syncer) run() {
 			return
 		}
 		s.again = false
+		resets := s.resets
 		s.mu.Unlock()
 
+		// A truncation (advance with reset) while the flush ran moved the
+		// log end back: the flush's end may name offsets that will be
+		// appended again, unsynced. It then proves nothing.
 		upto, err := s.flush()
-		if err == nil && s.onDurable != nil {
+		s.mu.Lock()
+		valid := s.resets == resets
+		s.mu.Unlock()
+		if err == nil && valid && s.onDurable != nil {
 			s.onDurable(upto)
 		}
 
 		s.mu.Lock()
 		if err != nil {
 			s.setErrLocked(err)
-		} else if upto > s.durable {
+		} else if upto > s.durable && s.resets == resets {
 			s.durable = upto
 		}
 		close(s.round)
@@ -204,6 +212,9 @@ func (s *syncer) wait(ctx context.Context, next int64) error {
 func (s *syncer) advance(durable int64, reset bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if reset {
+		s.resets++
+	}
 	if durable > s.durable || reset {
 		s.durable = durable
 		close(s.round)

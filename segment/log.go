@@ -434,6 +434,12 @@ func (l *Log) rollLocked() (*Segment, error) {
 		l.log.Warn("index: recording segment info failed", "dir", l.dir, "err", err)
 	}
 	seg, err := createSegment(l.fs, l.dir, next, l.mapSize())
+	if errors.Is(err, vfs.ErrSyncFailed) {
+		// The new file's entry may or may not survive a crash, and a
+		// second directory sync would prove nothing.
+		old.activate() // readers walk it mapped until the log is reopened
+		return nil, l.offline(fmt.Errorf("roll %s at offset %d: %w", l.dir, next, err))
+	}
 	if err != nil {
 		// The sealed segment stays active in name; the next append retries.
 		// It cannot append to it again because it is unmapped, so re-map it.

@@ -33,6 +33,9 @@ func (l *Log) AdvanceLogStart(offset int64) error {
 		return nil
 	}
 	if err := fsutil.WriteFileAtomic(l.fs, filepath.Join(l.dir, logStartFile), []byte(strconv.FormatInt(offset, 10)+"\n"), 0o644); err != nil {
+		if errors.Is(err, vfs.ErrSyncFailed) {
+			return l.offline(err)
+		}
 		return err
 	}
 	l.logStart.Store(offset)

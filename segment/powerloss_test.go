@@ -91,6 +91,9 @@ type plWorkload struct {
 	gen int
 	// What the workload did, so the dry run can show it did it.
 	removed, truncations int
+	// failing: a sync is made to fail; onFailure checks what follows.
+	failing   bool
+	onFailure func(what string, err error)
 }
 
 // stop reports whether err ends the workload: the machine is down (or the
@@ -100,6 +103,10 @@ func (w *plWorkload) stop(what string, err error) bool {
 		return false
 	}
 	if w.fs.Down() {
+		return true
+	}
+	if w.failing && (errors.Is(err, vfs.ErrSyncFailed) || errors.Is(err, segment.ErrOffline)) {
+		w.onFailure(what, err)
 		return true
 	}
 	w.t.Fatalf("%s: %v (the machine is up)", what, err)

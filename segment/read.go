@@ -50,6 +50,7 @@ func (r *Region) Release() {
 // the whole first batch even when it alone exceeds maxBytes, and it never
 // spans two segments. An offset at limit or at the log end yields an empty
 // region; one below the log start or past the log end, ErrOffsetOutOfRange.
+// An offline log serves nothing: Read fails with its ErrOffline error.
 func (l *Log) Read(offset int64, maxBytes int, limit int64) (Region, error) {
 	for attempt := 0; ; attempt++ {
 		r, retry, err := l.read(offset, maxBytes, limit)
@@ -60,6 +61,9 @@ func (l *Log) Read(offset int64, maxBytes int, limit int64) (Region, error) {
 }
 
 func (l *Log) read(offset int64, maxBytes int, limit int64) (r Region, retry bool, err error) {
+	if l.sync.offline.Load() {
+		return Region{}, false, l.failed()
+	}
 	start, end := l.logStart.Load(), l.leo.Load()
 	if offset < start || offset > end {
 		return Region{}, false, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, start, end)
@@ -158,6 +162,9 @@ func (l *Log) regionEnd(seg *Segment, pos int64, h *Header, maxBytes int, limit 
 // below the log start are not considered; the batch holding the log start
 // is, so its base offset may be below the log start.
 func (l *Log) OffsetForTimestamp(ts int64) (int64, bool, error) {
+	if err := l.Offline(); err != nil {
+		return 0, false, err
+	}
 	var from int64 = -1
 	var fromPos int64
 	if e, ok, err := l.idx.TimeFloor(ts); err != nil {

@@ -118,3 +118,29 @@ func TestSyncerStopRefusesNewFlushes(t *testing.T) {
 		t.Fatalf("wait past the durable end after stop: %v, want ErrClosed", err)
 	}
 }
+
+// A flush that was running when a truncation moved the log end back (an
+// advance with reset) proves nothing about the offsets that will be
+// appended again past the new end: its result must not count.
+func TestSyncerFlushAcrossTruncationDoesNotCount(t *testing.T) {
+	var s syncer
+	entered, release := make(chan struct{}), make(chan struct{})
+	var reported atomic.Int64
+	s.init(0, func() (int64, error) {
+		close(entered)
+		<-release
+		return 10, nil // the log end when this flush began
+	})
+	s.onDurable = func(end int64) { reported.Store(end) }
+	s.request(10)
+	<-entered
+	s.advance(5, true) // truncated to 5 while the flush ran
+	close(release)
+	s.stop()
+	s.mu.Lock()
+	durable := s.durable
+	s.mu.Unlock()
+	if durable != 5 || reported.Load() != 0 {
+		t.Fatalf("after a flush across a truncation to 5: durable %d, reported %d", durable, reported.Load())
+	}
+}

@@ -71,11 +71,16 @@ func replace(fsys vfs.FS, path string, data []byte, perm os.FileMode, sync bool)
 }
 
 // MkdirAllDurable creates dir and any missing parents, syncing each parent
-// whose entries changed.
+// whose entries changed. When dir exists its parent is synced all the same:
+// dir may be left by an earlier call whose sync failed, and the file system
+// then fails this sync too (see vfs) rather than let dir be trusted.
 func MkdirAllDurable(fsys vfs.FS, dir string, perm os.FileMode) error {
 	if fi, err := fsys.Stat(dir); err == nil {
 		if !fi.IsDir() {
 			return fmt.Errorf("fsutil: %s exists and is not a directory", dir)
+		}
+		if parent := filepath.Dir(dir); parent != dir {
+			return fsys.SyncDir(parent)
 		}
 		return nil
 	}
