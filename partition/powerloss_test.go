@@ -7,7 +7,8 @@ package partition
 // (it keeps every write, the harder case for recovery's checkpoints). A
 // workload of idempotent produces under fsync=always, rolls, leader epochs
 // and a truncation runs once to count its syncs, then again for every k
-// with the machine going down at the k-th sync (RUNNEL_POWERLOSS=full: also
+// with the machine going down at the k-th sync, strict or torn in turn
+// (see vfs.MemFS.CrashTorn; RUNNEL_POWERLOSS=full: also
 // the process killed there and the power cut after its restart); after the
 // power cut the partition is opened again. Every acknowledged batch must be there, the
 // epoch history must name the first offset of every epoch in the log, and
@@ -18,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"os"
 	"reflect"
 	"testing"
@@ -274,7 +276,11 @@ func TestPowerLossPartitionSideFiles(t *testing.T) {
 				w.close()
 				point = fmt.Sprintf("killed at sync %d of %d, power cut after the restart", k, n)
 			}
-			w.fs.Crash()
+			if k%2 == 0 {
+				w.fs.CrashTorn(rand.New(rand.NewPCG(uint64(k), 3)))
+			} else {
+				w.fs.Crash()
+			}
 			points++
 			batches += w.check(point)
 		}

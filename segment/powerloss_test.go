@@ -6,7 +6,9 @@ package segment_test
 // retention, a truncation, a clean close and a reopen) runs once to count
 // its syncs; then, for every k, again with the machine going down at the
 // k-th sync, before that sync does anything. The file system and the index
-// then lose what a power failure loses and the log is opened again. It must
+// then lose what a power failure loses (everything unsynced, or a torn
+// part of it: random unsynced pages and entries survive) and the log is
+// opened again. It must
 // hold every batch whose WaitDurable returned, byte for byte, serve only
 // whole batches that were appended at their offsets, in order, and take new
 // appends. A second pass kills the process at the k-th sync instead (the
@@ -14,15 +16,16 @@ package segment_test
 // cuts the power: recovery must not have trusted bytes it did not sync.
 //
 // Every crash point is tried. RUNNEL_POWERLOSS=full runs a workload three
-// times as long, tries both index models at each point (the default run
-// alternates them) and also cuts the power at every sync point of the
-// recovery after a kill.
+// times as long, tries strict and torn crashes with both index models at
+// each point (the default run takes one of the four in turn) and also cuts
+// the power at every sync point of the recovery after a kill.
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"testing"
 
@@ -330,6 +333,42 @@ func (s *plStats) log(t *testing.T, what string) {
 	t.Logf("POWERLOSS %s: crash points tried %d, acknowledged batches checked %d, lost 0", what, s.points, s.batches)
 }
 
+// plCrash is one way for the power to go: strict (nothing unsynced
+// survives) or torn (a random part of it does, seeded), with the index
+// keeping every write or only its synced ones.
+type plCrash struct {
+	torn    bool
+	seed    uint64
+	keepAll bool
+}
+
+func (c plCrash) String() string {
+	return fmt.Sprintf("torn %v seed %d, index keeps all %v", c.torn, c.seed, c.keepAll)
+}
+
+func (c plCrash) cut(fs *vfs.MemFS, idx *crashIndex) {
+	if c.torn {
+		fs.CrashTorn(rand.New(rand.NewPCG(c.seed, 7)))
+	} else {
+		fs.Crash()
+	}
+	idx.crash(c.keepAll)
+}
+
+// plCrashes returns the crashes to try at point k: the four kinds in the
+// full run, one of them (in turn) otherwise.
+func plCrashes(k int) []plCrash {
+	var out []plCrash
+	for i, torn := range []bool{false, true} {
+		for j, keepAll := range []bool{true, false} {
+			if powerLossFull() || (k%4 == i*2+j) {
+				out = append(out, plCrash{torn: torn, seed: uint64(k), keepAll: keepAll})
+			}
+		}
+	}
+	return out
+}
+
 // plPoints returns the crash points to try: 1..n+1 (n+1: after the last
 // sync).
 func plPoints(n int) []int {
@@ -356,20 +395,16 @@ func TestPowerLossWorkload(t *testing.T) {
 	n := plSyncCount(t)
 	var st plStats
 	for _, k := range plPoints(n) {
-		for _, keepAll := range []bool{true, false} {
-			if !powerLossFull() && keepAll != (k%2 == 0) {
-				continue
-			}
+		for _, c := range plCrashes(k) {
 			fs := vfs.NewMemFS()
 			idx := newCrashIndex(fs)
 			w := &plWorkload{t: t, fs: fs, idx: idx, m: newPLModel()}
 			fs.FreezeAtSync(k)
 			w.run()
 			fs.Freeze()
-			fs.Crash()
-			idx.crash(keepAll)
+			c.cut(fs, idx)
 			st.points++
-			st.batches += plCheck(t, fs, idx, w.m, fmt.Sprintf("power cut at sync %d of %d (index keeps all: %v)", k, n, keepAll))
+			st.batches += plCheck(t, fs, idx, w.m, fmt.Sprintf("power cut at sync %d of %d (%s)", k, n, c))
 		}
 	}
 	st.log(t, "workload")
@@ -419,10 +454,10 @@ func TestPowerLossAfterKill(t *testing.T) {
 				w.l.Close()
 			}
 			fs.Freeze()
-			fs.Crash()
-			idx.crash(keepAll)
+			c := plCrash{torn: (k+j)%2 == 1, seed: uint64(k*1000 + j), keepAll: keepAll}
+			c.cut(fs, idx)
 			st.points++
-			st.batches += plCheck(t, fs, idx, w.m, fmt.Sprintf("killed at sync %d of %d, power cut at sync %d of %d of the recovery", k, n, j, recoverySyncs))
+			st.batches += plCheck(t, fs, idx, w.m, fmt.Sprintf("killed at sync %d of %d, power cut at sync %d of %d of the recovery (%s)", k, n, j, recoverySyncs, c))
 		}
 	}
 	st.log(t, "kill, recovery, power cut")

@@ -1,11 +1,13 @@
 package vfs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"maps"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -202,6 +204,10 @@ func (m *MemFS) Mappings() int {
 func (m *MemFS) Crash() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.crashLocked()
+}
+
+func (m *MemFS) crashLocked() {
 	seen := map[*memNode]bool{}
 	var revert func(d *memNode)
 	revert = func(d *memNode) {
@@ -226,6 +232,66 @@ func (m *MemFS) Crash() {
 	}
 	revert(m.root)
 	m.reboot()
+}
+
+// tornPage is the unit in which CrashTorn lets unsynced bytes survive.
+const tornPage = 4096
+
+// CrashTorn is Crash with part of what was not synced having reached the
+// disk before the power went, as write-back does in no particular order:
+// rng decides, for every file, whether its unsynced size survives and
+// which of its unsynced pages (4 KiB) do, and for every directory whether
+// its unsynced entries do. What was synced survives whatever rng says.
+func (m *MemFS) CrashTorn(rng *rand.Rand) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen := map[*memNode]bool{}
+	var walk func(d *memNode)
+	walk = func(d *memNode) {
+		if seen[d] {
+			return
+		}
+		seen[d] = true
+		if rng.IntN(2) == 0 {
+			d.durableChildren = maps.Clone(d.children)
+		}
+		for _, c := range d.durableChildren {
+			if c.dir {
+				walk(c)
+			} else if !seen[c] {
+				seen[c] = true
+				c.tear(rng)
+			}
+		}
+	}
+	walk(m.root)
+	m.crashLocked()
+}
+
+// tear makes the durable contents what a crash in the middle of write-back
+// leaves: the synced bytes, and a random part of the unsynced ones.
+func (n *memNode) tear(rng *rand.Rand) {
+	size := len(n.durable)
+	if len(n.data) != size && rng.IntN(2) == 0 {
+		size = len(n.data)
+	}
+	out := make([]byte, size)
+	copy(out, n.durable)
+	for off := 0; off < size; off += tornPage {
+		end := min(off+tornPage, size)
+		var vol []byte
+		if off < len(n.data) {
+			vol = n.data[off:min(end, len(n.data))]
+		}
+		if off < len(n.durable) && bytes.Equal(vol, n.durable[off:min(end, len(n.durable))]) {
+			continue // nothing unsynced here
+		}
+		if rng.IntN(2) == 0 {
+			clear(out[off:end])
+			copy(out[off:end], vol)
+		}
+	}
+	n.durable = out
 }
 
 // Restart is the process being killed and started again on a machine that

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io/fs"
+	"math/rand/v2"
 	"sync"
 	"syscall"
 	"testing"
@@ -193,5 +194,47 @@ func TestMemFSFreezeAndFaults(t *testing.T) {
 	}
 	if err := g.Datasync(); !errors.Is(err, ErrSyncFailed) {
 		t.Fatalf("a retried sync succeeded: %v", err)
+	}
+}
+
+// A torn crash keeps every synced byte and, of the unsynced ones, whole
+// pages that were written, never bytes that were not.
+func TestMemFSCrashTorn(t *testing.T) {
+	kept, lost := 0, 0
+	for seed := range uint64(64) {
+		m := NewMemFS()
+		f := mustWrite(t, m, "/f", bytes.Repeat([]byte{1}, 3*tornPage), true)
+		if err := m.SyncDir("/"); err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt(bytes.Repeat([]byte{2}, 2*tornPage), tornPage) // pages 1 and 2, unsynced
+		f.WriteAt(bytes.Repeat([]byte{3}, tornPage), 3*tornPage) // page 3 grows the file
+		f.Close()
+		m.CrashTorn(rand.New(rand.NewPCG(seed, 1)))
+		b, _ := contents(t, m, "/f")
+		if len(b) != 3*tornPage && len(b) != 4*tornPage {
+			t.Fatalf("seed %d: %d bytes", seed, len(b))
+		}
+		if !bytes.Equal(b[:tornPage], bytes.Repeat([]byte{1}, tornPage)) {
+			t.Fatalf("seed %d: a synced page changed", seed)
+		}
+		for p := 1; p < len(b)/tornPage; p++ {
+			page := b[p*tornPage : (p+1)*tornPage]
+			old, new := byte(1), byte(2)
+			if p == 3 {
+				old, new = 0, 3
+			}
+			switch {
+			case bytes.Equal(page, bytes.Repeat([]byte{new}, tornPage)):
+				kept++
+			case bytes.Equal(page, bytes.Repeat([]byte{old}, tornPage)):
+				lost++
+			default:
+				t.Fatalf("seed %d: page %d holds neither its old nor its new bytes", seed, p)
+			}
+		}
+	}
+	if kept == 0 || lost == 0 {
+		t.Fatalf("over 64 seeds %d unsynced pages survived and %d did not: not torn", kept, lost)
 	}
 }
