@@ -71,18 +71,15 @@ func replace(fsys vfs.FS, path string, data []byte, perm os.FileMode, sync bool)
 }
 
 // MkdirAllDurable creates dir and any missing parents, syncing each parent
-// whose entries changed. When dir exists its parent is synced all the same:
-// dir may be left by an earlier call whose sync failed, and the file system
-// then fails this sync too (see vfs) rather than let dir be trusted.
+// whose entries changed. A dir that exists may have been left by an earlier
+// call whose sync of the parent failed: then it fails with that error
+// rather than let dir be trusted (see vfs, Sync failures).
 func MkdirAllDurable(fsys vfs.FS, dir string, perm os.FileMode) error {
 	if fi, err := fsys.Stat(dir); err == nil {
 		if !fi.IsDir() {
 			return fmt.Errorf("fsutil: %s exists and is not a directory", dir)
 		}
-		if parent := filepath.Dir(dir); parent != dir {
-			return fsys.SyncDir(parent)
-		}
-		return nil
+		return fsys.SyncFailed(filepath.Dir(dir))
 	}
 	parent := filepath.Dir(dir)
 	if parent != dir {

@@ -593,6 +593,16 @@ func (m *MemFS) SyncDir(name string) error {
 	return nil
 }
 
+func (m *MemFS) SyncFailed(name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, _, n, err := m.lookup("syncfailed", name)
+	if err != nil || n == nil || n.failed == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %s: an earlier sync failed, its data may be lost: %w", ErrSyncFailed, name, n.failed)
+}
+
 // memInfo is both the FileInfo and the DirEntry of a node.
 type memInfo struct {
 	name string

@@ -107,6 +107,13 @@ func (fs *osFS) SyncDir(name string) error {
 	return nil
 }
 
+func (fs *osFS) SyncFailed(name string) error {
+	if !fs.anyFail.Load() {
+		return nil
+	}
+	return fs.earlier(name)
+}
+
 // earlier returns the sticky error of a path whose sync failed before.
 func (fs *osFS) earlier(name string) error {
 	fs.mu.Lock()

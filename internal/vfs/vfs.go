@@ -86,6 +86,10 @@ type FS interface {
 	// SyncDir makes the entries created, renamed or removed in a directory
 	// durable (fsync of the directory).
 	SyncDir(name string) error
+	// SyncFailed returns the error of the failed sync of name that makes
+	// its syncs fail from now on, or nil: what a sync of name would answer
+	// without asking the disk.
+	SyncFailed(name string) error
 }
 
 // File is an open file.
