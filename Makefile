@@ -11,7 +11,7 @@ BENCH_COUNT   ?= 5
 # Packages with fuzz targets, as package:target pairs.
 FUZZ_TARGETS  ?= ./segment:FuzzParseHeader ./segment:FuzzValidate ./segment:FuzzRecoverSegment ./server:FuzzParseHeader ./server:FuzzDispatchDecode ./protocol:FuzzCheck ./compression:FuzzReader ./partition:FuzzFirstRecordAtOrAfter ./group:FuzzSubscribedTopics ./cluster:FuzzDecodeRaftLog ./cluster:FuzzFSMApply
 
-.PHONY: help build run cluster bench-go bench-cluster bench-fetch bench-scale bench-restart bench-latency bench-nats chaos test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean
+.PHONY: help build run cluster powerloss bench-go bench-cluster bench-fetch bench-scale bench-restart bench-latency bench-nats chaos test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -27,6 +27,10 @@ cluster: build ## start three brokers on this machine (Kafka API on 127.0.0.1:90
 
 test: ## run every test with the race detector
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+powerloss: ## the full power-loss tests: a crash at every sync point, on the crash-simulating file system (internal/vfs)
+	RUNNEL_POWERLOSS=full $(GO) test -race -count=1 -timeout 30m -run '^TestPowerLoss|^TestSyncFailure' -v ./segment/ ./partition/ 2>&1 | \
+		grep --line-buffered -E '^\s*(--- |ok|FAIL|panic)|POWERLOSS|sync points failed'
 
 test-short: ## quick run without the race detector
 	$(GO) test -count=1 -short ./...

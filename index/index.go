@@ -37,8 +37,8 @@ import (
 
 	"github.com/cockroachdb/pebble"
 
-	"github.com/runnel-io/runnel/internal/fsutil"
 	"github.com/runnel-io/runnel/internal/pebblelog"
+	"github.com/runnel-io/runnel/internal/vfs"
 
 	"github.com/runnel-io/runnel/segment"
 )
@@ -108,7 +108,7 @@ func MoveAside(dir string) (string, error) {
 	if err := os.Rename(dir, to); err != nil {
 		return "", fmt.Errorf("index: moving %s aside: %w", dir, err)
 	}
-	if err := fsutil.SyncDir(filepath.Dir(dir)); err != nil {
+	if err := vfs.Default.SyncDir(filepath.Dir(dir)); err != nil {
 		return "", fmt.Errorf("index: moving %s aside: %w", dir, err)
 	}
 	return to, nil

@@ -4,10 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
 
 	"github.com/runnel-io/runnel/internal/fsutil"
+	"github.com/runnel-io/runnel/internal/vfs"
 	"github.com/runnel-io/runnel/segment"
 )
 
@@ -36,6 +37,7 @@ const UndefinedEpoch = -1
 
 type epochHistory struct {
 	dir     string
+	log     *segment.Log // whose folder holds the file; nil in some tests
 	entries []EpochEntry // ascending epochs and offsets
 	unsaved bool         // entries holds an epoch the file does not
 }
@@ -44,8 +46,8 @@ type epochHistory struct {
 // no file (a log written before histories were kept), it is rebuilt from
 // the batch headers.
 func loadEpochs(l *segment.Log) (*epochHistory, error) {
-	h := &epochHistory{dir: l.Dir()}
-	b, err := os.ReadFile(filepath.Join(l.Dir(), epochsFile))
+	h := &epochHistory{dir: l.Dir(), log: l}
+	b, err := vfs.ReadFile(l.FS(), filepath.Join(l.Dir(), epochsFile))
 	switch {
 	case err == nil:
 		if err := json.Unmarshal(b, &h.entries); err != nil {
@@ -53,7 +55,7 @@ func loadEpochs(l *segment.Log) (*epochHistory, error) {
 		}
 		h.truncateFrom(l.LogEndOffset() + 1)
 		return h, nil
-	case !errors.Is(err, os.ErrNotExist):
+	case !errors.Is(err, fs.ErrNotExist):
 		return nil, err
 	}
 	err = l.WalkHeaders(l.LogStartOffset(), func(bh *segment.Header) bool {
@@ -76,11 +78,24 @@ func (h *epochHistory) save() error {
 	if err != nil {
 		return err
 	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(h.dir, epochsFile), b, 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(h.fs(), filepath.Join(h.dir, epochsFile), b, 0o644); err != nil {
+		if errors.Is(err, vfs.ErrSyncFailed) && h.log != nil {
+			// The file may be old or new after a crash, and a second
+			// sync would prove nothing: no batch of this epoch may be
+			// appended until the partition is opened again.
+			return h.log.TakeOffline(fmt.Errorf("recording leader epochs: %w", err))
+		}
 		return err
 	}
 	h.unsaved = false
 	return nil
+}
+
+func (h *epochHistory) fs() vfs.FS {
+	if h.log == nil {
+		return vfs.Default
+	}
+	return h.log.FS()
 }
 
 // flush saves the history if assign added an epoch since the last save.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/index"
 	"github.com/runnel-io/runnel/internal/fsutil"
+	"github.com/runnel-io/runnel/internal/vfs"
 	"github.com/runnel-io/runnel/segment"
 )
 
@@ -34,6 +34,9 @@ type Options struct {
 	ObserveSync func(time.Duration)
 	// NodeID is this broker's id. Default 1.
 	NodeID int32
+	// FS holds the partitions' folders (the index stays on the real file
+	// system). Nil: vfs.Default. Tests give a vfs.MemFS.
+	FS vfs.FS
 }
 
 // Hooks tell the cluster metadata what a leader did to its log, so that
@@ -74,8 +77,11 @@ func OpenManager(opts Options) (*Manager, error) {
 	if opts.NodeID == 0 {
 		opts.NodeID = 1
 	}
+	if opts.FS == nil {
+		opts.FS = vfs.Default
+	}
 	topics := filepath.Join(opts.DataDir, "topics")
-	if err := fsutil.MkdirAllDurable(topics, 0o755); err != nil {
+	if err := fsutil.MkdirAllDurable(opts.FS, topics, 0o755); err != nil {
 		return nil, err
 	}
 	dir := filepath.Join(opts.DataDir, "index")
@@ -134,9 +140,9 @@ func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, r Role) (*
 	name := Name(t.Name, i)
 	dir := filepath.Join(m.topics, name)
 	idPath := filepath.Join(dir, topicIDFile)
-	if b, err := os.ReadFile(idPath); err == nil && string(b) != t.ID.String() {
+	if b, err := vfs.ReadFile(m.opts.FS, idPath); err == nil && string(b) != t.ID.String() {
 		m.log.Info("removing a replica of an earlier topic of the same name", "partition", name, "dir", dir)
-		if err := os.RemoveAll(dir); err != nil {
+		if err := m.opts.FS.RemoveAll(dir); err != nil {
 			return nil, fmt.Errorf("partition: clear %s: %w", dir, err)
 		}
 		if err := m.idx.Partition(name).Reset(); err != nil {
@@ -147,6 +153,7 @@ func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, r Role) (*
 	p.logStartFn = func() { m.logStartChanged(p) }
 	o := cfg.logOptions()
 	o.Index = m.idx.Partition(name)
+	o.FS = m.opts.FS
 	o.Fsync = m.opts.Fsync
 	o.Logger = m.log.With("partition", name)
 	o.OnDurable = p.localDurable
@@ -165,8 +172,8 @@ func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, r Role) (*
 		return nil, err
 	}
 	p.log = l
-	if _, err := os.Stat(idPath); err != nil {
-		if err := fsutil.WriteFileAtomic(idPath, []byte(t.ID.String()), 0o644); err != nil {
+	if _, err := m.opts.FS.Stat(idPath); err != nil {
+		if err := fsutil.WriteFileAtomic(m.opts.FS, idPath, []byte(t.ID.String()), 0o644); err != nil {
 			l.Close()
 			return nil, err
 		}
@@ -244,10 +251,10 @@ func (m *Manager) closeLocked(p *Partition, remove bool) error {
 	if err := m.idx.Partition(Name(p.Topic, p.Index)).Reset(); err != nil {
 		first = err
 	}
-	if err := os.RemoveAll(p.log.Dir()); err != nil && first == nil {
+	if err := m.opts.FS.RemoveAll(p.log.Dir()); err != nil && first == nil {
 		first = fmt.Errorf("partition: remove %s: %w", p.log.Dir(), err)
 	}
-	if err := fsutil.SyncDir(m.topics); err != nil && first == nil {
+	if err := m.opts.FS.SyncDir(m.topics); err != nil && first == nil {
 		first = err
 	}
 	return first

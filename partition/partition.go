@@ -8,13 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/internal/fsutil"
+	"github.com/runnel-io/runnel/internal/vfs"
 	"github.com/runnel-io/runnel/segment"
 )
 
@@ -272,7 +272,7 @@ func (p *Partition) loadProducers() error {
 	p.mu.producers = map[int64]*producerState{}
 	from, end := p.log.LogStartOffset(), p.log.LogEndOffset()
 	save := false // a snapshot is there and does not fit: replace it
-	b, err := os.ReadFile(filepath.Join(p.log.Dir(), producerSnapshotFile))
+	b, err := vfs.ReadFile(p.log.FS(), filepath.Join(p.log.Dir(), producerSnapshotFile))
 	if err == nil {
 		var snap producerSnapshot
 		if json.Unmarshal(b, &snap) == nil && snap.LogEndOffset <= end && snap.LogEndOffset >= from {
@@ -316,7 +316,7 @@ func (p *Partition) saveProducersLocked() error {
 	if err != nil {
 		return err
 	}
-	return fsutil.ReplaceFile(filepath.Join(p.log.Dir(), producerSnapshotFile), b, 0o644)
+	return fsutil.ReplaceFile(p.log.FS(), filepath.Join(p.log.Dir(), producerSnapshotFile), b, 0o644)
 }
 
 // close snapshots producers and closes the log.

@@ -163,8 +163,12 @@ func (p *Partition) localDurable(end int64) {
 }
 
 // CheckLeader returns nil if this replica leads the partition at epoch
-// (-1: any epoch), and the Kafka error for the client otherwise.
+// (-1: any epoch), and the Kafka error for the client otherwise. An offline
+// log (a failed sync) answers its ErrOffline error first.
 func (p *Partition) CheckLeader(epoch int32) error {
+	if err := p.log.Offline(); err != nil {
+		return err // KAFKA_STORAGE_ERROR, whatever the role
+	}
 	p.rep.Lock()
 	r := p.rep.role
 	p.rep.Unlock()
@@ -470,7 +474,7 @@ func (p *Partition) TruncateTo(offset int64) error {
 // cut: a snapshot from an earlier close may describe batches the cut
 // replaced, even where its offset is below the new end.
 func (p *Partition) reloadProducers() error {
-	if err := os.Remove(filepath.Join(p.log.Dir(), producerSnapshotFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := p.log.FS().Remove(filepath.Join(p.log.Dir(), producerSnapshotFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return p.loadProducers()

@@ -36,7 +36,7 @@ func (p *Partition) OffsetForTimestamp(ts int64) (offset, recordTS int64, found 
 	}
 	defer r.Release()
 	buf := make([]byte, r.Length)
-	if _, err := r.File().ReadAt(buf, r.Position); err != nil {
+	if _, err := r.ReadAt(buf, r.Position); err != nil {
 		return 0, 0, false, fmt.Errorf("partition: read batch at %d: %w", base, err)
 	}
 	h, err := segment.Validate(buf)

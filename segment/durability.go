@@ -2,10 +2,12 @@ package segment
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -69,8 +71,11 @@ type syncer struct {
 	requested int64         // highest offset someone wants durable
 	again     bool          // a flush is wanted even if nothing new is requested
 	running   bool          // a flush goroutine exists
+	stopped   bool          // stop was called: no flush starts again
 	round     chan struct{} // closed when the current flush round ends
-	err       error         // sticky: the log is offline
+	err       error         // sticky: the log is offline or closed
+	resets    int64         // advances with reset: a flush begun before one proves nothing after it
+	offline   atomic.Bool   // err is set and is not ErrClosed: readers look here without the lock
 	idle      sync.WaitGroup
 	flush     func() (int64, error) // flushes and returns the offset now durable
 	onDurable func(int64)           // optional, called after each good flush
@@ -105,7 +110,7 @@ func (s *syncer) requestFlush(next int64) {
 }
 
 func (s *syncer) startLocked() {
-	if s.running || s.err != nil || (s.requested <= s.durable && !s.again) {
+	if s.running || s.stopped || s.err != nil || (s.requested <= s.durable && !s.again) {
 		return
 	}
 	s.running = true
@@ -118,23 +123,30 @@ func (s *syncer) run() {
 	for {
 		s.gather()
 		s.mu.Lock()
-		if (s.requested <= s.durable && !s.again) || s.err != nil {
+		if (s.requested <= s.durable && !s.again) || s.err != nil || s.stopped {
 			s.running = false
 			s.mu.Unlock()
 			return
 		}
 		s.again = false
+		resets := s.resets
 		s.mu.Unlock()
 
+		// A truncation (advance with reset) while the flush ran moved the
+		// log end back: the flush's end may name offsets that will be
+		// appended again, unsynced. It then proves nothing.
 		upto, err := s.flush()
-		if err == nil && s.onDurable != nil {
+		s.mu.Lock()
+		valid := s.resets == resets
+		s.mu.Unlock()
+		if err == nil && valid && s.onDurable != nil {
 			s.onDurable(upto)
 		}
 
 		s.mu.Lock()
 		if err != nil {
-			s.err = err
-		} else if upto > s.durable {
+			s.setErrLocked(err)
+		} else if upto > s.durable && s.resets == resets {
 			s.durable = upto
 		}
 		close(s.round)
@@ -200,6 +212,9 @@ func (s *syncer) wait(ctx context.Context, next int64) error {
 func (s *syncer) advance(durable int64, reset bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if reset {
+		s.resets++
+	}
 	if durable > s.durable || reset {
 		s.durable = durable
 		close(s.round)
@@ -215,11 +230,25 @@ func (s *syncer) fail(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err == nil {
-		s.err = err
+		s.setErrLocked(err)
 		close(s.round)
 		s.round = make(chan struct{})
 	}
 }
 
-// stop waits for a running flush to end.
-func (s *syncer) stop() { s.idle.Wait() }
+func (s *syncer) setErrLocked(err error) {
+	if s.err == nil {
+		s.err = err
+		s.offline.Store(!errors.Is(err, ErrClosed))
+	}
+}
+
+// stop waits for a running flush to end and keeps any other from starting:
+// requests after it (an appender racing Log.Close, the interval timer) are
+// answered by what the caller makes durable itself (advance) or by fail.
+func (s *syncer) stop() {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	s.idle.Wait()
+}

@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/runnel-io/runnel/internal/fsutil"
+	"github.com/runnel-io/runnel/internal/vfs"
 )
 
 // Defaults, as Kafka's topic configs.
@@ -26,6 +26,9 @@ const (
 type Options struct {
 	// Index stores the partition's offset and time index. Required.
 	Index Index
+	// FS is the file system the log's files are on. Nil: vfs.Default, the
+	// real one. Tests give a vfs.MemFS to simulate crashes.
+	FS vfs.FS
 	// SegmentBytes is the size at which the active segment rolls.
 	SegmentBytes int64
 	// SegmentAge rolls a non-empty active segment this long after this
@@ -87,6 +90,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -101,6 +107,7 @@ func (o Options) withDefaults() (Options, error) {
 type Log struct {
 	dir  string
 	opts Options
+	fs   vfs.FS
 	idx  Index
 	log  *slog.Logger
 
@@ -135,6 +142,10 @@ type AppendResult struct {
 
 // Dir returns the log's folder.
 func (l *Log) Dir() string { return l.dir }
+
+// FS returns the file system the log is on, for the side files that live
+// in its folder.
+func (l *Log) FS() vfs.FS { return l.fs }
 
 // LogStartOffset returns the first offset the log holds.
 func (l *Log) LogStartOffset() int64 { return l.logStart.Load() }
@@ -422,7 +433,13 @@ func (l *Log) rollLocked() (*Segment, error) {
 	if err := l.idx.SetSegmentInfo(old.base, SegmentInfo{Size: old.Size(), LastOffset: old.lastOffset, MaxTimestamp: old.maxTimestamp}); err != nil {
 		l.log.Warn("index: recording segment info failed", "dir", l.dir, "err", err)
 	}
-	seg, err := createSegment(l.dir, next, l.mapSize())
+	seg, err := createSegment(l.fs, l.dir, next, l.mapSize())
+	if errors.Is(err, vfs.ErrSyncFailed) {
+		// The new file's entry may or may not survive a crash, and a
+		// second directory sync would prove nothing.
+		old.activate() // readers walk it mapped until the log is reopened
+		return nil, l.offline(fmt.Errorf("roll %s at offset %d: %w", l.dir, next, err))
+	}
 	if err != nil {
 		// The sealed segment stays active in name; the next append retries.
 		// It cannot append to it again because it is unmapped, so re-map it.
@@ -482,6 +499,9 @@ func (l *Log) Close() error {
 			if err = l.active().seal(); err == nil {
 				if err = l.active().sync(); err == nil {
 					l.checkpointLocked(true, false)
+					// Waiters that arrived after the syncer stopped are
+					// answered by this sync.
+					l.sync.advance(l.leo.Load(), false)
 				}
 			}
 		}
@@ -501,7 +521,7 @@ func segmentFor(segs []*Segment, offset int64) int {
 }
 
 // syncDir syncs the log's folder after files were created or removed.
-func (l *Log) syncDir() error { return fsutil.SyncDir(l.dir) }
+func (l *Log) syncDir() error { return l.fs.SyncDir(l.dir) }
 
 // timedSync syncs seg and reports the time it took.
 func (l *Log) timedSync(seg *Segment) error {

@@ -3,12 +3,13 @@ package segment
 import (
 	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/runnel-io/runnel/internal/fsutil"
+	"github.com/runnel-io/runnel/internal/vfs"
 )
 
 // logStartFile holds a log start offset moved inside a segment (Kafka's
@@ -31,7 +32,10 @@ func (l *Log) AdvanceLogStart(offset int64) error {
 	if offset <= l.logStart.Load() {
 		return nil
 	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(l.dir, logStartFile), []byte(strconv.FormatInt(offset, 10)+"\n"), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(l.fs, filepath.Join(l.dir, logStartFile), []byte(strconv.FormatInt(offset, 10)+"\n"), 0o644); err != nil {
+		if errors.Is(err, vfs.ErrSyncFailed) {
+			return l.offline(err)
+		}
 		return err
 	}
 	l.logStart.Store(offset)
@@ -47,9 +51,9 @@ func (l *Log) AdvanceLogStart(offset int64) error {
 }
 
 // readLogStart returns the stored log start offset, or -1.
-func readLogStart(dir string) (int64, error) {
-	b, err := os.ReadFile(filepath.Join(dir, logStartFile))
-	if errors.Is(err, os.ErrNotExist) {
+func readLogStart(fsys vfs.FS, dir string) (int64, error) {
+	b, err := vfs.ReadFile(fsys, filepath.Join(dir, logStartFile))
+	if errors.Is(err, fs.ErrNotExist) {
 		return -1, nil
 	}
 	if err != nil {

@@ -2,7 +2,10 @@ package segment
 
 import (
 	"fmt"
+	"io"
 	"os"
+
+	"github.com/runnel-io/runnel/internal/vfs"
 )
 
 // Region is a byte range of one segment file holding whole batches (the last
@@ -15,12 +18,22 @@ type Region struct {
 	BaseOffset int64 // base offset of the first batch in the region
 }
 
-// File returns the segment file to read the region from (pread, sendfile).
+// File returns the segment file to read the region from (pread, sendfile),
+// or nil when the log is not on the real file system (see ReadAt).
 func (r *Region) File() *os.File {
 	if r.seg == nil {
 		return nil
 	}
-	return r.seg.f
+	return vfs.OSFile(r.seg.f)
+}
+
+// ReadAt reads the region's segment file at off (a file position, as
+// Position is), whatever file system the log is on.
+func (r *Region) ReadAt(b []byte, off int64) (int, error) {
+	if r.seg == nil {
+		return 0, io.EOF
+	}
+	return vfs.ReadAt(r.seg.f, b, off)
 }
 
 // Release drops the region's reference. It is safe to call more than once.
@@ -37,6 +50,7 @@ func (r *Region) Release() {
 // the whole first batch even when it alone exceeds maxBytes, and it never
 // spans two segments. An offset at limit or at the log end yields an empty
 // region; one below the log start or past the log end, ErrOffsetOutOfRange.
+// An offline log serves nothing: Read fails with its ErrOffline error.
 func (l *Log) Read(offset int64, maxBytes int, limit int64) (Region, error) {
 	for attempt := 0; ; attempt++ {
 		r, retry, err := l.read(offset, maxBytes, limit)
@@ -47,6 +61,9 @@ func (l *Log) Read(offset int64, maxBytes int, limit int64) (Region, error) {
 }
 
 func (l *Log) read(offset int64, maxBytes int, limit int64) (r Region, retry bool, err error) {
+	if l.sync.offline.Load() {
+		return Region{}, false, l.failed()
+	}
 	start, end := l.logStart.Load(), l.leo.Load()
 	if offset < start || offset > end {
 		return Region{}, false, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, start, end)
@@ -145,6 +162,9 @@ func (l *Log) regionEnd(seg *Segment, pos int64, h *Header, maxBytes int, limit 
 // below the log start are not considered; the batch holding the log start
 // is, so its base offset may be below the log start.
 func (l *Log) OffsetForTimestamp(ts int64) (int64, bool, error) {
+	if err := l.Offline(); err != nil {
+		return 0, false, err
+	}
 	var from int64 = -1
 	var fromPos int64
 	if e, ok, err := l.idx.TimeFloor(ts); err != nil {

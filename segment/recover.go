@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"time"
 
 	"github.com/runnel-io/runnel/internal/fsutil"
+	"github.com/runnel-io/runnel/internal/vfs"
 )
 
 // Open opens the partition log in dir, creating it if needed, and recovers
@@ -25,10 +25,10 @@ func Open(dir string, opts Options) (_ *Log, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := fsutil.MkdirAllDurable(dir, 0o755); err != nil {
+	if err := fsutil.MkdirAllDurable(opts.FS, dir, 0o755); err != nil {
 		return nil, fmt.Errorf("segment: open log %s: %w", dir, err)
 	}
-	l := &Log{dir: dir, opts: opts, idx: opts.Index, log: opts.Logger.With("dir", dir)}
+	l := &Log{dir: dir, opts: opts, fs: opts.FS, idx: opts.Index, log: opts.Logger.With("dir", dir)}
 	var segs []*Segment
 	defer func() {
 		if err != nil {
@@ -37,7 +37,7 @@ func Open(dir string, opts Options) (_ *Log, err error) {
 			}
 		}
 	}()
-	bases, err := listSegments(dir)
+	bases, err := listSegments(l.fs, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +46,7 @@ func Open(dir string, opts Options) (_ *Log, err error) {
 		if err := l.idx.Reset(); err != nil {
 			return nil, err
 		}
-		seg, err := createSegment(dir, 0, l.mapSize())
+		seg, err := createSegment(l.fs, dir, 0, l.mapSize())
 		if err != nil {
 			return nil, err
 		}
@@ -59,7 +59,7 @@ func Open(dir string, opts Options) (_ *Log, err error) {
 		return l, nil
 	}
 	for _, b := range bases {
-		s, err := openSegment(dir, b, l.mapSize())
+		s, err := openSegment(l.fs, dir, b, l.mapSize())
 		if err != nil {
 			return nil, err
 		}
@@ -70,7 +70,7 @@ func Open(dir string, opts Options) (_ *Log, err error) {
 		return nil, err
 	}
 	l.logStart.Store(segs[0].base)
-	if stored, err := readLogStart(dir); err != nil {
+	if stored, err := readLogStart(l.fs, dir); err != nil {
 		return nil, err
 	} else if stored > segs[0].base && stored <= l.leo.Load() {
 		l.logStart.Store(stored)
@@ -84,8 +84,8 @@ func Open(dir string, opts Options) (_ *Log, err error) {
 	return l, nil
 }
 
-func listSegments(dir string) ([]int64, error) {
-	ents, err := os.ReadDir(dir)
+func listSegments(fsys vfs.FS, dir string) ([]int64, error) {
+	ents, err := fsys.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("segment: list %s: %w", dir, err)
 	}
@@ -107,7 +107,9 @@ func listSegments(dir string) ([]int64, error) {
 }
 
 // recover finds where to scan from, scans, cuts, and leaves the last
-// segment active. It returns the segments that remain.
+// segment active. It returns the segments that remain, and on an error the
+// segments it still holds, for the caller to release: those it removed it
+// has released already.
 func (l *Log) recover(segs []*Segment) ([]*Segment, error) {
 	start := time.Now()
 	first, pos, next := 0, int64(0), segs[0].base
@@ -137,7 +139,7 @@ func (l *Log) recover(segs []*Segment) ([]*Segment, error) {
 	}
 	if !ok {
 		if err := l.idx.Reset(); err != nil {
-			return nil, err
+			return segs, err
 		}
 	}
 	// Sealed segments before the scan are trusted as they are.
@@ -151,7 +153,7 @@ func (l *Log) recover(segs []*Segment) ([]*Segment, error) {
 		segs[i].lastOffset = segs[i+1].base - 1
 	}
 	if err := l.idx.TruncateFrom(next); err != nil {
-		return nil, err
+		return segs, err
 	}
 
 	clean := ok && ck.Clean
@@ -165,24 +167,24 @@ func (l *Log) recover(segs []*Segment) ([]*Segment, error) {
 			cerr := &CorruptError{Path: s.path, Position: 0, Err: fmt.Errorf("%w: segment starts at %d, previous ends at %d", ErrOffsetSequence, s.base, segs[i-1].NextOffset())}
 			segs, err := l.cutAfter(segs, i-1, cerr)
 			if err != nil {
-				return nil, err
+				return segs, err
 			}
-			return segs, l.finishRecovery(segs, clean, scanned, start)
+			return segs, l.finishRecovery(segs, first, clean, scanned, start)
 		}
 		end, nxt, cerr := l.scan(s, pos, next)
 		scanned += end - pos
 		if cerr != nil && !errors.Is(cerr, ErrCorrupt) {
-			return nil, cerr
+			return segs, cerr
 		}
 		if cerr != nil {
 			segs, err := l.cutAt(segs, i, end, nxt, cerr)
 			if err != nil {
-				return nil, err
+				return segs, err
 			}
-			return segs, l.finishRecovery(segs, clean, scanned, start)
+			return segs, l.finishRecovery(segs, first, clean, scanned, start)
 		}
 	}
-	return segs, l.finishRecovery(segs, clean, scanned, start)
+	return segs, l.finishRecovery(segs, first, clean, scanned, start)
 }
 
 // checkpointHolds reports whether ck marks a batch boundary of s: walking
@@ -274,7 +276,7 @@ func (l *Log) cutAt(segs []*Segment, i int, end, next int64, cause error) ([]*Se
 			"segment", s.path, "position", end, "bytes", len(tail), "next_offset", next, "reason", cause)
 	}
 	if err := s.cut(end, next); err != nil {
-		return nil, err
+		return segs, err
 	}
 	if len(segs) > i+1 {
 		return l.cutAfter(segs, i, cause)
@@ -282,18 +284,23 @@ func (l *Log) cutAt(segs []*Segment, i int, end, next int64, cause error) ([]*Se
 	return segs, nil
 }
 
-// cutAfter removes every segment after segs[i].
+// cutAfter removes every segment after segs[i] and returns segs[:i+1]. On
+// an error the segments after segs[i] are released all the same (whether
+// their files went or not), so that the caller holds segs[:i+1] only.
 func (l *Log) cutAfter(segs []*Segment, i int, cause error) ([]*Segment, error) {
+	var err error
 	for _, s := range segs[i+1:] {
-		l.log.Warn("recovery: removing a segment after the cut", "segment", s.path, "bytes", s.Size(), "reason", cause)
-		if err := s.remove(); err != nil {
-			return nil, err
+		if err != nil {
+			s.Release()
+			continue
 		}
+		l.log.Warn("recovery: removing a segment after the cut", "segment", s.path, "bytes", s.Size(), "reason", cause)
+		err = s.remove() // releases s, whatever happens to its file
 	}
-	if err := l.syncDir(); err != nil {
-		return nil, err
+	if err == nil {
+		err = l.syncDir()
 	}
-	return segs[:i+1], nil
+	return segs[:i+1], err
 }
 
 func allZero(b []byte) bool {
@@ -308,9 +315,10 @@ func allZero(b []byte) bool {
 	return true
 }
 
-// finishRecovery makes the last segment active, syncs what was scanned and
-// records a checkpoint at the end so the next start need not scan again.
-func (l *Log) finishRecovery(segs []*Segment, clean bool, scanned int64, start time.Time) error {
+// finishRecovery makes the last segment active, syncs what was scanned (the
+// segments from segs[first] on) and records a checkpoint at the end so the
+// next start need not scan again.
+func (l *Log) finishRecovery(segs []*Segment, first int, clean bool, scanned int64, start time.Time) error {
 	l.setSegments(segs)
 	last := segs[len(segs)-1]
 	for _, s := range segs[:len(segs)-1] {
@@ -331,8 +339,13 @@ func (l *Log) finishRecovery(segs []*Segment, clean bool, scanned int64, start t
 	if scanned > 0 {
 		// What was scanned may sit only in the page cache (the process died,
 		// not the machine): make it durable before the checkpoint covers it.
-		if err := last.sync(); err != nil {
-			return err
+		// That is every scanned segment, not only the last: a sealed one
+		// whose background seal sync a kill cut short holds unsynced bytes
+		// and an unsynced size, which the checkpoint would trust whole.
+		for _, s := range segs[min(first, len(segs)-1):] {
+			if err := s.sync(); err != nil {
+				return err
+			}
 		}
 	}
 	if scanned > 0 || clean {

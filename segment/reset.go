@@ -1,11 +1,13 @@
 package segment
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
 
 	"github.com/runnel-io/runnel/internal/fsutil"
+	"github.com/runnel-io/runnel/internal/vfs"
 )
 
 // ResetTo empties the log and starts it again at offset, past its log end,
@@ -24,12 +26,18 @@ func (l *Log) ResetTo(offset int64) error {
 	if offset <= l.leo.Load() {
 		return fmt.Errorf("%w: reset to %d at or below the log end %d", ErrOffsetOutOfRange, offset, l.leo.Load())
 	}
-	seg, err := createSegment(l.dir, offset, l.mapSize())
+	seg, err := createSegment(l.fs, l.dir, offset, l.mapSize())
+	if errors.Is(err, vfs.ErrSyncFailed) {
+		return l.offline(err)
+	}
 	if err != nil {
 		return err
 	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(l.dir, logStartFile), []byte(strconv.FormatInt(offset, 10)+"\n"), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(l.fs, filepath.Join(l.dir, logStartFile), []byte(strconv.FormatInt(offset, 10)+"\n"), 0o644); err != nil {
 		seg.remove()
+		if errors.Is(err, vfs.ErrSyncFailed) {
+			return l.offline(err)
+		}
 		return err
 	}
 	old := l.Segments()

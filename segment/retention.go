@@ -83,7 +83,9 @@ func (l *Log) removeOldestLocked(n int, why string) error {
 		}
 	}
 	if err := l.syncDir(); err != nil && first == nil {
-		first = err
+		// The removals may come undone in a crash; a second directory
+		// sync would prove nothing.
+		first = l.offline(err)
 	}
 	return first
 }
@@ -157,19 +159,14 @@ func (l *Log) TruncateTo(offset int64) error {
 		l.log.Warn("index: truncation failed", "err", err)
 	}
 	l.leo.Store(next)
+	// Before the cut: should it fail, the log is offline at this end, and
+	// nothing past it counts as durable.
+	l.sync.advance(next, true)
 	if err := s.cut(at, next); err != nil {
 		return l.offline(err)
 	}
 	s.lastOffset = next - 1
-	l.sync.advance(next, true)
 	l.mu.sinceIndex = int64(l.opts.IndexInterval)
 	l.log.Info("truncated log", "offset", offset, "log_end_offset", next)
 	return nil
-}
-
-func (l *Log) offline(err error) error {
-	err = fmt.Errorf("%w: %w", ErrOffline, err)
-	l.sync.fail(err)
-	l.log.Error("partition offline", "err", err)
-	return err
 }

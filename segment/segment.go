@@ -3,6 +3,7 @@ package segment
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,9 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/runnel-io/runnel/internal/fsutil"
+	"github.com/runnel-io/runnel/internal/vfs"
 	"github.com/runnel-io/runnel/mmap"
 )
 
@@ -63,7 +62,8 @@ const (
 type Segment struct {
 	base    int64
 	path    string
-	f       *os.File
+	fs      vfs.FS
+	f       vfs.File
 	maxSize int64
 
 	refs atomic.Int64 // the owner holds one reference
@@ -72,7 +72,7 @@ type Segment struct {
 	next atomic.Int64 // offset after the last batch
 
 	mapMu sync.RWMutex
-	m     *mmap.Mapping // nil unless active
+	m     vfs.Mapping // nil unless active
 
 	// writer
 	data         []byte // m.Bytes(), cached for the append path
@@ -87,23 +87,23 @@ type Segment struct {
 }
 
 // createSegment creates a new, empty, active segment file.
-func createSegment(dir string, base, maxSize int64) (_ *Segment, err error) {
+func createSegment(fsys vfs.FS, dir string, base, maxSize int64) (_ *Segment, err error) {
 	path := filepath.Join(dir, FileName(base))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := fsys.Create(path, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("segment: create %s: %w", path, err)
 	}
-	s := newSegment(f, path, base, maxSize)
+	s := newSegment(fsys, f, path, base, maxSize)
 	defer func() {
 		if err != nil {
 			s.f.Close()
-			os.Remove(path)
+			fsys.Remove(path)
 		}
 	}()
 	if err := s.activate(); err != nil {
 		return nil, err
 	}
-	if err := fsutil.SyncDir(dir); err != nil {
+	if err := fsys.SyncDir(dir); err != nil {
 		s.unmap()
 		return nil, err
 	}
@@ -112,25 +112,25 @@ func createSegment(dir string, base, maxSize int64) (_ *Segment, err error) {
 
 // openSegment opens an existing segment file. Its size is the file size
 // until recovery or the caller sets it.
-func openSegment(dir string, base, maxSize int64) (*Segment, error) {
+func openSegment(fsys vfs.FS, dir string, base, maxSize int64) (*Segment, error) {
 	path := filepath.Join(dir, FileName(base))
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := fsys.OpenReadWrite(path)
 	if err != nil {
 		return nil, fmt.Errorf("segment: open %s: %w", path, err)
 	}
-	fi, err := f.Stat()
+	size, err := f.Size()
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("segment: stat %s: %w", path, err)
 	}
-	s := newSegment(f, path, base, maxSize)
-	s.allocated = fi.Size()
-	s.size.Store(fi.Size())
+	s := newSegment(fsys, f, path, base, maxSize)
+	s.allocated = size
+	s.size.Store(size)
 	return s, nil
 }
 
-func newSegment(f *os.File, path string, base, maxSize int64) *Segment {
-	s := &Segment{base: base, path: path, f: f, maxSize: maxSize,
+func newSegment(fsys vfs.FS, f vfs.File, path string, base, maxSize int64) *Segment {
+	s := &Segment{base: base, path: path, fs: fsys, f: f, maxSize: maxSize,
 		lastOffset: -1, maxTimestamp: -1, rollClock: -1}
 	s.refs.Store(1)
 	s.next.Store(base)
@@ -143,9 +143,10 @@ func (s *Segment) Base() int64 { return s.base }
 // Path returns the segment file's path.
 func (s *Segment) Path() string { return s.path }
 
-// File returns the open segment file, for sendfile and pread. It stays open
-// while the caller holds a reference.
-func (s *Segment) File() *os.File { return s.f }
+// File returns the open segment file, for sendfile and pread, or nil when
+// the log is not on the real file system (a test twin). It stays open while
+// the caller holds a reference.
+func (s *Segment) File() *os.File { return vfs.OSFile(s.f) }
 
 // Size returns the bytes of whole batches in the segment.
 func (s *Segment) Size() int64 { return s.size.Load() }
@@ -191,7 +192,7 @@ func (s *Segment) activate() error {
 	if s.allocated > n {
 		n = s.allocated
 	}
-	m, err := mmap.Map(s.f, int(n), mmap.ReadWrite)
+	m, err := s.f.Map(int(n), mmap.ReadWrite)
 	if err != nil {
 		return fmt.Errorf("segment: activate %s: %w", s.path, err)
 	}
@@ -231,8 +232,8 @@ func (s *Segment) reserve(n int) error {
 	if limit := int64(len(s.data)); target > limit {
 		target = limit
 	}
-	if err := mmap.Grow(s.f, target); err != nil {
-		if errors.Is(err, mmap.ErrNoSpace) {
+	if err := s.f.Allocate(target); err != nil {
+		if errors.Is(err, vfs.ErrNoSpace) {
 			return fmt.Errorf("%w: %w", ErrNoSpace, err)
 		}
 		return err
@@ -262,7 +263,7 @@ func (s *Segment) publish(size, next int64) {
 // sync flushes the file's data to disk (fdatasync). It works on sealed
 // segments as well as on the mapped active one.
 func (s *Segment) sync() error {
-	if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
+	if err := s.f.Datasync(); err != nil {
 		return fmt.Errorf("segment: fdatasync %s: %w", s.path, err)
 	}
 	return nil
@@ -286,7 +287,7 @@ func (s *Segment) seal() error {
 // its disk blocks, if mapped) but reads zeros there, durably.
 func (s *Segment) cut(pos, next int64) error {
 	s.publish(pos, next)
-	if err := mmap.Zero(s.f, pos); err != nil {
+	if err := s.f.ZeroFrom(pos); err != nil {
 		return fmt.Errorf("segment: cut %s at %d: %w", s.path, pos, err)
 	}
 	return s.sync()
@@ -296,9 +297,9 @@ func (s *Segment) cut(pos, next int64) error {
 // still hold one keep the data until they release it.
 func (s *Segment) remove() error {
 	s.dead.Store(true)
-	err := os.Remove(s.path)
+	err := s.fs.Remove(s.path)
 	s.Release()
-	if err != nil && !os.IsNotExist(err) {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("segment: remove %s: %w", s.path, err)
 	}
 	return nil
@@ -324,7 +325,7 @@ func (s *Segment) walk(pos, end int64, fn func(pos int64, h *Header) bool) error
 			if end-pos < n {
 				n = end - pos
 			}
-			got, err := s.f.ReadAt(buf[:n], pos)
+			got, err := vfs.ReadAt(s.f, buf[:n], pos)
 			if int64(got) < HeaderSize {
 				return fmt.Errorf("segment: read %s at %d: %w", s.path, pos, err)
 			}

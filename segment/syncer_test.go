@@ -85,3 +85,62 @@ func TestSyncerFailureReachesWaiters(t *testing.T) {
 	}
 	s.stop()
 }
+
+// stop ends group commit for good: a request after it (an appender racing
+// Log.Close, or the interval timer firing) starts no flush, which would run
+// on segments Close is sealing and releasing.
+func TestSyncerStopRefusesNewFlushes(t *testing.T) {
+	var s syncer
+	var flushes atomic.Int32
+	s.init(0, func() (int64, error) {
+		flushes.Add(1)
+		return 10, nil
+	})
+	s.stop()
+	s.request(10)
+	s.requestFlush(10)
+	s.mu.Lock()
+	running := s.running
+	s.mu.Unlock()
+	s.stop()
+	if running || flushes.Load() != 0 {
+		t.Fatalf("after stop a request started a flush (running %v, %d flushes)", running, flushes.Load())
+	}
+	// A waiter is answered by what Close made durable, or by its error.
+	s.advance(5, false)
+	if err := s.wait(context.Background(), 5); err != nil {
+		t.Fatalf("wait for what is durable: %v", err)
+	}
+	done := make(chan error)
+	go func() { done <- s.wait(context.Background(), 10) }()
+	s.fail(ErrClosed)
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Fatalf("wait past the durable end after stop: %v, want ErrClosed", err)
+	}
+}
+
+// A flush that was running when a truncation moved the log end back (an
+// advance with reset) proves nothing about the offsets that will be
+// appended again past the new end: its result must not count.
+func TestSyncerFlushAcrossTruncationDoesNotCount(t *testing.T) {
+	var s syncer
+	entered, release := make(chan struct{}), make(chan struct{})
+	var reported atomic.Int64
+	s.init(0, func() (int64, error) {
+		close(entered)
+		<-release
+		return 10, nil // the log end when this flush began
+	})
+	s.onDurable = func(end int64) { reported.Store(end) }
+	s.request(10)
+	<-entered
+	s.advance(5, true) // truncated to 5 while the flush ran
+	close(release)
+	s.stop()
+	s.mu.Lock()
+	durable := s.durable
+	s.mu.Unlock()
+	if durable != 5 || reported.Load() != 0 {
+		t.Fatalf("after a flush across a truncation to 5: durable %d, reported %d", durable, reported.Load())
+	}
+}
