@@ -34,7 +34,17 @@ type Options struct {
 	ObserveSync func(time.Duration)
 	// NodeID is this broker's id. Default 1.
 	NodeID int32
+	// MaxDecompressedBatchBytes bounds what the records of one compressed
+	// batch from a producer may inflate to; a batch past it is refused
+	// (INVALID_RECORD). Default DefaultMaxDecompressedBatchBytes.
+	MaxDecompressedBatchBytes int64
 }
+
+// DefaultMaxDecompressedBatchBytes is the default of
+// Options.MaxDecompressedBatchBytes: far above any producer's batch (Kafka
+// clients bound theirs before compressing, 1 MiB by default), and a bound
+// on the decompression work one produce request can ask for.
+const DefaultMaxDecompressedBatchBytes = 64 << 20
 
 // Hooks tell the cluster metadata what a leader did to its log, so that
 // followers do the same: where it rolled a segment, and where its log now
@@ -73,6 +83,9 @@ func OpenManager(opts Options) (*Manager, error) {
 	}
 	if opts.NodeID == 0 {
 		opts.NodeID = 1
+	}
+	if opts.MaxDecompressedBatchBytes <= 0 {
+		opts.MaxDecompressedBatchBytes = DefaultMaxDecompressedBatchBytes
 	}
 	topics := filepath.Join(opts.DataDir, "topics")
 	if err := fsutil.MkdirAllDurable(topics, 0o755); err != nil {
@@ -143,7 +156,8 @@ func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, r Role) (*
 			return nil, err
 		}
 	}
-	p := &Partition{Topic: t.Name, Index: i, TopicID: t.ID, cfg: cfg, visibleAt: m.opts.Fsync.Mode, self: m.opts.NodeID}
+	p := &Partition{Topic: t.Name, Index: i, TopicID: t.ID, cfg: cfg, visibleAt: m.opts.Fsync.Mode, self: m.opts.NodeID,
+		inflate: m.opts.MaxDecompressedBatchBytes}
 	p.logStartFn = func() { m.logStartChanged(p) }
 	o := cfg.logOptions()
 	o.Index = m.idx.Partition(name)
