@@ -68,11 +68,22 @@ type Manager struct {
 
 	hooks atomic.Pointer[Hooks]
 
+	// mu guards the set of partitions, not their opening or removal:
+	// recovery, fsyncs and RemoveAll run without it, so produces and
+	// fetches to other partitions never wait behind them. A partition
+	// being opened or removed has an entry in busy until that finishes;
+	// an Open or Remove of the same partition waits for it, Get does not
+	// see it.
 	mu struct {
 		sync.RWMutex
 		parts  map[key]*Partition
+		busy   map[key]chan struct{} // closed when the open or removal ends
 		closed bool
 	}
+
+	// beforeOpen and beforeRemove, if set, run without mu at the start of
+	// a partition's open and removal (tests block them).
+	beforeOpen, beforeRemove func(name string)
 }
 
 // OpenManager opens the index database and prepares the topics folder.
@@ -109,6 +120,7 @@ func OpenManager(opts Options) (*Manager, error) {
 	}
 	m := &Manager{opts: opts, log: opts.Logger, idx: idx, topics: topics}
 	m.mu.parts = map[key]*Partition{}
+	m.mu.busy = map[key]chan struct{}{}
 	return m, nil
 }
 
@@ -118,33 +130,89 @@ const topicIDFile = "topic-id"
 
 // Open opens (creating it if new) one partition replica with its role, or
 // returns it if open. A folder left by an earlier topic of the same name
-// (another topic id) is removed first.
+// (another topic id) is removed first. Open runs recovery without holding
+// the manager's lock; concurrent Opens and Removes of one partition take
+// turns.
 func (m *Manager) Open(t cluster.Topic, i int32, r Role) (*Partition, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.mu.closed {
-		return nil, segment.ErrClosed
-	}
-	if p := m.mu.parts[key{t.Name, i}]; p != nil {
-		if p.TopicID == t.ID {
-			return p, nil
-		}
-		m.closeLocked(p, true)
-	}
+	k := key{t.Name, i}
 	cfg, err := ResolveConfig(t.Configs)
 	if err != nil {
 		return nil, err
 	}
-	p, err := m.openPartition(t, i, cfg, r)
-	if err != nil {
+	m.mu.Lock()
+	if err := m.waitIdleLocked(k); err != nil {
+		m.mu.Unlock()
 		return nil, err
 	}
-	m.mu.parts[key{t.Name, i}] = p
-	return p, nil
+	old := m.mu.parts[k]
+	if old != nil && old.TopicID == t.ID {
+		m.mu.Unlock()
+		return old, nil
+	}
+	done := m.reserveLocked(k)
+	m.mu.Unlock()
+
+	if old != nil {
+		// A replica of an earlier topic of the same name. Should its
+		// removal fail, opening finds its topic id and removes it again.
+		if err := m.closeAndRemove(old); err != nil {
+			m.log.Warn("removing a replica of an earlier topic of the same name failed", "partition", Name(t.Name, i), "err", err)
+		}
+	}
+	p, err := m.openPartition(t, i, cfg, r)
+
+	m.mu.Lock()
+	if err == nil && m.mu.closed {
+		// Close is waiting for this open to end: close what it opened.
+		m.mu.Unlock()
+		p.SetRole(Role{LeaderID: -1})
+		p.close()
+		p, err = nil, segment.ErrClosed
+		m.mu.Lock()
+	}
+	if err == nil {
+		m.mu.parts[k] = p
+	}
+	m.releaseLocked(k, done)
+	m.mu.Unlock()
+	return p, err
+}
+
+// waitIdleLocked waits, releasing mu meanwhile, until no open or removal of
+// k is under way. It fails once the manager is closed.
+func (m *Manager) waitIdleLocked(k key) error {
+	for {
+		if m.mu.closed {
+			return segment.ErrClosed
+		}
+		done := m.mu.busy[k]
+		if done == nil {
+			return nil
+		}
+		m.mu.Unlock()
+		<-done
+		m.mu.Lock()
+	}
+}
+
+// reserveLocked marks k busy; the caller ends it with releaseLocked.
+func (m *Manager) reserveLocked(k key) chan struct{} {
+	done := make(chan struct{})
+	m.mu.busy[k] = done
+	delete(m.mu.parts, k)
+	return done
+}
+
+func (m *Manager) releaseLocked(k key, done chan struct{}) {
+	delete(m.mu.busy, k)
+	close(done)
 }
 
 func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, r Role) (*Partition, error) {
 	name := Name(t.Name, i)
+	if m.beforeOpen != nil {
+		m.beforeOpen(name)
+	}
 	dir := filepath.Join(m.topics, name)
 	idPath := filepath.Join(dir, topicIDFile)
 	if b, err := os.ReadFile(idPath); err == nil && string(b) != t.ID.String() {
@@ -237,25 +305,43 @@ func (m *Manager) Partitions() []*Partition {
 }
 
 // Remove closes a partition replica and deletes its data and index, as
-// when its topic is deleted or it is no longer assigned to this broker.
+// when its topic is deleted or it is no longer assigned to this broker. The
+// partition leaves the set at once; closing and deleting it run without the
+// manager's lock.
 func (m *Manager) Remove(p *Partition) error {
+	k := key{p.Topic, p.Index}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.mu.parts[key{p.Topic, p.Index}] != p {
+	if err := m.waitIdleLocked(k); err != nil {
+		m.mu.Unlock()
+		if errors.Is(err, segment.ErrClosed) {
+			return nil // Close closes it
+		}
+		return err
+	}
+	if m.mu.parts[k] != p {
+		m.mu.Unlock()
 		return nil
 	}
-	return m.closeLocked(p, true)
+	done := m.reserveLocked(k)
+	m.mu.Unlock()
+	err := m.closeAndRemove(p)
+	m.mu.Lock()
+	m.releaseLocked(k, done)
+	m.mu.Unlock()
+	return err
 }
 
-func (m *Manager) closeLocked(p *Partition, remove bool) error {
-	delete(m.mu.parts, key{p.Topic, p.Index})
-	p.SetRole(Role{LeaderID: -1})
-	if !remove {
-		return p.close()
+// closeAndRemove closes a partition that has left the set and deletes its
+// data and index. The caller holds k's busy mark, not mu.
+func (m *Manager) closeAndRemove(p *Partition) error {
+	name := Name(p.Topic, p.Index)
+	if m.beforeRemove != nil {
+		m.beforeRemove(name)
 	}
+	p.SetRole(Role{LeaderID: -1})
 	p.log.Close()
 	var first error
-	if err := m.idx.Partition(Name(p.Topic, p.Index)).Reset(); err != nil {
+	if err := m.idx.Partition(name).Reset(); err != nil {
 		first = err
 	}
 	if err := os.RemoveAll(p.log.Dir()); err != nil && first == nil {
@@ -308,7 +394,8 @@ func (m *Manager) RunRetention(ctx context.Context, interval time.Duration) {
 }
 
 // Close closes every partition (flushing them and writing their clean
-// checkpoints) and then the index. It is idempotent.
+// checkpoints) and then the index, after any open or removal under way has
+// finished. It is idempotent.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	if m.mu.closed {
@@ -316,6 +403,15 @@ func (m *Manager) Close() error {
 		return nil
 	}
 	m.mu.closed = true
+	for len(m.mu.busy) > 0 {
+		var done chan struct{}
+		for _, done = range m.mu.busy {
+			break
+		}
+		m.mu.Unlock()
+		<-done
+		m.mu.Lock()
+	}
 	parts := m.mu.parts
 	m.mu.parts = nil
 	m.mu.Unlock()
