@@ -140,7 +140,10 @@ func (d *DB) Close() error {
 // Partition returns the index of one partition. name is the partition's
 // folder name ("topic-0"); it must not contain a 0x00 byte.
 func (d *DB) Partition(name string) *Partition {
-	return &Partition{db: d.db, owner: d, name: []byte(name)}
+	p := &Partition{db: d.db, owner: d, name: []byte(name)}
+	lo, hi := p.bounds(kindOffset)
+	p.offsetIter = pebble.IterOptions{LowerBound: lo, UpperBound: hi}
+	return p
 }
 
 // Partition is one partition's index. It implements segment.Index.
@@ -148,6 +151,9 @@ type Partition struct {
 	db    *pebble.DB
 	owner *DB
 	name  []byte
+	// offsetIter bounds iterators to the offset index; built once, as
+	// Floor runs on every fetch. Pebble copies it and never changes it.
+	offsetIter pebble.IterOptions
 
 	mu struct {
 		sync.Mutex
@@ -256,18 +262,31 @@ func (p *Partition) Floor(offset int64) (segment.IndexEntry, bool, error) {
 	if offset == maxInt64 {
 		offset--
 	}
-	lo, hi := p.bounds(kindOffset)
-	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	// A new iterator per lookup: a Pebble iterator sees the database as it
+	// was when made, and the log adds entries all the time. Pebble pools
+	// the iterator's memory; the seek key comes from a pool here.
+	it, err := p.db.NewIter(&p.offsetIter)
 	if err != nil {
 		return segment.IndexEntry{}, false, fmt.Errorf("index: %s: %w", p.name, err)
 	}
-	defer it.Close()
-	if !it.SeekLT(p.offsetKey(offset + 1)) {
-		return segment.IndexEntry{}, false, it.Error()
+	kb := keyPool.Get().(*[]byte)
+	*kb = binary.BigEndian.AppendUint64(append((*kb)[:0], p.offsetIter.LowerBound...), uint64(offset+1))
+	found := it.SeekLT(*kb)
+	keyPool.Put(kb)
+	if !found {
+		err := it.Error()
+		it.Close()
+		return segment.IndexEntry{}, false, err
 	}
 	e, err := decodeOffsetEntry(it.Key(), it.Value())
+	if cerr := it.Close(); err == nil {
+		err = cerr
+	}
 	return e, err == nil, err
 }
+
+// keyPool holds the buffers Floor builds its seek keys in.
+var keyPool = sync.Pool{New: func() any { b := make([]byte, 0, 64); return &b }}
 
 const maxInt64 = 1<<63 - 1
 
