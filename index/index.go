@@ -33,9 +33,11 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/vfs"
 
 	"github.com/runnel-io/runnel/internal/fsutil"
 	"github.com/runnel-io/runnel/internal/pebblelog"
@@ -49,6 +51,11 @@ var ErrClosed = errors.New("index: closed")
 // ErrCorrupt is returned by Open when Pebble finds its files damaged.
 // Everything here can be rebuilt from the segments (see Rebuild).
 var ErrCorrupt = errors.New("index: corrupt")
+
+// ErrNoSpace is returned by Open when the file system is full: opening
+// replays Pebble's write-ahead log and writes new files, so a database
+// that a crash left with unflushed writes cannot open on a full disk.
+var ErrNoSpace = errors.New("index: no space left on device")
 
 const (
 	kindOffset     = 'o'
@@ -66,6 +73,13 @@ type Options struct {
 	Logger *slog.Logger
 	// CacheSize is Pebble's block cache in bytes. Zero: 8 MiB.
 	CacheSize int64
+	// InMemory keeps the database in memory only: nothing is written
+	// under dir, and everything is lost at Close. For a broker that
+	// cannot open its index on disk; its next start rebuilds one.
+	InMemory bool
+	// FS, if set, is the file system Pebble uses (tests inject faults
+	// with it). Nil: the operating system's.
+	FS vfs.FS
 }
 
 // DB is the index database of one broker.
@@ -81,10 +95,15 @@ func Open(dir string, opts Options) (*DB, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	po := &pebble.Options{Logger: pebblelog.Logger{L: logger, Component: "index"}, FS: opts.FS}
+	if opts.InMemory {
+		po.FS = vfs.NewMem()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		if errors.Is(err, syscall.ENOSPC) {
+			return nil, fmt.Errorf("%w: create %s: %w", ErrNoSpace, dir, err)
+		}
 		return nil, fmt.Errorf("index: create %s: %w", dir, err)
 	}
-	po := &pebble.Options{Logger: pebblelog.Logger{L: logger, Component: "index"}}
 	if opts.CacheSize > 0 {
 		c := pebble.NewCache(opts.CacheSize)
 		defer c.Unref()
@@ -94,6 +113,9 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		if pebble.IsCorruptionError(err) {
 			return nil, fmt.Errorf("%w: open %s: %w", ErrCorrupt, dir, err)
+		}
+		if errors.Is(err, syscall.ENOSPC) {
+			return nil, fmt.Errorf("%w: open %s: %w", ErrNoSpace, dir, err)
 		}
 		return nil, fmt.Errorf("index: open %s: %w", dir, err)
 	}

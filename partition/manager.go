@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cockroachdb/pebble/vfs"
+
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/index"
 	"github.com/runnel-io/runnel/internal/fsutil"
@@ -38,6 +40,8 @@ type Options struct {
 	// batch from a producer may inflate to; a batch past it is refused
 	// (INVALID_RECORD). Default DefaultMaxDecompressedBatchBytes.
 	MaxDecompressedBatchBytes int64
+
+	indexFS vfs.FS // tests: the index's file system (faults injected)
 }
 
 // DefaultMaxDecompressedBatchBytes is the default of
@@ -103,7 +107,11 @@ func OpenManager(opts Options) (*Manager, error) {
 		return nil, err
 	}
 	dir := filepath.Join(opts.DataDir, "index")
-	idx, err := index.Open(dir, index.Options{Logger: opts.Logger})
+	idxOpts := index.Options{Logger: opts.Logger, FS: opts.indexFS}
+	idx, err := index.Open(dir, idxOpts)
+	if errors.Is(err, index.ErrNoSpace) {
+		idx, err = openIndexOnFullDisk(dir, idxOpts, err, opts.Logger)
+	}
 	if errors.Is(err, index.ErrCorrupt) {
 		// The index holds nothing the segments do not: start it
 		// again, and recovery scans every segment.
@@ -113,7 +121,7 @@ func OpenManager(opts Options) (*Manager, error) {
 		}
 		opts.Logger.Error("the index is damaged; moved it aside and rebuilding it from the segments",
 			"err", err, "moved_to", aside)
-		idx, err = index.Open(dir, index.Options{Logger: opts.Logger})
+		idx, err = index.Open(dir, idxOpts)
 	}
 	if err != nil {
 		return nil, err
@@ -122,6 +130,33 @@ func OpenManager(opts Options) (*Manager, error) {
 	m.mu.parts = map[key]*Partition{}
 	m.mu.busy = map[key]chan struct{}{}
 	return m, nil
+}
+
+// openIndexOnFullDisk starts a broker whose index does not open for want
+// of space (a crash left Pebble a write-ahead log to replay, and replaying
+// writes). The index is derived from the segments, so it is removed, which
+// frees its space, and a new one is opened; if even that does not fit, the
+// index lives in memory until the next start. Either way recovery finds
+// no checkpoint and scans every segment, and the next start does again
+// after an index in memory.
+func openIndexOnFullDisk(dir string, o index.Options, cause error, log *slog.Logger) (*index.DB, error) {
+	log.Error("the index cannot be opened: the disk is full; removing it (it is derived from the segments) and rebuilding it from the segments",
+		"dir", dir, "err", cause)
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, errors.Join(cause, fmt.Errorf("partition: removing the index: %w", err))
+	}
+	if err := fsutil.SyncDir(filepath.Dir(dir)); err != nil {
+		return nil, errors.Join(cause, err)
+	}
+	idx, err := index.Open(dir, o)
+	if !errors.Is(err, index.ErrNoSpace) {
+		return idx, err
+	}
+	log.Error("no space for a new index either: running with the index in memory; the next start rebuilds it on disk",
+		"dir", dir, "err", err)
+	os.RemoveAll(dir) // whatever the failed open left
+	o.InMemory = true
+	return index.Open(dir, o)
 }
 
 // topicIDFile holds the id of the topic a partition folder belongs to, so
