@@ -145,11 +145,11 @@ func eventValues(n, size int) [][]byte {
 
 // threadCPU is the CPU time of the calling thread (locked by the caller).
 func threadCPU() time.Duration {
-	var ru unix.Rusage
-	if err := unix.Getrusage(unix.RUSAGE_THREAD, &ru); err != nil {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
 		return 0
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ts.Nano())
 }
 
 var codecName = []string{"none", "gzip", "snappy", "lz4", "zstd"}

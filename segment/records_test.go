@@ -290,9 +290,9 @@ func BenchmarkValidateRecords(b *testing.B) {
 // threadCPU is the CPU time of the calling thread: benchmarks that lock
 // their thread report it, as wall time on a shared machine says little.
 func threadCPU() time.Duration {
-	var ru unix.Rusage
-	if err := unix.Getrusage(unix.RUSAGE_THREAD, &ru); err != nil {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
 		return 0
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ts.Nano())
 }
