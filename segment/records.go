@@ -183,7 +183,6 @@ func checkRecordBody(body []byte, i int32) error {
 			headers--
 			field = fieldHeaderKey
 			if headers == 0 {
-				field = fieldHeaderValue + 1
 				if p != len(body) {
 					return invalid(i, "fields end after %d of the record's %d bytes", p, len(body))
 				}
