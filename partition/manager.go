@@ -170,10 +170,6 @@ const topicIDFile = "topic-id"
 // turns.
 func (m *Manager) Open(t cluster.Topic, i int32, r Role) (*Partition, error) {
 	k := key{t.Name, i}
-	cfg, err := ResolveConfig(t.Configs)
-	if err != nil {
-		return nil, err
-	}
 	m.mu.Lock()
 	if err := m.waitIdleLocked(k); err != nil {
 		m.mu.Unlock()
@@ -183,6 +179,11 @@ func (m *Manager) Open(t cluster.Topic, i int32, r Role) (*Partition, error) {
 	if old != nil && old.TopicID == t.ID {
 		m.mu.Unlock()
 		return old, nil
+	}
+	cfg, err := ResolveConfig(t.Configs)
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
 	}
 	done := m.reserveLocked(k)
 	m.mu.Unlock()
