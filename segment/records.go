@@ -133,16 +133,23 @@ func checkRecordBody(body []byte, i int32) error {
 		if field == fieldTimestampDelta {
 			maxLen = maxVarint64
 		}
-		var u uint64
-		for k := 0; ; k++ {
-			if p >= len(body) || k == maxLen {
-				return invalid(i, "a varint field (%d) cut short or too long", field)
-			}
-			c := body[p]
-			p++
-			u |= uint64(c&0x7f) << (7 * k)
-			if c < 0x80 {
-				break
+		if p >= len(body) {
+			return invalid(i, "the record ends before field %d", field)
+		}
+		u := uint64(body[p])
+		p++
+		if u >= 0x80 { // more bytes: most fields of most records have one
+			u &= 0x7f
+			for k := uint(1); ; k++ {
+				if p >= len(body) || k == uint(maxLen) {
+					return invalid(i, "a varint field (%d) cut short or too long", field)
+				}
+				c := body[p]
+				p++
+				u |= uint64(c&0x7f) << (7 * k)
+				if c < 0x80 {
+					break
+				}
 			}
 		}
 		v := int64(u>>1) ^ -int64(u&1)
