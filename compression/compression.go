@@ -16,12 +16,13 @@ package compression
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
@@ -49,52 +50,161 @@ const maxZstdWindow = 8 << 20
 
 // NewReader returns a reader of the decompressed form of src, compressed
 // with codec, that fails with ErrTooLarge after limit bytes. Close releases
-// the decoder's resources.
+// the decoder's resources; decoders are pooled, so the produce path does not
+// build one per batch. Close is idempotent; the reader must not be used
+// after it.
 func NewReader(codec int8, src []byte, limit int64) (io.ReadCloser, error) {
-	var r io.Reader
-	closer := func() error { return nil }
 	if codec < None || codec > Zstd {
 		return nil, fmt.Errorf("%w: %d", ErrUnknownCodec, codec)
 	}
 	if codec != None && len(src) == 0 {
 		return nil, fmt.Errorf("%w: no compressed bytes", ErrCorrupt)
 	}
+	var r decoder
 	switch codec {
 	case None:
-		r = bytes.NewReader(src)
+		p := &plainDecoder{}
+		p.src.Reset(src)
+		r = p
 	case Gzip:
-		gz, err := gzip.NewReader(bytes.NewReader(src))
-		if err != nil {
+		g, _ := gzipPool.Get().(*gzipDecoder)
+		if g == nil {
+			g = new(gzipDecoder)
+		}
+		g.src.Reset(src)
+		if err := g.gz.Reset(&g.src); err != nil {
+			g.release()
 			return nil, fmt.Errorf("%w: gzip: %v", ErrCorrupt, err)
 		}
-		r = gz
+		r = g
 	case Snappy:
-		r = newSnappyReader(src, limit)
+		s, _ := snappyPool.Get().(*snappyReader)
+		if s == nil {
+			s = new(snappyReader)
+		}
+		s.reset(src, limit)
+		r = s
 	case LZ4:
-		r = lz4.NewReader(bytes.NewReader(src))
+		z, _ := lz4Pool.Get().(*lz4Decoder)
+		if z == nil {
+			z = &lz4Decoder{lz: lz4.NewReader(nil)}
+		}
+		z.src.Reset(src)
+		z.lz.Reset(&z.src)
+		r = z
 	case Zstd:
-		d, err := zstd.NewReader(bytes.NewReader(src), zstd.WithDecoderConcurrency(1),
-			zstd.WithDecoderMaxMemory(uint64(max(limit, maxZstdWindow))+1), zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderLowmem(true))
+		d, err := getZstd(limit)
 		if err != nil {
+			return nil, err
+		}
+		d.src.Reset(src)
+		if err := d.d.Reset(&d.src); err != nil {
+			d.release()
 			return nil, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
 		}
 		r = d
-		closer = func() error { d.Close(); return nil }
-	default:
-		return nil, fmt.Errorf("%w: %d", ErrUnknownCodec, codec)
 	}
-	return &limited{r: r, left: limit, close: closer}, nil
+	return &limited{r: r, left: limit}, nil
+}
+
+// A decoder is a pooled codec reader; release returns it to its pool.
+type decoder interface {
+	io.Reader
+	release()
+}
+
+type plainDecoder struct{ src bytes.Reader }
+
+func (p *plainDecoder) Read(b []byte) (int, error) { return p.src.Read(b) }
+func (p *plainDecoder) release()                   { p.src.Reset(nil) }
+
+var (
+	gzipPool   sync.Pool // *gzipDecoder
+	snappyPool sync.Pool // *snappyReader
+	lz4Pool    sync.Pool // *lz4Decoder
+	zstdPool   sync.Pool // *zstdDecoder
+)
+
+type gzipDecoder struct {
+	src bytes.Reader
+	gz  gzip.Reader
+}
+
+func (g *gzipDecoder) Read(b []byte) (int, error) { return g.gz.Read(b) }
+func (g *gzipDecoder) release() {
+	g.src.Reset(nil)
+	gzipPool.Put(g)
+}
+
+type lz4Decoder struct {
+	src bytes.Reader
+	lz  *lz4.Reader
+}
+
+func (z *lz4Decoder) Read(b []byte) (int, error) { return z.lz.Read(b) }
+func (z *lz4Decoder) release() {
+	z.src.Reset(nil)
+	z.lz.Reset(nil)
+	lz4Pool.Put(z)
+}
+
+// zstdPooledMemory is the decoded-size bound of pooled zstd decoders. A
+// reader with a higher limit gets a decoder of its own.
+const zstdPooledMemory = 64 << 20
+
+type zstdDecoder struct {
+	src    bytes.Reader
+	d      *zstd.Decoder
+	pooled bool
+}
+
+// getZstd returns a pooled decoder, or for a limit above the pooled
+// decoders' bound one of its own.
+func getZstd(limit int64) (*zstdDecoder, error) {
+	if limit > zstdPooledMemory {
+		d, err := newZstd(limit)
+		if d != nil {
+			d.pooled = false
+		}
+		return d, err
+	}
+	if d, _ := zstdPool.Get().(*zstdDecoder); d != nil {
+		return d, nil
+	}
+	return newZstd(zstdPooledMemory)
+}
+
+func newZstd(limit int64) (*zstdDecoder, error) {
+	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderMaxMemory(uint64(max(limit, maxZstdWindow))+1), zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderLowmem(true))
+	if err != nil {
+		return nil, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
+	}
+	return &zstdDecoder{d: d, pooled: true}, nil
+}
+
+func (z *zstdDecoder) Read(b []byte) (int, error) { return z.d.Read(b) }
+func (z *zstdDecoder) release() {
+	z.src.Reset(nil)
+	if !z.pooled {
+		z.d.Close()
+		return
+	}
+	z.d.Reset(nil)
+	zstdPool.Put(z)
 }
 
 // limited passes reads through, turning the decoders' own errors into
 // ErrCorrupt and stopping at the limit.
 type limited struct {
-	r     io.Reader
-	left  int64
-	close func() error
+	r    decoder // nil once closed
+	left int64
 }
 
 func (l *limited) Read(p []byte) (int, error) {
+	if l.r == nil {
+		return 0, errors.New("compression: read after Close")
+	}
 	if l.left <= 0 {
 		// One more byte means the limit is exceeded; none means the
 		// stream ended exactly at it.
@@ -123,7 +233,13 @@ func (l *limited) wrap(err error) error {
 	return fmt.Errorf("%w: %v", ErrCorrupt, err)
 }
 
-func (l *limited) Close() error { return l.close() }
+func (l *limited) Close() error {
+	if l.r != nil {
+		l.r.release()
+		l.r = nil
+	}
+	return nil
+}
 
 // xerialMagic starts a snappy stream in the xerial framing.
 var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
@@ -138,16 +254,28 @@ type snappyReader struct {
 	xerial bool
 	limit  int64
 	out    []byte // decoded bytes not yet read
+	buf    []byte // reused for decoded blocks
 	err    error
 }
 
-func newSnappyReader(src []byte, limit int64) *snappyReader {
-	r := &snappyReader{src: src, limit: limit}
+// maxPooledSnappyBuffer bounds the block buffer a pooled reader keeps.
+const maxPooledSnappyBuffer = 1 << 20
+
+func (r *snappyReader) reset(src []byte, limit int64) {
+	*r = snappyReader{src: src, limit: limit, buf: r.buf}
 	if len(src) >= xerialHeaderSize && bytes.Equal(src[:len(xerialMagic)], xerialMagic) {
 		r.xerial = true
 		r.src = src[xerialHeaderSize:]
 	}
-	return r
+}
+
+func (r *snappyReader) release() {
+	buf := r.buf
+	if cap(buf) > maxPooledSnappyBuffer {
+		buf = nil
+	}
+	*r = snappyReader{buf: buf}
+	snappyPool.Put(r)
 }
 
 func (r *snappyReader) Read(p []byte) (int, error) {
@@ -193,10 +321,10 @@ func (r *snappyReader) next() {
 		return
 	}
 	r.limit -= int64(size)
-	out, err := s2.Decode(nil, block)
+	out, err := s2.Decode(r.buf[:cap(r.buf)], block)
 	if err != nil {
 		r.err = fmt.Errorf("%w: snappy: %v", ErrCorrupt, err)
 		return
 	}
-	r.out = out
+	r.buf, r.out = out, out
 }

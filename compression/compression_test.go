@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"math/rand"
+	"sync"
 	"testing"
 
 	"github.com/klauspost/compress/s2"
@@ -179,4 +180,44 @@ func FuzzReader(f *testing.F) {
 			t.Fatalf("read %d bytes with a limit of %d", len(got), limit)
 		}
 	})
+}
+
+// TestPooledDecoders: readers come from pools, so a decoder left by a
+// failed, an abandoned or an over-limit read must decode the next input
+// exactly; and from several goroutines at once.
+func TestPooledDecoders(t *testing.T) {
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 30; i++ {
+				for _, c := range codecs {
+					data := sample(1000 + 37*i + g)
+					src := compress(t, c.codec, data)
+					switch i % 3 {
+					case 0: // corrupt, or over the limit
+						readAll(t, c.codec, src[:len(src)/2], 1<<20)
+						readAll(t, c.codec, src, 10)
+					case 1: // abandoned after a few bytes
+						r, err := NewReader(c.codec, src, 1<<20)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						var few [7]byte
+						r.Read(few[:])
+						r.Close()
+						r.Close() // idempotent
+					}
+					got, err := readAll(t, c.codec, src, int64(len(data)))
+					if err != nil || !bytes.Equal(got, data) {
+						t.Errorf("%s, round %d: err %v, equal %v", c.name, i, err, bytes.Equal(got, data))
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

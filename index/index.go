@@ -33,13 +33,14 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/vfs"
 
 	"github.com/runnel-io/runnel/internal/pebblelog"
-	"github.com/runnel-io/runnel/internal/vfs"
-
+	rvfs "github.com/runnel-io/runnel/internal/vfs"
 	"github.com/runnel-io/runnel/segment"
 )
 
@@ -49,6 +50,11 @@ var ErrClosed = errors.New("index: closed")
 // ErrCorrupt is returned by Open when Pebble finds its files damaged.
 // Everything here can be rebuilt from the segments (see Rebuild).
 var ErrCorrupt = errors.New("index: corrupt")
+
+// ErrNoSpace is returned by Open when the file system is full: opening
+// replays Pebble's write-ahead log and writes new files, so a database
+// that a crash left with unflushed writes cannot open on a full disk.
+var ErrNoSpace = errors.New("index: no space left on device")
 
 const (
 	kindOffset     = 'o'
@@ -66,6 +72,13 @@ type Options struct {
 	Logger *slog.Logger
 	// CacheSize is Pebble's block cache in bytes. Zero: 8 MiB.
 	CacheSize int64
+	// InMemory keeps the database in memory only: nothing is written
+	// under dir, and everything is lost at Close. For a broker that
+	// cannot open its index on disk; its next start rebuilds one.
+	InMemory bool
+	// FS, if set, is the file system Pebble uses (tests inject faults
+	// with it). Nil: the operating system's.
+	FS vfs.FS
 }
 
 // DB is the index database of one broker.
@@ -81,10 +94,15 @@ func Open(dir string, opts Options) (*DB, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	po := &pebble.Options{Logger: pebblelog.Logger{L: logger, Component: "index"}, FS: opts.FS}
+	if opts.InMemory {
+		po.FS = vfs.NewMem()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		if errors.Is(err, syscall.ENOSPC) {
+			return nil, fmt.Errorf("%w: create %s: %w", ErrNoSpace, dir, err)
+		}
 		return nil, fmt.Errorf("index: create %s: %w", dir, err)
 	}
-	po := &pebble.Options{Logger: pebblelog.Logger{L: logger, Component: "index"}}
 	if opts.CacheSize > 0 {
 		c := pebble.NewCache(opts.CacheSize)
 		defer c.Unref()
@@ -94,6 +112,9 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		if pebble.IsCorruptionError(err) {
 			return nil, fmt.Errorf("%w: open %s: %w", ErrCorrupt, dir, err)
+		}
+		if errors.Is(err, syscall.ENOSPC) {
+			return nil, fmt.Errorf("%w: open %s: %w", ErrNoSpace, dir, err)
 		}
 		return nil, fmt.Errorf("index: open %s: %w", dir, err)
 	}
@@ -108,7 +129,7 @@ func MoveAside(dir string) (string, error) {
 	if err := os.Rename(dir, to); err != nil {
 		return "", fmt.Errorf("index: moving %s aside: %w", dir, err)
 	}
-	if err := vfs.Default.SyncDir(filepath.Dir(dir)); err != nil {
+	if err := rvfs.Default.SyncDir(filepath.Dir(dir)); err != nil {
 		return "", fmt.Errorf("index: moving %s aside: %w", dir, err)
 	}
 	return to, nil
@@ -140,7 +161,10 @@ func (d *DB) Close() error {
 // Partition returns the index of one partition. name is the partition's
 // folder name ("topic-0"); it must not contain a 0x00 byte.
 func (d *DB) Partition(name string) *Partition {
-	return &Partition{db: d.db, owner: d, name: []byte(name)}
+	p := &Partition{db: d.db, owner: d, name: []byte(name)}
+	lo, hi := p.bounds(kindOffset)
+	p.offsetIter = pebble.IterOptions{LowerBound: lo, UpperBound: hi}
+	return p
 }
 
 // Partition is one partition's index. It implements segment.Index.
@@ -148,6 +172,9 @@ type Partition struct {
 	db    *pebble.DB
 	owner *DB
 	name  []byte
+	// offsetIter bounds iterators to the offset index; built once, as
+	// Floor runs on every fetch. Pebble copies it and never changes it.
+	offsetIter pebble.IterOptions
 
 	mu struct {
 		sync.Mutex
@@ -256,18 +283,31 @@ func (p *Partition) Floor(offset int64) (segment.IndexEntry, bool, error) {
 	if offset == maxInt64 {
 		offset--
 	}
-	lo, hi := p.bounds(kindOffset)
-	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	// A new iterator per lookup: a Pebble iterator sees the database as it
+	// was when made, and the log adds entries all the time. Pebble pools
+	// the iterator's memory; the seek key comes from a pool here.
+	it, err := p.db.NewIter(&p.offsetIter)
 	if err != nil {
 		return segment.IndexEntry{}, false, fmt.Errorf("index: %s: %w", p.name, err)
 	}
-	defer it.Close()
-	if !it.SeekLT(p.offsetKey(offset + 1)) {
-		return segment.IndexEntry{}, false, it.Error()
+	kb := keyPool.Get().(*[]byte)
+	*kb = binary.BigEndian.AppendUint64(append((*kb)[:0], p.offsetIter.LowerBound...), uint64(offset+1))
+	found := it.SeekLT(*kb)
+	keyPool.Put(kb)
+	if !found {
+		err := it.Error()
+		it.Close()
+		return segment.IndexEntry{}, false, err
 	}
 	e, err := decodeOffsetEntry(it.Key(), it.Value())
+	if cerr := it.Close(); err == nil {
+		err = cerr
+	}
 	return e, err == nil, err
 }
+
+// keyPool holds the buffers Floor builds its seek keys in.
+var keyPool = sync.Pool{New: func() any { b := make([]byte, 0, 64); return &b }}
 
 const maxInt64 = 1<<63 - 1
 

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	pvfs "github.com/cockroachdb/pebble/vfs"
+
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/index"
 	"github.com/runnel-io/runnel/internal/fsutil"
@@ -37,7 +39,19 @@ type Options struct {
 	// FS holds the partitions' folders (the index stays on the real file
 	// system). Nil: vfs.Default. Tests give a vfs.MemFS.
 	FS vfs.FS
+	// MaxDecompressedBatchBytes bounds what the records of one compressed
+	// batch from a producer may inflate to; a batch past it is refused
+	// (INVALID_RECORD). Default DefaultMaxDecompressedBatchBytes.
+	MaxDecompressedBatchBytes int64
+
+	indexFS pvfs.FS // tests: the index's file system (faults injected)
 }
+
+// DefaultMaxDecompressedBatchBytes is the default of
+// Options.MaxDecompressedBatchBytes: far above any producer's batch (Kafka
+// clients bound theirs before compressing, 1 MiB by default), and a bound
+// on the decompression work one produce request can ask for.
+const DefaultMaxDecompressedBatchBytes = 64 << 20
 
 // Hooks tell the cluster metadata what a leader did to its log, so that
 // followers do the same: where it rolled a segment, and where its log now
@@ -61,11 +75,22 @@ type Manager struct {
 
 	hooks atomic.Pointer[Hooks]
 
+	// mu guards the set of partitions, not their opening or removal:
+	// recovery, fsyncs and RemoveAll run without it, so produces and
+	// fetches to other partitions never wait behind them. A partition
+	// being opened or removed has an entry in busy until that finishes;
+	// an Open or Remove of the same partition waits for it, Get does not
+	// see it.
 	mu struct {
 		sync.RWMutex
 		parts  map[key]*Partition
+		busy   map[key]chan struct{} // closed when the open or removal ends
 		closed bool
 	}
+
+	// beforeOpen and beforeRemove, if set, run without mu at the start of
+	// a partition's open and removal (tests block them).
+	beforeOpen, beforeRemove func(name string)
 }
 
 // OpenManager opens the index database and prepares the topics folder.
@@ -80,12 +105,19 @@ func OpenManager(opts Options) (*Manager, error) {
 	if opts.FS == nil {
 		opts.FS = vfs.Default
 	}
+	if opts.MaxDecompressedBatchBytes <= 0 {
+		opts.MaxDecompressedBatchBytes = DefaultMaxDecompressedBatchBytes
+	}
 	topics := filepath.Join(opts.DataDir, "topics")
 	if err := fsutil.MkdirAllDurable(opts.FS, topics, 0o755); err != nil {
 		return nil, err
 	}
 	dir := filepath.Join(opts.DataDir, "index")
-	idx, err := index.Open(dir, index.Options{Logger: opts.Logger})
+	idxOpts := index.Options{Logger: opts.Logger, FS: opts.indexFS}
+	idx, err := index.Open(dir, idxOpts)
+	if errors.Is(err, index.ErrNoSpace) {
+		idx, err = openIndexOnFullDisk(dir, idxOpts, err, opts.Logger)
+	}
 	if errors.Is(err, index.ErrCorrupt) {
 		// The index holds nothing the segments do not: start it
 		// again, and recovery scans every segment.
@@ -95,14 +127,42 @@ func OpenManager(opts Options) (*Manager, error) {
 		}
 		opts.Logger.Error("the index is damaged; moved it aside and rebuilding it from the segments",
 			"err", err, "moved_to", aside)
-		idx, err = index.Open(dir, index.Options{Logger: opts.Logger})
+		idx, err = index.Open(dir, idxOpts)
 	}
 	if err != nil {
 		return nil, err
 	}
 	m := &Manager{opts: opts, log: opts.Logger, idx: idx, topics: topics}
 	m.mu.parts = map[key]*Partition{}
+	m.mu.busy = map[key]chan struct{}{}
 	return m, nil
+}
+
+// openIndexOnFullDisk starts a broker whose index does not open for want
+// of space (a crash left Pebble a write-ahead log to replay, and replaying
+// writes). The index is derived from the segments, so it is removed, which
+// frees its space, and a new one is opened; if even that does not fit, the
+// index lives in memory until the next start. Either way recovery finds
+// no checkpoint and scans every segment, and the next start does again
+// after an index in memory.
+func openIndexOnFullDisk(dir string, o index.Options, cause error, log *slog.Logger) (*index.DB, error) {
+	log.Error("the index cannot be opened: the disk is full; removing it (it is derived from the segments) and rebuilding it from the segments",
+		"dir", dir, "err", cause)
+	if err := vfs.Default.RemoveAll(dir); err != nil {
+		return nil, errors.Join(cause, fmt.Errorf("partition: removing the index: %w", err))
+	}
+	if err := vfs.Default.SyncDir(filepath.Dir(dir)); err != nil {
+		return nil, errors.Join(cause, err)
+	}
+	idx, err := index.Open(dir, o)
+	if !errors.Is(err, index.ErrNoSpace) {
+		return idx, err
+	}
+	log.Error("no space for a new index either: running with the index in memory; the next start rebuilds it on disk",
+		"dir", dir, "err", err)
+	vfs.Default.RemoveAll(dir) // whatever the failed open left
+	o.InMemory = true
+	return index.Open(dir, o)
 }
 
 // topicIDFile holds the id of the topic a partition folder belongs to, so
@@ -111,33 +171,90 @@ const topicIDFile = "topic-id"
 
 // Open opens (creating it if new) one partition replica with its role, or
 // returns it if open. A folder left by an earlier topic of the same name
-// (another topic id) is removed first.
+// (another topic id) is removed first. Open runs recovery without holding
+// the manager's lock; concurrent Opens and Removes of one partition take
+// turns.
 func (m *Manager) Open(t cluster.Topic, i int32, r Role) (*Partition, error) {
+	k := key{t.Name, i}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.mu.closed {
-		return nil, segment.ErrClosed
+	if err := m.waitIdleLocked(k); err != nil {
+		m.mu.Unlock()
+		return nil, err
 	}
-	if p := m.mu.parts[key{t.Name, i}]; p != nil {
-		if p.TopicID == t.ID {
-			return p, nil
-		}
-		m.closeLocked(p, true)
+	old := m.mu.parts[k]
+	if old != nil && old.TopicID == t.ID {
+		m.mu.Unlock()
+		return old, nil
 	}
 	cfg, err := ResolveConfig(t.Configs)
 	if err != nil {
+		m.mu.Unlock()
 		return nil, err
+	}
+	done := m.reserveLocked(k)
+	m.mu.Unlock()
+
+	if old != nil {
+		// A replica of an earlier topic of the same name. Should its
+		// removal fail, opening finds its topic id and removes it again.
+		if err := m.closeAndRemove(old); err != nil {
+			m.log.Warn("removing a replica of an earlier topic of the same name failed", "partition", Name(t.Name, i), "err", err)
+		}
 	}
 	p, err := m.openPartition(t, i, cfg, r)
-	if err != nil {
-		return nil, err
+
+	m.mu.Lock()
+	if err == nil && m.mu.closed {
+		// Close is waiting for this open to end: close what it opened.
+		m.mu.Unlock()
+		p.SetRole(Role{LeaderID: -1})
+		p.close()
+		p, err = nil, segment.ErrClosed
+		m.mu.Lock()
 	}
-	m.mu.parts[key{t.Name, i}] = p
-	return p, nil
+	if err == nil {
+		m.mu.parts[k] = p
+	}
+	m.releaseLocked(k, done)
+	m.mu.Unlock()
+	return p, err
+}
+
+// waitIdleLocked waits, releasing mu meanwhile, until no open or removal of
+// k is under way. It fails once the manager is closed.
+func (m *Manager) waitIdleLocked(k key) error {
+	for {
+		if m.mu.closed {
+			return segment.ErrClosed
+		}
+		done := m.mu.busy[k]
+		if done == nil {
+			return nil
+		}
+		m.mu.Unlock()
+		<-done
+		m.mu.Lock()
+	}
+}
+
+// reserveLocked marks k busy; the caller ends it with releaseLocked.
+func (m *Manager) reserveLocked(k key) chan struct{} {
+	done := make(chan struct{})
+	m.mu.busy[k] = done
+	delete(m.mu.parts, k)
+	return done
+}
+
+func (m *Manager) releaseLocked(k key, done chan struct{}) {
+	delete(m.mu.busy, k)
+	close(done)
 }
 
 func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, r Role) (*Partition, error) {
 	name := Name(t.Name, i)
+	if m.beforeOpen != nil {
+		m.beforeOpen(name)
+	}
 	dir := filepath.Join(m.topics, name)
 	idPath := filepath.Join(dir, topicIDFile)
 	if b, err := vfs.ReadFile(m.opts.FS, idPath); err == nil && string(b) != t.ID.String() {
@@ -149,7 +266,8 @@ func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, r Role) (*
 			return nil, err
 		}
 	}
-	p := &Partition{Topic: t.Name, Index: i, TopicID: t.ID, cfg: cfg, visibleAt: m.opts.Fsync.Mode, self: m.opts.NodeID}
+	p := &Partition{Topic: t.Name, Index: i, TopicID: t.ID, cfg: cfg, visibleAt: m.opts.Fsync.Mode, self: m.opts.NodeID,
+		inflate: m.opts.MaxDecompressedBatchBytes}
 	p.logStartFn = func() { m.logStartChanged(p) }
 	o := cfg.logOptions()
 	o.Index = m.idx.Partition(name)
@@ -230,25 +348,43 @@ func (m *Manager) Partitions() []*Partition {
 }
 
 // Remove closes a partition replica and deletes its data and index, as
-// when its topic is deleted or it is no longer assigned to this broker.
+// when its topic is deleted or it is no longer assigned to this broker. The
+// partition leaves the set at once; closing and deleting it run without the
+// manager's lock.
 func (m *Manager) Remove(p *Partition) error {
+	k := key{p.Topic, p.Index}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.mu.parts[key{p.Topic, p.Index}] != p {
+	if err := m.waitIdleLocked(k); err != nil {
+		m.mu.Unlock()
+		if errors.Is(err, segment.ErrClosed) {
+			return nil // Close closes it
+		}
+		return err
+	}
+	if m.mu.parts[k] != p {
+		m.mu.Unlock()
 		return nil
 	}
-	return m.closeLocked(p, true)
+	done := m.reserveLocked(k)
+	m.mu.Unlock()
+	err := m.closeAndRemove(p)
+	m.mu.Lock()
+	m.releaseLocked(k, done)
+	m.mu.Unlock()
+	return err
 }
 
-func (m *Manager) closeLocked(p *Partition, remove bool) error {
-	delete(m.mu.parts, key{p.Topic, p.Index})
-	p.SetRole(Role{LeaderID: -1})
-	if !remove {
-		return p.close()
+// closeAndRemove closes a partition that has left the set and deletes its
+// data and index. The caller holds k's busy mark, not mu.
+func (m *Manager) closeAndRemove(p *Partition) error {
+	name := Name(p.Topic, p.Index)
+	if m.beforeRemove != nil {
+		m.beforeRemove(name)
 	}
+	p.SetRole(Role{LeaderID: -1})
 	p.log.Close()
 	var first error
-	if err := m.idx.Partition(Name(p.Topic, p.Index)).Reset(); err != nil {
+	if err := m.idx.Partition(name).Reset(); err != nil {
 		first = err
 	}
 	if err := m.opts.FS.RemoveAll(p.log.Dir()); err != nil && first == nil {
@@ -301,7 +437,8 @@ func (m *Manager) RunRetention(ctx context.Context, interval time.Duration) {
 }
 
 // Close closes every partition (flushing them and writing their clean
-// checkpoints) and then the index. It is idempotent.
+// checkpoints) and then the index, after any open or removal under way has
+// finished. It is idempotent.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	if m.mu.closed {
@@ -309,6 +446,15 @@ func (m *Manager) Close() error {
 		return nil
 	}
 	m.mu.closed = true
+	for len(m.mu.busy) > 0 {
+		var done chan struct{}
+		for _, done = range m.mu.busy {
+			break
+		}
+		m.mu.Unlock()
+		<-done
+		m.mu.Lock()
+	}
 	parts := m.mu.parts
 	m.mu.parts = nil
 	m.mu.Unlock()

@@ -40,6 +40,7 @@ type Partition struct {
 
 	self      int32 // this broker
 	cfg       Config
+	inflate   int64 // bound on a compressed batch's decompressed records
 	log       *segment.Log
 	visibleAt segment.FsyncMode // when appended data becomes visible
 
@@ -157,7 +158,9 @@ type AppendResult struct {
 	Epoch int32
 }
 
-// checkClientBatch applies the rules for batches coming from producers.
+// checkClientBatch applies the rules for batches coming from producers. It
+// runs before Append takes any lock. Batches a follower copies from its
+// leader are not walked again (AppendReplica): the leader walked them.
 func (p *Partition) checkClientBatch(batch []byte) (segment.Header, error) {
 	h, err := segment.Validate(batch)
 	if err != nil {
@@ -177,7 +180,9 @@ func (p *Partition) checkClientBatch(batch []byte) (segment.Header, error) {
 	case int64(h.RecordCount) != int64(h.LastOffsetDelta)+1:
 		return h, fmt.Errorf("%w: %d records, last offset delta %d", ErrRecordCount, h.RecordCount, h.LastOffsetDelta)
 	}
-	return h, nil
+	// The records themselves, as Kafka checks them: a batch whose header
+	// is sound but whose records are not would stop every consumer there.
+	return h, segment.ValidateRecords(batch, &h, p.inflate)
 }
 
 // Append validates a producer's batch, checks its idempotence sequence, and

@@ -199,7 +199,8 @@ func (l *Log) OffsetForTimestamp(ts int64) (int64, bool, error) {
 }
 
 // WalkHeaders calls fn with the header of every batch from the one holding
-// offset from to the log end, in order, until fn returns false.
+// offset from to the log end, in order, until fn returns false. The header
+// is valid only during the call.
 func (l *Log) WalkHeaders(from int64, fn func(h *Header) bool) error {
 	if from < l.logStart.Load() {
 		from = l.logStart.Load()

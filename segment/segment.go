@@ -308,7 +308,8 @@ func (s *Segment) remove() error {
 // walk calls fn for each batch header from pos up to end, in order, until fn
 // returns false. Headers are read from the mapping while there is one and
 // with buffered preads otherwise. A header that does not parse ends the walk
-// with a *CorruptError; the CRC is not checked here.
+// with a *CorruptError; the CRC is not checked here. The header fn is given
+// is valid only during the call: fn copies what it keeps.
 func (s *Segment) walk(pos, end int64, fn func(pos int64, h *Header) bool) error {
 	s.mapMu.RLock()
 	if s.m != nil {
@@ -316,6 +317,8 @@ func (s *Segment) walk(pos, end int64, fn func(pos int64, h *Header) bool) error
 		return walkBytes(s.path, s.data, pos, end, fn)
 	}
 	s.mapMu.RUnlock()
+	h := headerPool.Get().(*Header)
+	defer headerPool.Put(h)
 	var buf [16 << 10]byte
 	var bufPos, bufLen int64 // window of the file held in buf
 	window := int64(len(buf))
@@ -331,11 +334,11 @@ func (s *Segment) walk(pos, end int64, fn func(pos int64, h *Header) bool) error
 			}
 			bufPos, bufLen = pos, int64(got)
 		}
-		h, err := ParseHeader(buf[pos-bufPos : bufLen])
-		if err != nil {
+		var err error
+		if *h, err = ParseHeader(buf[pos-bufPos : bufLen]); err != nil {
 			return &CorruptError{Path: s.path, Position: pos, Err: err}
 		}
-		if !fn(pos, &h) {
+		if !fn(pos, h) {
 			return nil
 		}
 		pos += int64(h.Size())
@@ -350,13 +353,20 @@ func (s *Segment) walk(pos, end int64, fn func(pos int64, h *Header) bool) error
 	return nil
 }
 
+// headerPool holds the headers walks hand to their callbacks: a header
+// given to an unknown function escapes, and one per batch walked would be
+// an allocation per batch on the fetch path.
+var headerPool = sync.Pool{New: func() any { return new(Header) }}
+
 func walkBytes(path string, data []byte, pos, end int64, fn func(pos int64, h *Header) bool) error {
+	h := headerPool.Get().(*Header)
+	defer headerPool.Put(h)
 	for pos+HeaderSize <= end {
-		h, err := ParseHeader(data[pos:end])
-		if err != nil {
+		var err error
+		if *h, err = ParseHeader(data[pos:end]); err != nil {
 			return &CorruptError{Path: path, Position: pos, Err: err}
 		}
-		if !fn(pos, &h) {
+		if !fn(pos, h) {
 			return nil
 		}
 		pos += int64(h.Size())

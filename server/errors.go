@@ -22,11 +22,13 @@ func errorCode(err error) int16 {
 	case errors.As(err, &ke):
 		return ke.Code
 	case errors.Is(err, segment.ErrCRC), errors.Is(err, segment.ErrShortBatch),
-		errors.Is(err, segment.ErrBatchLength), errors.Is(err, segment.ErrCorrupt):
+		errors.Is(err, segment.ErrBatchLength), errors.Is(err, segment.ErrCorrupt),
+		errors.Is(err, segment.ErrRecordsCodec):
 		return kerr.CorruptMessage.Code
 	case errors.Is(err, segment.ErrMagic):
 		return kerr.UnsupportedForMessageFormat.Code
 	case errors.Is(err, segment.ErrRecordCount), errors.Is(err, partition.ErrRecordCount),
+		errors.Is(err, segment.ErrInvalidRecord), errors.Is(err, segment.ErrRecordsTooLarge),
 		errors.Is(err, partition.ErrControlBatch), errors.Is(err, partition.ErrTransactional):
 		return kerr.InvalidRecord.Code
 	case errors.Is(err, partition.ErrMessageTooLarge), errors.Is(err, segment.ErrBatchTooLarge):

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bytes"
 	"context"
 	wire "encoding/binary"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -203,6 +205,71 @@ func TestBadInput(t *testing.T) {
 			t.Fatalf("log end offset %d after the corrupt batch, want 2", end)
 		}
 		waitLog(t, b, "WARN", "produce refused", "remote="+rc.local(), "CORRUPT_MESSAGE")
+		canary.check(t)
+	})
+
+	t.Run("records that do not match their header are refused", func(t *testing.T) {
+		// Every batch here has a sound header and CRC; its records do not
+		// say what the header says. Each would stop a consumer at it.
+		rc := dialRaw(t, b.addr)
+		topic := "bad-records"
+		rc.mustCreateTopic(topic, nil)
+		if sp := rc.produce(topic, rawBatch{pid: -1, values: testbatch.Values(2, 10, 1)}.bytes()); sp.ErrorCode != 0 {
+			t.Fatalf("good batch: code %d", sp.ErrorCode)
+		}
+		plain := func(n int) []byte { return rawBatch{pid: -1, values: testbatch.Values(n, 10, 5)}.bytes()[61:] }
+		var zstdOne bytes.Buffer
+		zw, _ := zstd.NewWriter(&zstdOne)
+		zw.Write(plain(1))
+		zw.Close()
+		garbage := make([]byte, 300)
+		for i := range garbage {
+			garbage[i] = byte(i*131 + 7)
+		}
+		for _, tc := range []struct {
+			name  string
+			batch []byte
+			code  int16
+		}{
+			{"a zstd attribute over plain records", reframed(4, 3, plain(3)), kerr.CorruptMessage.Code},
+			{"a gzip attribute over plain records", reframed(1, 3, plain(3)), kerr.CorruptMessage.Code},
+			{"random bytes as records", reframed(0, 3, garbage), kerr.InvalidRecord.Code},
+			{"a record length of 1 GiB", reframed(0, 1, append(wire.AppendVarint(nil, 1<<30), plain(1)[1:]...)), kerr.InvalidRecord.Code},
+			{"a count of 3 with 1 record", reframed(0, 3, plain(1)), kerr.InvalidRecord.Code},
+			{"a count of 2^31-1 with 1 record", reframed(0, 1<<31-1, plain(1)), kerr.InvalidRecord.Code},
+			{"zstd: a count of 3 with 1 record", reframed(4, 3, zstdOne.Bytes()), kerr.InvalidRecord.Code},
+		} {
+			before := labelledMetric(t, b, "runnel_request_errors_total", `api="Produce",code="`+strconv.Itoa(int(tc.code))+`"`)
+			if sp := rc.produce(topic, tc.batch); sp.ErrorCode != tc.code || sp.BaseOffset != -1 {
+				t.Errorf("%s: code %d base %d, want %v base -1", tc.name, sp.ErrorCode, sp.BaseOffset, kerr.ErrorForCode(tc.code))
+			}
+			if got := labelledMetric(t, b, "runnel_request_errors_total", `api="Produce",code="`+strconv.Itoa(int(tc.code))+`"`); got != before+1 {
+				t.Errorf("%s: runnel_request_errors_total for code %d = %v, want %v", tc.name, tc.code, got, before+1)
+			}
+		}
+		if end := rc.endOffset(topic); end != 2 {
+			t.Fatalf("log end offset %d after the refused batches, want 2", end)
+		}
+		waitLog(t, b, "WARN", "produce refused", "remote="+rc.local(), "INVALID_RECORD", "invalid record in batch")
+		waitLog(t, b, "WARN", "produce refused", "remote="+rc.local(), "CORRUPT_MESSAGE", "decompress")
+		// What franz-go writes with every codec is still taken, and reads back.
+		want := 2
+		for _, codec := range []kgo.CompressionCodec{kgo.NoCompression(), kgo.GzipCompression(), kgo.SnappyCompression(),
+			kgo.Lz4Compression(), kgo.ZstdCompression()} {
+			cl := newClient(t, b.addr, kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(codec), kgo.ProducerLinger(0))
+			var recs []*kgo.Record
+			for i := 0; i < 20; i++ {
+				recs = append(recs, &kgo.Record{Key: []byte("k"), Value: bytes.Repeat([]byte{'v', byte(i)}, 200),
+					Headers: []kgo.RecordHeader{{Key: "h", Value: []byte("x")}}})
+			}
+			if err := cl.ProduceSync(ctxTimeout(t, 30*time.Second), recs...).FirstErr(); err != nil {
+				t.Fatalf("franz-go produce with %v: %v", codec, err)
+			}
+			want += len(recs)
+		}
+		if got := consumeN(t, b.addr, topic, want); string(got[want-1].Value[:2]) != "v\x13" {
+			t.Fatalf("last record %q", got[want-1].Value[:2])
+		}
 		canary.check(t)
 	})
 
@@ -773,6 +840,19 @@ type rawBatch struct {
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// reframed returns a batch of count records (lastOffsetDelta count-1)
+// with records as its records section and codec in its attributes, under a
+// valid CRC: a sound header over whatever records says.
+func reframed(codec int16, count int32, records []byte) []byte {
+	b := rawBatch{pid: -1, attrs: codec}.bytes()[:61]
+	b = append(b, records...)
+	wire.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
+	wire.BigEndian.PutUint32(b[23:], uint32(count-1))
+	wire.BigEndian.PutUint32(b[57:], uint32(count))
+	wire.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], castagnoli))
+	return b
+}
 
 func (rb rawBatch) bytes() []byte {
 	b := testbatch.Make(testbatch.Spec{Timestamp: time.Now().UnixMilli(), ProducerID: -1, Attributes: rb.attrs, Values: rb.values})
