@@ -110,8 +110,9 @@ func DefaultConfig() Config {
 			DefaultPartitions:        1,
 			DefaultReplicationFactor: 1,
 		},
-		Partitions: partition.Options{Fsync: segment.FsyncPolicy{Mode: segment.FsyncAlways}},
-		Replicas:   replica.Options{MaxLag: replica.DefaultMaxLag},
+		Partitions: partition.Options{Fsync: segment.FsyncPolicy{Mode: segment.FsyncAlways},
+			MaxDecompressedBatchBytes: partition.DefaultMaxDecompressedBatchBytes},
+		Replicas: replica.Options{MaxLag: replica.DefaultMaxLag},
 		Groups: group.Config{
 			MinSessionTimeout:      6 * time.Second,
 			MaxSessionTimeout:      30 * time.Minute,
@@ -164,6 +165,7 @@ func (c Config) Validate() error {
 		{"fetch-max-bytes", int64(c.Server.FetchMaxBytes)},
 		{"max-partitions-per-topic", int64(c.Server.MaxPartitionsPerTopic)},
 		{"max-partitions-per-broker", int64(c.Server.MaxPartitionsPerBroker)},
+		{"max-decompressed-batch-bytes", c.Partitions.MaxDecompressedBatchBytes},
 	} {
 		if n.v <= 0 {
 			bad("--%s: want a positive integer, got %d", n.name, n.v)

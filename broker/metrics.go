@@ -17,6 +17,7 @@ type storageCollector struct {
 	partitions *prometheus.Desc
 	sent, cp   *prometheus.Desc
 	mapped     *prometheus.Desc
+	offline    *prometheus.Desc
 }
 
 func newStorageCollector(parts *partition.Manager) *storageCollector {
@@ -29,12 +30,13 @@ func newStorageCollector(parts *partition.Manager) *storageCollector {
 		partitions: prometheus.NewDesc("runnel_partitions", "Partitions hosted.", nil, nil),
 		sent:       prometheus.NewDesc("runnel_fetch_sendfile_bytes_total", "Record bytes sent to consumers with sendfile.", nil, nil),
 		cp:         prometheus.NewDesc("runnel_fetch_copied_bytes_total", "Record bytes sent to consumers through the copy path.", nil, nil),
+		offline:    prometheus.NewDesc("runnel_partition_offline", "1 if the partition went offline after a failed sync or write (its produces and fetches answer KAFKA_STORAGE_ERROR until the broker restarts), else 0.", l, nil),
 		mapped:     prometheus.NewDesc("runnel_fetch_mapped_bytes_total", "Record bytes sent to consumers by writing from a mapping of the segment (fetch path mmap).", nil, nil),
 	}
 }
 
 func (c *storageCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.leo, c.hw, c.size, c.segs, c.partitions, c.sent, c.cp, c.mapped} {
+	for _, d := range []*prometheus.Desc{c.leo, c.hw, c.size, c.segs, c.partitions, c.sent, c.cp, c.mapped, c.offline} {
 		ch <- d
 	}
 }
@@ -51,5 +53,10 @@ func (c *storageCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.hw, prometheus.GaugeValue, float64(p.HighWatermark()), lv...)
 		ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(p.Log().Size()), lv...)
 		ch <- prometheus.MustNewConstMetric(c.segs, prometheus.GaugeValue, float64(len(p.Log().Segments())), lv...)
+		offline := 0.0
+		if p.Log().Offline() != nil {
+			offline = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.offline, prometheus.GaugeValue, offline, lv...)
 	}
 }

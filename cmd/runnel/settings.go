@@ -65,6 +65,7 @@ var serveSettings = []setting{
 	{"fetch-max-bytes", "most record bytes in one fetch response (the first batch of the first partition with data is sent whole)", func(o *serveOptions) value { return int32Var(&o.broker.Server.FetchMaxBytes) }},
 	{"max-partitions-per-topic", "most partitions a topic may have; more is refused with INVALID_PARTITIONS", func(o *serveOptions) value { return int32Var(&o.broker.Server.MaxPartitionsPerTopic) }},
 	{"max-partitions-per-broker", "most partition replicas the cluster holds per registered broker; creating past it is refused with POLICY_VIOLATION", func(o *serveOptions) value { return int32Var(&o.broker.Server.MaxPartitionsPerBroker) }},
+	{"max-decompressed-batch-bytes", "most bytes the records of one compressed batch from a producer may inflate to; a batch past it is refused with INVALID_RECORD", func(o *serveOptions) value { return int64Var(&o.broker.Partitions.MaxDecompressedBatchBytes) }},
 	{"retention-check-interval", "how often retention runs", func(o *serveOptions) value { return durationVar(&o.broker.RetentionCheckInterval) }},
 	{"group-initial-rebalance-delay", "how long a new group's first rebalance waits for more members (0s: none)", func(o *serveOptions) value { return delayVar(&o.broker.Groups.InitialRebalanceDelay) }},
 	{"group-min-session-timeout", "shortest session timeout a group member may ask for", func(o *serveOptions) value { return durationVar(&o.broker.Groups.MinSessionTimeout) }},
