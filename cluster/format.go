@@ -372,7 +372,7 @@ func decodeV0(b []byte) (command, error) {
 		}
 		p := &DeleteOffsets{Group: v.Group}
 		for _, tp := range v.Partitions {
-			p.Partitions = append(p.Partitions, TP{tp.Topic, tp.Partition})
+			p.Partitions = append(p.Partitions, TP(tp))
 		}
 		c.payload = p
 	default:

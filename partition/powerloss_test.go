@@ -193,7 +193,7 @@ func (w *plPart) check(point string) int {
 		t.Fatalf("%s: walking the log: %v", point, err)
 	}
 	for off, a := range w.acked {
-		if got, ok := found[off]; !ok || got != (seen{a.pid, a.seq, a.epoch}) {
+		if got, ok := found[off]; !ok || got != seen(a) {
 			t.Fatalf("%s: acknowledged batch at %d (producer %d sequence %d, epoch %d) lost: found %+v %v", point, off, a.pid, a.seq, a.epoch, got, ok)
 		}
 	}
