@@ -118,14 +118,19 @@ func OpenManager(opts Options) (*Manager, error) {
 	if errors.Is(err, index.ErrNoSpace) {
 		idx, err = openIndexOnFullDisk(dir, idxOpts, err, opts.Logger)
 	}
-	if errors.Is(err, index.ErrCorrupt) {
+	if errors.Is(err, index.ErrCorrupt) || errors.Is(err, index.ErrVersion) {
 		// The index holds nothing the segments do not: start it
-		// again, and recovery scans every segment.
+		// again, and recovery scans every segment. One written by a
+		// newer broker is kept aside too, for that broker's return.
 		aside, merr := index.MoveAside(dir)
 		if merr != nil {
 			return nil, errors.Join(err, merr)
 		}
-		opts.Logger.Error("the index is damaged; moved it aside and rebuilding it from the segments",
+		what := "the index is damaged"
+		if errors.Is(err, index.ErrVersion) {
+			what = "the index is in a newer format than this broker reads"
+		}
+		opts.Logger.Error(what+"; moved it aside and rebuilding it from the segments",
 			"err", err, "moved_to", aside)
 		idx, err = index.Open(dir, idxOpts)
 	}
