@@ -262,7 +262,7 @@ func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, r Role) (*
 	}
 	dir := filepath.Join(m.topics, name)
 	idPath := filepath.Join(dir, topicIDFile)
-	if b, err := vfs.ReadFile(m.opts.FS, idPath); err == nil && string(b) != t.ID.String() {
+	if b, err := vfs.ReadFile(m.opts.FS, idPath); err == nil && !sameTopic(b, t.ID) {
 		m.log.Info("removing a replica of an earlier topic of the same name", "partition", name, "dir", dir)
 		if err := m.opts.FS.RemoveAll(dir); err != nil {
 			return nil, fmt.Errorf("partition: clear %s: %w", dir, err)
@@ -296,7 +296,7 @@ func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, r Role) (*
 	}
 	p.log = l
 	if _, err := m.opts.FS.Stat(idPath); err != nil {
-		if err := fsutil.WriteFileAtomic(m.opts.FS, idPath, []byte(t.ID.String()), 0o644); err != nil {
+		if err := fsutil.WriteFileAtomic(m.opts.FS, idPath, encodeTopicID(t.ID), 0o644); err != nil {
 			l.Close()
 			return nil, err
 		}
