@@ -8,7 +8,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"reflect"
 	"testing"
 
 	"github.com/cockroachdb/pebble"
@@ -125,6 +124,7 @@ func TestGoldenKeysAndValues(t *testing.T) {
 		v, _ = os.ReadFile(filepath.Join("testdata", "v1", name+".value"))
 		return k, v
 	}
+	value := func(name string) []byte { _, v := read(name); return v }
 	for i, want := range goldenEntries {
 		n := string(rune('1' + i))
 		if got, err := decodeOffsetEntry(read("offset-" + n)); err != nil || got != want {
@@ -140,26 +140,20 @@ func TestGoldenKeysAndValues(t *testing.T) {
 			t.Errorf("TimeFloor(%d) = %+v, %v, %v; want %+v", want.MaxTimestamp+1, got, ok, err, want)
 		}
 	}
-	if _, v := read("checkpoint"); true {
-		if got, err := decodeCheckpoint(v); err != nil || got != goldenCheckpoint {
-			t.Errorf("checkpoint decodes to %+v, %v; want %+v", got, err, goldenCheckpoint)
-		}
+	if got, err := decodeCheckpoint(value("checkpoint")); err != nil || got != goldenCheckpoint {
+		t.Errorf("checkpoint decodes to %+v, %v; want %+v", got, err, goldenCheckpoint)
 	}
 	if got, ok, err := p.Checkpoint(); err != nil || !ok || got != goldenCheckpoint {
 		t.Errorf("Checkpoint() = %+v, %v, %v; want %+v", got, ok, err, goldenCheckpoint)
 	}
-	if _, v := read("segment"); true {
-		if got, err := decodeSegmentInfo(v); err != nil || got != goldenSegment {
-			t.Errorf("segment decodes to %+v, %v; want %+v", got, err, goldenSegment)
-		}
+	if got, err := decodeSegmentInfo(value("segment")); err != nil || got != goldenSegment {
+		t.Errorf("segment decodes to %+v, %v; want %+v", got, err, goldenSegment)
 	}
 	if got, ok, err := p.SegmentInfo(goldenSegBase); err != nil || !ok || got != goldenSegment {
 		t.Errorf("SegmentInfo(%d) = %+v, %v, %v; want %+v", goldenSegBase, got, ok, err, goldenSegment)
 	}
-	if _, v := read("version"); true {
-		if got, err := decodeVersion(v); err != nil || got != FormatVersion {
-			t.Errorf("version decodes to %d, %v; want %d", got, err, FormatVersion)
-		}
+	if got, err := decodeVersion(value("version")); err != nil || got != FormatVersion {
+		t.Errorf("version decodes to %d, %v; want %d", got, err, FormatVersion)
 	}
 }
 
@@ -299,7 +293,7 @@ func TestFormatVersion(t *testing.T) {
 			t.Fatalf("refused open changed the version from %x to %x", c.v, got)
 		}
 	}
-	if !reflect.DeepEqual(goldenPairs()[len(goldenPairs())-1].key, []byte("v")) {
+	if !bytes.Equal(versionKey, []byte("v")) {
 		t.Fatal("the version key is not the byte 'v' alone")
 	}
 }

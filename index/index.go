@@ -3,8 +3,8 @@
 //
 // # Layout (on-disk format; never change silently)
 //
-// Keys start with a kind byte and the partition name, closed by a 0x00 byte
-// (partition names never contain it). Integers are big-endian; timestamps
+// Keys start with a kind byte and (but for 'v') the partition name, closed
+// by a 0x00 byte (partition names never contain it). Integers are big-endian; timestamps
 // have their sign bit flipped so that they sort as signed numbers.
 //
 //	'o' name 0x00 offset(8)           → segment(8) position(8) maxTimestamp(8)
