@@ -3,8 +3,8 @@
 //
 // # Layout (on-disk format; never change silently)
 //
-// Keys start with a kind byte and the partition name, closed by a 0x00 byte
-// (partition names never contain it). Integers are big-endian; timestamps
+// Keys start with a kind byte and (but for 'v') the partition name, closed
+// by a 0x00 byte (partition names never contain it). Integers are big-endian; timestamps
 // have their sign bit flipped so that they sort as signed numbers.
 //
 //	'o' name 0x00 offset(8)           → segment(8) position(8) maxTimestamp(8)
@@ -12,10 +12,16 @@
 //	'c' name 0x00                     → segment(8) position(8) nextOffset(8)
 //	                                    maxTimestamp(8) clean(1)
 //	's' name 0x00 segmentBase(8)      → size(8) lastOffset(8) maxTimestamp(8)
+//	'v'                               → formatVersion(4)
 //
 // The offset index ('o') is sparse: the log adds an entry every few KiB. The
 // time index ('t') holds the same entries keyed by the running maximum
 // timestamp, which never decreases along the log, so both orders agree.
+//
+// The 'v' key holds the format version of the database (FormatVersion),
+// written at open; a database without it is version 1, the format above. A
+// database of a newer version does not open (ErrVersion): it is derived, so
+// the broker moves it aside and rebuilds it.
 //
 // Everything here is derived from the segment files and rebuilt by recovery.
 // Writes are batched in memory per partition and committed without fsync;
@@ -56,12 +62,10 @@ var ErrCorrupt = errors.New("index: corrupt")
 // that a crash left with unflushed writes cannot open on a full disk.
 var ErrNoSpace = errors.New("index: no space left on device")
 
-const (
-	kindOffset     = 'o'
-	kindTime       = 't'
-	kindCheckpoint = 'c'
-	kindSegment    = 's'
-)
+// ErrVersion is returned by Open when the database was written in a
+// format version newer than FormatVersion, by a newer broker. Everything
+// here can be rebuilt from the segments (see MoveAside).
+var ErrVersion = errors.New("index: unknown format version")
 
 // pendingLimit is how many entries a partition buffers before committing them.
 const pendingLimit = 64
@@ -118,7 +122,45 @@ func Open(dir string, opts Options) (*DB, error) {
 		}
 		return nil, fmt.Errorf("index: open %s: %w", dir, err)
 	}
+	if err := checkVersion(db, dir); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return &DB{db: db, dir: dir}, nil
+}
+
+// checkVersion reads the database's format version, and writes it to a
+// database that has none (a new one, or one written before the version
+// key existed, which is version 1). A database of a newer version is
+// refused with ErrVersion; a version that does not decode is ErrCorrupt.
+func checkVersion(db *pebble.DB, dir string) error {
+	v, closer, err := db.Get(versionKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		// Without sync: until the key is durable, its absence says the same.
+		b := versionValue(FormatVersion)
+		if err := db.Set(versionKey, b[:], pebble.NoSync); err != nil {
+			if errors.Is(err, syscall.ENOSPC) {
+				return fmt.Errorf("%w: %s: writing the format version: %w", ErrNoSpace, dir, err)
+			}
+			return fmt.Errorf("index: %s: writing the format version: %w", dir, err)
+		}
+		return nil
+	}
+	if err != nil {
+		if pebble.IsCorruptionError(err) {
+			return fmt.Errorf("%w: %s: reading the format version: %w", ErrCorrupt, dir, err)
+		}
+		return fmt.Errorf("index: %s: reading the format version: %w", dir, err)
+	}
+	version, derr := decodeVersion(v)
+	closer.Close()
+	switch {
+	case derr != nil:
+		return fmt.Errorf("%w: %s: %w", ErrCorrupt, dir, derr)
+	case version > FormatVersion:
+		return fmt.Errorf("%w: %s is in format version %d; this broker reads version %d", ErrVersion, dir, version, FormatVersion)
+	}
+	return nil
 }
 
 // MoveAside renames a damaged index directory out of the way (to
@@ -185,10 +227,7 @@ type Partition struct {
 var _ segment.Index = (*Partition)(nil)
 
 func (p *Partition) prefix(kind byte, extra int) []byte {
-	k := make([]byte, 0, 2+len(p.name)+extra)
-	k = append(k, kind)
-	k = append(k, p.name...)
-	return append(k, 0)
+	return keyPrefix(kind, p.name, extra)
 }
 
 // bounds returns the key range of one kind for this partition.
@@ -198,28 +237,18 @@ func (p *Partition) bounds(kind byte) (lo, hi []byte) {
 	return lo, hi
 }
 
-func (p *Partition) offsetKey(offset int64) []byte {
-	return binary.BigEndian.AppendUint64(p.prefix(kindOffset, 8), uint64(offset))
-}
+func (p *Partition) offsetKey(offset int64) []byte { return offsetKey(p.name, offset) }
 
-func (p *Partition) timeKey(ts, offset int64) []byte {
-	k := binary.BigEndian.AppendUint64(p.prefix(kindTime, 16), uint64(ts)^(1<<63))
-	return binary.BigEndian.AppendUint64(k, uint64(offset))
-}
+func (p *Partition) timeKey(ts, offset int64) []byte { return timeKey(p.name, ts, offset) }
 
-func (p *Partition) segmentKey(base int64) []byte {
-	return binary.BigEndian.AppendUint64(p.prefix(kindSegment, 8), uint64(base))
-}
+func (p *Partition) segmentKey(base int64) []byte { return segmentKey(p.name, base) }
 
 func putEntry(b *pebble.Batch, p *Partition, e segment.IndexEntry) error {
-	var v [24]byte
-	binary.BigEndian.PutUint64(v[0:], uint64(e.Segment))
-	binary.BigEndian.PutUint64(v[8:], uint64(e.Position))
-	binary.BigEndian.PutUint64(v[16:], uint64(e.MaxTimestamp))
+	v := offsetValue(e)
 	if err := b.Set(p.offsetKey(e.Offset), v[:], nil); err != nil {
 		return err
 	}
-	return b.Set(p.timeKey(e.MaxTimestamp, e.Offset), v[:16], nil)
+	return b.Set(p.timeKey(e.MaxTimestamp, e.Offset), v[:timeValueSize], nil)
 }
 
 // Add buffers an entry and commits the buffer once it is full.
@@ -311,18 +340,6 @@ var keyPool = sync.Pool{New: func() any { b := make([]byte, 0, 64); return &b }}
 
 const maxInt64 = 1<<63 - 1
 
-func decodeOffsetEntry(k, v []byte) (segment.IndexEntry, error) {
-	if len(k) < 8 || len(v) != 24 {
-		return segment.IndexEntry{}, fmt.Errorf("index: malformed offset entry (key %d bytes, value %d bytes)", len(k), len(v))
-	}
-	return segment.IndexEntry{
-		Offset:       int64(binary.BigEndian.Uint64(k[len(k)-8:])),
-		Segment:      int64(binary.BigEndian.Uint64(v[0:])),
-		Position:     int64(binary.BigEndian.Uint64(v[8:])),
-		MaxTimestamp: int64(binary.BigEndian.Uint64(v[16:])),
-	}, nil
-}
-
 // TimeFloor returns the last entry whose running maximum timestamp is < ts.
 func (p *Partition) TimeFloor(ts int64) (segment.IndexEntry, bool, error) {
 	if p.owner.closed.Load() {
@@ -340,16 +357,11 @@ func (p *Partition) TimeFloor(ts int64) (segment.IndexEntry, bool, error) {
 	if !it.SeekLT(p.timeKey(ts, 0)) {
 		return segment.IndexEntry{}, false, it.Error()
 	}
-	k, v := it.Key(), it.Value()
-	if len(k) < 16 || len(v) != 16 {
-		return segment.IndexEntry{}, false, fmt.Errorf("index: %s: malformed time entry", p.name)
+	e, err := decodeTimeEntry(it.Key(), it.Value())
+	if err != nil {
+		return segment.IndexEntry{}, false, fmt.Errorf("index: %s: %w", p.name, err)
 	}
-	return segment.IndexEntry{
-		MaxTimestamp: int64(binary.BigEndian.Uint64(k[len(k)-16:]) ^ (1 << 63)),
-		Offset:       int64(binary.BigEndian.Uint64(k[len(k)-8:])),
-		Segment:      int64(binary.BigEndian.Uint64(v[0:])),
-		Position:     int64(binary.BigEndian.Uint64(v[8:])),
-	}, true, nil
+	return e, true, nil
 }
 
 // firstAtOrAfter returns the first committed offset entry with Offset >= offset.
@@ -475,20 +487,15 @@ func (p *Partition) Checkpoint() (segment.Checkpoint, bool, error) {
 	if p.owner.closed.Load() {
 		return segment.Checkpoint{}, false, ErrClosed
 	}
-	v, ok, err := p.get(p.prefix(kindCheckpoint, 0))
+	v, ok, err := p.get(checkpointKey(p.name))
 	if err != nil || !ok {
 		return segment.Checkpoint{}, false, err
 	}
-	if len(v) != 33 {
-		return segment.Checkpoint{}, false, fmt.Errorf("index: %s: malformed checkpoint (%d bytes)", p.name, len(v))
+	c, err := decodeCheckpoint(v)
+	if err != nil {
+		return segment.Checkpoint{}, false, fmt.Errorf("index: %s: %w", p.name, err)
 	}
-	return segment.Checkpoint{
-		Segment:      int64(binary.BigEndian.Uint64(v[0:])),
-		Position:     int64(binary.BigEndian.Uint64(v[8:])),
-		NextOffset:   int64(binary.BigEndian.Uint64(v[16:])),
-		MaxTimestamp: int64(binary.BigEndian.Uint64(v[24:])),
-		Clean:        v[32] == 1,
-	}, true, nil
+	return c, true, nil
 }
 
 // SetCheckpoint commits pending entries and the checkpoint in one batch.
@@ -505,15 +512,8 @@ func (p *Partition) SetCheckpoint(c segment.Checkpoint, sync bool) error {
 			return p.wrap("checkpoint", err)
 		}
 	}
-	var v [33]byte
-	binary.BigEndian.PutUint64(v[0:], uint64(c.Segment))
-	binary.BigEndian.PutUint64(v[8:], uint64(c.Position))
-	binary.BigEndian.PutUint64(v[16:], uint64(c.NextOffset))
-	binary.BigEndian.PutUint64(v[24:], uint64(c.MaxTimestamp))
-	if c.Clean {
-		v[32] = 1
-	}
-	if err := b.Set(p.prefix(kindCheckpoint, 0), v[:], nil); err != nil {
+	v := checkpointValue(c)
+	if err := b.Set(checkpointKey(p.name), v[:], nil); err != nil {
 		return p.wrap("checkpoint", err)
 	}
 	wo := pebble.NoSync
@@ -536,14 +536,11 @@ func (p *Partition) SegmentInfo(base int64) (segment.SegmentInfo, bool, error) {
 	if err != nil || !ok {
 		return segment.SegmentInfo{}, false, err
 	}
-	if len(v) != 24 {
-		return segment.SegmentInfo{}, false, fmt.Errorf("index: %s: malformed segment info (%d bytes)", p.name, len(v))
+	info, err := decodeSegmentInfo(v)
+	if err != nil {
+		return segment.SegmentInfo{}, false, fmt.Errorf("index: %s: %w", p.name, err)
 	}
-	return segment.SegmentInfo{
-		Size:         int64(binary.BigEndian.Uint64(v[0:])),
-		LastOffset:   int64(binary.BigEndian.Uint64(v[8:])),
-		MaxTimestamp: int64(binary.BigEndian.Uint64(v[16:])),
-	}, true, nil
+	return info, true, nil
 }
 
 // SetSegmentInfo records a sealed segment's summary.
@@ -551,10 +548,7 @@ func (p *Partition) SetSegmentInfo(base int64, info segment.SegmentInfo) error {
 	if p.owner.closed.Load() {
 		return ErrClosed
 	}
-	var v [24]byte
-	binary.BigEndian.PutUint64(v[0:], uint64(info.Size))
-	binary.BigEndian.PutUint64(v[8:], uint64(info.LastOffset))
-	binary.BigEndian.PutUint64(v[16:], uint64(info.MaxTimestamp))
+	v := segmentValue(info)
 	return p.wrap("segment info", p.db.Set(p.segmentKey(base), v[:], pebble.NoSync))
 }
 

@@ -1,7 +1,6 @@
 package partition
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -50,7 +49,7 @@ func loadEpochs(l *segment.Log) (*epochHistory, error) {
 	b, err := vfs.ReadFile(l.FS(), filepath.Join(l.Dir(), epochsFile))
 	switch {
 	case err == nil:
-		if err := json.Unmarshal(b, &h.entries); err != nil {
+		if h.entries, err = decodeEpochs(b); err != nil {
 			return nil, fmt.Errorf("partition: %s: %w", filepath.Join(l.Dir(), epochsFile), err)
 		}
 		h.truncateFrom(l.LogEndOffset() + 1)
@@ -74,7 +73,7 @@ func loadEpochs(l *segment.Log) (*epochHistory, error) {
 }
 
 func (h *epochHistory) save() error {
-	b, err := json.Marshal(h.entries)
+	b, err := encodeEpochs(h.entries)
 	if err != nil {
 		return err
 	}

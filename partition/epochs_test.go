@@ -1,7 +1,6 @@
 package partition
 
 import (
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -16,8 +15,8 @@ func readEpochsFile(t *testing.T, dir string) []EpochEntry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var entries []EpochEntry
-	if err := json.Unmarshal(b, &entries); err != nil {
+	entries, err := decodeEpochs(b)
+	if err != nil {
 		t.Fatalf("%s: %v", epochsFile, err)
 	}
 	return entries
@@ -25,7 +24,7 @@ func readEpochsFile(t *testing.T, dir string) []EpochEntry {
 
 func writeEpochsFile(t *testing.T, dir string, entries []EpochEntry) {
 	t.Helper()
-	b, err := json.Marshal(entries)
+	b, err := encodeEpochs(entries)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,14 +118,19 @@ func OpenManager(opts Options) (*Manager, error) {
 	if errors.Is(err, index.ErrNoSpace) {
 		idx, err = openIndexOnFullDisk(dir, idxOpts, err, opts.Logger)
 	}
-	if errors.Is(err, index.ErrCorrupt) {
+	if errors.Is(err, index.ErrCorrupt) || errors.Is(err, index.ErrVersion) {
 		// The index holds nothing the segments do not: start it
-		// again, and recovery scans every segment.
+		// again, and recovery scans every segment. One written by a
+		// newer broker is kept aside too, for that broker's return.
 		aside, merr := index.MoveAside(dir)
 		if merr != nil {
 			return nil, errors.Join(err, merr)
 		}
-		opts.Logger.Error("the index is damaged; moved it aside and rebuilding it from the segments",
+		what := "the index is damaged"
+		if errors.Is(err, index.ErrVersion) {
+			what = "the index is in a newer format than this broker reads"
+		}
+		opts.Logger.Error(what+"; moved it aside and rebuilding it from the segments",
 			"err", err, "moved_to", aside)
 		idx, err = index.Open(dir, idxOpts)
 	}
@@ -257,7 +262,7 @@ func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, r Role) (*
 	}
 	dir := filepath.Join(m.topics, name)
 	idPath := filepath.Join(dir, topicIDFile)
-	if b, err := vfs.ReadFile(m.opts.FS, idPath); err == nil && string(b) != t.ID.String() {
+	if b, err := vfs.ReadFile(m.opts.FS, idPath); err == nil && !sameTopic(b, t.ID) {
 		m.log.Info("removing a replica of an earlier topic of the same name", "partition", name, "dir", dir)
 		if err := m.opts.FS.RemoveAll(dir); err != nil {
 			return nil, fmt.Errorf("partition: clear %s: %w", dir, err)
@@ -291,7 +296,7 @@ func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, r Role) (*
 	}
 	p.log = l
 	if _, err := m.opts.FS.Stat(idPath); err != nil {
-		if err := fsutil.WriteFileAtomic(m.opts.FS, idPath, []byte(t.ID.String()), 0o644); err != nil {
+		if err := fsutil.WriteFileAtomic(m.opts.FS, idPath, encodeTopicID(t.ID), 0o644); err != nil {
 			l.Close()
 			return nil, err
 		}

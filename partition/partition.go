@@ -5,7 +5,6 @@ package partition
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -256,12 +255,6 @@ func (p *Partition) Read(offset int64, maxBytes int) (segment.Region, error) {
 	return p.log.Read(offset, maxBytes, p.hw.Load())
 }
 
-// producerSnapshot is the file form of the producer table.
-type producerSnapshot struct {
-	LogEndOffset int64                    `json:"log_end_offset"`
-	Producers    map[int64]*producerState `json:"producers"`
-}
-
 // The producer snapshot is written, unsynced, whenever the log marks a
 // recovery point: when a segment rolls, after recovery at open, and at a
 // clean close. After a kill -9, loadProducers then walks about as much of
@@ -279,12 +272,11 @@ func (p *Partition) loadProducers() error {
 	save := false // a snapshot is there and does not fit: replace it
 	b, err := vfs.ReadFile(p.log.FS(), filepath.Join(p.log.Dir(), producerSnapshotFile))
 	if err == nil {
-		var snap producerSnapshot
-		if json.Unmarshal(b, &snap) == nil && snap.LogEndOffset <= end && snap.LogEndOffset >= from {
-			if snap.Producers != nil {
-				p.mu.producers = snap.Producers
-			}
-			from = snap.LogEndOffset
+		// Whatever does not decode (torn, damaged, or of a newer
+		// version) is rebuilt: the file is a cache.
+		if snapEnd, table, err := decodeProducers(b); err == nil && snapEnd <= end && snapEnd >= from {
+			p.mu.producers = table
+			from = snapEnd
 		} else {
 			save = true
 		}
@@ -317,7 +309,7 @@ func (p *Partition) walkProducers(from int64) error {
 // saveProducersLocked snapshots the producer table as of the log end. The
 // caller holds p.mu, so every batch below the log end is in the table.
 func (p *Partition) saveProducersLocked() error {
-	b, err := json.Marshal(&producerSnapshot{LogEndOffset: p.log.LogEndOffset(), Producers: p.mu.producers})
+	b, err := encodeProducers(p.log.LogEndOffset(), p.mu.producers)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,7 @@
 package partition
 
 import (
-	"encoding/json"
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,17 +10,37 @@ import (
 	"github.com/runnel-io/runnel/internal/testbatch"
 )
 
+// producerSnapshot is what producers.json holds.
+type producerSnapshot struct {
+	LogEndOffset int64
+	Producers    map[int64]*producerState
+}
+
+func decodeSnapshot(t *testing.T, b []byte) producerSnapshot {
+	t.Helper()
+	end, table, err := decodeProducers(b)
+	if err != nil {
+		t.Fatalf("%s: %v", producerSnapshotFile, err)
+	}
+	return producerSnapshot{end, table}
+}
+
+func encodeSnapshot(t *testing.T, snap producerSnapshot) []byte {
+	t.Helper()
+	b, err := encodeProducers(snap.LogEndOffset, snap.Producers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func readProducerSnapshot(t *testing.T, p *Partition) producerSnapshot {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(p.log.Dir(), producerSnapshotFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var snap producerSnapshot
-	if err := json.Unmarshal(b, &snap); err != nil {
-		t.Fatalf("%s: %v", producerSnapshotFile, err)
-	}
-	return snap
+	return decodeSnapshot(t, b)
 }
 
 // bigIdempotent is one 100 KiB record from producer pid at seq.
@@ -62,11 +82,7 @@ func TestProducerSnapshotAtRoll(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Put back the roll's snapshot, as a kill -9 would have left it.
-	b, err := json.Marshal(atRoll)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(p.log.Dir(), producerSnapshotFile), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(p.log.Dir(), producerSnapshotFile), encodeSnapshot(t, atRoll), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -96,19 +112,19 @@ func TestProducerSnapshotAtRoll(t *testing.T) {
 func TestProducerSnapshotThatDoesNotFit(t *testing.T) {
 	for name, content := range map[string]func(t *testing.T, good []byte) []byte{
 		"past the log end": func(t *testing.T, good []byte) []byte {
-			var snap producerSnapshot
-			if err := json.Unmarshal(good, &snap); err != nil {
-				t.Fatal(err)
-			}
+			snap := decodeSnapshot(t, good)
 			snap.LogEndOffset += 100
 			snap.Producers[7].Batches[len(snap.Producers[7].Batches)-1].LastSeq += 100
-			b, err := json.Marshal(&snap)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return b
+			return encodeSnapshot(t, snap)
 		},
 		"torn": func(_ *testing.T, good []byte) []byte { return good[:len(good)/2] },
+		"of a newer version": func(t *testing.T, good []byte) []byte {
+			b := bytes.Replace(good, []byte(`{"version":1,`), []byte(`{"version":2,`), 1)
+			if bytes.Equal(b, good) {
+				t.Fatalf("no version 1 in %s", good)
+			}
+			return bytes.Replace(b, []byte(`"last_seq":14`), []byte(`"last_seq":114`), 1)
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()

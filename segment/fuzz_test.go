@@ -149,3 +149,24 @@ func FuzzValidate(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseLogStart: no content of the log-start-offset file makes its
+// parser panic; what parses is a non-negative offset that formats and
+// parses again to the same.
+func FuzzParseLogStart(f *testing.F) {
+	for _, s := range []string{"0\n", "4100\n", " 7 ", "-1\n", "", "9223372036854775807\n", "9223372036854775808", "1e3"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := parseLogStart(b)
+		if err != nil {
+			return
+		}
+		if v < 0 {
+			t.Fatalf("%q parses to %d", b, v)
+		}
+		if again, err := parseLogStart(formatLogStart(v)); err != nil || again != v {
+			t.Fatalf("%q: %d formats to %q, parses to %d, %v", b, v, formatLogStart(v), again, err)
+		}
+	})
+}

@@ -13,9 +13,29 @@ import (
 )
 
 // logStartFile holds a log start offset moved inside a segment (Kafka's
-// DeleteRecords), as decimal text. Without it the log starts at its first
-// segment's base.
+// DeleteRecords, or a follower's reset), as decimal text and a newline.
+// Without it the log starts at its first segment's base. This is on-disk
+// format, version 1, with no version marker: a change of format takes a
+// new file name. testdata/log-start-offset holds its exact bytes.
 const logStartFile = "log-start-offset"
+
+// formatLogStart is the content of logStartFile for offset.
+func formatLogStart(offset int64) []byte {
+	return append(strconv.AppendInt(nil, offset, 10), '\n')
+}
+
+// parseLogStart reads the content of logStartFile: a non-negative decimal
+// offset, with white space around it.
+func parseLogStart(b []byte) (int64, error) {
+	v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return -1, err
+	}
+	if v < 0 {
+		return -1, fmt.Errorf("negative log start offset %d", v)
+	}
+	return v, nil
+}
 
 // AdvanceLogStart moves the log start offset forward to offset (at most the
 // log end), durably, and removes the segments wholly below it. Reads below
@@ -32,7 +52,7 @@ func (l *Log) AdvanceLogStart(offset int64) error {
 	if offset <= l.logStart.Load() {
 		return nil
 	}
-	if err := fsutil.WriteFileAtomic(l.fs, filepath.Join(l.dir, logStartFile), []byte(strconv.FormatInt(offset, 10)+"\n"), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(l.fs, filepath.Join(l.dir, logStartFile), formatLogStart(offset), 0o644); err != nil {
 		if errors.Is(err, vfs.ErrSyncFailed) {
 			return l.offline(err)
 		}
@@ -59,7 +79,7 @@ func readLogStart(fsys vfs.FS, dir string) (int64, error) {
 	if err != nil {
 		return -1, fmt.Errorf("segment: read log start offset: %w", err)
 	}
-	v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	v, err := parseLogStart(b)
 	if err != nil {
 		return -1, fmt.Errorf("segment: %s is corrupt: %w", filepath.Join(dir, logStartFile), err)
 	}

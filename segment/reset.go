@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strconv"
 
 	"github.com/runnel-io/runnel/internal/fsutil"
 	"github.com/runnel-io/runnel/internal/vfs"
@@ -33,7 +32,7 @@ func (l *Log) ResetTo(offset int64) error {
 	if err != nil {
 		return err
 	}
-	if err := fsutil.WriteFileAtomic(l.fs, filepath.Join(l.dir, logStartFile), []byte(strconv.FormatInt(offset, 10)+"\n"), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(l.fs, filepath.Join(l.dir, logStartFile), formatLogStart(offset), 0o644); err != nil {
 		seg.remove()
 		if errors.Is(err, vfs.ErrSyncFailed) {
 			return l.offline(err)
