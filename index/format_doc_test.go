@@ -1,15 +1,13 @@
 package index
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/runnel-io/runnel/internal/srcconst"
 	"github.com/runnel-io/runnel/segment"
 )
 
@@ -17,35 +15,16 @@ import (
 // constants named kind… in its files), by name.
 func codeKinds(t *testing.T) map[string]byte {
 	t.Helper()
-	pkgs, err := parser.ParseDir(token.NewFileSet(), ".", func(fi os.FileInfo) bool {
-		return !strings.HasSuffix(fi.Name(), "_test.go")
-	}, 0)
+	consts, err := srcconst.Consts(".", func(name string) bool { return strings.HasPrefix(name, "kind") })
 	if err != nil {
 		t.Fatal(err)
 	}
 	kinds := map[string]byte{}
-	for _, pkg := range pkgs {
-		ast.Inspect(pkg, func(n ast.Node) bool {
-			vs, ok := n.(*ast.ValueSpec)
-			if !ok {
-				return true
-			}
-			for i, name := range vs.Names {
-				if !strings.HasPrefix(name.Name, "kind") || i >= len(vs.Values) {
-					continue
-				}
-				lit, ok := vs.Values[i].(*ast.BasicLit)
-				if !ok || lit.Kind != token.CHAR {
-					t.Fatalf("kind constant %s is not a character literal", name.Name)
-				}
-				c, err := strconv.Unquote(lit.Value)
-				if err != nil || len(c) != 1 {
-					t.Fatalf("kind constant %s = %s", name.Name, lit.Value)
-				}
-				kinds[name.Name] = c[0]
-			}
-			return true
-		})
+	for name, v := range consts {
+		if len(v) != 1 {
+			t.Fatalf("kind constant %s = %q is not one byte", name, v)
+		}
+		kinds[name] = v[0]
 	}
 	return kinds
 }
@@ -80,15 +59,15 @@ func TestFormatDocMatchesCode(t *testing.T) {
 
 	name := []byte("t-0")
 	after := func(key []byte) int { return len(key) - len(name) - 2 } // kind byte, name, 0x00
-	cp, seg, ver, off := checkpointValue(segment.Checkpoint{}), segmentValue(segment.SegmentInfo{}), versionValue(1), offsetValue(segment.IndexEntry{})
+	off := offsetValue(segment.IndexEntry{})
 	// The bytes each kind's key has after the name, and its value's size,
 	// from the encoders.
 	sizes := map[byte][2]int{
 		kindOffset:     {after(offsetKey(name, 0)), len(off)},
 		kindTime:       {after(timeKey(name, 0, 0)), len(off[:timeValueSize])},
-		kindCheckpoint: {after(checkpointKey(name)), len(cp)},
-		kindSegment:    {after(segmentKey(name, 0)), len(seg)},
-		kindVersion:    {len(versionKey) - 1, len(ver)},
+		kindCheckpoint: {after(checkpointKey(name)), len(checkpointValue(segment.Checkpoint{}))},
+		kindSegment:    {after(segmentKey(name, 0)), len(segmentValue(segment.SegmentInfo{}))},
+		kindVersion:    {len(versionKey) - 1, len(versionValue(1))},
 	}
 	row := regexp.MustCompile("(?m)^\\|\\s*`(.)`\\s*\\|([^|]*)\\|([^|]*)\\|")
 	rows := map[byte][]string{}

@@ -1,45 +1,23 @@
 package partition
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"os"
 	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/runnel-io/runnel/internal/srcconst"
 )
 
 // sideFileNames returns the side files the code of a package names: the
 // string constants whose names end in "File", by constant name.
 func sideFileNames(t *testing.T, dir string) map[string]string {
 	t.Helper()
-	pkgs, err := parser.ParseDir(token.NewFileSet(), dir, func(fi os.FileInfo) bool {
-		return !strings.HasSuffix(fi.Name(), "_test.go")
-	}, 0)
+	names, err := srcconst.Consts(dir, func(name string) bool { return strings.HasSuffix(name, "File") })
 	if err != nil {
 		t.Fatal(err)
-	}
-	names := map[string]string{}
-	for _, pkg := range pkgs {
-		ast.Inspect(pkg, func(n ast.Node) bool {
-			vs, ok := n.(*ast.ValueSpec)
-			if !ok {
-				return true
-			}
-			for i, name := range vs.Names {
-				if !strings.HasSuffix(name.Name, "File") || i >= len(vs.Values) {
-					continue
-				}
-				if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-					v, _ := strconv.Unquote(lit.Value)
-					names[name.Name] = v
-				}
-			}
-			return true
-		})
 	}
 	return names
 }
