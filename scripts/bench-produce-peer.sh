@@ -29,7 +29,7 @@
 #   RUNNEL_FLAGS  more flags for runnel serve (default none)
 #   OUT           binaries, data, logs and results (default
 #                 $TMPDIR/runnel-bench-produce-peer)
-#   PORT          the brokers' Kafka port (default 19392)
+#   PORT          the brokers' Kafka port (default 19592)
 #
 # It writes one JSON line per measurement to $OUT/peer.json (the client's
 # summary under "result", labelled with system, load and run, and the
@@ -48,7 +48,7 @@ SYSTEMS=${SYSTEMS:-always never kfake}
 CEILING_MIB=${CEILING_MIB:-512}
 RUNNEL_FLAGS=${RUNNEL_FLAGS:-}
 OUT=${OUT:-${TMPDIR:-/tmp}/runnel-bench-produce-peer}
-PORT=${PORT:-19392}
+PORT=${PORT:-19592}
 BROKERS=127.0.0.1:$PORT
 
 rm -rf "$OUT"
