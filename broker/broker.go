@@ -44,7 +44,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -199,7 +201,11 @@ func New(cfg Config) (_ *Broker, err error) {
 		if b.mln, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
 			return nil, fmt.Errorf("metrics listener: %w", err)
 		}
-		b.hs = &http.Server{Handler: b.healthMux(reg), ReadHeaderTimeout: 10 * time.Second}
+		mux := b.healthMux(reg)
+		if cfg.Pprof {
+			servePprof(mux)
+		}
+		b.hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		b.httpDone = make(chan struct{})
 		go func() {
 			defer close(b.httpDone)
@@ -228,6 +234,20 @@ func (b *Broker) healthMux(reg *prometheus.Registry) *http.ServeMux {
 		io.WriteString(w, "ready\n")
 	})
 	return mux
+}
+
+// servePprof adds Go's profiles to mux under /debug/pprof/ and starts
+// sampling blocking waits (one event per microsecond waited, on average)
+// and contended mutexes (one in ten), which the block and mutex profiles
+// report.
+func servePprof(mux *http.ServeMux) {
+	runtime.SetBlockProfileRate(int(time.Microsecond))
+	runtime.SetMutexProfileFraction(10)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }
 
 // Addr returns the address of the Kafka listener.

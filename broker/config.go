@@ -46,6 +46,12 @@ type Config struct {
 	// MetricsListen is the address of /metrics, /healthz and /readyz
 	// (--metrics-listen). Empty: no metrics listener.
 	MetricsListen string
+	// Pprof serves Go's profiles under /debug/pprof/ on the metrics
+	// listener and turns on the block and mutex profiles (--pprof). Off by
+	// default: the block profile costs time on every channel and lock
+	// wait, and the profiles show the broker's internals to whoever
+	// reaches the listener.
+	Pprof bool
 
 	// RaftListen is where Raft and forwarded proposals are served
 	// (--raft-listen). Empty: this node's address in Voters.

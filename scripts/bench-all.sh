@@ -10,8 +10,8 @@
 #
 # Environment: RUNS (default 3) runs of each measurement, OUT (default
 # $TMPDIR/runnel-bench-all) for every script's data, output and report,
-# ONLY (default: all of storage broker fetch latency nats scale restart
-# cluster; parts named here and run into an earlier run's OUT replace just
+# ONLY (default: all of storage broker fetch latency nats produce-peer
+# scale restart cluster; parts named here and run into an earlier run's OUT replace just
 # those parts), QUICK (default 0). Run it on a quiet machine: each script
 # reports medians and ratios measured within its own run.
 set -euo pipefail
@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 QUICK=${QUICK:-0}
 some=${ONLY:+yes}
-ONLY=${ONLY:-storage broker fetch latency nats scale restart cluster}
+ONLY=${ONLY:-storage broker fetch latency nats produce-peer scale restart cluster}
 OUT=${OUT:-${TMPDIR:-/tmp}/runnel-bench-all}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -62,6 +62,7 @@ if [ "$QUICK" = 1 ]; then
 	bench fetch RECORDS=300000 scripts/bench-fetch.sh
 	bench latency RATES="1000 10000" DURATION=3s WARMUP=1s PRODUCE_RECORDS=200000 scripts/bench-latency.sh
 	bench nats RECORDS=20000 scripts/bench-nats.sh
+	bench produce-peer RECORDS=100000 CEILING_MIB=64 scripts/bench-produce-peer.sh
 	bench scale PARTITIONS="1 100" RECORDS=100000 scripts/bench-scale.sh
 	bench restart BYTES=$((256 << 20)) scripts/bench-restart.sh
 	bench cluster RECORDS=200000 PARTS=failover FAILOVERS=default scripts/bench-cluster.sh
@@ -71,6 +72,7 @@ else
 	bench fetch scripts/bench-fetch.sh
 	bench latency scripts/bench-latency.sh
 	bench nats scripts/bench-nats.sh
+	bench produce-peer scripts/bench-produce-peer.sh
 	bench scale scripts/bench-scale.sh
 	bench restart scripts/bench-restart.sh
 	bench cluster scripts/bench-cluster.sh

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -37,6 +38,9 @@ type conn struct {
 	host    string // the client's address as Kafka shows it: "/" and the IP
 	replies chan *reply
 	stop    atomic.Bool
+	// halted is set when a request was refused: the reader stops and the
+	// frames it read after that one are dropped.
+	halted atomic.Bool
 
 	// ctx ends when the reader stops for any reason but Shutdown (the
 	// client closed, the stream broke, a request was refused, the writer
@@ -87,7 +91,9 @@ func (c *conn) serve() {
 		defer close(done)
 		c.writeLoop()
 	}()
-	c.readLoop()
+	frames := make(chan reqFrame, frameQueue)
+	go c.readLoop(frames)
+	c.handleLoop(frames)
 	if !c.stop.Load() {
 		c.cancel()
 	}
@@ -96,13 +102,45 @@ func (c *conn) serve() {
 	c.cancel()
 }
 
-func (c *conn) readLoop() {
+// frameQueue bounds the frames a connection has read but not yet handed to
+// their handlers. The reader reads the next frames from the socket while
+// the handler decodes, validates and appends the one before, so the two
+// overlap; requests are still handled one at a time, in the order read.
+const frameQueue = 4
+
+// reqFrame is one request frame read and not yet handled. Its bytes are
+// reserved in the request budget until the handler is done with them.
+type reqFrame struct {
+	b      []byte
+	pooled *[]byte // b's buffer, to give back (see getFrame); nil if not pooled
+}
+
+// halt makes the reader stop after a request was refused: it stops at its
+// next frame, or at once if it is waiting for one, and the frames it has
+// read already are dropped unhandled.
+func (c *conn) halt() {
+	c.halted.Store(true)
+	c.nc.SetReadDeadline(time.Now())
+	if !c.stop.Load() {
+		// Also ends a wait for request budget.
+		c.cancel()
+	}
+}
+
+// stopped reports whether the reader is to stop.
+func (c *conn) stopped() bool { return c.stop.Load() || c.halted.Load() }
+
+// readLoop reads request frames and queues them for handleLoop; it closes
+// frames when it stops.
+func (c *conn) readLoop(frames chan<- reqFrame) {
+	defer close(frames)
 	var size [4]byte
 	for {
-		// The deadline is set before stop is checked: stopReading sets
-		// stop, then a deadline in the past, so one of the two is seen.
+		// The deadline is set before stop is checked: stopReading and halt
+		// set their flag, then a deadline in the past, so one of the two
+		// is seen.
 		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
-		if c.stop.Load() {
+		if c.stopped() {
 			return
 		}
 		if _, err := io.ReadFull(c.nc, size[:]); err != nil {
@@ -122,39 +160,63 @@ func (c *conn) readLoop() {
 		}
 		waited, err := c.s.budget.acquire(c.ctx, int64(n))
 		if err != nil {
-			return // shutting down
+			return // shutting down, or halted
 		}
 		if waited {
 			// The idle clock stops while the server makes the client wait.
 			c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
-			if c.stop.Load() {
+			if c.stopped() {
 				c.s.budget.release(int64(n))
 				return
 			}
 		}
-		r, ok := c.readRequest(n)
-		c.s.budget.release(int64(n))
-		if !ok {
+		b, pooled := getFrame(int(n))
+		if _, err := io.ReadFull(c.nc, b); err != nil {
+			putFrame(pooled)
+			c.s.budget.release(int64(n))
+			c.readFailed(err, "reading request")
 			return
 		}
+		c.s.m.bytesIn(int(n) + 4)
+		frames <- reqFrame{b: b, pooled: pooled}
+	}
+}
+
+// handleLoop hands each frame to its handler, in the order read, and queues
+// the replies for the writer. Once a handler returns, nothing refers to the
+// frame's bytes any more (see handle), so they go back to the budget and
+// the frame's buffer to its pool. After a refused request the frames still
+// queued are dropped. It returns when the reader has stopped and every
+// frame it read is handled or dropped.
+func (c *conn) handleLoop(frames <-chan reqFrame) {
+	for f := range frames {
+		var r *reply
+		if !c.halted.Load() {
+			var ok bool
+			if r, ok = c.handle(f); !ok {
+				c.halt()
+			}
+		}
+		putFrame(f.pooled)
+		c.s.budget.release(int64(len(f.b)))
 		if r != nil {
 			c.replies <- r
 		}
 	}
 }
 
-// readRequest reads a frame of n bytes and hands it to its handler. Once it
-// returns, nothing refers to the frame's bytes any more (handlers copy what
-// they keep; a produce's records are in the log), so the caller gives its
-// bytes back to the budget. ok false closes the connection.
-func (c *conn) readRequest(n int32) (r *reply, ok bool) {
-	frame := make([]byte, n)
-	if _, err := io.ReadFull(c.nc, frame); err != nil {
-		c.readFailed(err, "reading request")
-		return nil, false
+// handle decodes a request frame and runs its handler. A produce handler
+// copies the record bytes into the log and keeps nothing else of the
+// frame; any other request is decoded from a copy of its own when its
+// frame is pooled, since its decoded fields (byte slices such as group
+// metadata) may point into the frame and outlive the handler. ok false
+// closes the connection.
+func (c *conn) handle(f reqFrame) (r *reply, ok bool) {
+	b := f.b
+	if f.pooled != nil && (len(b) < 2 || int16(binary.BigEndian.Uint16(b)) != produceKey) {
+		b = bytes.Clone(b)
 	}
-	c.s.m.bytesIn(int(n) + 4)
-	hdr, body, err := parseHeader(frame)
+	hdr, body, err := parseHeader(b)
 	if err != nil {
 		c.warn("closing connection: undecodable request header", "remote", c.remote, "api_key", hdr.Key, "api_version", hdr.Version, "err", err)
 		c.s.m.badRequest("header")
@@ -175,7 +237,7 @@ func (c *conn) readRequest(n int32) (r *reply, ok bool) {
 }
 
 func (c *conn) readFailed(err error, what string) {
-	if c.stop.Load() || c.gone.Load() {
+	if c.stopped() || c.gone.Load() {
 		return
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {

@@ -43,6 +43,7 @@ var serveSettings = []setting{
 	{"listen", "address of the Kafka API", func(o *serveOptions) value { return stringVar(&o.broker.Listen) }},
 	{"advertise", "host:port clients are told to connect to (default: the listen address)", func(o *serveOptions) value { return stringVar(&o.broker.Advertise) }},
 	{"metrics-listen", "address of /metrics, /healthz and /readyz (empty: off)", func(o *serveOptions) value { return stringVar(&o.broker.MetricsListen) }},
+	{"pprof", "serve Go's CPU, heap, block and mutex profiles under /debug/pprof/ on the metrics listener, and sample blocking waits for them (costs time on every wait)", func(o *serveOptions) value { return boolVar(&o.broker.Pprof) }},
 	{"node-id", "this broker's id", func(o *serveOptions) value { return int32Var(&o.broker.NodeID) }},
 	{"raft-listen", "address to listen on for Raft and forwarded proposals (default: this node's address in --voters)", func(o *serveOptions) value { return stringVar(&o.broker.RaftListen) }},
 	{"voters", "Raft voters as 1@host:port,2@host:port,...; empty: this broker alone, without a Raft listener", func(o *serveOptions) value { return votersVar(&o.broker.Voters) }},

@@ -33,6 +33,7 @@ var sections = []struct{ name, title string }{
 	{"fetch", "Fetch paths: read+write, mmap+write, sendfile; bare loops over loopback (`scripts/bench-fetch.sh`)"},
 	{"latency", "End-to-end latency at fixed rates (`scripts/bench-latency.sh`)"},
 	{"nats", "Peer: NATS JetStream (`scripts/bench-nats.sh`)"},
+	{"produce-peer", "Peer: franz-go's kfake, produce (`scripts/bench-produce-peer.sh`)"},
 	{"scale", "Partition scaling, 1 to 10,000 (`scripts/bench-scale.sh`)"},
 	{"restart", "Restart after kill -9 with a large log (`scripts/bench-restart.sh`)"},
 	{"cluster", "Cluster: replication throughput and failover (`scripts/bench-cluster.sh`)"},
