@@ -300,12 +300,19 @@ func (s *Server) handleCreatePartitions(r *kmsg.CreatePartitionsRequest) kmsg.Re
 	return resp
 }
 
-func (s *Server) handleMetadata(r *kmsg.MetadataRequest) kmsg.Response {
+// handleMetadata answers with the brokers' addresses on the listener the
+// client connected to; a broker without that listener is left out, as
+// Kafka does.
+func (s *Server) handleMetadata(c *conn, r *kmsg.MetadataRequest) kmsg.Response {
 	resp := kmsg.NewPtrMetadataResponse()
 	for _, lb := range s.liveBrokers() {
 		b := kmsg.NewMetadataResponseBroker()
 		b.NodeID = lb.ID
-		if err := splitHostPort(lb.Addr, &b.Host, &b.Port); err != nil {
+		addr, ok := lb.ListenerAddr(c.listener)
+		if !ok {
+			continue
+		}
+		if err := splitHostPort(addr, &b.Host, &b.Port); err != nil {
 			continue
 		}
 		resp.Brokers = append(resp.Brokers, b)
@@ -447,7 +454,7 @@ func (s *Server) handleDescribeConfigs(r *kmsg.DescribeConfigsRequest) kmsg.Resp
 	return resp
 }
 
-func (s *Server) handleDescribeCluster(r *kmsg.DescribeClusterRequest) kmsg.Response {
+func (s *Server) handleDescribeCluster(c *conn, r *kmsg.DescribeClusterRequest) kmsg.Response {
 	resp := kmsg.NewPtrDescribeClusterResponse()
 	resp.ClusterID = s.cfg.ClusterID
 	resp.ControllerID = s.controller()
@@ -457,7 +464,11 @@ func (s *Server) handleDescribeCluster(r *kmsg.DescribeClusterRequest) kmsg.Resp
 		}
 		b := kmsg.NewDescribeClusterResponseBroker()
 		b.NodeID, b.IsFenced = lb.ID, lb.Fenced
-		if err := splitHostPort(lb.Addr, &b.Host, &b.Port); err != nil {
+		addr, ok := lb.ListenerAddr(c.listener)
+		if !ok {
+			continue
+		}
+		if err := splitHostPort(addr, &b.Host, &b.Port); err != nil {
 			continue
 		}
 		resp.Brokers = append(resp.Brokers, b)
