@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/consumer"
 	"github.com/runnel-io/runnel/internal/certstore"
 	"github.com/runnel-io/runnel/internal/testcerts"
@@ -292,4 +295,89 @@ func TestSSLRequireAndReload(t *testing.T) {
 		t.Fatalf("after replacing the files: serial %d, want 1001", got)
 	}
 	produceConsume(t, ctx, "required", 20, kgo.SeedBrokers(ssl), kgo.DialTLSConfig(clientTLS(t, ca, &client)))
+}
+
+// TestInterBrokerSSL: two brokers whose inter-broker listener is SSL with
+// client certificates required replicate a topic; acks=all succeeds only
+// once the follower has fetched over TLS with its own certificate. Clients
+// use the PLAINTEXT listener, and Metadata there names both brokers'
+// plaintext addresses.
+func TestInterBrokerSSL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two brokers")
+	}
+	ca := testcerts.NewCA(t, "test ca")
+	voters := []cluster.Voter{{ID: 1, Addr: freeAddr(t)}, {ID: 2, Addr: freeAddr(t)}}
+	type started struct {
+		b   *Broker
+		err error
+	}
+	results := make(chan started, len(voters))
+	for _, v := range voters {
+		files := ca.Write(t, t.TempDir(), "broker", ca.Issue(t, pkix.Name{CommonName: fmt.Sprintf("broker%d", v.ID)}, int64(v.ID), "127.0.0.1"))
+		cfg := testConfig(t)
+		cfg.NodeID, cfg.Voters, cfg.MetricsListen = v.ID, voters, ""
+		cfg.RaftElectionTimeout = 500 * time.Millisecond
+		cfg.Listeners = []ListenerAddr{{"CLIENTS", "127.0.0.1:0"}, {"REPLICATION", "127.0.0.1:0"}}
+		cfg.ListenerProtocols = []ListenerProtocol{{"CLIENTS", Plaintext}, {"REPLICATION", SSL}}
+		cfg.InterBrokerListener = "REPLICATION"
+		cfg.TLS = TLSConfig{CertFile: files.Cert, KeyFile: files.Key, CAFile: files.CA, ClientAuth: certstore.ClientAuthRequire}
+		go func() {
+			b, err := New(cfg)
+			results <- started{b, err}
+		}()
+	}
+	var brokers []*Broker
+	for range voters {
+		r := <-results
+		if r.err != nil {
+			t.Error(r.err)
+			continue
+		}
+		brokers = append(brokers, r.b)
+	}
+	ran := make(chan error, len(brokers))
+	defer func() {
+		for _, b := range brokers {
+			b.Close()
+		}
+		for range brokers {
+			if err := <-ran; err != nil {
+				t.Errorf("run: %v", err)
+			}
+		}
+	}()
+	if t.Failed() {
+		return
+	}
+	var seeds []string
+	for _, b := range brokers {
+		go func() { ran <- b.Run(context.Background()) }()
+		seeds = append(seeds, b.ListenerAddr("CLIENTS"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	got := metadataBrokers(t, ctx, kgo.SeedBrokers(seeds[0]))
+	slices.Sort(got)
+	want := slices.Sorted(slices.Values(seeds))
+	if !slices.Equal(got, want) {
+		t.Errorf("metadata on CLIENTS names %v, want %v", got, want)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 2, nil, "replicated"); err != nil {
+		t.Fatalf("create topic: %v", err)
+	}
+	tlsBefore := consumer.BufferedBytes.Load()
+	for i := range 20 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "replicated", Value: fmt.Appendf(nil, "%d", i)}).FirstErr(); err != nil {
+			t.Fatalf("produce %d: %v", i, err)
+		}
+	}
+	if consumer.BufferedBytes.Load() == tlsBefore {
+		t.Error("the follower fetched no record bytes over TLS")
+	}
 }

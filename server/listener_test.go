@@ -1,0 +1,89 @@
+package server
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/runnel-io/runnel/internal/testcerts"
+)
+
+func TestPrincipal(t *testing.T) {
+	for _, tc := range []struct {
+		subject pkix.Name
+		want    string
+	}{
+		{pkix.Name{CommonName: "app"}, "User:CN=app"},
+		{pkix.Name{CommonName: "app", Organization: []string{"Example"}, OrganizationalUnit: []string{"Payments"}},
+			"User:CN=app,OU=Payments,O=Example"},
+		{pkix.Name{CommonName: "a,b+c"}, `User:CN=a\,b\+c`},
+	} {
+		if got := Principal([]*x509.Certificate{{Subject: tc.subject}}); got != tc.want {
+			t.Errorf("%v: %q, want %q", tc.subject, got, tc.want)
+		}
+	}
+	if got := Principal(nil); got != Anonymous {
+		t.Errorf("no certificate: %q", got)
+	}
+}
+
+// TestSSLListener: a server with a second, TLS listener answers a TLS
+// client there and keeps its principal; a plaintext client on the TLS
+// listener is closed, logged and counted, and the others are still
+// served.
+func TestSSLListener(t *testing.T) {
+	ca := testcerts.NewCA(t, "ca")
+	srvPair := ca.Issue(t, pkix.Name{CommonName: "broker"}, 2, "127.0.0.1")
+	cert, err := tls.X509KeyPair(srvPair.CertPEM, srvPair.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newConnServer(t, Config{}, func(s *Server) {
+		go s.ServeListener(tlsLn, Listener{Name: "SSL", TLS: &tls.Config{Certificates: []tls.Certificate{cert},
+			ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: ca.Pool(), MinVersion: tls.VersionTLS12}})
+	}, nil)
+
+	plain, err := net.Dial("tcp", tlsLn.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	plain.SetDeadline(time.Now().Add(waitLong))
+	plain.Write(frame(apiVersionsRequest(), 7))
+	if n, err := io.ReadFull(plain, make([]byte, 4)); err == nil {
+		t.Fatalf("a plaintext client on the TLS listener got %d bytes", n)
+	}
+	waitFor(t, "the failed handshake counted", func() bool { return ts.metric(t, "runnel_tls_handshake_failures_total") == 1 })
+	ts.checkServed(t)
+
+	clientPair := ca.Issue(t, pkix.Name{CommonName: "app", Organization: []string{"Example"}}, 3)
+	ccert, err := tls.X509KeyPair(clientPair.CertPEM, clientPair.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tls.Dial("tcp", tlsLn.Addr().String(), &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{ccert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	roundTrip(t, c, apiVersionsRequest())
+	var got []string
+	ts.s.mu.Lock()
+	for sc := range ts.s.mu.conns {
+		if sc.tls {
+			got = append(got, sc.listener+" "+sc.principal)
+		}
+	}
+	ts.s.mu.Unlock()
+	if len(got) != 1 || got[0] != "SSL User:CN=app,O=Example" {
+		t.Fatalf("TLS connections: %q", got)
+	}
+}
