@@ -1,6 +1,6 @@
 // Package broker assembles one runnel broker from its parts: the Raft node
 // that replicates cluster metadata, the partition manager, the replica
-// manager, the group coordinator, the Kafka listener and the metrics and
+// manager, the group coordinator, the Kafka listeners and the metrics and
 // health endpoints. It owns their start-up order, the background loops that
 // tie them together, and the orderly shutdown; `runnel serve` is a thin
 // front end that turns flags, RUNNEL_* variables and a config file into a
@@ -12,15 +12,17 @@
 //
 //  1. raise the soft RLIMIT_NOFILE to the hard limit, so that a broker can
 //     always reopen the partitions it already holds;
-//  2. (only for a Kafka listen address with port 0) bind the Kafka listener;
+//  2. open the TLS certificate store (when TLS files are given) and bind
+//     the Kafka listeners whose port is 0;
 //  3. start the Raft node over DataDir/meta and register this broker with
-//     the quorum under its advertised address;
+//     the quorum under every listener's advertised address;
 //  4. open and recover every partition under DataDir (partition.Manager);
 //  5. open this broker's replicas as the metadata assigns them
 //     (replica.Manager.Reconcile);
 //  6. create the group coordinator and the Kafka server;
 //  7. bind and serve the metrics listener (/readyz answers 503 until Run);
-//  8. bind the Kafka listener, now that every partition is recovered.
+//  8. bind the other Kafka listeners, now that every partition is
+//     recovered.
 //
 // Any error releases what the earlier steps opened, in reverse order.
 //
@@ -312,7 +314,7 @@ func (b *Broker) MetricsAddr() string {
 	return b.mln.Addr().String()
 }
 
-// Run serves until ctx ends or the Kafka listener fails, then shuts the
+// Run serves until ctx ends or a Kafka listener fails, then shuts the
 // broker down (see the package comment) and releases it, as Close does.
 // It returns the listener's error, or the first error of closing.
 func (b *Broker) Run(ctx context.Context) error {
