@@ -60,7 +60,7 @@ func SendBuffered(w io.Writer, e *Encoded, buf []byte) error {
 			return err
 		}
 		prev = s.at
-		f, pos, n := s.region.File(), s.region.Position, s.region.Length
+		pos, n := s.region.Position, s.region.Length
 		for n > 0 {
 			if len(b) == cap(b) {
 				if err := flush(); err != nil {
@@ -71,7 +71,7 @@ func SendBuffered(w io.Writer, e *Encoded, buf []byte) error {
 			if int64(len(room)) > n {
 				room = room[:n]
 			}
-			r, err := f.ReadAt(room, pos)
+			r, err := s.region.ReadAt(room, pos)
 			if r == 0 {
 				if err == io.EOF || err == nil {
 					return ErrShortFile

@@ -84,3 +84,30 @@ func TestSendBufferedMatchesSendfile(t *testing.T) {
 		t.Fatal("a buffer below 4 KiB was taken")
 	}
 }
+
+// TestSendBufferedAllocatesNothing: sending through a reused buffer
+// allocates nothing, whatever the response's size.
+func TestSendBufferedAllocatesNothing(t *testing.T) {
+	l := openLog(t)
+	const runs = 20
+	encs := make([]*consumer.Encoded, runs+1)
+	for i := range encs {
+		r, err := l.Read(0, 1<<20, l.LogEndOffset())
+		if err != nil {
+			t.Fatal(err)
+		}
+		encs[i] = consumer.Encode(&consumer.Response{Version: 12, Topics: []consumer.TopicData{{Topic: "t",
+			Partitions: []consumer.PartitionData{{HighWatermark: 100, PreferredReadReplica: -1, Records: r}}}}}, nil)
+	}
+	buf := make([]byte, 0, 4<<10) // smaller than the response: several writes
+	i := 0
+	allocs := testing.AllocsPerRun(runs, func() {
+		if err := consumer.SendBuffered(io.Discard, encs[i], buf); err != nil {
+			t.Fatal(err)
+		}
+		i++
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per send", allocs)
+	}
+}
