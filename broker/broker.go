@@ -219,6 +219,9 @@ func New(cfg Config) (_ *Broker, err error) {
 	preg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	sc := cfg.Server
 	sc.NodeID, sc.Advertise, sc.Logger, sc.Metrics = cfg.NodeID, cfg.Advertise, logger, server.NewMetrics(preg)
+	if sc.PrincipalMapping, err = server.ParsePrincipalRules(cfg.TLS.PrincipalMappingRules); err != nil {
+		return nil, err
+	}
 	preg.MustRegister(newStorageCollector(b.parts), syncLatency)
 	if b.certs != nil {
 		registerCertMetrics(preg, b.certs)

@@ -114,6 +114,7 @@ func DefaultConfig() Config {
 		Listen:                 "127.0.0.1:9092",
 		MetricsListen:          "127.0.0.1:9644",
 		ListenerProtocols:      DefaultProtocolMap,
+		TLS:                    TLSConfig{PrincipalMappingRules: "DEFAULT"},
 		RaftElectionTimeout:    time.Second,
 		RetentionCheckInterval: 5 * time.Minute,
 		ShutdownTimeout:        30 * time.Second,
@@ -239,6 +240,9 @@ func (c Config) Validate() error {
 	}
 	if c.TLS.ClientAuth != certstore.ClientAuthNone && c.TLS.CAFile == "" {
 		bad("--tls-client-auth %s: needs --tls-ca-file, the CAs that sign client certificates", c.TLS.ClientAuth)
+	}
+	if _, err := server.ParsePrincipalRules(c.TLS.PrincipalMappingRules); err != nil {
+		bad("--ssl-principal-mapping-rules: %v", err)
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("--tls-cert-file and --tls-key-file: give both or neither")

@@ -143,6 +143,11 @@ type TLSConfig struct {
 	CAFile string
 	// ClientAuth is --tls-client-auth.
 	ClientAuth certstore.ClientAuth
+	// PrincipalMappingRules turn a client certificate's subject into its
+	// principal, as Kafka's ssl.principal.mapping.rules
+	// (--ssl-principal-mapping-rules; server.ParsePrincipalRules). Empty:
+	// DEFAULT.
+	PrincipalMappingRules string
 }
 
 // listenerPlan is one listener as the broker runs it.

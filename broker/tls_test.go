@@ -123,6 +123,7 @@ func TestListenerPlans(t *testing.T) {
 			c.TLS = TLSConfig{CertFile: "c", KeyFile: "k", ClientAuth: certstore.ClientAuthRequire}
 		}, "needs --tls-ca-file"},
 		{"cert without key", func(c *Config) { c.TLS.CertFile = "c" }, "give both or neither"},
+		{"bad mapping rule", func(c *Config) { c.TLS.PrincipalMappingRules = "RULE:x" }, "--ssl-principal-mapping-rules"},
 	} {
 		c := DefaultConfig()
 		tc.edit(&c)

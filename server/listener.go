@@ -28,8 +28,9 @@ type Listener struct {
 // on a plaintext listener, or a TLS client without a certificate.
 const Anonymous = "User:ANONYMOUS"
 
-// Principal returns the principal a TLS client's certificate proves, as
-// Kafka names it by default: "User:" and the certificate's subject as an
+// Principal returns the principal a TLS client's certificate proves
+// without mapping rules (Config.PrincipalMapping), as Kafka names it by
+// default: "User:" and the certificate's subject as an
 // RFC 2253 distinguished name ("User:CN=app,O=Example"). No certificate
 // is Anonymous.
 func Principal(certs []*x509.Certificate) string {
@@ -81,7 +82,15 @@ func (c *conn) handshake() bool {
 		}
 		return false
 	}
-	c.principal = Principal(tc.ConnectionState().PeerCertificates)
+	if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+		name, err := c.s.cfg.PrincipalMapping.Map(certs[0].Subject.String())
+		if err != nil {
+			c.warn("closing connection: no principal for the client certificate", "remote", c.remote, "listener", c.listener, "err", err)
+			c.s.m.tlsHandshakeFailed()
+			return false
+		}
+		c.principal = "User:" + name
+	}
 	c.s.log.Debug("TLS connection", "remote", c.remote, "listener", c.listener, "principal", c.principal,
 		"version", tls.VersionName(tc.ConnectionState().Version))
 	return true

@@ -4,8 +4,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,7 +34,7 @@ func TestPrincipal(t *testing.T) {
 }
 
 // TestSSLListener: a server with a second, TLS listener answers a TLS
-// client there and keeps its principal; a plaintext client on the TLS
+// client there and keeps its principal, mapped by the rules; a plaintext client on the TLS
 // listener is closed, logged and counted, and the others are still
 // served.
 func TestSSLListener(t *testing.T) {
@@ -46,7 +48,11 @@ func TestSSLListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := newConnServer(t, Config{}, func(s *Server) {
+	rules, err := ParsePrincipalRules(`RULE:^CN=([^,]*),O=Example$/$1/L`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newConnServer(t, Config{PrincipalMapping: rules}, func(s *Server) {
 		go s.ServeListener(tlsLn, Listener{Name: "SSL", TLS: &tls.Config{Certificates: []tls.Certificate{cert},
 			ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: ca.Pool(), MinVersion: tls.VersionTLS12}})
 	}, nil)
@@ -64,7 +70,7 @@ func TestSSLListener(t *testing.T) {
 	waitFor(t, "the failed handshake counted", func() bool { return ts.metric(t, "runnel_tls_handshake_failures_total") == 1 })
 	ts.checkServed(t)
 
-	clientPair := ca.Issue(t, pkix.Name{CommonName: "app", Organization: []string{"Example"}}, 3)
+	clientPair := ca.Issue(t, pkix.Name{CommonName: "App", Organization: []string{"Example"}}, 3)
 	ccert, err := tls.X509KeyPair(clientPair.CertPEM, clientPair.KeyPEM)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +89,54 @@ func TestSSLListener(t *testing.T) {
 		}
 	}
 	ts.s.mu.Unlock()
-	if len(got) != 1 || got[0] != "SSL User:CN=app,O=Example" {
+	if len(got) != 1 || got[0] != "SSL User:app" {
 		t.Fatalf("TLS connections: %q", got)
+	}
+}
+
+func TestPrincipalMappingRules(t *testing.T) {
+	const dn = "CN=App-One,OU=ServiceUsers,O=Example,C=US"
+	for _, tc := range []struct {
+		rules, dn, want string
+		err           string // parse error, or "nomatch"
+	}{
+		{"", dn, dn, ""},
+		{"DEFAULT", dn, dn, ""},
+		{`RULE:^CN=(.*?),OU=ServiceUsers.*$/$1/`, dn, "App-One", ""},
+		{`RULE:^CN=(.*?),OU=ServiceUsers.*$/$1/L`, dn, "app-one", ""},
+		{`RULE:^CN=(.*?),OU=(.*?),.*$/$1@$2/U`, dn, "APP-ONE@SERVICEUSERS", ""},
+		{`RULE:^CN=(.*?),OU=Admins.*$/admin/, RULE:^CN=(.*?),.*$/$1/, DEFAULT`, dn, "App-One", ""},
+		{`RULE:^CN=(.*?),OU=Admins.*$/admin/,DEFAULT`, dn, dn, ""},
+		{`RULE:^CN=(.*?),OU=Admins.*$/admin/`, dn, "", "nomatch"},
+		{`RULE:^CN=([^,]*),.*$/$1\/x/`, dn, "App-One/x", ""},
+		{`RULE:^CN=([^,]*),.*$/$10/`, dn, "", ""}, // group 10 does not exist: empty, as Go expands it
+		{`RULE:^CN=(.*$/x/`, "", "", "pattern"},
+		{`RULE:abc`, "", "", "want RULE:pattern"},
+		{`RULE:a/b`, "", "", "want RULE:pattern"},
+		{`SOMETHING`, "", "", "want DEFAULT or RULE"},
+		{`DEFAULT,`, "", "", "missing after the last comma"},
+		{`DEFAULT DEFAULT`, "", "", "want a comma"},
+	} {
+		m, err := ParsePrincipalRules(tc.rules)
+		if tc.err != "" && tc.err != "nomatch" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: %v, want an error with %q", tc.rules, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.rules, err)
+			continue
+		}
+		got, err := m.Map(tc.dn)
+		if tc.err == "nomatch" {
+			if !errors.Is(err, ErrNoPrincipalRule) {
+				t.Errorf("%q on %q: %q, %v; want no match", tc.rules, tc.dn, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%q on %q: %q, %v; want %q", tc.rules, tc.dn, got, err, tc.want)
+		}
 	}
 }

@@ -80,6 +80,10 @@ type Config struct {
 	FetchMaxBytes int32
 	// FetchPath chooses sendfile (default) or the copy path for fetches.
 	FetchPath consumer.Path
+	// PrincipalMapping turns a TLS client certificate's subject into the
+	// connection's principal; a certificate it has no rule for is refused.
+	// Nil: the subject as it is (DEFAULT).
+	PrincipalMapping *PrincipalMapper
 	// Logger: nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics: nil means none.

@@ -50,6 +50,7 @@ var serveSettings = []setting{
 	{"tls-key-file", "PEM private key of --tls-cert-file", func(o *serveOptions) value { return stringVar(&o.broker.TLS.KeyFile) }},
 	{"tls-ca-file", "PEM certificates of the CAs that sign client certificates and other brokers'", func(o *serveOptions) value { return stringVar(&o.broker.TLS.CAFile) }},
 	{"tls-client-auth", "client certificates on SSL listeners: none, request (verified if sent) or require; a client's principal is User: and its certificate's subject", func(o *serveOptions) value { return clientAuthVar(&o.broker.TLS.ClientAuth) }},
+	{"ssl-principal-mapping-rules", "how a client certificate's subject becomes its principal, as Kafka's ssl.principal.mapping.rules: DEFAULT (the subject DN) or RULE:pattern/replacement/[LU], comma-separated, first match wins", func(o *serveOptions) value { return stringVar(&o.broker.TLS.PrincipalMappingRules) }},
 	{"metrics-listen", "address of /metrics, /healthz and /readyz (empty: off)", func(o *serveOptions) value { return stringVar(&o.broker.MetricsListen) }},
 	{"node-id", "this broker's id", func(o *serveOptions) value { return int32Var(&o.broker.NodeID) }},
 	{"raft-listen", "address to listen on for Raft and forwarded proposals (default: this node's address in --voters)", func(o *serveOptions) value { return stringVar(&o.broker.RaftListen) }},
