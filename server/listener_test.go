@@ -98,7 +98,7 @@ func TestPrincipalMappingRules(t *testing.T) {
 	const dn = "CN=App-One,OU=ServiceUsers,O=Example,C=US"
 	for _, tc := range []struct {
 		rules, dn, want string
-		err           string // parse error, or "nomatch"
+		err             string // parse error, or "nomatch"
 	}{
 		{"", dn, dn, ""},
 		{"DEFAULT", dn, dn, ""},
