@@ -5,12 +5,18 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/internal/testcerts"
 )
 
@@ -138,5 +144,56 @@ func TestPrincipalMappingRules(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("%q on %q: %q, %v; want %q", tc.rules, tc.dn, got, err, tc.want)
 		}
+	}
+}
+
+// TestMetadataPerListener: a client is told the brokers that have its
+// listener, at their address on it; a partition led by a broker without
+// it has no leader, LISTENER_NOT_FOUND from v6 (LEADER_NOT_AVAILABLE
+// before), and such a coordinator is none, as Kafka answers.
+func TestMetadataPerListener(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	if resp := ts.call(t, createTopicsRequest(false, map[string]int32{"t": 1})).(*kmsg.CreateTopicsResponse); resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create: %d", resp.Topics[0].ErrorCode)
+	}
+	ts.meta.brokers = []cluster.BrokerInfo{
+		// Broker 1 (the fake leader of every partition and the
+		// controller) has no PLAINTEXT listener; the harness's client is
+		// on PLAINTEXT.
+		{ID: 1, Addr: "10.0.0.1:9094", Listeners: []cluster.BrokerListener{{Name: "SSL", Addr: "b1:9093"}, {Name: "REPL", Addr: "10.0.0.1:9094"}}},
+		{ID: 2, Addr: "10.0.0.2:9094", Listeners: []cluster.BrokerListener{{Name: "PLAINTEXT", Addr: "b2:9092"}, {Name: "REPL", Addr: "10.0.0.2:9094"}}},
+		{ID: 3, Addr: "10.0.0.3:9092"}, // registered without names: PLAINTEXT
+	}
+	for _, v := range []int16{5, 6, 12} {
+		req := kmsg.NewPtrMetadataRequest()
+		req.SetVersion(v)
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr("t")
+		req.Topics = append(req.Topics, rt)
+		resp := ts.call(t, req).(*kmsg.MetadataResponse)
+		var got []string
+		for _, b := range resp.Brokers {
+			got = append(got, fmt.Sprintf("%d@%s:%d", b.NodeID, b.Host, b.Port))
+		}
+		if want := []string{"2@b2:9092", "3@10.0.0.3:9092"}; !slices.Equal(got, want) {
+			t.Errorf("v%d brokers %v, want %v", v, got, want)
+		}
+		want := kerr.ListenerNotFound.Code
+		if v < 6 {
+			want = kerr.LeaderNotAvailable.Code
+		}
+		if p := resp.Topics[0].Partitions[0]; p.Leader != -1 || p.ErrorCode != want {
+			t.Errorf("v%d partition: leader %d error %d, want -1 and %d", v, p.Leader, p.ErrorCode, want)
+		}
+	}
+	dc := ts.call(t, kmsg.NewPtrDescribeClusterRequest()).(*kmsg.DescribeClusterResponse)
+	if len(dc.Brokers) != 2 || dc.Brokers[0].NodeID != 2 || dc.Brokers[0].Host != "b2" {
+		t.Errorf("DescribeCluster brokers %+v", dc.Brokers)
+	}
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.SetVersion(3)
+	fc.CoordinatorKey = "g"
+	if resp := ts.call(t, fc).(*kmsg.FindCoordinatorResponse); resp.ErrorCode != kerr.CoordinatorNotAvailable.Code {
+		t.Errorf("FindCoordinator with the coordinator off the client's listener: error %d", resp.ErrorCode)
 	}
 }

@@ -362,12 +362,14 @@ func (s *Server) handleMetadata(c *conn, r *kmsg.MetadataRequest) kmsg.Response 
 		s.log.Debug("metadata request names topics more than once", "topics", n, "distinct", len(names)+len(unknownIDs))
 	}
 	for _, name := range names {
-		resp.Topics = append(resp.Topics, s.topicMetadata(name, autoCreate))
+		resp.Topics = append(resp.Topics, s.topicMetadata(name, autoCreate, c.listener, r.Version))
 	}
 	return resp
 }
 
-func (s *Server) topicMetadata(name string, autoCreate bool) kmsg.MetadataResponseTopic {
+// topicMetadata answers for one topic to a client on the listener and
+// Metadata version given.
+func (s *Server) topicMetadata(name string, autoCreate bool, listener string, version int16) kmsg.MetadataResponseTopic {
 	st := kmsg.NewMetadataResponseTopic()
 	st.Topic = &name
 	t, ok := s.meta.Topic(name)
@@ -390,9 +392,19 @@ func (s *Server) topicMetadata(name string, autoCreate bool) kmsg.MetadataRespon
 		}
 	}
 	st.TopicID = t.ID
-	fenced := s.fencedBrokers()
+	fenced, unreachable := s.fencedBrokers(), s.brokersWithout(listener)
 	for i := int32(0); i < t.Partitions; i++ {
-		st.Partitions = append(st.Partitions, s.partitionMetadata(name, i, fenced))
+		sp := s.partitionMetadata(name, i, fenced)
+		if sp.ErrorCode == 0 && unreachable[sp.Leader] {
+			// The leader has no address on the client's listener, so the
+			// client cannot reach it: as Kafka, no leader, and from v6
+			// LISTENER_NOT_FOUND to say why.
+			sp.Leader, sp.ErrorCode = -1, kerr.LeaderNotAvailable.Code
+			if version >= 6 {
+				sp.ErrorCode = kerr.ListenerNotFound.Code
+			}
+		}
+		st.Partitions = append(st.Partitions, sp)
 	}
 	return st
 }
