@@ -1,6 +1,6 @@
 // Package broker assembles one runnel broker from its parts: the Raft node
 // that replicates cluster metadata, the partition manager, the replica
-// manager, the group coordinator, the Kafka listener and the metrics and
+// manager, the group coordinator, the Kafka listeners and the metrics and
 // health endpoints. It owns their start-up order, the background loops that
 // tie them together, and the orderly shutdown; `runnel serve` is a thin
 // front end that turns flags, RUNNEL_* variables and a config file into a
@@ -12,15 +12,17 @@
 //
 //  1. raise the soft RLIMIT_NOFILE to the hard limit, so that a broker can
 //     always reopen the partitions it already holds;
-//  2. (only for a Kafka listen address with port 0) bind the Kafka listener;
+//  2. open the TLS certificate store (when TLS files are given) and bind
+//     the Kafka listeners whose port is 0;
 //  3. start the Raft node over DataDir/meta and register this broker with
-//     the quorum under its advertised address;
+//     the quorum under every listener's advertised address;
 //  4. open and recover every partition under DataDir (partition.Manager);
 //  5. open this broker's replicas as the metadata assigns them
 //     (replica.Manager.Reconcile);
 //  6. create the group coordinator and the Kafka server;
 //  7. bind and serve the metrics listener (/readyz answers 503 until Run);
-//  8. bind the Kafka listener, now that every partition is recovered.
+//  8. bind the other Kafka listeners, now that every partition is
+//     recovered.
 //
 // Any error releases what the earlier steps opened, in reverse order.
 //
@@ -58,6 +60,7 @@ import (
 
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/group"
+	"github.com/runnel-io/runnel/internal/certstore"
 	"github.com/runnel-io/runnel/partition"
 	"github.com/runnel-io/runnel/replica"
 	"github.com/runnel-io/runnel/server"
@@ -84,8 +87,10 @@ type Broker struct {
 	replicas *replica.Manager
 	groups   *group.Coordinator
 	srv      *server.Server
-	ln       net.Listener // Kafka API
-	mln      net.Listener // metrics; nil when off
+	lns      []*boundListener // the Kafka API, in the order of cfg.Listeners
+	inter    string           // the inter-broker listener's name
+	certs    *certstore.Store // nil without TLS files
+	mln      net.Listener     // metrics; nil when off
 	hs       *http.Server
 	httpDone chan struct{} // closed when hs.Serve returns
 	ready    atomic.Bool
@@ -119,9 +124,24 @@ func New(cfg Config) (_ *Broker, err error) {
 	}()
 	raiseFileLimit(logger)
 
-	if _, port, perr := net.SplitHostPort(cfg.Listen); perr == nil && port == "0" {
-		if b.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-			return nil, fmt.Errorf("kafka listener: %w", err)
+	plans, inter, err := cfg.listenerPlans()
+	if err != nil {
+		return nil, err
+	}
+	b.inter = inter
+	if cfg.TLS.CertFile != "" {
+		if b.certs, err = certstore.Open(certstore.Options{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile,
+			CAFile: cfg.TLS.CAFile, ClientAuth: cfg.TLS.ClientAuth, Logger: logger}); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range plans {
+		l := &boundListener{listenerPlan: p}
+		b.lns = append(b.lns, l)
+		if _, port, perr := net.SplitHostPort(p.addr); perr == nil && port == "0" {
+			if err = l.bind(); err != nil {
+				return nil, err
+			}
 		}
 	}
 
@@ -147,15 +167,19 @@ func New(cfg Config) (_ *Broker, err error) {
 	if b.node, err = cluster.StartNode(nodeOpts); err != nil {
 		return nil, err
 	}
-	kafkaAddr := cfg.Advertise
-	if kafkaAddr == "" {
-		kafkaAddr = cfg.Listen
-		if b.ln != nil {
-			kafkaAddr = b.ln.Addr().String()
+	reg := cluster.RegisterBroker{ID: cfg.NodeID, RaftAddr: raftAddr}
+	for _, l := range b.lns {
+		adv := l.advertise
+		if adv == "" {
+			adv = l.addr // bound after recovery, at the address given
+		}
+		reg.Listeners = append(reg.Listeners, cluster.BrokerListener{Name: l.name, Addr: adv})
+		if l.name == inter {
+			reg.Addr = adv
 		}
 	}
 	rctx, rcancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+time.Minute)
-	_, err = b.node.Propose(rctx, cluster.CmdRegisterBroker, cluster.RegisterBroker{ID: cfg.NodeID, Addr: kafkaAddr, RaftAddr: raftAddr})
+	_, err = b.node.Propose(rctx, cluster.CmdRegisterBroker, reg)
 	rcancel()
 	if err != nil {
 		return nil, fmt.Errorf("registering broker %d with the Raft quorum: %w", cfg.NodeID, err)
@@ -174,6 +198,9 @@ func New(cfg Config) (_ *Broker, err error) {
 
 	ro := cfg.Replicas
 	ro.NodeID, ro.Parts, ro.Node, ro.Logger = cfg.NodeID, b.parts, b.node, logger
+	if b.listener(inter).protocol == SSL {
+		ro.Dial = tlsDialer(b.certs)
+	}
 	b.replicas = replica.New(ro)
 	if err = b.replicas.Reconcile(); err != nil {
 		return nil, fmt.Errorf("opening this broker's replicas: %w", err)
@@ -190,18 +217,24 @@ func New(cfg Config) (_ *Broker, err error) {
 		return nil, err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	preg := prometheus.NewRegistry()
+	preg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	sc := cfg.Server
-	sc.NodeID, sc.Advertise, sc.Logger, sc.Metrics = cfg.NodeID, cfg.Advertise, logger, server.NewMetrics(reg)
-	reg.MustRegister(newStorageCollector(b.parts), syncLatency)
+	sc.NodeID, sc.Advertise, sc.Logger, sc.Metrics = cfg.NodeID, cfg.Advertise, logger, server.NewMetrics(preg)
+	if sc.PrincipalMapping, err = server.ParsePrincipalRules(cfg.TLS.PrincipalMappingRules); err != nil {
+		return nil, err
+	}
+	preg.MustRegister(newStorageCollector(b.parts), syncLatency)
+	if b.certs != nil {
+		registerCertMetrics(preg, b.certs)
+	}
 	b.srv = server.New(sc, b.parts, b.meta, b.groups, b.replicas)
 
 	if cfg.MetricsListen != "" {
 		if b.mln, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
 			return nil, fmt.Errorf("metrics listener: %w", err)
 		}
-		mux := b.healthMux(reg)
+		mux := b.healthMux(preg)
 		if cfg.Pprof {
 			servePprof(mux)
 		}
@@ -213,13 +246,34 @@ func New(cfg Config) (_ *Broker, err error) {
 		}()
 	}
 
-	// The Kafka port opens only now, with every partition recovered.
-	if b.ln == nil {
-		if b.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-			return nil, fmt.Errorf("kafka listener: %w", err)
+	// The Kafka ports open only now, with every partition recovered.
+	for _, l := range b.lns {
+		if l.ln == nil {
+			if err = l.bind(); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return b, nil
+}
+
+// listener returns the listener of that name; it exists.
+func (b *Broker) listener(name string) *boundListener {
+	for _, l := range b.lns {
+		if l.name == name {
+			return l
+		}
+	}
+	panic("broker: no listener " + name)
+}
+
+// serverListener is the server's view of a listener.
+func (b *Broker) serverListener(l *boundListener) server.Listener {
+	sl := server.Listener{Name: l.name}
+	if l.protocol == SSL {
+		sl.TLS = b.certs.ServerConfig()
+	}
+	return sl
 }
 
 func (b *Broker) healthMux(reg *prometheus.Registry) *http.ServeMux {
@@ -250,8 +304,29 @@ func servePprof(mux *http.ServeMux) {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }
 
-// Addr returns the address of the Kafka listener.
-func (b *Broker) Addr() string { return b.ln.Addr().String() }
+// Addr returns the bound address of the first Kafka listener.
+func (b *Broker) Addr() string { return b.lns[0].ln.Addr().String() }
+
+// ListenerAddr returns the bound address of the Kafka listener of that
+// name, or "" if there is none.
+func (b *Broker) ListenerAddr(name string) string {
+	for _, l := range b.lns {
+		if l.name == name {
+			return l.ln.Addr().String()
+		}
+	}
+	return ""
+}
+
+// ReloadCertificates loads the TLS certificate, key and CA files again if
+// they changed (SIGHUP); SSL listeners also notice a change at the next
+// handshake. Without TLS files it does nothing.
+func (b *Broker) ReloadCertificates() error {
+	if b.certs == nil {
+		return nil
+	}
+	return b.certs.Reload()
+}
 
 // MetricsAddr returns the address of the metrics listener, or "" when it
 // is off.
@@ -262,7 +337,7 @@ func (b *Broker) MetricsAddr() string {
 	return b.mln.Addr().String()
 }
 
-// Run serves until ctx ends or the Kafka listener fails, then shuts the
+// Run serves until ctx ends or a Kafka listener fails, then shuts the
 // broker down (see the package comment) and releases it, as Close does.
 // It returns the listener's error, or the first error of closing.
 func (b *Broker) Run(ctx context.Context) error {
@@ -297,19 +372,24 @@ func (b *Broker) Run(ctx context.Context) error {
 	wg.Go(func() { b.node.RunController(bg, cfg.Controller) })
 	wg.Go(func() { followCoordinator(bg, b.node, b.groups, logger) })
 
-	errc := make(chan error, 1)
-	go func() { errc <- b.srv.Serve(b.ln) }()
+	errc := make(chan error, len(b.lns))
+	var names []string
+	for _, l := range b.lns {
+		sl := b.serverListener(l)
+		go func() { errc <- b.srv.ServeListener(l.ln, sl) }()
+		names = append(names, l.name+"://"+l.ln.Addr().String()+" ("+string(l.protocol)+")")
+	}
 	b.ready.Store(true)
-	logger.Info("runnel serving", "listen", b.ln.Addr().String(), "data_dir", cfg.DataDir,
+	logger.Info("runnel serving", "listeners", names, "inter_broker_listener", b.inter, "data_dir", cfg.DataDir,
 		"fsync", cfg.Partitions.Fsync.String(), "fetch_path", cfg.Server.FetchPath.String(),
 		"topics", len(b.meta.Topics()), "startup", time.Since(b.start))
 
 	var runErr error
-	served := false
+	served := 0 // listeners whose Serve has returned
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
-		served = true
+		served++
 		if err != nil {
 			logger.Error("listener failed", "err", err)
 			runErr = fmt.Errorf("kafka listener: %w", err)
@@ -321,9 +401,11 @@ func (b *Broker) Run(ctx context.Context) error {
 		logger.Warn("shutdown timed out; closing connections", "err", err)
 	}
 	scancel()
-	// Shutdown closes the listener only once Serve has taken it.
-	b.ln.Close()
-	if !served {
+	// Shutdown closes a listener only once Serve has taken it.
+	for _, l := range b.lns {
+		l.ln.Close()
+	}
+	for ; served < len(b.lns); served++ {
 		<-errc
 	}
 	// Hand the controller and the groups to another broker first, so
@@ -364,8 +446,10 @@ func (b *Broker) release() { b.releaseOnce.Do(b.releaseNow) }
 // were never opened.
 func (b *Broker) releaseNow() {
 	var errs []error
-	if b.ln != nil {
-		b.ln.Close()
+	for _, l := range b.lns {
+		if l.ln != nil {
+			l.ln.Close()
+		}
 	}
 	if b.hs != nil {
 		b.hs.Close()

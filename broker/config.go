@@ -10,6 +10,7 @@ import (
 
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/group"
+	"github.com/runnel-io/runnel/internal/certstore"
 	"github.com/runnel-io/runnel/partition"
 	"github.com/runnel-io/runnel/replica"
 	"github.com/runnel-io/runnel/segment"
@@ -43,6 +44,25 @@ type Config struct {
 	// Advertise is the host:port clients are told to connect to
 	// (--advertise). Empty: the Kafka listener's address.
 	Advertise string
+	// Listeners are the named Kafka listeners (--listeners), each
+	// NAME://host:port; when set, Listen and Advertise are not used. Each
+	// listener's protocol is its entry in ListenerProtocols. A port 0 is
+	// chosen by the kernel and bound at the start of New, as for Listen.
+	Listeners []ListenerAddr
+	// AdvertisedListeners are the addresses clients are told, by listener
+	// name (--advertised-listeners). A listener not named here advertises
+	// its own address.
+	AdvertisedListeners []ListenerAddr
+	// ListenerProtocols maps listener names to security protocols
+	// (--listener-security-protocol-map).
+	ListenerProtocols []ListenerProtocol
+	// InterBrokerListener names the listener other brokers use: replica
+	// fetchers dial the leader's address on it, and it is the address
+	// registered as the broker's own (--inter-broker-listener). Empty:
+	// the first listener.
+	InterBrokerListener string
+	// TLS names the certificate files of SSL listeners.
+	TLS TLSConfig
 	// MetricsListen is the address of /metrics, /healthz and /readyz
 	// (--metrics-listen). Empty: no metrics listener.
 	MetricsListen string
@@ -99,6 +119,8 @@ func DefaultConfig() Config {
 		DataDir:                "./data",
 		Listen:                 "127.0.0.1:9092",
 		MetricsListen:          "127.0.0.1:9644",
+		ListenerProtocols:      DefaultProtocolMap,
+		TLS:                    TLSConfig{PrincipalMappingRules: "DEFAULT"},
 		RaftElectionTimeout:    time.Second,
 		RetentionCheckInterval: 5 * time.Minute,
 		ShutdownTimeout:        30 * time.Second,
@@ -147,7 +169,7 @@ func (c Config) Validate() error {
 		name, v  string
 		optional bool
 	}{
-		{"listen", c.Listen, false},
+		{"listen", c.Listen, len(c.Listeners) > 0},
 		{"advertise", c.Advertise, true},
 		{"metrics-listen", c.MetricsListen, true},
 		{"raft-listen", c.RaftListen, true},
@@ -218,6 +240,18 @@ func (c Config) Validate() error {
 	}
 	if lo, hi := c.Groups.MinSessionTimeout, c.Groups.MaxSessionTimeout; lo > hi {
 		bad("--group-min-session-timeout %v is above --group-max-session-timeout %v", lo, hi)
+	}
+	if _, _, err := c.listenerPlans(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.TLS.ClientAuth != certstore.ClientAuthNone && c.TLS.CAFile == "" {
+		bad("--tls-client-auth %s: needs --tls-ca-file, the CAs that sign client certificates", c.TLS.ClientAuth)
+	}
+	if _, err := server.ParsePrincipalRules(c.TLS.PrincipalMappingRules); err != nil {
+		bad("--ssl-principal-mapping-rules: %v", err)
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("--tls-cert-file and --tls-key-file: give both or neither")
 	}
 	if len(c.Voters) > 0 {
 		found := false

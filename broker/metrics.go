@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/runnel-io/runnel/consumer"
+	"github.com/runnel-io/runnel/internal/certstore"
 	"github.com/runnel-io/runnel/partition"
 )
 
@@ -17,6 +18,7 @@ type storageCollector struct {
 	partitions *prometheus.Desc
 	sent, cp   *prometheus.Desc
 	mapped     *prometheus.Desc
+	tlsSent    *prometheus.Desc
 	offline    *prometheus.Desc
 }
 
@@ -31,12 +33,13 @@ func newStorageCollector(parts *partition.Manager) *storageCollector {
 		sent:       prometheus.NewDesc("runnel_fetch_sendfile_bytes_total", "Record bytes sent to consumers with sendfile.", nil, nil),
 		cp:         prometheus.NewDesc("runnel_fetch_copied_bytes_total", "Record bytes sent to consumers through the copy path.", nil, nil),
 		offline:    prometheus.NewDesc("runnel_partition_offline", "1 if the partition went offline after a failed sync or write (its produces and fetches answer KAFKA_STORAGE_ERROR until the broker restarts), else 0.", l, nil),
+		tlsSent:    prometheus.NewDesc("runnel_fetch_tls_bytes_total", "Record bytes sent to consumers on TLS connections: read from the segment into the connection's buffer and encrypted in user space (sendfile cannot be used).", nil, nil),
 		mapped:     prometheus.NewDesc("runnel_fetch_mapped_bytes_total", "Record bytes sent to consumers by writing from a mapping of the segment (fetch path mmap).", nil, nil),
 	}
 }
 
 func (c *storageCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.leo, c.hw, c.size, c.segs, c.partitions, c.sent, c.cp, c.mapped, c.offline} {
+	for _, d := range []*prometheus.Desc{c.leo, c.hw, c.size, c.segs, c.partitions, c.sent, c.cp, c.mapped, c.tlsSent, c.offline} {
 		ch <- d
 	}
 }
@@ -47,6 +50,7 @@ func (c *storageCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.sent, prometheus.CounterValue, float64(consumer.SentfileBytes.Load()))
 	ch <- prometheus.MustNewConstMetric(c.cp, prometheus.CounterValue, float64(consumer.CopiedBytes.Load()))
 	ch <- prometheus.MustNewConstMetric(c.mapped, prometheus.CounterValue, float64(consumer.MappedBytes.Load()))
+	ch <- prometheus.MustNewConstMetric(c.tlsSent, prometheus.CounterValue, float64(consumer.BufferedBytes.Load()))
 	for _, p := range ps {
 		lv := []string{p.Topic, strconv.Itoa(int(p.Index))}
 		ch <- prometheus.MustNewConstMetric(c.leo, prometheus.GaugeValue, float64(p.LogEndOffset()), lv...)
@@ -59,4 +63,16 @@ func (c *storageCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.offline, prometheus.GaugeValue, offline, lv...)
 	}
+}
+
+// registerCertMetrics counts the reloads of the TLS certificate files.
+func registerCertMetrics(reg prometheus.Registerer, certs *certstore.Store) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "runnel_tls_certificate_reloads_total",
+			Help: "Loads of the TLS certificate, key and CA files that replaced the ones in use (the files changed, or SIGHUP)."},
+			func() float64 { r, _ := certs.Reloads(); return float64(r) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "runnel_tls_certificate_reload_failures_total",
+			Help: "Loads of changed TLS files that failed (the previous certificate stays in use)."},
+			func() float64 { _, f := certs.Reloads(); return float64(f) }),
+	)
 }

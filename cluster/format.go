@@ -83,11 +83,15 @@ func (u *uuid) UnmarshalText(b []byte) error {
 // Command payloads, version 1.
 type (
 	// RegisterBroker records a broker's (re)start: its addresses, a new
-	// broker epoch. Deduplicated by proposal id.
+	// broker epoch. Addr is the advertised address of its inter-broker
+	// listener; Listeners every listener's, by name (absent, as written
+	// before there were several: one listener named PLAINTEXT at Addr).
+	// Deduplicated by proposal id.
 	RegisterBroker struct {
-		ID       int32  `json:"id"`
-		Addr     string `json:"addr"`
-		RaftAddr string `json:"raft_addr"`
+		ID        int32            `json:"id"`
+		Addr      string           `json:"addr"`
+		RaftAddr  string           `json:"raft_addr"`
+		Listeners []BrokerListener `json:"listeners,omitempty"`
 	}
 	// SetBrokerFenced fences or unfences a broker. Deduplicated by
 	// proposal id.
@@ -173,6 +177,13 @@ type (
 		N int64 `json:"n"`
 	}
 )
+
+// BrokerListener is one of a broker's named listeners and the address it
+// advertises, in commands and snapshots.
+type BrokerListener struct {
+	Name string `json:"name"`
+	Addr string `json:"addr"`
+}
 
 // OffsetCommit is one committed offset, in commands and snapshots.
 type OffsetCommit struct {
@@ -400,11 +411,12 @@ type (
 		Proposals      []proposalEntry `json:"proposals"`
 	}
 	snapBroker struct {
-		ID       int32  `json:"id"`
-		Addr     string `json:"addr"`
-		RaftAddr string `json:"raft_addr"`
-		Fenced   bool   `json:"fenced"`
-		Epoch    int64  `json:"epoch"`
+		ID        int32            `json:"id"`
+		Addr      string           `json:"addr"`
+		RaftAddr  string           `json:"raft_addr"`
+		Fenced    bool             `json:"fenced"`
+		Epoch     int64            `json:"epoch"`
+		Listeners []BrokerListener `json:"listeners,omitempty"`
 	}
 	snapTopic struct {
 		Name              string            `json:"name"`

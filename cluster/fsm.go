@@ -73,10 +73,33 @@ var (
 // BrokerInfo is a broker as the cluster knows it.
 type BrokerInfo struct {
 	ID       int32
-	Addr     string // Kafka host:port clients connect to
+	Addr     string // Kafka host:port of its inter-broker listener
 	RaftAddr string // host:port of its Raft transport
 	Fenced   bool   // stopped heartbeating; leads nothing
 	Epoch    int64  // bumped on every registration
+	// Listeners are the advertised addresses of its listeners, by name;
+	// empty for a broker registered before there were several (see
+	// ListenerAddr).
+	Listeners []BrokerListener
+}
+
+// DefaultListener is the name of the one listener of a broker registered
+// without listener names.
+const DefaultListener = "PLAINTEXT"
+
+// ListenerAddr returns the advertised address of the broker's listener of
+// that name, and false if it has none. A broker registered without
+// listener names has one, DefaultListener, at Addr.
+func (b BrokerInfo) ListenerAddr(name string) (string, bool) {
+	if len(b.Listeners) == 0 {
+		return b.Addr, name == DefaultListener
+	}
+	for _, l := range b.Listeners {
+		if l.Name == name {
+			return l.Addr, true
+		}
+	}
+	return "", false
 }
 
 // PartitionInfo is one partition's replication state.
@@ -327,6 +350,7 @@ func (s *State) apply(payload any) (any, change) {
 			s.brokerDown(c.ID)
 		}
 		br.Addr, br.RaftAddr, br.Fenced = c.Addr, c.RaftAddr, false
+		br.Listeners = slices.Clone(c.Listeners)
 		br.Epoch++
 		s.brokerUp(c.ID)
 		return br.Epoch, topologyChange

@@ -46,6 +46,8 @@ func goldenCommands() []command {
 		{CmdDeleteTopic, id(11), &DeleteTopic{Name: "scratch", ID: uuid{1}}},
 		{CmdDeleteGroup, id(12), &DeleteGroup{Group: "audit"}},
 		{CmdSetBrokerFenced, id(13), &SetBrokerFenced{ID: 2, Fenced: true}},
+		{CmdRegisterBroker, id(15), &RegisterBroker{ID: 3, Addr: "10.0.0.3:9094", RaftAddr: "10.0.0.3:9093",
+			Listeners: []BrokerListener{{Name: "CLIENTS", Addr: "broker3.example.com:9092"}, {Name: "INTERNAL", Addr: "10.0.0.3:9094"}}}},
 	}
 }
 

@@ -160,3 +160,26 @@ func TestRaftOffsets(t *testing.T) {
 		t.Fatalf("deleted group's offsets %+v", offs)
 	}
 }
+
+func TestBrokerListenerAddr(t *testing.T) {
+	named := BrokerInfo{ID: 1, Addr: "10.0.0.1:9094", Listeners: []BrokerListener{
+		{Name: "CLIENTS", Addr: "b1.example.com:9092"}, {Name: "INTERNAL", Addr: "10.0.0.1:9094"}}}
+	old := BrokerInfo{ID: 2, Addr: "10.0.0.2:9092"}
+	for _, tc := range []struct {
+		b         BrokerInfo
+		name      string
+		want      string
+		wantFound bool
+	}{
+		{named, "CLIENTS", "b1.example.com:9092", true},
+		{named, "INTERNAL", "10.0.0.1:9094", true},
+		{named, "PLAINTEXT", "", false},
+		{old, DefaultListener, "10.0.0.2:9092", true},
+		{old, "SSL", "10.0.0.2:9092", false},
+	} {
+		got, ok := tc.b.ListenerAddr(tc.name)
+		if ok != tc.wantFound || (ok && got != tc.want) {
+			t.Errorf("broker %d listener %s: %q, %v; want %q, %v", tc.b.ID, tc.name, got, ok, tc.want, tc.wantFound)
+		}
+	}
+}

@@ -26,7 +26,8 @@ func (s *State) snapshot(index uint64) snapshotV1 {
 	snap := snapshotV1{Version: snapshotFormat, Index: index, NextProducerID: s.NextProducerID,
 		Brokers: []snapBroker{}, Topics: []snapTopic{}, Groups: []snapGroup{}, Proposals: s.proposals.entries()}
 	for _, b := range s.Brokers {
-		snap.Brokers = append(snap.Brokers, snapBroker{ID: b.ID, Addr: b.Addr, RaftAddr: b.RaftAddr, Fenced: b.Fenced, Epoch: b.Epoch})
+		snap.Brokers = append(snap.Brokers, snapBroker{ID: b.ID, Addr: b.Addr, RaftAddr: b.RaftAddr, Fenced: b.Fenced, Epoch: b.Epoch,
+			Listeners: slices.Clone(b.Listeners)})
 	}
 	sort.Slice(snap.Brokers, func(i, j int) bool { return snap.Brokers[i].ID < snap.Brokers[j].ID })
 	for _, name := range s.topicNames() {
@@ -96,7 +97,8 @@ func decodeSnapshot(b []byte) (*State, uint64, error) {
 	}
 	st := newState()
 	for _, b := range snap.Brokers {
-		st.Brokers[b.ID] = &BrokerInfo{ID: b.ID, Addr: b.Addr, RaftAddr: b.RaftAddr, Fenced: b.Fenced, Epoch: b.Epoch}
+		st.Brokers[b.ID] = &BrokerInfo{ID: b.ID, Addr: b.Addr, RaftAddr: b.RaftAddr, Fenced: b.Fenced, Epoch: b.Epoch,
+			Listeners: b.Listeners}
 	}
 	for _, t := range snap.Topics {
 		st.Topics[t.Name] = Topic{Name: t.Name, ID: TopicID(t.ID), Partitions: int32(len(t.Partitions)), Configs: t.Configs,

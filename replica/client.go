@@ -25,9 +25,12 @@ type conn struct {
 
 const maxResponse = 256 << 20
 
-func dial(ctx context.Context, addr string, clientID string) (*conn, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+func dial(ctx context.Context, dialer func(context.Context, string) (net.Conn, error), addr string, clientID string) (*conn, error) {
+	if dialer == nil {
+		var d net.Dialer
+		dialer = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	c, err := dialer(ctx, addr)
 	if err != nil {
 		return nil, err
 	}

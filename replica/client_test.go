@@ -27,7 +27,7 @@ func TestDoEndsWithContext(t *testing.T) {
 			time.Sleep(time.Minute)
 		}
 	}()
-	c, err := dial(context.Background(), l.Addr().String(), "test")
+	c, err := dial(context.Background(), nil, l.Addr().String(), "test")
 	if err != nil {
 		t.Fatal(err)
 	}

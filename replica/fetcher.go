@@ -140,7 +140,7 @@ func (f *fetcher) run(ctx context.Context) {
 		if c == nil {
 			var err error
 			dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			c, err = dial(dctx, f.addr, "runnel-replica-"+strconv.Itoa(int(f.m.o.NodeID)))
+			c, err = dial(dctx, f.m.o.Dial, f.addr, "runnel-replica-"+strconv.Itoa(int(f.m.o.NodeID)))
 			cancel()
 			if err != nil {
 				log.Debug("connecting to the leader failed", "err", err)

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -33,6 +34,8 @@ type Options struct {
 	FetchMaxWait time.Duration
 	// Logger: nil means slog.Default().
 	Logger *slog.Logger
+	// Dial connects to a leader's inter-broker listener. Nil: plain TCP.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // Manager keeps this broker's replicas in line with the metadata.

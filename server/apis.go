@@ -84,7 +84,7 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 	case *kmsg.ListOffsetsRequest:
 		return respond(s.handleListOffsets(r)), nil
 	case *kmsg.MetadataRequest:
-		return respond(s.handleMetadata(r)), nil
+		return respond(s.handleMetadata(c, r)), nil
 	case *kmsg.CreateTopicsRequest:
 		return respond(s.handleCreateTopics(r)), nil
 	case *kmsg.DeleteTopicsRequest:
@@ -100,11 +100,11 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 	case *kmsg.DeleteRecordsRequest:
 		return respond(s.handleDeleteRecords(r)), nil
 	case *kmsg.DescribeClusterRequest:
-		return respond(s.handleDescribeCluster(r)), nil
+		return respond(s.handleDescribeCluster(c, r)), nil
 	case *kmsg.DescribeQuorumRequest:
 		return respond(s.handleDescribeQuorum(r)), nil
 	case *kmsg.FindCoordinatorRequest:
-		return respond(s.handleFindCoordinator(r)), nil
+		return respond(s.handleFindCoordinator(c, r)), nil
 	case *kmsg.JoinGroupRequest:
 		return s.handleJoinGroup(c, h, r), nil
 	case *kmsg.SyncGroupRequest:

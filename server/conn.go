@@ -14,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/consumer"
 )
 
@@ -42,6 +43,14 @@ type conn struct {
 	// frames it read after that one are dropped.
 	halted atomic.Bool
 
+	// listener is the name of the listener the client connected to; tls
+	// is set on an SSL listener, whose fetches cannot use sendfile.
+	listener string
+	tls      bool
+	// principal is who the client proved to be (Principal), known once
+	// the TLS handshake is done; Anonymous without TLS.
+	principal string
+
 	// ctx ends when the reader stops for any reason but Shutdown (the
 	// client closed, the stream broke, a request was refused, the writer
 	// gave up), and with the server's context. Parked work (long-polls,
@@ -58,7 +67,8 @@ type conn struct {
 func newConn(s *Server, nc net.Conn) *conn {
 	remote := nc.RemoteAddr().String()
 	addr := remoteHost(remote)
-	c := &conn{s: s, nc: nc, remote: remote, addr: addr, host: "/" + addr, replies: make(chan *reply, maxInFlight)}
+	c := &conn{s: s, nc: nc, remote: remote, addr: addr, host: "/" + addr, replies: make(chan *reply, maxInFlight),
+		listener: cluster.DefaultListener, principal: Anonymous}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	return c
 }
@@ -86,6 +96,10 @@ func (c *conn) warn(msg string, args ...any) {
 }
 
 func (c *conn) serve() {
+	if !c.handshake() {
+		c.cancel()
+		return
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -270,6 +284,7 @@ func await[T any](c *conn, ch <-chan T) (v T, ok bool) {
 
 func (c *conn) writeLoop() {
 	var buf []byte
+	var fetchBuf []byte // SendBuffered's, on a TLS connection
 	for r := range c.replies {
 		start := time.Now()
 		out := r.finish()
@@ -285,7 +300,14 @@ func (c *conn) writeLoop() {
 		switch v := out.(type) {
 		case *consumer.Encoded:
 			n = v.Size()
-			err = consumer.Send(c.nc, v, c.s.cfg.FetchPath)
+			if c.tls {
+				if fetchBuf == nil {
+					fetchBuf = make([]byte, 0, consumer.BufferedSendSize)
+				}
+				err = consumer.SendBuffered(c.nc, v, fetchBuf)
+			} else {
+				err = consumer.Send(c.nc, v, c.s.cfg.FetchPath)
+			}
 		case kmsg.Response:
 			buf = encodeResponse(buf[:0], r.hdr, v)
 			n = int64(len(buf))

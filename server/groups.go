@@ -18,16 +18,18 @@ const authorizedGroupOperations = 1<<3 | 1<<6 | 1<<8
 // authorizedOperationsOmitted is Kafka's "not requested" value.
 const authorizedOperationsOmitted = -2147483648
 
-func (s *Server) handleFindCoordinator(r *kmsg.FindCoordinatorRequest) kmsg.Response {
+func (s *Server) handleFindCoordinator(c *conn, r *kmsg.FindCoordinatorRequest) kmsg.Response {
 	resp := kmsg.NewPtrFindCoordinatorResponse()
 	find := func(key string) (nodeID int32, host string, port int32, code int16, msg *string) {
 		switch r.CoordinatorType {
 		case 0: // group: the controller coordinates every group
+			// A coordinator without the client's listener is one the
+			// client cannot reach: none, as Kafka answers.
 			id := s.meta.Controller()
 			for _, b := range s.meta.Brokers() {
 				var host string
 				var port int32
-				if b.ID == id && splitHostPort(b.Addr, &host, &port) == nil {
+				if addr, ok := b.ListenerAddr(c.listener); ok && b.ID == id && splitHostPort(addr, &host, &port) == nil {
 					return id, host, port, 0, nil
 				}
 			}

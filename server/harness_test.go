@@ -216,7 +216,8 @@ func (ts *testServer) call(t *testing.T, req kmsg.Request) kmsg.Response {
 	h := requestHeader{Key: req.Key(), Version: v, CorrelationID: 7, ClientID: "test", Flexible: req.IsFlexible()}
 	// A connection that is never closed: handlers that park watch its
 	// context, and log lines name its address.
-	c := &conn{s: ts.Server, ctx: context.Background(), remote: "127.0.0.1:1", addr: "127.0.0.1", host: "/127.0.0.1"}
+	c := &conn{s: ts.Server, ctx: context.Background(), remote: "127.0.0.1:1", addr: "127.0.0.1", host: "/127.0.0.1",
+		listener: cluster.DefaultListener, principal: Anonymous}
 	rep, err := ts.dispatch(c, h, req.AppendTo(nil))
 	if err != nil {
 		t.Fatalf("%s v%d: %v", apiName(req.Key()), v, err)

@@ -74,6 +74,18 @@ func (s *Server) fencedBrokers() map[int32]bool {
 	return fenced
 }
 
+// brokersWithout returns which registered brokers have no listener of that
+// name.
+func (s *Server) brokersWithout(listener string) map[int32]bool {
+	without := map[int32]bool{}
+	for _, b := range s.meta.Brokers() {
+		if _, ok := b.ListenerAddr(listener); !ok {
+			without[b.ID] = true
+		}
+	}
+	return without
+}
+
 // partitionMetadata fills one partition's Metadata entry; fenced is
 // fencedBrokers().
 func (s *Server) partitionMetadata(topic string, index int32, fenced map[int32]bool) kmsg.MetadataResponseTopicPartition {

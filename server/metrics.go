@@ -22,6 +22,7 @@ type Metrics struct {
 	writeTO     prometheus.Counter
 	queued      prometheus.Gauge   // request bytes reserved from the budget
 	queuedWaits prometheus.Counter // reservations that had to wait
+	tlsFailed   prometheus.Counter
 }
 
 // NewMetrics creates the server metrics and registers them with reg.
@@ -49,6 +50,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "Bytes of request frames being read or handled, reserved from the queued request bytes budget."})
 	m.queuedWaits = prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_queued_request_waits_total",
 		Help: "Requests whose reading waited for room in the queued request bytes budget."})
+	m.tlsFailed = prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_tls_handshake_failures_total",
+		Help: "Connections to an SSL listener closed because the TLS handshake failed (a plaintext client, a missing or untrusted client certificate, a timeout)."})
+	reg.MustRegister(m.tlsFailed)
 	reg.MustRegister(m.requests, m.latency, m.errors, m.badRequests, m.bytesInC, m.bytesOutC, m.conns, m.rejected,
 		m.acceptErrs, m.writeTO, m.queued, m.queuedWaits)
 	return m
@@ -124,5 +128,11 @@ func (m *Metrics) queuedBytes(n int64) {
 func (m *Metrics) queuedWait() {
 	if m != nil {
 		m.queuedWaits.Inc()
+	}
+}
+
+func (m *Metrics) tlsHandshakeFailed() {
+	if m != nil {
+		m.tlsFailed.Inc()
 	}
 }

@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -79,6 +80,10 @@ type Config struct {
 	FetchMaxBytes int32
 	// FetchPath chooses sendfile (default) or the copy path for fetches.
 	FetchPath consumer.Path
+	// PrincipalMapping turns a TLS client certificate's subject into the
+	// connection's principal; a certificate it has no rule for is refused.
+	// Nil: the subject as it is (DEFAULT).
+	PrincipalMapping *PrincipalMapper
 	// Logger: nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics: nil means none.
@@ -193,7 +198,7 @@ type Server struct {
 
 	mu struct {
 		sync.Mutex
-		ln    net.Listener
+		lns   []net.Listener
 		conns map[*conn]struct{}
 	}
 	nconns   atomic.Int64
@@ -231,7 +236,8 @@ const (
 	maxAcceptDelay = time.Second
 )
 
-// Serve accepts connections on ln until Shutdown. It returns nil after a
+// Serve accepts connections on ln until Shutdown, as the one plaintext
+// listener named cluster.DefaultListener. It returns nil after a
 // Shutdown, and the accept error if ln is closed otherwise. Any other
 // accept failure (out of file descriptors or memory, a connection aborted
 // before it was accepted) is logged, counted, and retried after a pause
@@ -251,9 +257,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		return fmt.Errorf("server: advertised port %q: %w", port, err)
 	}
 	s.host, s.port = host, int32(p)
-	s.mu.Lock()
-	s.mu.ln = ln
-	s.mu.Unlock()
+	return s.ServeListener(ln, Listener{})
+}
+
+func (s *Server) accept(ln net.Listener, l Listener) error {
 	var delay time.Duration
 	for {
 		c, err := ln.Accept()
@@ -291,7 +298,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			c.Close()
 			continue
 		}
-		s.startConn(c)
+		s.startConn(c, l)
 	}
 }
 
@@ -303,8 +310,12 @@ func remoteHost(addr string) string {
 	return addr
 }
 
-func (s *Server) startConn(nc net.Conn) {
+func (s *Server) startConn(nc net.Conn, l Listener) {
+	if l.TLS != nil {
+		nc = tls.Server(nc, l.TLS)
+	}
 	c := newConn(s, nc)
+	c.listener, c.tls = l.Name, l.TLS != nil
 	s.mu.Lock()
 	if s.shutting.Load() {
 		s.mu.Unlock()
@@ -342,8 +353,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// answered now with COORDINATOR_NOT_AVAILABLE.
 	s.groups.Close()
 	s.mu.Lock()
-	if s.mu.ln != nil {
-		s.mu.ln.Close()
+	for _, ln := range s.mu.lns {
+		ln.Close()
 	}
 	for c := range s.mu.conns {
 		c.stopReading()

@@ -300,12 +300,19 @@ func (s *Server) handleCreatePartitions(r *kmsg.CreatePartitionsRequest) kmsg.Re
 	return resp
 }
 
-func (s *Server) handleMetadata(r *kmsg.MetadataRequest) kmsg.Response {
+// handleMetadata answers with the brokers' addresses on the listener the
+// client connected to; a broker without that listener is left out, as
+// Kafka does.
+func (s *Server) handleMetadata(c *conn, r *kmsg.MetadataRequest) kmsg.Response {
 	resp := kmsg.NewPtrMetadataResponse()
 	for _, lb := range s.liveBrokers() {
 		b := kmsg.NewMetadataResponseBroker()
 		b.NodeID = lb.ID
-		if err := splitHostPort(lb.Addr, &b.Host, &b.Port); err != nil {
+		addr, ok := lb.ListenerAddr(c.listener)
+		if !ok {
+			continue
+		}
+		if err := splitHostPort(addr, &b.Host, &b.Port); err != nil {
 			continue
 		}
 		resp.Brokers = append(resp.Brokers, b)
@@ -355,12 +362,14 @@ func (s *Server) handleMetadata(r *kmsg.MetadataRequest) kmsg.Response {
 		s.log.Debug("metadata request names topics more than once", "topics", n, "distinct", len(names)+len(unknownIDs))
 	}
 	for _, name := range names {
-		resp.Topics = append(resp.Topics, s.topicMetadata(name, autoCreate))
+		resp.Topics = append(resp.Topics, s.topicMetadata(name, autoCreate, c.listener, r.Version))
 	}
 	return resp
 }
 
-func (s *Server) topicMetadata(name string, autoCreate bool) kmsg.MetadataResponseTopic {
+// topicMetadata answers for one topic to a client on the listener and
+// Metadata version given.
+func (s *Server) topicMetadata(name string, autoCreate bool, listener string, version int16) kmsg.MetadataResponseTopic {
 	st := kmsg.NewMetadataResponseTopic()
 	st.Topic = &name
 	t, ok := s.meta.Topic(name)
@@ -383,9 +392,19 @@ func (s *Server) topicMetadata(name string, autoCreate bool) kmsg.MetadataRespon
 		}
 	}
 	st.TopicID = t.ID
-	fenced := s.fencedBrokers()
+	fenced, unreachable := s.fencedBrokers(), s.brokersWithout(listener)
 	for i := int32(0); i < t.Partitions; i++ {
-		st.Partitions = append(st.Partitions, s.partitionMetadata(name, i, fenced))
+		sp := s.partitionMetadata(name, i, fenced)
+		if sp.ErrorCode == 0 && unreachable[sp.Leader] {
+			// The leader has no address on the client's listener, so the
+			// client cannot reach it: as Kafka, no leader, and from v6
+			// LISTENER_NOT_FOUND to say why.
+			sp.Leader, sp.ErrorCode = -1, kerr.LeaderNotAvailable.Code
+			if version >= 6 {
+				sp.ErrorCode = kerr.ListenerNotFound.Code
+			}
+		}
+		st.Partitions = append(st.Partitions, sp)
 	}
 	return st
 }
@@ -447,7 +466,7 @@ func (s *Server) handleDescribeConfigs(r *kmsg.DescribeConfigsRequest) kmsg.Resp
 	return resp
 }
 
-func (s *Server) handleDescribeCluster(r *kmsg.DescribeClusterRequest) kmsg.Response {
+func (s *Server) handleDescribeCluster(c *conn, r *kmsg.DescribeClusterRequest) kmsg.Response {
 	resp := kmsg.NewPtrDescribeClusterResponse()
 	resp.ClusterID = s.cfg.ClusterID
 	resp.ControllerID = s.controller()
@@ -457,7 +476,11 @@ func (s *Server) handleDescribeCluster(r *kmsg.DescribeClusterRequest) kmsg.Resp
 		}
 		b := kmsg.NewDescribeClusterResponseBroker()
 		b.NodeID, b.IsFenced = lb.ID, lb.Fenced
-		if err := splitHostPort(lb.Addr, &b.Host, &b.Port); err != nil {
+		addr, ok := lb.ListenerAddr(c.listener)
+		if !ok {
+			continue
+		}
+		if err := splitHostPort(addr, &b.Host, &b.Port); err != nil {
 			continue
 		}
 		resp.Brokers = append(resp.Brokers, b)

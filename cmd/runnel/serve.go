@@ -13,7 +13,8 @@ import (
 	"github.com/runnel-io/runnel/broker"
 )
 
-// serve runs a broker until SIGTERM or SIGINT: the flags, environment and
+// serve runs a broker until SIGTERM or SIGINT (SIGHUP reloads the TLS
+// certificate files): the flags, environment and
 // config file become a broker.Config, and package broker does the rest.
 func serve(args []string, stderr io.Writer) error {
 	v, err := parseSettings(args, serveSettings, stderr)
@@ -38,14 +39,24 @@ func serve(args []string, stderr io.Writer) error {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	go func() {
-		select {
-		case sig := <-sigs:
-			logger.Info("shutting down", "signal", sig.String())
-			stop()
-		case <-ctx.Done():
+		for {
+			select {
+			case sig := <-sigs:
+				if sig == syscall.SIGHUP {
+					// Reloads the TLS files; a failure is logged by the
+					// store and the certificate in use stays.
+					b.ReloadCertificates()
+					continue
+				}
+				logger.Info("shutting down", "signal", sig.String())
+				stop()
+				return
+			case <-ctx.Done():
+				return
+			}
 		}
 	}()
 	return b.Run(ctx)

@@ -11,8 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/runnel-io/runnel/broker"
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/consumer"
+	"github.com/runnel-io/runnel/internal/certstore"
 	"github.com/runnel-io/runnel/segment"
 )
 
@@ -156,4 +158,37 @@ func votersVar(p *[]cluster.Voter) value {
 		}
 		return strings.Join(parts, ",")
 	}}
+}
+
+func listenersVar(p *[]broker.ListenerAddr) value {
+	return funcValue{func(s string) error {
+		l, err := broker.ParseListeners(s)
+		if err != nil {
+			return err
+		}
+		*p = l
+		return nil
+	}, func() string { return broker.FormatListeners(*p) }}
+}
+
+func protocolMapVar(p *[]broker.ListenerProtocol) value {
+	return funcValue{func(s string) error {
+		m, err := broker.ParseProtocolMap(s)
+		if err != nil {
+			return err
+		}
+		*p = m
+		return nil
+	}, func() string { return broker.FormatProtocolMap(*p) }}
+}
+
+func clientAuthVar(p *certstore.ClientAuth) value {
+	return funcValue{func(s string) error {
+		a, err := certstore.ParseClientAuth(s)
+		if err != nil {
+			return err
+		}
+		*p = a
+		return nil
+	}, func() string { return p.String() }}
 }
