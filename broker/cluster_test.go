@@ -25,17 +25,12 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// TestBrokerClusterInProcess runs three brokers in one process as a
-// Raft quorum, writes to a topic replicated on all three with acks=all
-// and reads it back from the cluster.
-func TestBrokerClusterInProcess(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three brokers")
-	}
-	before := snapshot(t)
-	voters := []cluster.Voter{{ID: 1, Addr: freeAddr(t)}, {ID: 2, Addr: freeAddr(t)}, {ID: 3, Addr: freeAddr(t)}}
-	// New returns once its broker is registered, which needs a quorum:
-	// the three start together.
+// startQuorum starts one broker per voter in this process, all at once
+// (New returns once its broker is registered, which needs a quorum), runs
+// them, and returns them with a function that closes them and waits for
+// their Run to end. configure, if set, adjusts each broker's Config.
+func startQuorum(t *testing.T, voters []cluster.Voter, configure func(*Config, cluster.Voter)) ([]*Broker, func()) {
+	t.Helper()
 	type started struct {
 		b   *Broker
 		err error
@@ -43,10 +38,11 @@ func TestBrokerClusterInProcess(t *testing.T) {
 	results := make(chan started, len(voters))
 	for _, v := range voters {
 		cfg := testConfig(t)
-		cfg.NodeID = v.ID
-		cfg.Voters = voters
-		cfg.MetricsListen = ""
+		cfg.NodeID, cfg.Voters, cfg.MetricsListen = v.ID, voters, ""
 		cfg.RaftElectionTimeout = 500 * time.Millisecond
+		if configure != nil {
+			configure(&cfg, v)
+		}
 		go func() {
 			b, err := New(cfg)
 			results <- started{b, err}
@@ -62,17 +58,41 @@ func TestBrokerClusterInProcess(t *testing.T) {
 		brokers = append(brokers, r.b)
 	}
 	ran := make(chan error, len(brokers))
-	defer func() {
+	running := !t.Failed()
+	if running {
+		for _, b := range brokers {
+			go func() { ran <- b.Run(context.Background()) }()
+		}
+	}
+	stop := func() {
 		for _, b := range brokers {
 			if err := b.Close(); err != nil {
 				t.Errorf("close: %v", err)
 			}
 		}
-		for range brokers {
-			if err := <-ran; err != nil {
-				t.Errorf("run: %v", err)
+		if running {
+			for range brokers {
+				if err := <-ran; err != nil {
+					t.Errorf("run: %v", err)
+				}
 			}
 		}
+	}
+	return brokers, stop
+}
+
+// TestBrokerClusterInProcess runs three brokers in one process as a
+// Raft quorum, writes to a topic replicated on all three with acks=all
+// and reads it back from the cluster.
+func TestBrokerClusterInProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three brokers")
+	}
+	before := snapshot(t)
+	voters := []cluster.Voter{{ID: 1, Addr: freeAddr(t)}, {ID: 2, Addr: freeAddr(t)}, {ID: 3, Addr: freeAddr(t)}}
+	brokers, stop := startQuorum(t, voters, nil)
+	defer func() {
+		stop()
 		if !t.Failed() {
 			checkReleased(t, before)
 		}
@@ -82,7 +102,6 @@ func TestBrokerClusterInProcess(t *testing.T) {
 	}
 	var seeds []string
 	for _, b := range brokers {
-		go func() { ran <- b.Run(context.Background()) }()
 		seeds = append(seeds, b.Addr())
 	}
 

@@ -309,51 +309,19 @@ func TestInterBrokerSSL(t *testing.T) {
 	}
 	ca := testcerts.NewCA(t, "test ca")
 	voters := []cluster.Voter{{ID: 1, Addr: freeAddr(t)}, {ID: 2, Addr: freeAddr(t)}}
-	type started struct {
-		b   *Broker
-		err error
-	}
-	results := make(chan started, len(voters))
-	for _, v := range voters {
+	brokers, stop := startQuorum(t, voters, func(cfg *Config, v cluster.Voter) {
 		files := ca.Write(t, t.TempDir(), "broker", ca.Issue(t, pkix.Name{CommonName: fmt.Sprintf("broker%d", v.ID)}, int64(v.ID), "127.0.0.1"))
-		cfg := testConfig(t)
-		cfg.NodeID, cfg.Voters, cfg.MetricsListen = v.ID, voters, ""
-		cfg.RaftElectionTimeout = 500 * time.Millisecond
 		cfg.Listeners = []ListenerAddr{{"CLIENTS", "127.0.0.1:0"}, {"REPLICATION", "127.0.0.1:0"}}
 		cfg.ListenerProtocols = []ListenerProtocol{{"CLIENTS", Plaintext}, {"REPLICATION", SSL}}
 		cfg.InterBrokerListener = "REPLICATION"
 		cfg.TLS = TLSConfig{CertFile: files.Cert, KeyFile: files.Key, CAFile: files.CA, ClientAuth: certstore.ClientAuthRequire}
-		go func() {
-			b, err := New(cfg)
-			results <- started{b, err}
-		}()
-	}
-	var brokers []*Broker
-	for range voters {
-		r := <-results
-		if r.err != nil {
-			t.Error(r.err)
-			continue
-		}
-		brokers = append(brokers, r.b)
-	}
-	ran := make(chan error, len(brokers))
-	defer func() {
-		for _, b := range brokers {
-			b.Close()
-		}
-		for range brokers {
-			if err := <-ran; err != nil {
-				t.Errorf("run: %v", err)
-			}
-		}
-	}()
+	})
+	defer stop()
 	if t.Failed() {
 		return
 	}
 	var seeds []string
 	for _, b := range brokers {
-		go func() { ran <- b.Run(context.Background()) }()
 		seeds = append(seeds, b.ListenerAddr("CLIENTS"))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
