@@ -71,7 +71,7 @@ func BenchmarkFetchSend(b *testing.B) {
 		}, func(c net.Conn, e *consumer.Encoded, buf []byte) error { return consumer.SendBuffered(c, e, buf) }},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			srv, cli := tcpPairB(b)
+			srv, cli := tcpPair(b)
 			if tc.wrap != nil {
 				srv, cli = tc.wrap(srv, cli)
 			}
@@ -104,24 +104,4 @@ func threadCPU(b *testing.B) float64 {
 		b.Fatal(err)
 	}
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
-}
-
-func tcpPairB(b *testing.B) (server, client net.Conn) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	done := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		done <- c
-	}()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	server = <-done
-	b.Cleanup(func() { server.Close(); client.Close() })
-	return server, client
 }
