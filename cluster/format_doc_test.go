@@ -7,23 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-)
 
-// jsonFields returns the JSON names of a struct's fields, in order.
-func jsonFields(v any) []string {
-	t := reflect.TypeOf(v)
-	if t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	var out []string
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		if name != "" && name != "-" {
-			out = append(out, name)
-		}
-	}
-	return out
-}
+	"github.com/runnel-io/runnel/internal/formattest"
+)
 
 func splitFields(cell string) []string {
 	var out []string
@@ -83,7 +69,7 @@ func TestFormatDocMatchesCode(t *testing.T) {
 			t.Errorf("docs: command %d is %s, code has %s", n, m[2], ct)
 			continue
 		}
-		if got, want := splitFields(m[3]), jsonFields(commandPayload(ct)); !reflect.DeepEqual(got, want) {
+		if got, want := splitFields(m[3]), formattest.JSONFields(commandPayload(ct)); !reflect.DeepEqual(got, want) {
 			t.Errorf("docs: %s fields %v, code has %v", ct, got, want)
 		}
 		seen[ct] = true
@@ -105,7 +91,7 @@ func TestFormatDocMatchesCode(t *testing.T) {
 		if !ok {
 			continue
 		}
-		if got, want := splitFields(m[2]), jsonFields(v); !reflect.DeepEqual(got, want) {
+		if got, want := splitFields(m[2]), formattest.JSONFields(v); !reflect.DeepEqual(got, want) {
 			t.Errorf("docs: record %s fields %v, code has %v", m[1], got, want)
 		}
 		found[m[1]] = true

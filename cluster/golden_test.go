@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/runnel-io/runnel/internal/formattest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/v1 from the code")
@@ -66,24 +68,6 @@ func parseCommand(t *testing.T, golden []byte) []byte {
 	return append(h, body...)
 }
 
-func checkGolden(t *testing.T, name string, got []byte) []byte {
-	t.Helper()
-	path := filepath.Join("testdata", "v1", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to write it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s changed:\n got %s\nwant %s", name, got, want)
-	}
-	return want
-}
-
 // TestGoldenCommands: every command type encodes to its golden bytes, the
 // golden bytes decode to the same command, and they all apply.
 func TestGoldenCommands(t *testing.T) {
@@ -102,7 +86,7 @@ func TestGoldenCommands(t *testing.T) {
 			}
 		}
 		name := fmt.Sprintf("%s-%d.cmd", c.typ, n)
-		golden := parseCommand(t, checkGolden(t, name, renderCommand(b)))
+		golden := parseCommand(t, formattest.Golden(t, filepath.Join("testdata", "v1", name), renderCommand(b), *update))
 		dec, err := decodeCommand(golden)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -125,7 +109,7 @@ func TestGoldenCommands(t *testing.T) {
 	if res, _ := f.Apply(&raft.Log{Index: uint64(len(cmds) + 1), Type: raft.LogCommand, Data: again}).(error); !errors.Is(res, ErrPartitions) {
 		t.Fatalf("raising the count to the one it has: %v", res)
 	}
-	checkGolden(t, "snapshot.json", append(snapshotBytes(t, f), '\n'))
+	formattest.Golden(t, filepath.Join("testdata", "v1", "snapshot.json"), append(snapshotBytes(t, f), '\n'), *update)
 }
 
 // TestGoldenSnapshot: the golden snapshot restores, and snapshots again to

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/runnel-io/runnel/internal/srcconst"
+	"github.com/runnel-io/runnel/internal/formattest"
 	"github.com/runnel-io/runnel/segment"
 )
 
@@ -15,7 +15,7 @@ import (
 // constants named kind… in its files), by name.
 func codeKinds(t *testing.T) map[string]byte {
 	t.Helper()
-	consts, err := srcconst.Consts(".", func(name string) bool { return strings.HasPrefix(name, "kind") })
+	consts, err := formattest.Consts(".", func(name string) bool { return strings.HasPrefix(name, "kind") })
 	if err != nil {
 		t.Fatal(err)
 	}

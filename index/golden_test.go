@@ -12,6 +12,7 @@ import (
 
 	"github.com/cockroachdb/pebble"
 
+	"github.com/runnel-io/runnel/internal/formattest"
 	"github.com/runnel-io/runnel/internal/pebblelog"
 	"github.com/runnel-io/runnel/segment"
 )
@@ -56,24 +57,6 @@ func goldenPairs() []goldenPair {
 	return append(ps, goldenPair{"version", versionKey, ver[:]})
 }
 
-func checkGoldenFile(t *testing.T, name string, got []byte) []byte {
-	t.Helper()
-	path := filepath.Join("testdata", "v1", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to write it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s changed:\n got %x\nwant %x", name, got, want)
-	}
-	return want
-}
-
 // TestGoldenKeysAndValues: every kind of key and value is, byte for byte,
 // its copy in testdata/v1; a database written through Partition holds
 // exactly those pairs; the golden bytes decode to the inputs and read back
@@ -81,8 +64,8 @@ func checkGoldenFile(t *testing.T, name string, got []byte) []byte {
 func TestGoldenKeysAndValues(t *testing.T) {
 	pairs := goldenPairs()
 	for _, gp := range pairs {
-		checkGoldenFile(t, gp.name+".key", gp.key)
-		checkGoldenFile(t, gp.name+".value", gp.value)
+		formattest.Golden(t, filepath.Join("testdata", "v1", gp.name+".key"), gp.key, *update)
+		formattest.Golden(t, filepath.Join("testdata", "v1", gp.name+".value"), gp.value, *update)
 	}
 
 	db, err := Open(t.TempDir(), Options{InMemory: true})

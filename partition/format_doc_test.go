@@ -8,32 +8,18 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/runnel-io/runnel/internal/srcconst"
+	"github.com/runnel-io/runnel/internal/formattest"
 )
 
 // sideFileNames returns the side files the code of a package names: the
 // string constants whose names end in "File", by constant name.
 func sideFileNames(t *testing.T, dir string) map[string]string {
 	t.Helper()
-	names, err := srcconst.Consts(dir, func(name string) bool { return strings.HasSuffix(name, "File") })
+	names, err := formattest.Consts(dir, func(name string) bool { return strings.HasSuffix(name, "File") })
 	if err != nil {
 		t.Fatal(err)
 	}
 	return names
-}
-
-// jsonFields returns the JSON names of a struct's fields, in order.
-func jsonFields(v any) []string {
-	t := reflect.TypeOf(v)
-	var out []string
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		if name == "" || name == "-" {
-			name = t.Field(i).Name // untagged: encoding/json's name
-		}
-		out = append(out, name)
-	}
-	return out
 }
 
 // TestFormatDocMatchesCode keeps docs/format.md's side-file section
@@ -105,7 +91,7 @@ func TestFormatDocMatchesCode(t *testing.T) {
 		for _, f := range strings.Split(m[2], ",") {
 			got = append(got, strings.TrimSpace(f))
 		}
-		if want := jsonFields(v); !reflect.DeepEqual(got, want) {
+		if want := formattest.JSONFields(v); !reflect.DeepEqual(got, want) {
 			t.Errorf("docs: record %s fields %v, code has %v", m[1], got, want)
 		}
 		found[m[1]] = true

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/runnel-io/runnel/cluster"
+	"github.com/runnel-io/runnel/internal/formattest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/v1 from the code")
@@ -77,19 +78,7 @@ func TestGoldenSideFiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		path := filepath.Join("testdata", "v1", name)
-		if *update {
-			if err := os.WriteFile(path, got, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run with -update to write it)", err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s changed:\n got %q\nwant %q", name, got, want)
-		}
+		formattest.Golden(t, filepath.Join("testdata", "v1", name), got, *update)
 	}
 }
 

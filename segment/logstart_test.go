@@ -1,12 +1,12 @@
 package segment_test
 
 import (
-	"bytes"
 	"flag"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/runnel-io/runnel/internal/formattest"
 	"github.com/runnel-io/runnel/segment"
 )
 
@@ -41,17 +41,9 @@ func TestGoldenLogStartFile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if *update && how == "AdvanceLogStart" {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to write it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Fatalf("log-start-offset changed:\n got %q\nwant %q", got, want)
+			want := formattest.Golden(t, golden, got, *update && how == "AdvanceLogStart")
+			if t.Failed() {
+				t.FailNow()
 			}
 			if err := os.WriteFile(path, want, 0o644); err != nil {
 				t.Fatal(err)

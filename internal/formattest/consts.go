@@ -1,8 +1,4 @@
-// Package srcconst reads the string and character constants a package's
-// source declares, so that doc tests can check docs/format.md against every
-// name the code uses (a new index kind or side file with no row in the doc
-// fails them). It is for tests; no broker code imports it.
-package srcconst
+package formattest
 
 import (
 	"fmt"
@@ -50,7 +46,7 @@ func Consts(dir string, keep func(name string) bool) (map[string]string, error) 
 				}
 				v, err := strconv.Unquote(lit.Value)
 				if err != nil && bad == nil {
-					bad = fmt.Errorf("srcconst: %s: %s = %s: %w", name, id.Name, lit.Value, err)
+					bad = fmt.Errorf("formattest: %s: %s = %s: %w", name, id.Name, lit.Value, err)
 				}
 				out[id.Name] = v
 			}
