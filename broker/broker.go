@@ -59,7 +59,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/runnel-io/runnel/cluster"
-	"github.com/runnel-io/runnel/group"
+	"github.com/runnel-io/runnel/coordinator/groups"
 	"github.com/runnel-io/runnel/internal/certstore"
 	"github.com/runnel-io/runnel/partition"
 	"github.com/runnel-io/runnel/replica"
@@ -85,7 +85,7 @@ type Broker struct {
 	meta     *cluster.Meta
 	parts    *partition.Manager
 	replicas *replica.Manager
-	groups   *group.Coordinator
+	groups   *groups.Service
 	srv      *server.Server
 	lns      []*boundListener // the Kafka API, in the order of cfg.Listeners
 	inter    string           // the inter-broker listener's name
@@ -196,25 +196,19 @@ func New(cfg Config) (_ *Broker, err error) {
 		return nil, err
 	}
 
+	b.groups = groups.New(groups.Options{Meta: b.meta, Parts: b.parts, Group: cfg.Groups, Logger: logger,
+		Partitions: cfg.OffsetsTopic.Partitions, ReplicationFactor: cfg.OffsetsTopic.ReplicationFactor,
+		SegmentBytes: cfg.OffsetsTopic.SegmentBytes, WriteTimeout: cfg.OffsetsTopic.CommitTimeout})
+
 	ro := cfg.Replicas
 	ro.NodeID, ro.Parts, ro.Node, ro.Logger = cfg.NodeID, b.parts, b.node, logger
+	ro.Reconciled = b.groups.Reconciled
 	if b.listener(inter).protocol == SSL {
 		ro.Dial = tlsDialer(b.certs)
 	}
 	b.replicas = replica.New(ro)
 	if err = b.replicas.Reconcile(); err != nil {
 		return nil, fmt.Errorf("opening this broker's replicas: %w", err)
-	}
-
-	gc := cfg.Groups
-	gc.Logger = logger
-	meta := b.meta
-	gc.PartitionExists = func(topic string, p int32) bool {
-		t, ok := meta.Topic(topic)
-		return ok && p >= 0 && p < t.Partitions
-	}
-	if b.groups, err = group.New(gc, cluster.NewRaftOffsets(b.node)); err != nil {
-		return nil, err
 	}
 
 	preg := prometheus.NewRegistry()
@@ -370,7 +364,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	wg.Go(func() { b.parts.RunRetention(bg, cfg.RetentionCheckInterval) })
 	b.replicas.Start()
 	wg.Go(func() { b.node.RunController(bg, cfg.Controller) })
-	wg.Go(func() { followCoordinator(bg, b.node, b.groups, logger) })
+	wg.Go(func() { b.migrateOffsets(bg) })
 
 	errc := make(chan error, len(b.lns))
 	var names []string
@@ -476,27 +470,21 @@ func (b *Broker) releaseNow() {
 	b.releaseErr = errors.Join(errs...)
 }
 
-// followCoordinator keeps the group coordinator on the controller (the
-// Raft leader): it leads the groups, reloading their committed offsets,
-// while this node leads the quorum, and resigns them when it stops.
-func followCoordinator(ctx context.Context, node *cluster.Node, groups *group.Coordinator, logger *slog.Logger) {
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
+// migrateOffsets creates __consumer_offsets at start when the Raft state
+// holds offsets an older runnel committed there, retrying until the
+// metadata takes it; the coordinators of the topic's partitions then move
+// the offsets into it.
+func (b *Broker) migrateOffsets(ctx context.Context) {
 	for {
-		leading := node.IsLeader()
-		if leading != groups.Coordinating() {
-			if !leading {
-				groups.Resign()
-			} else if err := node.Barrier(ctx); err != nil {
-				logger.Warn("catching up the Raft log before coordinating groups", "err", err)
-			} else if err := groups.Lead(); err != nil {
-				logger.Error("taking over the group coordinator", "err", err)
-			}
+		err := b.groups.MigrateLegacy()
+		if err == nil {
+			return
 		}
+		b.log.Warn("creating __consumer_offsets for the offsets in the Raft state; trying again", "err", err)
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(time.Second):
 		}
 	}
 }

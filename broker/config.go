@@ -102,12 +102,31 @@ type Config struct {
 	// Replicas configures replication; MaxLag is --replica-lag-time-max.
 	// New sets its NodeID, Parts, Node and Logger.
 	Replicas replica.Options
-	// Groups configures the group coordinator. New sets its
+	// Groups configures the group coordinators. New sets its
 	// PartitionExists and Logger.
 	Groups group.Config
+	// OffsetsTopic configures __consumer_offsets, where the group
+	// coordinators keep committed offsets.
+	OffsetsTopic OffsetsTopicConfig
 	// Controller configures the heartbeats and, on the Raft leader, the
 	// fencing of silent brokers and leader rebalancing.
 	Controller cluster.ControllerOptions
+}
+
+// OffsetsTopicConfig configures the internal topic __consumer_offsets.
+// The first three apply when a broker creates the topic.
+type OffsetsTopicConfig struct {
+	// Partitions is --offsets-topic-partitions (Kafka's
+	// offsets.topic.num.partitions).
+	Partitions int32
+	// ReplicationFactor is --offsets-topic-replication-factor, capped at
+	// the brokers registered when the topic is created.
+	ReplicationFactor int16
+	// SegmentBytes is --offsets-topic-segment-bytes.
+	SegmentBytes int64
+	// CommitTimeout is --offsets-commit-timeout: how long a commit waits
+	// for the in-sync replicas (offsets.commit.timeout.ms).
+	CommitTimeout time.Duration
 }
 
 // DefaultConfig returns the defaults of `runnel serve`: a single broker
@@ -148,6 +167,8 @@ func DefaultConfig() Config {
 			OffsetsRetention:       7 * 24 * time.Hour,
 			RetentionCheckInterval: 10 * time.Minute,
 		},
+		OffsetsTopic: OffsetsTopicConfig{Partitions: 50, ReplicationFactor: 3, SegmentBytes: 100 << 20,
+			CommitTimeout: 5 * time.Second},
 		Controller: cluster.ControllerOptions{
 			SessionTimeout:          cluster.DefaultSessionTimeout,
 			HeartbeatInterval:       time.Second,
@@ -194,6 +215,9 @@ func (c Config) Validate() error {
 		{"max-partitions-per-topic", int64(c.Server.MaxPartitionsPerTopic)},
 		{"max-partitions-per-broker", int64(c.Server.MaxPartitionsPerBroker)},
 		{"max-decompressed-batch-bytes", c.Partitions.MaxDecompressedBatchBytes},
+		{"offsets-topic-partitions", int64(c.OffsetsTopic.Partitions)},
+		{"offsets-topic-replication-factor", int64(c.OffsetsTopic.ReplicationFactor)},
+		{"offsets-topic-segment-bytes", c.OffsetsTopic.SegmentBytes},
 	} {
 		if n.v <= 0 {
 			bad("--%s: want a positive integer, got %d", n.name, n.v)
@@ -211,8 +235,7 @@ func (c Config) Validate() error {
 		{"group-min-session-timeout", c.Groups.MinSessionTimeout},
 		{"group-max-session-timeout", c.Groups.MaxSessionTimeout},
 		{"offsets-retention", c.Groups.OffsetsRetention},
-		{"offsets-retention-check-interval", c.Groups.RetentionCheckInterval},
-		{"broker-session-timeout", c.Controller.SessionTimeout},
+XX, c.Controller.SessionTimeout},
 		{"broker-heartbeat-interval", c.Controller.HeartbeatInterval},
 		{"replica-lag-time-max", c.Replicas.MaxLag},
 		{"raft-election-timeout", c.RaftElectionTimeout},

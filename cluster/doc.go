@@ -1,7 +1,9 @@
 // Package cluster holds the cluster's metadata and replicates it with Raft
 // (github.com/hashicorp/raft): brokers, topics with their ids, configs and
-// partitions (replicas, leader, leader epoch, ISR, segment boundaries),
-// committed group offsets and producer-id blocks.
+// partitions (replicas, leader, leader epoch, ISR, segment boundaries)
+// and producer-id blocks. Committed group offsets live in the
+// __consumer_offsets topic; those an older runnel kept here are read once,
+// to be moved there (Meta.LegacyOffsets).
 //
 // Every change is a command in the Raft log, applied by every broker's FSM
 // in the same order, and at most once (fsm.go). The commands and the
@@ -10,7 +12,6 @@
 // are still read. RaftStore keeps the log and Raft's stable state in
 // Pebble. Node is this broker's member of the quorum: it proposes commands
 // through the leader, forwarding from followers. Meta is the Store the
-// broker reads and changes metadata through; RaftOffsets is the group
-// coordinator's OffsetStore. A single broker is a quorum of one voter, with
+// broker reads and changes metadata through. A single broker is a quorum of one voter, with
 // no network listener: the same code.
 package cluster

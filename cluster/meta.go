@@ -210,90 +210,21 @@ func (m *Meta) AllocateProducerIDs(n int64) (int64, error) {
 	return m.propose(CmdAllocateProducerID, AllocateProducerIDs{N: n})
 }
 
-// ErrNotCoordinator: this broker is not the Raft leader, which coordinates
-// every group.
-var ErrNotCoordinator = errors.New("cluster: not the group coordinator (not the Raft leader)")
-
-// RaftOffsets is the group.OffsetStore of a broker in a Raft quorum. The
-// Raft leader coordinates every group, so commits are applied locally, in
-// the order they are accepted, without a forward.
-type RaftOffsets struct{ node *Node }
-
-var _ group.OffsetStore = RaftOffsets{}
-
-// NewRaftOffsets returns the offset store over node.
-func NewRaftOffsets(node *Node) RaftOffsets { return RaftOffsets{node: node} }
-
-// Commit queues the offsets into the Raft log; the returned function waits
-// until a quorum holds them and they are applied.
-func (o RaftOffsets) Commit(g string, offsets []group.Offset) func() error {
-	c := CommitOffsets{Group: g, Offsets: make([]OffsetCommit, len(offsets))}
-	for i, o := range offsets {
-		c.Offsets[i] = OffsetCommit{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset, LeaderEpoch: o.LeaderEpoch,
-			Metadata: o.Metadata, CommitMs: o.CommitTime.UnixMilli()}
-	}
-	// No proposal id: the coordinator commits on the leader only, and a
-	// commit that failed is the client's to send again.
-	cmd, err := EncodeCommand(CmdCommitOffsets, c)
-	if err != nil {
-		return func() error { return err }
-	}
-	if !o.node.IsLeader() {
-		return func() error { return ErrNotCoordinator }
-	}
-	f := o.node.raft.Apply(cmd, proposeTimeout)
-	return func() error {
-		if err := f.Error(); err != nil {
-			return fmt.Errorf("%w: %v", ErrNotCoordinator, err)
-		}
-		if err, ok := f.Response().(error); ok {
-			return err
-		}
-		return nil
-	}
-}
-
-// Delete removes some offsets of a group.
-func (o RaftOffsets) Delete(g string, partitions []group.TopicPartition) error {
-	c := DeleteOffsets{Group: g, Partitions: make([]TP, len(partitions))}
-	for i, tp := range partitions {
-		c.Partitions[i] = TP{tp.Topic, tp.Partition}
-	}
-	return o.applyOnLeader(CmdDeleteOffsets, c)
-}
-
-// DeleteGroup removes every offset of a group.
-func (o RaftOffsets) DeleteGroup(g string) error {
-	return o.applyOnLeader(CmdDeleteGroup, DeleteGroup{Group: g})
-}
-
-// applyOnLeader commits a command on this node, which must lead the
-// quorum (and so coordinate the groups), and waits for it to apply. It
-// never forwards: the coordinator calls it under its lock, which must not
-// wait on another broker.
-func (o RaftOffsets) applyOnLeader(ct CommandType, payload any) error {
-	cmd, err := encodeCommand(ct, newProposalID(), payload)
-	if err != nil {
-		return err
-	}
-	if !o.node.IsLeader() {
-		return ErrNotCoordinator
-	}
-	f := o.node.raft.Apply(cmd, proposeTimeout)
-	if err := f.Error(); err != nil {
-		return fmt.Errorf("%w: %v", ErrNotCoordinator, err)
-	}
-	if err, ok := f.Response().(error); ok {
-		return err
-	}
-	return nil
-}
-
-// Load returns the committed offsets this node's state machine holds.
-func (o RaftOffsets) Load() (map[string][]group.Offset, error) {
+// LegacyOffsets returns the committed offsets an older runnel kept in the
+// Raft state, by group: each group's stay there until its coordinator has
+// written them into __consumer_offsets and dropped them
+// (DropLegacyOffsets).
+func (m *Meta) LegacyOffsets() map[string][]group.Offset {
 	var out map[string][]group.Offset
-	o.node.fsm.Read(func(s *State) { out = s.GroupOffsets() })
-	return out, nil
+	m.node.fsm.Read(func(s *State) { out = s.GroupOffsets() })
+	return out
+}
+
+// DropLegacyOffsets removes a group's committed offsets from the Raft
+// state, once they are in __consumer_offsets.
+func (m *Meta) DropLegacyOffsets(g string) error {
+	_, err := m.propose(CmdDeleteGroup, DeleteGroup{Group: g})
+	return err
 }
 
 // Controller returns the controller's broker id: the Raft leader, or -1.

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runnel-io/runnel/group"
 )
 
 func TestAssign(t *testing.T) {
@@ -105,59 +104,35 @@ func TestMetaOverQuorum(t *testing.T) {
 	}
 }
 
-// TestRaftOffsets: the coordinator on the Raft leader commits through the
-// log; every node holds the offsets, and a coordinator started anywhere
-// loads them. A follower refuses to coordinate.
-func TestRaftOffsets(t *testing.T) {
+// TestLegacyOffsets: offsets an older runnel committed through the Raft
+// log are read on every node, and dropping a group's removes them
+// everywhere, proposed from a follower.
+func TestLegacyOffsets(t *testing.T) {
 	q := newTestQuorum(t, 3)
 	leader := q.nodes[q.leader()]
-	c, err := group.New(group.Config{}, NewRaftOffsets(leader))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	errs, wait := c.Commit(group.CommitRequest{Group: "g", Generation: -1, Offsets: []group.Offset{
-		{Topic: "t", Partition: 0, Offset: 42, LeaderEpoch: 3, Metadata: "meta"}, {Topic: "t", Partition: 1, Offset: 7}}})
-	if errs[0] != nil || errs[1] != nil {
-		t.Fatal(errs)
-	}
-	if err := wait(); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := CommitOffsets{Group: "g", Offsets: []OffsetCommit{{Topic: "t", Partition: 0, Offset: 42, LeaderEpoch: 3, Metadata: "meta", CommitMs: 1000}}}
+	if _, err := leader.Propose(ctx, CmdCommitOffsets, c); err != nil {
 		t.Fatal(err)
 	}
 	f := q.nodes[q.follower()]
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	if err := f.FSM().WaitApplied(ctx, leader.FSM().AppliedIndex()); err != nil {
 		t.Fatal(err)
 	}
-	c2, err := group.New(group.Config{}, NewRaftOffsets(f))
-	if err != nil {
+	m := NewMeta(f)
+	got := m.LegacyOffsets()["g"]
+	if len(got) != 1 || got[0].Offset != 42 || got[0].LeaderEpoch != 3 || got[0].Metadata != "meta" || got[0].CommitTime.UnixMilli() != 1000 {
+		t.Fatalf("legacy offsets on a follower: %+v", got)
+	}
+	if err := m.DropLegacyOffsets("g"); err != nil {
 		t.Fatal(err)
 	}
-	defer c2.Close()
-	got, _ := c2.FetchOffsets("g", nil)
-	if o := got[group.TopicPartition{Topic: "t", Partition: 0}]; o.Offset != 42 || o.LeaderEpoch != 3 || o.Metadata != "meta" {
-		t.Fatalf("offsets on a follower: %+v", got)
-	}
-	if err := NewRaftOffsets(f).Commit("g", []group.Offset{{Topic: "t"}})(); !errors.Is(err, ErrNotCoordinator) {
-		t.Fatalf("commit on a follower: %v", err)
-	}
-	// Deletions too are the coordinator's, without a forward from a
-	// follower.
-	if err := NewRaftOffsets(f).DeleteGroup("g"); !errors.Is(err, ErrNotCoordinator) {
-		t.Fatalf("delete on a follower: %v", err)
-	}
-	if err := NewRaftOffsets(f).Delete("g", []group.TopicPartition{{Topic: "t", Partition: 1}}); !errors.Is(err, ErrNotCoordinator) {
-		t.Fatalf("delete on a follower: %v", err)
-	}
-	if err := NewRaftOffsets(leader).DeleteGroup("g"); err != nil {
+	if err := leader.FSM().WaitApplied(ctx, f.FSM().AppliedIndex()); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.FSM().WaitApplied(ctx, leader.FSM().AppliedIndex()); err != nil {
-		t.Fatal(err)
-	}
-	if offs, _ := NewRaftOffsets(f).Load(); len(offs["g"]) != 0 {
-		t.Fatalf("deleted group's offsets %+v", offs)
+	if got := NewMeta(leader).LegacyOffsets(); len(got) != 0 {
+		t.Fatalf("dropped offsets still there: %+v", got)
 	}
 }
 

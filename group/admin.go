@@ -64,11 +64,26 @@ func (c *Coordinator) Describe(groupID string) (Description, bool) {
 }
 
 // DeleteGroups deletes groups without members and their offsets: one error
-// per group, ErrGroupNotFound or ErrNonEmptyGroup.
+// per group, ErrGroupNotFound or ErrNonEmptyGroup. It returns once the
+// deletions are durable, waiting without the lock.
 func (c *Coordinator) DeleteGroups(ids []string) []error {
+	errs, waits := c.deleteGroups(ids)
+	for i, w := range waits {
+		if w == nil {
+			continue
+		}
+		if err := w(); err != nil {
+			errs[i] = err
+		}
+	}
+	return errs
+}
+
+func (c *Coordinator) deleteGroups(ids []string) ([]error, []func() error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	errs := make([]error, len(ids))
+	waits := make([]func() error, len(ids))
 	for i, id := range ids {
 		if err := c.checkClosedLocked(); err != nil {
 			errs[i] = err
@@ -81,10 +96,17 @@ func (c *Coordinator) DeleteGroups(ids []string) []error {
 		case g.state != Empty || len(g.members) > 0:
 			errs[i] = ErrNonEmptyGroup
 		default:
-			if err := c.store.DeleteGroup(id); err != nil {
+			tps := make([]TopicPartition, 0, len(g.offsets))
+			for tp := range g.offsets {
+				tps = append(tps, tp)
+			}
+			SortTopicPartitions(tps)
+			w, err := c.store.DeleteGroup(id, tps)
+			if err != nil {
 				errs[i] = err
 				continue
 			}
+			waits[i] = w
 			for _, t := range g.pending {
 				t.Stop()
 			}
@@ -93,7 +115,7 @@ func (c *Coordinator) DeleteGroups(ids []string) []error {
 			c.log.Info("group deleted", "group", id)
 		}
 	}
-	return errs
+	return errs, waits
 }
 
 // subscribedTopics returns the topics the members of a consumer group are

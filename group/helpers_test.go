@@ -143,17 +143,22 @@ type memStore struct {
 	groups  map[string]map[TopicPartition]Offset
 	commits int // Commit calls
 
-	commitErr, deleteErr, deleteGroupErr, loadErr error
+	// commitErr fails a commit's wait (written, not durable);
+	// commitRefused fails the commit itself (nothing written).
+	commitErr, commitRefused, deleteErr, deleteGroupErr, loadErr error
 }
 
 func newMemStore() *memStore { return &memStore{groups: map[string]map[TopicPartition]Offset{}} }
 
-func (s *memStore) Commit(g string, offsets []Offset) func() error {
+func (s *memStore) Commit(g string, offsets []Offset) (func() error, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.commits++
 	if err := s.commitErr; err != nil {
-		return func() error { return err }
+		return func() error { return err }, nil
+	}
+	if err := s.commitRefused; err != nil {
+		return nil, err
 	}
 	m := s.groups[g]
 	if m == nil {
@@ -163,14 +168,14 @@ func (s *memStore) Commit(g string, offsets []Offset) func() error {
 	for _, o := range offsets {
 		m[TopicPartition{o.Topic, o.Partition}] = o
 	}
-	return func() error { return nil }
+	return noWait, nil
 }
 
-func (s *memStore) Delete(g string, partitions []TopicPartition) error {
+func (s *memStore) Delete(g string, partitions []TopicPartition) (func() error, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.deleteErr != nil {
-		return s.deleteErr
+		return nil, s.deleteErr
 	}
 	for _, tp := range partitions {
 		delete(s.groups[g], tp)
@@ -178,17 +183,17 @@ func (s *memStore) Delete(g string, partitions []TopicPartition) error {
 	if len(s.groups[g]) == 0 {
 		delete(s.groups, g)
 	}
-	return nil
+	return noWait, nil
 }
 
-func (s *memStore) DeleteGroup(g string) error {
+func (s *memStore) DeleteGroup(g string, _ []TopicPartition) (func() error, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.deleteGroupErr != nil {
-		return s.deleteGroupErr
+		return nil, s.deleteGroupErr
 	}
 	delete(s.groups, g)
-	return nil
+	return noWait, nil
 }
 
 func (s *memStore) Load() (map[string][]Offset, error) {
@@ -227,11 +232,15 @@ func (s *memStore) set(f func(s *memStore)) {
 // brokenStore fails every operation.
 type brokenStore struct{ err error }
 
-func (b brokenStore) Commit(string, []Offset) func() error  { return func() error { return b.err } }
-func (b brokenStore) Delete(string, []TopicPartition) error { return b.err }
-func (b brokenStore) DeleteGroup(string) error              { return b.err }
-func (b brokenStore) Load() (map[string][]Offset, error)    { return nil, b.err }
-func sortOffsets(o []Offset)                                { sort.Slice(o, func(i, j int) bool { return lessOffset(o[i], o[j]) }) }
+func (b brokenStore) Commit(string, []Offset) (func() error, error) { return nil, b.err }
+func (b brokenStore) Delete(string, []TopicPartition) (func() error, error) {
+	return nil, b.err
+}
+func (b brokenStore) DeleteGroup(string, []TopicPartition) (func() error, error) {
+	return nil, b.err
+}
+func (b brokenStore) Load() (map[string][]Offset, error) { return nil, b.err }
+func sortOffsets(o []Offset)                             { sort.Slice(o, func(i, j int) bool { return lessOffset(o[i], o[j]) }) }
 func lessOffset(a, b Offset) bool {
 	return a.Topic < b.Topic || a.Topic == b.Topic && a.Partition < b.Partition
 }

@@ -31,20 +31,42 @@ type Offset struct {
 	CommitTime  time.Time
 }
 
-// OffsetStore keeps committed offsets durably. The single-broker
-// implementation is a local database; the cluster replicates them.
+// OffsetStore keeps committed offsets durably: the partition of
+// __consumer_offsets the coordinator serves (see LogStore), or a fake in
+// tests.
+//
+// Every write is called with the coordinator's lock held, in the order the
+// coordinator accepts them, and must queue the write in that order without
+// waiting for the disk or the network. An error means nothing was written
+// and the coordinator does not apply the change; otherwise the returned
+// function waits until the write is durable (or reports why it is not).
 type OffsetStore interface {
-	// Commit records offsets of group. It is called with the
-	// coordinator's lock held, in the order the commits are accepted, and
-	// must apply them in that order without waiting for the disk; the
-	// returned function waits until they are durable.
-	Commit(group string, offsets []Offset) (wait func() error)
-	// Delete removes some offsets of group, durably.
-	Delete(group string, partitions []TopicPartition) error
-	// DeleteGroup removes every offset of group, durably.
-	DeleteGroup(group string) error
-	// Load returns every committed offset, by group.
+	// Commit records offsets of group.
+	Commit(group string, offsets []Offset) (wait func() error, err error)
+	// Delete removes some offsets of group.
+	Delete(group string, partitions []TopicPartition) (wait func() error, err error)
+	// DeleteGroup removes the group and its offsets of partitions.
+	DeleteGroup(group string, partitions []TopicPartition) (wait func() error, err error)
+	// Load returns every committed offset, by group. It is called once,
+	// by New.
 	Load() (map[string][]Offset, error)
+}
+
+// noWait is the wait of a write that had nothing to make durable.
+func noWait() error { return nil }
+
+// waitAll returns a wait for every one of waits, reporting the first
+// error.
+func waitAll(waits []func() error) func() error {
+	return func() error {
+		var first error
+		for _, w := range waits {
+			if err := w(); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
 }
 
 // CommitRequest is an OffsetCommit. A commit outside group membership
@@ -70,7 +92,7 @@ func (c *Coordinator) Commit(req CommitRequest) ([]error, func() error) {
 		for i := range errs {
 			errs[i] = err
 		}
-		return errs, func() error { return nil }
+		return errs, noWait
 	}
 	g := c.mu.groups[req.Group]
 	if g == nil {
@@ -91,9 +113,18 @@ func (c *Coordinator) Commit(req CommitRequest) ([]error, func() error) {
 	}
 	if len(accepted) == 0 {
 		c.maybeForgetLocked(g)
-		return errs, func() error { return nil }
+		return errs, noWait
 	}
-	wait := c.store.Commit(req.Group, accepted)
+	wait, err := c.store.Commit(req.Group, accepted)
+	if err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		c.maybeForgetLocked(g)
+		return errs, noWait
+	}
 	for _, o := range accepted {
 		g.offsets[TopicPartition{o.Topic, o.Partition}] = o
 	}
@@ -162,22 +193,35 @@ func (c *Coordinator) FetchOffsets(groupID string, partitions []TopicPartition) 
 // DeleteOffsets handles an OffsetDelete: it removes the group's offsets of
 // the partitions, except those of topics a member is subscribed to
 // (ErrSubscribedToTopic for each). A group with members of another protocol
-// type than "consumer" cannot have offsets deleted (ErrNonEmptyGroup).
+// type than "consumer" cannot have offsets deleted (ErrNonEmptyGroup). It
+// returns once the deletion is durable, and does not hold the lock while it
+// waits.
 func (c *Coordinator) DeleteOffsets(groupID string, partitions []TopicPartition) ([]error, error) {
+	errs, wait, err := c.deleteOffsets(groupID, partitions)
+	if err != nil {
+		return nil, err
+	}
+	if err := wait(); err != nil {
+		return nil, err
+	}
+	return errs, nil
+}
+
+func (c *Coordinator) deleteOffsets(groupID string, partitions []TopicPartition) ([]error, func() error, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.checkClosedLocked(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	g := c.mu.groups[groupID]
 	if g == nil {
-		return nil, ErrGroupNotFound
+		return nil, nil, ErrGroupNotFound
 	}
 	errs := make([]error, len(partitions))
 	var subscribed map[string]bool
 	if g.state != Empty {
 		if g.protocolType != "consumer" {
-			return nil, ErrNonEmptyGroup
+			return nil, nil, ErrNonEmptyGroup
 		}
 		subscribed = g.subscribedTopics()
 	}
@@ -191,22 +235,35 @@ func (c *Coordinator) DeleteOffsets(groupID string, partitions []TopicPartition)
 			gone = append(gone, tp)
 		}
 	}
+	wait := noWait
 	if len(gone) > 0 {
-		if err := c.store.Delete(groupID, gone); err != nil {
-			return nil, err
+		w, err := c.store.Delete(groupID, gone)
+		if err != nil {
+			return nil, nil, err
 		}
+		wait = w
 		for _, tp := range gone {
 			delete(g.offsets, tp)
 		}
 	}
 	c.maybeForgetLocked(g)
-	return errs, nil
+	return errs, wait, nil
 }
 
-// DeleteTopic removes every group's offsets of a deleted topic.
+// DeleteTopic removes every group's offsets of a deleted topic. It returns
+// once the deletions are durable, without the lock.
 func (c *Coordinator) DeleteTopic(topic string) error {
+	wait, err := c.deleteTopic(topic)
+	if err != nil {
+		return err
+	}
+	return wait()
+}
+
+func (c *Coordinator) deleteTopic(topic string) (func() error, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var waits []func() error
 	for _, g := range c.sortedGroupsLocked() {
 		var gone []TopicPartition
 		for tp := range g.offsets {
@@ -217,15 +274,18 @@ func (c *Coordinator) DeleteTopic(topic string) error {
 		if len(gone) == 0 {
 			continue
 		}
-		if err := c.store.Delete(g.id, gone); err != nil {
-			return err
+		SortTopicPartitions(gone)
+		w, err := c.store.Delete(g.id, gone)
+		if err != nil {
+			return waitAll(waits), err
 		}
+		waits = append(waits, w)
 		for _, tp := range gone {
 			delete(g.offsets, tp)
 		}
 		c.maybeForgetLocked(g)
 	}
-	return nil
+	return waitAll(waits), nil
 }
 
 func (c *Coordinator) retentionTick() {
@@ -239,13 +299,23 @@ func (c *Coordinator) retentionTick() {
 
 // ExpireOffsets removes the offsets of groups without members that are
 // older than the retention: older both since their commit and since the
-// group became empty. It returns how many it removed.
+// group became empty. It returns how many it removed, once their removal
+// is durable (waiting without the lock).
 func (c *Coordinator) ExpireOffsets() int {
+	removed, wait := c.expireOffsets()
+	if err := wait(); err != nil {
+		c.log.Error("expiring committed offsets: the deletion is not durable", "err", err)
+	}
+	return removed
+}
+
+func (c *Coordinator) expireOffsets() (int, func() error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.mu.closed {
-		return 0
+		return 0, noWait
 	}
+	var waits []func() error
 	now := c.clock.Now()
 	removed := 0
 	for _, g := range c.sortedGroupsLocked() {
@@ -266,10 +336,12 @@ func (c *Coordinator) ExpireOffsets() int {
 			continue
 		}
 		SortTopicPartitions(gone)
-		if err := c.store.Delete(g.id, gone); err != nil {
+		w, err := c.store.Delete(g.id, gone)
+		if err != nil {
 			c.log.Error("expiring committed offsets failed", "group", g.id, "err", err)
 			continue
 		}
+		waits = append(waits, w)
 		for _, tp := range gone {
 			delete(g.offsets, tp)
 		}
@@ -277,5 +349,5 @@ func (c *Coordinator) ExpireOffsets() int {
 		c.log.Info("committed offsets expired", "group", g.id, "partitions", len(gone), "retention", c.cfg.OffsetsRetention)
 		c.maybeForgetLocked(g)
 	}
-	return removed
+	return removed, waitAll(waits)
 }

@@ -229,6 +229,24 @@ func TestCommitStoreFailure(t *testing.T) {
 	}
 }
 
+// A commit the store refuses (nothing written) is not applied: fetching
+// the offsets must not show what the log does not hold.
+func TestCommitStoreRefusal(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.c.Commit(CommitRequest{Group: "g", Generation: -1, Offsets: []Offset{off("t", 0, 1)}})
+	refused := errBoom("not leader")
+	h.store.set(func(s *memStore) { s.commitRefused = refused })
+	errs, wait := h.c.Commit(CommitRequest{Group: "g", Generation: -1, Offsets: []Offset{off("t", 0, 7), off("t", 1, 8)}})
+	wantErrs(t, "Commit", errs, refused, refused)
+	if err := wait(); err != nil {
+		t.Fatalf("wait = %v, want nil: nothing was written", err)
+	}
+	wantOffsets(t, "fetched", fetchAll(t, h, "g"), at(off("t", 0, 1), epoch))
+	h.store.set(func(s *memStore) { s.commitRefused = nil })
+	errs, _ = h.c.Commit(CommitRequest{Group: "fresh", Generation: -1, Offsets: []Offset{off("t", 0, 1)}})
+	wantErrs(t, "Commit", errs, nil)
+}
+
 func TestFetchOffsets(t *testing.T) {
 	h := newHarness(t, Config{})
 	h.c.Commit(CommitRequest{Group: "g", Generation: -1, Offsets: []Offset{off("t", 0, 1), off("t", 1, 2), off("u", 0, 3)}})

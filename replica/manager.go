@@ -36,6 +36,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Dial connects to a leader's inter-broker listener. Nil: plain TCP.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// Reconciled, if set, is called at the end of every Reconcile, once
+	// the replicas have their roles (the coordinators of internal topics
+	// follow leadership with it).
+	Reconciled func()
 }
 
 // Manager keeps this broker's replicas in line with the metadata.
@@ -256,6 +260,9 @@ func (m *Manager) Reconcile() error {
 		}
 	}
 	m.setFetchers(byLeader)
+	if m.o.Reconciled != nil {
+		m.o.Reconciled()
+	}
 	return errors.Join(errs...)
 }
 

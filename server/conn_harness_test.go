@@ -51,14 +51,6 @@ func (testMeta) Partition(string, int32) (cluster.PartitionInfo, bool) {
 	return cluster.PartitionInfo{}, false
 }
 
-// nopOffsets is an OffsetStore holding nothing.
-type nopOffsets struct{}
-
-func (nopOffsets) Commit(string, []group.Offset) func() error  { return func() error { return nil } }
-func (nopOffsets) Delete(string, []group.TopicPartition) error { return nil }
-func (nopOffsets) DeleteGroup(string) error                    { return nil }
-func (nopOffsets) Load() (map[string][]group.Offset, error)    { return nil, nil }
-
 // logCounter is a slog handler that counts records by message.
 type logCounter struct {
 	mu    sync.Mutex
@@ -127,11 +119,7 @@ func newConnServer(t *testing.T, cfg Config, setup func(*Server), wrap func(net.
 	if _, err := parts.Open(topicW, 0, partition.Role{Leader: true, LeaderID: 1, Epoch: 1, ISR: []int32{1, 2}, Replicas: []int32{1, 2}}); err != nil {
 		t.Fatal(err)
 	}
-	groups, err := group.New(group.Config{InitialRebalanceDelay: time.Hour, Logger: quiet}, nopOffsets{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(groups.Close)
+	groups := newTestGroups(t, group.Config{InitialRebalanceDelay: time.Hour, Logger: quiet}, testMeta{})
 	cfg.Logger = slog.New(ts.log)
 	cfg.Metrics = NewMetrics(ts.reg)
 	ts.s = New(cfg, parts, testMeta{}, groups, nil)

@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/runnel-io/runnel/cluster"
+	"github.com/runnel-io/runnel/coordinator"
 	"github.com/runnel-io/runnel/group"
 	"github.com/runnel-io/runnel/partition"
 	"github.com/runnel-io/runnel/segment"
@@ -59,8 +60,14 @@ func errorCode(err error) int16 {
 		return kerr.NotEnoughReplicasAfterAppend.Code
 	case errors.Is(err, partition.ErrLeaderNotAvailable):
 		return kerr.LeaderNotAvailable.Code
-	case errors.Is(err, cluster.ErrNotCoordinator), errors.Is(err, group.ErrNotCoordinator):
+	case errors.Is(err, coordinator.ErrNotCoordinator), errors.Is(err, group.ErrNotCoordinator):
 		return kerr.NotCoordinator.Code
+	case errors.Is(err, coordinator.ErrLoadInProgress):
+		return kerr.CoordinatorLoadInProgress.Code
+	case errors.Is(err, coordinator.ErrNotAvailable), errors.Is(err, coordinator.ErrClosed):
+		return kerr.CoordinatorNotAvailable.Code
+	case errors.Is(err, coordinator.ErrRecordTooLarge):
+		return kerr.InvalidCommitOffsetSize.Code
 	case errors.Is(err, cluster.ErrTopicExists):
 		return kerr.TopicAlreadyExists.Code
 	case errors.Is(err, cluster.ErrPartitions):

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"sort"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -22,10 +23,13 @@ func (s *Server) handleFindCoordinator(c *conn, r *kmsg.FindCoordinatorRequest) 
 	resp := kmsg.NewPtrFindCoordinatorResponse()
 	find := func(key string) (nodeID int32, host string, port int32, code int16, msg *string) {
 		switch r.CoordinatorType {
-		case 0: // group: the controller coordinates every group
+		case 0: // group: the leader of the group's partition of __consumer_offsets
+			id, err := s.groups.Locate(key)
+			if err != nil {
+				return -1, "", -1, errorCode(err), kmsg.StringPtr(err.Error())
+			}
 			// A coordinator without the client's listener is one the
 			// client cannot reach: none, as Kafka answers.
-			id := s.meta.Controller()
 			for _, b := range s.meta.Brokers() {
 				var host string
 				var port int32
@@ -33,7 +37,7 @@ func (s *Server) handleFindCoordinator(c *conn, r *kmsg.FindCoordinatorRequest) 
 					return id, host, port, 0, nil
 				}
 			}
-			return -1, "", -1, kerr.CoordinatorNotAvailable.Code, kmsg.StringPtr("no controller elected yet")
+			return -1, "", -1, kerr.CoordinatorNotAvailable.Code, kmsg.StringPtr("the group's coordinator has no address on this listener yet")
 		case 1: // transaction
 			// Transactions are not offered. UNSUPPORTED_VERSION is how
 			// Kafka answers for a feature the cluster does not enable, and
@@ -76,7 +80,14 @@ func (s *Server) handleJoinGroup(c *conn, h requestHeader, r *kmsg.JoinGroupRequ
 	for _, p := range r.Protocols {
 		req.Protocols = append(req.Protocols, group.Protocol{Name: p.Name, Metadata: p.Metadata})
 	}
-	wait := s.groups.Join(req)
+	gc, err := s.groups.Coordinator(r.Group)
+	if err != nil {
+		resp := kmsg.NewPtrJoinGroupResponse()
+		resp.SetVersion(h.Version)
+		resp.ErrorCode, resp.Generation, resp.MemberID = errorCode(err), -1, r.MemberID
+		return &reply{hdr: h, finish: func() any { return resp }}
+	}
+	wait := gc.Join(req)
 	return &reply{hdr: h, finish: func() any {
 		res, ok := await(c, wait)
 		if !ok {
@@ -126,7 +137,14 @@ func (s *Server) handleSyncGroup(c *conn, h requestHeader, r *kmsg.SyncGroupRequ
 	for _, a := range r.GroupAssignment {
 		req.Assignments[a.MemberID] = a.MemberAssignment
 	}
-	wait := s.groups.Sync(req)
+	gc, err := s.groups.Coordinator(r.Group)
+	if err != nil {
+		resp := kmsg.NewPtrSyncGroupResponse()
+		resp.SetVersion(h.Version)
+		resp.ErrorCode, resp.MemberAssignment = errorCode(err), []byte{}
+		return &reply{hdr: h, finish: func() any { return resp }}
+	}
+	wait := gc.Sync(req)
 	return &reply{hdr: h, finish: func() any {
 		res, ok := await(c, wait)
 		if !ok {
@@ -153,14 +171,23 @@ func (s *Server) handleHeartbeat(r *kmsg.HeartbeatRequest) kmsg.Response {
 	if r.InstanceID != nil {
 		instance = *r.InstanceID
 	}
-	resp.ErrorCode = errorCode(s.groups.Heartbeat(r.Group, r.MemberID, instance, r.Generation))
+	gc, err := s.groups.Coordinator(r.Group)
+	if err == nil {
+		err = gc.Heartbeat(r.Group, r.MemberID, instance, r.Generation)
+	}
+	resp.ErrorCode = errorCode(err)
 	return resp
 }
 
 func (s *Server) handleLeaveGroup(r *kmsg.LeaveGroupRequest) kmsg.Response {
 	resp := kmsg.NewPtrLeaveGroupResponse()
+	gc, err := s.groups.Coordinator(r.Group)
+	if err != nil {
+		resp.ErrorCode = errorCode(err)
+		return resp
+	}
 	if r.Version < 3 {
-		errs := s.groups.Leave(r.Group, []group.Leaving{{MemberID: r.MemberID}})
+		errs := gc.Leave(r.Group, []group.Leaving{{MemberID: r.MemberID}})
 		resp.ErrorCode = errorCode(errs[0])
 		return resp
 	}
@@ -171,7 +198,7 @@ func (s *Server) handleLeaveGroup(r *kmsg.LeaveGroupRequest) kmsg.Response {
 			leaving[i].InstanceID = *m.InstanceID
 		}
 	}
-	errs := s.groups.Leave(r.Group, leaving)
+	errs := gc.Leave(r.Group, leaving)
 	for i, m := range r.Members {
 		rm := kmsg.NewLeaveGroupResponseMember()
 		rm.MemberID, rm.InstanceID, rm.ErrorCode = m.MemberID, m.InstanceID, errorCode(errs[i])
@@ -211,7 +238,16 @@ func (s *Server) handleOffsetCommit(c *conn, h requestHeader, r *kmsg.OffsetComm
 			req.Offsets = append(req.Offsets, o)
 		}
 	}
-	errs, wait := s.groups.Commit(req)
+	var errs []error
+	wait := func() error { return nil }
+	if gc, err := s.groups.Coordinator(r.Group); err != nil {
+		errs = make([]error, len(req.Offsets))
+		for i := range errs {
+			errs[i] = err
+		}
+	} else {
+		errs, wait = gc.Commit(req)
+	}
 	for i, err := range errs {
 		if refusedInput(err) {
 			s.log.Warn("offset commit refused", "remote", c.remote, "client_id", h.ClientID, "group", r.Group,
@@ -311,7 +347,11 @@ func (s *Server) fetchGroupOffsets(groupID string, topics []kmsg.OffsetFetchRequ
 			}
 		}
 	}
-	got, err := s.groups.FetchOffsets(groupID, ask)
+	gc, err := s.groups.Coordinator(groupID)
+	if err != nil {
+		return nil, err
+	}
+	got, err := gc.FetchOffsets(groupID, ask)
 	if err != nil {
 		return nil, err
 	}
@@ -350,7 +390,14 @@ func (s *Server) handleListGroups(r *kmsg.ListGroupsRequest) kmsg.Response {
 			}
 		}
 	}
-	for _, l := range s.groups.ListGroups() {
+	// Each broker lists the groups it coordinates, as Kafka's do: admin
+	// clients ask every broker.
+	var all []group.Listing
+	for _, gc := range s.groups.Coordinators() {
+		all = append(all, gc.ListGroups()...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Group < all[j].Group })
+	for _, l := range all {
 		if want != nil && !want[l.State] {
 			continue
 		}
@@ -371,8 +418,14 @@ func (s *Server) handleDescribeGroups(r *kmsg.DescribeGroupsRequest) kmsg.Respon
 			continue
 		}
 		seen[id] = true
-		d, _ := s.groups.Describe(id)
 		rg := kmsg.NewDescribeGroupsResponseGroup()
+		gc, err := s.groups.Coordinator(id)
+		if err != nil {
+			rg.Group, rg.ErrorCode, rg.AuthorizedOperations = id, errorCode(err), authorizedOperationsOmitted
+			resp.Groups = append(resp.Groups, rg)
+			continue
+		}
+		d, _ := gc.Describe(id)
 		rg.Group, rg.State, rg.ProtocolType, rg.Protocol = d.Group, d.State.String(), d.ProtocolType, d.Protocol
 		rg.AuthorizedOperations = authorizedOperationsOmitted
 		if r.IncludeAuthorizedOperations {
@@ -401,7 +454,27 @@ func orEmpty(b []byte) []byte {
 
 func (s *Server) handleDeleteGroups(r *kmsg.DeleteGroupsRequest) kmsg.Response {
 	resp := kmsg.NewPtrDeleteGroupsResponse()
-	errs := s.groups.DeleteGroups(r.Groups)
+	errs := make([]error, len(r.Groups))
+	// Each group is deleted by its coordinator; a request may name groups
+	// of several.
+	byCoord := map[*group.Coordinator][]int{}
+	for i, id := range r.Groups {
+		gc, err := s.groups.Coordinator(id)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		byCoord[gc] = append(byCoord[gc], i)
+	}
+	for gc, idx := range byCoord {
+		ids := make([]string, len(idx))
+		for k, i := range idx {
+			ids[k] = r.Groups[i]
+		}
+		for k, err := range gc.DeleteGroups(ids) {
+			errs[idx[k]] = err
+		}
+	}
 	for i, id := range r.Groups {
 		rg := kmsg.NewDeleteGroupsResponseGroup()
 		rg.Group, rg.ErrorCode = id, errorCode(errs[i])
@@ -418,7 +491,11 @@ func (s *Server) handleOffsetDelete(r *kmsg.OffsetDeleteRequest) kmsg.Response {
 			parts = append(parts, group.TopicPartition{Topic: t.Topic, Partition: p.Partition})
 		}
 	}
-	errs, err := s.groups.DeleteOffsets(r.Group, parts)
+	gc, err := s.groups.Coordinator(r.Group)
+	var errs []error
+	if err == nil {
+		errs, err = gc.DeleteOffsets(r.Group, parts)
+	}
 	if err != nil {
 		resp.ErrorCode = errorCode(err)
 		return resp

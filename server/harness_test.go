@@ -166,19 +166,46 @@ type memOffsets struct {
 	offsets map[string][]group.Offset
 }
 
-func (m *memOffsets) Commit(g string, offsets []group.Offset) func() error {
+func (m *memOffsets) Commit(g string, offsets []group.Offset) (func() error, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.offsets == nil {
 		m.offsets = map[string][]group.Offset{}
 	}
 	m.offsets[g] = append(m.offsets[g], offsets...)
-	return func() error { return nil }
+	return noWait, nil
 }
 
-func (m *memOffsets) Delete(string, []group.TopicPartition) error { return nil }
-func (m *memOffsets) DeleteGroup(string) error                    { return nil }
-func (m *memOffsets) Load() (map[string][]group.Offset, error)    { return nil, nil }
+func (m *memOffsets) Delete(string, []group.TopicPartition) (func() error, error) { return noWait, nil }
+func (m *memOffsets) DeleteGroup(string, []group.TopicPartition) (func() error, error) {
+	return noWait, nil
+}
+func (m *memOffsets) Load() (map[string][]group.Offset, error) { return nil, nil }
+
+func noWait() error { return nil }
+
+// oneCoordinator is the Groups of a test server: one coordinator for every
+// group, on the controller.
+type oneCoordinator struct {
+	c    *group.Coordinator
+	meta Cluster
+}
+
+func (o oneCoordinator) Coordinator(string) (*group.Coordinator, error) { return o.c, nil }
+func (o oneCoordinator) Coordinators() []*group.Coordinator             { return []*group.Coordinator{o.c} }
+func (o oneCoordinator) Locate(string) (int32, error)                   { return o.meta.Controller(), nil }
+
+// newTestGroups returns a coordinator over memOffsets, closed when the
+// test ends.
+func newTestGroups(t *testing.T, cfg group.Config, meta Cluster) oneCoordinator {
+	t.Helper()
+	c, err := group.New(cfg, &memOffsets{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return oneCoordinator{c: c, meta: meta}
+}
 
 // testServer is a Server over real partitions in a temporary directory and
 // fake metadata, for calling handlers directly.
@@ -198,11 +225,7 @@ func newTestServer(t *testing.T, cfg Config) *testServer {
 	}
 	t.Cleanup(func() { parts.Close() })
 	meta := newFakeMeta(1)
-	groups, err := group.New(group.Config{Logger: logger}, &memOffsets{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(groups.Close)
+	groups := newTestGroups(t, group.Config{Logger: logger}, meta)
 	cfg.Logger = logger
 	s := New(cfg, parts, meta, groups, &fakeReplicas{meta: meta, parts: parts})
 	return &testServer{Server: s, meta: meta, parts: parts}

@@ -43,6 +43,8 @@ func (s *Server) handleProduce(c *conn, h requestHeader, r *kmsg.ProduceRequest)
 			switch {
 			case badAcks:
 				err = fmt.Errorf("%w: acks=%d", kerr.InvalidRequiredAcks, r.Acks)
+			case internalTopics[rt.Topic]:
+				err = errInternalTopic(rt.Topic)
 			default:
 				p, err = s.leaderPartition(rt.Topic, rp.Partition, -1)
 			}

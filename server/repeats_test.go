@@ -18,7 +18,7 @@ func TestDescribeRepeatsAnsweredOnce(t *testing.T) {
 	for p := int32(0); p < 100; p++ {
 		offsets = append(offsets, group.Offset{Topic: "t", Partition: p, Offset: 1, LeaderEpoch: -1})
 	}
-	if _, wait := ts.groups.Commit(group.CommitRequest{Group: "g", Generation: -1, Offsets: offsets}); wait() != nil {
+	if _, wait := ts.groups.Coordinators()[0].Commit(group.CommitRequest{Group: "g", Generation: -1, Offsets: offsets}); wait() != nil {
 		t.Fatal("commit failed")
 	}
 	const repeats = 1000

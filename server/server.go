@@ -152,6 +152,22 @@ type Cluster interface {
 	RaftStatus() cluster.RaftStatus
 }
 
+// Groups finds the coordinators of consumer groups: each group's state is
+// kept by the leader of one partition of __consumer_offsets (package
+// coordinator/groups).
+type Groups interface {
+	// Coordinator returns this broker's coordinator of the group, or an
+	// error wrapping coordinator.ErrNotCoordinator (another broker has
+	// it) or coordinator.ErrLoadInProgress (it is being loaded here).
+	Coordinator(groupID string) (*group.Coordinator, error)
+	// Coordinators returns every group coordinator serving on this broker.
+	Coordinators() []*group.Coordinator
+	// Locate returns the id of the broker that coordinates the group, or
+	// an error wrapping coordinator.ErrNotAvailable while there is none
+	// (its partition has no leader, or the topic is being created).
+	Locate(groupID string) (int32, error)
+}
+
 // Replicas is this broker's replica manager (package replica).
 type Replicas interface {
 	// Reconcile opens, sets the roles of, and removes local replicas as
@@ -168,7 +184,7 @@ type Server struct {
 	log      *slog.Logger
 	parts    *partition.Manager
 	meta     Cluster
-	groups   *group.Coordinator
+	groups   Groups
 	replicas Replicas
 	m        *Metrics
 
@@ -207,9 +223,9 @@ type Server struct {
 }
 
 // New returns a server over an opened partition manager, metadata store and
-// group coordinator. The caller opens the partitions of every known topic
+// group coordinators. The caller opens the partitions of every known topic
 // before serving.
-func New(cfg Config, parts *partition.Manager, meta Cluster, groups *group.Coordinator, replicas Replicas) *Server {
+func New(cfg Config, parts *partition.Manager, meta Cluster, groups Groups, replicas Replicas) *Server {
 	cfg = cfg.withDefaults()
 	s := &Server{cfg: cfg, log: cfg.Logger, parts: parts, meta: meta, groups: groups, replicas: replicas, m: cfg.Metrics}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -351,7 +367,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.cancel()
 	// JoinGroup and SyncGroup answers may wait for minutes; they are
 	// answered now with COORDINATOR_NOT_AVAILABLE.
-	s.groups.Close()
+	for _, g := range s.groups.Coordinators() {
+		g.Close()
+	}
 	s.mu.Lock()
 	for _, ln := range s.mu.lns {
 		ln.Close()

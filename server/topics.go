@@ -8,8 +8,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-io/runnel/cluster"
+	"github.com/runnel-io/runnel/coordinator/groups"
 	"github.com/runnel-io/runnel/partition"
 )
+
+// internalTopics are the topics the broker's coordinators own. Clients may
+// read them, not produce to, create or delete them.
+var internalTopics = map[string]bool{groups.Topic: true}
+
+// errInternalTopic refuses a client's write to an internal topic.
+func errInternalTopic(name string) error {
+	return fmt.Errorf("%w: %s is an internal topic, written by the broker's coordinators only", kerr.InvalidTopicException, name)
+}
 
 // validTopicName applies Kafka's rules: 1 to 249 characters from
 // [a-zA-Z0-9._-], and not "." or "..".
@@ -163,6 +173,8 @@ func (s *Server) handleCreateTopics(r *kmsg.CreateTopicsRequest) kmsg.Response {
 		var err error
 		if len(rt.ReplicaAssignment) > 0 {
 			err = fmt.Errorf("%w: manual replica assignment is not supported", kerr.InvalidRequest)
+		} else if internalTopics[rt.Topic] {
+			err = errInternalTopic(rt.Topic)
 		} else {
 			t, err = s.createTopic(rt.Topic, rt.NumPartitions, rt.ReplicationFactor, cfg, r.ValidateOnly)
 		}
@@ -202,9 +214,8 @@ func (s *Server) deleteTopic(name string) error {
 		return err
 	}
 	s.log.Info("deleting topic", "topic", name)
-	if err := s.groups.DeleteTopic(name); err != nil {
-		s.log.Error("deleting the committed offsets of a deleted topic", "topic", name, "err", err)
-	}
+	// Every broker's group coordinators drop the topic's committed offsets
+	// when they see it gone from the metadata (coordinator/groups).
 	return s.replicas.Reconcile()
 }
 
@@ -231,6 +242,9 @@ func (s *Server) handleDeleteTopics(r *kmsg.DeleteTopicsRequest) kmsg.Response {
 			name = topic.Name
 		} else {
 			err = fmt.Errorf("%w: topic id %x", kerr.UnknownTopicID, t.id)
+		}
+		if err == nil && internalTopics[name] {
+			err = errInternalTopic(name)
 		}
 		if err == nil {
 			if topic, ok := s.meta.Topic(name); ok {
@@ -378,7 +392,9 @@ func (s *Server) topicMetadata(name string, autoCreate bool, listener string, ve
 			st.ErrorCode = kerr.InvalidTopicException.Code
 			return st
 		}
-		if !autoCreate {
+		if !autoCreate || internalTopics[name] {
+			// An internal topic is created by its coordinators on first
+			// need, with their settings, never by a metadata request.
 			st.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			return st
 		}
@@ -392,6 +408,7 @@ func (s *Server) topicMetadata(name string, autoCreate bool, listener string, ve
 		}
 	}
 	st.TopicID = t.ID
+	st.IsInternal = internalTopics[name]
 	fenced, unreachable := s.fencedBrokers(), s.brokersWithout(listener)
 	for i := int32(0); i < t.Partitions; i++ {
 		sp := s.partitionMetadata(name, i, fenced)

@@ -1,0 +1,279 @@
+// Package groups serves consumer groups from Kafka's internal topic
+// __consumer_offsets, on the coordinator runtime (package coordinator).
+//
+// The group G belongs to partition abs(javaStringHash(G)) % partitions of
+// the topic, as in Kafka, and its coordinator is that partition's leader:
+// groups spread over every broker that leads a partition of the topic.
+// Each partition led here is a shard: a group.Coordinator whose committed
+// offsets are records of the partition (Kafka's OffsetCommit key and value
+// schemas), loaded when this broker becomes the partition's leader and
+// dropped when it stops. Membership is not kept in the log: after a
+// coordinator moves, members rejoin.
+//
+// The topic is created on first need: the first FindCoordinator, or the
+// first start of a broker whose Raft state holds offsets an older runnel
+// committed there (they are written into the topic once, group by group,
+// then dropped from the Raft state).
+package groups
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/runnel-io/runnel/cluster"
+	"github.com/runnel-io/runnel/coordinator"
+	"github.com/runnel-io/runnel/group"
+	"github.com/runnel-io/runnel/group/offsetsfmt"
+	"github.com/runnel-io/runnel/partition"
+)
+
+// Topic is the internal topic of group offsets.
+const Topic = "__consumer_offsets"
+
+// Meta is what the service reads and changes of the cluster metadata;
+// *cluster.Meta implements it.
+type Meta interface {
+	Topic(name string) (cluster.Topic, bool)
+	Topics() []cluster.Topic
+	Partition(topic string, partition int32) (cluster.PartitionInfo, bool)
+	Brokers() []cluster.BrokerInfo
+	CreateTopic(t cluster.Topic) (cluster.Topic, error)
+	LegacyOffsets() map[string][]group.Offset
+	DropLegacyOffsets(group string) error
+}
+
+var _ Meta = (*cluster.Meta)(nil)
+
+// Options configure a Service.
+type Options struct {
+	Meta  Meta
+	Parts *partition.Manager
+	// Partitions of the topic when this broker creates it
+	// (offsets.topic.num.partitions). Default 50.
+	Partitions int32
+	// ReplicationFactor of the topic when this broker creates it, capped
+	// at the brokers registered then (offsets.topic.replication.factor).
+	// Default 3.
+	ReplicationFactor int16
+	// SegmentBytes of the topic's segments (offsets.topic.segment.bytes).
+	// Default 100 MiB.
+	SegmentBytes int64
+	// Group configures every shard's coordinator. Its Logger and
+	// PartitionExists are set by the service when nil.
+	Group group.Config
+	// WriteTimeout bounds a commit's wait for the ISR
+	// (offsets.commit.timeout.ms). Default 5 s.
+	WriteTimeout time.Duration
+	// Logger: nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Partitions <= 0 {
+		o.Partitions = 50
+	}
+	if o.ReplicationFactor <= 0 {
+		o.ReplicationFactor = 3
+	}
+	if o.SegmentBytes <= 0 {
+		o.SegmentBytes = 100 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Service finds and serves the group coordinators of this broker.
+type Service struct {
+	o   Options
+	log *slog.Logger
+	rt  *coordinator.Runtime
+
+	mu struct {
+		sync.Mutex
+		creating bool            // this broker is asking the metadata for the topic
+		topics   map[string]bool // the topics seen at the last Reconciled
+	}
+}
+
+// New returns a service that serves no group until Reconciled finds
+// partitions of the topic led here.
+func New(o Options) *Service {
+	o = o.withDefaults()
+	s := &Service{o: o, log: o.Logger}
+	if s.o.Group.Logger == nil {
+		s.o.Group.Logger = o.Logger
+	}
+	if s.o.Group.PartitionExists == nil {
+		meta := o.Meta
+		s.o.Group.PartitionExists = func(topic string, p int32) bool {
+			t, ok := meta.Topic(topic)
+			return ok && p >= 0 && p < t.Partitions
+		}
+	}
+	s.rt = coordinator.New(coordinator.Config{
+		Topic:        Topic,
+		NewLoader:    s.newLoader,
+		WriteTimeout: o.WriteTimeout,
+		Logger:       o.Logger,
+	})
+	return s
+}
+
+// Runtime returns the runtime under the service, for metrics.
+func (s *Service) Runtime() *coordinator.Runtime { return s.rt }
+
+// Reconciled follows the replica manager: it is called after every
+// reconcile, and loads the shards of the partitions led here, unloads the
+// others, and drops the offsets of topics that are gone.
+func (s *Service) Reconciled() {
+	topics := map[string]bool{}
+	for _, t := range s.o.Meta.Topics() {
+		topics[t.Name] = true
+	}
+	s.mu.Lock()
+	var gone []string
+	for name := range s.mu.topics {
+		if !topics[name] {
+			gone = append(gone, name)
+		}
+	}
+	s.mu.topics = topics
+	s.mu.Unlock()
+
+	var led []coordinator.Led
+	if t, ok := s.o.Meta.Topic(Topic); ok {
+		for i := int32(0); i < t.Partitions; i++ {
+			p, err := s.o.Parts.Get(Topic, i)
+			if err != nil {
+				continue
+			}
+			if r := p.Role(); r.Leader {
+				led = append(led, coordinator.Led{Index: i, Epoch: r.Epoch, Partition: p})
+			}
+		}
+	}
+	s.rt.Lead(led)
+	if len(gone) > 0 {
+		go s.dropTopics(gone)
+	}
+}
+
+// dropTopics removes the committed offsets of deleted topics from every
+// group this broker coordinates.
+func (s *Service) dropTopics(names []string) {
+	for _, gc := range s.Coordinators() {
+		for _, name := range names {
+			if err := gc.DeleteTopic(name); err != nil {
+				s.log.Warn("deleting the committed offsets of a deleted topic", "topic", name, "err", err)
+			}
+		}
+	}
+}
+
+// Coordinator returns this broker's coordinator of the group.
+func (s *Service) Coordinator(groupID string) (*group.Coordinator, error) {
+	t, ok := s.o.Meta.Topic(Topic)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s does not exist yet", coordinator.ErrNotCoordinator, Topic)
+	}
+	sh, err := s.rt.Shard(offsetsfmt.PartitionFor(groupID, t.Partitions))
+	if err != nil {
+		return nil, err
+	}
+	return sh.(*shard).c, nil
+}
+
+// Coordinators returns every group coordinator serving on this broker.
+func (s *Service) Coordinators() []*group.Coordinator {
+	shards := s.rt.Shards()
+	out := make([]*group.Coordinator, len(shards))
+	for i, sh := range shards {
+		out[i] = sh.(*shard).c
+	}
+	return out
+}
+
+// Locate returns the broker that coordinates the group: the leader of its
+// partition. The first call in a cluster without the topic creates it.
+func (s *Service) Locate(groupID string) (int32, error) {
+	t, ok := s.o.Meta.Topic(Topic)
+	if !ok {
+		s.ensureTopic()
+		return -1, fmt.Errorf("%w: %s is being created", coordinator.ErrNotAvailable, Topic)
+	}
+	i := offsetsfmt.PartitionFor(groupID, t.Partitions)
+	p, ok := s.o.Meta.Partition(Topic, i)
+	if !ok || p.Leader < 0 {
+		return -1, fmt.Errorf("%w: partition %d of %s has no leader", coordinator.ErrNotAvailable, i, Topic)
+	}
+	return p.Leader, nil
+}
+
+// TopicConfigs are the configs the topic is created with.
+func (s *Service) TopicConfigs() map[string]string {
+	return map[string]string{
+		"cleanup.policy": "compact",
+		"segment.bytes":  fmt.Sprint(s.o.SegmentBytes),
+	}
+}
+
+// ensureTopic asks the metadata for the topic, once at a time; the caller
+// does not wait.
+func (s *Service) ensureTopic() {
+	s.mu.Lock()
+	if s.mu.creating {
+		s.mu.Unlock()
+		return
+	}
+	s.mu.creating = true
+	s.mu.Unlock()
+	go func() {
+		defer func() {
+			s.mu.Lock()
+			s.mu.creating = false
+			s.mu.Unlock()
+		}()
+		if err := s.CreateTopic(); err != nil {
+			s.log.Warn("creating the group offsets topic", "topic", Topic, "err", err)
+		}
+	}()
+}
+
+// CreateTopic creates the topic if it does not exist, and returns once the
+// metadata holds it.
+func (s *Service) CreateTopic() error {
+	if _, ok := s.o.Meta.Topic(Topic); ok {
+		return nil
+	}
+	rf := s.o.ReplicationFactor
+	if n := int16(len(s.o.Meta.Brokers())); n < rf {
+		rf = max(n, 1)
+	}
+	_, err := s.o.Meta.CreateTopic(cluster.Topic{Name: Topic, Partitions: s.o.Partitions, ReplicationFactor: rf,
+		Configs: s.TopicConfigs()})
+	if err == nil {
+		s.log.Info("created the group offsets topic", "topic", Topic, "partitions", s.o.Partitions, "replication_factor", rf)
+		return nil
+	}
+	if _, ok := s.o.Meta.Topic(Topic); ok {
+		return nil // another broker created it first
+	}
+	return err
+}
+
+// MigrateLegacy creates the topic when the Raft state holds offsets an
+// older runnel committed there, so that their coordinators load and move
+// them. It is called once at start.
+func (s *Service) MigrateLegacy() error {
+	if len(s.o.Meta.LegacyOffsets()) == 0 {
+		return nil
+	}
+	return s.CreateTopic()
+}
+
+// Close unloads every shard.
+func (s *Service) Close() { s.rt.Close() }

@@ -1,0 +1,97 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/runnel-io/runnel/partition"
+	"github.com/runnel-io/runnel/segment"
+)
+
+// Writer appends a shard's records to its partition, at the leader epoch
+// the shard was loaded under. It is safe for concurrent use; appends are
+// written in call order.
+type Writer struct {
+	r *Runtime
+	e *entry
+
+	mu  sync.Mutex
+	buf []byte
+}
+
+// Partition returns the index of the partition the writer appends to.
+func (w *Writer) Partition() int32 { return w.e.led.Index }
+
+// Append writes records as one batch. An error means nothing was written:
+// ErrNotCoordinator, ErrNotAvailable or ErrRecordTooLarge, wrapping the
+// partition's reason. Otherwise the records are in the local log, and wait
+// returns nil once they are as durable as an acks=all produce, or the
+// reason they are not within the write timeout.
+func (w *Writer) Append(records []Record) (wait func() error, err error) {
+	if len(records) == 0 {
+		return func() error { return nil }, nil
+	}
+	p := w.e.led.Partition
+	w.mu.Lock()
+	batch, err := w.build(records)
+	var res partition.AppendResult
+	if err == nil {
+		res, err = p.Append(batch, -1)
+	}
+	w.mu.Unlock()
+	if err != nil {
+		return nil, classify(err)
+	}
+	next, epoch := res.LastOffset+1, res.Epoch
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), w.r.cfg.WriteTimeout)
+		defer cancel()
+		err := p.WaitReplicated(ctx, next, epoch)
+		if err == nil {
+			return nil
+		}
+		err = classify(err)
+		if errors.Is(err, ErrNotCoordinator) {
+			// The records may be in memory and lost from the log (a
+			// new leader truncates them): load again from the log.
+			w.r.reload(w.e, err)
+		}
+		return err
+	}, nil
+}
+
+// build encodes records into w.buf as one uncompressed batch.
+func (w *Writer) build(records []Record) ([]byte, error) {
+	now := w.r.cfg.Now().UnixMilli()
+	recs := make([]segment.Record, len(records))
+	for i, r := range records {
+		ts := r.Timestamp
+		if ts == 0 {
+			ts = now
+		}
+		recs[i] = segment.Record{Offset: int64(i), Timestamp: ts, Key: r.Key, Value: r.Value}
+	}
+	var err error
+	w.buf, err = segment.BuildBatch(w.buf[:0], segment.BatchSpec{
+		BaseOffset: 0, LastOffsetDelta: int32(len(recs) - 1), ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1,
+	}, recs)
+	return w.buf, err
+}
+
+// classify maps a partition's refusal to the runtime's errors, as Kafka's
+// coordinators map their appends' errors.
+func classify(err error) error {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
+		errors.Is(err, partition.ErrNotEnoughReplicas), errors.Is(err, partition.ErrNotEnoughReplicasAfterAppend),
+		errors.Is(err, partition.ErrUnknownPartition), errors.Is(err, kerr.RequestTimedOut):
+		return fmt.Errorf("%w: %v", ErrNotAvailable, err)
+	case errors.Is(err, partition.ErrMessageTooLarge):
+		return fmt.Errorf("%w: %v", ErrRecordTooLarge, err)
+	}
+	return fmt.Errorf("%w: %v", ErrNotCoordinator, err)
+}
