@@ -69,7 +69,7 @@ func ValidateRecords(batch []byte, h *Header, maxDecompressed int64) error {
 	records := batch[HeaderSize:]
 	codec := h.Compression()
 	if codec == compression.None {
-		return walkRecordBytes(records, h.RecordCount)
+		return walkRecordBytes(records, h.RecordCount, nil)
 	}
 	rc, err := compression.NewReader(int8(codec), records, maxDecompressed)
 	if err != nil {
@@ -84,10 +84,16 @@ func ValidateRecords(batch []byte, h *Header, maxDecompressed int64) error {
 	return err
 }
 
-// walkRecordBytes checks count uncompressed records filling b exactly.
-func walkRecordBytes(b []byte, count int32) error {
+// walkRecordBytes walks count uncompressed records filling b exactly. With
+// v nil it checks them for ValidateRecords: offset deltas 0, 1, … With v
+// set it decodes each into v.rec and hands it to v (ForEachRecord).
+func walkRecordBytes(b []byte, count int32, v *recordVisitor) error {
 	if int64(count) > int64(len(b))/(minRecordBody+1) {
 		return fmt.Errorf("%w: %d records cannot fit in %d bytes", ErrInvalidRecord, count, len(b))
+	}
+	var rec *Record
+	if v != nil {
+		rec = &v.rec
 	}
 	pos := 0
 	for i := int32(0); i < count; i++ {
@@ -99,7 +105,15 @@ func walkRecordBytes(b []byte, count int32) error {
 		if length < minRecordBody || length > int64(len(b)-pos) {
 			return invalid(i, "record length %d with %d bytes left", length, len(b)-pos)
 		}
-		if err := checkRecordBody(b[pos:pos+int(length)], i); err != nil {
+		delta, err := parseRecordBody(b[pos:pos+int(length)], i, rec)
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			if delta != int64(i) {
+				return invalid(i, "offset delta %d", delta)
+			}
+		} else if err := v.visit(i, delta); err != nil {
 			return err
 		}
 		pos += int(length)
@@ -122,10 +136,13 @@ const (
 	fieldHeaderValue
 )
 
-// checkRecordBody checks the fields of record i, body being the length
-// bytes its length field announced. It decodes every varint in one loop,
-// without calls, as the produce path runs it for every record.
-func checkRecordBody(body []byte, i int32) error {
+// parseRecordBody checks the fields of record i, body being the length
+// bytes its length field announced, and returns its offset delta. With rec
+// set it also fills rec: Timestamp with the timestamp delta, Key, Value and
+// Headers with slices of body (capacity cut to their length), nil for a
+// null. It decodes every varint in one loop, without calls, as the produce
+// path runs it for every record.
+func parseRecordBody(body []byte, i int32, rec *Record) (offsetDelta int64, err error) {
 	p := 1 // attributes
 	headers := int64(0)
 	for field := fieldTimestampDelta; ; {
@@ -134,7 +151,7 @@ func checkRecordBody(body []byte, i int32) error {
 			maxLen = maxVarint64
 		}
 		if p >= len(body) {
-			return invalid(i, "the record ends before field %d", field)
+			return 0, invalid(i, "the record ends before field %d", field)
 		}
 		u := uint64(body[p])
 		p++
@@ -142,7 +159,7 @@ func checkRecordBody(body []byte, i int32) error {
 			u &= 0x7f
 			for k := uint(1); ; k++ {
 				if p >= len(body) || k == uint(maxLen) {
-					return invalid(i, "a varint field (%d) cut short or too long", field)
+					return 0, invalid(i, "a varint field (%d) cut short or too long", field)
 				}
 				c := body[p]
 				p++
@@ -154,28 +171,49 @@ func checkRecordBody(body []byte, i int32) error {
 		}
 		v := int64(u>>1) ^ -int64(u&1)
 		if maxLen == maxVarint32 && (v < -1<<31 || v > 1<<31-1) {
-			return invalid(i, "varint field (%d) %d out of int32 range", field, v)
+			return 0, invalid(i, "varint field (%d) %d out of int32 range", field, v)
 		}
 		switch field {
-		case fieldOffsetDelta:
-			if v != int64(i) {
-				return invalid(i, "offset delta %d", v)
+		case fieldTimestampDelta:
+			if rec != nil {
+				rec.Timestamp = v
 			}
+		case fieldOffsetDelta:
+			offsetDelta = v
 		case fieldKey, fieldValue, fieldHeaderKey, fieldHeaderValue:
 			if v < 0 && field == fieldHeaderKey {
-				return invalid(i, "header key length %d", v)
+				return 0, invalid(i, "header key length %d", v)
 			}
 			if v > int64(len(body)-p) {
-				return invalid(i, "a field of %d bytes with %d left in the record", v, len(body)-p)
+				return 0, invalid(i, "a field of %d bytes with %d left in the record", v, len(body)-p)
+			}
+			if rec != nil {
+				var f []byte // null
+				if v >= 0 {
+					f = body[p : p+int(v) : p+int(v)]
+				}
+				switch field {
+				case fieldKey:
+					rec.Key = f
+				case fieldValue:
+					rec.Value = f
+				case fieldHeaderKey:
+					rec.Headers = append(rec.Headers, RecordHeader{Key: f})
+				default:
+					rec.Headers[len(rec.Headers)-1].Value = f
+				}
 			}
 			if v > 0 {
 				p += int(v)
 			}
 		case fieldHeaderCount:
 			if v < 0 {
-				return invalid(i, "header count %d", v)
+				return 0, invalid(i, "header count %d", v)
 			}
 			headers = v
+			if rec != nil {
+				rec.Headers = rec.Headers[:0]
+			}
 		}
 		// The next field.
 		switch {
@@ -183,17 +221,17 @@ func checkRecordBody(body []byte, i int32) error {
 			field++
 		case headers == 0:
 			if p != len(body) {
-				return invalid(i, "fields end after %d of the record's %d bytes", p, len(body))
+				return 0, invalid(i, "fields end after %d of the record's %d bytes", p, len(body))
 			}
-			return nil
+			return offsetDelta, nil
 		case field == fieldHeaderValue:
 			headers--
 			field = fieldHeaderKey
 			if headers == 0 {
 				if p != len(body) {
-					return invalid(i, "fields end after %d of the record's %d bytes", p, len(body))
+					return 0, invalid(i, "fields end after %d of the record's %d bytes", p, len(body))
 				}
-				return nil
+				return offsetDelta, nil
 			}
 		default: // header count or header key
 			field++
@@ -226,8 +264,9 @@ var streamPool = sync.Pool{New: func() any {
 // recordStream walks decompressed records as they are produced, skipping
 // keys and values without keeping them.
 type recordStream struct {
-	r *bufio.Reader
-	n int64 // bytes consumed
+	r   *bufio.Reader
+	n   int64  // bytes consumed
+	buf []byte // the record being decoded, for ForEachRecord
 }
 
 func (s *recordStream) walk(count int32) error {
