@@ -106,7 +106,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { parts.Close() })
 	f := &fixture{parts: parts, loaders: map[int32][]*kvLoader{}}
-	f.rt = New(Config{Topic: "__kv", Logger: quiet, WriteTimeout: time.Second, LoadRetry: 10 * time.Millisecond,
+	f.rt = New(Config{Topic: "__kv", Logger: quiet, WriteTimeout: waitLong, LoadRetry: 10 * time.Millisecond,
 		NewLoader: func(i int32) Loader {
 			f.mu.Lock()
 			defer f.mu.Unlock()

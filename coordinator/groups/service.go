@@ -25,7 +25,6 @@ import (
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/coordinator"
 	"github.com/runnel-io/runnel/group"
-	"github.com/runnel-io/runnel/group/offsetsfmt"
 	"github.com/runnel-io/runnel/partition"
 )
 
@@ -180,7 +179,7 @@ func (s *Service) Coordinator(groupID string) (*group.Coordinator, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %s does not exist yet", coordinator.ErrNotCoordinator, Topic)
 	}
-	sh, err := s.rt.Shard(offsetsfmt.PartitionFor(groupID, t.Partitions))
+	sh, err := s.rt.Shard(PartitionFor(groupID, t.Partitions))
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +204,7 @@ func (s *Service) Locate(groupID string) (int32, error) {
 		s.ensureTopic()
 		return -1, fmt.Errorf("%w: %s is being created", coordinator.ErrNotAvailable, Topic)
 	}
-	i := offsetsfmt.PartitionFor(groupID, t.Partitions)
+	i := PartitionFor(groupID, t.Partitions)
 	p, ok := s.o.Meta.Partition(Topic, i)
 	if !ok || p.Leader < 0 {
 		return -1, fmt.Errorf("%w: partition %d of %s has no leader", coordinator.ErrNotAvailable, i, Topic)
@@ -215,10 +214,11 @@ func (s *Service) Locate(groupID string) (int32, error) {
 
 // TopicConfigs are the configs the topic is created with.
 func (s *Service) TopicConfigs() map[string]string {
-	return map[string]string{
-		"cleanup.policy": "compact",
-		"segment.bytes":  fmt.Sprint(s.o.SegmentBytes),
+	c := map[string]string{"segment.bytes": fmt.Sprint(s.o.SegmentBytes)}
+	if partition.ValidateConfigs(map[string]string{"cleanup.policy": "compact"}) == nil { // TEMPORARY until compaction merges
+		c["cleanup.policy"] = "compact"
 	}
+	return c
 }
 
 // ensureTopic asks the metadata for the topic, once at a time; the caller

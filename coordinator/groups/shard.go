@@ -2,7 +2,6 @@ package groups
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/runnel-io/runnel/coordinator"
 	"github.com/runnel-io/runnel/group"
@@ -168,4 +167,3 @@ func (st *logStore) Load() (map[string][]group.Offset, error) {
 	return out, nil
 }
 
-var _ = time.Now
