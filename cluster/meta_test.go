@@ -7,7 +7,6 @@ import (
 	"math"
 	"testing"
 	"time"
-
 )
 
 func TestAssign(t *testing.T) {

@@ -166,4 +166,3 @@ func (st *logStore) Load() (map[string][]group.Offset, error) {
 	st.loaded = nil
 	return out, nil
 }
-
