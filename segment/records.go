@@ -17,7 +17,9 @@ import (
 //	length          varint   bytes of the record after this field
 //	attributes      int8     unused
 //	timestampDelta  varlong  from baseTimestamp
-//	offsetDelta     varint   from baseOffset: 0, 1, … in order
+//	offsetDelta     varint   from baseOffset: 0, 1, … in order as producers
+//	                         write them; increasing, with gaps, in a batch
+//	                         the log cleaner rewrote (ForEachRecord reads both)
 //	keyLength       varint   negative: a null key
 //	key             keyLength bytes
 //	valueLength     varint   negative: a null value
