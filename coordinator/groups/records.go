@@ -1,96 +1,66 @@
 package groups
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kmsg"
-
 	"github.com/runnel-io/runnel/coordinator"
 	"github.com/runnel-io/runnel/group"
+	"github.com/runnel-io/runnel/group/offsetsfmt"
 )
 
-// TEMPORARY: replaced by group/offsetsfmt.
+// PartitionFor returns the partition of the topic that holds a group, as
+// Kafka computes it.
+func PartitionFor(g string, partitions int32) int32 { return offsetsfmt.PartitionFor(g, partitions) }
 
-// PartitionFor returns the partition of the topic that holds a group.
-func PartitionFor(g string, partitions int32) int32 {
-	var h int32
-	for _, r := range g {
-		if r >= 0x10000 {
-			r -= 0x10000
-			h = 31*h + int32(0xD800+(r>>10))
-			h = 31*h + int32(0xDC00+(r&0x3FF))
-			continue
-		}
-		h = 31*h + int32(r)
-	}
-	if h == -1<<31 {
-		h = 0
-	} else if h < 0 {
-		h = -h
-	}
-	return h % partitions
-}
-
+// decoded is one record of the topic, as the loader applies it.
 type decoded struct {
-	isOffset  bool
+	isOffset  bool // an offset commit (else group metadata)
 	tombstone bool
 	group     string
 	tp        group.TopicPartition
 	offset    group.Offset
 }
 
+// decodeRecord decodes a record's key and value with Kafka's schemas.
 func decodeRecord(r coordinator.Record) (decoded, error) {
-	if len(r.Key) < 2 {
-		return decoded{}, errors.New("short key")
+	k, err := offsetsfmt.DecodeKey(r.Key)
+	if err != nil {
+		return decoded{}, err
 	}
-	v := int16(r.Key[0])<<8 | int16(r.Key[1])
-	switch v {
-	case 0, 1:
-		var k kmsg.OffsetCommitKey
-		if err := k.ReadFrom(r.Key); err != nil {
-			return decoded{}, err
+	d := decoded{isOffset: k.IsOffsetCommit(), group: k.Group, tp: group.TopicPartition{Topic: k.Topic, Partition: k.Partition}}
+	if !d.isOffset {
+		if _, tomb, err := offsetsfmt.DecodeGroupValue(r.Value); err != nil {
+			return decoded{}, fmt.Errorf("group %q: %w", k.Group, err)
+		} else {
+			d.tombstone = tomb
 		}
-		d := decoded{isOffset: true, group: k.Group, tp: group.TopicPartition{Topic: k.Topic, Partition: k.Partition}}
-		if r.Value == nil {
-			d.tombstone = true
-			return d, nil
-		}
-		var val kmsg.OffsetCommitValue
-		if err := val.ReadFrom(r.Value); err != nil {
-			return decoded{}, err
-		}
-		d.offset = group.Offset{Topic: k.Topic, Partition: k.Partition, Offset: val.Offset, LeaderEpoch: val.LeaderEpoch,
-			Metadata: val.Metadata, CommitTime: time.UnixMilli(val.CommitTimestamp)}
 		return d, nil
-	case 2:
-		var k kmsg.GroupMetadataKey
-		if err := k.ReadFrom(r.Key); err != nil {
-			return decoded{}, err
-		}
-		return decoded{group: k.Group, tombstone: r.Value == nil}, nil
 	}
-	return decoded{}, fmt.Errorf("key version %d", v)
+	v, tomb, err := offsetsfmt.DecodeOffsetValue(r.Value)
+	if err != nil {
+		return decoded{}, fmt.Errorf("group %q, %s-%d: %w", k.Group, k.Topic, k.Partition, err)
+	}
+	d.tombstone = tomb
+	d.offset = group.Offset{Topic: k.Topic, Partition: k.Partition, Offset: v.Offset, LeaderEpoch: v.LeaderEpoch,
+		Metadata: v.Metadata, CommitTime: time.UnixMilli(v.CommitTimestamp)}
+	return d, nil
 }
 
-func offsetKey(g, topic string, p int32) []byte {
-	k := kmsg.NewOffsetCommitKey()
-	k.Version = 1
-	k.Group, k.Topic, k.Partition = g, topic, p
-	return k.AppendTo(nil)
+// encodeError refuses a record whose strings do not fit Kafka's schemas
+// (a group id past 32,767 bytes): nothing is written, and the client is
+// told INVALID_COMMIT_OFFSET_SIZE.
+func encodeError(err error) error {
+	return fmt.Errorf("%w: %v", coordinator.ErrRecordTooLarge, err)
 }
 
-func offsetValue(o group.Offset) []byte {
-	v := kmsg.NewOffsetCommitValue()
-	v.Version = 3
-	v.Offset, v.LeaderEpoch, v.Metadata, v.CommitTimestamp = o.Offset, o.LeaderEpoch, o.Metadata, o.CommitTime.UnixMilli()
-	return v.AppendTo(nil)
+func offsetKey(g, topic string, p int32) ([]byte, error) {
+	return offsetsfmt.AppendOffsetKey(nil, g, topic, p)
 }
 
-func groupKey(g string) []byte {
-	k := kmsg.NewGroupMetadataKey()
-	k.Version = 2
-	k.Group = g
-	return k.AppendTo(nil)
+func offsetValue(o group.Offset) ([]byte, error) {
+	return offsetsfmt.AppendOffsetValue(nil, offsetsfmt.OffsetValue{Offset: o.Offset, LeaderEpoch: o.LeaderEpoch,
+		Metadata: o.Metadata, CommitTimestamp: o.CommitTime.UnixMilli(), ExpireTimestamp: -1})
 }
+
+func groupKey(g string) ([]byte, error) { return offsetsfmt.AppendGroupKey(nil, g) }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -434,4 +435,27 @@ func clone(b []byte) []byte {
 		return nil
 	}
 	return append([]byte{}, b...)
+}
+
+// TestOversizedGroupID: a group id longer than Kafka's schemas can hold
+// (a compact string in a flexible request may be) is refused, not written.
+func TestOversizedGroupID(t *testing.T) {
+	meta := newFakeMeta()
+	b := newBroker(t, meta, t.TempDir())
+	if err := b.svc.CreateTopic(); err != nil {
+		t.Fatal(err)
+	}
+	b.reconcile()
+	long := strings.Repeat("g", 40000)
+	c := b.coordinator(long)
+	errs, wait := c.Commit(group.CommitRequest{Group: long, Generation: -1, Offsets: []group.Offset{off("t", 0, 1)}})
+	if !errors.Is(errs[0], coordinator.ErrRecordTooLarge) {
+		t.Fatalf("commit with a 40,000-byte group id: %v, want ErrRecordTooLarge", errs[0])
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.FetchOffsets(long, nil); len(got) != 0 {
+		t.Fatalf("refused commit applied: %v", got)
+	}
 }

@@ -131,27 +131,51 @@ type logStore struct {
 func (st *logStore) Commit(g string, offsets []group.Offset) (func() error, error) {
 	recs := make([]coordinator.Record, len(offsets))
 	for i, o := range offsets {
-		recs[i] = coordinator.Record{Key: offsetKey(g, o.Topic, o.Partition), Value: offsetValue(o),
-			Timestamp: o.CommitTime.UnixMilli()}
+		k, err := offsetKey(g, o.Topic, o.Partition)
+		if err != nil {
+			return nil, encodeError(err)
+		}
+		v, err := offsetValue(o)
+		if err != nil {
+			return nil, encodeError(err)
+		}
+		recs[i] = coordinator.Record{Key: k, Value: v, Timestamp: o.CommitTime.UnixMilli()}
 	}
 	return st.w.Append(recs)
 }
 
 func (st *logStore) Delete(g string, partitions []group.TopicPartition) (func() error, error) {
-	recs := make([]coordinator.Record, len(partitions))
-	for i, tp := range partitions {
-		recs[i] = coordinator.Record{Key: offsetKey(g, tp.Topic, tp.Partition)}
+	recs, err := tombstones(g, partitions)
+	if err != nil {
+		return nil, err
 	}
 	return st.w.Append(recs)
 }
 
 func (st *logStore) DeleteGroup(g string, partitions []group.TopicPartition) (func() error, error) {
-	recs := make([]coordinator.Record, 0, len(partitions)+1)
-	for _, tp := range partitions {
-		recs = append(recs, coordinator.Record{Key: offsetKey(g, tp.Topic, tp.Partition)})
+	recs, err := tombstones(g, partitions)
+	if err != nil {
+		return nil, err
 	}
-	recs = append(recs, coordinator.Record{Key: groupKey(g)})
-	return st.w.Append(recs)
+	k, err := groupKey(g)
+	if err != nil {
+		return nil, encodeError(err)
+	}
+	return st.w.Append(append(recs, coordinator.Record{Key: k}))
+}
+
+// tombstones returns the records that delete group g's offsets of
+// partitions.
+func tombstones(g string, partitions []group.TopicPartition) ([]coordinator.Record, error) {
+	recs := make([]coordinator.Record, len(partitions))
+	for i, tp := range partitions {
+		k, err := offsetKey(g, tp.Topic, tp.Partition)
+		if err != nil {
+			return nil, encodeError(err)
+		}
+		recs[i] = coordinator.Record{Key: k}
+	}
+	return recs, nil
 }
 
 func (st *logStore) Load() (map[string][]group.Offset, error) {
