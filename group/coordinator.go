@@ -161,6 +161,7 @@ func (c *Coordinator) loadLocked() error {
 			g.offsets[TopicPartition{o.Topic, o.Partition}] = o
 		}
 	}
+	c.loadGroupsLocked(now)
 	return nil
 }
 

@@ -143,6 +143,7 @@ type group struct {
 	static       map[string]string
 	offsets      map[TopicPartition]Offset
 	emptySince   time.Time
+	stored       bool // the store holds metadata of the group (GroupStore)
 
 	joinTimer       Timer
 	joinDeadline    time.Time // the latest an initial delay may extend to
@@ -579,6 +580,7 @@ func (c *Coordinator) completeJoinLocked(g *group) {
 		g.protocol, g.leader = "", ""
 		g.emptySince = c.clock.Now()
 		c.log.Info("group is empty", "group", g.id, "generation", g.generation)
+		c.storeGroupLocked(g)
 		return
 	}
 	if _, ok := g.members[g.leader]; !ok {
@@ -675,6 +677,13 @@ func (c *Coordinator) maybeForgetLocked(g *group) {
 	if g.state == Empty && len(g.members) == 0 && len(g.pending) == 0 && len(g.offsets) == 0 {
 		g.stopTimers()
 		delete(c.mu.groups, g.id)
+		if g.stored {
+			// Its metadata goes too, as Kafka removes an empty group
+			// whose offsets are gone.
+			if _, err := c.store.DeleteGroup(g.id, nil); err != nil {
+				c.log.Warn("removing a forgotten group's metadata failed", "group", g.id, "err", err)
+			}
+		}
 	}
 }
 
@@ -736,6 +745,7 @@ func (c *Coordinator) syncLocked(req SyncRequest, ch chan SyncResult) error {
 			}
 		}
 		c.log.Info("group stable", "group", g.id, "generation", g.generation, "members", len(g.members))
+		c.storeGroupLocked(g)
 		return nil
 	}
 	return ErrUnknownMember

@@ -319,7 +319,13 @@ func (c *Coordinator) expireOffsets() (int, func() error) {
 	now := c.clock.Now()
 	removed := 0
 	for _, g := range c.sortedGroupsLocked() {
-		if g.state != Empty || len(g.offsets) == 0 {
+		if g.state != Empty {
+			continue
+		}
+		if len(g.offsets) == 0 {
+			// An empty group without offsets (loaded from its
+			// metadata alone) goes, with its metadata.
+			c.maybeForgetLocked(g)
 			continue
 		}
 		var gone []TopicPartition

@@ -459,3 +459,53 @@ func TestOversizedGroupID(t *testing.T) {
 		t.Fatalf("refused commit applied: %v", got)
 	}
 }
+
+// TestGroupMetadataSurvivesRestart: a stable generation is written as
+// Kafka's GroupMetadataValue (readable by franz-go's decoder), and the
+// coordinator that loads it goes on from its generation.
+func TestGroupMetadataSurvivesRestart(t *testing.T) {
+	meta := newFakeMeta()
+	dir := t.TempDir()
+	b := newBroker(t, meta, dir)
+	if err := b.svc.CreateTopic(); err != nil {
+		t.Fatal(err)
+	}
+	b.reconcile()
+	c := b.coordinator("members")
+	join := group.JoinRequest{Group: "members", ClientID: "cl", ClientHost: "/127.0.0.1", ProtocolType: "consumer",
+		Protocols: []group.Protocol{{Name: "range", Metadata: []byte{0, 1}}}, SessionTimeout: 10 * time.Second,
+		RebalanceTimeout: 10 * time.Second}
+	jr := <-c.Join(join)
+	if jr.Err != nil {
+		t.Fatal(jr.Err)
+	}
+	sr := <-c.Sync(group.SyncRequest{Group: "members", MemberID: jr.MemberID, Generation: jr.Generation,
+		Assignments: map[string][]byte{jr.MemberID: []byte("mine")}})
+	if sr.Err != nil {
+		t.Fatal(sr.Err)
+	}
+	p, _ := b.parts.Get(Topic, PartitionFor("members", 4))
+	var found bool
+	for _, r := range readAll(t, p) {
+		if r.Key[1] != 2 || r.Value == nil {
+			continue
+		}
+		var v kmsg.GroupMetadataValue
+		if err := v.ReadFrom(r.Value); err != nil {
+			t.Fatal(err)
+		}
+		if v.Generation == jr.Generation && len(v.Members) == 1 && string(v.Members[0].Assignment) == "mine" &&
+			v.Members[0].MemberID == jr.MemberID && v.Protocol != nil && *v.Protocol == "range" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no GroupMetadataValue of the stable generation in the log")
+	}
+	b.close()
+	b = newBroker(t, meta, dir)
+	d, ok := b.coordinator("members").Describe("members")
+	if !ok || d.Generation != jr.Generation || d.State != group.Empty {
+		t.Fatalf("after the restart: %+v, want Empty at generation %d", d, jr.Generation)
+	}
+}

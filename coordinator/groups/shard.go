@@ -25,11 +25,14 @@ type loader struct {
 	index int32
 	// offsets holds each group's live commits; a tombstone removes one.
 	offsets map[string]map[group.TopicPartition]group.Offset
+	// groups holds each group's latest metadata.
+	groups  map[string]group.GroupRecord
 	skipped int
 }
 
 func (s *Service) newLoader(index int32) coordinator.Loader {
-	return &loader{s: s, index: index, offsets: map[string]map[group.TopicPartition]group.Offset{}}
+	return &loader{s: s, index: index, offsets: map[string]map[group.TopicPartition]group.Offset{},
+		groups: map[string]group.GroupRecord{}}
 }
 
 // Replay applies one record. Records of kinds or versions this broker
@@ -59,6 +62,9 @@ func (l *loader) Replay(r coordinator.Record) error {
 	case rec.tombstone:
 		// A deleted group: its offsets were tombstoned before it.
 		delete(l.offsets, rec.group)
+		delete(l.groups, rec.group)
+	default:
+		l.groups[rec.group] = rec.meta
 	}
 	return nil
 }
@@ -66,7 +72,7 @@ func (l *loader) Replay(r coordinator.Record) error {
 // Loaded moves any legacy offsets of the partition's groups into the log,
 // then starts the coordinator.
 func (l *loader) Loaded(w *coordinator.Writer) (coordinator.Shard, error) {
-	st := &logStore{w: w, loaded: l.offsets}
+	st := &logStore{w: w, loaded: l.offsets, groups: l.groups}
 	if err := l.migrate(st); err != nil {
 		return nil, err
 	}
@@ -126,6 +132,29 @@ func (l *loader) migrate(st *logStore) error {
 type logStore struct {
 	w      *coordinator.Writer
 	loaded map[string]map[group.TopicPartition]group.Offset
+	groups map[string]group.GroupRecord
+}
+
+var _ group.GroupStore = (*logStore)(nil)
+
+// StoreGroup appends the group's metadata (GroupMetadataValue).
+func (st *logStore) StoreGroup(rec group.GroupRecord) (func() error, error) {
+	k, err := groupKey(rec.Group)
+	if err != nil {
+		return nil, encodeError(err)
+	}
+	v, err := groupValue(rec)
+	if err != nil {
+		return nil, encodeError(err)
+	}
+	return st.w.Append([]coordinator.Record{{Key: k, Value: v, Timestamp: rec.StateTime.UnixMilli()}})
+}
+
+// LoadGroups returns the metadata loaded, once.
+func (st *logStore) LoadGroups() map[string]group.GroupRecord {
+	out := st.groups
+	st.groups = nil
+	return out
 }
 
 func (st *logStore) Commit(g string, offsets []group.Offset) (func() error, error) {
