@@ -218,7 +218,7 @@ func New(cfg Config) (_ *Broker, err error) {
 	if sc.PrincipalMapping, err = server.ParsePrincipalRules(cfg.TLS.PrincipalMappingRules); err != nil {
 		return nil, err
 	}
-	preg.MustRegister(newStorageCollector(b.parts), syncLatency)
+	preg.MustRegister(newStorageCollector(b.parts), syncLatency, newCoordinatorCollector(b.groups))
 	if b.certs != nil {
 		registerCertMetrics(preg, b.certs)
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/runnel-io/runnel/consumer"
+	"github.com/runnel-io/runnel/coordinator/groups"
 	"github.com/runnel-io/runnel/internal/certstore"
 	"github.com/runnel-io/runnel/partition"
 )
@@ -75,4 +76,48 @@ func registerCertMetrics(reg prometheus.Registerer, certs *certstore.Store) {
 			Help: "Loads of changed TLS files that failed (the previous certificate stays in use)."},
 			func() float64 { _, f := certs.Reloads(); return float64(f) }),
 	)
+}
+
+// coordinatorCollector reports the group coordinators of this broker at
+// scrape time.
+type coordinatorCollector struct {
+	svc                      *groups.Service
+	shards, groups           *prometheus.Desc
+	loads, records, loadTime *prometheus.Desc
+	reloads                  *prometheus.Desc
+}
+
+func newCoordinatorCollector(svc *groups.Service) *coordinatorCollector {
+	l := []string{"topic"}
+	return &coordinatorCollector{svc: svc,
+		shards:   prometheus.NewDesc("runnel_coordinator_partitions", "Partitions of the internal topic this broker leads, by state: loading (answering COORDINATOR_LOAD_IN_PROGRESS) or active.", []string{"topic", "state"}, nil),
+		groups:   prometheus.NewDesc("runnel_coordinator_groups", "Consumer groups this broker coordinates.", nil, nil),
+		loads:    prometheus.NewDesc("runnel_coordinator_loads_total", "Partitions of the internal topic loaded on becoming their leader.", l, nil),
+		records:  prometheus.NewDesc("runnel_coordinator_loaded_records_total", "Records replayed by those loads.", l, nil),
+		loadTime: prometheus.NewDesc("runnel_coordinator_load_seconds_total", "Time spent in those loads.", l, nil),
+		reloads:  prometheus.NewDesc("runnel_coordinator_reloads_total", "Partitions reloaded from the log after a write failed in a way that may have left memory ahead of it.", l, nil),
+	}
+}
+
+func (c *coordinatorCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.shards, c.groups, c.loads, c.records, c.loadTime, c.reloads} {
+		ch <- d
+	}
+}
+
+func (c *coordinatorCollector) Collect(ch chan<- prometheus.Metric) {
+	rt := c.svc.Runtime()
+	loading, active := rt.Loading()
+	ch <- prometheus.MustNewConstMetric(c.shards, prometheus.GaugeValue, float64(loading), groups.Topic, "loading")
+	ch <- prometheus.MustNewConstMetric(c.shards, prometheus.GaugeValue, float64(active), groups.Topic, "active")
+	n := 0
+	for _, gc := range c.svc.Coordinators() {
+		n += len(gc.ListGroups())
+	}
+	ch <- prometheus.MustNewConstMetric(c.groups, prometheus.GaugeValue, float64(n))
+	st := rt.Stats()
+	ch <- prometheus.MustNewConstMetric(c.loads, prometheus.CounterValue, float64(st.Loads), groups.Topic)
+	ch <- prometheus.MustNewConstMetric(c.records, prometheus.CounterValue, float64(st.LoadedRecords), groups.Topic)
+	ch <- prometheus.MustNewConstMetric(c.loadTime, prometheus.CounterValue, st.LoadTime.Seconds(), groups.Topic)
+	ch <- prometheus.MustNewConstMetric(c.reloads, prometheus.CounterValue, float64(st.Reloads), groups.Topic)
 }

@@ -5,8 +5,11 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/internal/testbatch"
@@ -75,4 +78,83 @@ func TestOfflinePartitionMetric(t *testing.T) {
 	if got["sick-0"] != 1 || got["well-0"] != 0 || len(got) != 2 {
 		t.Fatalf("runnel_partition_offline = %v, want sick-0 1 and well-0 0", got)
 	}
+}
+
+// TestCoordinatorMetrics: a group's commit creates __consumer_offsets;
+// /metrics then shows its partitions loaded and active here, the group,
+// and the loads.
+func TestCoordinatorMetrics(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.OffsetsTopic.Partitions = 3
+	b, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan error, 1)
+	go func() { ran <- b.Run(context.Background()) }()
+	defer func() {
+		b.Close()
+		<-ran
+	}()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "events", Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(cl)
+	offs := kadm.Offsets{}
+	offs.Add(kadm.Offset{Topic: "events", Partition: 0, At: 1, LeaderEpoch: -1})
+	resp, err := adm.CommitOffsets(ctx, "metrics-group", offs)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newCoordinatorCollector(b.groups))
+	// The other partitions may still be loading: wait for them.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		got := gatherCoordinatorMetrics(t, reg)
+		if got["runnel_coordinator_partitions/active"] == 3 || time.Now().After(deadline) {
+			break
+		}
+	}
+	got := gatherCoordinatorMetrics(t, reg)
+	if got["runnel_coordinator_partitions/active"] != 3 || got["runnel_coordinator_partitions/loading"] != 0 ||
+		got["runnel_coordinator_groups"] != 1 || got["runnel_coordinator_loads_total"] < 3 {
+		t.Fatalf("coordinator metrics %v", got)
+	}
+}
+
+// gatherCoordinatorMetrics returns the values gathered, by name and, for
+// runnel_coordinator_partitions, state.
+func gatherCoordinatorMetrics(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, mt := range f.GetMetric() {
+			name := f.GetName()
+			for _, l := range mt.GetLabel() {
+				if l.GetName() == "state" {
+					name += "/" + l.GetValue()
+				}
+			}
+			v := mt.GetGauge().GetValue()
+			if mt.GetCounter() != nil {
+				v = mt.GetCounter().GetValue()
+			}
+			got[name] = v
+		}
+	}
+	return got
 }

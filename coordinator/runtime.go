@@ -37,6 +37,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/runnel-io/runnel/partition"
@@ -122,8 +123,6 @@ type Config struct {
 	Now func() time.Time
 	// Logger: nil means slog.Default().
 	Logger *slog.Logger
-	// Loaded, if set, is told of each finished load (for metrics).
-	Loaded func(partition int32, records int, took time.Duration)
 }
 
 func (c Config) withDefaults() Config {
@@ -166,6 +165,22 @@ type Runtime struct {
 		closed bool
 	}
 	wg sync.WaitGroup
+
+	loads, loadedRecords, loadNanos, reloads atomic.Int64
+}
+
+// Stats are a runtime's counters since it started.
+type Stats struct {
+	Loads         int64         // shards loaded
+	LoadedRecords int64         // records replayed by those loads
+	LoadTime      time.Duration // spent loading them
+	Reloads       int64         // shards reloaded after a failed write
+}
+
+// Stats returns the runtime's counters.
+func (r *Runtime) Stats() Stats {
+	return Stats{Loads: r.loads.Load(), LoadedRecords: r.loadedRecords.Load(),
+		LoadTime: time.Duration(r.loadNanos.Load()), Reloads: r.reloads.Load()}
 }
 
 // entry is one partition's shard, loading or active.
@@ -303,6 +318,7 @@ func (r *Runtime) reload(e *entry, cause error) {
 		return
 	}
 	r.log.Warn("reloading a coordinator after a failed write", "partition", e.led.Index, "err", cause)
+	r.reloads.Add(1)
 	r.unloadLocked(e, ErrNotCoordinator)
 	r.startLoadLocked(e.led)
 }
@@ -330,10 +346,10 @@ func (r *Runtime) load(ctx context.Context, e *entry) {
 				return
 			}
 			took := time.Since(start)
+			r.loads.Add(1)
+			r.loadedRecords.Add(int64(n))
+			r.loadNanos.Add(int64(took))
 			r.log.Info("coordinator loaded", "partition", e.led.Index, "leader_epoch", e.led.Epoch, "records", n, "took", took)
-			if r.cfg.Loaded != nil {
-				r.cfg.Loaded(e.led.Index, n, took)
-			}
 			return
 		}
 		if ctx.Err() != nil {
