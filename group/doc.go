@@ -2,7 +2,8 @@
 // protocol: members join, one of them (the leader) computes an assignment,
 // the coordinator hands each member its part, and members heartbeat to keep
 // their place. Committed offsets are kept per group and made durable through
-// an OffsetStore.
+// an OffsetStore. A broker runs one Coordinator per partition of
+// __consumer_offsets it leads (package coordinator/groups).
 //
 // A group moves through these states:
 //
@@ -19,12 +20,12 @@
 // that delivers the answer. Heartbeat, LeaveGroup and OffsetCommit answer at
 // once.
 //
-// Membership lives in memory: after a coordinator restart members rejoin
+// Membership lives in memory: after a coordinator moves members rejoin
 // (their heartbeats get UNKNOWN_MEMBER_ID), while committed offsets are read
-// back from the OffsetStore.
+// back from the OffsetStore, and a GroupStore's metadata keeps the
+// generation numbers going up.
 //
 // Concurrency: a Coordinator is safe for concurrent use. One mutex guards
-// every group. Under it, OffsetStore.Commit only queues a write (see its
-// contract); deletions of offsets (DeleteGroups, DeleteOffsets, expiry,
-// topic deletion) are rare and wait for the store under it.
+// its groups. Under it, the store's writes only queue (see OffsetStore);
+// every wait for durability runs after it is released.
 package group
