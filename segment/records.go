@@ -82,7 +82,7 @@ func checkRecords(batch []byte, h *Header, maxDecompressed int64, keyed bool) er
 	records := batch[HeaderSize:]
 	codec := h.Compression()
 	if codec == compression.None {
-		return walkRecordBytes(records, h.RecordCount, keyed)
+		return walkRecordBytes(records, h.RecordCount, nil, keyed)
 	}
 	rc, err := compression.NewReader(int8(codec), records, maxDecompressed)
 	if err != nil {
@@ -98,10 +98,17 @@ func checkRecords(batch []byte, h *Header, maxDecompressed int64, keyed bool) er
 	return err
 }
 
-// walkRecordBytes checks count uncompressed records filling b exactly.
-func walkRecordBytes(b []byte, count int32, keyed bool) error {
+// walkRecordBytes walks count uncompressed records filling b exactly. With
+// v nil it checks them for ValidateRecords: offset deltas 0, 1, … With v
+// set it decodes each into v.rec and hands it to v (ForEachRecord). keyed
+// refuses a null key.
+func walkRecordBytes(b []byte, count int32, v *recordVisitor, keyed bool) error {
 	if int64(count) > int64(len(b))/(minRecordBody+1) {
 		return fmt.Errorf("%w: %d records cannot fit in %d bytes", ErrInvalidRecord, count, len(b))
+	}
+	var rec *Record
+	if v != nil {
+		rec = &v.rec
 	}
 	pos := 0
 	for i := int32(0); i < count; i++ {
@@ -113,7 +120,15 @@ func walkRecordBytes(b []byte, count int32, keyed bool) error {
 		if length < minRecordBody || length > int64(len(b)-pos) {
 			return invalid(i, "record length %d with %d bytes left", length, len(b)-pos)
 		}
-		if err := checkRecordBody(b[pos:pos+int(length)], i, keyed); err != nil {
+		delta, err := parseRecordBody(b[pos:pos+int(length)], i, rec, keyed)
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			if delta != int64(i) {
+				return invalid(i, "offset delta %d", delta)
+			}
+		} else if err := v.visit(i, delta); err != nil {
 			return err
 		}
 		pos += int(length)
@@ -136,11 +151,14 @@ const (
 	fieldHeaderValue
 )
 
-// checkRecordBody checks the fields of record i, body being the length
-// bytes its length field announced. It decodes every varint in one loop,
-// without calls, as the produce path runs it for every record. keyed
-// refuses a null key.
-func checkRecordBody(body []byte, i int32, keyed bool) error {
+// parseRecordBody checks the fields of record i, body being the length
+// bytes its length field announced, and returns its offset delta. With rec
+// set it also fills rec: Timestamp with the timestamp delta, Key, Value and
+// Headers with slices of body (capacity cut to their length), nil for a
+// null. It decodes every varint in one loop, without calls, as the produce
+// path runs it for every record.
+// keyed refuses a null key.
+func parseRecordBody(body []byte, i int32, rec *Record, keyed bool) (offsetDelta int64, err error) {
 	p := 1 // attributes
 	headers := int64(0)
 	for field := fieldTimestampDelta; ; {
@@ -149,7 +167,7 @@ func checkRecordBody(body []byte, i int32, keyed bool) error {
 			maxLen = maxVarint64
 		}
 		if p >= len(body) {
-			return invalid(i, "the record ends before field %d", field)
+			return 0, invalid(i, "the record ends before field %d", field)
 		}
 		u := uint64(body[p])
 		p++
@@ -157,7 +175,7 @@ func checkRecordBody(body []byte, i int32, keyed bool) error {
 			u &= 0x7f
 			for k := uint(1); ; k++ {
 				if p >= len(body) || k == uint(maxLen) {
-					return invalid(i, "a varint field (%d) cut short or too long", field)
+					return 0, invalid(i, "a varint field (%d) cut short or too long", field)
 				}
 				c := body[p]
 				p++
@@ -169,31 +187,52 @@ func checkRecordBody(body []byte, i int32, keyed bool) error {
 		}
 		v := int64(u>>1) ^ -int64(u&1)
 		if maxLen == maxVarint32 && (v < -1<<31 || v > 1<<31-1) {
-			return invalid(i, "varint field (%d) %d out of int32 range", field, v)
+			return 0, invalid(i, "varint field (%d) %d out of int32 range", field, v)
 		}
 		switch field {
-		case fieldOffsetDelta:
-			if v != int64(i) {
-				return invalid(i, "offset delta %d", v)
+		case fieldTimestampDelta:
+			if rec != nil {
+				rec.Timestamp = v
 			}
+		case fieldOffsetDelta:
+			offsetDelta = v
 		case fieldKey, fieldValue, fieldHeaderKey, fieldHeaderValue:
 			if v < 0 && field == fieldHeaderKey {
-				return invalid(i, "header key length %d", v)
+				return 0, invalid(i, "header key length %d", v)
 			}
 			if v < 0 && field == fieldKey && keyed {
-				return fmt.Errorf("%w: record %d", ErrNullKey, i)
+				return 0, fmt.Errorf("%w: record %d", ErrNullKey, i)
 			}
 			if v > int64(len(body)-p) {
-				return invalid(i, "a field of %d bytes with %d left in the record", v, len(body)-p)
+				return 0, invalid(i, "a field of %d bytes with %d left in the record", v, len(body)-p)
+			}
+			if rec != nil {
+				var f []byte // null
+				if v >= 0 {
+					f = body[p : p+int(v) : p+int(v)]
+				}
+				switch field {
+				case fieldKey:
+					rec.Key = f
+				case fieldValue:
+					rec.Value = f
+				case fieldHeaderKey:
+					rec.Headers = append(rec.Headers, RecordHeader{Key: f})
+				default:
+					rec.Headers[len(rec.Headers)-1].Value = f
+				}
 			}
 			if v > 0 {
 				p += int(v)
 			}
 		case fieldHeaderCount:
 			if v < 0 {
-				return invalid(i, "header count %d", v)
+				return 0, invalid(i, "header count %d", v)
 			}
 			headers = v
+			if rec != nil {
+				rec.Headers = rec.Headers[:0]
+			}
 		}
 		// The next field.
 		switch {
@@ -201,17 +240,17 @@ func checkRecordBody(body []byte, i int32, keyed bool) error {
 			field++
 		case headers == 0:
 			if p != len(body) {
-				return invalid(i, "fields end after %d of the record's %d bytes", p, len(body))
+				return 0, invalid(i, "fields end after %d of the record's %d bytes", p, len(body))
 			}
-			return nil
+			return offsetDelta, nil
 		case field == fieldHeaderValue:
 			headers--
 			field = fieldHeaderKey
 			if headers == 0 {
 				if p != len(body) {
-					return invalid(i, "fields end after %d of the record's %d bytes", p, len(body))
+					return 0, invalid(i, "fields end after %d of the record's %d bytes", p, len(body))
 				}
-				return nil
+				return offsetDelta, nil
 			}
 		default: // header count or header key
 			field++
@@ -245,8 +284,9 @@ var streamPool = sync.Pool{New: func() any {
 // keys and values without keeping them.
 type recordStream struct {
 	r     *bufio.Reader
-	n     int64 // bytes consumed
-	keyed bool  // a null key is refused
+	n     int64  // bytes consumed
+	buf   []byte // the record being decoded, for ForEachRecord
+	keyed bool   // walk: a null key is refused
 }
 
 func (s *recordStream) walk(count int32) error {
