@@ -300,8 +300,27 @@ func (l *Log) WaitDurable(ctx context.Context, next int64) error {
 // for it, whatever the policy.
 func (l *Log) RequestSync() { l.sync.request(l.leo.Load()) }
 
-// Flush makes everything appended so far durable, whatever the policy.
-func (l *Log) Flush(ctx context.Context) error { return l.sync.wait(ctx, l.leo.Load()) }
+// Flush makes everything appended so far durable, whatever the policy,
+// and the seals of every segment rolled so far: after it, SealedSegments
+// lists every sealed segment.
+func (l *Log) Flush(ctx context.Context) error {
+	if err := l.sync.wait(ctx, l.leo.Load()); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	pending := len(l.mu.unsynced) > 0 && !l.mu.closed
+	l.mu.Unlock()
+	if !pending {
+		return nil
+	}
+	// A roll after everything was durable: its seal is the syncer's to
+	// sync, soon; do it now.
+	if _, err := l.flushActive(); err != nil {
+		l.sync.fail(err)
+		return l.failed()
+	}
+	return nil
+}
 
 func (l *Log) failed() error {
 	l.sync.mu.Lock()

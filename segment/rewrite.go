@@ -74,6 +74,15 @@ func (l *Log) SealedSegments() []*Segment {
 	return out
 }
 
+// SegmentMaxTimestamp returns the newest batch timestamp of a sealed
+// segment (-1 when it is empty or every timestamp is -1), scanning its
+// headers once when neither the log nor the index knows it.
+func (l *Log) SegmentMaxTimestamp(s *Segment) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.segmentMaxTimestamp(s)
+}
+
 // ReadBatches calls fn with every batch of a sealed segment, in order,
 // until fn returns false or an error. The bytes are valid only during the
 // call; buf, if big enough, holds them. Each batch's CRC is checked: a
