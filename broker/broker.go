@@ -26,7 +26,7 @@
 //
 // Any error releases what the earlier steps opened, in reverse order.
 //
-// Run starts retention, replication, the controller loop (heartbeats, and
+// Run starts retention, the log cleaner, replication, the controller loop (heartbeats, and
 // on the Raft leader, fencing and leader rebalancing) and the loop that
 // keeps the group coordinator on the Raft leader, then accepts Kafka
 // connections until its context ends or the listener fails. It then shuts
@@ -58,6 +58,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/runnel-io/runnel/cleaner"
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/coordinator/groups"
 	"github.com/runnel-io/runnel/internal/certstore"
@@ -86,6 +87,7 @@ type Broker struct {
 	parts    *partition.Manager
 	replicas *replica.Manager
 	groups   *groups.Service
+	cleaner  *cleaner.Cleaner
 	srv      *server.Server
 	lns      []*boundListener // the Kafka API, in the order of cfg.Listeners
 	inter    string           // the inter-broker listener's name
@@ -210,6 +212,11 @@ func New(cfg Config) (_ *Broker, err error) {
 	if err = b.replicas.Reconcile(); err != nil {
 		return nil, fmt.Errorf("opening this broker's replicas: %w", err)
 	}
+	co := cfg.Cleaner
+	co.Logger, co.MaxDecompressedBatchBytes = logger, cfg.Partitions.MaxDecompressedBatchBytes
+	if b.cleaner, err = cleaner.New(b.parts, co); err != nil {
+		return nil, err
+	}
 
 	preg := prometheus.NewRegistry()
 	preg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -218,7 +225,7 @@ func New(cfg Config) (_ *Broker, err error) {
 	if sc.PrincipalMapping, err = server.ParsePrincipalRules(cfg.TLS.PrincipalMappingRules); err != nil {
 		return nil, err
 	}
-	preg.MustRegister(newStorageCollector(b.parts), syncLatency, newCoordinatorCollector(b.groups))
+	preg.MustRegister(newStorageCollector(b.parts), syncLatency, newCoordinatorCollector(b.groups), b.cleaner.Collector())
 	if b.certs != nil {
 		registerCertMetrics(preg, b.certs)
 	}
@@ -362,6 +369,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { b.parts.RunRetention(bg, cfg.RetentionCheckInterval) })
+	wg.Go(func() { b.cleaner.Run(bg) })
 	b.replicas.Start()
 	wg.Go(func() { b.node.RunController(bg, cfg.Controller) })
 	wg.Go(func() { b.migrateOffsets(bg) })

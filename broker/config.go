@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"github.com/runnel-io/runnel/cleaner"
 	"log/slog"
 	"net"
 	"strconv"
@@ -108,6 +109,13 @@ type Config struct {
 	// OffsetsTopic configures __consumer_offsets, where the group
 	// coordinators keep committed offsets.
 	OffsetsTopic OffsetsTopicConfig
+	// Cleaner configures the log cleaner of compacted topics: Threads is
+	// --log-cleaner-threads, DedupeBufferBytes
+	// --log-cleaner-dedupe-buffer-bytes, IOBytesPerSecond
+	// --log-cleaner-io-bytes-per-second (0: unlimited), Backoff
+	// --log-cleaner-backoff. New sets its Logger and
+	// MaxDecompressedBatchBytes.
+	Cleaner cleaner.Options
 	// Controller configures the heartbeats and, on the Raft leader, the
 	// fencing of silent brokers and leader rebalancing.
 	Controller cluster.ControllerOptions
@@ -160,6 +168,8 @@ func DefaultConfig() Config {
 		Partitions: partition.Options{Fsync: segment.FsyncPolicy{Mode: segment.FsyncAlways},
 			MaxDecompressedBatchBytes: partition.DefaultMaxDecompressedBatchBytes},
 		Replicas: replica.Options{MaxLag: replica.DefaultMaxLag},
+		Cleaner: cleaner.Options{Threads: cleaner.DefaultThreads, DedupeBufferBytes: cleaner.DefaultDedupeBufferBytes,
+			Backoff: cleaner.DefaultBackoff},
 		Groups: group.Config{
 			MinSessionTimeout:      6 * time.Second,
 			MaxSessionTimeout:      30 * time.Minute,
@@ -218,6 +228,8 @@ func (c Config) Validate() error {
 		{"offsets-topic-partitions", int64(c.OffsetsTopic.Partitions)},
 		{"offsets-topic-replication-factor", int64(c.OffsetsTopic.ReplicationFactor)},
 		{"offsets-topic-segment-bytes", c.OffsetsTopic.SegmentBytes},
+		{"log-cleaner-threads", int64(c.Cleaner.Threads)},
+		{"log-cleaner-dedupe-buffer-bytes", c.Cleaner.DedupeBufferBytes},
 	} {
 		if n.v <= 0 {
 			bad("--%s: want a positive integer, got %d", n.name, n.v)
@@ -241,6 +253,7 @@ func (c Config) Validate() error {
 		{"broker-heartbeat-interval", c.Controller.HeartbeatInterval},
 		{"replica-lag-time-max", c.Replicas.MaxLag},
 		{"raft-election-timeout", c.RaftElectionTimeout},
+		{"log-cleaner-backoff", c.Cleaner.Backoff},
 	} {
 		if d.v <= 0 {
 			bad("--%s: want a positive duration such as 30s, got %v", d.name, d.v)
@@ -256,6 +269,9 @@ func (c Config) Validate() error {
 		if d.v < 0 {
 			bad("--%s: want a duration of 0s or more, got %v", d.name, d.v)
 		}
+	}
+	if c.Cleaner.IOBytesPerSecond < 0 {
+		bad("--log-cleaner-io-bytes-per-second: want 0 (unlimited) or a positive rate, got %d", c.Cleaner.IOBytesPerSecond)
 	}
 	if p := c.Partitions.Fsync; p.Mode == segment.FsyncInterval && p.Interval <= 0 {
 		bad("--fsync: interval:%v: want a positive interval", p.Interval)

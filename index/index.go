@@ -457,6 +457,60 @@ func (p *Partition) DeleteBefore(offset int64) error {
 	return p.wrap("delete", b.Commit(pebble.NoSync))
 }
 
+// ReplaceRange replaces the entries with from <= offset < to by entries, in
+// one batch: the time index entries of the range lie between those of the
+// first entry at or after from and the first at or after to, as running
+// maximum timestamps never decrease along the log. sync makes the batch
+// durable before returning.
+func (p *Partition) ReplaceRange(from, to int64, entries []segment.IndexEntry, sync bool) error {
+	if p.owner.closed.Load() {
+		return ErrClosed
+	}
+	from, to = max(from, 0), max(to, 0)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.flushLocked(); err != nil {
+		return err
+	}
+	first, ok, err := p.firstAtOrAfter(from)
+	if err != nil {
+		return p.wrap("replace", err)
+	}
+	b := p.db.NewBatch()
+	defer b.Close()
+	if ok && first.Offset < to {
+		_, thi := p.bounds(kindTime)
+		tend := thi
+		if after, ok, err := p.firstAtOrAfter(to); err != nil {
+			return p.wrap("replace", err)
+		} else if ok {
+			tend = p.timeKey(after.MaxTimestamp, after.Offset)
+		}
+		if err := b.DeleteRange(p.offsetKey(from), p.offsetKey(to), nil); err != nil {
+			return p.wrap("replace", err)
+		}
+		if err := b.DeleteRange(p.timeKey(first.MaxTimestamp, first.Offset), tend, nil); err != nil {
+			return p.wrap("replace", err)
+		}
+	}
+	for _, e := range entries {
+		if e.Offset < from || e.Offset >= to {
+			return fmt.Errorf("index: %s: entry at %d outside [%d, %d)", p.name, e.Offset, from, to)
+		}
+		if err := putEntry(b, p, e); err != nil {
+			return p.wrap("replace", err)
+		}
+	}
+	if b.Empty() {
+		return nil
+	}
+	opt := pebble.NoSync
+	if sync {
+		opt = pebble.Sync
+	}
+	return p.wrap("replace", b.Commit(opt))
+}
+
 // anyKey reports whether a key exists in [lo, hi).
 //
 // Callers use it to skip range deletions that would delete nothing: every

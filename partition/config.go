@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/runnel-io/runnel/segment"
@@ -42,14 +43,53 @@ func oneOf(vals ...string) func(string) error {
 	}
 }
 
+func floatRange(lo, hi float64) func(string) error {
+	return func(s string) error {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil || !(v >= lo && v <= hi) {
+			return fmt.Errorf("want a number in [%g, %g]", lo, hi)
+		}
+		return nil
+	}
+}
+
+// parsePolicy reads cleanup.policy: "delete", "compact", or both in either
+// order ("compact,delete", "delete,compact"), spaces around names ignored,
+// as Kafka's list configs read.
+func parsePolicy(s string) (compact, del bool, err error) {
+	for _, name := range strings.Split(s, ",") {
+		switch strings.TrimSpace(name) {
+		case "compact":
+			if compact {
+				return false, false, errors.New("compact named twice")
+			}
+			compact = true
+		case "delete":
+			if del {
+				return false, false, errors.New("delete named twice")
+			}
+			del = true
+		default:
+			return false, false, fmt.Errorf("want delete, compact or compact,delete; %q is neither", name)
+		}
+	}
+	return compact, del, nil
+}
+
+func policy(s string) error { _, _, err := parsePolicy(s); return err }
+
 const maxInt64 = 1<<63 - 1
 
 // ConfigDefs are the topic configs runnel knows, sorted by name.
 var ConfigDefs = []ConfigDef{
-	{"cleanup.policy", "delete", "what happens to old segments; only delete is supported", oneOf("delete")},
+	{"cleanup.policy", "delete", "what happens to old segments: delete (retention), compact (keep each key's latest record), or compact,delete (both)", policy},
+	{"delete.retention.ms", "86400000", "how long a tombstone stays in a compacted log after its segment was cleaned", intRange(0, maxInt64)},
 	{"index.interval.bytes", "4096", "log bytes between offset index entries", intRange(1, 1<<30)},
+	{"max.compaction.lag.ms", "9223372036854775807", "longest a record may stay uncompacted: a partition holding older dirty records is cleaned whatever its dirty ratio", intRange(1, maxInt64)},
 	{"max.message.bytes", "1048588", "largest record batch accepted, in bytes", intRange(0, 1<<30)},
 	{"message.timestamp.type", "CreateTime", "only CreateTime is supported", oneOf("CreateTime")},
+	{"min.cleanable.dirty.ratio", "0.5", "share of a compacted log not yet cleaned above which the cleaner cleans it", floatRange(0, 1)},
+	{"min.compaction.lag.ms", "0", "shortest time a record stays uncompacted", intRange(0, maxInt64)},
 	{"min.insync.replicas", "1", "replicas that must have a write before acks=all succeeds", intRange(1, 1<<31-1)},
 	{"retention.bytes", "-1", "partition size above which old segments go; -1: no limit", intRange(-1, maxInt64)},
 	{"retention.ms", "604800000", "age past which old segments go; -1: forever", intRange(-1, maxInt64)},
@@ -90,6 +130,15 @@ type Config struct {
 	MaxMessageBytes int32
 	MinInsyncRepl   int32
 	IndexInterval   int32
+	// Compact and Delete are cleanup.policy: at least one is set.
+	Compact, Delete bool
+	// DeleteRetentionMs is delete.retention.ms.
+	DeleteRetentionMs int64
+	// MinCleanableDirtyRatio is min.cleanable.dirty.ratio.
+	MinCleanableDirtyRatio float64
+	// MinCompactionLagMs and MaxCompactionLagMs are min.compaction.lag.ms
+	// and max.compaction.lag.ms.
+	MinCompactionLagMs, MaxCompactionLagMs int64
 }
 
 // Value returns the effective value of a config: explicit if set, else the
@@ -112,14 +161,24 @@ func ResolveConfig(explicit map[string]string) (Config, error) {
 		n, _ := strconv.ParseInt(v, 10, 64)
 		return n
 	}
+	pv, _ := Value(explicit, "cleanup.policy")
+	compact, del, _ := parsePolicy(pv) // validated above
+	rv, _ := Value(explicit, "min.cleanable.dirty.ratio")
+	ratio, _ := strconv.ParseFloat(rv, 64)
 	return Config{
-		RetentionBytes:  get("retention.bytes"),
-		RetentionMs:     get("retention.ms"),
-		SegmentBytes:    get("segment.bytes"),
-		SegmentMs:       get("segment.ms"),
-		MaxMessageBytes: int32(get("max.message.bytes")),
-		MinInsyncRepl:   int32(get("min.insync.replicas")),
-		IndexInterval:   int32(get("index.interval.bytes")),
+		Compact:                compact,
+		Delete:                 del,
+		DeleteRetentionMs:      get("delete.retention.ms"),
+		MinCleanableDirtyRatio: ratio,
+		MinCompactionLagMs:     get("min.compaction.lag.ms"),
+		MaxCompactionLagMs:     get("max.compaction.lag.ms"),
+		RetentionBytes:         get("retention.bytes"),
+		RetentionMs:            get("retention.ms"),
+		SegmentBytes:           get("segment.bytes"),
+		SegmentMs:              get("segment.ms"),
+		MaxMessageBytes:        int32(get("max.message.bytes")),
+		MinInsyncRepl:          int32(get("min.insync.replicas")),
+		IndexInterval:          int32(get("index.interval.bytes")),
 	}, nil
 }
 
@@ -130,6 +189,13 @@ func (c Config) logOptions() segment.Options {
 		SegmentAge:     time.Duration(c.SegmentMs) * time.Millisecond,
 		RetentionBytes: c.RetentionBytes,
 		IndexInterval:  int(c.IndexInterval),
+		Compacted:      c.Compact,
+	}
+	if !c.Delete {
+		// compact alone: retention deletes nothing; the cleaner keeps
+		// each key's latest record instead.
+		o.RetentionAge, o.RetentionBytes = -1, -1
+		return o
 	}
 	if c.RetentionMs < 0 {
 		o.RetentionAge = -1

@@ -70,6 +70,9 @@ type Partition struct {
 // Name returns the partition's folder name, "topic-index".
 func Name(topic string, index int32) string { return fmt.Sprintf("%s-%d", topic, index) }
 
+// Config returns the partition's topic config.
+func (p *Partition) Config() Config { return p.cfg }
+
 // Log returns the partition's log.
 func (p *Partition) Log() *segment.Log { return p.log }
 
@@ -181,6 +184,10 @@ func (p *Partition) checkClientBatch(batch []byte) (segment.Header, error) {
 	}
 	// The records themselves, as Kafka checks them: a batch whose header
 	// is sound but whose records are not would stop every consumer there.
+	// A compacted topic refuses null keys in the same walk.
+	if p.cfg.Compact {
+		return h, segment.ValidateKeyedRecords(batch, &h, p.inflate)
+	}
 	return h, segment.ValidateRecords(batch, &h, p.inflate)
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"time"
 
 	"github.com/runnel-io/runnel/segment"
@@ -369,14 +370,20 @@ func (p *Partition) AppendReplica(batches []byte) (int64, error) {
 		if h.LastOffset() < leo {
 			continue // already held
 		}
-		if h.BaseOffset != leo {
+		// A compacted leader's log has gaps where its cleaner removed
+		// records: the next batch may start past this replica's end.
+		if h.BaseOffset < leo || (h.BaseOffset > leo && !p.cfg.Compact) {
 			return leo, fmt.Errorf("%w: batch at %d, log end %d", ErrReplicaGap, h.BaseOffset, leo)
 		}
-		if _, ok := slices.BinarySearch(p.rollPoints, h.BaseOffset); ok {
-			// The leader started a segment here: so does this replica.
-			if segs := p.log.Segments(); segs[len(segs)-1].Base() < h.BaseOffset {
-				if err := p.log.Roll(); err != nil {
-					return leo, err
+		// The last roll point up to the batch: the leader started a
+		// segment there (at the batch itself, or at a cleaned-away
+		// offset of a gap before it), so does this replica.
+		if i := sort.Search(len(p.rollPoints), func(i int) bool { return p.rollPoints[i] > h.BaseOffset }) - 1; i >= 0 {
+			if r := p.rollPoints[i]; r >= leo {
+				if segs := p.log.Segments(); segs[len(segs)-1].Base() < r {
+					if err := p.log.RollAt(r); err != nil {
+						return leo, err
+					}
 				}
 			}
 		}

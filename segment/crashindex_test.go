@@ -109,6 +109,21 @@ func (x *crashIndex) DeleteBefore(offset int64) error {
 	return nil
 }
 
+func (x *crashIndex) ReplaceRange(from, to int64, entries []segment.IndexEntry, sync bool) error {
+	if err := x.write(); err != nil {
+		return err
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.cur.entries = slices.DeleteFunc(x.cur.entries, func(e segment.IndexEntry) bool { return e.Offset >= from && e.Offset < to })
+	i := sort.Search(len(x.cur.entries), func(i int) bool { return x.cur.entries[i].Offset >= from })
+	x.cur.entries = slices.Insert(x.cur.entries, i, entries...)
+	if sync {
+		x.durable = x.cur.clone()
+	}
+	return nil
+}
+
 func (x *crashIndex) Checkpoint() (segment.Checkpoint, bool, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()

@@ -20,6 +20,12 @@ type Index interface {
 	TruncateFrom(offset int64) error
 	// DeleteBefore removes the entries with Offset < offset.
 	DeleteBefore(offset int64) error
+	// ReplaceRange replaces the entries with from <= Offset < to by
+	// entries (in offset order, inside the range, with running maximum
+	// timestamps between those of the entries around the range), in one
+	// write; sync asks for it to be durable before returning. A rewritten
+	// segment is indexed with it.
+	ReplaceRange(from, to int64, entries []IndexEntry, sync bool) error
 
 	// Checkpoint returns the last recovery checkpoint.
 	Checkpoint() (Checkpoint, bool, error)

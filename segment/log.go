@@ -56,6 +56,12 @@ type Options struct {
 	// ObserveSync, if set, is told how long each fdatasync took (group
 	// commits and seals), for metrics. It must not block.
 	ObserveSync func(time.Duration)
+	// Compacted says the log may hold offset gaps: its records are
+	// compacted (cleanup.policy has compact), by this replica's cleaner or
+	// by the leader it copies from. Recovery and AppendReplica then take a
+	// batch whose base offset is past the one expected, as long as offsets
+	// only grow; otherwise a gap is damage and recovery cuts there.
+	Compacted bool
 	// OnRoll, if set, is told the base offset of each new segment, with
 	// the log lock held. It must not block and must not call back into
 	// the log.
@@ -197,7 +203,8 @@ func (l *Log) AppendValidated(batch []byte, h Header, leaderEpoch int32) (Append
 
 // AppendReplica appends a batch that already carries its offsets, as a
 // follower does with batches fetched from its leader. The batch's base
-// offset must be the log end offset.
+// offset must be the log end offset, or past it in a compacted log (the
+// leader's cleaner removed the offsets between).
 func (l *Log) AppendReplica(batch []byte) (AppendResult, error) {
 	h, err := Validate(batch)
 	if err != nil {
@@ -224,7 +231,7 @@ func (l *Log) append(batch []byte, h Header, leaderEpoch int32, assign bool) (Ap
 		return AppendResult{}, err
 	}
 	base := l.leo.Load()
-	if !assign && h.BaseOffset != base {
+	if !assign && (h.BaseOffset < base || (h.BaseOffset > base && !l.opts.Compacted)) {
 		return AppendResult{}, fmt.Errorf("%w: replica batch at %d, log end is %d", ErrOffsetSequence, h.BaseOffset, base)
 	}
 	seg := l.active()
@@ -240,6 +247,8 @@ func (l *Log) append(batch []byte, h Header, leaderEpoch int32, assign bool) (Ap
 	if assign {
 		SetBaseOffset(dst, base)
 		SetPartitionLeaderEpoch(dst, leaderEpoch)
+	} else {
+		base = h.BaseOffset
 	}
 	next := base + int64(h.LastOffsetDelta) + 1
 	if h.MaxTimestamp > l.mu.maxTS {
@@ -291,8 +300,27 @@ func (l *Log) WaitDurable(ctx context.Context, next int64) error {
 // for it, whatever the policy.
 func (l *Log) RequestSync() { l.sync.request(l.leo.Load()) }
 
-// Flush makes everything appended so far durable, whatever the policy.
-func (l *Log) Flush(ctx context.Context) error { return l.sync.wait(ctx, l.leo.Load()) }
+// Flush makes everything appended so far durable, whatever the policy,
+// and the seals of every segment rolled so far: after it, SealedSegments
+// lists every sealed segment.
+func (l *Log) Flush(ctx context.Context) error {
+	if err := l.sync.wait(ctx, l.leo.Load()); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	pending := len(l.mu.unsynced) > 0 && !l.mu.closed
+	l.mu.Unlock()
+	if !pending {
+		return nil
+	}
+	// A roll after everything was durable: its seal is the syncer's to
+	// sync, soon; do it now.
+	if _, err := l.flushActive(); err != nil {
+		l.sync.fail(err)
+		return l.failed()
+	}
+	return nil
+}
 
 func (l *Log) failed() error {
 	l.sync.mu.Lock()
@@ -411,6 +439,35 @@ func (l *Log) Roll() error {
 	if l.active().Size() == 0 {
 		return nil
 	}
+	_, err := l.rollLocked()
+	return err
+}
+
+// RollAt starts a new segment at base, as Roll does, in a follower that
+// copies a compacted leader: the leader's segment starts at base but its
+// first batches may have been cleaned away, so base may lie past the log
+// end. The offsets between the log end and base are then a gap, as on the
+// leader. Past the log end in a log that is not Compacted, RollAt fails.
+func (l *Log) RollAt(base int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.closed {
+		return ErrClosed
+	}
+	if err := l.failed(); err != nil {
+		return err
+	}
+	leo := l.leo.Load()
+	switch {
+	case base < leo:
+		return fmt.Errorf("%w: roll at %d below the log end %d", ErrOffsetSequence, base, leo)
+	case base > leo && !l.opts.Compacted:
+		return fmt.Errorf("%w: roll at %d past the log end %d", ErrOffsetSequence, base, leo)
+	}
+	if l.active().Size() == 0 && l.active().base == base {
+		return nil
+	}
+	l.leo.Store(base)
 	_, err := l.rollLocked()
 	return err
 }

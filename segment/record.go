@@ -103,7 +103,7 @@ func ForEachRecord(batch []byte, h *Header, maxDecompressed int64, fn func(*Reco
 	records := batch[HeaderSize:]
 	codec := h.Compression()
 	if codec == compression.None {
-		return walkRecordBytes(records, h.RecordCount, v)
+		return walkRecordBytes(records, h.RecordCount, v, false)
 	}
 	rc, err := compression.NewReader(int8(codec), records, maxDecompressed)
 	if err != nil {
@@ -138,7 +138,7 @@ func (s *recordStream) decode(count int32, v *recordVisitor) error {
 		if err := s.readRecord(int(length)); err != nil {
 			return streamError(err, i)
 		}
-		delta, err := parseRecordBody(s.buf, i, &v.rec)
+		delta, err := parseRecordBody(s.buf, i, &v.rec, false)
 		if err != nil {
 			return err
 		}

@@ -43,6 +43,9 @@ var (
 	// ErrRecordsTooLarge: a compressed records section inflates past the
 	// limit given to ValidateRecords.
 	ErrRecordsTooLarge = errors.New("segment: compressed records inflate past the limit")
+	// ErrNullKey: a record without a key, for a compacted topic
+	// (ValidateKeyedRecords). It matches ErrInvalidRecord too.
+	ErrNullKey = fmt.Errorf("%w: a compacted topic takes no record without a key", ErrInvalidRecord)
 )
 
 // Smallest encodings, used to refuse counts that cannot fit before walking.
@@ -62,6 +65,16 @@ const (
 //
 // An uncompressed batch is walked in place without allocating.
 func ValidateRecords(batch []byte, h *Header, maxDecompressed int64) error {
+	return checkRecords(batch, h, maxDecompressed, false)
+}
+
+// ValidateKeyedRecords is ValidateRecords for a compacted topic: a record
+// with a null key is refused too (ErrNullKey), in the same walk.
+func ValidateKeyedRecords(batch []byte, h *Header, maxDecompressed int64) error {
+	return checkRecords(batch, h, maxDecompressed, true)
+}
+
+func checkRecords(batch []byte, h *Header, maxDecompressed int64, keyed bool) error {
 	if len(batch) != h.Size() || len(batch) < HeaderSize {
 		return fmt.Errorf("%w: %d bytes for a %d-byte batch", ErrShortBatch, len(batch), h.Size())
 	}
@@ -71,7 +84,7 @@ func ValidateRecords(batch []byte, h *Header, maxDecompressed int64) error {
 	records := batch[HeaderSize:]
 	codec := h.Compression()
 	if codec == compression.None {
-		return walkRecordBytes(records, h.RecordCount, nil)
+		return walkRecordBytes(records, h.RecordCount, nil, keyed)
 	}
 	rc, err := compression.NewReader(int8(codec), records, maxDecompressed)
 	if err != nil {
@@ -80,6 +93,7 @@ func ValidateRecords(batch []byte, h *Header, maxDecompressed int64) error {
 	defer rc.Close()
 	s := streamPool.Get().(*recordStream)
 	s.r.Reset(rc)
+	s.keyed = keyed
 	err = s.walk(h.RecordCount)
 	s.r.Reset(nil)
 	streamPool.Put(s)
@@ -88,8 +102,9 @@ func ValidateRecords(batch []byte, h *Header, maxDecompressed int64) error {
 
 // walkRecordBytes walks count uncompressed records filling b exactly. With
 // v nil it checks them for ValidateRecords: offset deltas 0, 1, … With v
-// set it decodes each into v.rec and hands it to v (ForEachRecord).
-func walkRecordBytes(b []byte, count int32, v *recordVisitor) error {
+// set it decodes each into v.rec and hands it to v (ForEachRecord). keyed
+// refuses a null key.
+func walkRecordBytes(b []byte, count int32, v *recordVisitor, keyed bool) error {
 	if int64(count) > int64(len(b))/(minRecordBody+1) {
 		return fmt.Errorf("%w: %d records cannot fit in %d bytes", ErrInvalidRecord, count, len(b))
 	}
@@ -107,7 +122,7 @@ func walkRecordBytes(b []byte, count int32, v *recordVisitor) error {
 		if length < minRecordBody || length > int64(len(b)-pos) {
 			return invalid(i, "record length %d with %d bytes left", length, len(b)-pos)
 		}
-		delta, err := parseRecordBody(b[pos:pos+int(length)], i, rec)
+		delta, err := parseRecordBody(b[pos:pos+int(length)], i, rec, keyed)
 		if err != nil {
 			return err
 		}
@@ -144,7 +159,8 @@ const (
 // Headers with slices of body (capacity cut to their length), nil for a
 // null. It decodes every varint in one loop, without calls, as the produce
 // path runs it for every record.
-func parseRecordBody(body []byte, i int32, rec *Record) (offsetDelta int64, err error) {
+// keyed refuses a null key.
+func parseRecordBody(body []byte, i int32, rec *Record, keyed bool) (offsetDelta int64, err error) {
 	p := 1 // attributes
 	headers := int64(0)
 	for field := fieldTimestampDelta; ; {
@@ -185,6 +201,9 @@ func parseRecordBody(body []byte, i int32, rec *Record) (offsetDelta int64, err 
 		case fieldKey, fieldValue, fieldHeaderKey, fieldHeaderValue:
 			if v < 0 && field == fieldHeaderKey {
 				return 0, invalid(i, "header key length %d", v)
+			}
+			if v < 0 && field == fieldKey && keyed {
+				return 0, fmt.Errorf("%w: record %d", ErrNullKey, i)
 			}
 			if v > int64(len(body)-p) {
 				return 0, invalid(i, "a field of %d bytes with %d left in the record", v, len(body)-p)
@@ -266,9 +285,10 @@ var streamPool = sync.Pool{New: func() any {
 // recordStream walks decompressed records as they are produced, skipping
 // keys and values without keeping them.
 type recordStream struct {
-	r   *bufio.Reader
-	n   int64  // bytes consumed
-	buf []byte // the record being decoded, for ForEachRecord
+	r     *bufio.Reader
+	n     int64  // bytes consumed
+	buf   []byte // the record being decoded, for ForEachRecord
+	keyed bool   // walk: a null key is refused
 }
 
 func (s *recordStream) walk(count int32) error {
@@ -316,8 +336,12 @@ func (s *recordStream) body(i int32) error {
 		return invalid(i, "offset delta %d", delta)
 	}
 	for f := 0; f < 2; f++ { // key, value
-		if err := s.lengthAndSkip(false); err != nil {
+		null, err := s.lengthAndSkip(false)
+		if err != nil {
 			return err
+		}
+		if null && f == 0 && s.keyed {
+			return fmt.Errorf("%w: record %d", ErrNullKey, i)
 		}
 	}
 	headers, err := s.varint(maxVarint32)
@@ -328,30 +352,32 @@ func (s *recordStream) body(i int32) error {
 		return invalid(i, "header count %d", headers)
 	}
 	for j := int64(0); j < headers; j++ {
-		if err := s.lengthAndSkip(true); err != nil {
+		if _, err := s.lengthAndSkip(true); err != nil {
 			return err
 		}
-		if err := s.lengthAndSkip(false); err != nil {
+		if _, err := s.lengthAndSkip(false); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *recordStream) lengthAndSkip(nonNegative bool) error {
+// lengthAndSkip reads a length and skips that many bytes; null reports a
+// negative length (a null field).
+func (s *recordStream) lengthAndSkip(nonNegative bool) (null bool, err error) {
 	l, err := s.varint(maxVarint32)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if l < 0 {
 		if nonNegative {
-			return fmt.Errorf("%w: negative header key length %d", ErrInvalidRecord, l)
+			return true, fmt.Errorf("%w: negative header key length %d", ErrInvalidRecord, l)
 		}
-		return nil
+		return true, nil
 	}
 	d, err := s.r.Discard(int(l))
 	s.n += int64(d)
-	return err
+	return false, err
 }
 
 func (s *recordStream) readByte() (byte, error) {

@@ -29,6 +29,9 @@ func Open(dir string, opts Options) (_ *Log, err error) {
 		return nil, fmt.Errorf("segment: open log %s: %w", dir, err)
 	}
 	l := &Log{dir: dir, opts: opts, fs: opts.FS, idx: opts.Index, log: opts.Logger.With("dir", dir)}
+	if err := removeRewriteTemps(l.fs, dir); err != nil {
+		return nil, err
+	}
 	var segs []*Segment
 	defer func() {
 		if err != nil {
@@ -163,7 +166,7 @@ func (l *Log) recover(segs []*Segment) ([]*Segment, error) {
 		if i > first {
 			pos, next = 0, s.base
 		}
-		if i > first && s.base != segs[i-1].NextOffset() {
+		if i > first && !l.follows(s.base, segs[i-1].NextOffset()) {
 			cerr := &CorruptError{Path: s.path, Position: 0, Err: fmt.Errorf("%w: segment starts at %d, previous ends at %d", ErrOffsetSequence, s.base, segs[i-1].NextOffset())}
 			segs, err := l.cutAfter(segs, i-1, cerr)
 			if err != nil {
@@ -187,6 +190,12 @@ func (l *Log) recover(segs []*Segment) ([]*Segment, error) {
 	return segs, l.finishRecovery(segs, first, clean, scanned, start)
 }
 
+// follows reports whether a batch (or segment) starting at base may follow
+// what ends before next: at next, or past it in a compacted log.
+func (l *Log) follows(base, next int64) bool {
+	return base == next || (base > next && l.opts.Compacted)
+}
+
 // checkpointHolds reports whether ck marks a batch boundary of s: walking
 // batch headers from the last index entry before it (from the segment start
 // without one) must land exactly on ck.Position with offsets in sequence up
@@ -203,7 +212,7 @@ func (l *Log) checkpointHolds(s *Segment, ck Checkpoint) bool {
 	}
 	inSequence := true
 	err := s.walk(pos, ck.Position, func(p int64, h *Header) bool {
-		if h.BaseOffset != next {
+		if !l.follows(h.BaseOffset, next) {
 			inSequence = false
 			return false
 		}
@@ -235,7 +244,7 @@ func (l *Log) scan(s *Segment, pos, next int64) (end, nxt int64, err error) {
 		}
 		var h Header
 		h, err = Validate(data[pos:])
-		if err == nil && h.BaseOffset != next {
+		if err == nil && !l.follows(h.BaseOffset, next) {
 			err = fmt.Errorf("%w: batch at %d, expected %d", ErrOffsetSequence, h.BaseOffset, next)
 		}
 		if err != nil {

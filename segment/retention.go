@@ -30,7 +30,10 @@ func (l *Log) ApplyRetention() (int, error) {
 			}
 			byAge = ts >= 0 && now.Sub(time.UnixMilli(ts)) > l.opts.RetentionAge
 		}
-		if !bySize && !byAge {
+		// An empty sealed segment (its records all compacted away)
+		// holds nothing to keep.
+		empty := s.Size() == 0 && (l.opts.RetentionAge >= 0 || l.opts.RetentionBytes >= 0)
+		if !bySize && !byAge && !empty {
 			break
 		}
 		total -= s.Size()

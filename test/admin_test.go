@@ -30,7 +30,7 @@ func TestAdminAPIs(t *testing.T) {
 	if !errorsIs(again["adm"].Err, kerr.TopicAlreadyExists) {
 		t.Fatalf("create twice: %v", again["adm"].Err)
 	}
-	bad := "compact"
+	bad := "compacted"
 	inval, _ := adm.CreateTopics(ctx, 1, 1, map[string]*string{"cleanup.policy": &bad}, "adm-compact")
 	if !errorsIs(inval["adm-compact"].Err, kerr.InvalidConfig) {
 		t.Fatalf("compact: %v", inval["adm-compact"].Err)

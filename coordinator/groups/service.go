@@ -214,11 +214,7 @@ func (s *Service) Locate(groupID string) (int32, error) {
 
 // TopicConfigs are the configs the topic is created with.
 func (s *Service) TopicConfigs() map[string]string {
-	c := map[string]string{"segment.bytes": fmt.Sprint(s.o.SegmentBytes)}
-	if partition.ValidateConfigs(map[string]string{"cleanup.policy": "compact"}) == nil { // TEMPORARY until compaction merges
-		c["cleanup.policy"] = "compact"
-	}
-	return c
+	return map[string]string{"cleanup.policy": "compact", "segment.bytes": fmt.Sprint(s.o.SegmentBytes)}
 }
 
 // ensureTopic asks the metadata for the topic, once at a time; the caller

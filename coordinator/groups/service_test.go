@@ -206,7 +206,7 @@ func TestLocateCreatesTopic(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	tp, _ := meta.Topic(Topic)
-	if tp.Partitions != 4 || tp.ReplicationFactor != 1 {
+	if tp.Partitions != 4 || tp.Configs["cleanup.policy"] != "compact" || tp.ReplicationFactor != 1 {
 		t.Fatalf("created %+v", tp)
 	}
 	if id, err := b.svc.Locate("g"); err != nil || id != 1 {

@@ -18,7 +18,12 @@ type Spec struct {
 	ProducerEpoch int16
 	BaseSequence  int32
 	Attributes    int16
-	Values        [][]byte // one record each, no key, no headers
+	Values        [][]byte // one record each, no headers
+	// Keys are the records' keys, by index; a record past the end of
+	// Keys, or whose key is nil, has a null key.
+	Keys [][]byte
+	// Tombstones marks records whose value is null, by index.
+	Tombstones []bool
 }
 
 // Make returns the bytes of one uncompressed batch.
@@ -26,13 +31,22 @@ func Make(s Spec) []byte {
 	b := make([]byte, 61, 61+len(s.Values)*16)
 	for i, v := range s.Values {
 		var rec []byte
-		rec = append(rec, 0)                          // attributes
-		rec = binary.AppendVarint(rec, int64(i))      // timestamp delta
-		rec = binary.AppendVarint(rec, int64(i))      // offset delta
-		rec = binary.AppendVarint(rec, -1)            // null key
-		rec = binary.AppendVarint(rec, int64(len(v))) // value length
-		rec = append(rec, v...)                       // value
-		rec = binary.AppendVarint(rec, 0)             // headers
+		rec = append(rec, 0)                     // attributes
+		rec = binary.AppendVarint(rec, int64(i)) // timestamp delta
+		rec = binary.AppendVarint(rec, int64(i)) // offset delta
+		if i < len(s.Keys) && s.Keys[i] != nil {
+			rec = binary.AppendVarint(rec, int64(len(s.Keys[i])))
+			rec = append(rec, s.Keys[i]...)
+		} else {
+			rec = binary.AppendVarint(rec, -1) // null key
+		}
+		if i < len(s.Tombstones) && s.Tombstones[i] {
+			rec = binary.AppendVarint(rec, -1) // null value
+		} else {
+			rec = binary.AppendVarint(rec, int64(len(v))) // value length
+			rec = append(rec, v...)                       // value
+		}
+		rec = binary.AppendVarint(rec, 0) // headers
 		b = binary.AppendVarint(b, int64(len(rec)))
 		b = append(b, rec...)
 	}
