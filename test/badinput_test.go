@@ -997,3 +997,38 @@ func (c *canary) check(t *testing.T) {
 		}
 	}
 }
+
+// waitGroupCoordinators waits until the broker coordinates groups: a
+// FindCoordinator creates __consumer_offsets, then every partition of it
+// must load. DescribeGroups of probe groups spread over the partitions
+// answers NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS until then.
+// Tests that send group requests without looking up the coordinator first
+// (as clients do) call it.
+func (rc *rawConn) waitGroupCoordinators(t *testing.T) {
+	t.Helper()
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.CoordinatorKey = "probe"
+	dg := kmsg.NewPtrDescribeGroupsRequest()
+	for i := 0; i < 500; i++ {
+		dg.Groups = append(dg.Groups, fmt.Sprintf("probe-%d", i))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code := rc.roundTrip(fc).(*kmsg.FindCoordinatorResponse).ErrorCode
+		if code == 0 {
+			for _, g := range rc.roundTrip(dg).(*kmsg.DescribeGroupsResponse).Groups {
+				if g.ErrorCode != 0 {
+					code = g.ErrorCode
+					break
+				}
+			}
+		}
+		if code == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the group coordinators are not ready: error %d", code)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

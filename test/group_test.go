@@ -322,6 +322,7 @@ func TestGroupBadInput(t *testing.T) {
 	canary := newCanary(t, b)
 	rc := dialRaw(t, b.addr)
 	rc.mustCreateTopic("bad-groups", nil)
+	rc.waitGroupCoordinators(t)
 	g := groupSweep{t: t, rc: rc, topic: "bad-groups"}
 
 	join := func(groupID string, mutate func(*kmsg.JoinGroupRequest)) *kmsg.JoinGroupResponse {

@@ -436,6 +436,7 @@ func TestEveryAPIVersion(t *testing.T) {
 		},
 		60: func(v int16) kmsg.Request { return kmsg.NewPtrDescribeClusterRequest() },
 	}
+	rc.waitGroupCoordinators(t)
 	for k, mk := range (groupSweep{t: t, rc: rc, topic: topic}).builders() {
 		build[k] = mk
 	}
