@@ -210,7 +210,10 @@ func startRaftNode(t *testing.T, n *raftNode, conf raft.Configuration, bootstrap
 	t.Helper()
 	cfg := raft.DefaultConfig()
 	cfg.LocalID = n.id
-	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 100*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
+	// Short enough for quick elections, long enough that a loaded machine
+	// running the race detector does not lose the leader mid-apply (the
+	// test counts applied entries, so a retried apply would be wrong).
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 400*time.Millisecond, 400*time.Millisecond, 400*time.Millisecond
 	cfg.CommitTimeout = 5 * time.Millisecond
 	cfg.SnapshotThreshold, cfg.TrailingLogs = 20, 10
 	cfg.LogOutput = io.Discard
