@@ -316,6 +316,10 @@ func (s *Server) startConn(nc net.Conn, l Listener) {
 	}
 	c := newConn(s, nc)
 	c.listener, c.tls = l.Name, l.TLS != nil
+	if l.SASL != nil {
+		c.sasl = saslConn{cfg: l.SASL, stage: saslHandshake}
+		c.authed.Store(false)
+	}
 	s.mu.Lock()
 	if s.shutting.Load() {
 		s.mu.Unlock()

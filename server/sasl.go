@@ -1,0 +1,193 @@
+package server
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-io/runnel/internal/sasl"
+)
+
+// SASL configures authentication on a SASL_PLAINTEXT or SASL_SSL
+// listener. The exchanges themselves are package internal/sasl's.
+type SASL struct {
+	// Mechanisms are the mechanisms offered, in the order SaslHandshake
+	// lists them: sasl.Plain, sasl.ScramSHA256, sasl.ScramSHA512.
+	Mechanisms []string
+	// Credentials are the stored SCRAM credentials.
+	Credentials sasl.Credentials
+	// Secret returns the cluster's secret for the made-up salts of
+	// unknown users (sasl.Options.Secret).
+	Secret func() []byte
+}
+
+// maxSaslReceive bounds a frame read before the client has authenticated,
+// as Kafka's sasl.server.max.receive.size (512 KiB) does.
+const maxSaslReceive = 512 << 10
+
+const (
+	saslHandshakeKey    = 17
+	saslAuthenticateKey = 36
+)
+
+// The stages of a connection on a SASL listener. Only the connection's
+// handler goroutine reads or changes them.
+const (
+	saslDone         = iota // authenticated, or a listener without SASL
+	saslHandshake           // awaiting SaslHandshake (ApiVersions allowed)
+	saslAuthenticate        // v1 handshake done: awaiting SaslAuthenticate requests
+	saslRawTokens           // v0 handshake done: the next frames are bare SASL tokens
+)
+
+// saslConn is a connection's authentication state.
+type saslConn struct {
+	cfg   *SASL
+	stage int
+	mech  string
+	conv  sasl.Conversation
+}
+
+// errSaslState: a request that the SASL exchange does not allow where it
+// came; the connection closes, as Kafka closes it.
+var errSaslState = errors.New("server: request not allowed before SASL authentication")
+
+// saslGate refuses a request that may not come at this stage of the SASL
+// exchange: before the handshake only ApiVersions and SaslHandshake may,
+// after a v1 handshake only SaslAuthenticate (and a SaslHandshake, which is
+// answered ILLEGAL_SASL_STATE before the connection closes).
+func (c *conn) saslGate(h requestHeader) error {
+	switch c.sasl.stage {
+	case saslHandshake:
+		if h.Key == apiVersionsKey || h.Key == saslHandshakeKey {
+			return nil
+		}
+	case saslAuthenticate:
+		if h.Key == saslAuthenticateKey || h.Key == saslHandshakeKey {
+			return nil
+		}
+	default:
+		return nil
+	}
+	return fmt.Errorf("%w: %s", errSaslState, apiName(h.Key))
+}
+
+// handleSaslHandshake answers a SaslHandshake. On a listener without SASL,
+// or once authenticated, it is ILLEGAL_SASL_STATE (as Kafka answers it
+// there) and the connection stays; during an exchange the same answer
+// closes it. A mechanism not offered is UNSUPPORTED_SASL_MECHANISM with
+// the list, and the connection closes.
+func (c *conn) handleSaslHandshake(h requestHeader, r *kmsg.SASLHandshakeRequest) *reply {
+	resp := kmsg.NewPtrSASLHandshakeResponse()
+	resp.SetVersion(h.Version)
+	out := &reply{hdr: h, finish: func() any { return resp }}
+	if c.sasl.cfg == nil || c.sasl.stage != saslHandshake {
+		resp.ErrorCode = kerr.IllegalSaslState.Code
+		if c.sasl.cfg != nil && c.sasl.stage != saslDone {
+			c.saslFailed("closing connection: a second SaslHandshake", fmt.Errorf("%w: SaslHandshake", errSaslState))
+			out.last = true
+		}
+		return out
+	}
+	resp.SupportedMechanisms = slices.Clone(c.sasl.cfg.Mechanisms)
+	if !slices.Contains(c.sasl.cfg.Mechanisms, r.Mechanism) {
+		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
+		c.saslFailed("closing connection: SASL mechanism not enabled", fmt.Errorf("%w: %q", sasl.ErrUnknownMechanism, r.Mechanism))
+		out.last = true
+		return out
+	}
+	conv, err := sasl.NewConversation(r.Mechanism, sasl.Options{Credentials: c.sasl.cfg.Credentials, Secret: c.sasl.cfg.Secret()})
+	if err != nil {
+		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
+		c.saslFailed("closing connection: SASL mechanism not enabled", err)
+		out.last = true
+		return out
+	}
+	c.sasl.mech, c.sasl.conv = r.Mechanism, conv
+	c.sasl.stage = saslAuthenticate
+	if h.Version == 0 {
+		// Kafka's first flow: the SASL tokens follow as bare frames.
+		c.sasl.stage = saslRawTokens
+	}
+	return out
+}
+
+// handleSaslAuthenticate answers one SaslAuthenticate: the mechanism's
+// next token, or SASL_AUTHENTICATION_FAILED with a message after which
+// the connection closes.
+func (c *conn) handleSaslAuthenticate(h requestHeader, r *kmsg.SASLAuthenticateRequest) *reply {
+	resp := kmsg.NewPtrSASLAuthenticateResponse()
+	resp.SetVersion(h.Version)
+	out := &reply{hdr: h, finish: func() any { return resp }}
+	if c.sasl.stage != saslAuthenticate {
+		resp.ErrorCode = kerr.IllegalSaslState.Code
+		msg := "SaslAuthenticate is not expected now"
+		resp.ErrorMessage = &msg
+		return out
+	}
+	tok, err := c.sasl.conv.Next(r.SASLAuthBytes)
+	if err != nil {
+		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
+		msg := saslErrorMessage(c.sasl.mech, err)
+		resp.ErrorMessage = &msg
+		c.saslFailed("closing connection: SASL authentication failed", err)
+		out.last = true
+		return out
+	}
+	resp.SASLAuthBytes = tok
+	c.saslStepped()
+	return out
+}
+
+// handleRawToken takes one bare SASL token of the v0 flow. Its answer is
+// a bare token too; a failure closes the connection without one, as Kafka
+// does (the flow has no way to say why).
+func (c *conn) handleRawToken(b []byte) (*reply, bool) {
+	tok, err := c.sasl.conv.Next(b)
+	if err != nil {
+		c.saslFailed("closing connection: SASL authentication failed", err)
+		return nil, false
+	}
+	c.saslStepped()
+	return &reply{hdr: requestHeader{Key: saslAuthenticateKey}, finish: func() any { return rawToken(tok) }}, true
+}
+
+// saslStepped moves the connection on once a token was accepted: when
+// the exchange is done, the client is its user.
+func (c *conn) saslStepped() {
+	if !c.sasl.conv.Done() {
+		return
+	}
+	c.principal = "User:" + c.sasl.conv.User()
+	c.sasl.stage, c.sasl.conv = saslDone, nil
+	c.authed.Store(true)
+	c.s.m.saslAuthentication(c.sasl.mech, true)
+	c.s.log.Debug("SASL authenticated", "remote", c.remote, "listener", c.listener, "mechanism", c.sasl.mech, "principal", c.principal)
+}
+
+// saslFailed logs (rate-limited per client address) and counts a refused
+// authentication.
+func (c *conn) saslFailed(msg string, err error) {
+	c.s.m.saslAuthentication(c.sasl.mech, false)
+	c.warn(msg, "remote", c.remote, "listener", c.listener, "mechanism", c.sasl.mech, "err", err)
+}
+
+// saslErrorMessage is what the client is told. Wrong credentials and
+// unknown users read the same.
+func saslErrorMessage(mech string, err error) string {
+	if errors.Is(err, sasl.ErrAuthentication) {
+		return "Authentication failed: invalid credentials with SASL mechanism " + mech
+	}
+	return "Authentication failed: " + err.Error()
+}
+
+// rawToken is a bare SASL token, written as a 4-byte length and the bytes.
+type rawToken []byte
+
+func appendRawToken(b []byte, t rawToken) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(t)))
+	return append(b, t...)
+}
