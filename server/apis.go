@@ -48,6 +48,8 @@ var supported = map[int16]versionRange{
 	36: {0, 2},  // SaslAuthenticate
 	42: {0, 2},  // DeleteGroups
 	47: {0, 0},  // OffsetDelete
+	50: {0, 0},  // DescribeUserScramCredentials
+	51: {0, 0},  // AlterUserScramCredentials
 }
 
 func apiName(key int16) string {
@@ -83,6 +85,10 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 		return c.handleSaslHandshake(h, r), nil
 	case *kmsg.SASLAuthenticateRequest:
 		return c.handleSaslAuthenticate(h, r), nil
+	case *kmsg.DescribeUserSCRAMCredentialsRequest:
+		return respond(s.handleDescribeUserScramCredentials(r)), nil
+	case *kmsg.AlterUserSCRAMCredentialsRequest:
+		return respond(s.handleAlterUserScramCredentials(r)), nil
 	case *kmsg.ProduceRequest:
 		return s.handleProduce(c, h, r), nil
 	case *kmsg.FetchRequest:

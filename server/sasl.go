@@ -18,10 +18,12 @@ type SASL struct {
 	// Mechanisms are the mechanisms offered, in the order SaslHandshake
 	// lists them: sasl.Plain, sasl.ScramSHA256, sasl.ScramSHA512.
 	Mechanisms []string
-	// Credentials are the stored SCRAM credentials.
+	// Credentials are the stored SCRAM credentials. Nil: the cluster
+	// state's (Cluster.ScramCredential).
 	Credentials sasl.Credentials
-	// Secret returns the cluster's secret for the made-up salts of
-	// unknown users (sasl.Options.Secret).
+	// Secret returns the secret for the made-up salts of unknown users
+	// (sasl.Options.Secret). Nil: the cluster state's, or until a broker
+	// has set one, a secret of this process.
 	Secret func() []byte
 }
 
@@ -99,7 +101,7 @@ func (c *conn) handleSaslHandshake(h requestHeader, r *kmsg.SASLHandshakeRequest
 		out.last = true
 		return out
 	}
-	conv, err := sasl.NewConversation(r.Mechanism, sasl.Options{Credentials: c.sasl.cfg.Credentials, Secret: c.sasl.cfg.Secret()})
+	conv, err := sasl.NewConversation(r.Mechanism, c.s.saslOptions(c.sasl.cfg))
 	if err != nil {
 		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
 		c.saslFailed("closing connection: SASL mechanism not enabled", err)

@@ -150,6 +150,14 @@ type Cluster interface {
 	// RaftStatus returns this broker's view of the Raft quorum that
 	// replicates the metadata, for DescribeQuorum.
 	RaftStatus() cluster.RaftStatus
+	// ScramCredential returns a user's SCRAM credential for a mechanism
+	// (1 SCRAM-SHA-256, 2 SCRAM-SHA-512); ScramCredentials every one.
+	ScramCredential(user string, mechanism int8) (cluster.ScramCredential, bool)
+	ScramCredentials() []cluster.ScramCredential
+	// ScramSecret returns the cluster's SCRAM secret, nil until one is set.
+	ScramSecret() []byte
+	// AlterScramCredentials commits a change of SCRAM credentials.
+	AlterScramCredentials(cluster.AlterScramCredentials) error
 }
 
 // Replicas is this broker's replica manager (package replica).
