@@ -185,6 +185,19 @@ func New(cfg Config) (_ *Broker, err error) {
 		return nil, fmt.Errorf("registering broker %d with the Raft quorum: %w", cfg.NodeID, err)
 	}
 	b.meta = cluster.NewMeta(b.node)
+	if b.hasSASL() {
+		// The users named at start exist before any client can connect.
+		users, err := cfg.SASL.scramUsers()
+		if err != nil {
+			return nil, err
+		}
+		sctx, scancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+time.Minute)
+		err = createScramUsers(sctx, b.node, b.meta, users)
+		scancel()
+		if err != nil {
+			return nil, fmt.Errorf("creating the --scram-user credentials: %w", err)
+		}
+	}
 
 	syncLatency := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "runnel_fsync_duration_seconds", Help: "Time each fdatasync of a partition's log took.",
@@ -198,8 +211,26 @@ func New(cfg Config) (_ *Broker, err error) {
 
 	ro := cfg.Replicas
 	ro.NodeID, ro.Parts, ro.Node, ro.Logger = cfg.NodeID, b.parts, b.node, logger
-	if b.listener(inter).protocol == SSL {
-		ro.Dial = tlsDialer(b.certs)
+	if ib := b.listener(inter).protocol; ib.isTLS() || ib.isSASL() {
+		dial := func(ctx context.Context, addr string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
+		}
+		if ib.isTLS() {
+			dial = tlsDialer(b.certs)
+		}
+		if ib.isSASL() {
+			users, err := cfg.SASL.scramUsers()
+			if err != nil {
+				return nil, err
+			}
+			mech, err := cfg.SASL.interBrokerMechanism(users)
+			if err != nil {
+				return nil, err
+			}
+			dial = saslDialer(dial, mech)
+		}
+		ro.Dial = dial
 	}
 	b.replicas = replica.New(ro)
 	if err = b.replicas.Reconcile(); err != nil {
@@ -257,6 +288,16 @@ func New(cfg Config) (_ *Broker, err error) {
 	return b, nil
 }
 
+// hasSASL says whether any listener is SASL_PLAINTEXT or SASL_SSL.
+func (b *Broker) hasSASL() bool {
+	for _, l := range b.lns {
+		if l.protocol.isSASL() {
+			return true
+		}
+	}
+	return false
+}
+
 // listener returns the listener of that name; it exists.
 func (b *Broker) listener(name string) *boundListener {
 	for _, l := range b.lns {
@@ -270,8 +311,11 @@ func (b *Broker) listener(name string) *boundListener {
 // serverListener is the server's view of a listener.
 func (b *Broker) serverListener(l *boundListener) server.Listener {
 	sl := server.Listener{Name: l.name}
-	if l.protocol == SSL {
+	if l.protocol.isTLS() {
 		sl.TLS = b.certs.ServerConfig()
+	}
+	if l.protocol.isSASL() {
+		sl.SASL = &server.SASL{Mechanisms: slices.Clone(b.cfg.SASL.Mechanisms)}
 	}
 	return sl
 }

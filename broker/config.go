@@ -63,6 +63,8 @@ type Config struct {
 	InterBrokerListener string
 	// TLS names the certificate files of SSL listeners.
 	TLS TLSConfig
+	// SASL configures the SASL_PLAINTEXT and SASL_SSL listeners.
+	SASL SASLConfig
 	// MetricsListen is the address of /metrics, /healthz and /readyz
 	// (--metrics-listen). Empty: no metrics listener.
 	MetricsListen string
@@ -121,6 +123,7 @@ func DefaultConfig() Config {
 		MetricsListen:          "127.0.0.1:9644",
 		ListenerProtocols:      DefaultProtocolMap,
 		TLS:                    TLSConfig{PrincipalMappingRules: "DEFAULT"},
+		SASL:                   SASLConfig{Mechanisms: DefaultSASLMechanisms},
 		RaftElectionTimeout:    time.Second,
 		RetentionCheckInterval: 5 * time.Minute,
 		ShutdownTimeout:        30 * time.Second,
@@ -241,7 +244,11 @@ func (c Config) Validate() error {
 	if lo, hi := c.Groups.MinSessionTimeout, c.Groups.MaxSessionTimeout; lo > hi {
 		bad("--group-min-session-timeout %v is above --group-max-session-timeout %v", lo, hi)
 	}
-	if _, _, err := c.listenerPlans(); err != nil {
+	plans, inter, err := c.listenerPlans()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateSASL(plans, inter); err != nil {
 		errs = append(errs, err)
 	}
 	if c.TLS.ClientAuth != certstore.ClientAuthNone && c.TLS.CAFile == "" {
@@ -265,6 +272,29 @@ func (c Config) Validate() error {
 		}
 		if !found {
 			bad("--voters: this broker's --node-id %d is not one of the voters", c.NodeID)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validateSASL checks the SASL settings where a listener is SASL.
+func (c Config) validateSASL(plans []listenerPlan, inter string) error {
+	var errs []error
+	users, err := c.SASL.scramUsers()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, p := range plans {
+		if !p.protocol.isSASL() {
+			continue
+		}
+		if len(c.SASL.Mechanisms) == 0 {
+			errs = append(errs, fmt.Errorf("--listeners: SASL listener %s: --sasl-enabled-mechanisms is empty", p.name))
+		}
+		if p.name == inter && err == nil {
+			if _, err := c.SASL.interBrokerMechanism(users); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)
