@@ -106,6 +106,7 @@ type scramConversation struct {
 	known   bool
 	cred    Credential
 	gs2     string
+	cnonce  string // the client's nonce
 	nonce   string // client nonce + server nonce
 	authMsg string // client-first-bare "," server-first, without the final part
 }
@@ -160,7 +161,7 @@ func (c *scramConversation) first(token []byte) ([]byte, error) {
 		rand.Read(b[:])
 		snonce = base64.RawURLEncoding.EncodeToString(b[:])
 	}
-	c.nonce = cf.Nonce + snonce
+	c.cnonce, c.nonce = cf.Nonce, cf.Nonce+snonce
 	serverFirst := "r=" + c.nonce + ",s=" + base64.StdEncoding.EncodeToString(c.cred.Salt) + ",i=" + strconv.Itoa(c.cred.Iterations)
 	c.authMsg = cf.Bare + "," + serverFirst
 	c.step = 1
@@ -175,7 +176,11 @@ func (c *scramConversation) final(token []byte) ([]byte, error) {
 	if string(cf.ChannelBinding) != c.gs2 {
 		return nil, fmt.Errorf("%w: channel binding %q does not repeat the GS2 header", ErrMalformed, cf.ChannelBinding)
 	}
-	if cf.Nonce != c.nonce {
+	// The nonce must be the one the server sent. librdkafka (2.0.2, as
+	// Debian ships it, among others) sends the client's nonce before it
+	// once more, which Kafka's endsWith check let through; that one shape
+	// is accepted too, and the proof covers it as it covers any other.
+	if cf.Nonce != c.nonce && cf.Nonce != c.cnonce+c.nonce {
 		return nil, fmt.Errorf("%w: nonce differs from the server's", ErrMalformed)
 	}
 	if len(cf.Proof) != c.m.Size() {
