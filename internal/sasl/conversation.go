@@ -78,7 +78,8 @@ func (c *plainConversation) Next(token []byte) ([]byte, error) {
 	if msg.AuthzID != "" && msg.AuthzID != msg.User {
 		return nil, fmt.Errorf("%w: authorization id %q is not the user's", ErrUnsupported, msg.AuthzID)
 	}
-	m, cred, known := SHA512, Credential{}, false
+	m, known := SHA512, false
+	cred := m.fakeCredential(c.o.Secret, msg.User) // derived for every user: the same work either way
 	for _, mm := range ScramMechanisms {
 		if c.o.Credentials == nil {
 			break
@@ -87,9 +88,6 @@ func (c *plainConversation) Next(token []byte) ([]byte, error) {
 			m, cred, known = mm, cr, true
 			break
 		}
-	}
-	if !known {
-		cred = m.fakeCredential(c.o.Secret, msg.User)
 	}
 	if ok := m.checkPassword(cred, msg.Password); !ok || !known {
 		return nil, ErrAuthentication
@@ -146,12 +144,14 @@ func (c *scramConversation) first(token []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: authorization id %q is not the user's", ErrUnsupported, cf.AuthzID)
 	}
 	c.user, c.gs2 = cf.User, cf.GS2Header
+	// The made-up credential is derived for every user, known or not, so
+	// that both take the same work.
+	fake := c.m.fakeCredential(c.o.Secret, cf.User)
 	if c.o.Credentials != nil {
 		c.cred, c.known = c.o.Credentials.ScramCredential(cf.User, c.m)
 	}
 	if !c.known || len(c.cred.StoredKey) != c.m.Size() || len(c.cred.ServerKey) != c.m.Size() {
-		c.known = false
-		c.cred = c.m.fakeCredential(c.o.Secret, cf.User)
+		c.known, c.cred = false, fake
 	}
 	snonce := ""
 	if c.o.Nonce != nil {
