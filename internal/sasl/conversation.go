@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // Credentials looks up stored SCRAM credentials. Implementations are safe
@@ -25,6 +26,8 @@ type Options struct {
 	// cluster must use the same one, or a client could tell unknown
 	// names by asking two brokers.
 	Secret []byte
+	// OAuth validates OAUTHBEARER tokens; nil: OAUTHBEARER is refused.
+	OAuth TokenValidator
 	// Nonce, if set, makes the server's nonces (tests).
 	Nonce func() string
 }
@@ -39,12 +42,21 @@ type Conversation interface {
 	Done() bool
 	// User is the authenticated user's name, once Done.
 	User() string
+	// Expiry is when the credential the client proved stops being valid
+	// (an OAUTHBEARER token's expiry), zero for none.
+	Expiry() time.Time
 }
 
 // NewConversation starts an exchange of the named mechanism.
 func NewConversation(mechanism string, o Options) (Conversation, error) {
-	if mechanism == Plain {
+	switch mechanism {
+	case Plain:
 		return &plainConversation{o: o}, nil
+	case OAuthBearer:
+		if o.OAuth == nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnknownMechanism, errNoOAuth)
+		}
+		return &oauthConversation{o: o}, nil
 	}
 	m, ok := ParseScramMechanism(mechanism)
 	if !ok {
@@ -62,6 +74,8 @@ type plainConversation struct {
 
 func (c *plainConversation) Done() bool   { return c.done }
 func (c *plainConversation) User() string { return c.user }
+
+func (c *plainConversation) Expiry() time.Time { return time.Time{} }
 
 // Next checks a PLAIN message against the user's strongest stored SCRAM
 // credential. A user without one is checked against a made-up credential,
@@ -111,6 +125,8 @@ type scramConversation struct {
 
 func (c *scramConversation) Done() bool   { return c.step == 2 }
 func (c *scramConversation) User() string { return c.user }
+
+func (c *scramConversation) Expiry() time.Time { return time.Time{} }
 
 func (c *scramConversation) Next(token []byte) (out []byte, err error) {
 	defer func() {

@@ -1,8 +1,10 @@
 // Package sasl is the server side of the SASL mechanisms a runnel listener
-// offers: PLAIN (RFC 4616) and SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802,
+// offers: PLAIN (RFC 4616), SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802,
 // RFC 7677) as Kafka speaks them (KIP-84): no channel binding (the GS2
 // header is "n,," or "y,,"), the authorization id empty or the user's own
-// name, and no delegation tokens (the "tokenauth" extension is refused).
+// name, and no delegation tokens (the "tokenauth" extension is refused);
+// and OAUTHBEARER (RFC 7628, Kafka's KIP-255) with JWTs checked against a
+// JWKS file (JWTValidator).
 //
 // A Conversation is one client's exchange: the server feeds it each token
 // the client sends and writes back what it returns, until Done. It holds
@@ -27,7 +29,18 @@
 // computation a real proof takes. PLAIN likewise derives the password
 // against a made-up credential before it fails.
 //
-// The three parsers of client messages (the PLAIN message, SCRAM's
-// client-first and client-final messages) decode untrusted bytes and each
-// has a fuzz target.
+// # OAUTHBEARER
+//
+// The client's one message carries a bearer token, a JWS signed by a key
+// of the JWKS file (RS256/384/512, PS256/384/512, ES256/384/512; never
+// "none" or a shared secret), whose exp, nbf and iat hold within the clock
+// skew and whose iss and aud are the expected ones; the principal is a
+// string claim (sub by default). A refused token is answered, as Kafka
+// answers it, with the error status {"status":"invalid_token"} as a
+// challenge (FailedChallenge); the client's 0x01 then ends the exchange
+// with the error. The JWKS file is read again when it changes.
+//
+// The parsers of client messages (the PLAIN message, SCRAM's client-first
+// and client-final messages, the OAUTHBEARER message, the JWT and the
+// JWKS) decode untrusted bytes and each has a fuzz target.
 package sasl
