@@ -61,6 +61,7 @@ import (
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/group"
 	"github.com/runnel-io/runnel/internal/certstore"
+	"github.com/runnel-io/runnel/internal/sasl"
 	"github.com/runnel-io/runnel/partition"
 	"github.com/runnel-io/runnel/replica"
 	"github.com/runnel-io/runnel/server"
@@ -87,10 +88,11 @@ type Broker struct {
 	replicas *replica.Manager
 	groups   *group.Coordinator
 	srv      *server.Server
-	lns      []*boundListener // the Kafka API, in the order of cfg.Listeners
-	inter    string           // the inter-broker listener's name
-	certs    *certstore.Store // nil without TLS files
-	mln      net.Listener     // metrics; nil when off
+	lns      []*boundListener   // the Kafka API, in the order of cfg.Listeners
+	inter    string             // the inter-broker listener's name
+	certs    *certstore.Store   // nil without TLS files
+	oauth    *sasl.JWTValidator // nil unless OAUTHBEARER is enabled
+	mln      net.Listener       // metrics; nil when off
 	hs       *http.Server
 	httpDone chan struct{} // closed when hs.Serve returns
 	ready    atomic.Bool
@@ -132,6 +134,11 @@ func New(cfg Config) (_ *Broker, err error) {
 	if cfg.TLS.CertFile != "" {
 		if b.certs, err = certstore.Open(certstore.Options{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile,
 			CAFile: cfg.TLS.CAFile, ClientAuth: cfg.TLS.ClientAuth, Logger: logger}); err != nil {
+			return nil, err
+		}
+	}
+	if b.hasSASLPlan(plans) {
+		if b.oauth, err = cfg.SASL.jwtValidator(); err != nil {
 			return nil, err
 		}
 	}
@@ -288,6 +295,16 @@ func New(cfg Config) (_ *Broker, err error) {
 	return b, nil
 }
 
+// hasSASLPlan says whether any planned listener is SASL.
+func (b *Broker) hasSASLPlan(plans []listenerPlan) bool {
+	for _, p := range plans {
+		if p.protocol.isSASL() {
+			return true
+		}
+	}
+	return false
+}
+
 // hasSASL says whether any listener is SASL_PLAINTEXT or SASL_SSL.
 func (b *Broker) hasSASL() bool {
 	for _, l := range b.lns {
@@ -316,6 +333,9 @@ func (b *Broker) serverListener(l *boundListener) server.Listener {
 	}
 	if l.protocol.isSASL() {
 		sl.SASL = &server.SASL{Mechanisms: slices.Clone(b.cfg.SASL.Mechanisms)}
+		if b.oauth != nil {
+			sl.SASL.OAuth = b.oauth
+		}
 	}
 	return sl
 }

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/group"
 	"github.com/runnel-io/runnel/internal/certstore"
+	"github.com/runnel-io/runnel/internal/sasl"
 	"github.com/runnel-io/runnel/partition"
 	"github.com/runnel-io/runnel/replica"
 	"github.com/runnel-io/runnel/segment"
@@ -123,7 +125,7 @@ func DefaultConfig() Config {
 		MetricsListen:          "127.0.0.1:9644",
 		ListenerProtocols:      DefaultProtocolMap,
 		TLS:                    TLSConfig{PrincipalMappingRules: "DEFAULT"},
-		SASL:                   SASLConfig{Mechanisms: DefaultSASLMechanisms},
+		SASL:                   SASLConfig{Mechanisms: DefaultSASLMechanisms, OAuth: DefaultOAuth},
 		RaftElectionTimeout:    time.Second,
 		RetentionCheckInterval: 5 * time.Minute,
 		ShutdownTimeout:        30 * time.Second,
@@ -290,6 +292,9 @@ func (c Config) validateSASL(plans []listenerPlan, inter string) error {
 		}
 		if len(c.SASL.Mechanisms) == 0 {
 			errs = append(errs, fmt.Errorf("--listeners: SASL listener %s: --sasl-enabled-mechanisms is empty", p.name))
+		}
+		if slices.Contains(c.SASL.Mechanisms, sasl.OAuthBearer) && c.SASL.OAuth.JWKSFile == "" {
+			errs = append(errs, errors.New("--sasl-enabled-mechanisms OAUTHBEARER: needs --sasl-oauthbearer-jwks-file"))
 		}
 		if p.name == inter && err == nil {
 			if _, err := c.SASL.interBrokerMechanism(users); err != nil {

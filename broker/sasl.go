@@ -27,9 +27,10 @@ import (
 // SASLConfig configures the SASL_PLAINTEXT and SASL_SSL listeners.
 type SASLConfig struct {
 	// Mechanisms are the mechanisms offered (--sasl-enabled-mechanisms):
-	// SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN. The default leaves PLAIN
-	// out, since it sends the password itself: turn it on where the
-	// listener is SASL_SSL or the network is trusted.
+	// SCRAM-SHA-512, SCRAM-SHA-256, PLAIN and OAUTHBEARER. The default
+	// leaves PLAIN out, since it sends the password itself (turn it on
+	// where the listener is SASL_SSL or the network is trusted), and
+	// OAUTHBEARER, which needs OAuth.JWKSFile.
 	Mechanisms []string
 	// Users are created at start where the user has no credential for
 	// that mechanism (--scram-user NAME:MECHANISM:PASSWORD, repeatable).
@@ -43,7 +44,44 @@ type SASLConfig struct {
 	// password and mechanism of its first entry in Users or UsersFile.
 	// Empty: the first entry's user.
 	InterBrokerUser string
+	// OAuth validates OAUTHBEARER tokens, when that mechanism is enabled.
+	OAuth OAuthConfig
 }
+
+// OAuthConfig is how OAUTHBEARER tokens are validated: JWTs signed by a
+// key of a JWKS file. Kafka's names are in parentheses.
+type OAuthConfig struct {
+	// JWKSFile is the JWK set tokens are signed with, read again when it
+	// changes (--sasl-oauthbearer-jwks-file; Kafka's
+	// sasl.oauthbearer.jwks.endpoint.url as a file:// URL).
+	JWKSFile string
+	// Issuer, if set, must be the tokens' iss
+	// (--sasl-oauthbearer-expected-issuer).
+	Issuer string
+	// Audience, if set, must be among the tokens' aud
+	// (--sasl-oauthbearer-expected-audience).
+	Audience string
+	// SubClaim is the claim that names the principal
+	// (--sasl-oauthbearer-sub-claim-name).
+	SubClaim string
+	// ClockSkew is allowed on exp, nbf and iat
+	// (--sasl-oauthbearer-clock-skew).
+	ClockSkew time.Duration
+}
+
+// jwtValidator opens the OAUTHBEARER validator, if that mechanism is
+// enabled.
+func (c SASLConfig) jwtValidator() (*sasl.JWTValidator, error) {
+	if !slices.Contains(c.Mechanisms, sasl.OAuthBearer) {
+		return nil, nil
+	}
+	return sasl.NewJWTValidator(sasl.JWTOptions{JWKSFile: c.OAuth.JWKSFile, Issuer: c.OAuth.Issuer,
+		Audience: c.OAuth.Audience, PrincipalClaim: c.OAuth.SubClaim, ClockSkew: c.OAuth.ClockSkew})
+}
+
+// DefaultOAuth is the OAUTHBEARER default: the principal in sub, 30 s of
+// clock skew (Kafka's defaults).
+var DefaultOAuth = OAuthConfig{SubClaim: "sub", ClockSkew: 30 * time.Second}
 
 // DefaultSASLMechanisms are the mechanisms offered by default.
 var DefaultSASLMechanisms = []string{sasl.ScramSHA512, sasl.ScramSHA256}
@@ -102,8 +140,8 @@ func ParseMechanisms(s string) ([]string, error) {
 		if m == "" {
 			continue
 		}
-		if m != sasl.Plain && m != sasl.ScramSHA256 && m != sasl.ScramSHA512 {
-			return nil, fmt.Errorf("SASL mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", m)
+		if m != sasl.Plain && m != sasl.ScramSHA256 && m != sasl.ScramSHA512 && m != sasl.OAuthBearer {
+			return nil, fmt.Errorf("SASL mechanism %q: want SCRAM-SHA-512, SCRAM-SHA-256, PLAIN or OAUTHBEARER", m)
 		}
 		if slices.Contains(out, m) {
 			return nil, fmt.Errorf("SASL mechanism %s is named twice", m)

@@ -122,6 +122,9 @@ func TestListenerPlans(t *testing.T) {
 		{"sasl without mechanisms", func(c *Config) {
 			c.Listeners, c.SASL.Mechanisms = l("PLAINTEXT://:9092,SASL_PLAINTEXT://:9093"), nil
 		}, "--sasl-enabled-mechanisms is empty"},
+		{"oauthbearer without a JWKS file", func(c *Config) {
+			c.Listeners, c.SASL.Mechanisms = l("PLAINTEXT://:9092,SASL_PLAINTEXT://:9093"), []string{"OAUTHBEARER"}
+		}, "needs --sasl-oauthbearer-jwks-file"},
 		{"sasl users file missing", func(c *Config) { c.SASL.UsersFile = "/nonexistent/users" }, "--scram-users-file"},
 		{"ssl without a certificate", func(c *Config) { c.Listeners = l("SSL://:9093") }, "needs --tls-cert-file"},
 		{"no protocol", func(c *Config) { c.Listeners = l("CLIENTS://:9093") }, "no protocol in --listener-security-protocol-map"},

@@ -25,6 +25,8 @@ type SASL struct {
 	// (sasl.Options.Secret). Nil: the cluster state's, or until a broker
 	// has set one, a secret of this process.
 	Secret func() []byte
+	// OAuth validates OAUTHBEARER tokens; nil: OAUTHBEARER is refused.
+	OAuth sasl.TokenValidator
 }
 
 // maxSaslReceive bounds a frame read before the client has authenticated,
@@ -51,6 +53,9 @@ type saslConn struct {
 	stage int
 	mech  string
 	conv  sasl.Conversation
+	// counted is set once a failure of this exchange is logged and
+	// counted (an OAUTHBEARER error status before the final refusal).
+	counted bool
 }
 
 // errSaslState: a request that the SASL exchange does not allow where it
@@ -130,7 +135,7 @@ func (c *conn) handleSaslAuthenticate(h requestHeader, r *kmsg.SASLAuthenticateR
 		resp.ErrorMessage = &msg
 		return out
 	}
-	tok, err := c.sasl.conv.Next(r.SASLAuthBytes)
+	tok, err := c.saslNext(r.SASLAuthBytes)
 	if err != nil {
 		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
 		msg := saslErrorMessage(c.sasl.mech, err)
@@ -148,13 +153,27 @@ func (c *conn) handleSaslAuthenticate(h requestHeader, r *kmsg.SASLAuthenticateR
 // a bare token too; a failure closes the connection without one, as Kafka
 // does (the flow has no way to say why).
 func (c *conn) handleRawToken(b []byte) (*reply, bool) {
-	tok, err := c.sasl.conv.Next(b)
+	tok, err := c.saslNext(b)
 	if err != nil {
 		c.saslFailed("closing connection: SASL authentication failed", err)
 		return nil, false
 	}
 	c.saslStepped()
 	return &reply{hdr: requestHeader{Key: saslAuthenticateKey}, finish: func() any { return rawToken(tok) }}, true
+}
+
+// saslNext hands the exchange the client's token. A failure the mechanism
+// reports as a challenge first (sasl.FailedChallenge) is logged and
+// counted now and its challenge returned as an answer; the exchange then
+// ends with the error at the client's next token.
+func (c *conn) saslNext(tok []byte) ([]byte, error) {
+	out, err := c.sasl.conv.Next(tok)
+	var fc *sasl.FailedChallenge
+	if errors.As(err, &fc) {
+		c.saslFailed("SASL authentication failed; sending the error status", fc.Err)
+		return fc.Challenge, nil
+	}
+	return out, err
 }
 
 // saslStepped moves the connection on once a token was accepted: when
@@ -173,14 +192,18 @@ func (c *conn) saslStepped() {
 // saslFailed logs (rate-limited per client address) and counts a refused
 // authentication.
 func (c *conn) saslFailed(msg string, err error) {
+	if c.sasl.counted {
+		return
+	}
+	c.sasl.counted = true
 	c.s.m.saslAuthentication(c.sasl.mech, false)
 	c.warn(msg, "remote", c.remote, "listener", c.listener, "mechanism", c.sasl.mech, "err", err)
 }
 
-// saslErrorMessage is what the client is told. Wrong credentials and
-// unknown users read the same.
+// saslErrorMessage is what the client is told. Wrong passwords and
+// unknown users read the same; a refused token says why.
 func saslErrorMessage(mech string, err error) string {
-	if errors.Is(err, sasl.ErrAuthentication) {
+	if errors.Is(err, sasl.ErrAuthentication) && mech != sasl.OAuthBearer {
 		return "Authentication failed: invalid credentials with SASL mechanism " + mech
 	}
 	return "Authentication failed: " + err.Error()

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	kgosasl "github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/oauth"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
@@ -302,5 +303,62 @@ func TestSaslV0(t *testing.T) {
 	}
 	if !strings.Contains(kerr.SaslAuthenticationFailed.Message, "SASL") {
 		t.Fatal("kerr changed")
+	}
+}
+
+// tokens is a TokenValidator that knows one token.
+type tokens map[string]string
+
+func (t tokens) Validate(tok string) (string, time.Time, error) {
+	if u, ok := t[tok]; ok {
+		return u, time.Now().Add(time.Hour), nil
+	}
+	return "", time.Time{}, sasl.ErrTokenSignature
+}
+
+// TestSaslOAuthBearer: franz-go logs in with a token and is its
+// principal; a bad token is answered with the error status, then refused,
+// logged and counted once.
+func TestSaslOAuthBearer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &SASL{Mechanisms: []string{sasl.OAuthBearer}, Credentials: saslCreds{}, Secret: func() []byte { return []byte("k") },
+		OAuth: tokens{"good-token": "svc"}}
+	ts := newConnServer(t, Config{}, func(s *Server) {
+		go s.ServeListener(ln, Listener{Name: "SASL_PLAINTEXT", SASL: cfg})
+	}, nil)
+	addr := ln.Addr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	cl := saslClient(t, addr, oauth.Auth{Token: "good-token"}.AsMechanism())
+	if _, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, cl); err != nil {
+		t.Fatal(err)
+	}
+	if got := ts.principals("SASL_PLAINTEXT"); !slices.Contains(got, "User:svc") {
+		t.Fatalf("principals %q", got)
+	}
+
+	// A client that follows the error status with 0x01, as Kafka's does.
+	c, err := net.DialTimeout("tcp", addr, waitLong)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	roundTrip(t, c, handshake(1, sasl.OAuthBearer))
+	resp := kmsg.NewPtrSASLAuthenticateResponse()
+	resp.SetVersion(1)
+	if err := resp.ReadFrom(roundTrip(t, c, authenticate(1, []byte("n,,\x01auth=Bearer bad\x01\x01")))); err != nil ||
+		resp.ErrorCode != 0 || string(resp.SASLAuthBytes) != `{"status":"invalid_token"}` {
+		t.Fatalf("bad token: %+v %v", resp, err)
+	}
+	if err := resp.ReadFrom(roundTrip(t, c, authenticate(1, []byte{1}))); err != nil || resp.ErrorCode != kerr.SaslAuthenticationFailed.Code ||
+		resp.ErrorMessage == nil || !strings.Contains(*resp.ErrorMessage, "signature") {
+		t.Fatalf("after 0x01: %+v %v", resp, err)
+	}
+	readClosed(t, c)
+	if n := ts.saslFailures(t) + ts.metric(t, "runnel_sasl_authentications_total", "mechanism", sasl.OAuthBearer, "result", "failure"); n != 1 {
+		t.Errorf("%v failures counted, want 1", n)
 	}
 }

@@ -35,7 +35,7 @@ var processSecret = sync.OnceValue(func() []byte {
 // saslOptions are the options of a new exchange on a listener: its own
 // credentials and secret if it names them, else the cluster's.
 func (s *Server) saslOptions(cfg *SASL) sasl.Options {
-	o := sasl.Options{Credentials: cfg.Credentials}
+	o := sasl.Options{Credentials: cfg.Credentials, OAuth: cfg.OAuth}
 	if o.Credentials == nil {
 		o.Credentials = clusterCredentials{s.meta}
 	}
