@@ -332,7 +332,7 @@ func (b *Broker) serverListener(l *boundListener) server.Listener {
 		sl.TLS = b.certs.ServerConfig()
 	}
 	if l.protocol.isSASL() {
-		sl.SASL = &server.SASL{Mechanisms: slices.Clone(b.cfg.SASL.Mechanisms)}
+		sl.SASL = &server.SASL{Mechanisms: slices.Clone(b.cfg.SASL.Mechanisms), MaxReauth: b.cfg.SASL.MaxReauth}
 		if b.oauth != nil {
 			sl.SASL.OAuth = b.oauth
 		}

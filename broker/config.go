@@ -232,6 +232,7 @@ func (c Config) Validate() error {
 	}{
 		{"group-initial-rebalance-delay", c.Groups.InitialRebalanceDelay},
 		{"leader-rebalance-interval", c.Controller.LeaderRebalanceInterval},
+		{"connections-max-reauth", c.SASL.MaxReauth},
 	} {
 		if d.v < 0 {
 			bad("--%s: want a duration of 0s or more, got %v", d.name, d.v)

@@ -46,6 +46,12 @@ type SASLConfig struct {
 	InterBrokerUser string
 	// OAuth validates OAUTHBEARER tokens, when that mechanism is enabled.
 	OAuth OAuthConfig
+	// MaxReauth bounds a session on a SASL listener
+	// (--connections-max-reauth; Kafka's connections.max.reauth.ms, KIP-368):
+	// clients authenticate again on their connection before it ends, and
+	// one that does not is closed at its next request. A token's expiry
+	// bounds it too. Zero: off.
+	MaxReauth time.Duration
 }
 
 // OAuthConfig is how OAUTHBEARER tokens are validated: JWTs signed by a
@@ -237,28 +243,69 @@ func createScramUsers(ctx context.Context, node *cluster.Node, meta *cluster.Met
 
 // saslDialer authenticates every connection dial makes, as a client of a
 // SASL listener: SaslHandshake v1, then SaslAuthenticate until the
-// mechanism is done.
+// mechanism is done. When the listener bounds the session (KIP-368), the
+// connection authenticates again before the first request it writes
+// after four fifths of the session's lifetime.
 func saslDialer(dial func(ctx context.Context, addr string) (net.Conn, error), mech kgosasl.Mechanism) func(ctx context.Context, addr string) (net.Conn, error) {
 	return func(ctx context.Context, addr string) (net.Conn, error) {
 		c, err := dial(ctx, addr)
 		if err != nil {
 			return nil, err
 		}
-		if err := saslClientExchange(ctx, c, addr, mech); err != nil {
+		sc := &saslClientConn{Conn: c, mech: mech, addr: addr}
+		if dl, ok := ctx.Deadline(); ok {
+			c.SetDeadline(dl)
+		} else {
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+		}
+		err = sc.authenticate(ctx)
+		c.SetDeadline(time.Time{})
+		if err != nil {
 			c.Close()
 			return nil, fmt.Errorf("SASL %s with %s: %w", mech.Name(), addr, err)
 		}
-		return c, nil
+		return sc, nil
 	}
 }
 
-func saslClientExchange(ctx context.Context, c net.Conn, addr string, mech kgosasl.Mechanism) error {
-	if dl, ok := ctx.Deadline(); ok {
-		c.SetDeadline(dl)
-	} else {
-		c.SetDeadline(time.Now().Add(30 * time.Second))
+// saslClientConn is a connection to a SASL listener that renews its
+// session. Its user writes a whole request and reads its whole response
+// before the next (the replica fetcher does), so that a renewal, made
+// at a Write, has the stream to itself.
+type saslClientConn struct {
+	net.Conn
+	mech    kgosasl.Mechanism
+	addr    string
+	renewAt time.Time // zero: the session does not expire
+}
+
+// Write renews the session first if it is due, within the deadline the
+// caller set for the request.
+func (c *saslClientConn) Write(b []byte) (int, error) {
+	if !c.renewAt.IsZero() && !time.Now().Before(c.renewAt) {
+		if err := c.authenticate(context.Background()); err != nil {
+			return 0, fmt.Errorf("renewing the SASL %s session with %s: %w", c.mech.Name(), c.addr, err)
+		}
 	}
-	defer c.SetDeadline(time.Time{})
+	return c.Conn.Write(b)
+}
+
+func (c *saslClientConn) authenticate(ctx context.Context) error {
+	start := time.Now()
+	lifetime, err := saslClientExchange(ctx, c.Conn, c.addr, c.mech)
+	if err != nil {
+		return err
+	}
+	c.renewAt = time.Time{}
+	if lifetime > 0 {
+		c.renewAt = start.Add(lifetime * 4 / 5)
+	}
+	return nil
+}
+
+// saslClientExchange authenticates c and returns the session's lifetime
+// (zero: unbounded). It sets no deadline: the caller has.
+func saslClientExchange(ctx context.Context, c net.Conn, addr string, mech kgosasl.Mechanism) (time.Duration, error) {
 	f := kmsg.NewRequestFormatter(kmsg.FormatterClientID("runnel-broker"))
 	r := bufio.NewReader(c)
 	var corr int32
@@ -294,14 +341,14 @@ func saslClientExchange(ctx context.Context, c net.Conn, addr string, mech kgosa
 	hs.Mechanism = mech.Name()
 	hsResp := kmsg.NewPtrSASLHandshakeResponse()
 	if err := roundTrip(hs, hsResp); err != nil {
-		return err
+		return 0, err
 	}
 	if err := kerr.ErrorForCode(hsResp.ErrorCode); err != nil {
-		return fmt.Errorf("%w (offered: %v)", err, hsResp.SupportedMechanisms)
+		return 0, fmt.Errorf("%w (offered: %v)", err, hsResp.SupportedMechanisms)
 	}
 	sess, tok, err := mech.Authenticate(ctx, addr)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for {
 		req := kmsg.NewPtrSASLAuthenticateRequest()
@@ -309,20 +356,20 @@ func saslClientExchange(ctx context.Context, c net.Conn, addr string, mech kgosa
 		req.SASLAuthBytes = tok
 		resp := kmsg.NewPtrSASLAuthenticateResponse()
 		if err := roundTrip(req, resp); err != nil {
-			return err
+			return 0, err
 		}
 		if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
 			if resp.ErrorMessage != nil {
-				return fmt.Errorf("%w: %s", err, *resp.ErrorMessage)
+				return 0, fmt.Errorf("%w: %s", err, *resp.ErrorMessage)
 			}
-			return err
+			return 0, err
 		}
 		done, next, err := sess.Challenge(resp.SASLAuthBytes)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if done {
-			return nil
+			return time.Duration(resp.SessionLifetimeMillis) * time.Millisecond, nil
 		}
 		tok = next
 	}

@@ -6,9 +6,13 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -183,5 +187,84 @@ func TestInterBrokerSASLSSL(t *testing.T) {
 	}
 	if len(isr) != 3 {
 		t.Errorf("ISR %v, want all three", isr)
+	}
+}
+
+// metricValue reads an unlabelled counter from a broker's /metrics.
+func metricValue(t *testing.T, b *Broker, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + b.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(body)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
+}
+
+// TestInterBrokerReauthentication: with --connections-max-reauth, the
+// replica fetchers renew their sessions on their connections (KIP-368)
+// rather than being closed when the sessions end; acks=all keeps
+// succeeding meanwhile.
+func TestInterBrokerReauthentication(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two brokers")
+	}
+	voters := []cluster.Voter{{ID: 1, Addr: freeAddr(t)}, {ID: 2, Addr: freeAddr(t)}}
+	brokers, stop := startQuorum(t, voters, func(cfg *Config, v cluster.Voter) {
+		cfg.MetricsListen = "127.0.0.1:0"
+		cfg.Listeners = []ListenerAddr{{"CLIENTS", "127.0.0.1:0"}, {"REPLICATION", "127.0.0.1:0"}}
+		cfg.ListenerProtocols = []ListenerProtocol{{"CLIENTS", Plaintext}, {"REPLICATION", SASLPlaintext}}
+		cfg.InterBrokerListener = "REPLICATION"
+		cfg.SASL.Users = []ScramUserSpec{{"broker", sasl.SHA256, "broker-pw"}}
+		cfg.SASL.MaxReauth = 1500 * time.Millisecond
+	})
+	defer stop()
+	if t.Failed() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers[0].ListenerAddr("CLIENTS"), brokers[1].ListenerAddr("CLIENTS")),
+		kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for {
+		m, err := adm.BrokerMetadata(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Brokers) == 2 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the brokers did not both register")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if _, err := adm.CreateTopic(ctx, 2, 2, nil, "renewed"); err != nil {
+		t.Fatal(err)
+	}
+	renewals := func() float64 {
+		return metricValue(t, brokers[0], "runnel_sasl_reauthentications_total") + metricValue(t, brokers[1], "runnel_sasl_reauthentications_total")
+	}
+	for i := 0; renewals() < 4; i++ {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "renewed", Value: fmt.Appendf(nil, "%d", i)}).FirstErr(); err != nil {
+			t.Fatalf("produce %d: %v", i, err)
+		}
+	}
+	for _, b := range brokers {
+		if n := metricValue(t, b, "runnel_sasl_expired_sessions_total"); n != 0 {
+			t.Errorf("broker %d closed %v expired sessions", b.cfg.NodeID, n)
+		}
 	}
 }

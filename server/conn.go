@@ -258,7 +258,11 @@ func (c *conn) handle(f reqFrame) (r *reply, ok bool) {
 			"correlation_id", hdr.CorrelationID, "client_id", hdr.ClientID)
 	}
 	if err := c.saslGate(hdr); err != nil {
-		c.saslFailed("closing connection: request before SASL authentication", err)
+		if errors.Is(err, errSessionExpired) {
+			c.warn("closing connection: SASL session expired", "remote", c.remote, "listener", c.listener, "principal", c.principal, "err", err)
+		} else {
+			c.saslFailed("closing connection: request before SASL authentication", err)
+		}
 		return nil, false
 	}
 	r, err = c.s.dispatch(c, hdr, body)

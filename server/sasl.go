@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -27,6 +28,15 @@ type SASL struct {
 	Secret func() []byte
 	// OAuth validates OAUTHBEARER tokens; nil: OAUTHBEARER is refused.
 	OAuth sasl.TokenValidator
+	// MaxReauth, when positive, bounds a session (KIP-368, Kafka's
+	// connections.max.reauth.ms): SaslAuthenticate v1 and later tell the
+	// client the session's lifetime, this or less if its token expires
+	// sooner; the client authenticates again on the same connection
+	// (SaslHandshake v1, then SaslAuthenticate, with the same mechanism
+	// and principal) before then, and a request other than those after
+	// the session expired closes the connection. Zero: sessions do not
+	// expire.
+	MaxReauth time.Duration
 }
 
 // maxSaslReceive bounds a frame read before the client has authenticated,
@@ -56,17 +66,31 @@ type saslConn struct {
 	// counted is set once a failure of this exchange is logged and
 	// counted (an OAUTHBEARER error status before the final refusal).
 	counted bool
+	// expiry ends the session (zero: never); reauth is set while the
+	// client authenticates again, as user, who it must stay.
+	expiry time.Time
+	reauth bool
+	user   string
 }
 
 // errSaslState: a request that the SASL exchange does not allow where it
 // came; the connection closes, as Kafka closes it.
 var errSaslState = errors.New("server: request not allowed before SASL authentication")
 
+// errSessionExpired: a request after the session's lifetime, without the
+// client having authenticated again (KIP-368); the connection closes.
+var errSessionExpired = errors.New("server: SASL session expired")
+
 // saslGate refuses a request that may not come at this stage of the SASL
 // exchange: before the handshake only ApiVersions and SaslHandshake may,
 // after a v1 handshake only SaslAuthenticate (and a SaslHandshake, which is
 // answered ILLEGAL_SASL_STATE before the connection closes).
 func (c *conn) saslGate(h requestHeader) error {
+	if c.sasl.stage == saslDone && !c.sasl.expiry.IsZero() && h.Key != saslHandshakeKey && h.Key != saslAuthenticateKey &&
+		!c.s.now().Before(c.sasl.expiry) {
+		c.s.m.saslExpired()
+		return fmt.Errorf("%w: %s after the session expired at %s", errSessionExpired, apiName(h.Key), c.sasl.expiry.UTC().Format(time.RFC3339Nano))
+	}
 	switch c.sasl.stage {
 	case saslHandshake:
 		if h.Key == apiVersionsKey || h.Key == saslHandshakeKey {
@@ -91,7 +115,16 @@ func (c *conn) handleSaslHandshake(h requestHeader, r *kmsg.SASLHandshakeRequest
 	resp := kmsg.NewPtrSASLHandshakeResponse()
 	resp.SetVersion(h.Version)
 	out := &reply{hdr: h, finish: func() any { return resp }}
-	if c.sasl.cfg == nil || c.sasl.stage != saslHandshake {
+	reauth := c.sasl.cfg != nil && c.sasl.stage == saslDone && c.sasl.cfg.MaxReauth > 0 && h.Version >= 1
+	if reauth && r.Mechanism != c.sasl.mech {
+		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
+		resp.SupportedMechanisms = slices.Clone(c.sasl.cfg.Mechanisms)
+		c.saslFailed("closing connection: re-authentication with another SASL mechanism",
+			fmt.Errorf("%w: %s, authenticated with %s", errSaslState, r.Mechanism, c.sasl.mech))
+		out.last = true
+		return out
+	}
+	if !reauth && (c.sasl.cfg == nil || c.sasl.stage != saslHandshake) {
 		resp.ErrorCode = kerr.IllegalSaslState.Code
 		if c.sasl.cfg != nil && c.sasl.stage != saslDone {
 			c.saslFailed("closing connection: a second SaslHandshake", fmt.Errorf("%w: SaslHandshake", errSaslState))
@@ -113,7 +146,7 @@ func (c *conn) handleSaslHandshake(h requestHeader, r *kmsg.SASLHandshakeRequest
 		out.last = true
 		return out
 	}
-	c.sasl.mech, c.sasl.conv = r.Mechanism, conv
+	c.sasl.mech, c.sasl.conv, c.sasl.reauth, c.sasl.counted = r.Mechanism, conv, reauth, false
 	c.sasl.stage = saslAuthenticate
 	if h.Version == 0 {
 		// Kafka's first flow: the SASL tokens follow as bare frames.
@@ -145,7 +178,17 @@ func (c *conn) handleSaslAuthenticate(h requestHeader, r *kmsg.SASLAuthenticateR
 		return out
 	}
 	resp.SASLAuthBytes = tok
-	c.saslStepped()
+	lifetime, err := c.saslStepped()
+	if err != nil {
+		resp.SASLAuthBytes = nil
+		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
+		msg := "Authentication failed: " + err.Error()
+		resp.ErrorMessage = &msg
+		c.saslFailed("closing connection: SASL re-authentication failed", err)
+		out.last = true
+		return out
+	}
+	resp.SessionLifetimeMillis = lifetime.Milliseconds()
 	return out
 }
 
@@ -158,7 +201,10 @@ func (c *conn) handleRawToken(b []byte) (*reply, bool) {
 		c.saslFailed("closing connection: SASL authentication failed", err)
 		return nil, false
 	}
-	c.saslStepped()
+	if _, err := c.saslStepped(); err != nil {
+		c.saslFailed("closing connection: SASL authentication failed", err)
+		return nil, false
+	}
 	return &reply{hdr: requestHeader{Key: saslAuthenticateKey}, finish: func() any { return rawToken(tok) }}, true
 }
 
@@ -177,16 +223,39 @@ func (c *conn) saslNext(tok []byte) ([]byte, error) {
 }
 
 // saslStepped moves the connection on once a token was accepted: when
-// the exchange is done, the client is its user.
-func (c *conn) saslStepped() {
+// the exchange is done, the client is its user, for the session's
+// lifetime (zero: unbounded). A re-authentication must prove the same
+// user.
+func (c *conn) saslStepped() (time.Duration, error) {
 	if !c.sasl.conv.Done() {
-		return
+		return 0, nil
 	}
-	c.principal = "User:" + c.sasl.conv.User()
-	c.sasl.stage, c.sasl.conv = saslDone, nil
+	conv, user := c.sasl.conv, c.sasl.conv.User()
+	c.sasl.conv = nil
+	if c.sasl.reauth && user != c.sasl.user {
+		return 0, fmt.Errorf("%w: re-authenticated as %q, not %q", sasl.ErrAuthentication, user, c.sasl.user)
+	}
+	now := c.s.now()
+	var lifetime time.Duration
+	if limit := c.sasl.cfg.MaxReauth; limit > 0 {
+		lifetime = limit
+		if exp := conv.Expiry(); !exp.IsZero() && exp.Sub(now) < lifetime {
+			lifetime = max(exp.Sub(now), time.Millisecond)
+		}
+		c.sasl.expiry = now.Add(lifetime)
+	}
+	if c.sasl.reauth {
+		c.s.m.saslReauthentication()
+	} else {
+		c.s.m.saslAuthentication(c.sasl.mech, true)
+	}
+	c.sasl.user, c.sasl.reauth = user, false
+	c.principal = "User:" + user
+	c.sasl.stage = saslDone
 	c.authed.Store(true)
-	c.s.m.saslAuthentication(c.sasl.mech, true)
-	c.s.log.Debug("SASL authenticated", "remote", c.remote, "listener", c.listener, "mechanism", c.sasl.mech, "principal", c.principal)
+	c.s.log.Debug("SASL authenticated", "remote", c.remote, "listener", c.listener, "mechanism", c.sasl.mech,
+		"principal", c.principal, "session_lifetime", lifetime)
+	return lifetime, nil
 }
 
 // saslFailed logs (rate-limited per client address) and counts a refused

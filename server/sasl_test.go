@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -360,5 +361,157 @@ func TestSaslOAuthBearer(t *testing.T) {
 	readClosed(t, c)
 	if n := ts.saslFailures(t) + ts.metric(t, "runnel_sasl_authentications_total", "mechanism", sasl.OAuthBearer, "result", "failure"); n != 1 {
 		t.Errorf("%v failures counted, want 1", n)
+	}
+}
+
+// clock is a settable clock for SASL sessions.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// expiringTokens knows one token, which expires at a set time.
+type expiringTokens struct{ at func() time.Time }
+
+func (e expiringTokens) Validate(tok string) (string, time.Time, error) {
+	if tok != "tok" {
+		return "", time.Time{}, sasl.ErrTokenSignature
+	}
+	return "svc", e.at(), nil
+}
+
+// TestSaslReauthentication (KIP-368): with a maximum session lifetime, a
+// SaslAuthenticate answer names the lifetime (shorter for a token that
+// expires sooner); a request after it closes the connection, logged and
+// counted; authenticating again on the connection renews the session,
+// but not as another user or with another mechanism.
+func TestSaslReauthentication(t *testing.T) {
+	creds := saslCreds{}
+	for _, u := range []string{"alice", "bob"} {
+		cr, _ := sasl.SHA256.NewCredential(u+"-pw", []byte("salt-"+u), sasl.MinIterations)
+		creds["SCRAM-SHA-256/"+u] = cr
+	}
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &SASL{Mechanisms: []string{sasl.Plain, sasl.ScramSHA256, sasl.OAuthBearer}, Credentials: creds,
+		Secret: func() []byte { return []byte("k") }, MaxReauth: 10 * time.Minute,
+		OAuth: expiringTokens{at: func() time.Time { return clk.now().Add(3 * time.Minute) }}}
+	ts := newConnServer(t, Config{}, func(s *Server) {
+		s.now = clk.now
+		go s.ServeListener(ln, Listener{Name: "SASL_PLAINTEXT", SASL: cfg})
+	}, nil)
+	dial := func() net.Conn {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), waitLong)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	login := func(c net.Conn, mech, msg string) *kmsg.SASLAuthenticateResponse {
+		t.Helper()
+		hs := kmsg.NewPtrSASLHandshakeResponse()
+		hs.SetVersion(1)
+		if err := hs.ReadFrom(roundTrip(t, c, handshake(1, mech))); err != nil {
+			t.Fatal(err)
+		}
+		if hs.ErrorCode != 0 {
+			return nil
+		}
+		resp := kmsg.NewPtrSASLAuthenticateResponse()
+		resp.SetVersion(2)
+		if err := resp.ReadFrom(roundTrip(t, c, authenticate(2, []byte(msg)))); err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	c := dial()
+	if r := login(c, sasl.Plain, "\x00alice\x00alice-pw"); r.ErrorCode != 0 || r.SessionLifetimeMillis != 600_000 {
+		t.Fatalf("login: %+v", r)
+	}
+	roundTrip(t, c, apiVersionsRequest())
+	clk.add(9 * time.Minute)
+	if r := login(c, sasl.Plain, "\x00alice\x00alice-pw"); r.ErrorCode != 0 || r.SessionLifetimeMillis != 600_000 {
+		t.Fatalf("re-authentication: %+v", r)
+	}
+	clk.add(9 * time.Minute) // past the first session's end, within the second's
+	roundTrip(t, c, apiVersionsRequest())
+	if n := ts.metric(t, "runnel_sasl_reauthentications_total"); n != 1 {
+		t.Errorf("%v re-authentications counted", n)
+	}
+	clk.add(2 * time.Minute)
+	c.Write(frame(apiVersionsRequest(), 9))
+	readClosed(t, c)
+	if n := ts.metric(t, "runnel_sasl_expired_sessions_total"); n != 1 || ts.log.lines("closing connection: SASL session expired") != 1 {
+		t.Errorf("expired session: %v counted, %d logged", n, ts.log.lines("closing connection: SASL session expired"))
+	}
+	if n := ts.saslFailures(t); n != 0 {
+		t.Errorf("%v failures counted", n)
+	}
+
+	// Another user, or another mechanism, is refused.
+	c = dial()
+	login(c, sasl.Plain, "\x00alice\x00alice-pw")
+	if r := login(c, sasl.Plain, "\x00bob\x00bob-pw"); r.ErrorCode != kerr.SaslAuthenticationFailed.Code {
+		t.Fatalf("re-authentication as bob: %+v", r)
+	}
+	readClosed(t, c)
+	c = dial()
+	login(c, sasl.Plain, "\x00alice\x00alice-pw")
+	hs := kmsg.NewPtrSASLHandshakeResponse()
+	hs.SetVersion(1)
+	if err := hs.ReadFrom(roundTrip(t, c, handshake(1, sasl.ScramSHA256))); err != nil || hs.ErrorCode != kerr.SaslAuthenticationFailed.Code {
+		t.Fatalf("re-authentication with SCRAM after PLAIN: %+v %v", hs, err)
+	}
+	readClosed(t, c)
+
+	// A token expiring before the maximum bounds the session.
+	c = dial()
+	if r := login(c, sasl.OAuthBearer, "n,,\x01auth=Bearer tok\x01\x01"); r.ErrorCode != 0 || r.SessionLifetimeMillis != 180_000 {
+		t.Fatalf("token login: %+v", r)
+	}
+}
+
+// TestSaslReauthenticationFranz: franz-go renews its sessions on the
+// same connections when the broker bounds them, and its requests keep
+// being served.
+func TestSaslReauthenticationFranz(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr, _ := sasl.SHA512.NewCredential("secret", []byte("salt"), sasl.MinIterations)
+	// franz-go renews a second before the end: a lifetime just over a
+	// second makes it renew every 100 ms or so.
+	cfg := &SASL{Mechanisms: []string{sasl.ScramSHA512}, Credentials: saslCreds{"SCRAM-SHA-512/alice": cr},
+		Secret: func() []byte { return []byte("k") }, MaxReauth: 1100 * time.Millisecond}
+	ts := newConnServer(t, Config{}, func(s *Server) {
+		go s.ServeListener(ln, Listener{Name: "SASL_PLAINTEXT", SASL: cfg})
+	}, nil)
+	cl := saslClient(t, ln.Addr().String(), scram.Auth{User: "alice", Pass: "secret"}.AsSha512Mechanism())
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	for ts.metric(t, "runnel_sasl_reauthentications_total") < 2 {
+		if _, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, cl); err != nil {
+			t.Fatalf("request during renewals: %v", err)
+		}
+	}
+	if n := ts.metric(t, "runnel_sasl_expired_sessions_total"); n != 0 {
+		t.Errorf("%v sessions expired", n)
 	}
 }

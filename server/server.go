@@ -209,6 +209,9 @@ type Server struct {
 		lns   []net.Listener
 		conns map[*conn]struct{}
 	}
+	// now is the clock of SASL sessions; tests replace it.
+	now func() time.Time
+
 	nconns   atomic.Int64
 	wg       sync.WaitGroup
 	shutting atomic.Bool
@@ -219,7 +222,7 @@ type Server struct {
 // before serving.
 func New(cfg Config, parts *partition.Manager, meta Cluster, groups *group.Coordinator, replicas Replicas) *Server {
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, log: cfg.Logger, parts: parts, meta: meta, groups: groups, replicas: replicas, m: cfg.Metrics}
+	s := &Server{cfg: cfg, log: cfg.Logger, parts: parts, meta: meta, groups: groups, replicas: replicas, m: cfg.Metrics, now: time.Now}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.mu.conns = map[*conn]struct{}{}
 	s.pids.meta = meta

@@ -60,6 +60,7 @@ var serveSettings = []setting{
 	{"sasl-oauthbearer-expected-audience", "aud an OAUTHBEARER token must carry (empty: any)", func(o *serveOptions) value { return stringVar(&o.broker.SASL.OAuth.Audience) }},
 	{"sasl-oauthbearer-sub-claim-name", "the OAUTHBEARER token claim that is the principal's name", func(o *serveOptions) value { return stringVar(&o.broker.SASL.OAuth.SubClaim) }},
 	{"sasl-oauthbearer-clock-skew", "clock difference allowed on a token's exp, nbf and iat", func(o *serveOptions) value { return durationVar(&o.broker.SASL.OAuth.ClockSkew) }},
+	{"connections-max-reauth", "longest SASL session (KIP-368): clients authenticate again on their connection before it ends, or are closed at their next request; a token's expiry ends it sooner (0s: off)", func(o *serveOptions) value { return delayVar(&o.broker.SASL.MaxReauth) }},
 	{"metrics-listen", "address of /metrics, /healthz and /readyz (empty: off)", func(o *serveOptions) value { return stringVar(&o.broker.MetricsListen) }},
 	{"pprof", "serve Go's CPU, heap, block and mutex profiles under /debug/pprof/ on the metrics listener, and sample blocking waits for them (costs time on every wait)", func(o *serveOptions) value { return boolVar(&o.broker.Pprof) }},
 	{"node-id", "this broker's id", func(o *serveOptions) value { return int32Var(&o.broker.NodeID) }},
