@@ -17,7 +17,8 @@ import (
 // listener. The exchanges themselves are package internal/sasl's.
 type SASL struct {
 	// Mechanisms are the mechanisms offered, in the order SaslHandshake
-	// lists them: sasl.Plain, sasl.ScramSHA256, sasl.ScramSHA512.
+	// lists them: sasl.Plain, sasl.ScramSHA256, sasl.ScramSHA512,
+	// sasl.OAuthBearer.
 	Mechanisms []string
 	// Credentials are the stored SCRAM credentials. Nil: the cluster
 	// state's (Cluster.ScramCredential).
@@ -84,7 +85,8 @@ var errSessionExpired = errors.New("server: SASL session expired")
 // saslGate refuses a request that may not come at this stage of the SASL
 // exchange: before the handshake only ApiVersions and SaslHandshake may,
 // after a v1 handshake only SaslAuthenticate (and a SaslHandshake, which is
-// answered ILLEGAL_SASL_STATE before the connection closes).
+// answered ILLEGAL_SASL_STATE before the connection closes), and after the
+// session expired only the SASL requests that renew it.
 func (c *conn) saslGate(h requestHeader) error {
 	if c.sasl.stage == saslDone && !c.sasl.expiry.IsZero() && h.Key != saslHandshakeKey && h.Key != saslAuthenticateKey &&
 		!c.s.now().Before(c.sasl.expiry) {
@@ -107,10 +109,13 @@ func (c *conn) saslGate(h requestHeader) error {
 }
 
 // handleSaslHandshake answers a SaslHandshake. On a listener without SASL,
-// or once authenticated, it is ILLEGAL_SASL_STATE (as Kafka answers it
-// there) and the connection stays; during an exchange the same answer
-// closes it. A mechanism not offered is UNSUPPORTED_SASL_MECHANISM with
-// the list, and the connection closes.
+// or once authenticated without re-authentication, it is
+// ILLEGAL_SASL_STATE (as Kafka answers it there) and the connection stays;
+// during an exchange the same answer closes it. With MaxReauth, an
+// authenticated client's v1 handshake starts a re-authentication, which
+// must keep the mechanism (else SASL_AUTHENTICATION_FAILED and the close).
+// A mechanism not offered is UNSUPPORTED_SASL_MECHANISM with the list, and
+// the connection closes.
 func (c *conn) handleSaslHandshake(h requestHeader, r *kmsg.SASLHandshakeRequest) *reply {
 	resp := kmsg.NewPtrSASLHandshakeResponse()
 	resp.SetVersion(h.Version)
