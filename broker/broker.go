@@ -62,6 +62,7 @@ import (
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/coordinator/groups"
 	"github.com/runnel-io/runnel/internal/certstore"
+	"github.com/runnel-io/runnel/internal/sasl"
 	"github.com/runnel-io/runnel/partition"
 	"github.com/runnel-io/runnel/replica"
 	"github.com/runnel-io/runnel/server"
@@ -89,10 +90,11 @@ type Broker struct {
 	groups   *groups.Service
 	cleaner  *cleaner.Cleaner
 	srv      *server.Server
-	lns      []*boundListener // the Kafka API, in the order of cfg.Listeners
-	inter    string           // the inter-broker listener's name
-	certs    *certstore.Store // nil without TLS files
-	mln      net.Listener     // metrics; nil when off
+	lns      []*boundListener   // the Kafka API, in the order of cfg.Listeners
+	inter    string             // the inter-broker listener's name
+	certs    *certstore.Store   // nil without TLS files
+	oauth    *sasl.JWTValidator // nil unless OAUTHBEARER is enabled
+	mln      net.Listener       // metrics; nil when off
 	hs       *http.Server
 	httpDone chan struct{} // closed when hs.Serve returns
 	ready    atomic.Bool
@@ -134,6 +136,11 @@ func New(cfg Config) (_ *Broker, err error) {
 	if cfg.TLS.CertFile != "" {
 		if b.certs, err = certstore.Open(certstore.Options{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile,
 			CAFile: cfg.TLS.CAFile, ClientAuth: cfg.TLS.ClientAuth, Logger: logger}); err != nil {
+			return nil, err
+		}
+	}
+	if b.hasSASLPlan(plans) {
+		if b.oauth, err = cfg.SASL.jwtValidator(); err != nil {
 			return nil, err
 		}
 	}
@@ -187,6 +194,19 @@ func New(cfg Config) (_ *Broker, err error) {
 		return nil, fmt.Errorf("registering broker %d with the Raft quorum: %w", cfg.NodeID, err)
 	}
 	b.meta = cluster.NewMeta(b.node)
+	if b.hasSASL() {
+		// The users named at start exist before any client can connect.
+		users, err := cfg.SASL.scramUsers()
+		if err != nil {
+			return nil, err
+		}
+		sctx, scancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+time.Minute)
+		err = createScramUsers(sctx, b.node, b.meta, users)
+		scancel()
+		if err != nil {
+			return nil, fmt.Errorf("creating the --scram-user credentials: %w", err)
+		}
+	}
 
 	syncLatency := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "runnel_fsync_duration_seconds", Help: "Time each fdatasync of a partition's log took.",
@@ -205,8 +225,26 @@ func New(cfg Config) (_ *Broker, err error) {
 	ro := cfg.Replicas
 	ro.NodeID, ro.Parts, ro.Node, ro.Logger = cfg.NodeID, b.parts, b.node, logger
 	ro.Reconciled = b.groups.Reconciled
-	if b.listener(inter).protocol == SSL {
-		ro.Dial = tlsDialer(b.certs)
+	if ib := b.listener(inter).protocol; ib.isTLS() || ib.isSASL() {
+		dial := func(ctx context.Context, addr string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
+		}
+		if ib.isTLS() {
+			dial = tlsDialer(b.certs)
+		}
+		if ib.isSASL() {
+			users, err := cfg.SASL.scramUsers()
+			if err != nil {
+				return nil, err
+			}
+			mech, err := cfg.SASL.interBrokerMechanism(users)
+			if err != nil {
+				return nil, err
+			}
+			dial = saslDialer(dial, mech)
+		}
+		ro.Dial = dial
 	}
 	b.replicas = replica.New(ro)
 	if err = b.replicas.Reconcile(); err != nil {
@@ -258,6 +296,26 @@ func New(cfg Config) (_ *Broker, err error) {
 	return b, nil
 }
 
+// hasSASLPlan says whether any planned listener is SASL.
+func (b *Broker) hasSASLPlan(plans []listenerPlan) bool {
+	for _, p := range plans {
+		if p.protocol.isSASL() {
+			return true
+		}
+	}
+	return false
+}
+
+// hasSASL says whether any listener is SASL_PLAINTEXT or SASL_SSL.
+func (b *Broker) hasSASL() bool {
+	for _, l := range b.lns {
+		if l.protocol.isSASL() {
+			return true
+		}
+	}
+	return false
+}
+
 // listener returns the listener of that name; it exists.
 func (b *Broker) listener(name string) *boundListener {
 	for _, l := range b.lns {
@@ -271,8 +329,14 @@ func (b *Broker) listener(name string) *boundListener {
 // serverListener is the server's view of a listener.
 func (b *Broker) serverListener(l *boundListener) server.Listener {
 	sl := server.Listener{Name: l.name}
-	if l.protocol == SSL {
+	if l.protocol.isTLS() {
 		sl.TLS = b.certs.ServerConfig()
+	}
+	if l.protocol.isSASL() {
+		sl.SASL = &server.SASL{Mechanisms: slices.Clone(b.cfg.SASL.Mechanisms), MaxReauth: b.cfg.SASL.MaxReauth}
+		if b.oauth != nil {
+			sl.SASL.OAuth = b.oauth
+		}
 	}
 	return sl
 }

@@ -6,12 +6,14 @@ import (
 	"github.com/runnel-io/runnel/cleaner"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/group"
 	"github.com/runnel-io/runnel/internal/certstore"
+	"github.com/runnel-io/runnel/internal/sasl"
 	"github.com/runnel-io/runnel/partition"
 	"github.com/runnel-io/runnel/replica"
 	"github.com/runnel-io/runnel/segment"
@@ -64,6 +66,8 @@ type Config struct {
 	InterBrokerListener string
 	// TLS names the certificate files of SSL listeners.
 	TLS TLSConfig
+	// SASL configures the SASL_PLAINTEXT and SASL_SSL listeners.
+	SASL SASLConfig
 	// MetricsListen is the address of /metrics, /healthz and /readyz
 	// (--metrics-listen). Empty: no metrics listener.
 	MetricsListen string
@@ -148,6 +152,7 @@ func DefaultConfig() Config {
 		MetricsListen:          "127.0.0.1:9644",
 		ListenerProtocols:      DefaultProtocolMap,
 		TLS:                    TLSConfig{PrincipalMappingRules: "DEFAULT"},
+		SASL:                   SASLConfig{Mechanisms: DefaultSASLMechanisms, OAuth: DefaultOAuth},
 		RaftElectionTimeout:    time.Second,
 		RetentionCheckInterval: 5 * time.Minute,
 		ShutdownTimeout:        30 * time.Second,
@@ -265,6 +270,7 @@ func (c Config) Validate() error {
 	}{
 		{"group-initial-rebalance-delay", c.Groups.InitialRebalanceDelay},
 		{"leader-rebalance-interval", c.Controller.LeaderRebalanceInterval},
+		{"connections-max-reauth", c.SASL.MaxReauth},
 	} {
 		if d.v < 0 {
 			bad("--%s: want a duration of 0s or more, got %v", d.name, d.v)
@@ -282,7 +288,11 @@ func (c Config) Validate() error {
 	if lo, hi := c.Groups.MinSessionTimeout, c.Groups.MaxSessionTimeout; lo > hi {
 		bad("--group-min-session-timeout %v is above --group-max-session-timeout %v", lo, hi)
 	}
-	if _, _, err := c.listenerPlans(); err != nil {
+	plans, inter, err := c.listenerPlans()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateSASL(plans, inter); err != nil {
 		errs = append(errs, err)
 	}
 	if c.TLS.ClientAuth != certstore.ClientAuthNone && c.TLS.CAFile == "" {
@@ -306,6 +316,32 @@ func (c Config) Validate() error {
 		}
 		if !found {
 			bad("--voters: this broker's --node-id %d is not one of the voters", c.NodeID)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validateSASL checks the SASL settings where a listener is SASL.
+func (c Config) validateSASL(plans []listenerPlan, inter string) error {
+	var errs []error
+	users, err := c.SASL.scramUsers()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, p := range plans {
+		if !p.protocol.isSASL() {
+			continue
+		}
+		if len(c.SASL.Mechanisms) == 0 {
+			errs = append(errs, fmt.Errorf("--listeners: SASL listener %s: --sasl-enabled-mechanisms is empty", p.name))
+		}
+		if slices.Contains(c.SASL.Mechanisms, sasl.OAuthBearer) && c.SASL.OAuth.JWKSFile == "" {
+			errs = append(errs, errors.New("--sasl-enabled-mechanisms OAUTHBEARER: needs --sasl-oauthbearer-jwks-file"))
+		}
+		if p.name == inter && err == nil {
+			if _, err := c.SASL.interBrokerMechanism(users); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)

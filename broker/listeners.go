@@ -24,8 +24,8 @@ func (l ListenerAddr) String() string { return l.Name + "://" + l.Addr }
 // SecurityProtocol is a listener's protocol, as Kafka names them.
 type SecurityProtocol string
 
-// The security protocols. SASL_PLAINTEXT and SASL_SSL are recognised and
-// refused at start: SASL is not yet supported.
+// The security protocols. SASL_PLAINTEXT and SASL_SSL authenticate with
+// the mechanisms of SASLConfig, SASL_SSL over TLS as SSL.
 const (
 	Plaintext     SecurityProtocol = "PLAINTEXT"
 	SSL           SecurityProtocol = "SSL"
@@ -183,10 +183,8 @@ func (c Config) listenerPlans() ([]listenerPlan, string, error) {
 		switch {
 		case !ok:
 			errs = append(errs, fmt.Errorf("--listeners: listener %s has no protocol in --listener-security-protocol-map", l.Name))
-		case p == SASLPlaintext || p == SASLSSL:
-			errs = append(errs, fmt.Errorf("--listeners: listener %s: security protocol %s is not yet supported (PLAINTEXT and SSL are)", l.Name, p))
-		case p == SSL && (c.TLS.CertFile == "" || c.TLS.KeyFile == ""):
-			errs = append(errs, fmt.Errorf("--listeners: SSL listener %s needs --tls-cert-file and --tls-key-file", l.Name))
+		case p.isTLS() && (c.TLS.CertFile == "" || c.TLS.KeyFile == ""):
+			errs = append(errs, fmt.Errorf("--listeners: %s listener %s needs --tls-cert-file and --tls-key-file", p, l.Name))
 		}
 		if _, dup := byName[l.Name]; dup {
 			errs = append(errs, fmt.Errorf("--listeners: listener %s is named twice", l.Name))

@@ -108,8 +108,24 @@ func TestListenerPlans(t *testing.T) {
 		edit func(*Config)
 		err  string
 	}{
-		{"sasl", func(c *Config) { c.Listeners = l("SASL_SSL://:9093") }, "SASL_SSL is not yet supported"},
-		{"sasl plaintext", func(c *Config) { c.Listeners = l("SASL_PLAINTEXT://:9093") }, "SASL_PLAINTEXT is not yet supported"},
+		{"sasl ssl without a certificate", func(c *Config) { c.Listeners = l("SASL_SSL://:9093,PLAINTEXT://:9092") }, "SASL_SSL listener SASL_SSL needs --tls-cert-file"},
+		{"sasl inter-broker without a user", func(c *Config) { c.Listeners = l("SASL_PLAINTEXT://:9093") }, "give the broker's own user with --scram-user"},
+		{"sasl inter-broker user unknown", func(c *Config) {
+			c.Listeners, c.SASL.InterBrokerUser = l("SASL_PLAINTEXT://:9093"), "broker"
+			c.SASL.Users = []ScramUserSpec{{Name: "admin", Mechanism: 2, Password: "x"}}
+		}, "--inter-broker-sasl-user broker is not one of"},
+		{"sasl inter-broker mechanism off", func(c *Config) {
+			c.Listeners = l("SASL_PLAINTEXT://:9093")
+			c.SASL.Users = []ScramUserSpec{{Name: "admin", Mechanism: 1, Password: "x"}}
+			c.SASL.Mechanisms = []string{"SCRAM-SHA-512"}
+		}, "its mechanism SCRAM-SHA-256 is not in --sasl-enabled-mechanisms"},
+		{"sasl without mechanisms", func(c *Config) {
+			c.Listeners, c.SASL.Mechanisms = l("PLAINTEXT://:9092,SASL_PLAINTEXT://:9093"), nil
+		}, "--sasl-enabled-mechanisms is empty"},
+		{"oauthbearer without a JWKS file", func(c *Config) {
+			c.Listeners, c.SASL.Mechanisms = l("PLAINTEXT://:9092,SASL_PLAINTEXT://:9093"), []string{"OAUTHBEARER"}
+		}, "needs --sasl-oauthbearer-jwks-file"},
+		{"sasl users file missing", func(c *Config) { c.SASL.UsersFile = "/nonexistent/users" }, "--scram-users-file"},
 		{"ssl without a certificate", func(c *Config) { c.Listeners = l("SSL://:9093") }, "needs --tls-cert-file"},
 		{"no protocol", func(c *Config) { c.Listeners = l("CLIENTS://:9093") }, "no protocol in --listener-security-protocol-map"},
 		{"advertised unknown", func(c *Config) {

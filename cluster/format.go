@@ -176,7 +176,38 @@ type (
 	AllocateProducerIDs struct {
 		N int64 `json:"n"`
 	}
+	// AlterScramCredentials deletes and then upserts SCRAM credentials,
+	// and sets the cluster's SCRAM secret if it has none (Secret, left out
+	// when empty). An upsertion with IfAbsent applies only where the user
+	// has no credential for that mechanism; a deletion of a credential
+	// that does not exist changes nothing. Deduplicated by proposal id.
+	AlterScramCredentials struct {
+		Deletions  []ScramUser       `json:"deletions,omitempty"`
+		Upsertions []ScramCredential `json:"upsertions,omitempty"`
+		Secret     []byte            `json:"secret,omitempty"`
+	}
 )
+
+// ScramUser names one SCRAM credential: a user and a mechanism, numbered
+// as Kafka numbers them (1 SCRAM-SHA-256, 2 SCRAM-SHA-512).
+type ScramUser struct {
+	User      string `json:"user"`
+	Mechanism int8   `json:"mechanism"`
+}
+
+// ScramCredential is a user's SCRAM credential for one mechanism, in
+// commands and snapshots: never the password, only its salt, iteration
+// count and the keys derived from the salted password (RFC 5802). Byte
+// fields are base64 in the JSON.
+type ScramCredential struct {
+	User       string `json:"user"`
+	Mechanism  int8   `json:"mechanism"`
+	Salt       []byte `json:"salt"`
+	Iterations int32  `json:"iterations"`
+	StoredKey  []byte `json:"stored_key"`
+	ServerKey  []byte `json:"server_key"`
+	IfAbsent   bool   `json:"if_absent,omitempty"`
+}
 
 // BrokerListener is one of a broker's named listeners and the address it
 // advertises, in commands and snapshots.
@@ -202,6 +233,7 @@ var commandNames = map[CommandType]string{
 	CmdChangeLeader: "ChangeLeader", CmdChangeISR: "ChangeISR", CmdSegmentRolled: "SegmentRolled",
 	CmdSegmentsDeleted: "SegmentsDeleted", CmdCommitOffsets: "CommitOffsets", CmdDeleteOffsets: "DeleteOffsets",
 	CmdDeleteGroup: "DeleteGroup", CmdAllocateProducerID: "AllocateProducerIDs",
+	CmdAlterScramCredentials: "AlterScramCredentials",
 }
 
 func (t CommandType) String() string {
@@ -242,6 +274,8 @@ func commandPayload(t CommandType) any {
 		return &DeleteGroup{}
 	case CmdAllocateProducerID:
 		return &AllocateProducerIDs{}
+	case CmdAlterScramCredentials:
+		return &AlterScramCredentials{}
 	}
 	return nil
 }
@@ -409,6 +443,10 @@ type (
 		Groups         []snapGroup     `json:"groups"`
 		NextProducerID int64           `json:"next_producer_id"`
 		Proposals      []proposalEntry `json:"proposals"`
+		// ScramCredentials by user and mechanism, and ScramSecret, are left
+		// out when empty.
+		ScramCredentials []ScramCredential `json:"scram_credentials,omitempty"`
+		ScramSecret      []byte            `json:"scram_secret,omitempty"`
 	}
 	snapBroker struct {
 		ID        int32            `json:"id"`

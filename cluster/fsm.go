@@ -48,6 +48,8 @@ const (
 	CmdDeleteOffsets      CommandType = 12
 	CmdDeleteGroup        CommandType = 13
 	CmdAllocateProducerID CommandType = 14
+	// CmdAlterScramCredentials is 15.
+	CmdAlterScramCredentials CommandType = 15
 )
 
 // proposalWindow is how many deduplicated proposals the state machine
@@ -133,6 +135,11 @@ type State struct {
 	Partitions     map[string][]*PartitionInfo // by topic, indexed by partition
 	Offsets        map[string]map[TP]committedOffsetState
 	NextProducerID int64
+	// Scram holds the SCRAM credentials by user and mechanism;
+	// ScramSecret keys the made-up salts of unknown users (nil until a
+	// broker with a SASL listener has set it).
+	Scram       map[ScramUser]ScramCredential
+	ScramSecret []byte
 
 	byID      map[TopicID]string // topic names by id
 	proposals proposalLog
@@ -147,7 +154,7 @@ type committedOffsetState struct {
 
 func newState() *State {
 	return &State{Brokers: map[int32]*BrokerInfo{}, Topics: map[string]Topic{}, Partitions: map[string][]*PartitionInfo{},
-		Offsets: map[string]map[TP]committedOffsetState{}, byID: map[TopicID]string{}}
+		Offsets: map[string]map[TP]committedOffsetState{}, Scram: map[ScramUser]ScramCredential{}, byID: map[TopicID]string{}}
 }
 
 // TopicByID returns the topic with the id.
@@ -526,6 +533,8 @@ func (s *State) apply(payload any) (any, change) {
 		first := s.NextProducerID
 		s.NextProducerID += c.N
 		return first, change{}
+	case *AlterScramCredentials:
+		return s.alterScram(c), change{}
 	}
 	panic(fmt.Sprintf("cluster: no apply for decoded command %T", payload))
 }
@@ -710,4 +719,35 @@ func (s *State) GroupOffsets() map[string][]group.Offset {
 		})
 	}
 	return out
+}
+
+// alterScram applies an AlterScramCredentials, all of it or (a malformed
+// entry) none.
+func (s *State) alterScram(c *AlterScramCredentials) error {
+	valid := func(u string, m int8) bool { return u != "" && (m == 1 || m == 2) }
+	for _, d := range c.Deletions {
+		if !valid(d.User, d.Mechanism) {
+			return fmt.Errorf("%w: SCRAM deletion %q mechanism %d", ErrMalformedCommand, d.User, d.Mechanism)
+		}
+	}
+	for _, u := range c.Upsertions {
+		if !valid(u.User, u.Mechanism) || len(u.Salt) == 0 || u.Iterations <= 0 || len(u.StoredKey) == 0 || len(u.ServerKey) == 0 {
+			return fmt.Errorf("%w: SCRAM credential %q mechanism %d", ErrMalformedCommand, u.User, u.Mechanism)
+		}
+	}
+	for _, d := range c.Deletions {
+		delete(s.Scram, d)
+	}
+	for _, u := range c.Upsertions {
+		k := ScramUser{u.User, u.Mechanism}
+		if _, ok := s.Scram[k]; ok && u.IfAbsent {
+			continue
+		}
+		u.IfAbsent = false
+		s.Scram[k] = u
+	}
+	if len(s.ScramSecret) == 0 && len(c.Secret) > 0 {
+		s.ScramSecret = slices.Clone(c.Secret)
+	}
+	return nil
 }

@@ -336,3 +336,53 @@ func TestFSMElections(t *testing.T) {
 	l.ok(CmdSetBrokerFenced, SetBrokerFenced{ID: 3, Fenced: false})
 	check(logs, 3, 2, 3)
 }
+
+// TestAlterScramCredentials: deletions then upsertions, if_absent keeps
+// the credential there is, the first secret stays, and a malformed entry
+// refuses the whole command.
+func TestAlterScramCredentials(t *testing.T) {
+	l := &fsmLog{t: t, f: NewFSM()}
+	cred := func(user string, m int8, iter int32) ScramCredential {
+		return ScramCredential{User: user, Mechanism: m, Salt: []byte("s"), Iterations: iter, StoredKey: []byte{1}, ServerKey: []byte{2}}
+	}
+	get := func(user string, m int8) (c ScramCredential, ok bool) {
+		l.f.Read(func(s *State) { c, ok = s.Scram[ScramUser{user, m}] })
+		return c, ok
+	}
+	l.ok(CmdAlterScramCredentials, AlterScramCredentials{Upsertions: []ScramCredential{cred("a", 1, 4096), cred("a", 2, 4096)}, Secret: []byte("first")})
+	again := cred("a", 1, 8192)
+	again.IfAbsent = true
+	l.ok(CmdAlterScramCredentials, AlterScramCredentials{Upsertions: []ScramCredential{again, cred("a", 2, 8192)}, Secret: []byte("second")})
+	if c, _ := get("a", 1); c.Iterations != 4096 {
+		t.Errorf("if_absent replaced a credential: %+v", c)
+	}
+	if c, _ := get("a", 2); c.Iterations != 8192 {
+		t.Errorf("upsertion did not replace: %+v", c)
+	}
+	var secret []byte
+	l.f.Read(func(s *State) { secret = s.ScramSecret })
+	if string(secret) != "first" {
+		t.Errorf("secret %q", secret)
+	}
+	l.ok(CmdAlterScramCredentials, AlterScramCredentials{Deletions: []ScramUser{{"a", 1}, {"nobody", 2}}})
+	if _, ok := get("a", 1); ok {
+		t.Error("deleted credential still there")
+	}
+	before := len(l.all)
+	for _, bad := range []AlterScramCredentials{
+		{Upsertions: []ScramCredential{cred("b", 1, 4096), cred("", 1, 4096)}},
+		{Upsertions: []ScramCredential{cred("b", 3, 4096)}},
+		{Deletions: []ScramUser{{"a", 2}}, Upsertions: []ScramCredential{{User: "b", Mechanism: 1, Iterations: 4096}}},
+	} {
+		res := l.apply(CmdAlterScramCredentials, bad)
+		if err, _ := res.(error); !errors.Is(err, ErrMalformedCommand) {
+			t.Errorf("%+v: %v", bad, res)
+		}
+	}
+	if _, ok := get("b", 1); ok || len(l.all) != before+3 {
+		t.Error("a refused command changed the credentials")
+	}
+	if _, ok := get("a", 2); !ok {
+		t.Error("a refused deletion applied")
+	}
+}

@@ -50,6 +50,16 @@ func goldenCommands() []command {
 		{CmdSetBrokerFenced, id(13), &SetBrokerFenced{ID: 2, Fenced: true}},
 		{CmdRegisterBroker, id(15), &RegisterBroker{ID: 3, Addr: "10.0.0.3:9094", RaftAddr: "10.0.0.3:9093",
 			Listeners: []BrokerListener{{Name: "CLIENTS", Addr: "broker3.example.com:9092"}, {Name: "INTERNAL", Addr: "10.0.0.3:9094"}}}},
+		{CmdAlterScramCredentials, id(16), &AlterScramCredentials{Secret: []byte("0123456789abcdef0123456789abcdef"), Upsertions: []ScramCredential{
+			{User: "admin", Mechanism: 2, Salt: []byte("salt of admin"), Iterations: 8192, StoredKey: bytes.Repeat([]byte{0xA1}, 64),
+				ServerKey: bytes.Repeat([]byte{0xB2}, 64), IfAbsent: true},
+			{User: "app", Mechanism: 1, Salt: []byte("salt of app"), Iterations: 4096, StoredKey: bytes.Repeat([]byte{0xC3}, 32),
+				ServerKey: bytes.Repeat([]byte{0xD4}, 32)},
+			{User: "old", Mechanism: 1, Salt: []byte("salt of old"), Iterations: 4096, StoredKey: bytes.Repeat([]byte{0xE5}, 32),
+				ServerKey: bytes.Repeat([]byte{0xF6}, 32)}}}},
+		{CmdAlterScramCredentials, id(17), &AlterScramCredentials{Deletions: []ScramUser{{User: "old", Mechanism: 1}},
+			Upsertions: []ScramCredential{{User: "admin", Mechanism: 2, Salt: []byte("another salt"), Iterations: 4096,
+				StoredKey: bytes.Repeat([]byte{1}, 64), ServerKey: bytes.Repeat([]byte{2}, 64), IfAbsent: true}}}},
 	}
 }
 

@@ -210,6 +210,40 @@ func (m *Meta) AllocateProducerIDs(n int64) (int64, error) {
 	return m.propose(CmdAllocateProducerID, AllocateProducerIDs{N: n})
 }
 
+// ScramCredential returns a user's SCRAM credential for a mechanism (1
+// SCRAM-SHA-256, 2 SCRAM-SHA-512).
+func (m *Meta) ScramCredential(user string, mechanism int8) (c ScramCredential, ok bool) {
+	m.node.fsm.Read(func(s *State) { c, ok = s.Scram[ScramUser{user, mechanism}] })
+	return c, ok
+}
+
+// ScramCredentials returns every SCRAM credential, by user and mechanism.
+func (m *Meta) ScramCredentials() []ScramCredential {
+	var out []ScramCredential
+	m.node.fsm.Read(func(s *State) {
+		for _, c := range s.Scram {
+			out = append(out, c)
+		}
+	})
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].User < out[j].User || out[i].User == out[j].User && out[i].Mechanism < out[j].Mechanism
+	})
+	return out
+}
+
+// ScramSecret returns the cluster's SCRAM secret, or nil if none is set.
+func (m *Meta) ScramSecret() []byte {
+	var out []byte
+	m.node.fsm.Read(func(s *State) { out = s.ScramSecret })
+	return out
+}
+
+// AlterScramCredentials commits a change of SCRAM credentials.
+func (m *Meta) AlterScramCredentials(c AlterScramCredentials) error {
+	_, err := m.propose(CmdAlterScramCredentials, c)
+	return err
+}
+
 // LegacyOffsets returns the committed offsets an older runnel kept in the
 // Raft state, by group: each group's stay there until its coordinator has
 // written them into __consumer_offsets and dropped them

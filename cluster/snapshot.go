@@ -53,6 +53,14 @@ func (s *State) snapshot(index uint64) snapshotV1 {
 		snap.Groups = append(snap.Groups, sg)
 	}
 	sort.Slice(snap.Groups, func(i, j int) bool { return snap.Groups[i].Group < snap.Groups[j].Group })
+	for _, c := range s.Scram {
+		snap.ScramCredentials = append(snap.ScramCredentials, c)
+	}
+	sort.Slice(snap.ScramCredentials, func(i, j int) bool {
+		a, b := snap.ScramCredentials[i], snap.ScramCredentials[j]
+		return a.User < b.User || a.User == b.User && a.Mechanism < b.Mechanism
+	})
+	snap.ScramSecret = s.ScramSecret
 	return snap
 }
 
@@ -118,6 +126,10 @@ func decodeSnapshot(b []byte) (*State, uint64, error) {
 	for _, e := range snap.Proposals {
 		st.proposals.add(e)
 	}
+	for _, c := range snap.ScramCredentials {
+		st.Scram[ScramUser{c.User, c.Mechanism}] = c
+	}
+	st.ScramSecret = snap.ScramSecret
 	return st, snap.Index, nil
 }
 

@@ -165,6 +165,9 @@ var requests = map[int16]*request{
 		array("StatesFilter", str("State")).since(4),
 		array("TypesFilter", str("Type")).since(5),
 	}},
+	17: {name: "SaslHandshake", min: 0, max: 1, flexibleFrom: math.MaxInt16, fields: []field{ // never flexible
+		str("Mechanism"),
+	}},
 	18: {name: "ApiVersions", min: 0, max: 4, flexibleFrom: 3, fields: []field{
 		str("ClientSoftwareName").since(3),
 		str("ClientSoftwareVersion").since(3),
@@ -230,6 +233,9 @@ var requests = map[int16]*request{
 		boolean("IncludeSynonyms").since(1),
 		boolean("IncludeDocumentation").since(3),
 	}},
+	36: {name: "SaslAuthenticate", min: 0, max: 2, flexibleFrom: 2, fields: []field{
+		bytesf("AuthBytes"),
+	}},
 	37: {name: "CreatePartitions", min: 0, max: 3, flexibleFrom: 2, fields: []field{
 		structs("Topics",
 			str("Topic"),
@@ -251,6 +257,24 @@ var requests = map[int16]*request{
 			structs("Partitions",
 				int32f("PartitionIndex"),
 			),
+		),
+	}},
+	50: {name: "DescribeUserScramCredentials", min: 0, max: 0, flexibleFrom: 0, fields: []field{
+		structs("Users",
+			str("Name"),
+		),
+	}},
+	51: {name: "AlterUserScramCredentials", min: 0, max: 0, flexibleFrom: 0, fields: []field{
+		structs("Deletions",
+			str("Name"),
+			int8f("Mechanism"),
+		),
+		structs("Upsertions",
+			str("Name"),
+			int8f("Mechanism"),
+			int32f("Iterations"),
+			bytesf("Salt"),
+			bytesf("SaltedPassword"),
 		),
 	}},
 	55: {name: "DescribeQuorum", min: 0, max: 2, flexibleFrom: 0, fields: []field{

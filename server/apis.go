@@ -44,8 +44,12 @@ var supported = map[int16]versionRange{
 	14: {0, 5},  // SyncGroup
 	15: {0, 5},  // DescribeGroups
 	16: {0, 4},  // ListGroups
+	17: {0, 1},  // SaslHandshake
+	36: {0, 2},  // SaslAuthenticate
 	42: {0, 2},  // DeleteGroups
 	47: {0, 0},  // OffsetDelete
+	50: {0, 0},  // DescribeUserScramCredentials
+	51: {0, 0},  // AlterUserScramCredentials
 }
 
 func apiName(key int16) string {
@@ -77,6 +81,14 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 		return &reply{hdr: h, finish: func() any { return resp }}
 	}
 	switch r := req.(type) {
+	case *kmsg.SASLHandshakeRequest:
+		return c.handleSaslHandshake(h, r), nil
+	case *kmsg.SASLAuthenticateRequest:
+		return c.handleSaslAuthenticate(h, r), nil
+	case *kmsg.DescribeUserSCRAMCredentialsRequest:
+		return respond(s.handleDescribeUserScramCredentials(r)), nil
+	case *kmsg.AlterUserSCRAMCredentialsRequest:
+		return respond(s.handleAlterUserScramCredentials(r)), nil
 	case *kmsg.ProduceRequest:
 		return s.handleProduce(c, h, r), nil
 	case *kmsg.FetchRequest:

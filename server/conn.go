@@ -28,7 +28,10 @@ const maxInFlight = 32
 // returns what to send.
 type reply struct {
 	hdr    requestHeader
-	finish func() any // kmsg.Response, *consumer.Encoded, or nil for no answer
+	finish func() any // kmsg.Response, *consumer.Encoded, rawToken, or nil for no answer
+	// last closes the connection once this answer is written: the reader
+	// stops, and frames it read after this request are dropped.
+	last bool
 }
 
 type conn struct {
@@ -50,6 +53,12 @@ type conn struct {
 	// principal is who the client proved to be (Principal), known once
 	// the TLS handshake is done; Anonymous without TLS.
 	principal string
+	// sasl is the authentication state on a SASL listener; only the
+	// handler goroutine uses it. authed is set once the client has
+	// authenticated (at once on a listener without SASL): until then the
+	// reader bounds frames as Kafka bounds unauthenticated ones.
+	sasl   saslConn
+	authed atomic.Bool
 
 	// ctx ends when the reader stops for any reason but Shutdown (the
 	// client closed, the stream broke, a request was refused, the writer
@@ -69,6 +78,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	addr := remoteHost(remote)
 	c := &conn{s: s, nc: nc, remote: remote, addr: addr, host: "/" + addr, replies: make(chan *reply, maxInFlight),
 		listener: cluster.DefaultListener, principal: Anonymous}
+	c.authed.Store(true)
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	return c
 }
@@ -162,13 +172,17 @@ func (c *conn) readLoop(frames chan<- reqFrame) {
 			return
 		}
 		n := int32(binary.BigEndian.Uint32(size[:]))
-		if n < 0 || n > c.s.cfg.MaxRequestBytes || !c.s.budget.fits(int64(n)) {
+		limit := c.s.cfg.MaxRequestBytes
+		if !c.authed.Load() {
+			limit = min(limit, maxSaslReceive)
+		}
+		if n < 0 || n > limit || !c.s.budget.fits(int64(n)) {
 			err := ErrFrameTooLarge
 			if n < 0 {
 				err = ErrNegativeLength
 			}
 			c.warn("closing connection: bad request frame", "remote", c.remote, "size", n,
-				"max", min(int64(c.s.cfg.MaxRequestBytes), c.s.budget.max()), "err", err)
+				"max", min(int64(limit), c.s.budget.max()), "err", err)
 			c.s.m.badRequest("frame")
 			return
 		}
@@ -227,6 +241,9 @@ func (c *conn) handleLoop(frames <-chan reqFrame) {
 // closes the connection.
 func (c *conn) handle(f reqFrame) (r *reply, ok bool) {
 	b := f.b
+	if c.sasl.stage == saslRawTokens {
+		return c.handleRawToken(b)
+	}
 	if f.pooled != nil && (len(b) < 2 || int16(binary.BigEndian.Uint16(b)) != produceKey) {
 		b = bytes.Clone(b)
 	}
@@ -240,6 +257,14 @@ func (c *conn) handle(f reqFrame) (r *reply, ok bool) {
 		c.s.log.Debug("request", "remote", c.remote, "api", apiName(hdr.Key), "version", hdr.Version,
 			"correlation_id", hdr.CorrelationID, "client_id", hdr.ClientID)
 	}
+	if err := c.saslGate(hdr); err != nil {
+		if errors.Is(err, errSessionExpired) {
+			c.warn("closing connection: SASL session expired", "remote", c.remote, "listener", c.listener, "principal", c.principal, "err", err)
+		} else {
+			c.saslFailed("closing connection: request before SASL authentication", err)
+		}
+		return nil, false
+	}
 	r, err = c.s.dispatch(c, hdr, body)
 	if err != nil {
 		c.warn("closing connection: bad request", "remote", c.remote, "api_key", hdr.Key,
@@ -247,7 +272,7 @@ func (c *conn) handle(f reqFrame) (r *reply, ok bool) {
 		c.s.m.badRequest(apiName(hdr.Key))
 		return nil, false
 	}
-	return r, true
+	return r, r == nil || !r.last
 }
 
 func (c *conn) readFailed(err error, what string) {
@@ -310,6 +335,10 @@ func (c *conn) writeLoop() {
 			}
 		case kmsg.Response:
 			buf = encodeResponse(buf[:0], r.hdr, v)
+			n = int64(len(buf))
+			_, err = c.nc.Write(buf)
+		case rawToken:
+			buf = appendRawToken(buf[:0], v)
 			n = int64(len(buf))
 			_, err = c.nc.Write(buf)
 		}

@@ -22,6 +22,10 @@ type Listener struct {
 	// server connection with this configuration, and its handshake must
 	// finish within the write timeout before the first request is read.
 	TLS *tls.Config
+	// SASL, when set, makes it a SASL_PLAINTEXT listener (SASL_SSL with
+	// TLS): a client must authenticate before any request but ApiVersions
+	// and the SASL ones, and its principal is then "User:" and its name.
+	SASL *SASL
 }
 
 // Anonymous is the principal of a connection that proves no identity: one

@@ -23,6 +23,9 @@ type Metrics struct {
 	queued      prometheus.Gauge   // request bytes reserved from the budget
 	queuedWaits prometheus.Counter // reservations that had to wait
 	tlsFailed   prometheus.Counter
+	saslAuths   *prometheus.CounterVec // by mechanism and result
+	saslReauths prometheus.Counter
+	saslExpires prometheus.Counter
 }
 
 // NewMetrics creates the server metrics and registers them with reg.
@@ -52,7 +55,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "Requests whose reading waited for room in the queued request bytes budget."})
 	m.tlsFailed = prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_tls_handshake_failures_total",
 		Help: "Connections to an SSL listener closed because the TLS handshake failed (a plaintext client, a missing or untrusted client certificate, a timeout)."})
-	reg.MustRegister(m.tlsFailed)
+	m.saslAuths = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "runnel_sasl_authentications_total",
+		Help: "SASL authentications on SASL listeners, by mechanism and result (success; failure: wrong credentials, an unknown user, a malformed or out-of-order SASL message)."},
+		[]string{"mechanism", "result"})
+	m.saslReauths = prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_sasl_reauthentications_total",
+		Help: "SASL sessions renewed on their connection (KIP-368)."})
+	m.saslExpires = prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_sasl_expired_sessions_total",
+		Help: "Connections closed for a request after their SASL session expired without a re-authentication (KIP-368)."})
+	reg.MustRegister(m.tlsFailed, m.saslAuths, m.saslReauths, m.saslExpires)
 	reg.MustRegister(m.requests, m.latency, m.errors, m.badRequests, m.bytesInC, m.bytesOutC, m.conns, m.rejected,
 		m.acceptErrs, m.writeTO, m.queued, m.queuedWaits)
 	return m
@@ -134,5 +144,30 @@ func (m *Metrics) queuedWait() {
 func (m *Metrics) tlsHandshakeFailed() {
 	if m != nil {
 		m.tlsFailed.Inc()
+	}
+}
+
+func (m *Metrics) saslAuthentication(mechanism string, ok bool) {
+	if m != nil {
+		if mechanism == "" {
+			mechanism = "none"
+		}
+		result := "failure"
+		if ok {
+			result = "success"
+		}
+		m.saslAuths.WithLabelValues(mechanism, result).Inc()
+	}
+}
+
+func (m *Metrics) saslReauthentication() {
+	if m != nil {
+		m.saslReauths.Inc()
+	}
+}
+
+func (m *Metrics) saslExpired() {
+	if m != nil {
+		m.saslExpires.Inc()
 	}
 }

@@ -150,6 +150,14 @@ type Cluster interface {
 	// RaftStatus returns this broker's view of the Raft quorum that
 	// replicates the metadata, for DescribeQuorum.
 	RaftStatus() cluster.RaftStatus
+	// ScramCredential returns a user's SCRAM credential for a mechanism
+	// (1 SCRAM-SHA-256, 2 SCRAM-SHA-512); ScramCredentials every one.
+	ScramCredential(user string, mechanism int8) (cluster.ScramCredential, bool)
+	ScramCredentials() []cluster.ScramCredential
+	// ScramSecret returns the cluster's SCRAM secret, nil until one is set.
+	ScramSecret() []byte
+	// AlterScramCredentials commits a change of SCRAM credentials.
+	AlterScramCredentials(cluster.AlterScramCredentials) error
 }
 
 // Groups finds the coordinators of consumer groups: each group's state is
@@ -217,6 +225,9 @@ type Server struct {
 		lns   []net.Listener
 		conns map[*conn]struct{}
 	}
+	// now is the clock of SASL sessions; tests replace it.
+	now func() time.Time
+
 	nconns   atomic.Int64
 	wg       sync.WaitGroup
 	shutting atomic.Bool
@@ -227,7 +238,7 @@ type Server struct {
 // before serving.
 func New(cfg Config, parts *partition.Manager, meta Cluster, groups Groups, replicas Replicas) *Server {
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, log: cfg.Logger, parts: parts, meta: meta, groups: groups, replicas: replicas, m: cfg.Metrics}
+	s := &Server{cfg: cfg, log: cfg.Logger, parts: parts, meta: meta, groups: groups, replicas: replicas, m: cfg.Metrics, now: time.Now}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.mu.conns = map[*conn]struct{}{}
 	s.pids.meta = meta
@@ -332,6 +343,10 @@ func (s *Server) startConn(nc net.Conn, l Listener) {
 	}
 	c := newConn(s, nc)
 	c.listener, c.tls = l.Name, l.TLS != nil
+	if l.SASL != nil {
+		c.sasl = saslConn{cfg: l.SASL, stage: saslHandshake}
+		c.authed.Store(false)
+	}
 	s.mu.Lock()
 	if s.shutting.Load() {
 		s.mu.Unlock()

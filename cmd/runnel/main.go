@@ -6,6 +6,7 @@
 //	runnel cluster status    show the controller, the brokers and the Raft quorum
 //	runnel produce TOPIC     produce lines of stdin as records
 //	runnel consume TOPIC     print records
+//	runnel user ...          create, delete and list SCRAM users
 //	runnel bench ...         measure produce and consume throughput
 //
 // Run `runnel COMMAND --help` for the flags of each. The broker is package
@@ -43,6 +44,7 @@ var commands = []command{
 	{"cluster", "cluster status", "show the controller, the brokers and the Raft quorum", noStdin(cli.Cluster)},
 	{"produce", "produce TOPIC", "produce lines of stdin as records", cli.Produce},
 	{"consume", "consume TOPIC", "print records", noStdin(cli.Consume)},
+	{"user", "user ...", "create, delete and list SCRAM users", cli.User},
 	{"bench", "bench ...", "measure produce and consume throughput", noStdin(bench.Run)},
 }
 

@@ -44,13 +44,23 @@ var serveSettings = []setting{
 	{"advertise", "host:port clients are told to connect to (default: the listen address)", func(o *serveOptions) value { return stringVar(&o.broker.Advertise) }},
 	{"listeners", "named Kafka listeners as NAME://host:port,...; set, it replaces --listen and --advertise (each name's protocol is in --listener-security-protocol-map)", func(o *serveOptions) value { return listenersVar(&o.broker.Listeners) }},
 	{"advertised-listeners", "addresses clients are told, as NAME://host:port,... (default: each listener's own)", func(o *serveOptions) value { return listenersVar(&o.broker.AdvertisedListeners) }},
-	{"listener-security-protocol-map", "security protocol of each listener name, NAME:PROTOCOL,...; PLAINTEXT or SSL (SASL_PLAINTEXT and SASL_SSL are not yet supported)", func(o *serveOptions) value { return protocolMapVar(&o.broker.ListenerProtocols) }},
+	{"listener-security-protocol-map", "security protocol of each listener name, NAME:PROTOCOL,...; PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", func(o *serveOptions) value { return protocolMapVar(&o.broker.ListenerProtocols) }},
 	{"inter-broker-listener", "listener other brokers connect to, for replication (default: the first of --listeners)", func(o *serveOptions) value { return stringVar(&o.broker.InterBrokerListener) }},
 	{"tls-cert-file", "PEM certificate chain of SSL listeners, reloaded when it changes and on SIGHUP", func(o *serveOptions) value { return stringVar(&o.broker.TLS.CertFile) }},
 	{"tls-key-file", "PEM private key of --tls-cert-file", func(o *serveOptions) value { return stringVar(&o.broker.TLS.KeyFile) }},
 	{"tls-ca-file", "PEM certificates of the CAs that sign client certificates and other brokers'", func(o *serveOptions) value { return stringVar(&o.broker.TLS.CAFile) }},
 	{"tls-client-auth", "client certificates on SSL listeners: none, request (verified if sent) or require; a client's principal is User: and its certificate's subject", func(o *serveOptions) value { return clientAuthVar(&o.broker.TLS.ClientAuth) }},
 	{"ssl-principal-mapping-rules", "how a client certificate's subject becomes its principal, as Kafka's ssl.principal.mapping.rules: DEFAULT (the subject DN) or RULE:pattern/replacement/[LU], comma-separated, first match wins", func(o *serveOptions) value { return stringVar(&o.broker.TLS.PrincipalMappingRules) }},
+	{"sasl-enabled-mechanisms", "SASL mechanisms SASL_PLAINTEXT and SASL_SSL listeners offer: SCRAM-SHA-512, SCRAM-SHA-256, PLAIN (sends the password itself: off unless named), OAUTHBEARER (needs --sasl-oauthbearer-jwks-file)", func(o *serveOptions) value { return mechanismsVar(&o.broker.SASL.Mechanisms) }},
+	{"scram-user", "a SCRAM user created at start if it has no credential for that mechanism, NAME:MECHANISM:PASSWORD (repeatable); an existing credential is never replaced", func(o *serveOptions) value { return scramUsersVar(&o.broker.SASL.Users) }},
+	{"scram-users-file", "file of more --scram-user entries, one NAME:MECHANISM:PASSWORD a line (# comments), to keep passwords off the command line", func(o *serveOptions) value { return stringVar(&o.broker.SASL.UsersFile) }},
+	{"inter-broker-sasl-user", "the --scram-user this broker authenticates as when --inter-broker-listener is SASL (default: the first)", func(o *serveOptions) value { return stringVar(&o.broker.SASL.InterBrokerUser) }},
+	{"sasl-oauthbearer-jwks-file", "JWK set (RFC 7517) whose keys sign OAUTHBEARER tokens (JWTs), read again when it changes", func(o *serveOptions) value { return stringVar(&o.broker.SASL.OAuth.JWKSFile) }},
+	{"sasl-oauthbearer-expected-issuer", "iss an OAUTHBEARER token must carry (empty: any)", func(o *serveOptions) value { return stringVar(&o.broker.SASL.OAuth.Issuer) }},
+	{"sasl-oauthbearer-expected-audience", "aud an OAUTHBEARER token must carry (empty: any)", func(o *serveOptions) value { return stringVar(&o.broker.SASL.OAuth.Audience) }},
+	{"sasl-oauthbearer-sub-claim-name", "the OAUTHBEARER token claim that is the principal's name", func(o *serveOptions) value { return stringVar(&o.broker.SASL.OAuth.SubClaim) }},
+	{"sasl-oauthbearer-clock-skew", "clock difference allowed on a token's exp, nbf and iat", func(o *serveOptions) value { return durationVar(&o.broker.SASL.OAuth.ClockSkew) }},
+	{"connections-max-reauth", "longest SASL session (KIP-368): clients authenticate again on their connection before it ends, or are closed at their next request; a token's expiry ends it sooner (0s: off)", func(o *serveOptions) value { return delayVar(&o.broker.SASL.MaxReauth) }},
 	{"metrics-listen", "address of /metrics, /healthz and /readyz (empty: off)", func(o *serveOptions) value { return stringVar(&o.broker.MetricsListen) }},
 	{"pprof", "serve Go's CPU, heap, block and mutex profiles under /debug/pprof/ on the metrics listener, and sample blocking waits for them (costs time on every wait)", func(o *serveOptions) value { return boolVar(&o.broker.Pprof) }},
 	{"node-id", "this broker's id", func(o *serveOptions) value { return int32Var(&o.broker.NodeID) }},
@@ -96,6 +106,11 @@ var serveSettings = []setting{
 	{"config", "config file of name = value lines (names as the flags)", func(o *serveOptions) value { return stringVar(&o.config) }},
 }
 
+// repeatable settings may be given more than once (flags, or lines of the
+// config file); the values are joined by newlines, in order. An
+// environment variable holds them one a line.
+var repeatable = map[string]bool{"scram-user": true}
+
 // def returns the setting's default as written on the command line.
 func (s setting) def() string {
 	o := defaultOptions()
@@ -130,7 +145,22 @@ func parseSettings(args []string, defs []setting, stderr io.Writer) (values, err
 	fs.SetOutput(stderr)
 	set := map[string]*string{}
 	for _, d := range defs {
-		set[d.name] = fs.String(d.name, d.def(), fmt.Sprintf("%s (env %s)", d.help, envName(d.name)))
+		help := fmt.Sprintf("%s (env %s)", d.help, envName(d.name))
+		if repeatable[d.name] {
+			p, n := new(string), 0
+			*p = d.def()
+			fs.Func(d.name, help, func(s string) error {
+				if n++; n == 1 {
+					*p = s
+				} else {
+					*p += "\n" + s
+				}
+				return nil
+			})
+			set[d.name] = p
+			continue
+		}
+		set[d.name] = fs.String(d.name, d.def(), help)
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: runnel serve [flags]\n\nEvery setting can also be given as an environment variable or in the\nconfig file; flags win over the environment, which wins over the file.\n\n")
@@ -205,7 +235,11 @@ func readConfigFile(path string, defs []setting) (map[string]string, error) {
 			sort.Strings(names)
 			return nil, fmt.Errorf("config file %s:%d: unknown setting %q (known: %s)", path, line, k, strings.Join(names, ", "))
 		}
-		out[k] = strings.Trim(val, `"`)
+		val = strings.Trim(val, `"`)
+		if prev, ok := out[k]; ok && repeatable[k] {
+			val = prev + "\n" + val
+		}
+		out[k] = val
 	}
 	return out, sc.Err()
 }

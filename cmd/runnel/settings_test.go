@@ -136,3 +136,26 @@ func TestServeOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestRepeatedScramUser: --scram-user may be given more than once, on the
+// command line or in the config file, and each one counts.
+func TestRepeatedScramUser(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "runnel.conf")
+	os.WriteFile(cfg, []byte("scram-user = a:SCRAM-SHA-256:x\nscram-user = b:SCRAM-SHA-512:y\n"), 0o644)
+	for _, args := range [][]string{
+		{"--scram-user", "a:SCRAM-SHA-256:x", "--scram-user", "b:SCRAM-SHA-512:y"},
+		{"--config", cfg},
+	} {
+		v, err := parseSettings(args, serveSettings, &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := v.options(serveSettings)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u := o.broker.SASL.Users; len(u) != 2 || u[0].Name != "a" || u[1].Password != "y" {
+			t.Errorf("%v: users %+v", args, u)
+		}
+	}
+}

@@ -192,3 +192,31 @@ func clientAuthVar(p *certstore.ClientAuth) value {
 		return nil
 	}, func() string { return p.String() }}
 }
+
+func mechanismsVar(p *[]string) value {
+	return funcValue{func(s string) error {
+		m, err := broker.ParseMechanisms(s)
+		if err != nil {
+			return err
+		}
+		*p = m
+		return nil
+	}, func() string { return strings.Join(*p, ",") }}
+}
+
+func scramUsersVar(p *[]broker.ScramUserSpec) value {
+	return funcValue{func(s string) error {
+		u, err := broker.ParseScramUsers(s)
+		if err != nil {
+			return err
+		}
+		*p = u
+		return nil
+	}, func() string {
+		s := make([]string, len(*p))
+		for i, u := range *p {
+			s[i] = u.String()
+		}
+		return strings.Join(s, "\n")
+	}}
+}
