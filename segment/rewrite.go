@@ -213,6 +213,15 @@ func (r *Rewrite) Install() error {
 		return err
 	}
 
+	// No entry of either file from here until the new file is in place:
+	// a read meanwhile, or recovery after a crash, walks the segment from
+	// its start, whichever file it finds. Appends index only the active
+	// segment, so none comes back meanwhile. (Done before the lock: it is
+	// a synced write.)
+	if err := l.idx.ReplaceRange(r.old.base, r.old.NextOffset(), nil, true); err != nil {
+		return fmt.Errorf("segment: rewrite %s: dropping its index entries: %w", r.old.path, err)
+	}
+
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.mu.closed {
@@ -242,12 +251,6 @@ func (r *Rewrite) Install() error {
 			return err
 		}
 		running = max(running, ts)
-	}
-	// No entry of either file from here until the new file is in place:
-	// a read meanwhile, or recovery after a crash, walks the segment from
-	// its start, whichever file it finds.
-	if err := l.idx.ReplaceRange(r.old.base, end, nil, true); err != nil {
-		return fmt.Errorf("segment: rewrite %s: dropping its index entries: %w", r.old.path, err)
 	}
 	if err := l.fs.Rename(tmp.path, r.old.path); err != nil {
 		return fmt.Errorf("segment: rewrite %s: %w", r.old.path, err)
