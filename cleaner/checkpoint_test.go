@@ -75,7 +75,7 @@ func TestCheckpointDocMatchesCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := string(b)
-	if !regexp.MustCompile("(?m)^\\|\\s*`"+regexp.QuoteMeta(CheckpointFile)+"`\\s*\\|\\s*1\\s*\\|").MatchString(doc) {
+	if !regexp.MustCompile("(?m)^\\|\\s*`" + regexp.QuoteMeta(CheckpointFile) + "`\\s*\\|\\s*1\\s*\\|").MatchString(doc) {
 		t.Errorf("docs: no row for %s at version %d", CheckpointFile, checkpointVersion)
 	}
 	for name, v := range map[string]any{CheckpointFile: checkpointV1{}, "cleaned segment": cleanedSegmentV1{}} {
