@@ -212,7 +212,11 @@ func (p *pass) rewrite(s *segment.Segment) error {
 			return false, err
 		}
 		p.c.stats.BytesRead.Add(int64(len(b)))
-		out, n, err := p.cleanBatch(h, b, dropTombstones)
+		// The segment's last batch stays, empty if need be, so the
+		// segment still ends where the next begins: a follower whose
+		// log ends inside the segment fetches up to the next one.
+		last := h.NextOffset() >= s.NextOffset()
+		out, n, err := p.cleanBatch(h, b, dropTombstones, last)
 		if err != nil {
 			return false, fmt.Errorf("cleaner: %s: batch at %d: %w", s.Path(), h.BaseOffset, err)
 		}
@@ -253,8 +257,8 @@ func (p *pass) rewrite(s *segment.Segment) error {
 
 // cleanBatch returns what is left of batch b: b itself when every record
 // stays, nil when the batch goes, or a rebuilt batch; and how many records
-// went.
-func (p *pass) cleanBatch(h *segment.Header, b []byte, dropTombstones bool) ([]byte, int64, error) {
+// went. keep keeps the batch, empty if need be.
+func (p *pass) cleanBatch(h *segment.Header, b []byte, dropTombstones, keep bool) ([]byte, int64, error) {
 	if h.IsControl() || h.BaseOffset >= p.mapEnd {
 		return b, 0, nil
 	}
@@ -286,7 +290,7 @@ func (p *pass) cleanBatch(h *segment.Header, b []byte, dropTombstones bool) ([]b
 	if removed == 0 {
 		return b, 0, nil
 	}
-	if len(p.kept) == 0 {
+	if len(p.kept) == 0 && !keep {
 		if last, ok := p.lasts[h.ProducerID]; !ok || h.ProducerID < 0 || last != h.BaseOffset {
 			return nil, removed, nil
 		}

@@ -24,8 +24,10 @@
 // tombstone in a segment first cleaned more than delete.retention.ms ago.
 // Batches keep their base offset and lastOffsetDelta (BuildBatch, with
 // the batch's codec), a batch left without records goes unless it is the
-// last of its idempotent producer (then it stays, empty, so the
-// producer's sequence survives a restart), and each segment is written as
+// last of its idempotent producer (so the producer's sequence survives a
+// restart) or of its segment (so the segment still ends where the next
+// begins, and a follower fetching from inside it reaches the next), which
+// stay empty, and each segment is written as
 // one new file with the same base offset (segment.Rewrite), so offsets,
 // segment boundaries and the leader's roll points never change. A
 // segment from which nothing would go is left as it is.

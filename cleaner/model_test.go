@@ -282,6 +282,14 @@ func runModel(t *testing.T, seed uint64) {
 		t.Fatal(err)
 	}
 	got := readLog(t, b.p.Log())
+	segs := b.p.Log().Segments()
+	for i, s := range segs[:len(segs)-1] {
+		var end int64 = -1
+		s.ReadBatches(nil, func(h *segment.Header, _ []byte) (bool, error) { end = h.NextOffset(); return true, nil })
+		if end != segs[i+1].Base() {
+			t.Fatalf("cleaned segment %d ends at %d, the next starts at %d", s.Base(), end, segs[i+1].Base())
+		}
+	}
 	var want []rec
 	for _, r := range latest {
 		if r.value != nil {
