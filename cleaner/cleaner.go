@@ -216,6 +216,7 @@ func (c *Cleaner) thread(ctx context.Context) {
 			_, err := c.clean(ctx, p, false)
 			c.done(p, err)
 		}
+		c.Forget()
 		backoff.Reset(c.opts.Backoff)
 	}
 }
@@ -311,7 +312,9 @@ func (c *Cleaner) done(p *partition.Partition, err error) {
 		}
 	}
 	c.mu.Unlock()
-	if err != nil && !errors.Is(err, context.Canceled) {
+	// A partition closed under the pass (its topic deleted, the broker
+	// stopping) is no failure.
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, segment.ErrClosed) {
 		c.stats.Failures.Add(1)
 		c.log.Warn("log cleaner: cleaning failed; trying again later",
 			"partition", partition.Name(p.Topic, p.Index), "err", err)
