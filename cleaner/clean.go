@@ -220,19 +220,26 @@ func (p *pass) rewrite(s *segment.Segment) error {
 		if err != nil {
 			return false, fmt.Errorf("cleaner: %s: batch at %d: %w", s.Path(), h.BaseOffset, err)
 		}
-		removed += n
 		if out == nil {
+			removed += n
 			changed = true
 			return true, nil
-		}
-		if len(out) != len(b) || n > 0 {
-			changed = true
 		}
 		if err := p.c.io.wait(p.ctx, int64(len(out))); err != nil {
 			return false, err
 		}
+		err = rw.Append(out)
+		if errors.Is(err, segment.ErrBatchTooLarge) && len(out) > len(b) {
+			// Rebuilt batches that compress worse than their originals
+			// filled the new file: keep this one as it was.
+			out, n, err = b, 0, rw.Append(b)
+		}
+		removed += n
+		if n > 0 {
+			changed = true
+		}
 		p.c.stats.BytesWritten.Add(int64(len(out)))
-		return true, rw.Append(out)
+		return true, err
 	})
 	if err != nil {
 		return err

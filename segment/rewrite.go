@@ -131,7 +131,10 @@ func (l *Log) BeginRewrite(seg *Segment) (*Rewrite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("segment: rewrite %s: %w", seg.path, err)
 	}
-	tmp := newSegment(l.fs, f, f.Name(), seg.base, max(size, HeaderSize))
+	// Room for the segment size, or twice the old file: a rebuilt batch
+	// may compress worse than the original (a subset of records loses
+	// the matches the removed ones gave).
+	tmp := newSegment(l.fs, f, f.Name(), seg.base, max(l.opts.SegmentBytes, 2*size, HeaderSize))
 	r := &Rewrite{l: l, old: seg, oldSize: size, next: seg.base, tmp: tmp, maxTS: -1}
 	if size > 0 {
 		if err := tmp.activate(); err != nil {
@@ -143,8 +146,9 @@ func (l *Log) BeginRewrite(seg *Segment) (*Rewrite, error) {
 }
 
 // Append copies one batch, which must be (a cleaned form of) a batch of the
-// old segment: offsets in order, inside the old segment's range, and no
-// larger in all than the old segment.
+// old segment: offsets in order, inside the old segment's range. The new
+// file may grow to the larger of segment.bytes and twice the old file;
+// past that Append fails with ErrBatchTooLarge and appends nothing.
 func (r *Rewrite) Append(batch []byte) error {
 	h, err := Validate(batch)
 	if err != nil {
