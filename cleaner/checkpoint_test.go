@@ -17,7 +17,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // goldenCheckpoint is the fixed state whose bytes testdata/v1 holds.
 func goldenCheckpoint() checkpoint {
-	return checkpoint{cleanOffset: 4100, cleaned: map[int64]int64{2048: 1_700_000_100_000, 0: 1_700_000_000_000}}
+	return checkpoint{cleanOffset: 4100, cleaned: map[int64]cleanedSeg{2048: {1_700_000_100_000, 3311}, 0: {1_700_000_000_000, 1957}}}
 }
 
 // TestCheckpointGolden pins the bytes of version 1 and reads them back.

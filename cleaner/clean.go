@@ -31,6 +31,7 @@ func (c *Cleaner) clean(ctx context.Context, p *partition.Partition, force bool)
 	if !d.cleanable(cfg, now, force) {
 		return false, nil
 	}
+	ck = d.ck
 	pass := &pass{c: c, ctx: ctx, l: l, cfg: cfg, now: now, ck: ck, maxInflate: c.opts.MaxDecompressedBatchBytes}
 	if err := pass.buildMap(segs, d); err != nil {
 		return false, err
@@ -54,13 +55,22 @@ func (c *Cleaner) clean(ctx context.Context, p *partition.Partition, force bool)
 			return false, err
 		}
 	}
-	next := checkpoint{cleanOffset: max(d.clean, pass.mapEnd), cleaned: map[int64]int64{}}
+	// The segments as they are now (those rewritten are new ones).
+	sizes := map[int64]int64{}
+	for _, s := range l.Segments() {
+		sizes[s.Base()] = s.Size()
+	}
+	next := checkpoint{cleanOffset: max(d.clean, pass.mapEnd), cleaned: map[int64]cleanedSeg{}}
 	for _, s := range segs {
-		if ms, ok := ck.cleaned[s.Base()]; ok {
-			next.cleaned[s.Base()] = ms
-		} else if s.Base() < pass.mapEnd {
-			next.cleaned[s.Base()] = now.UnixMilli()
+		size, ok := sizes[s.Base()]
+		if !ok || s.Base() >= pass.mapEnd {
+			continue
 		}
+		ms := now.UnixMilli()
+		if cs, ok := ck.cleaned[s.Base()]; ok {
+			ms = cs.ms
+		}
+		next.cleaned[s.Base()] = cleanedSeg{ms: ms, size: size}
 	}
 	if err := c.storeCheckpoint(p, st, next); err != nil {
 		return false, err
@@ -198,8 +208,8 @@ func (p *pass) rewrite(s *segment.Segment) error {
 	if err := p.ctx.Err(); err != nil {
 		return err
 	}
-	ms, cleaned := p.ck.cleaned[s.Base()]
-	dropTombstones := cleaned && p.now.UnixMilli()-ms >= p.cfg.DeleteRetentionMs
+	cs, cleaned := p.ck.cleaned[s.Base()]
+	dropTombstones := cleaned && p.now.UnixMilli()-cs.ms >= p.cfg.DeleteRetentionMs
 	rw, err := p.l.BeginRewrite(s)
 	if err != nil {
 		return err

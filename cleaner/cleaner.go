@@ -407,8 +407,27 @@ func (c *Cleaner) Forget() {
 	c.mu.Unlock()
 }
 
+// trust returns what of ck still describes the log: a follower that cut
+// its log back into (or below) the clean section and wrote it again holds
+// records there that no pass has seen, so the clean section ends before
+// the first segment that changed since its last pass (another size), or
+// before the active segment when the clean offset lies past the log end.
+func trust(l *segment.Log, segs []*segment.Segment, ck checkpoint) checkpoint {
+	if ck.cleanOffset > l.LogEndOffset() {
+		all := l.Segments()
+		ck = ck.without(all[len(all)-1].Base())
+	}
+	for _, s := range segs {
+		if cs, ok := ck.cleaned[s.Base()]; ok && cs.size != s.Size() {
+			return ck.without(s.Base())
+		}
+	}
+	return ck
+}
+
 // dirty describes a partition's dirty section.
 type dirty struct {
+	ck       checkpoint // the part of the stored checkpoint still true
 	clean    int64 // the clean offset, within the log
 	from, to int   // sealed segments [from, to) are (partly) dirty and cleanable
 	ratio    float64
@@ -441,16 +460,15 @@ func (c *Cleaner) dirtySection(p *partition.Partition, st *partState, now time.T
 
 func (c *Cleaner) measure(p *partition.Partition, l *segment.Log, segs []*segment.Segment, ck checkpoint, now time.Time) (dirty, error) {
 	cfg := p.Config()
-	d := dirty{clean: max(ck.cleanOffset, l.LogStartOffset()), firstTS: -1}
-	if d.clean > l.LogEndOffset() {
-		d.clean = l.LogEndOffset() // a follower cut its log back
-	}
+	d := dirty{firstTS: -1}
+	d.ck = trust(l, segs, ck)
+	d.clean = max(d.ck.cleanOffset, l.LogStartOffset())
 	var cleanBytes, dirtyBytes int64
 	d.from = len(segs)
 	for i, s := range segs {
 		if s.NextOffset() <= d.clean {
 			cleanBytes += s.Size()
-			if ms, ok := ck.cleaned[s.Base()]; ok && now.UnixMilli()-ms >= cfg.DeleteRetentionMs {
+			if cs, ok := d.ck.cleaned[s.Base()]; ok && now.UnixMilli()-cs.ms >= cfg.DeleteRetentionMs {
 				d.tombs = true
 			}
 			continue
