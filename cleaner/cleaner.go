@@ -428,8 +428,8 @@ func trust(l *segment.Log, segs []*segment.Segment, ck checkpoint) checkpoint {
 // dirty describes a partition's dirty section.
 type dirty struct {
 	ck       checkpoint // the part of the stored checkpoint still true
-	clean    int64 // the clean offset, within the log
-	from, to int   // sealed segments [from, to) are (partly) dirty and cleanable
+	clean    int64      // the clean offset, within the log
+	from, to int        // sealed segments [from, to) are (partly) dirty and cleanable
 	ratio    float64
 	firstTS  int64 // first timestamp of the first dirty segment; -1 unknown
 	tombs    bool  // some cleaned segment is past its tombstone horizon
