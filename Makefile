@@ -11,7 +11,7 @@ BENCH_COUNT   ?= 5
 # Packages with fuzz targets, as package:target pairs.
 FUZZ_TARGETS  ?= ./segment:FuzzParseHeader ./segment:FuzzValidate ./segment:FuzzValidateRecords ./segment:FuzzRecoverSegment ./server:FuzzParseHeader ./server:FuzzDispatchDecode ./protocol:FuzzCheck ./compression:FuzzReader ./partition:FuzzFirstRecordAtOrAfter ./group:FuzzSubscribedTopics ./cluster:FuzzDecodeRaftLog ./cluster:FuzzFSMApply ./index:FuzzDecode ./partition:FuzzDecodeSideFiles ./segment:FuzzParseLogStart
 
-.PHONY: help build run cluster powerloss bench-go bench-cluster bench-fetch bench-scale bench-restart bench-latency bench-nats bench-produce-peer chaos test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean
+.PHONY: help build run cluster powerloss bench-go bench-cluster bench-fetch bench-scale bench-restart bench-latency bench-nats bench-produce-peer chaos compaction-soak test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -71,6 +71,12 @@ bench-produce-peer: ## produce against franz-go's kfake as a same-run peer, runn
 chaos: ## the long fault campaign (kill -9 loops, cut and slow links, damaged and full disks); see docs/reliability.md
 	set -o pipefail; RUNNEL_CHAOS=full $(GO) test -count=1 -timeout 120m -run '^TestChaos' -v ./test/ 2>&1 | \
 		tee $(CHAOS_LOG) | grep --line-buffered -E '^\s*(--- |ok|FAIL|panic)|CHAOS |RUNNEL_CHAOS_SEED'
+
+compaction-soak: ## the long log-compaction tests: the cleaner's model test over 40 seeds, and 40 kill -9 cycles while it cleans
+	set -o pipefail; RUNNEL_COMPACTION_SOAK=1 $(GO) test -race -count=1 -timeout 30m -run '^TestCleanerModel$$' -v ./cleaner/ 2>&1 | \
+		grep --line-buffered -E '^\s*(--- |ok|FAIL|panic)'
+	set -o pipefail; RUNNEL_CHAOS=full $(GO) test -race -count=1 -timeout 60m -run '^TestChaosCompactionKill$$' -v ./test/ 2>&1 | \
+		grep --line-buffered -E '^\s*(--- |ok|FAIL|panic)|CHAOS |RUNNEL_CHAOS_SEED'
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -40,8 +40,10 @@ type checkpointV1 struct {
 	// clean section); the dirty section starts there.
 	CleanOffset int64 `json:"clean_offset"`
 	// Segments are the segments cleaned at least once, by base offset,
-	// with the time of their first clean: their tombstones go
-	// delete.retention.ms after it.
+	// with the time of their first clean (their tombstones go
+	// delete.retention.ms after it) and their size after the last pass:
+	// a segment of another size changed since (a follower cut its log
+	// back into it and wrote it again), and is dirty from its start.
 	Segments []cleanedSegmentV1 `json:"segments"`
 }
 
@@ -49,18 +51,34 @@ type checkpointV1 struct {
 type cleanedSegmentV1 struct {
 	Base      int64 `json:"base"`
 	CleanedMs int64 `json:"cleaned_ms"`
+	Size      int64 `json:"size"`
 }
 
 // checkpoint is the cleaner's state of one partition, in memory.
 type checkpoint struct {
 	cleanOffset int64
-	cleaned     map[int64]int64 // segment base → Unix ms of its first clean
+	cleaned     map[int64]cleanedSeg // by segment base
+}
+
+// cleanedSeg is a segment's first clean (Unix ms) and its size after the
+// last pass.
+type cleanedSeg struct{ ms, size int64 }
+
+// without returns c with the segments from base on dirty again.
+func (c checkpoint) without(base int64) checkpoint {
+	out := checkpoint{cleanOffset: min(c.cleanOffset, base), cleaned: map[int64]cleanedSeg{}}
+	for b, cs := range c.cleaned {
+		if b < base {
+			out.cleaned[b] = cs
+		}
+	}
+	return out
 }
 
 func encodeCheckpoint(c checkpoint) []byte {
 	f := checkpointV1{Version: checkpointVersion, CleanOffset: c.cleanOffset, Segments: []cleanedSegmentV1{}}
-	for base, ms := range c.cleaned {
-		f.Segments = append(f.Segments, cleanedSegmentV1{Base: base, CleanedMs: ms})
+	for base, cs := range c.cleaned {
+		f.Segments = append(f.Segments, cleanedSegmentV1{Base: base, CleanedMs: cs.ms, Size: cs.size})
 	}
 	slices.SortFunc(f.Segments, func(a, b cleanedSegmentV1) int { return int(min(max(a.Base-b.Base, -1), 1)) })
 	b, err := json.Marshal(f)
@@ -93,9 +111,9 @@ func decodeCheckpoint(b []byte) (checkpoint, error) {
 	if f.CleanOffset < 0 {
 		return checkpoint{}, fmt.Errorf("cleaner: negative clean offset %d", f.CleanOffset)
 	}
-	c := checkpoint{cleanOffset: f.CleanOffset, cleaned: map[int64]int64{}}
+	c := checkpoint{cleanOffset: f.CleanOffset, cleaned: map[int64]cleanedSeg{}}
 	for _, s := range f.Segments {
-		c.cleaned[s.Base] = s.CleanedMs
+		c.cleaned[s.Base] = cleanedSeg{ms: s.CleanedMs, size: s.Size}
 	}
 	return c, nil
 }
@@ -104,14 +122,14 @@ func decodeCheckpoint(b []byte) (checkpoint, error) {
 func readCheckpoint(fsys vfs.FS, dir string) (checkpoint, error) {
 	b, err := vfs.ReadFile(fsys, filepath.Join(dir, CheckpointFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		return checkpoint{cleaned: map[int64]int64{}}, nil
+		return checkpoint{cleaned: map[int64]cleanedSeg{}}, nil
 	}
 	if err != nil {
-		return checkpoint{cleaned: map[int64]int64{}}, err
+		return checkpoint{cleaned: map[int64]cleanedSeg{}}, err
 	}
 	c, err := decodeCheckpoint(b)
 	if err != nil {
-		return checkpoint{cleaned: map[int64]int64{}}, fmt.Errorf("cleaner: %s: %w", filepath.Join(dir, CheckpointFile), err)
+		return checkpoint{cleaned: map[int64]cleanedSeg{}}, fmt.Errorf("cleaner: %s: %w", filepath.Join(dir, CheckpointFile), err)
 	}
 	return c, nil
 }

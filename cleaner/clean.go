@@ -31,6 +31,7 @@ func (c *Cleaner) clean(ctx context.Context, p *partition.Partition, force bool)
 	if !d.cleanable(cfg, now, force) {
 		return false, nil
 	}
+	ck = d.ck
 	pass := &pass{c: c, ctx: ctx, l: l, cfg: cfg, now: now, ck: ck, maxInflate: c.opts.MaxDecompressedBatchBytes}
 	if err := pass.buildMap(segs, d); err != nil {
 		return false, err
@@ -54,13 +55,22 @@ func (c *Cleaner) clean(ctx context.Context, p *partition.Partition, force bool)
 			return false, err
 		}
 	}
-	next := checkpoint{cleanOffset: max(d.clean, pass.mapEnd), cleaned: map[int64]int64{}}
+	// The segments as they are now (those rewritten are new ones).
+	sizes := map[int64]int64{}
+	for _, s := range l.Segments() {
+		sizes[s.Base()] = s.Size()
+	}
+	next := checkpoint{cleanOffset: max(d.clean, pass.mapEnd), cleaned: map[int64]cleanedSeg{}}
 	for _, s := range segs {
-		if ms, ok := ck.cleaned[s.Base()]; ok {
-			next.cleaned[s.Base()] = ms
-		} else if s.Base() < pass.mapEnd {
-			next.cleaned[s.Base()] = now.UnixMilli()
+		size, ok := sizes[s.Base()]
+		if !ok || s.Base() >= pass.mapEnd {
+			continue
 		}
+		ms := now.UnixMilli()
+		if cs, ok := ck.cleaned[s.Base()]; ok {
+			ms = cs.ms
+		}
+		next.cleaned[s.Base()] = cleanedSeg{ms: ms, size: size}
 	}
 	if err := c.storeCheckpoint(p, st, next); err != nil {
 		return false, err
@@ -198,8 +208,8 @@ func (p *pass) rewrite(s *segment.Segment) error {
 	if err := p.ctx.Err(); err != nil {
 		return err
 	}
-	ms, cleaned := p.ck.cleaned[s.Base()]
-	dropTombstones := cleaned && p.now.UnixMilli()-ms >= p.cfg.DeleteRetentionMs
+	cs, cleaned := p.ck.cleaned[s.Base()]
+	dropTombstones := cleaned && p.now.UnixMilli()-cs.ms >= p.cfg.DeleteRetentionMs
 	rw, err := p.l.BeginRewrite(s)
 	if err != nil {
 		return err
@@ -212,23 +222,34 @@ func (p *pass) rewrite(s *segment.Segment) error {
 			return false, err
 		}
 		p.c.stats.BytesRead.Add(int64(len(b)))
-		out, n, err := p.cleanBatch(h, b, dropTombstones)
+		// The segment's last batch stays, empty if need be, so the
+		// segment still ends where the next begins: a follower whose
+		// log ends inside the segment fetches up to the next one.
+		last := h.NextOffset() >= s.NextOffset()
+		out, n, err := p.cleanBatch(h, b, dropTombstones, last)
 		if err != nil {
 			return false, fmt.Errorf("cleaner: %s: batch at %d: %w", s.Path(), h.BaseOffset, err)
 		}
-		removed += n
 		if out == nil {
+			removed += n
 			changed = true
 			return true, nil
-		}
-		if len(out) != len(b) || n > 0 {
-			changed = true
 		}
 		if err := p.c.io.wait(p.ctx, int64(len(out))); err != nil {
 			return false, err
 		}
+		err = rw.Append(out)
+		if errors.Is(err, segment.ErrBatchTooLarge) && len(out) > len(b) {
+			// Rebuilt batches that compress worse than their originals
+			// filled the new file: keep this one as it was.
+			out, n, err = b, 0, rw.Append(b)
+		}
+		removed += n
+		if n > 0 {
+			changed = true
+		}
 		p.c.stats.BytesWritten.Add(int64(len(out)))
-		return true, rw.Append(out)
+		return true, err
 	})
 	if err != nil {
 		return err
@@ -253,8 +274,8 @@ func (p *pass) rewrite(s *segment.Segment) error {
 
 // cleanBatch returns what is left of batch b: b itself when every record
 // stays, nil when the batch goes, or a rebuilt batch; and how many records
-// went.
-func (p *pass) cleanBatch(h *segment.Header, b []byte, dropTombstones bool) ([]byte, int64, error) {
+// went. keep keeps the batch, empty if need be.
+func (p *pass) cleanBatch(h *segment.Header, b []byte, dropTombstones, keep bool) ([]byte, int64, error) {
 	if h.IsControl() || h.BaseOffset >= p.mapEnd {
 		return b, 0, nil
 	}
@@ -286,7 +307,7 @@ func (p *pass) cleanBatch(h *segment.Header, b []byte, dropTombstones bool) ([]b
 	if removed == 0 {
 		return b, 0, nil
 	}
-	if len(p.kept) == 0 {
+	if len(p.kept) == 0 && !keep {
 		if last, ok := p.lasts[h.ProducerID]; !ok || h.ProducerID < 0 || last != h.BaseOffset {
 			return nil, removed, nil
 		}

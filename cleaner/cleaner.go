@@ -24,8 +24,10 @@
 // tombstone in a segment first cleaned more than delete.retention.ms ago.
 // Batches keep their base offset and lastOffsetDelta (BuildBatch, with
 // the batch's codec), a batch left without records goes unless it is the
-// last of its idempotent producer (then it stays, empty, so the
-// producer's sequence survives a restart), and each segment is written as
+// last of its idempotent producer (so the producer's sequence survives a
+// restart) or of its segment (so the segment still ends where the next
+// begins, and a follower fetching from inside it reaches the next), which
+// stay empty, and each segment is written as
 // one new file with the same base offset (segment.Rewrite), so offsets,
 // segment boundaries and the leader's roll points never change. A
 // segment from which nothing would go is left as it is.
@@ -214,6 +216,7 @@ func (c *Cleaner) thread(ctx context.Context) {
 			_, err := c.clean(ctx, p, false)
 			c.done(p, err)
 		}
+		c.Forget()
 		backoff.Reset(c.opts.Backoff)
 	}
 }
@@ -309,7 +312,9 @@ func (c *Cleaner) done(p *partition.Partition, err error) {
 		}
 	}
 	c.mu.Unlock()
-	if err != nil && !errors.Is(err, context.Canceled) {
+	// A partition closed under the pass (its topic deleted, the broker
+	// stopping) is no failure.
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, segment.ErrClosed) {
 		c.stats.Failures.Add(1)
 		c.log.Warn("log cleaner: cleaning failed; trying again later",
 			"partition", partition.Name(p.Topic, p.Index), "err", err)
@@ -402,10 +407,29 @@ func (c *Cleaner) Forget() {
 	c.mu.Unlock()
 }
 
+// trust returns what of ck still describes the log: a follower that cut
+// its log back into (or below) the clean section and wrote it again holds
+// records there that no pass has seen, so the clean section ends before
+// the first segment that changed since its last pass (another size), or
+// before the active segment when the clean offset lies past the log end.
+func trust(l *segment.Log, segs []*segment.Segment, ck checkpoint) checkpoint {
+	if ck.cleanOffset > l.LogEndOffset() {
+		all := l.Segments()
+		ck = ck.without(all[len(all)-1].Base())
+	}
+	for _, s := range segs {
+		if cs, ok := ck.cleaned[s.Base()]; ok && cs.size != s.Size() {
+			return ck.without(s.Base())
+		}
+	}
+	return ck
+}
+
 // dirty describes a partition's dirty section.
 type dirty struct {
-	clean    int64 // the clean offset, within the log
-	from, to int   // sealed segments [from, to) are (partly) dirty and cleanable
+	ck       checkpoint // the part of the stored checkpoint still true
+	clean    int64      // the clean offset, within the log
+	from, to int        // sealed segments [from, to) are (partly) dirty and cleanable
 	ratio    float64
 	firstTS  int64 // first timestamp of the first dirty segment; -1 unknown
 	tombs    bool  // some cleaned segment is past its tombstone horizon
@@ -436,16 +460,15 @@ func (c *Cleaner) dirtySection(p *partition.Partition, st *partState, now time.T
 
 func (c *Cleaner) measure(p *partition.Partition, l *segment.Log, segs []*segment.Segment, ck checkpoint, now time.Time) (dirty, error) {
 	cfg := p.Config()
-	d := dirty{clean: max(ck.cleanOffset, l.LogStartOffset()), firstTS: -1}
-	if d.clean > l.LogEndOffset() {
-		d.clean = l.LogEndOffset() // a follower cut its log back
-	}
+	d := dirty{firstTS: -1}
+	d.ck = trust(l, segs, ck)
+	d.clean = max(d.ck.cleanOffset, l.LogStartOffset())
 	var cleanBytes, dirtyBytes int64
 	d.from = len(segs)
 	for i, s := range segs {
 		if s.NextOffset() <= d.clean {
 			cleanBytes += s.Size()
-			if ms, ok := ck.cleaned[s.Base()]; ok && now.UnixMilli()-ms >= cfg.DeleteRetentionMs {
+			if cs, ok := d.ck.cleaned[s.Base()]; ok && now.UnixMilli()-cs.ms >= cfg.DeleteRetentionMs {
 				d.tombs = true
 			}
 			continue

@@ -131,7 +131,10 @@ func (l *Log) BeginRewrite(seg *Segment) (*Rewrite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("segment: rewrite %s: %w", seg.path, err)
 	}
-	tmp := newSegment(l.fs, f, f.Name(), seg.base, max(size, HeaderSize))
+	// Room for the segment size, or twice the old file: a rebuilt batch
+	// may compress worse than the original (a subset of records loses
+	// the matches the removed ones gave).
+	tmp := newSegment(l.fs, f, f.Name(), seg.base, max(l.opts.SegmentBytes, 2*size, HeaderSize))
 	r := &Rewrite{l: l, old: seg, oldSize: size, next: seg.base, tmp: tmp, maxTS: -1}
 	if size > 0 {
 		if err := tmp.activate(); err != nil {
@@ -143,8 +146,9 @@ func (l *Log) BeginRewrite(seg *Segment) (*Rewrite, error) {
 }
 
 // Append copies one batch, which must be (a cleaned form of) a batch of the
-// old segment: offsets in order, inside the old segment's range, and no
-// larger in all than the old segment.
+// old segment: offsets in order, inside the old segment's range. The new
+// file may grow to the larger of segment.bytes and twice the old file;
+// past that Append fails with ErrBatchTooLarge and appends nothing.
 func (r *Rewrite) Append(batch []byte) error {
 	h, err := Validate(batch)
 	if err != nil {
@@ -213,6 +217,15 @@ func (r *Rewrite) Install() error {
 		return err
 	}
 
+	// No entry of either file from here until the new file is in place:
+	// a read meanwhile, or recovery after a crash, walks the segment from
+	// its start, whichever file it finds. Appends index only the active
+	// segment, so none comes back meanwhile. (Done before the lock: it is
+	// a synced write.)
+	if err := l.idx.ReplaceRange(r.old.base, r.old.NextOffset(), nil, true); err != nil {
+		return fmt.Errorf("segment: rewrite %s: dropping its index entries: %w", r.old.path, err)
+	}
+
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.mu.closed {
@@ -242,12 +255,6 @@ func (r *Rewrite) Install() error {
 			return err
 		}
 		running = max(running, ts)
-	}
-	// No entry of either file from here until the new file is in place:
-	// a read meanwhile, or recovery after a crash, walks the segment from
-	// its start, whichever file it finds.
-	if err := l.idx.ReplaceRange(r.old.base, end, nil, true); err != nil {
-		return fmt.Errorf("segment: rewrite %s: dropping its index entries: %w", r.old.path, err)
 	}
 	if err := l.fs.Rename(tmp.path, r.old.path); err != nil {
 		return fmt.Errorf("segment: rewrite %s: %w", r.old.path, err)
