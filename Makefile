@@ -9,7 +9,7 @@ FUZZTIME      ?= 30s
 CHAOS_LOG     ?= chaos.log
 BENCH_COUNT   ?= 5
 # Packages with fuzz targets, as package:target pairs.
-FUZZ_TARGETS  ?= ./segment:FuzzParseHeader ./segment:FuzzValidate ./segment:FuzzValidateRecords ./segment:FuzzRecoverSegment ./server:FuzzParseHeader ./server:FuzzDispatchDecode ./protocol:FuzzCheck ./compression:FuzzReader ./partition:FuzzFirstRecordAtOrAfter ./group:FuzzSubscribedTopics ./cluster:FuzzDecodeRaftLog ./cluster:FuzzFSMApply ./index:FuzzDecode ./partition:FuzzDecodeSideFiles ./segment:FuzzParseLogStart
+FUZZ_TARGETS  ?= ./segment:FuzzParseHeader ./segment:FuzzValidate ./segment:FuzzValidateRecords ./segment:FuzzRecoverSegment ./server:FuzzParseHeader ./server:FuzzDispatchDecode ./protocol:FuzzCheck ./compression:FuzzReader ./partition:FuzzFirstRecordAtOrAfter ./group:FuzzSubscribedTopics ./cluster:FuzzDecodeRaftLog ./cluster:FuzzFSMApply ./index:FuzzDecode ./partition:FuzzDecodeSideFiles ./segment:FuzzParseLogStart ./group/offsetsfmt:FuzzDecodeKey ./group/offsetsfmt:FuzzDecodeOffsetValue ./group/offsetsfmt:FuzzDecodeGroupValue ./coordinator/groups:FuzzLoaderReplay
 
 .PHONY: help build run cluster powerloss bench-go bench-cluster bench-fetch bench-scale bench-restart bench-latency bench-nats bench-produce-peer chaos test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean
 
