@@ -72,7 +72,7 @@ wait_ready() { # BINARY BROKERS
 
 extra_flags() {
 	echo --fsync "$FSYNC"
-	if [[ "${PPROF:-}" == 1 ]]; then echo --pprof; fi
+	if [[ "${PPROF:-}" == 1 ]]; then echo --pprof=true; fi
 }
 
 # start BINARY NAME NODES: one broker (NODES=1) or a three-node cluster.
@@ -108,6 +108,16 @@ start() {
 	exit 1
 }
 
+# fsyncs NODES: the segment fdatasyncs of every broker so far (the Raft
+# log's are not among them).
+fsyncs() {
+	local ports=$((PORT + 20))
+	if [[ "$1" == 3 ]]; then ports="$((PORT + 21)) $((PORT + 22)) $((PORT + 23))"; fi
+	for p in $ports; do
+		curl -s "http://127.0.0.1:$p/metrics" | sed -n 's/^runnel_fsync_duration_seconds_count \([0-9]*\)$/\1/p'
+	done | awk '{s += $1} END {print s + 0}'
+}
+
 # measure BINARY NAME NODES: a warm-up (it creates __consumer_offsets and
 # lets its coordinators load), then one measurement per client count.
 measure() {
@@ -126,9 +136,13 @@ measure() {
 			curl -s -o "$OUT/$FSYNC-block0-r$run.pprof" "http://127.0.0.1:$prof/debug/pprof/block"
 			curl -s -o "$OUT/$FSYNC-mutex0-r$run.pprof" "http://127.0.0.1:$prof/debug/pprof/mutex"
 		fi
+		local f0 f1
+		f0=$(fsyncs "$nodes")
 		"$bin" bench commit --brokers "$BROKERS" --topic commits --clients "$c" --duration "$DURATION" --json \
-			2>>"$OUT/bench.log" | tail -1 | sed "s/^{/{\"binary\":\"$name\",\"brokers\":$nodes,\"run\":$run,/" |
-			tee -a "$OUT/$FSYNC-$name-$nodes-c$c.json" >&2 || true
+			2>>"$OUT/bench.log" | tail -1 >"$OUT/last.json" || true
+		f1=$(fsyncs "$nodes")
+		sed "s/^{/{\"binary\":\"$name\",\"brokers\":$nodes,\"run\":$run,\"fsync\":\"$FSYNC\",\"segment_fsyncs\":$((f1 - f0)),/" \
+			"$OUT/last.json" | tee -a "$OUT/$FSYNC-$name-$nodes-c$c.json" >&2
 		if [[ -n "$prof" ]]; then
 			wait
 			curl -s -o "$OUT/$FSYNC-block-r$run.pprof" "http://127.0.0.1:$prof/debug/pprof/block"
@@ -174,6 +188,15 @@ for FSYNC in $FSYNCS; do
 				"$(paste <(field commits_per_second <"$OUT/$FSYNC-$b-3-c$c.json") <(field commits_per_second <"$OUT/$FSYNC-$b-1-c$c.json") | awk '{print $1 / $2}' | median)"
 		done
 	done
+	if [[ "$FSYNC" == always ]]; then
+		echo "  segment fdatasyncs per commit of the new path (all brokers), medians:"
+		for nodes in 1 3; do
+			for c in $CLIENTS; do
+				printf '    %s broker(s), %s clients: %.2f\n' "$nodes" "$c" \
+					"$(paste <(field segment_fsyncs <"$OUT/$FSYNC-new-$nodes-c$c.json") <(field commits <"$OUT/$FSYNC-new-$nodes-c$c.json") | awk '{print $1 / $2}' | median)"
+			done
+		done
+	fi
 done
 errs=$(cat "$OUT"/*-c*.json | field errors | awk '{s += $1} END {print s + 0}')
 echo "failed commits over all measurements: $errs (warm-ups excluded)"
