@@ -11,7 +11,7 @@ BENCH_COUNT   ?= 5
 # Packages with fuzz targets, as package:target pairs.
 FUZZ_TARGETS  ?= ./segment:FuzzParseHeader ./segment:FuzzValidate ./segment:FuzzValidateRecords ./segment:FuzzRecoverSegment ./server:FuzzParseHeader ./server:FuzzDispatchDecode ./protocol:FuzzCheck ./compression:FuzzReader ./partition:FuzzFirstRecordAtOrAfter ./group:FuzzSubscribedTopics ./cluster:FuzzDecodeRaftLog ./cluster:FuzzFSMApply ./index:FuzzDecode ./partition:FuzzDecodeSideFiles ./segment:FuzzParseLogStart
 
-.PHONY: help build run cluster powerloss bench-go bench-cluster bench-fetch bench-scale bench-restart bench-latency bench-nats bench-produce-peer chaos test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean
+.PHONY: help build run cluster powerloss bench-go bench-cluster bench-fetch bench-scale bench-restart bench-latency bench-nats bench-produce-peer bench-cleaner-p99 chaos test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ bench-latency: ## end-to-end latency percentiles at fixed rates, and the chart (
 
 bench-nats: ## NATS JetStream as a peer, same loads (scripts/bench-nats.sh)
 	scripts/bench-nats.sh
+
+bench-cleaner-p99: ## produce p99 while the log cleaner compacts a filled topic, against the same data left alone (scripts/bench-cleaner-p99.sh; about 5 minutes)
+	scripts/bench-cleaner-p99.sh
 
 bench-produce-peer: ## produce against franz-go's kfake as a same-run peer, runnel --fsync always and never (scripts/bench-produce-peer.sh; RECORDS scales it)
 	scripts/bench-produce-peer.sh
