@@ -14,7 +14,7 @@ FUZZ_TARGETS  ?= ./segment:FuzzParseHeader ./segment:FuzzValidate ./segment:Fuzz
 .PHONY: help build run cluster powerloss bench-go bench-cluster bench-fetch bench-scale bench-restart bench-latency bench-nats bench-produce-peer bench-cleaner-p99 chaos test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build the runnel binary into bin/
 	$(GO) build -o $(BIN) ./cmd/runnel
