@@ -14,7 +14,7 @@ FUZZ_TARGETS  ?= ./segment:FuzzParseHeader ./segment:FuzzValidate ./segment:Fuzz
 .PHONY: help build run cluster powerloss bench-go bench-cluster bench-fetch bench-scale bench-restart bench-latency bench-nats bench-produce-peer bench-commits bench-cleaner-p99 chaos compaction-soak test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build the runnel binary into bin/
 	$(GO) build -o $(BIN) ./cmd/runnel
@@ -67,6 +67,9 @@ bench-nats: ## NATS JetStream as a peer, same loads (scripts/bench-nats.sh)
 
 bench-commits: ## offset commits/s on __consumer_offsets against the Raft path of main, one broker and three, 16 to 128 clients (scripts/bench-commits.sh)
 	scripts/bench-commits.sh
+
+bench-cleaner-p99: ## produce p99 while the log cleaner compacts a filled topic, against the same data left alone (scripts/bench-cleaner-p99.sh; about 5 minutes)
+	scripts/bench-cleaner-p99.sh
 
 bench-produce-peer: ## produce against franz-go's kfake as a same-run peer, runnel --fsync always and never (scripts/bench-produce-peer.sh; RECORDS scales it)
 	scripts/bench-produce-peer.sh

@@ -256,6 +256,22 @@ func TestCLIBench(t *testing.T) {
 		t.Fatalf("bench consume result = %+v", cons)
 	}
 
+	// --keys keys the records in turn, as a compacted topic needs.
+	mustCLI(t, b, "", "topic", "create", "keyed", "--config", "cleanup.policy=compact")
+	mustCLI(t, b, "", "bench", "produce", "--topic", "keyed", "--records", "100", "--keys", "7", "--producers", "2", "--json")
+	kc := b.client(kgo.ConsumeTopics("keyed"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	keys := map[string]int{}
+	for n := 0; n < 100; {
+		fs := kc.PollFetches(ctxTimeout(t, 30*time.Second))
+		if err := fs.Err(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { keys[string(r.Key)]++; n++ })
+	}
+	if len(keys) != 7 || keys["k0"] == 0 || keys["k6"] == 0 {
+		t.Fatalf("bench produce --keys 7 wrote keys %v", keys)
+	}
+
 	// bench availability: one record every 10 ms for a second, each
 	// acknowledged.
 	var avail struct {

@@ -188,6 +188,9 @@ type benchProducer struct {
 	cl     *kgo.Client
 	closed sync.Once
 	n      int64
+	// keys, if any, key the records in turn, starting at keys[first].
+	keys  [][]byte
+	first int
 	free   chan *benchSlot
 	acked  atomic.Int64
 	failed atomic.Int64
@@ -274,6 +277,9 @@ produce:
 			break // the run has failed: stop adding to it
 		}
 		s.rec = kgo.Record{Value: value, Context: s}
+		if len(p.keys) > 0 {
+			s.rec.Key = p.keys[(int64(p.first)+i)%int64(len(p.keys))]
+		}
 		s.sent = time.Now()
 		p.cl.Produce(ctx, &s.rec, promise)
 	}
@@ -298,6 +304,7 @@ is measured per record from send to acknowledgement.`, stderr)
 	partitions := fs.Int("partitions", 1, "partitions of the topic if it is created")
 	acks := fs.String("acks", "all", "acknowledgements to wait for: all, 1 or 0")
 	producers := fs.Int("producers", 1, "concurrent producer clients")
+	nkeys := fs.Int("keys", 0, "key the records with this many distinct keys in turn, k0, k1, ... (0: no keys), to fill compacted topics")
 	linger := fs.Duration("linger", 0, "how long a batch may wait to fill (0: send when the connection is free)")
 	batchBytes := fs.Int("batch-bytes", 1_000_000, "largest record batch in bytes")
 	compression := fs.String("compression", "none", "batch compression: none, gzip, snappy, lz4 or zstd")
@@ -323,6 +330,8 @@ is measured per record from send to acknowledgement.`, stderr)
 		return errors.New("--linger must not be negative")
 	case *batchBytes <= 0 || *batchBytes > math.MaxInt32:
 		return errors.New("--batch-bytes must be positive")
+	case *nkeys < 0 || *nkeys > 100_000_000:
+		return errors.New("--keys must be between 0 and 100000000")
 	}
 	popts, err := cli.ProducerOpts(*acks, *compression)
 	if err != nil {
@@ -341,6 +350,10 @@ is measured per record from send to acknowledgement.`, stderr)
 	for i := range value {
 		value[i] = 'A' + byte(rand.IntN(26))
 	}
+	keys := make([][]byte, *nkeys)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "k%d", i)
+	}
 	// window is how many records each producer keeps in flight: enough for
 	// several full batches, bounded to keep memory modest.
 	window := min(max(8*(*batchBytes)/max(*size, 1), 10_000), 200_000)
@@ -356,7 +369,7 @@ is measured per record from send to acknowledgement.`, stderr)
 			}
 			return err
 		}
-		ps[i] = &benchProducer{cl: cl, n: *records / int64(*producers)}
+		ps[i] = &benchProducer{cl: cl, n: *records / int64(*producers), keys: keys, first: i * max(len(keys)/(*producers), 1)}
 		if int64(i) < *records%int64(*producers) {
 			ps[i].n++
 		}
