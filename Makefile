@@ -65,7 +65,7 @@ bench-latency: ## end-to-end latency percentiles at fixed rates, and the chart (
 bench-nats: ## NATS JetStream as a peer, same loads (scripts/bench-nats.sh)
 	scripts/bench-nats.sh
 
-bench-commits: ## offset commits/s on __consumer_offsets against the Raft path of main, one broker and three, 16 to 128 clients (scripts/bench-commits.sh)
+bench-commits: ## offset commits/s on __consumer_offsets against the Raft path of 3ca176a (before the move), one broker and three, 16 to 128 clients (scripts/bench-commits.sh)
 	scripts/bench-commits.sh
 
 bench-cleaner-p99: ## produce p99 while the log cleaner compacts a filled topic, against the same data left alone (scripts/bench-cleaner-p99.sh; about 5 minutes)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench-commits.sh — offset commits/s, all on this one machine: commits
 # as records of __consumer_offsets (this checkout) against commits as
-# Raft entries (the binary of OLD_REF, default main), each on one broker
+# Raft entries (the binary of OLD_REF, default 3ca176a, the last commit before offsets moved to __consumer_offsets), each on one broker
 # and on three, with CLIENTS concurrent clients (one group each, one
 # OffsetCommit of one partition at a time; runnel bench commit). The two
 # binaries run interleaved: each run starts old then new on one broker,
@@ -16,7 +16,7 @@
 # alone, as in Kafka, whose default never forces a flush).
 #
 # Environment: RUNS (default 3), CLIENTS (default "16 64 128"), DURATION
-# (default 10s) per measurement, OLD_REF (default main), OUT (default
+# (default 10s) per measurement, OLD_REF (default 3ca176a), OUT (default
 # $TMPDIR/runnel-bench-commits), BIN_NEW and BIN_OLD (built binaries to use
 # instead of building), PORT (default 29390: brokers listen on PORT..PORT+3,
 # Raft on PORT+10.., metrics on PORT+20..), PPROF=1 (serve --pprof and save
@@ -29,7 +29,7 @@ RUNS=${RUNS:-3}
 CLIENTS=${CLIENTS:-16 64 128}
 FSYNCS=${FSYNCS:-always never}
 DURATION=${DURATION:-10s}
-OLD_REF=${OLD_REF:-main}
+OLD_REF=${OLD_REF:-3ca176a}
 PORT=${PORT:-29390}
 OUT=${OUT:-${TMPDIR:-/tmp}/runnel-bench-commits}
 rm -rf "$OUT"
