@@ -11,9 +11,12 @@ import (
 	"github.com/runnel-io/runnel/segment"
 )
 
-// TestReadWalkAllocations: a read that walks 500 batch headers allocates
-// no more than one that walks one (the index lookup's own allocations are
-// in both).
+// TestReadWalkAllocations: a read that walks 500 batch headers does not
+// allocate per header: it allocates what one that walks one header does
+// (the index lookup's own allocations are in both). Pebble's background
+// work may add an allocation or two to a lookup now and then, so each is
+// the least of three measurements, and a walk may differ by two at most:
+// an allocation per header would be 500.
 func TestReadWalkAllocations(t *testing.T) {
 	e := newBenchEnv(t)
 	l := e.open("walk-0", segment.Options{SegmentBytes: 1 << 20, IndexInterval: 64 << 20,
@@ -45,11 +48,14 @@ func TestReadWalkAllocations(t *testing.T) {
 			r.Release()
 		})
 	}
+	least := func(offset int64) float64 {
+		return min(allocs(offset), allocs(offset), allocs(offset))
+	}
 	for _, seg := range []struct {
 		name        string
 		first, last int64
 	}{{"sealed", 0, mid - per}, {"active", mid, leo - per}} {
-		if one, many := allocs(seg.first), allocs(seg.last); many != one {
+		if one, many := least(seg.first), least(seg.last); many > one+2 {
 			t.Errorf("%s segment: %v allocations walking one header, %v walking 500", seg.name, one, many)
 		}
 	}
