@@ -137,21 +137,6 @@ func envName(name string) string {
 	return "RUNNEL_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
-// isBool reports whether a setting binds a boolean field.
-func isBool(d setting) bool {
-	o := defaultOptions()
-	b, ok := d.field(&o).(interface{ IsBoolFlag() bool })
-	return ok && b.IsBoolFlag()
-}
-
-// boolString holds a boolean setting's text as given; alone on the command
-// line it is "true".
-type boolString struct{ s string }
-
-func (b *boolString) Set(v string) error { b.s = v; return nil }
-func (b *boolString) String() string     { return b.s }
-func (b *boolString) IsBoolFlag() bool   { return true }
-
 // values resolves every setting.
 type values map[string]string
 
@@ -173,14 +158,6 @@ func parseSettings(args []string, defs []setting, stderr io.Writer) (values, err
 				return nil
 			})
 			set[d.name] = p
-			continue
-		}
-		if isBool(d) {
-			// A boolean alone means true (--pprof), as with the flag
-			// package's own booleans; its value is still checked later.
-			p := &boolString{s: d.def()}
-			fs.Var(p, d.name, help)
-			set[d.name] = &p.s
 			continue
 		}
 		set[d.name] = fs.String(d.name, d.def(), help)

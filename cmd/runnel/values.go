@@ -85,21 +85,15 @@ func int16Var(p *int16) value {
 }
 
 func boolVar(p *bool) value {
-	return boolValue{funcValue{func(s string) error {
+	return funcValue{func(s string) error {
 		b, err := strconv.ParseBool(s)
 		if err != nil {
 			return fmt.Errorf("want true or false, got %q", s)
 		}
 		*p = b
 		return nil
-	}, func() string { return strconv.FormatBool(*p) }}}
+	}, func() string { return strconv.FormatBool(*p) }}
 }
-
-// boolValue is a flag that may stand alone (--pprof means --pprof=true),
-// as the flag package's own booleans do.
-type boolValue struct{ funcValue }
-
-func (boolValue) IsBoolFlag() bool { return true }
 
 // durationVar is a duration that must be positive; delayVar one that may
 // be 0s. Their ranges are checked by broker.Config.Validate; the phrases
