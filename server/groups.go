@@ -8,12 +8,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-io/runnel/group"
+	"github.com/runnel-io/runnel/internal/authz"
 )
-
-// authorizedGroupOperations is what DescribeGroups reports when asked:
-// runnel has no authorizer, so every group operation (READ 3, DELETE 6,
-// DESCRIBE 8, as bits).
-const authorizedGroupOperations = 1<<3 | 1<<6 | 1<<8
 
 // authorizedOperationsOmitted is Kafka's "not requested" value.
 const authorizedOperationsOmitted = -2147483648
@@ -21,6 +17,12 @@ const authorizedOperationsOmitted = -2147483648
 func (s *Server) handleFindCoordinator(c *conn, r *kmsg.FindCoordinatorRequest) kmsg.Response {
 	resp := kmsg.NewPtrFindCoordinatorResponse()
 	find := func(key string) (nodeID int32, host string, port int32, code int16, msg *string) {
+		switch {
+		case r.CoordinatorType == 0 && !s.authorize(c, "FindCoordinator", authz.OpDescribe, authz.ResourceGroup, key):
+			return -1, "", -1, kerr.GroupAuthorizationFailed.Code, nil
+		case r.CoordinatorType == 1 && !s.authorize(c, "FindCoordinator", authz.OpDescribe, authz.ResourceTransactionalID, key):
+			return -1, "", -1, kerr.TransactionalIDAuthorizationFailed.Code, nil
+		}
 		switch r.CoordinatorType {
 		case 0: // group: the controller coordinates every group
 			// A coordinator without the client's listener is one the
@@ -199,7 +201,14 @@ func (s *Server) handleOffsetCommit(c *conn, h requestHeader, r *kmsg.OffsetComm
 	if r.InstanceID != nil {
 		req.InstanceID = *r.InstanceID
 	}
+	// As Kafka: READ on the group (refuseRequest) and on each topic; the
+	// partitions of a topic not allowed are not committed.
+	denied := map[string]bool{}
 	for _, t := range r.Topics {
+		if !s.authorize(c, "OffsetCommit", authz.OpRead, authz.ResourceTopic, t.Topic) {
+			denied[t.Topic] = true
+			continue
+		}
 		for _, p := range t.Partitions {
 			o := group.Offset{Topic: t.Topic, Partition: p.Partition, Offset: p.Offset, LeaderEpoch: -1}
 			if r.Version >= 6 {
@@ -229,6 +238,11 @@ func (s *Server) handleOffsetCommit(c *conn, h requestHeader, r *kmsg.OffsetComm
 			for _, p := range t.Partitions {
 				rp := kmsg.NewOffsetCommitResponseTopicPartition()
 				rp.Partition = p.Partition
+				if denied[t.Topic] {
+					rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+					rt.Partitions = append(rt.Partitions, rp)
+					continue
+				}
 				err := errs[i]
 				if err == nil && durable != nil {
 					err = durable
@@ -246,7 +260,7 @@ func (s *Server) handleOffsetCommit(c *conn, h requestHeader, r *kmsg.OffsetComm
 	}}
 }
 
-func (s *Server) handleOffsetFetch(r *kmsg.OffsetFetchRequest) kmsg.Response {
+func (s *Server) handleOffsetFetch(c *conn, r *kmsg.OffsetFetchRequest) kmsg.Response {
 	resp := kmsg.NewPtrOffsetFetchResponse()
 	if r.Version >= 8 {
 		// A group asked for in full (all its committed offsets) is
@@ -268,7 +282,7 @@ func (s *Server) handleOffsetFetch(r *kmsg.OffsetFetchRequest) kmsg.Response {
 			if g.Topics == nil {
 				topics = nil
 			}
-			rts, err := s.fetchGroupOffsets(g.Group, topics, r.Version)
+			rts, err := s.fetchGroupOffsets(c, g.Group, topics, r.Version)
 			rg := kmsg.NewOffsetFetchResponseGroup()
 			rg.Group, rg.ErrorCode = g.Group, errorCode(err)
 			for _, t := range rts {
@@ -290,7 +304,7 @@ func (s *Server) handleOffsetFetch(r *kmsg.OffsetFetchRequest) kmsg.Response {
 	if r.Version < 2 && topics == nil {
 		topics = []kmsg.OffsetFetchRequestTopic{}
 	}
-	rts, err := s.fetchGroupOffsets(r.Group, topics, r.Version)
+	rts, err := s.fetchGroupOffsets(c, r.Group, topics, r.Version)
 	resp.Topics = rts
 	if r.Version >= 2 {
 		resp.ErrorCode = errorCode(err)
@@ -300,8 +314,13 @@ func (s *Server) handleOffsetFetch(r *kmsg.OffsetFetchRequest) kmsg.Response {
 
 // fetchGroupOffsets answers the partitions asked for, or every partition
 // with a commit when topics is nil. A partition without a commit answers
-// offset -1.
-func (s *Server) fetchGroupOffsets(groupID string, topics []kmsg.OffsetFetchRequestTopic, version int16) ([]kmsg.OffsetFetchResponseTopic, error) {
+// offset -1. As Kafka, it needs DESCRIBE on the group, and on each topic:
+// a topic named that may not be described answers
+// TOPIC_AUTHORIZATION_FAILED, and one not named is left out.
+func (s *Server) fetchGroupOffsets(c *conn, groupID string, topics []kmsg.OffsetFetchRequestTopic, version int16) ([]kmsg.OffsetFetchResponseTopic, error) {
+	if !s.authorize(c, "OffsetFetch", authz.OpDescribe, authz.ResourceGroup, groupID) {
+		return nil, kerr.GroupAuthorizationFailed
+	}
 	var ask []group.TopicPartition
 	if topics != nil {
 		ask = []group.TopicPartition{}
@@ -315,6 +334,7 @@ func (s *Server) fetchGroupOffsets(groupID string, topics []kmsg.OffsetFetchRequ
 	if err != nil {
 		return nil, err
 	}
+	named := ask != nil
 	if ask == nil {
 		for tp := range got {
 			ask = append(ask, tp)
@@ -322,7 +342,20 @@ func (s *Server) fetchGroupOffsets(groupID string, topics []kmsg.OffsetFetchRequ
 		group.SortTopicPartitions(ask)
 	}
 	var out []kmsg.OffsetFetchResponseTopic
+	allowed := map[string]bool{}
 	for _, tp := range ask {
+		ok, checked := allowed[tp.Topic]
+		if !checked {
+			if named {
+				ok = s.authorize(c, "OffsetFetch", authz.OpDescribe, authz.ResourceTopic, tp.Topic)
+			} else {
+				ok = s.mayDescribe(c, authz.ResourceTopic, tp.Topic)
+			}
+			allowed[tp.Topic] = ok
+		}
+		if !ok && !named {
+			continue
+		}
 		if len(out) == 0 || out[len(out)-1].Topic != tp.Topic {
 			rt := kmsg.NewOffsetFetchResponseTopic()
 			rt.Topic = tp.Topic
@@ -331,7 +364,9 @@ func (s *Server) fetchGroupOffsets(groupID string, topics []kmsg.OffsetFetchRequ
 		rp := kmsg.NewOffsetFetchResponseTopicPartition()
 		rp.Partition, rp.Offset, rp.LeaderEpoch = tp.Partition, -1, -1
 		rp.Metadata = kmsg.StringPtr("")
-		if o, ok := got[tp]; ok {
+		if !ok {
+			rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+		} else if o, ok := got[tp]; ok {
 			rp.Offset, rp.LeaderEpoch, rp.Metadata = o.Offset, o.LeaderEpoch, kmsg.StringPtr(o.Metadata)
 		}
 		out[len(out)-1].Partitions = append(out[len(out)-1].Partitions, rp)
@@ -339,7 +374,9 @@ func (s *Server) fetchGroupOffsets(groupID string, topics []kmsg.OffsetFetchRequ
 	return out, nil
 }
 
-func (s *Server) handleListGroups(r *kmsg.ListGroupsRequest) kmsg.Response {
+// handleListGroups lists every group to a client with DESCRIBE on the
+// cluster, and otherwise the groups it may describe, as Kafka does.
+func (s *Server) handleListGroups(c *conn, r *kmsg.ListGroupsRequest) kmsg.Response {
 	resp := kmsg.NewPtrListGroupsResponse()
 	var want map[group.State]bool
 	if len(r.StatesFilter) > 0 {
@@ -350,8 +387,9 @@ func (s *Server) handleListGroups(r *kmsg.ListGroupsRequest) kmsg.Response {
 			}
 		}
 	}
+	everyGroup := s.mayDescribe(c, authz.ResourceCluster, clusterResource)
 	for _, l := range s.groups.ListGroups() {
-		if want != nil && !want[l.State] {
+		if want != nil && !want[l.State] || !everyGroup && !s.mayDescribe(c, authz.ResourceGroup, l.Group) {
 			continue
 		}
 		rg := kmsg.NewListGroupsResponseGroup()
@@ -361,7 +399,7 @@ func (s *Server) handleListGroups(r *kmsg.ListGroupsRequest) kmsg.Response {
 	return resp
 }
 
-func (s *Server) handleDescribeGroups(r *kmsg.DescribeGroupsRequest) kmsg.Response {
+func (s *Server) handleDescribeGroups(c *conn, r *kmsg.DescribeGroupsRequest) kmsg.Response {
 	resp := kmsg.NewPtrDescribeGroupsResponse()
 	// A group is described once however often it is named: its members'
 	// metadata may be large, and the answer must not multiply it.
@@ -371,12 +409,19 @@ func (s *Server) handleDescribeGroups(r *kmsg.DescribeGroupsRequest) kmsg.Respon
 			continue
 		}
 		seen[id] = true
+		if !s.authorize(c, "DescribeGroups", authz.OpDescribe, authz.ResourceGroup, id) {
+			rg := kmsg.NewDescribeGroupsResponseGroup()
+			rg.Group, rg.ErrorCode = id, kerr.GroupAuthorizationFailed.Code
+			rg.AuthorizedOperations = authorizedOperationsOmitted
+			resp.Groups = append(resp.Groups, rg)
+			continue
+		}
 		d, _ := s.groups.Describe(id)
 		rg := kmsg.NewDescribeGroupsResponseGroup()
 		rg.Group, rg.State, rg.ProtocolType, rg.Protocol = d.Group, d.State.String(), d.ProtocolType, d.Protocol
 		rg.AuthorizedOperations = authorizedOperationsOmitted
 		if r.IncludeAuthorizedOperations {
-			rg.AuthorizedOperations = authorizedGroupOperations
+			rg.AuthorizedOperations = s.authorizedOperations(c, authz.ResourceGroup, id)
 		}
 		for _, m := range d.Members {
 			rm := kmsg.NewDescribeGroupsResponseGroupMember()
@@ -399,21 +444,45 @@ func orEmpty(b []byte) []byte {
 	return b
 }
 
-func (s *Server) handleDeleteGroups(r *kmsg.DeleteGroupsRequest) kmsg.Response {
+// handleDeleteGroups deletes the groups the client may DELETE; the others
+// answer GROUP_AUTHORIZATION_FAILED.
+func (s *Server) handleDeleteGroups(c *conn, r *kmsg.DeleteGroupsRequest) kmsg.Response {
 	resp := kmsg.NewPtrDeleteGroupsResponse()
-	errs := s.groups.DeleteGroups(r.Groups)
+	var allowed []string
+	codes := make([]int16, len(r.Groups))
+	at := make([]int, len(r.Groups))
 	for i, id := range r.Groups {
+		at[i] = -1
+		if !s.authorize(c, "DeleteGroups", authz.OpDelete, authz.ResourceGroup, id) {
+			codes[i] = kerr.GroupAuthorizationFailed.Code
+			continue
+		}
+		at[i] = len(allowed)
+		allowed = append(allowed, id)
+	}
+	errs := s.groups.DeleteGroups(allowed)
+	for i, id := range r.Groups {
+		if at[i] >= 0 {
+			codes[i] = errorCode(errs[at[i]])
+		}
 		rg := kmsg.NewDeleteGroupsResponseGroup()
-		rg.Group, rg.ErrorCode = id, errorCode(errs[i])
+		rg.Group, rg.ErrorCode = id, codes[i]
 		resp.Groups = append(resp.Groups, rg)
 	}
 	return resp
 }
 
-func (s *Server) handleOffsetDelete(r *kmsg.OffsetDeleteRequest) kmsg.Response {
+// handleOffsetDelete needs DELETE on the group (refuseRequest) and READ on
+// each topic, as Kafka; a topic not allowed keeps its offsets.
+func (s *Server) handleOffsetDelete(c *conn, r *kmsg.OffsetDeleteRequest) kmsg.Response {
 	resp := kmsg.NewPtrOffsetDeleteResponse()
 	var parts []group.TopicPartition
+	denied := map[string]bool{}
 	for _, t := range r.Topics {
+		if !s.authorize(c, "OffsetDelete", authz.OpRead, authz.ResourceTopic, t.Topic) {
+			denied[t.Topic] = true
+			continue
+		}
 		for _, p := range t.Partitions {
 			parts = append(parts, group.TopicPartition{Topic: t.Topic, Partition: p.Partition})
 		}
@@ -429,9 +498,14 @@ func (s *Server) handleOffsetDelete(r *kmsg.OffsetDeleteRequest) kmsg.Response {
 		rt.Topic = t.Topic
 		for _, p := range t.Partitions {
 			rp := kmsg.NewOffsetDeleteResponseTopicPartition()
-			rp.Partition, rp.ErrorCode = p.Partition, errorCode(errs[i])
+			rp.Partition = p.Partition
+			if denied[t.Topic] {
+				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			} else {
+				rp.ErrorCode = errorCode(errs[i])
+				i++
+			}
 			rt.Partitions = append(rt.Partitions, rp)
-			i++
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}

@@ -383,6 +383,16 @@ func (a *Authorizer) AuthorizedOperations(principal, host string, rt ResourceTyp
 	return bits
 }
 
+// AllOperations is the bit field of every operation of a resource type,
+// what a broker without an authorizer reports.
+func AllOperations(rt ResourceType) int32 {
+	var bits int32
+	for _, op := range operationsOf[rt] {
+		bits |= 1 << op
+	}
+	return bits
+}
+
 // implies reports whether allowing have allows want.
 func implies(have, want Operation) bool {
 	switch {
