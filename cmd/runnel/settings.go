@@ -106,6 +106,22 @@ var serveSettings = []setting{
 // environment variable holds them one a line.
 var repeatable = map[string]bool{"scram-user": true}
 
+// bare settings are booleans given as Kafka's operators type them, with no
+// value (--authorizer); --authorizer=false turns one off.
+var bare = map[string]bool{"authorizer": true, "allow-everyone-if-no-acl-found": true}
+
+// bareFlag is a bare setting's flag: set to "true" when named alone.
+type bareFlag struct{ p *string }
+
+func (f bareFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return *f.p
+}
+func (f bareFlag) Set(s string) error { *f.p = s; return nil }
+func (f bareFlag) IsBoolFlag() bool   { return true }
+
 // def returns the setting's default as written on the command line.
 func (s setting) def() string {
 	o := defaultOptions()
@@ -152,6 +168,13 @@ func parseSettings(args []string, defs []setting, stderr io.Writer) (values, err
 				}
 				return nil
 			})
+			set[d.name] = p
+			continue
+		}
+		if bare[d.name] {
+			p := new(string)
+			*p = d.def()
+			fs.Var(bareFlag{p}, d.name, help)
 			set[d.name] = p
 			continue
 		}
