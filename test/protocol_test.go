@@ -1,6 +1,7 @@
 package test
 
 import (
+	wire "encoding/binary"
 	"fmt"
 	"sort"
 	"strings"
@@ -74,6 +75,19 @@ func errorCodes(resp kmsg.Response) []int16 {
 		}
 	case *kmsg.DescribeClusterResponse:
 		out = append(out, v.ErrorCode)
+	case *kmsg.SASLHandshakeResponse:
+		out = append(out, v.ErrorCode)
+	case *kmsg.SASLAuthenticateResponse:
+		out = append(out, v.ErrorCode)
+	case *kmsg.DescribeUserSCRAMCredentialsResponse:
+		out = append(out, v.ErrorCode)
+		for _, r := range v.Results {
+			out = append(out, r.ErrorCode)
+		}
+	case *kmsg.AlterUserSCRAMCredentialsResponse:
+		for _, r := range v.Results {
+			out = append(out, r.ErrorCode)
+		}
 	case *kmsg.DescribeQuorumResponse:
 		out = append(out, v.ErrorCode)
 		for _, t := range v.Topics {
@@ -302,7 +316,12 @@ func (g groupSweep) builders() map[int16]func(v int16) kmsg.Request {
 // flexible and not — and checks the answer decodes at that version and
 // reports success.
 func TestEveryAPIVersion(t *testing.T) {
-	b := startBroker(t, "", "--group-initial-rebalance-delay", "0s")
+	saslAddr := freePort(t)
+	b := &broker{t: t, dataDir: t.TempDir(), addr: freePort(t), metrics: freePort(t)}
+	b.args = []string{"--group-initial-rebalance-delay", "0s", "--listeners", "PLAINTEXT://" + b.addr + ",SASL_PLAINTEXT://" + saslAddr,
+		"--sasl-enabled-mechanisms", "PLAIN,SCRAM-SHA-256", "--scram-user", "sweep:SCRAM-SHA-256:sweep-pw"}
+	b.start()
+	t.Cleanup(func() { b.kill() })
 	rc := dialRaw(t, b.addr)
 	topic := "sweep"
 	ct := kmsg.NewPtrCreateTopicsRequest()
@@ -435,6 +454,19 @@ func TestEveryAPIVersion(t *testing.T) {
 			return r
 		},
 		60: func(v int16) kmsg.Request { return kmsg.NewPtrDescribeClusterRequest() },
+		50: func(v int16) kmsg.Request { return kmsg.NewPtrDescribeUserSCRAMCredentialsRequest() },
+		51: func(v int16) kmsg.Request {
+			r := kmsg.NewPtrAlterUserSCRAMCredentialsRequest()
+			u := kmsg.NewAlterUserSCRAMCredentialsRequestUpsertion()
+			u.Name, u.Mechanism, u.Iterations, u.Salt = fmt.Sprintf("sweep-v%d", v), 1, 4096, []byte("salt")
+			u.SaltedPassword = make([]byte, 32)
+			r.Upsertions = append(r.Upsertions, u)
+			return r
+		},
+		// The SASL requests go to the SASL listener, each version on a
+		// connection of its own (saslSweep).
+		17: nil,
+		36: nil,
 	}
 	for k, mk := range (groupSweep{t: t, rc: rc, topic: topic}).builders() {
 		build[k] = mk
@@ -449,6 +481,12 @@ func TestEveryAPIVersion(t *testing.T) {
 		mk, ok := build[int16(k)]
 		if !ok {
 			t.Errorf("no request built for API %s (%d): add one", kmsg.NameForKey(int16(k)), k)
+			continue
+		}
+		if mk == nil {
+			for v := versions[int16(k)][0]; v <= versions[int16(k)][1]; v++ {
+				saslSweep(t, saslAddr, int16(k), v)
+			}
 			continue
 		}
 		for v := versions[int16(k)][0]; v <= versions[int16(k)][1]; v++ {
@@ -473,6 +511,48 @@ func TestEveryAPIVersion(t *testing.T) {
 			}
 		}
 	}
+}
+
+// saslSweep logs in with PLAIN on a new connection to the SASL listener,
+// sending the SASL request of key at version v (SaslHandshake v0 is
+// followed by the bare token of Kafka's first flow), and checks that a
+// request is then served.
+func saslSweep(t *testing.T, addr string, key, v int16) {
+	t.Helper()
+	rc := dialRaw(t, addr)
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.Mechanism = "PLAIN"
+	hs.SetVersion(1)
+	if key == 17 {
+		hs.SetVersion(v)
+	}
+	if codes := errorCodes(rc.roundTrip(hs)); codes[0] != 0 {
+		t.Errorf("SASLHandshake v%d: error code %d", hs.Version, codes[0])
+		return
+	}
+	tok := []byte("\x00sweep\x00sweep-pw")
+	if hs.Version == 0 {
+		rc.write(append(wire.BigEndian.AppendUint32(nil, uint32(len(tok))), tok...))
+		rc.c.SetReadDeadline(time.Now().Add(ioTimeout))
+		if f, err := readFrame(rc.c); err != nil || len(f) != 4 {
+			t.Errorf("SASLHandshake v0: bare answer %q, %v", f, err)
+			return
+		}
+	} else {
+		auth := kmsg.NewPtrSASLAuthenticateRequest()
+		auth.SASLAuthBytes = tok
+		auth.SetVersion(0)
+		if key == 36 {
+			auth.SetVersion(v)
+		}
+		if codes := errorCodes(rc.roundTrip(auth)); codes[0] != 0 {
+			t.Errorf("SASLAuthenticate v%d: error code %d", auth.Version, codes[0])
+			return
+		}
+	}
+	md := kmsg.NewPtrMetadataRequest()
+	md.SetVersion(12)
+	rc.roundTrip(md)
 }
 
 // TestPipelinedRequestsAnsweredInOrder writes many requests before reading

@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -213,11 +212,4 @@ func (c *scramConversation) final(token []byte) ([]byte, error) {
 	}
 	c.step = 2
 	return []byte("v=" + base64.StdEncoding.EncodeToString(c.m.mac(c.cred.ServerKey, authMsg))), nil
-}
-
-// IsClientError reports whether err is the client's fault (bad
-// credentials or messages) rather than the server's.
-func IsClientError(err error) bool {
-	return errors.Is(err, ErrAuthentication) || errors.Is(err, ErrMalformed) || errors.Is(err, ErrUnsupported) ||
-		errors.Is(err, ErrState) || errors.Is(err, ErrUnknownMechanism)
 }
