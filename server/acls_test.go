@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/group"
 	"github.com/runnel-io/runnel/internal/authz"
+	"github.com/runnel-io/runnel/internal/testbatch"
 	"github.com/runnel-io/runnel/partition"
 	"github.com/runnel-io/runnel/segment"
 )
@@ -59,7 +61,7 @@ type aclServer struct {
 
 // newAclServer is newTestServer with ACLs in its metadata, and an
 // authorizer with the super users given unless az is false.
-func newAclServer(t *testing.T, az bool, supers ...string) *aclServer {
+func newAclServer(t testing.TB, az bool, supers ...string) *aclServer {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	parts, err := partition.OpenManager(partition.Options{DataDir: t.TempDir(), Logger: logger,
@@ -329,3 +331,50 @@ func TestAuthorizeRequests(t *testing.T) {
 }
 
 func (m *aclMeta) AllocateProducerIDs(n int64) (int64, error) { return 1000, nil }
+
+// BenchmarkProduceAuthorized is a produce of one small batch (acks=0,
+// through dispatch, as a connection's handler runs it) with the
+// authorizer off and on, among 10,000 ACLs; the difference is the
+// authorization's cost per request. BenchmarkAuthorize (internal/authz)
+// is the check alone.
+func BenchmarkProduceAuthorized(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		name := "off"
+		if on {
+			name = "on"
+		}
+		b.Run(name, func(b *testing.B) {
+			ts := newAclServer(b, on, admin)
+			ts.meta.fakeMeta.topics["orders"] = cluster.Topic{Name: "orders", ID: cluster.NewTopicID(), Partitions: 1}
+			if err := ts.replicas.Reconcile(); err != nil {
+				b.Fatal(err)
+			}
+			var acls []cluster.AclBinding
+			for i := range 10000 {
+				acls = append(acls, cluster.AclBinding{ResourceType: 2, ResourceName: fmt.Sprintf("topic-%d", i%1000), PatternType: 3,
+					Principal: fmt.Sprintf("User:u%d", i/1000), Host: "*", Operation: 4, Permission: 3})
+			}
+			acls = append(acls, cluster.AclBinding{ResourceType: 2, ResourceName: "orders", PatternType: 3, Principal: "User:app",
+				Host: "*", Operation: 4, Permission: 3})
+			if err := ts.meta.AlterAcls(cluster.AlterAcls{Creations: acls}); err != nil {
+				b.Fatal(err)
+			}
+			req := kmsg.NewPtrProduceRequest()
+			req.SetVersion(9)
+			req.Acks, req.TimeoutMillis = 0, 1000
+			req.Topics = []kmsg.ProduceRequestTopic{{Topic: "orders", Partitions: []kmsg.ProduceRequestTopicPartition{{
+				Records: testbatch.Make(testbatch.Spec{ProducerID: -1, Values: testbatch.Values(1, 100, 1)})}}}}
+			body := req.AppendTo(nil)
+			h := requestHeader{Key: 0, Version: 9, CorrelationID: 1, ClientID: "bench", Flexible: true}
+			c := &conn{s: ts.Server, ctx: context.Background(), remote: "10.0.0.7:1", addr: "10.0.0.7", host: "/10.0.0.7",
+				listener: cluster.DefaultListener, principal: "User:app"}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := ts.dispatch(c, h, body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
