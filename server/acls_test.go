@@ -303,6 +303,26 @@ func TestAuthorizeRequests(t *testing.T) {
 		gr.Groups[1].ErrorCode != kerr.GroupAuthorizationFailed.Code {
 		t.Errorf("describe groups: %+v", gr.Groups)
 	}
+	// OffsetCommit: READ on the group and on each topic (app may write
+	// orders but not read it).
+	oc := kmsg.NewPtrOffsetCommitRequest()
+	oc.SetVersion(8)
+	oc.Generation = -1
+	oc.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "orders", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Offset: 1}}}}
+	for _, c := range []struct {
+		group string
+		want  int16
+	}{{"g", kerr.TopicAuthorizationFailed.Code}, {"h", kerr.GroupAuthorizationFailed.Code}} {
+		oc.Group = c.group
+		if got := ts.callAs(t, app, oc).(*kmsg.OffsetCommitResponse).Topics[0].Partitions[0].ErrorCode; got != c.want {
+			t.Errorf("offset commit to group %s: %d, want %d", c.group, got, c.want)
+		}
+	}
+	del := kmsg.NewPtrDeleteGroupsRequest()
+	del.Groups = []string{"g"}
+	if c := ts.callAs(t, app, del).(*kmsg.DeleteGroupsResponse).Groups[0].ErrorCode; c != kerr.GroupAuthorizationFailed.Code {
+		t.Errorf("delete group without DELETE: %d", c)
+	}
 	// Admin APIs on the cluster.
 	dc := kmsg.NewPtrDescribeClusterRequest()
 	if c := ts.callAs(t, app, dc).(*kmsg.DescribeClusterResponse).ErrorCode; c != kerr.ClusterAuthorizationFailed.Code {

@@ -201,11 +201,13 @@ func (s *Server) handleOffsetCommit(c *conn, h requestHeader, r *kmsg.OffsetComm
 	if r.InstanceID != nil {
 		req.InstanceID = *r.InstanceID
 	}
-	// As Kafka: READ on the group (refuseRequest) and on each topic; the
-	// partitions of a topic not allowed are not committed.
+	// As Kafka: READ on the group, else every partition answers
+	// GROUP_AUTHORIZATION_FAILED, and READ on each topic; the partitions
+	// of a topic not allowed are not committed.
+	groupAllowed := s.authorize(c, "OffsetCommit", authz.OpRead, authz.ResourceGroup, r.Group)
 	denied := map[string]bool{}
 	for _, t := range r.Topics {
-		if !s.authorize(c, "OffsetCommit", authz.OpRead, authz.ResourceTopic, t.Topic) {
+		if !groupAllowed || !s.authorize(c, "OffsetCommit", authz.OpRead, authz.ResourceTopic, t.Topic) {
 			denied[t.Topic] = true
 			continue
 		}
@@ -220,7 +222,10 @@ func (s *Server) handleOffsetCommit(c *conn, h requestHeader, r *kmsg.OffsetComm
 			req.Offsets = append(req.Offsets, o)
 		}
 	}
-	errs, wait := s.groups.Commit(req)
+	errs, wait := []error(nil), func() error { return nil }
+	if groupAllowed {
+		errs, wait = s.groups.Commit(req)
+	}
 	for i, err := range errs {
 		if refusedInput(err) {
 			s.log.Warn("offset commit refused", "remote", c.remote, "client_id", h.ClientID, "group", r.Group,
@@ -240,6 +245,9 @@ func (s *Server) handleOffsetCommit(c *conn, h requestHeader, r *kmsg.OffsetComm
 				rp.Partition = p.Partition
 				if denied[t.Topic] {
 					rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+					if !groupAllowed {
+						rp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+					}
 					rt.Partitions = append(rt.Partitions, rp)
 					continue
 				}
