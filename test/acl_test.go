@@ -62,6 +62,35 @@ func TestReadmeACL(t *testing.T) {
 	if out, err := w.CombinedOutput(); err == nil || !strings.Contains(strings.ToLower(string(out)), "authorization failed") {
 		t.Errorf("kcat writing as app: %v, no authorization failure reported:\n%s", err, out)
 	}
+	// runnel acl delete removes what its flags select; as a user without
+	// ALTER on the cluster it is refused.
+	cli := func(user string, args ...string) cliResult {
+		t.Helper()
+		c := exec.Command(binary, append(args, "--brokers", saslAddr, "--sasl-mechanism", "SCRAM-SHA-512", "--sasl-user", user)...)
+		c.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0", "RUNNEL_SASL_PASSWORD="+user+"-secret")
+		var o, e strings.Builder
+		c.Stdout, c.Stderr = &o, &e
+		err := c.Run()
+		r := cliResult{stdout: o.String(), stderr: e.String()}
+		if err != nil {
+			r.code = 1
+		}
+		return r
+	}
+	if r := cli("app", "acl", "delete", "--topic", "orders"); r.code == 0 || !strings.Contains(r.stderr, "CLUSTER_AUTHORIZATION_FAILED") {
+		t.Errorf("acl delete as app: exit %d, %q", r.code, r.stderr)
+	}
+	if r := cli("admin", "acl", "delete", "--allow-principal", "User:app", "--topic", "orders"); r.code != 0 ||
+		!strings.Contains(r.stdout, "deleted ALLOW User:app READ from * on TOPIC LITERAL orders") {
+		t.Errorf("acl delete: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := cli("admin", "acl", "list"); strings.Contains(r.stdout, "orders") || !strings.Contains(r.stdout, "billing-") {
+		t.Errorf("acl list after the delete:\n%s%s", r.stdout, r.stderr)
+	}
+	if r := cli("admin", "acl", "create", "--allow-principal", "User:app", "--operation", "Read"); r.code == 0 ||
+		!strings.Contains(r.stderr, "name a resource") {
+		t.Errorf("acl create without a resource: exit %d, %q", r.code, r.stderr)
+	}
 }
 
 // aclBroker starts a broker with a SASL_PLAINTEXT listener, the SCRAM
