@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"testing"
@@ -13,25 +14,40 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/runnel-io/runnel/cluster"
+	"github.com/runnel-io/runnel/internal/certstore"
 	"github.com/runnel-io/runnel/internal/sasl"
+	"github.com/runnel-io/runnel/internal/testcerts"
 )
 
-// TestAuthorizerReplicates: three brokers with the authorizer on, SASL
-// between them, and only User:admin in --super-users: each broker's own
-// inter-broker principal may replicate, so a topic on all three keeps its
-// ISR and acks=all produces succeed, while a client without ACLs is
-// refused.
+// TestAuthorizerReplicates: three brokers with the authorizer on and
+// only User:admin in --super-users, replicating over SASL (each broker the
+// SCRAM user broker) or over mTLS (each with a certificate of the same
+// subject): each broker's own inter-broker principal may replicate, so a
+// topic on all three keeps its ISR and acks=all produces succeed, while a
+// client is held to its ACLs.
 func TestAuthorizerReplicates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three brokers")
 	}
+	ca := testcerts.NewCA(t, "test ca")
+	for _, inter := range []SecurityProtocol{SASLPlaintext, SSL} {
+		t.Run(string(inter), func(t *testing.T) { authorizerReplicates(t, ca, inter) })
+	}
+}
+
+func authorizerReplicates(t *testing.T, ca *testcerts.CA, inter SecurityProtocol) {
 	voters := []cluster.Voter{{ID: 1, Addr: freeAddr(t)}, {ID: 2, Addr: freeAddr(t)}, {ID: 3, Addr: freeAddr(t)}}
 	brokers, stop := startQuorum(t, voters, func(cfg *Config, v cluster.Voter) {
 		cfg.Listeners = []ListenerAddr{{"CLIENTS", "127.0.0.1:0"}, {"REPLICATION", "127.0.0.1:0"}}
-		cfg.ListenerProtocols = []ListenerProtocol{{"CLIENTS", SASLPlaintext}, {"REPLICATION", SASLPlaintext}}
+		cfg.ListenerProtocols = []ListenerProtocol{{"CLIENTS", SASLPlaintext}, {"REPLICATION", inter}}
 		cfg.InterBrokerListener = "REPLICATION"
 		cfg.SASL.Users = []ScramUserSpec{{"broker", sasl.SHA512, "broker-pw"}, {"admin", sasl.SHA512, "admin-pw"},
 			{"app", sasl.SHA512, "app-pw"}}
+		if inter == SSL {
+			files := ca.Write(t, t.TempDir(), "broker", ca.Issue(t, pkix.Name{CommonName: "runnel-broker"}, int64(v.ID), "127.0.0.1"))
+			cfg.TLS = TLSConfig{CertFile: files.Cert, KeyFile: files.Key, CAFile: files.CA, ClientAuth: certstore.ClientAuthRequire,
+				PrincipalMappingRules: "DEFAULT"}
+		}
 		cfg.Authorizer = AuthorizerConfig{Enabled: true, SuperUsers: "User:admin"}
 	})
 	defer stop()
