@@ -1,7 +1,8 @@
 // Package cluster holds the cluster's metadata and replicates it with Raft
 // (github.com/hashicorp/raft): brokers, topics with their ids, configs and
 // partitions (replicas, leader, leader epoch, ISR, segment boundaries),
-// committed group offsets and producer-id blocks.
+// committed group offsets, producer-id blocks, SCRAM credentials and ACL
+// bindings.
 //
 // Every change is a command in the Raft log, applied by every broker's FSM
 // in the same order, and at most once (fsm.go). The commands and the
