@@ -53,6 +53,7 @@ func (s *Server) handleCreateAcls(c *conn, r *kmsg.CreateACLsRequest) *kmsg.Crea
 			errs[i] = global
 		case err != nil:
 			errs[i] = fmt.Errorf("%w: %v", kerr.InvalidRequest, err)
+			c.warn("ACL creation refused", "remote", c.remote, "principal", c.principal, "err", err)
 		default:
 			cmd.Creations = append(cmd.Creations, clusterBinding(b))
 			valid = append(valid, i)
@@ -112,6 +113,9 @@ func (s *Server) handleDescribeAcls(c *conn, r *kmsg.DescribeACLsRequest) *kmsg.
 	if err != nil {
 		resp.ErrorCode, resp.ErrorMessage = errorCode(err), errMessage(err)
 		s.m.errorCode("DescribeAcls", resp.ErrorCode)
+		if resp.ErrorCode == kerr.InvalidRequest.Code {
+			c.warn("DescribeAcls refused", "remote", c.remote, "principal", c.principal, "err", err)
+		}
 		return resp
 	}
 	type resource struct {
@@ -161,6 +165,8 @@ func (s *Server) handleDeleteAcls(c *conn, r *kmsg.DeleteACLsRequest) *kmsg.Dele
 		f, err := aclFilter(r.Version, rf.ResourceType, rf.ResourceName, rf.ResourcePatternType, rf.Principal, rf.Host, rf.Operation, rf.PermissionType)
 		if global != nil {
 			err = global
+		} else if err != nil {
+			c.warn("ACL deletion filter refused", "remote", c.remote, "principal", c.principal, "err", err)
 		}
 		errs[i] = err
 		if err == nil {
