@@ -267,6 +267,9 @@ func New(cfg Config) (_ *Broker, err error) {
 	if b.certs != nil {
 		registerCertMetrics(preg, b.certs)
 	}
+	if sc.Authorizer, err = b.startAuthorizer(); err != nil {
+		return nil, err
+	}
 	b.srv = server.New(sc, b.parts, b.meta, b.groups, b.replicas)
 
 	if cfg.MetricsListen != "" {

@@ -68,6 +68,8 @@ type Config struct {
 	TLS TLSConfig
 	// SASL configures the SASL_PLAINTEXT and SASL_SSL listeners.
 	SASL SASLConfig
+	// Authorizer configures ACL authorization (--authorizer).
+	Authorizer AuthorizerConfig
 	// MetricsListen is the address of /metrics, /healthz and /readyz
 	// (--metrics-listen). Empty: no metrics listener.
 	MetricsListen string
@@ -293,6 +295,9 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.validateSASL(plans, inter); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Authorizer.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.TLS.ClientAuth != certstore.ClientAuthNone && c.TLS.CAFile == "" {

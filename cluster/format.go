@@ -186,7 +186,64 @@ type (
 		Upsertions []ScramCredential `json:"upsertions,omitempty"`
 		Secret     []byte            `json:"secret,omitempty"`
 	}
+	// AlterAcls deletes and then creates ACL bindings, as one change: a
+	// deletion of a binding that does not exist and a creation of one
+	// that does change nothing, and a malformed binding refuses the whole
+	// command. Deduplicated by proposal id.
+	AlterAcls struct {
+		Deletions []AclBinding `json:"deletions,omitempty"`
+		Creations []AclBinding `json:"creations,omitempty"`
+	}
 )
+
+// AclBinding is one ACL, in commands and snapshots, with Kafka's numbers
+// for its enumerations: ResourceType 2 topic, 3 group, 4 cluster, 5
+// transactional id; PatternType 3 literal, 4 prefixed; Operation 2 all
+// to 12 idempotent write (as Kafka's AclOperation); Permission 2 deny, 3
+// allow. Principal is "User:name" (or "User:*"), Host an address or "*".
+type AclBinding struct {
+	ResourceType int8   `json:"resource_type"`
+	ResourceName string `json:"resource_name"`
+	PatternType  int8   `json:"pattern_type"`
+	Principal    string `json:"principal"`
+	Host         string `json:"host"`
+	Operation    int8   `json:"operation"`
+	Permission   int8   `json:"permission"`
+}
+
+func (b AclBinding) validate() error {
+	switch {
+	case b.ResourceType < 2 || b.ResourceType > 5, b.PatternType != 3 && b.PatternType != 4,
+		b.Operation < 2 || b.Operation > 12, b.Permission != 2 && b.Permission != 3,
+		b.ResourceName == "", b.Principal == "", b.Host == "":
+		return fmt.Errorf("%w: ACL binding %+v", ErrMalformedCommand, b)
+	}
+	return nil
+}
+
+// less orders bindings by resource, then principal, host, operation and
+// permission.
+func (b AclBinding) less(o AclBinding) bool {
+	if b.ResourceType != o.ResourceType {
+		return b.ResourceType < o.ResourceType
+	}
+	if b.ResourceName != o.ResourceName {
+		return b.ResourceName < o.ResourceName
+	}
+	if b.PatternType != o.PatternType {
+		return b.PatternType < o.PatternType
+	}
+	if b.Principal != o.Principal {
+		return b.Principal < o.Principal
+	}
+	if b.Host != o.Host {
+		return b.Host < o.Host
+	}
+	if b.Operation != o.Operation {
+		return b.Operation < o.Operation
+	}
+	return b.Permission < o.Permission
+}
 
 // ScramUser names one SCRAM credential: a user and a mechanism, numbered
 // as Kafka numbers them (1 SCRAM-SHA-256, 2 SCRAM-SHA-512).
@@ -233,7 +290,7 @@ var commandNames = map[CommandType]string{
 	CmdChangeLeader: "ChangeLeader", CmdChangeISR: "ChangeISR", CmdSegmentRolled: "SegmentRolled",
 	CmdSegmentsDeleted: "SegmentsDeleted", CmdCommitOffsets: "CommitOffsets", CmdDeleteOffsets: "DeleteOffsets",
 	CmdDeleteGroup: "DeleteGroup", CmdAllocateProducerID: "AllocateProducerIDs",
-	CmdAlterScramCredentials: "AlterScramCredentials",
+	CmdAlterScramCredentials: "AlterScramCredentials", CmdAlterAcls: "AlterAcls",
 }
 
 func (t CommandType) String() string {
@@ -276,6 +333,8 @@ func commandPayload(t CommandType) any {
 		return &AllocateProducerIDs{}
 	case CmdAlterScramCredentials:
 		return &AlterScramCredentials{}
+	case CmdAlterAcls:
+		return &AlterAcls{}
 	}
 	return nil
 }
@@ -447,6 +506,8 @@ type (
 		// out when empty.
 		ScramCredentials []ScramCredential `json:"scram_credentials,omitempty"`
 		ScramSecret      []byte            `json:"scram_secret,omitempty"`
+		// Acls, in AclBinding order, are left out when empty.
+		Acls []AclBinding `json:"acls,omitempty"`
 	}
 	snapBroker struct {
 		ID        int32            `json:"id"`

@@ -83,7 +83,7 @@ func TestFormatDocMatchesCode(t *testing.T) {
 	records := map[string]any{
 		"TP": TP{}, "OffsetCommit": OffsetCommit{}, "listener": BrokerListener{}, "snapshot": snapshotV1{}, "broker": snapBroker{},
 		"topic": snapTopic{}, "partition": snapPartition{}, "group": snapGroup{}, "proposal": proposalEntry{},
-		"ScramUser": ScramUser{}, "ScramCredential": ScramCredential{},
+		"ScramUser": ScramUser{}, "ScramCredential": ScramCredential{}, "AclBinding": AclBinding{},
 	}
 	recRow := regexp.MustCompile(`(?m)^\|\s*(\w+)\s*\|\s*([a-z_]+(?:,\s*[a-z_]+)*)\s*\|`)
 	found := map[string]bool{}

@@ -50,6 +50,8 @@ const (
 	CmdAllocateProducerID CommandType = 14
 	// CmdAlterScramCredentials is 15.
 	CmdAlterScramCredentials CommandType = 15
+	// CmdAlterAcls is 20.
+	CmdAlterAcls CommandType = 20
 )
 
 // proposalWindow is how many deduplicated proposals the state machine
@@ -140,6 +142,8 @@ type State struct {
 	// broker with a SASL listener has set it).
 	Scram       map[ScramUser]ScramCredential
 	ScramSecret []byte
+	// Acls holds the ACL bindings of the authorizer.
+	Acls map[AclBinding]struct{}
 
 	byID      map[TopicID]string // topic names by id
 	proposals proposalLog
@@ -154,7 +158,8 @@ type committedOffsetState struct {
 
 func newState() *State {
 	return &State{Brokers: map[int32]*BrokerInfo{}, Topics: map[string]Topic{}, Partitions: map[string][]*PartitionInfo{},
-		Offsets: map[string]map[TP]committedOffsetState{}, Scram: map[ScramUser]ScramCredential{}, byID: map[TopicID]string{}}
+		Offsets: map[string]map[TP]committedOffsetState{}, Scram: map[ScramUser]ScramCredential{}, Acls: map[AclBinding]struct{}{},
+		byID: map[TopicID]string{}}
 }
 
 // TopicByID returns the topic with the id.
@@ -220,6 +225,8 @@ type FSM struct {
 	// onBoundaries is told of every partition whose segment boundaries
 	// or log start changed.
 	onBoundaries func(TP)
+	// onAcls is given every ACL binding after each change of them.
+	onAcls func([]AclBinding)
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -245,6 +252,24 @@ func (f *FSM) OnLogBoundaries(fn func(TP)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.onBoundaries = fn
+}
+
+// OnAclsChanged sets fn to be given every ACL binding now and after
+// each change of them (a command, a restored snapshot), so that a reader
+// keeps a copy of its own that is never behind this broker's applied
+// state. fn runs under the state machine's lock: it must not block or
+// call the FSM; the slice is its own.
+func (f *FSM) OnAclsChanged(fn func([]AclBinding)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.onAcls = fn
+	f.aclsChangedLocked()
+}
+
+func (f *FSM) aclsChangedLocked() {
+	if f.onAcls != nil {
+		f.onAcls(f.state.aclList())
+	}
 }
 
 func (f *FSM) topologyChangedLocked() {
@@ -326,6 +351,9 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if ch.boundaries != nil && f.onBoundaries != nil {
 		f.onBoundaries(*ch.boundaries)
 	}
+	if ch.acls {
+		f.aclsChangedLocked()
+	}
 	return res
 }
 
@@ -333,6 +361,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 type change struct {
 	topology   bool
 	boundaries *TP
+	acls       bool
 }
 
 var topologyChange = change{topology: true}
@@ -535,6 +564,11 @@ func (s *State) apply(payload any) (any, change) {
 		return first, change{}
 	case *AlterScramCredentials:
 		return s.alterScram(c), change{}
+	case *AlterAcls:
+		if err := s.alterAcls(c); err != nil {
+			return err, change{}
+		}
+		return nil, change{acls: true}
 	}
 	panic(fmt.Sprintf("cluster: no apply for decoded command %T", payload))
 }
@@ -750,4 +784,32 @@ func (s *State) alterScram(c *AlterScramCredentials) error {
 		s.ScramSecret = slices.Clone(c.Secret)
 	}
 	return nil
+}
+
+// alterAcls applies an AlterAcls, all of it or (a malformed binding) none.
+func (s *State) alterAcls(c *AlterAcls) error {
+	for _, list := range [][]AclBinding{c.Deletions, c.Creations} {
+		for _, b := range list {
+			if err := b.validate(); err != nil {
+				return err
+			}
+		}
+	}
+	for _, b := range c.Deletions {
+		delete(s.Acls, b)
+	}
+	for _, b := range c.Creations {
+		s.Acls[b] = struct{}{}
+	}
+	return nil
+}
+
+// aclList returns the ACL bindings in their snapshot order.
+func (s *State) aclList() []AclBinding {
+	out := make([]AclBinding, 0, len(s.Acls))
+	for b := range s.Acls {
+		out = append(out, b)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].less(out[j]) })
+	return out
 }

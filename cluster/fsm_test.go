@@ -386,3 +386,49 @@ func TestAlterScramCredentials(t *testing.T) {
 		t.Error("a refused deletion applied")
 	}
 }
+
+// TestAlterAcls: bindings are a set; the hook sees every change, from a
+// command and from a restored snapshot; a malformed binding refuses the
+// whole command.
+func TestAlterAcls(t *testing.T) {
+	l := &fsmLog{t: t, f: NewFSM()}
+	var seen [][]AclBinding
+	l.f.OnAclsChanged(func(b []AclBinding) { seen = append(seen, b) })
+	if len(seen) != 1 || len(seen[0]) != 0 {
+		t.Fatalf("hook at registration: %v", seen)
+	}
+	read := AclBinding{ResourceType: 2, ResourceName: "orders", PatternType: 3, Principal: "User:app", Host: "*", Operation: 3, Permission: 3}
+	deny := AclBinding{ResourceType: 2, ResourceName: "ord", PatternType: 4, Principal: "User:*", Host: "*", Operation: 4, Permission: 2}
+	l.ok(CmdAlterAcls, AlterAcls{Creations: []AclBinding{read, deny, read}})
+	l.ok(CmdAlterAcls, AlterAcls{Deletions: []AclBinding{deny, {ResourceType: 3, ResourceName: "g", PatternType: 3,
+		Principal: "User:x", Host: "*", Operation: 3, Permission: 3}}})
+	if got := seen[len(seen)-1]; !slices.Equal(got, []AclBinding{read}) {
+		t.Fatalf("after create and delete: %v", got)
+	}
+	n := len(seen)
+	for _, bad := range []AclBinding{
+		{ResourceType: 1, ResourceName: "x", PatternType: 3, Principal: "User:a", Host: "*", Operation: 3, Permission: 3},
+		{ResourceType: 2, ResourceName: "x", PatternType: 2, Principal: "User:a", Host: "*", Operation: 3, Permission: 3},
+		{ResourceType: 2, ResourceName: "x", PatternType: 3, Principal: "User:a", Host: "*", Operation: 1, Permission: 3},
+		{ResourceType: 2, ResourceName: "x", PatternType: 3, Principal: "User:a", Host: "*", Operation: 3, Permission: 1},
+		{ResourceType: 2, ResourceName: "", PatternType: 3, Principal: "User:a", Host: "*", Operation: 3, Permission: 3},
+	} {
+		res := l.apply(CmdAlterAcls, AlterAcls{Deletions: []AclBinding{read}, Creations: []AclBinding{bad}})
+		if err, _ := res.(error); !errors.Is(err, ErrMalformedCommand) {
+			t.Errorf("%+v: %v", bad, res)
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("refused commands told the hook")
+	}
+	snap := snapshotBytes(t, l.f)
+	g := NewFSM()
+	var restored []AclBinding
+	g.OnAclsChanged(func(b []AclBinding) { restored = b })
+	if err := g.Restore(io.NopCloser(bytes.NewReader(snap))); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(restored, []AclBinding{read}) {
+		t.Fatalf("restored %v", restored)
+	}
+}

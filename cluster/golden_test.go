@@ -60,6 +60,16 @@ func goldenCommands() []command {
 		{CmdAlterScramCredentials, id(17), &AlterScramCredentials{Deletions: []ScramUser{{User: "old", Mechanism: 1}},
 			Upsertions: []ScramCredential{{User: "admin", Mechanism: 2, Salt: []byte("another salt"), Iterations: 4096,
 				StoredKey: bytes.Repeat([]byte{1}, 64), ServerKey: bytes.Repeat([]byte{2}, 64), IfAbsent: true}}}},
+		{CmdAlterAcls, id(18), &AlterAcls{Creations: []AclBinding{
+			{ResourceType: 2, ResourceName: "orders", PatternType: 3, Principal: "User:app", Host: "*", Operation: 3, Permission: 3},
+			{ResourceType: 3, ResourceName: "billing-", PatternType: 4, Principal: "User:app", Host: "10.0.0.9", Operation: 3, Permission: 3},
+			{ResourceType: 2, ResourceName: "*", PatternType: 3, Principal: "User:*", Host: "*", Operation: 4, Permission: 2},
+			{ResourceType: 4, ResourceName: "kafka-cluster", PatternType: 3, Principal: "User:CN=broker,O=Example", Host: "*",
+				Operation: 9, Permission: 3}}}},
+		{CmdAlterAcls, id(19), &AlterAcls{Deletions: []AclBinding{
+			{ResourceType: 2, ResourceName: "*", PatternType: 3, Principal: "User:*", Host: "*", Operation: 4, Permission: 2}},
+			Creations: []AclBinding{
+				{ResourceType: 5, ResourceName: "tx-", PatternType: 4, Principal: "User:app", Host: "*", Operation: 4, Permission: 3}}}},
 	}
 }
 

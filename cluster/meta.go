@@ -244,6 +244,19 @@ func (m *Meta) AlterScramCredentials(c AlterScramCredentials) error {
 	return err
 }
 
+// Acls returns every ACL binding, in their snapshot order.
+func (m *Meta) Acls() []AclBinding {
+	var out []AclBinding
+	m.node.fsm.Read(func(s *State) { out = s.aclList() })
+	return out
+}
+
+// AlterAcls commits a deletion and creation of ACL bindings.
+func (m *Meta) AlterAcls(c AlterAcls) error {
+	_, err := m.propose(CmdAlterAcls, c)
+	return err
+}
+
 // LegacyOffsets returns the committed offsets an older runnel kept in the
 // Raft state, by group: each group's stay there until its coordinator has
 // written them into __consumer_offsets and dropped them

@@ -61,6 +61,9 @@ func (s *State) snapshot(index uint64) snapshotV1 {
 		return a.User < b.User || a.User == b.User && a.Mechanism < b.Mechanism
 	})
 	snap.ScramSecret = s.ScramSecret
+	if len(s.Acls) > 0 {
+		snap.Acls = s.aclList()
+	}
 	return snap
 }
 
@@ -80,6 +83,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.state = st
 	f.advanceLocked(index)
 	f.topologyChangedLocked()
+	f.aclsChangedLocked()
 	return nil
 }
 
@@ -130,6 +134,12 @@ func decodeSnapshot(b []byte) (*State, uint64, error) {
 		st.Scram[ScramUser{c.User, c.Mechanism}] = c
 	}
 	st.ScramSecret = snap.ScramSecret
+	for _, a := range snap.Acls {
+		if err := a.validate(); err != nil {
+			return nil, 0, err
+		}
+		st.Acls[a] = struct{}{}
+	}
 	return st, snap.Index, nil
 }
 

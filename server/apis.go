@@ -31,6 +31,9 @@ var supported = map[int16]versionRange{
 	21: {0, 2},  // DeleteRecords
 	22: {0, 4},  // InitProducerId
 	23: {2, 4},  // OffsetForLeaderEpoch
+	29: {0, 3},  // DescribeAcls
+	30: {0, 3},  // CreateAcls
+	31: {0, 3},  // DeleteAcls
 	32: {0, 4},  // DescribeConfigs
 	37: {0, 3},  // CreatePartitions
 	55: {0, 2},  // DescribeQuorum
@@ -80,7 +83,16 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 		resp.SetVersion(h.Version)
 		return &reply{hdr: h, finish: func() any { return resp }}
 	}
+	if resp := s.refuseRequest(c, req); resp != nil {
+		return respond(resp), nil
+	}
 	switch r := req.(type) {
+	case *kmsg.CreateACLsRequest:
+		return respond(s.handleCreateAcls(c, r)), nil
+	case *kmsg.DescribeACLsRequest:
+		return respond(s.handleDescribeAcls(c, r)), nil
+	case *kmsg.DeleteACLsRequest:
+		return respond(s.handleDeleteAcls(c, r)), nil
 	case *kmsg.SASLHandshakeRequest:
 		return c.handleSaslHandshake(h, r), nil
 	case *kmsg.SASLAuthenticateRequest:
@@ -94,23 +106,23 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 	case *kmsg.FetchRequest:
 		return s.handleFetch(c, h, r), nil
 	case *kmsg.ListOffsetsRequest:
-		return respond(s.handleListOffsets(r)), nil
+		return respond(s.handleListOffsets(c, r)), nil
 	case *kmsg.MetadataRequest:
 		return respond(s.handleMetadata(c, r)), nil
 	case *kmsg.CreateTopicsRequest:
-		return respond(s.handleCreateTopics(r)), nil
+		return respond(s.handleCreateTopics(c, r)), nil
 	case *kmsg.DeleteTopicsRequest:
-		return respond(s.handleDeleteTopics(r)), nil
+		return respond(s.handleDeleteTopics(c, r)), nil
 	case *kmsg.CreatePartitionsRequest:
-		return respond(s.handleCreatePartitions(r)), nil
+		return respond(s.handleCreatePartitions(c, r)), nil
 	case *kmsg.DescribeConfigsRequest:
-		return respond(s.handleDescribeConfigs(r)), nil
+		return respond(s.handleDescribeConfigs(c, r)), nil
 	case *kmsg.InitProducerIDRequest:
 		return respond(s.handleInitProducerID(r)), nil
 	case *kmsg.OffsetForLeaderEpochRequest:
-		return respond(s.handleOffsetForLeaderEpoch(r)), nil
+		return respond(s.handleOffsetForLeaderEpoch(c, r)), nil
 	case *kmsg.DeleteRecordsRequest:
-		return respond(s.handleDeleteRecords(r)), nil
+		return respond(s.handleDeleteRecords(c, r)), nil
 	case *kmsg.DescribeClusterRequest:
 		return respond(s.handleDescribeCluster(c, r)), nil
 	case *kmsg.DescribeQuorumRequest:
@@ -128,15 +140,15 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 	case *kmsg.OffsetCommitRequest:
 		return s.handleOffsetCommit(c, h, r), nil
 	case *kmsg.OffsetFetchRequest:
-		return respond(s.handleOffsetFetch(r)), nil
+		return respond(s.handleOffsetFetch(c, r)), nil
 	case *kmsg.ListGroupsRequest:
-		return respond(s.handleListGroups(r)), nil
+		return respond(s.handleListGroups(c, r)), nil
 	case *kmsg.DescribeGroupsRequest:
-		return respond(s.handleDescribeGroups(r)), nil
+		return respond(s.handleDescribeGroups(c, r)), nil
 	case *kmsg.DeleteGroupsRequest:
-		return respond(s.handleDeleteGroups(r)), nil
+		return respond(s.handleDeleteGroups(c, r)), nil
 	case *kmsg.OffsetDeleteRequest:
-		return respond(s.handleOffsetDelete(r)), nil
+		return respond(s.handleOffsetDelete(c, r)), nil
 	}
 	return nil, fmt.Errorf("%w: %s has no handler", ErrUnknownAPI, apiName(h.Key))
 }

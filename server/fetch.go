@@ -10,6 +10,7 @@ import (
 
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/consumer"
+	"github.com/runnel-io/runnel/internal/authz"
 	"github.com/runnel-io/runnel/partition"
 )
 
@@ -21,7 +22,8 @@ func (s *Server) handleFetch(c *conn, h requestHeader, r *kmsg.FetchRequest) *re
 	// MaxWaitMillis runs from now, as the produce timeout does: a fetch
 	// answered behind others on its connection waits no longer for it.
 	deadline := time.Now().Add(min(time.Duration(r.MaxWaitMillis)*time.Millisecond, s.cfg.MaxFetchWait))
-	return &reply{hdr: h, finish: func() any { return s.fetch(c.ctx, h, r, deadline) }}
+	id := c.identity()
+	return &reply{hdr: h, finish: func() any { return s.fetch(c.ctx, id, h, r, deadline) }}
 }
 
 type fetchTarget struct {
@@ -49,12 +51,17 @@ type fetchKey struct {
 // the fetch position of its last entry: what Kafka does, which keeps its
 // request's partitions in a map. Nothing is looked up twice, so a request
 // that repeats one partition costs what the partitions it names once cost.
-func (s *Server) fetchTargets(h requestHeader, r *kmsg.FetchRequest) []fetchTarget {
+//
+// A follower's fetch needs CLUSTER_ACTION on the cluster, a consumer's
+// READ on each topic; a partition not allowed is answered
+// TOPIC_AUTHORIZATION_FAILED, as Kafka does.
+func (s *Server) fetchTargets(id identity, h requestHeader, r *kmsg.FetchRequest) []fetchTarget {
 	// A follower names itself; consumers send -1.
 	replicaID := r.ReplicaID
 	if h.Version >= 15 {
 		replicaID = r.ReplicaState.ID
 	}
+	replicaAllowed := replicaID < 0 || s.authorizeAs(id, "Fetch", authz.OpClusterAction, authz.ResourceCluster, clusterResource)
 	type resolved struct {
 		name string
 		id   cluster.TopicID
@@ -80,6 +87,10 @@ func (s *Server) fetchTargets(h requestHeader, r *kmsg.FetchRequest) []fetchTarg
 				}
 			} else if t, ok := s.meta.Topic(rt.Topic); ok {
 				res.id = t.ID
+			}
+			if res.err == 0 && (!replicaAllowed ||
+				replicaID < 0 && !s.authorizeAs(id, "Fetch", authz.OpRead, authz.ResourceTopic, res.name)) {
+				res.err = kerr.TopicAuthorizationFailed.Code
 			}
 			topics[tk] = res
 		}
@@ -142,7 +153,7 @@ func (s *Server) fetchBudget(maxBytes int32) int64 {
 	return int64(maxBytes)
 }
 
-func (s *Server) fetch(ctx context.Context, h requestHeader, r *kmsg.FetchRequest, until time.Time) *consumer.Encoded {
+func (s *Server) fetch(ctx context.Context, id identity, h requestHeader, r *kmsg.FetchRequest, until time.Time) *consumer.Encoded {
 	resp := &consumer.Response{Version: h.Version, CorrelationID: h.CorrelationID}
 	// Sessions: runnel answers every fetch in full and never creates a
 	// session (session id 0 tells the client so). A client naming a
@@ -152,7 +163,7 @@ func (s *Server) fetch(ctx context.Context, h requestHeader, r *kmsg.FetchReques
 		s.m.errorCode("Fetch", resp.ErrorCode)
 		return consumer.Encode(resp, nil)
 	}
-	targets := s.fetchTargets(h, r)
+	targets := s.fetchTargets(id, h, r)
 	budget := s.fetchBudget(r.MaxBytes)
 
 	wake := make(chan struct{}, 1)

@@ -9,12 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-io/runnel/group"
+	"github.com/runnel-io/runnel/internal/authz"
 )
-
-// authorizedGroupOperations is what DescribeGroups reports when asked:
-// runnel has no authorizer, so every group operation (READ 3, DELETE 6,
-// DESCRIBE 8, as bits).
-const authorizedGroupOperations = 1<<3 | 1<<6 | 1<<8
 
 // authorizedOperationsOmitted is Kafka's "not requested" value.
 const authorizedOperationsOmitted = -2147483648
@@ -22,6 +18,12 @@ const authorizedOperationsOmitted = -2147483648
 func (s *Server) handleFindCoordinator(c *conn, r *kmsg.FindCoordinatorRequest) kmsg.Response {
 	resp := kmsg.NewPtrFindCoordinatorResponse()
 	find := func(key string) (nodeID int32, host string, port int32, code int16, msg *string) {
+		switch {
+		case r.CoordinatorType == 0 && !s.authorize(c, "FindCoordinator", authz.OpDescribe, authz.ResourceGroup, key):
+			return -1, "", -1, kerr.GroupAuthorizationFailed.Code, nil
+		case r.CoordinatorType == 1 && !s.authorize(c, "FindCoordinator", authz.OpDescribe, authz.ResourceTransactionalID, key):
+			return -1, "", -1, kerr.TransactionalIDAuthorizationFailed.Code, nil
+		}
 		switch r.CoordinatorType {
 		case 0: // group: the leader of the group's partition of __consumer_offsets
 			id, err := s.groups.Locate(key)
@@ -226,7 +228,16 @@ func (s *Server) handleOffsetCommit(c *conn, h requestHeader, r *kmsg.OffsetComm
 	if r.InstanceID != nil {
 		req.InstanceID = *r.InstanceID
 	}
+	// As Kafka: READ on the group, else every partition answers
+	// GROUP_AUTHORIZATION_FAILED, and READ on each topic; the partitions
+	// of a topic not allowed are not committed.
+	groupAllowed := s.authorize(c, "OffsetCommit", authz.OpRead, authz.ResourceGroup, r.Group)
+	denied := map[string]bool{}
 	for _, t := range r.Topics {
+		if !groupAllowed || !s.authorize(c, "OffsetCommit", authz.OpRead, authz.ResourceTopic, t.Topic) {
+			denied[t.Topic] = true
+			continue
+		}
 		for _, p := range t.Partitions {
 			o := group.Offset{Topic: t.Topic, Partition: p.Partition, Offset: p.Offset, LeaderEpoch: -1}
 			if r.Version >= 6 {
@@ -238,15 +249,16 @@ func (s *Server) handleOffsetCommit(c *conn, h requestHeader, r *kmsg.OffsetComm
 			req.Offsets = append(req.Offsets, o)
 		}
 	}
-	var errs []error
-	wait := func() error { return nil }
-	if gc, err := s.groups.Coordinator(r.Group); err != nil {
-		errs = make([]error, len(req.Offsets))
-		for i := range errs {
-			errs[i] = err
+	errs, wait := []error(nil), func() error { return nil }
+	if groupAllowed {
+		if gc, err := s.groups.Coordinator(r.Group); err != nil {
+			errs = make([]error, len(req.Offsets))
+			for i := range errs {
+				errs[i] = err
+			}
+		} else {
+			errs, wait = gc.Commit(req)
 		}
-	} else {
-		errs, wait = gc.Commit(req)
 	}
 	for i, err := range errs {
 		if refusedInput(err) {
@@ -265,6 +277,14 @@ func (s *Server) handleOffsetCommit(c *conn, h requestHeader, r *kmsg.OffsetComm
 			for _, p := range t.Partitions {
 				rp := kmsg.NewOffsetCommitResponseTopicPartition()
 				rp.Partition = p.Partition
+				if denied[t.Topic] {
+					rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+					if !groupAllowed {
+						rp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+					}
+					rt.Partitions = append(rt.Partitions, rp)
+					continue
+				}
 				err := errs[i]
 				if err == nil && durable != nil {
 					err = durable
@@ -282,7 +302,7 @@ func (s *Server) handleOffsetCommit(c *conn, h requestHeader, r *kmsg.OffsetComm
 	}}
 }
 
-func (s *Server) handleOffsetFetch(r *kmsg.OffsetFetchRequest) kmsg.Response {
+func (s *Server) handleOffsetFetch(c *conn, r *kmsg.OffsetFetchRequest) kmsg.Response {
 	resp := kmsg.NewPtrOffsetFetchResponse()
 	if r.Version >= 8 {
 		// A group asked for in full (all its committed offsets) is
@@ -304,7 +324,7 @@ func (s *Server) handleOffsetFetch(r *kmsg.OffsetFetchRequest) kmsg.Response {
 			if g.Topics == nil {
 				topics = nil
 			}
-			rts, err := s.fetchGroupOffsets(g.Group, topics, r.Version)
+			rts, err := s.fetchGroupOffsets(c, g.Group, topics, r.Version)
 			rg := kmsg.NewOffsetFetchResponseGroup()
 			rg.Group, rg.ErrorCode = g.Group, errorCode(err)
 			for _, t := range rts {
@@ -326,7 +346,7 @@ func (s *Server) handleOffsetFetch(r *kmsg.OffsetFetchRequest) kmsg.Response {
 	if r.Version < 2 && topics == nil {
 		topics = []kmsg.OffsetFetchRequestTopic{}
 	}
-	rts, err := s.fetchGroupOffsets(r.Group, topics, r.Version)
+	rts, err := s.fetchGroupOffsets(c, r.Group, topics, r.Version)
 	resp.Topics = rts
 	if r.Version >= 2 {
 		resp.ErrorCode = errorCode(err)
@@ -336,8 +356,13 @@ func (s *Server) handleOffsetFetch(r *kmsg.OffsetFetchRequest) kmsg.Response {
 
 // fetchGroupOffsets answers the partitions asked for, or every partition
 // with a commit when topics is nil. A partition without a commit answers
-// offset -1.
-func (s *Server) fetchGroupOffsets(groupID string, topics []kmsg.OffsetFetchRequestTopic, version int16) ([]kmsg.OffsetFetchResponseTopic, error) {
+// offset -1. As Kafka, it needs DESCRIBE on the group, and on each topic:
+// a topic named that may not be described answers
+// TOPIC_AUTHORIZATION_FAILED, and one not named is left out.
+func (s *Server) fetchGroupOffsets(c *conn, groupID string, topics []kmsg.OffsetFetchRequestTopic, version int16) ([]kmsg.OffsetFetchResponseTopic, error) {
+	if !s.authorize(c, "OffsetFetch", authz.OpDescribe, authz.ResourceGroup, groupID) {
+		return nil, kerr.GroupAuthorizationFailed
+	}
 	var ask []group.TopicPartition
 	if topics != nil {
 		ask = []group.TopicPartition{}
@@ -355,6 +380,7 @@ func (s *Server) fetchGroupOffsets(groupID string, topics []kmsg.OffsetFetchRequ
 	if err != nil {
 		return nil, err
 	}
+	named := ask != nil
 	if ask == nil {
 		for tp := range got {
 			ask = append(ask, tp)
@@ -362,7 +388,20 @@ func (s *Server) fetchGroupOffsets(groupID string, topics []kmsg.OffsetFetchRequ
 		group.SortTopicPartitions(ask)
 	}
 	var out []kmsg.OffsetFetchResponseTopic
+	allowed := map[string]bool{}
 	for _, tp := range ask {
+		ok, checked := allowed[tp.Topic]
+		if !checked {
+			if named {
+				ok = s.authorize(c, "OffsetFetch", authz.OpDescribe, authz.ResourceTopic, tp.Topic)
+			} else {
+				ok = s.mayDescribe(c, authz.ResourceTopic, tp.Topic)
+			}
+			allowed[tp.Topic] = ok
+		}
+		if !ok && !named {
+			continue
+		}
 		if len(out) == 0 || out[len(out)-1].Topic != tp.Topic {
 			rt := kmsg.NewOffsetFetchResponseTopic()
 			rt.Topic = tp.Topic
@@ -371,7 +410,9 @@ func (s *Server) fetchGroupOffsets(groupID string, topics []kmsg.OffsetFetchRequ
 		rp := kmsg.NewOffsetFetchResponseTopicPartition()
 		rp.Partition, rp.Offset, rp.LeaderEpoch = tp.Partition, -1, -1
 		rp.Metadata = kmsg.StringPtr("")
-		if o, ok := got[tp]; ok {
+		if !ok {
+			rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+		} else if o, ok := got[tp]; ok {
 			rp.Offset, rp.LeaderEpoch, rp.Metadata = o.Offset, o.LeaderEpoch, kmsg.StringPtr(o.Metadata)
 		}
 		out[len(out)-1].Partitions = append(out[len(out)-1].Partitions, rp)
@@ -379,7 +420,9 @@ func (s *Server) fetchGroupOffsets(groupID string, topics []kmsg.OffsetFetchRequ
 	return out, nil
 }
 
-func (s *Server) handleListGroups(r *kmsg.ListGroupsRequest) kmsg.Response {
+// handleListGroups lists every group to a client with DESCRIBE on the
+// cluster, and otherwise the groups it may describe, as Kafka does.
+func (s *Server) handleListGroups(c *conn, r *kmsg.ListGroupsRequest) kmsg.Response {
 	resp := kmsg.NewPtrListGroupsResponse()
 	var want map[group.State]bool
 	if len(r.StatesFilter) > 0 {
@@ -397,8 +440,9 @@ func (s *Server) handleListGroups(r *kmsg.ListGroupsRequest) kmsg.Response {
 		all = append(all, gc.ListGroups()...)
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].Group < all[j].Group })
+	everyGroup := s.mayDescribe(c, authz.ResourceCluster, clusterResource)
 	for _, l := range all {
-		if want != nil && !want[l.State] {
+		if want != nil && !want[l.State] || !everyGroup && !s.mayDescribe(c, authz.ResourceGroup, l.Group) {
 			continue
 		}
 		rg := kmsg.NewListGroupsResponseGroup()
@@ -408,7 +452,7 @@ func (s *Server) handleListGroups(r *kmsg.ListGroupsRequest) kmsg.Response {
 	return resp
 }
 
-func (s *Server) handleDescribeGroups(r *kmsg.DescribeGroupsRequest) kmsg.Response {
+func (s *Server) handleDescribeGroups(c *conn, r *kmsg.DescribeGroupsRequest) kmsg.Response {
 	resp := kmsg.NewPtrDescribeGroupsResponse()
 	// A group is described once however often it is named: its members'
 	// metadata may be large, and the answer must not multiply it.
@@ -418,6 +462,13 @@ func (s *Server) handleDescribeGroups(r *kmsg.DescribeGroupsRequest) kmsg.Respon
 			continue
 		}
 		seen[id] = true
+		if !s.authorize(c, "DescribeGroups", authz.OpDescribe, authz.ResourceGroup, id) {
+			rg := kmsg.NewDescribeGroupsResponseGroup()
+			rg.Group, rg.ErrorCode = id, kerr.GroupAuthorizationFailed.Code
+			rg.AuthorizedOperations = authorizedOperationsOmitted
+			resp.Groups = append(resp.Groups, rg)
+			continue
+		}
 		rg := kmsg.NewDescribeGroupsResponseGroup()
 		gc, err := s.groups.Coordinator(id)
 		if err != nil {
@@ -429,7 +480,7 @@ func (s *Server) handleDescribeGroups(r *kmsg.DescribeGroupsRequest) kmsg.Respon
 		rg.Group, rg.State, rg.ProtocolType, rg.Protocol = d.Group, d.State.String(), d.ProtocolType, d.Protocol
 		rg.AuthorizedOperations = authorizedOperationsOmitted
 		if r.IncludeAuthorizedOperations {
-			rg.AuthorizedOperations = authorizedGroupOperations
+			rg.AuthorizedOperations = s.authorizedOperations(c, authz.ResourceGroup, id)
 		}
 		for _, m := range d.Members {
 			rm := kmsg.NewDescribeGroupsResponseGroupMember()
@@ -452,13 +503,20 @@ func orEmpty(b []byte) []byte {
 	return b
 }
 
-func (s *Server) handleDeleteGroups(r *kmsg.DeleteGroupsRequest) kmsg.Response {
+// handleDeleteGroups deletes the groups the client may DELETE; the others
+// answer GROUP_AUTHORIZATION_FAILED.
+func (s *Server) handleDeleteGroups(c *conn, r *kmsg.DeleteGroupsRequest) kmsg.Response {
 	resp := kmsg.NewPtrDeleteGroupsResponse()
+	// Each allowed group is deleted by its coordinator; a request may name
+	// groups of several.
 	errs := make([]error, len(r.Groups))
-	// Each group is deleted by its coordinator; a request may name groups
-	// of several.
+	denied := make([]bool, len(r.Groups))
 	byCoord := map[*group.Coordinator][]int{}
 	for i, id := range r.Groups {
+		if !s.authorize(c, "DeleteGroups", authz.OpDelete, authz.ResourceGroup, id) {
+			denied[i] = true
+			continue
+		}
 		gc, err := s.groups.Coordinator(id)
 		if err != nil {
 			errs[i] = err
@@ -478,15 +536,25 @@ func (s *Server) handleDeleteGroups(r *kmsg.DeleteGroupsRequest) kmsg.Response {
 	for i, id := range r.Groups {
 		rg := kmsg.NewDeleteGroupsResponseGroup()
 		rg.Group, rg.ErrorCode = id, errorCode(errs[i])
+		if denied[i] {
+			rg.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		}
 		resp.Groups = append(resp.Groups, rg)
 	}
 	return resp
 }
 
-func (s *Server) handleOffsetDelete(r *kmsg.OffsetDeleteRequest) kmsg.Response {
+// handleOffsetDelete needs DELETE on the group (refuseRequest) and READ on
+// each topic, as Kafka; a topic not allowed keeps its offsets.
+func (s *Server) handleOffsetDelete(c *conn, r *kmsg.OffsetDeleteRequest) kmsg.Response {
 	resp := kmsg.NewPtrOffsetDeleteResponse()
 	var parts []group.TopicPartition
+	denied := map[string]bool{}
 	for _, t := range r.Topics {
+		if !s.authorize(c, "OffsetDelete", authz.OpRead, authz.ResourceTopic, t.Topic) {
+			denied[t.Topic] = true
+			continue
+		}
 		for _, p := range t.Partitions {
 			parts = append(parts, group.TopicPartition{Topic: t.Topic, Partition: p.Partition})
 		}
@@ -506,9 +574,14 @@ func (s *Server) handleOffsetDelete(r *kmsg.OffsetDeleteRequest) kmsg.Response {
 		rt.Topic = t.Topic
 		for _, p := range t.Partitions {
 			rp := kmsg.NewOffsetDeleteResponseTopicPartition()
-			rp.Partition, rp.ErrorCode = p.Partition, errorCode(errs[i])
+			rp.Partition = p.Partition
+			if denied[t.Topic] {
+				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			} else {
+				rp.ErrorCode = errorCode(errs[i])
+				i++
+			}
 			rt.Partitions = append(rt.Partitions, rp)
-			i++
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}

@@ -197,7 +197,7 @@ func (o oneCoordinator) Locate(string) (int32, error)                   { return
 
 // newTestGroups returns a coordinator over memOffsets, closed when the
 // test ends.
-func newTestGroups(t *testing.T, cfg group.Config, meta Cluster) oneCoordinator {
+func newTestGroups(t testing.TB, cfg group.Config, meta Cluster) oneCoordinator {
 	t.Helper()
 	c, err := group.New(cfg, &memOffsets{})
 	if err != nil {

@@ -26,6 +26,7 @@ type Metrics struct {
 	saslAuths   *prometheus.CounterVec // by mechanism and result
 	saslReauths prometheus.Counter
 	saslExpires prometheus.Counter
+	denied      *prometheus.CounterVec // by api, resource type and operation
 }
 
 // NewMetrics creates the server metrics and registers them with reg.
@@ -62,7 +63,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "SASL sessions renewed on their connection (KIP-368)."})
 	m.saslExpires = prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_sasl_expired_sessions_total",
 		Help: "Connections closed for a request after their SASL session expired without a re-authentication (KIP-368)."})
-	reg.MustRegister(m.tlsFailed, m.saslAuths, m.saslReauths, m.saslExpires)
+	m.denied = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "runnel_authorization_denied_total",
+		Help: "Operations the authorizer denied, by API, resource type and operation."}, []string{"api", "resource", "operation"})
+	reg.MustRegister(m.tlsFailed, m.saslAuths, m.saslReauths, m.saslExpires, m.denied)
 	reg.MustRegister(m.requests, m.latency, m.errors, m.badRequests, m.bytesInC, m.bytesOutC, m.conns, m.rejected,
 		m.acceptErrs, m.writeTO, m.queued, m.queuedWaits)
 	return m
@@ -169,5 +172,11 @@ func (m *Metrics) saslReauthentication() {
 func (m *Metrics) saslExpired() {
 	if m != nil {
 		m.saslExpires.Inc()
+	}
+}
+
+func (m *Metrics) authorizationDenied(api, resource, op string) {
+	if m != nil {
+		m.denied.WithLabelValues(api, resource, op).Inc()
 	}
 }

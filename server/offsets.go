@@ -4,19 +4,25 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/runnel-io/runnel/internal/authz"
 	"github.com/runnel-io/runnel/partition"
 )
 
-func (s *Server) handleListOffsets(r *kmsg.ListOffsetsRequest) kmsg.Response {
+func (s *Server) handleListOffsets(c *conn, r *kmsg.ListOffsetsRequest) kmsg.Response {
 	resp := kmsg.NewPtrListOffsetsResponse()
 	for _, rt := range r.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
+		allowed := s.authorize(c, "ListOffsets", authz.OpDescribe, authz.ResourceTopic, rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
-			p, err := s.leaderPartition(rt.Topic, rp.Partition, rp.CurrentLeaderEpoch)
+			var p *partition.Partition
+			err := error(kerr.TopicAuthorizationFailed)
+			if allowed {
+				p, err = s.leaderPartition(rt.Topic, rp.Partition, rp.CurrentLeaderEpoch)
+			}
 			if err != nil {
 				sp.ErrorCode = errorCode(err)
 			} else if r.Version == 0 {
@@ -80,16 +86,21 @@ func oldStyleOffsets(p *partition.Partition, ts int64, max int32) ([]int64, erro
 	return []int64{off}, nil
 }
 
-func (s *Server) handleDeleteRecords(r *kmsg.DeleteRecordsRequest) kmsg.Response {
+func (s *Server) handleDeleteRecords(c *conn, r *kmsg.DeleteRecordsRequest) kmsg.Response {
 	resp := kmsg.NewPtrDeleteRecordsResponse()
 	for _, rt := range r.Topics {
 		st := kmsg.NewDeleteRecordsResponseTopic()
 		st.Topic = rt.Topic
+		allowed := s.authorize(c, "DeleteRecords", authz.OpDelete, authz.ResourceTopic, rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LowWatermark = -1
-			p, err := s.leaderPartition(rt.Topic, rp.Partition, -1)
+			var p *partition.Partition
+			err := error(kerr.TopicAuthorizationFailed)
+			if allowed {
+				p, err = s.leaderPartition(rt.Topic, rp.Partition, -1)
+			}
 			if err == nil {
 				sp.LowWatermark, err = p.DeleteRecords(rp.Offset)
 			}

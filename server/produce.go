@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/runnel-io/runnel/internal/authz"
 	"github.com/runnel-io/runnel/partition"
 )
 
@@ -28,7 +29,10 @@ func (s *Server) handleProduce(c *conn, h requestHeader, r *kmsg.ProduceRequest)
 	resp.SetVersion(h.Version)
 	var waits []produced
 	badAcks := r.Acks != 0 && r.Acks != 1 && r.Acks != -1
+	txnAllowed := r.TransactionID == nil ||
+		s.authorize(c, "Produce", authz.OpWrite, authz.ResourceTransactionalID, *r.TransactionID)
 	for _, rt := range r.Topics {
+		allowed := txnAllowed && s.authorize(c, "Produce", authz.OpWrite, authz.ResourceTopic, rt.Topic)
 		st := kmsg.NewProduceResponseTopic()
 		st.Topic = rt.Topic
 		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
@@ -43,6 +47,10 @@ func (s *Server) handleProduce(c *conn, h requestHeader, r *kmsg.ProduceRequest)
 			switch {
 			case badAcks:
 				err = fmt.Errorf("%w: acks=%d", kerr.InvalidRequiredAcks, r.Acks)
+			case !txnAllowed:
+				err = kerr.TransactionalIDAuthorizationFailed
+			case !allowed:
+				err = kerr.TopicAuthorizationFailed
 			case internalTopics[rt.Topic]:
 				err = errInternalTopic(rt.Topic)
 			default:
@@ -56,7 +64,7 @@ func (s *Server) handleProduce(c *conn, h requestHeader, r *kmsg.ProduceRequest)
 				sp.ErrorMessage = errMessage(err)
 				s.m.errorCode("Produce", sp.ErrorCode)
 				if !errors.Is(err, partition.ErrUnknownPartition) && !errors.Is(err, partition.ErrNotLeader) &&
-					!errors.Is(err, partition.ErrLeaderNotAvailable) {
+					!errors.Is(err, partition.ErrLeaderNotAvailable) && allowed {
 					c.warn("produce refused", "remote", c.remote, "client_id", h.ClientID, "topic", rt.Topic,
 						"partition", rp.Partition, "code", kerr.ErrorForCode(sp.ErrorCode), "err", err)
 				}

@@ -19,6 +19,7 @@ import (
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/consumer"
 	"github.com/runnel-io/runnel/group"
+	"github.com/runnel-io/runnel/internal/authz"
 	"github.com/runnel-io/runnel/partition"
 )
 
@@ -84,6 +85,9 @@ type Config struct {
 	// connection's principal; a certificate it has no rule for is refused.
 	// Nil: the subject as it is (DEFAULT).
 	PrincipalMapping *PrincipalMapper
+	// Authorizer checks every request against the ACLs; nil: none, every
+	// request is allowed and the ACL APIs answer SECURITY_DISABLED.
+	Authorizer *authz.Authorizer
 	// Logger: nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics: nil means none.
@@ -158,6 +162,9 @@ type Cluster interface {
 	ScramSecret() []byte
 	// AlterScramCredentials commits a change of SCRAM credentials.
 	AlterScramCredentials(cluster.AlterScramCredentials) error
+	// Acls returns every ACL binding; AlterAcls commits a change of them.
+	Acls() []cluster.AclBinding
+	AlterAcls(cluster.AlterAcls) error
 }
 
 // Groups finds the coordinators of consumer groups: each group's state is

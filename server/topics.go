@@ -9,6 +9,7 @@ import (
 
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/coordinator/groups"
+	"github.com/runnel-io/runnel/internal/authz"
 	"github.com/runnel-io/runnel/partition"
 )
 
@@ -160,8 +161,9 @@ func errMessage(err error) *string {
 	return &m
 }
 
-func (s *Server) handleCreateTopics(r *kmsg.CreateTopicsRequest) kmsg.Response {
+func (s *Server) handleCreateTopics(c *conn, r *kmsg.CreateTopicsRequest) kmsg.Response {
 	resp := kmsg.NewPtrCreateTopicsResponse()
+	clusterCreate := s.mayCreateTopics(c)
 	for _, rt := range r.Topics {
 		cfg := map[string]string{}
 		for _, c := range rt.Configs {
@@ -171,11 +173,14 @@ func (s *Server) handleCreateTopics(r *kmsg.CreateTopicsRequest) kmsg.Response {
 		}
 		var t cluster.Topic
 		var err error
-		if len(rt.ReplicaAssignment) > 0 {
+		switch {
+		case !clusterCreate && !s.authorize(c, "CreateTopics", authz.OpCreate, authz.ResourceTopic, rt.Topic):
+			err = kerr.TopicAuthorizationFailed
+		case len(rt.ReplicaAssignment) > 0:
 			err = fmt.Errorf("%w: manual replica assignment is not supported", kerr.InvalidRequest)
-		} else if internalTopics[rt.Topic] {
+		case internalTopics[rt.Topic]:
 			err = errInternalTopic(rt.Topic)
-		} else {
+		default:
 			t, err = s.createTopic(rt.Topic, rt.NumPartitions, rt.ReplicationFactor, cfg, r.ValidateOnly)
 		}
 		st := kmsg.NewCreateTopicsResponseTopic()
@@ -219,7 +224,7 @@ func (s *Server) deleteTopic(name string) error {
 	return s.replicas.Reconcile()
 }
 
-func (s *Server) handleDeleteTopics(r *kmsg.DeleteTopicsRequest) kmsg.Response {
+func (s *Server) handleDeleteTopics(c *conn, r *kmsg.DeleteTopicsRequest) kmsg.Response {
 	resp := kmsg.NewPtrDeleteTopicsResponse()
 	type target struct {
 		name *string
@@ -243,6 +248,9 @@ func (s *Server) handleDeleteTopics(r *kmsg.DeleteTopicsRequest) kmsg.Response {
 		} else {
 			err = fmt.Errorf("%w: topic id %x", kerr.UnknownTopicID, t.id)
 		}
+		if err == nil && !s.authorize(c, "DeleteTopics", authz.OpDelete, authz.ResourceTopic, name) {
+			err = kerr.TopicAuthorizationFailed
+		}
 		if err == nil && internalTopics[name] {
 			err = errInternalTopic(name)
 		}
@@ -263,12 +271,15 @@ func (s *Server) handleDeleteTopics(r *kmsg.DeleteTopicsRequest) kmsg.Response {
 	return resp
 }
 
-func (s *Server) handleCreatePartitions(r *kmsg.CreatePartitionsRequest) kmsg.Response {
+func (s *Server) handleCreatePartitions(c *conn, r *kmsg.CreatePartitionsRequest) kmsg.Response {
 	resp := kmsg.NewPtrCreatePartitionsResponse()
 	for _, rt := range r.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
 		err := func() error {
+			if !s.authorize(c, "CreatePartitions", authz.OpAlter, authz.ResourceTopic, rt.Topic) {
+				return kerr.TopicAuthorizationFailed
+			}
 			if len(rt.Assignment) > 0 {
 				return fmt.Errorf("%w: manual replica assignment is not supported", kerr.InvalidRequest)
 			}
@@ -347,8 +358,11 @@ func (s *Server) handleMetadata(c *conn, r *kmsg.MetadataRequest) kmsg.Response 
 	}
 	all := r.Topics == nil || (r.Version == 0 && len(r.Topics) == 0)
 	if all {
+		// Only the topics the client may describe, as Kafka lists them.
 		for _, t := range s.meta.Topics() {
-			add(t.Name)
+			if s.mayDescribe(c, authz.ResourceTopic, t.Name) {
+				add(t.Name)
+			}
 		}
 	}
 	autoCreate := s.cfg.AutoCreateTopics && (r.Version < 4 || r.AllowAutoTopicCreation)
@@ -362,6 +376,11 @@ func (s *Server) handleMetadata(c *conn, r *kmsg.MetadataRequest) kmsg.Response 
 			continue
 		}
 		t, ok := s.meta.TopicByID(rt.TopicID)
+		if ok && !s.authorize(c, "Metadata", authz.OpDescribe, authz.ResourceTopic, t.Name) {
+			// As Kafka: a topic id the client may not describe is
+			// answered as one that does not exist.
+			ok = false
+		}
 		if !ok {
 			unknownIDs[rt.TopicID] = true
 			st := kmsg.NewMetadataResponseTopic()
@@ -376,7 +395,26 @@ func (s *Server) handleMetadata(c *conn, r *kmsg.MetadataRequest) kmsg.Response 
 		s.log.Debug("metadata request names topics more than once", "topics", n, "distinct", len(names)+len(unknownIDs))
 	}
 	for _, name := range names {
-		resp.Topics = append(resp.Topics, s.topicMetadata(name, autoCreate, c.listener, r.Version))
+		var st kmsg.MetadataResponseTopic
+		switch {
+		case !all && !s.authorize(c, "Metadata", authz.OpDescribe, authz.ResourceTopic, name):
+			st = kmsg.NewMetadataResponseTopic()
+			st.Topic, st.ErrorCode = kmsg.StringPtr(name), kerr.TopicAuthorizationFailed.Code
+		default:
+			create := autoCreate && s.mayAutoCreate(c, name)
+			st = s.topicMetadata(name, create, c.listener, r.Version)
+			if autoCreate && !create && st.ErrorCode == kerr.UnknownTopicOrPartition.Code {
+				st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			}
+			if r.Version >= 8 && r.IncludeTopicAuthorizedOperations && st.ErrorCode == 0 {
+				st.AuthorizedOperations = s.authorizedOperations(c, authz.ResourceTopic, name)
+			}
+		}
+		s.m.errorCode("Metadata", st.ErrorCode)
+		resp.Topics = append(resp.Topics, st)
+	}
+	if r.Version >= 8 && r.Version <= 10 && r.IncludeClusterAuthorizedOperations {
+		resp.AuthorizedOperations = s.authorizedOperations(c, authz.ResourceCluster, clusterResource)
 	}
 	return resp
 }
@@ -426,7 +464,7 @@ func (s *Server) topicMetadata(name string, autoCreate bool, listener string, ve
 	return st
 }
 
-func (s *Server) handleDescribeConfigs(r *kmsg.DescribeConfigsRequest) kmsg.Response {
+func (s *Server) handleDescribeConfigs(c *conn, r *kmsg.DescribeConfigsRequest) kmsg.Response {
 	resp := kmsg.NewPtrDescribeConfigsResponse()
 	// A resource is answered once however often it is named, so the
 	// answer (every config of a topic, with its documentation if asked)
@@ -446,6 +484,10 @@ func (s *Server) handleDescribeConfigs(r *kmsg.DescribeConfigsRequest) kmsg.Resp
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
 		switch rr.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
+			if !s.authorize(c, "DescribeConfigs", authz.OpDescribeConfigs, authz.ResourceTopic, rr.ResourceName) {
+				sr.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				break
+			}
 			t, ok := s.meta.Topic(rr.ResourceName)
 			if !ok {
 				sr.ErrorCode = kerr.UnknownTopicOrPartition.Code
@@ -472,6 +514,9 @@ func (s *Server) handleDescribeConfigs(r *kmsg.DescribeConfigsRequest) kmsg.Resp
 			}
 		case kmsg.ConfigResourceTypeBroker:
 			// runnel's broker settings are flags, not dynamic configs.
+			if !s.authorize(c, "DescribeConfigs", authz.OpDescribeConfigs, authz.ResourceCluster, clusterResource) {
+				sr.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+			}
 		default:
 			sr.ErrorCode = kerr.InvalidRequest.Code
 			msg := fmt.Sprintf("resource type %d is not supported", rr.ResourceType)
@@ -487,6 +532,9 @@ func (s *Server) handleDescribeCluster(c *conn, r *kmsg.DescribeClusterRequest) 
 	resp := kmsg.NewPtrDescribeClusterResponse()
 	resp.ClusterID = s.cfg.ClusterID
 	resp.ControllerID = s.controller()
+	if r.IncludeClusterAuthorizedOperations {
+		resp.ClusterAuthorizedOperations = s.authorizedOperations(c, authz.ResourceCluster, clusterResource)
+	}
 	for _, lb := range s.meta.Brokers() {
 		if lb.Fenced && !r.IncludeFencedBrokers {
 			continue
@@ -505,15 +553,25 @@ func (s *Server) handleDescribeCluster(c *conn, r *kmsg.DescribeClusterRequest) 
 	return resp
 }
 
-func (s *Server) handleOffsetForLeaderEpoch(r *kmsg.OffsetForLeaderEpochRequest) kmsg.Response {
+// handleOffsetForLeaderEpoch needs, as Kafka, CLUSTER_ACTION on the
+// cluster from a follower (v3+ names its replica id) and DESCRIBE on each
+// topic from a consumer.
+func (s *Server) handleOffsetForLeaderEpoch(c *conn, r *kmsg.OffsetForLeaderEpochRequest) kmsg.Response {
 	resp := kmsg.NewPtrOffsetForLeaderEpochResponse()
+	replica := r.Version >= 3 && r.ReplicaID >= 0
+	replicaAllowed := !replica || s.authorize(c, "OffsetForLeaderEpoch", authz.OpClusterAction, authz.ResourceCluster, clusterResource)
 	for _, rt := range r.Topics {
 		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		st.Topic = rt.Topic
+		allowed := replicaAllowed && (replica || s.authorize(c, "OffsetForLeaderEpoch", authz.OpDescribe, authz.ResourceTopic, rt.Topic))
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
-			p, err := s.leaderPartition(rt.Topic, rp.Partition, rp.CurrentLeaderEpoch)
+			var p *partition.Partition
+			err := error(kerr.TopicAuthorizationFailed)
+			if allowed {
+				p, err = s.leaderPartition(rt.Topic, rp.Partition, rp.CurrentLeaderEpoch)
+			}
 			if err != nil {
 				sp.ErrorCode = errorCode(err)
 				sp.LeaderEpoch, sp.EndOffset = -1, -1

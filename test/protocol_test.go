@@ -88,6 +88,19 @@ func errorCodes(resp kmsg.Response) []int16 {
 		for _, r := range v.Results {
 			out = append(out, r.ErrorCode)
 		}
+	case *kmsg.DescribeACLsResponse:
+		out = append(out, v.ErrorCode)
+	case *kmsg.CreateACLsResponse:
+		for _, r := range v.Results {
+			out = append(out, r.ErrorCode)
+		}
+	case *kmsg.DeleteACLsResponse:
+		for _, r := range v.Results {
+			out = append(out, r.ErrorCode)
+			if len(r.MatchingACLs) != 1 {
+				out = append(out, -1)
+			}
+		}
 	case *kmsg.DescribeQuorumResponse:
 		out = append(out, v.ErrorCode)
 		for _, t := range v.Topics {
@@ -314,12 +327,13 @@ func (g groupSweep) builders() map[int16]func(v int16) kmsg.Request {
 
 // TestEveryAPIVersion sends each supported API at each supported version —
 // flexible and not — and checks the answer decodes at that version and
-// reports success.
+// reports success, with the authorizer on and the clients super users.
 func TestEveryAPIVersion(t *testing.T) {
 	saslAddr := freePort(t)
 	b := &broker{t: t, dataDir: t.TempDir(), addr: freePort(t), metrics: freePort(t)}
 	b.args = []string{"--group-initial-rebalance-delay", "0s", "--listeners", "PLAINTEXT://" + b.addr + ",SASL_PLAINTEXT://" + saslAddr,
-		"--sasl-enabled-mechanisms", "PLAIN,SCRAM-SHA-256", "--scram-user", "sweep:SCRAM-SHA-256:sweep-pw"}
+		"--sasl-enabled-mechanisms", "PLAIN,SCRAM-SHA-256", "--scram-user", "sweep:SCRAM-SHA-256:sweep-pw",
+		"--authorizer", "--super-users", "User:ANONYMOUS;User:sweep"}
 	b.start()
 	t.Cleanup(func() { b.kill() })
 	rc := dialRaw(t, b.addr)
@@ -461,6 +475,27 @@ func TestEveryAPIVersion(t *testing.T) {
 			u.Name, u.Mechanism, u.Iterations, u.Salt = fmt.Sprintf("sweep-v%d", v), 1, 4096, []byte("salt")
 			u.SaltedPassword = make([]byte, 32)
 			r.Upsertions = append(r.Upsertions, u)
+			return r
+		},
+		// Each version creates an ACL of its own principal, and deletes it.
+		29: func(v int16) kmsg.Request {
+			r := kmsg.NewPtrDescribeACLsRequest()
+			r.ResourceType, r.Operation, r.PermissionType = 1, 1, 1
+			return r
+		},
+		30: func(v int16) kmsg.Request {
+			r := kmsg.NewPtrCreateACLsRequest()
+			c := kmsg.NewCreateACLsRequestCreation()
+			c.ResourceType, c.ResourceName, c.Principal, c.Host, c.Operation, c.PermissionType =
+				2, topic, fmt.Sprintf("User:v%d", v), "*", 3, 3
+			r.Creations = append(r.Creations, c)
+			return r
+		},
+		31: func(v int16) kmsg.Request {
+			r := kmsg.NewPtrDeleteACLsRequest()
+			f := kmsg.NewDeleteACLsRequestFilter()
+			f.ResourceType, f.Principal, f.Operation, f.PermissionType = 2, kmsg.StringPtr(fmt.Sprintf("User:v%d", v)), 1, 1
+			r.Filters = append(r.Filters, f)
 			return r
 		},
 		// The SASL requests go to the SASL listener, each version on a

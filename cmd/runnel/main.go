@@ -45,6 +45,7 @@ var commands = []command{
 	{"produce", "produce TOPIC", "produce lines of stdin as records", cli.Produce},
 	{"consume", "consume TOPIC", "print records", noStdin(cli.Consume)},
 	{"user", "user ...", "create, delete and list SCRAM users", cli.User},
+	{"acl", "acl ...", "create, list and delete ACLs", cli.ACL},
 	{"bench", "bench ...", "measure produce and consume throughput", noStdin(bench.Run)},
 }
 

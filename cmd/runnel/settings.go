@@ -61,6 +61,9 @@ var serveSettings = []setting{
 	{"sasl-oauthbearer-sub-claim-name", "the OAUTHBEARER token claim that is the principal's name", func(o *serveOptions) value { return stringVar(&o.broker.SASL.OAuth.SubClaim) }},
 	{"sasl-oauthbearer-clock-skew", "clock difference allowed on a token's exp, nbf and iat", func(o *serveOptions) value { return durationVar(&o.broker.SASL.OAuth.ClockSkew) }},
 	{"connections-max-reauth", "longest SASL session (KIP-368): clients authenticate again on their connection before it ends, or are closed at their next request; a token's expiry ends it sooner (0s: off)", func(o *serveOptions) value { return delayVar(&o.broker.SASL.MaxReauth) }},
+	{"authorizer", "check every request against the ACLs (runnel acl); PLAINTEXT clients are User:ANONYMOUS", func(o *serveOptions) value { return boolVar(&o.broker.Authorizer.Enabled) }},
+	{"super-users", "principals allowed everything with --authorizer, as User:a;User:b (this broker's own inter-broker principal is one)", func(o *serveOptions) value { return stringVar(&o.broker.Authorizer.SuperUsers) }},
+	{"allow-everyone-if-no-acl-found", "with --authorizer, allow requests on resources no ACL names", func(o *serveOptions) value { return boolVar(&o.broker.Authorizer.AllowEveryoneIfNoACL) }},
 	{"metrics-listen", "address of /metrics, /healthz and /readyz (empty: off)", func(o *serveOptions) value { return stringVar(&o.broker.MetricsListen) }},
 	{"pprof", "serve Go's CPU, heap, block and mutex profiles under /debug/pprof/ on the metrics listener, and sample blocking waits for them (costs time on every wait)", func(o *serveOptions) value { return boolVar(&o.broker.Pprof) }},
 	{"node-id", "this broker's id", func(o *serveOptions) value { return int32Var(&o.broker.NodeID) }},
@@ -111,6 +114,22 @@ var serveSettings = []setting{
 // environment variable holds them one a line.
 var repeatable = map[string]bool{"scram-user": true}
 
+// bare settings are booleans given as Kafka's operators type them, with no
+// value (--authorizer); --authorizer=false turns one off.
+var bare = map[string]bool{"authorizer": true, "allow-everyone-if-no-acl-found": true, "pprof": true}
+
+// bareFlag is a bare setting's flag: set to "true" when named alone.
+type bareFlag struct{ p *string }
+
+func (f bareFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return *f.p
+}
+func (f bareFlag) Set(s string) error { *f.p = s; return nil }
+func (f bareFlag) IsBoolFlag() bool   { return true }
+
 // def returns the setting's default as written on the command line.
 func (s setting) def() string {
 	o := defaultOptions()
@@ -157,6 +176,13 @@ func parseSettings(args []string, defs []setting, stderr io.Writer) (values, err
 				}
 				return nil
 			})
+			set[d.name] = p
+			continue
+		}
+		if bare[d.name] {
+			p := new(string)
+			*p = d.def()
+			fs.Var(bareFlag{p}, d.name, help)
 			set[d.name] = p
 			continue
 		}

@@ -159,3 +159,27 @@ func TestRepeatedScramUser(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthorizerFlags: --authorizer is named alone, as Kafka's operators
+// type it, and --authorizer=false turns it off.
+func TestAuthorizerFlags(t *testing.T) {
+	v, err := parseSettings([]string{"--authorizer", "--super-users", "User:a;User:b", "--allow-everyone-if-no-acl-found"},
+		serveSettings, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := v.options(serveSettings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := o.broker.Authorizer; !a.Enabled || a.SuperUsers != "User:a;User:b" || !a.AllowEveryoneIfNoACL {
+		t.Errorf("authorizer settings %+v", a)
+	}
+	v, err = parseSettings([]string{"--authorizer=false"}, serveSettings, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := v.options(serveSettings); o.broker.Authorizer.Enabled {
+		t.Error("--authorizer=false left it on")
+	}
+}

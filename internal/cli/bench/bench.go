@@ -189,8 +189,8 @@ type benchProducer struct {
 	closed sync.Once
 	n      int64
 	// keys, if any, key the records in turn, starting at keys[first].
-	keys  [][]byte
-	first int
+	keys   [][]byte
+	first  int
 	free   chan *benchSlot
 	acked  atomic.Int64
 	failed atomic.Int64

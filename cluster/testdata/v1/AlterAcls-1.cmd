@@ -1,0 +1,2 @@
+8114120a0b0c0d0e0f010203040506070812
+{"creations":[{"resource_type":2,"resource_name":"orders","pattern_type":3,"principal":"User:app","host":"*","operation":3,"permission":3},{"resource_type":3,"resource_name":"billing-","pattern_type":4,"principal":"User:app","host":"10.0.0.9","operation":3,"permission":3},{"resource_type":2,"resource_name":"*","pattern_type":3,"principal":"User:*","host":"*","operation":4,"permission":2},{"resource_type":4,"resource_name":"kafka-cluster","pattern_type":3,"principal":"User:CN=broker,O=Example","host":"*","operation":9,"permission":3}]}
