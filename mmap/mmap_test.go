@@ -389,3 +389,45 @@ func TestZero(t *testing.T) {
 		})
 	}
 }
+
+// TestPopulate: Populate accepts every range Sync does and refuses the
+// rest, leaves the bytes as they were (written and unwritten), and fails
+// once the mapping is gone.
+func TestPopulate(t *testing.T) {
+	ps := mmap.PageSize()
+	f, err := os.Create(filepath.Join(t.TempDir(), "populate"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	size := 8*ps + 123
+	if err := mmap.Grow(f, int64(size)); err != nil {
+		t.Fatal(err)
+	}
+	m := mapFile(t, f, size, mmap.ReadWrite)
+	want := make([]byte, size)
+	for i := range 3 * ps {
+		want[i] = byte(i*7 + 1)
+	}
+	copy(m.Bytes(), want[:3*ps])
+	ok, bad := rangeCases(size)
+	for _, r := range ok {
+		if err := m.Populate(r.off, r.n); err != nil {
+			t.Errorf("Populate(%d, %d): %v", r.off, r.n, err)
+		}
+	}
+	for _, r := range bad {
+		if err := m.Populate(r.off, r.n); !errors.Is(err, mmap.ErrRange) {
+			t.Errorf("Populate(%d, %d): %v, want ErrRange", r.off, r.n, err)
+		}
+	}
+	if !bytes.Equal(m.Bytes(), want) {
+		t.Fatal("mapping content changed by Populate")
+	}
+	if err := m.Unmap(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Populate(0, 1); !errors.Is(err, mmap.ErrClosed) {
+		t.Fatalf("Populate after Unmap: %v, want ErrClosed", err)
+	}
+}

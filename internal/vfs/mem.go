@@ -705,6 +705,10 @@ func (f *memFile) Size() (int64, error) {
 
 func (f *memFile) Datasync() error { return f.sync() }
 
+// StartWriteback does nothing: the twin has no writeback in flight, and
+// what survives a crash is decided by the syncs alone.
+func (f *memFile) StartWriteback(off, n int64) error { return nil }
+
 func (f *memFile) Sync() error { return f.sync() }
 
 func (f *memFile) sync() error {
@@ -876,6 +880,22 @@ func (mm *memMapping) Sync(off, n int) error {
 		node.durable = append(node.durable, make([]byte, end-len(node.durable))...)
 	}
 	copy(node.durable[off:end], node.data[off:end])
+	return nil
+}
+
+// Populate only checks its range: the twin's mappings are anonymous
+// memory, and faulting them in changes nothing a test can observe.
+func (mm *memMapping) Populate(off, n int) error {
+	mm.fs.mu.Lock()
+	defer mm.fs.mu.Unlock()
+	switch {
+	case mm.done:
+		return mmap.ErrClosed
+	case mm.boot != mm.fs.boot:
+		return &os.PathError{Op: "madvise", Path: mm.name, Err: ErrStale}
+	case off < 0 || n < 0 || n > len(mm.b)-off:
+		return mmap.ErrRange
+	}
 	return nil
 }
 

@@ -107,6 +107,12 @@ type File interface {
 	Datasync() error
 	// Sync makes the file's data and metadata durable (fsync).
 	Sync() error
+	// StartWriteback starts writing the file's dirty pages in
+	// [off, off+n) to disk and returns without waiting for them
+	// (sync_file_range with SYNC_FILE_RANGE_WRITE): a later Datasync then
+	// has less left to write. It makes nothing durable, and an error of
+	// the write it starts is reported by the next Datasync, not by it.
+	StartWriteback(off, n int64) error
 	// Truncate changes the file size.
 	Truncate(size int64) error
 	// Chmod changes the file's mode.
@@ -132,6 +138,12 @@ type Mapping interface {
 	Bytes() []byte
 	// Sync makes [off, off+n) of the mapping durable (msync MS_SYNC).
 	Sync(off, n int) error
+	// Populate faults in [off, off+n) ahead of the stores that will fill
+	// it, so that they take no page fault (see mmap.Mapping.Populate). It
+	// changes no byte and makes nothing durable; the range must be below
+	// the size Allocate established. It may run concurrently with stores
+	// to other parts of the mapping.
+	Populate(off, n int) error
 	// Unmap releases the mapping; a second call is a no-op.
 	Unmap() error
 }
