@@ -22,6 +22,9 @@ const (
 	DefaultIndexInterval = 4096               // index.interval.bytes
 )
 
+// DefaultPrefault is Options.Prefault's default.
+const DefaultPrefault = 4 << 20
+
 // Options configure a Log. Zero values take the defaults; Open copies them.
 type Options struct {
 	// Index stores the partition's offset and time index. Required.
@@ -43,8 +46,17 @@ type Options struct {
 	RetentionAge time.Duration
 	// IndexInterval is the number of log bytes between index entries.
 	IndexInterval int
-	// Fsync is the durability policy.
+	// Fsync is the durability policy. Under FsyncAlways each append also
+	// starts the writeback of its bytes (vfs.File.StartWriteback), so that
+	// the group commit's fdatasync finds most of them written.
 	Fsync FsyncPolicy
+	// Prefault is how many bytes past each append the active segment
+	// keeps reserved on disk and faulted in by a helper goroutine, so that
+	// the copy into the mapping takes no page faults. Zero: DefaultPrefault,
+	// except under FsyncAlways, where it is none: a prefaulted page is
+	// dirty, and each group commit would write the zeros ahead of the log
+	// end as well (measured: half the rate). Negative: none.
+	Prefault int64
 	// Logger gets recovery and error reports. Nil: slog.Default().
 	Logger *slog.Logger
 	// Now is the clock. Nil: time.Now.
@@ -56,6 +68,10 @@ type Options struct {
 	// ObserveSync, if set, is told how long each fdatasync took (group
 	// commits and seals), for metrics. It must not block.
 	ObserveSync func(time.Duration)
+	// ObserveGroupCommit, if set, is told after each flush of the syncer
+	// how many batches it made durable that no flush before it had. It
+	// must not block.
+	ObserveGroupCommit func(batches int64)
 	// OnRoll, if set, is told the base offset of each new segment, with
 	// the log lock held. It must not block and must not call back into
 	// the log.
@@ -80,6 +96,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.RetentionAge == 0 {
 		o.RetentionAge = DefaultRetentionAge
+	}
+	if o.Prefault == 0 && o.Fsync.Mode != FsyncAlways {
+		o.Prefault = DefaultPrefault
 	}
 	if o.IndexInterval <= 0 {
 		o.IndexInterval = DefaultIndexInterval
@@ -116,11 +135,15 @@ type Log struct {
 	leo      atomic.Int64 // log end offset: the next offset to assign
 
 	sync syncer
+	// flushedBatches is mu.appended as the last flush found it; only the
+	// syncer's flush (one at a time) touches it.
+	flushedBatches int64
 
 	mu struct {
 		sync.Mutex
 		closed     bool
 		sinceIndex int64 // log bytes since the last index entry
+		appended   int64 // batches appended since Open
 		maxTS      int64 // running maximum timestamp (see IndexEntry)
 		timer      *time.Timer
 		// unsynced are sealed segments whose seal the syncer has not yet
@@ -233,7 +256,7 @@ func (l *Log) append(batch []byte, h Header, leaderEpoch int32, assign bool) (Ap
 			return AppendResult{}, err
 		}
 	}
-	dst, pos, err := seg.append(batch)
+	dst, pos, err := seg.append(batch, l.opts.Prefault)
 	if err != nil {
 		return AppendResult{}, err
 	}
@@ -254,6 +277,7 @@ func (l *Log) append(batch []byte, h Header, leaderEpoch int32, assign bool) (Ap
 		l.mu.sinceIndex = 0
 	}
 	l.mu.sinceIndex += int64(len(batch))
+	l.mu.appended++
 	seg.lastOffset = next - 1
 	if h.MaxTimestamp > seg.maxTimestamp {
 		seg.maxTimestamp = h.MaxTimestamp
@@ -263,6 +287,13 @@ func (l *Log) append(batch []byte, h Header, leaderEpoch int32, assign bool) (Ap
 	}
 	l.leo.Store(next)
 	seg.publish(pos+int64(len(batch)), next)
+	if l.opts.Fsync.Mode == FsyncAlways {
+		// Under FsyncAlways the batch will be synced soon anyway: its pages
+		// start on their way to the disk now, so that the group commit
+		// finds less to write (Options.Fsync). The result is not looked
+		// at: a write error reaches the fdatasync that makes it durable.
+		seg.f.StartWriteback(pos, int64(len(batch)))
+	}
 
 	if l.opts.Fsync.Mode == FsyncInterval && l.mu.timer == nil {
 		l.mu.timer = time.AfterFunc(l.opts.Fsync.Interval, l.intervalFlush)
@@ -314,6 +345,7 @@ func (l *Log) flushActive() (int64, error) {
 	}
 	ck := l.mu.pending
 	ok := seg.Acquire()
+	appended := l.mu.appended
 	l.mu.Unlock()
 	defer func() {
 		for _, s := range sealed {
@@ -333,6 +365,12 @@ func (l *Log) flushActive() (int64, error) {
 	if err := l.timedSync(seg); err != nil {
 		l.log.Error("partition offline: fdatasync failed", "dir", l.dir, "segment", seg.path, "err", err)
 		return 0, fmt.Errorf("%w: %w", ErrOffline, err)
+	}
+	if appended > l.flushedBatches {
+		if l.opts.ObserveGroupCommit != nil {
+			l.opts.ObserveGroupCommit(appended - l.flushedBatches)
+		}
+		l.flushedBatches = appended
 	}
 	if len(sealed) > 0 || ck != nil {
 		l.mu.Lock()
