@@ -46,9 +46,9 @@ type Options struct {
 	RetentionAge time.Duration
 	// IndexInterval is the number of log bytes between index entries.
 	IndexInterval int
-	// Fsync is the durability policy. Under FsyncAlways each append also
-	// starts the writeback of its bytes (vfs.File.StartWriteback), so that
-	// the group commit's fdatasync finds most of them written.
+	// Fsync is the durability policy. Under FsyncAlways appends also
+	// start the writeback of their bytes (vfs.File.StartWriteback), so
+	// that the group commit's fdatasync finds most of them written.
 	Fsync FsyncPolicy
 	// Prefault is how many bytes past each append the active segment
 	// keeps reserved on disk and faulted in by a helper goroutine, so that
@@ -290,9 +290,8 @@ func (l *Log) append(batch []byte, h Header, leaderEpoch int32, assign bool) (Ap
 	if l.opts.Fsync.Mode == FsyncAlways {
 		// Under FsyncAlways the batch will be synced soon anyway: its pages
 		// start on their way to the disk now, so that the group commit
-		// finds less to write (Options.Fsync). The result is not looked
-		// at: a write error reaches the fdatasync that makes it durable.
-		seg.f.StartWriteback(pos, int64(len(batch)))
+		// finds less to write (Options.Fsync).
+		seg.startWriteback(pos + int64(len(batch)))
 	}
 
 	if l.opts.Fsync.Mode == FsyncInterval && l.mu.timer == nil {

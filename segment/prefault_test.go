@@ -3,7 +3,6 @@ package segment_test
 import (
 	"os"
 	"runtime"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -207,40 +206,74 @@ func TestPrefault(t *testing.T) {
 	}
 }
 
-// TestStartWriteback: under FsyncAlways every append starts the writeback
-// of exactly its own bytes, so that the group commit has less to write;
-// under the other policies none does.
+// TestStartWriteback: under FsyncAlways appends start the writeback of
+// their bytes in whole pages, each range where the one before ended and at
+// least 256 KiB long, so a big batch starts its own at once and small ones
+// start theirs together; what is left is under 256 KiB and a page; a roll
+// starts again at the new segment's beginning. Under FsyncNever none is
+// started.
 func TestStartWriteback(t *testing.T) {
-	batch := testbatch.Make(testbatch.Spec{Timestamp: 1, Values: testbatch.Values(3, 300, 1)})
-	for _, mode := range []segment.FsyncMode{segment.FsyncAlways, segment.FsyncNever} {
+	const least = 256 << 10
+	ps := mmap.PageSize()
+	for _, tc := range []struct {
+		name    string
+		mode    segment.FsyncMode
+		records int
+	}{
+		{"fsync always, 1 KiB batches", segment.FsyncAlways, 1},
+		{"fsync always, 300 KiB batches", segment.FsyncAlways, 300},
+		{"fsync never", segment.FsyncNever, 1},
+	} {
+		batch := testbatch.Make(testbatch.Spec{Timestamp: 1, Values: testbatch.Values(tc.records, 1000, 1)})
 		fs := newPopulateFS()
 		l, err := segment.Open(plDir, segment.Options{
-			Index: newCrashIndex(fs.MemFS), FS: fs, SegmentBytes: 8 << 10,
-			Fsync: segment.FsyncPolicy{Mode: mode}, Logger: quietLogger(),
+			Index: newCrashIndex(fs.MemFS), FS: fs, SegmentBytes: 3 << 20,
+			Fsync: segment.FsyncPolicy{Mode: tc.mode}, Logger: quietLogger(),
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var want []populateCall
-		for range 40 {
+		ends := map[string]int{} // each file's appended end
+		var appends, rolls int
+		for total := 0; total < 5<<20; total += len(batch) {
 			r, err := l.Append(batch, testEpoch)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want = append(want, populateCall{file: plDir + "/" + segment.FileName(r.Segment), off: int(r.Position), n: len(batch)})
+			if r.Position == 0 && total > 0 {
+				rolls++
+			}
+			ends[plDir+"/"+segment.FileName(r.Segment)] = int(r.Position) + len(batch)
+			appends++
 		}
 		l.Close()
-		if len(l.Segments()) < 2 {
-			t.Fatal("no roll")
-		}
 		fs.mu.Lock()
 		got := fs.writebacks
 		fs.mu.Unlock()
-		if mode != segment.FsyncAlways {
-			want = nil
+		if tc.mode != segment.FsyncAlways {
+			if len(got) != 0 {
+				t.Errorf("%s: %d writebacks, want none", tc.name, len(got))
+			}
+			continue
 		}
-		if !slices.Equal(got, want) {
-			t.Errorf("fsync mode %d: %d writebacks, want %d, one per append of exactly its bytes (first: %+v)", mode, len(got), len(want), got[:min(1, len(got))])
+		if rolls == 0 {
+			t.Fatalf("%s: no roll", tc.name)
+		}
+		next := map[string]int{}
+		for i, c := range got {
+			if c.off != next[c.file] || c.n < least || (c.off+c.n)%ps != 0 || c.off+c.n > ends[c.file] {
+				t.Fatalf("%s: writeback %d %+v; want it to start at %d, cover %d bytes or more, end on a page boundary, before the file's end %d",
+					tc.name, i, c, next[c.file], least, ends[c.file])
+			}
+			next[c.file] = c.off + c.n
+		}
+		for file, end := range ends {
+			if left := end - next[file]; left >= least+ps {
+				t.Errorf("%s: %s: %d bytes past the last writeback, want under %d", tc.name, file, left, least+ps)
+			}
+		}
+		if tc.records == 300 && len(got) < appends-rolls-len(ends) {
+			t.Errorf("%s: %d writebacks for %d appends: big batches should start theirs at once", tc.name, len(got), appends)
 		}
 	}
 }
