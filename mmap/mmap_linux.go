@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -154,52 +153,6 @@ func (m *Mapping) Advise(off, n int, advice Advice) error {
 		return fmt.Errorf("mmap: madvise %s: %w", m.path, err)
 	}
 	return nil
-}
-
-// Populate faults in the pages covering [off, off+n) writable, as a store
-// to each would, so that the stores that follow take no page fault. The
-// file must have blocks there (Grow): populating past the end of the file
-// fails. The pages become dirty, zeros until written, and a sync writes
-// them. On kernels without MADV_POPULATE_WRITE (before 5.14) it reads one
-// byte of each page instead, which maps the pages read-only: a store then
-// still faults, more cheaply. Populate never changes the mapping's bytes.
-func (m *Mapping) Populate(off, n int) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if n == 0 {
-		return nil
-	}
-	b, err := m.pageRangeLocked(off, n)
-	if err != nil {
-		return err
-	}
-	if !populateUnsupported.Load() {
-		err := unix.Madvise(b, unix.MADV_POPULATE_WRITE)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, unix.EINVAL) {
-			return fmt.Errorf("mmap: populate %s [%d,%d): %w", m.path, off, off+n, err)
-		}
-		populateUnsupported.Store(true)
-	}
-	touchPages(b)
-	return nil
-}
-
-// populateUnsupported is set once the kernel refuses MADV_POPULATE_WRITE.
-var populateUnsupported atomic.Bool
-
-// touchSink keeps touchPages' loads from being optimised away.
-var touchSink atomic.Uint32
-
-// touchPages reads one byte of each page of b.
-func touchPages(b []byte) {
-	var sum byte
-	for i := 0; i < len(b); i += pageSize {
-		sum += b[i]
-	}
-	touchSink.Add(uint32(sum))
 }
 
 // Unmap releases the mapping. It is idempotent: a second call returns nil.

@@ -22,9 +22,6 @@ const (
 	DefaultIndexInterval = 4096               // index.interval.bytes
 )
 
-// DefaultPrefault is Options.Prefault's default.
-const DefaultPrefault = 4 << 20
-
 // Options configure a Log. Zero values take the defaults; Open copies them.
 type Options struct {
 	// Index stores the partition's offset and time index. Required.
@@ -50,13 +47,6 @@ type Options struct {
 	// start the writeback of their bytes (vfs.File.StartWriteback), so
 	// that the group commit's fdatasync finds most of them written.
 	Fsync FsyncPolicy
-	// Prefault is how many bytes past each append the active segment
-	// keeps reserved on disk and faulted in by a helper goroutine, so that
-	// the copy into the mapping takes no page faults. Zero: DefaultPrefault,
-	// except under FsyncAlways, where it is none: a prefaulted page is
-	// dirty, and each group commit would write the zeros ahead of the log
-	// end as well (measured: half the rate). Negative: none.
-	Prefault int64
 	// Logger gets recovery and error reports. Nil: slog.Default().
 	Logger *slog.Logger
 	// Now is the clock. Nil: time.Now.
@@ -96,9 +86,6 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.RetentionAge == 0 {
 		o.RetentionAge = DefaultRetentionAge
-	}
-	if o.Prefault == 0 && o.Fsync.Mode != FsyncAlways {
-		o.Prefault = DefaultPrefault
 	}
 	if o.IndexInterval <= 0 {
 		o.IndexInterval = DefaultIndexInterval
@@ -256,7 +243,7 @@ func (l *Log) append(batch []byte, h Header, leaderEpoch int32, assign bool) (Ap
 			return AppendResult{}, err
 		}
 	}
-	dst, pos, err := seg.append(batch, l.opts.Prefault)
+	dst, pos, err := seg.append(batch)
 	if err != nil {
 		return AppendResult{}, err
 	}

@@ -74,14 +74,9 @@ type Segment struct {
 	mapMu sync.RWMutex
 	m     vfs.Mapping // nil unless active
 
-	// populating is set while a helper goroutine prefaults the mapping
-	// (see prefault); at most one runs per segment.
-	populating atomic.Bool
-
 	// writer
 	data         []byte // m.Bytes(), cached for the append path
 	allocated    int64  // file size reserved on disk
-	populated    int64  // end of the range handed to the prefault helper
 	writtenBack  int64  // end of the range whose writeback was started
 	lastOffset   int64  // -1 when empty
 	maxTimestamp int64  // largest batch maxTimestamp; -1 when unknown
@@ -218,12 +213,10 @@ func (s *Segment) unmap() {
 // room reports whether n more bytes fit under the segment's maximum size.
 func (s *Segment) room(n int) bool { return s.size.Load()+int64(n) <= int64(len(s.data)) }
 
-// reserve makes sure the file has blocks for n more bytes past size, and
-// for ahead bytes past those when the mapping has room for them.
-func (s *Segment) reserve(n int, ahead int64) error {
+// reserve makes sure the file has blocks for n more bytes past size.
+func (s *Segment) reserve(n int) error {
 	need := s.size.Load() + int64(n)
-	limit := int64(len(s.data))
-	if need <= s.allocated && (ahead <= 0 || s.allocated >= min(need+ahead, limit)) {
+	if need <= s.allocated {
 		return nil
 	}
 	chunk := s.allocated
@@ -234,16 +227,13 @@ func (s *Segment) reserve(n int, ahead int64) error {
 		chunk = maxGrowChunk
 	}
 	target := s.allocated + chunk
-	if target < need+ahead {
-		target = need + ahead
+	if target < need {
+		target = need
 	}
-	if target > limit {
+	if limit := int64(len(s.data)); target > limit {
 		target = limit
 	}
 	if err := s.f.Allocate(target); err != nil {
-		if need <= s.allocated {
-			return nil // what this append needs is there; only the lead is not
-		}
 		if errors.Is(err, vfs.ErrNoSpace) {
 			return fmt.Errorf("%w: %w", ErrNoSpace, err)
 		}
@@ -255,52 +245,14 @@ func (s *Segment) reserve(n int, ahead int64) error {
 
 // append copies b into the mapping at the end of the segment and returns
 // the slice it now occupies, for the caller to patch before publishing.
-// With ahead > 0 the file keeps blocks for ahead more bytes past b, and a
-// helper goroutine faults them in (prefault) before the copies reach them.
-func (s *Segment) append(b []byte, ahead int64) ([]byte, int64, error) {
-	if err := s.reserve(len(b), ahead); err != nil {
+func (s *Segment) append(b []byte) ([]byte, int64, error) {
+	if err := s.reserve(len(b)); err != nil {
 		return nil, 0, err
 	}
 	pos := s.size.Load()
-	end := pos + int64(len(b))
-	if ahead > 0 {
-		s.prefault(end, ahead)
-	}
-	dst := s.data[pos:end]
+	dst := s.data[pos : pos+int64(len(b))]
 	copy(dst, b)
 	return dst, pos, nil
-}
-
-// prefault hands the range [end, end+ahead) of the mapping, as far as the
-// file has blocks, to a helper goroutine that faults it in
-// (vfs.Mapping.Populate), unless the range handed over last still reaches
-// half of it or the helper is still busy. The first store to a fresh page
-// of a shared file mapping faults; the helper takes those faults instead
-// of the appender, which holds the log lock. At most one helper runs per
-// segment, and one starts per ahead/2 bytes appended, not per append.
-func (s *Segment) prefault(end, ahead int64) {
-	to := min(end+ahead, s.allocated)
-	if s.populated >= min(end+ahead/2, to) || s.populating.Load() {
-		return
-	}
-	from := max(s.populated, end)
-	s.populated = to
-	if from >= to {
-		return
-	}
-	s.populating.Store(true)
-	go s.populate(from, to)
-}
-
-// populate faults in [from, to) of the mapping, unless the segment was
-// sealed or released meanwhile. A failure is only a missed speed-up.
-func (s *Segment) populate(from, to int64) {
-	defer s.populating.Store(false)
-	s.mapMu.RLock()
-	defer s.mapMu.RUnlock()
-	if s.m != nil {
-		s.m.Populate(int(from), int(to-from))
-	}
 }
 
 // writebackMin is the least a writeback started by startWriteback covers:
@@ -355,7 +307,6 @@ func (s *Segment) seal() error {
 // its disk blocks, if mapped) but reads zeros there, durably.
 func (s *Segment) cut(pos, next int64) error {
 	s.publish(pos, next)
-	s.populated = min(s.populated, pos)
 	s.writtenBack = min(s.writtenBack, pos&^int64(mmap.PageSize()-1))
 	if err := s.f.ZeroFrom(pos); err != nil {
 		return fmt.Errorf("segment: cut %s at %d: %w", s.path, pos, err)

@@ -883,22 +883,6 @@ func (mm *memMapping) Sync(off, n int) error {
 	return nil
 }
 
-// Populate only checks its range: the twin's mappings are anonymous
-// memory, and faulting them in changes nothing a test can observe.
-func (mm *memMapping) Populate(off, n int) error {
-	mm.fs.mu.Lock()
-	defer mm.fs.mu.Unlock()
-	switch {
-	case mm.done:
-		return mmap.ErrClosed
-	case mm.boot != mm.fs.boot:
-		return &os.PathError{Op: "madvise", Path: mm.name, Err: ErrStale}
-	case off < 0 || n < 0 || n > len(mm.b)-off:
-		return mmap.ErrRange
-	}
-	return nil
-}
-
 func (mm *memMapping) Unmap() error {
 	mm.fs.mu.Lock()
 	defer mm.fs.mu.Unlock()

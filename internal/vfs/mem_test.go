@@ -239,11 +239,9 @@ func TestMemFSCrashTorn(t *testing.T) {
 	}
 }
 
-// In the twin, Populate and StartWriteback change nothing a crash keeps:
-// populated bytes read as zeros and are not durable, written-back bytes
-// are lost without a sync; Populate checks its range and fails on a
-// mapping of an earlier boot or an unmapped one.
-func TestMemFSPopulateAndWriteback(t *testing.T) {
+// In the twin StartWriteback keeps nothing: bytes only written back do
+// not survive a crash.
+func TestMemFSStartWriteback(t *testing.T) {
 	m := NewMemFS()
 	f := mustWrite(t, m, "/seg", nil, false)
 	if err := m.SyncDir("/"); err != nil {
@@ -256,29 +254,12 @@ func TestMemFSPopulateAndWriteback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := mp.Populate(0, 8192); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range [][2]int{{-1, 1}, {0, 8193}, {8192, 1}, {1, -1}} {
-		if err := mp.Populate(r[0], r[1]); !errors.Is(err, mmap.ErrRange) {
-			t.Errorf("Populate(%d, %d): %v, want ErrRange", r[0], r[1], err)
-		}
-	}
-	if !bytes.Equal(mp.Bytes(), make([]byte, 8192)) {
-		t.Fatal("Populate changed the bytes")
-	}
 	copy(mp.Bytes(), "written back")
 	if err := f.StartWriteback(0, 12); err != nil {
 		t.Fatal(err)
 	}
 	m.Crash()
-	if err := mp.Populate(0, 1); err == nil {
-		t.Error("a mapping of an earlier boot populated")
-	}
 	mp.Unmap()
-	if err := mp.Populate(0, 1); !errors.Is(err, mmap.ErrClosed) {
-		t.Errorf("Populate after Unmap: %v, want ErrClosed", err)
-	}
 	b, _ := contents(t, m, "/seg")
 	if bytes.Contains(b, []byte("written back")) {
 		t.Fatal("bytes only written back survived the crash")

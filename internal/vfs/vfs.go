@@ -138,12 +138,6 @@ type Mapping interface {
 	Bytes() []byte
 	// Sync makes [off, off+n) of the mapping durable (msync MS_SYNC).
 	Sync(off, n int) error
-	// Populate faults in [off, off+n) ahead of the stores that will fill
-	// it, so that they take no page fault (see mmap.Mapping.Populate). It
-	// changes no byte and makes nothing durable; the range must be below
-	// the size Allocate established. It may run concurrently with stores
-	// to other parts of the mapping.
-	Populate(off, n int) error
 	// Unmap releases the mapping; a second call is a no-op.
 	Unmap() error
 }
