@@ -43,9 +43,7 @@ type Options struct {
 	RetentionAge time.Duration
 	// IndexInterval is the number of log bytes between index entries.
 	IndexInterval int
-	// Fsync is the durability policy. Under FsyncAlways appends also
-	// start the writeback of their bytes (vfs.File.StartWriteback), so
-	// that the group commit's fdatasync finds most of them written.
+	// Fsync is the durability policy.
 	Fsync FsyncPolicy
 	// Logger gets recovery and error reports. Nil: slog.Default().
 	Logger *slog.Logger
@@ -274,12 +272,6 @@ func (l *Log) append(batch []byte, h Header, leaderEpoch int32, assign bool) (Ap
 	}
 	l.leo.Store(next)
 	seg.publish(pos+int64(len(batch)), next)
-	if l.opts.Fsync.Mode == FsyncAlways {
-		// Under FsyncAlways the batch will be synced soon anyway: its pages
-		// start on their way to the disk now, so that the group commit
-		// finds less to write (Options.Fsync).
-		seg.startWriteback(pos + int64(len(batch)))
-	}
 
 	if l.opts.Fsync.Mode == FsyncInterval && l.mu.timer == nil {
 		l.mu.timer = time.AfterFunc(l.opts.Fsync.Interval, l.intervalFlush)

@@ -77,7 +77,6 @@ type Segment struct {
 	// writer
 	data         []byte // m.Bytes(), cached for the append path
 	allocated    int64  // file size reserved on disk
-	writtenBack  int64  // end of the range whose writeback was started
 	lastOffset   int64  // -1 when empty
 	maxTimestamp int64  // largest batch maxTimestamp; -1 when unknown
 	// rollClock is when this process first wrote to the segment or found it
@@ -255,25 +254,6 @@ func (s *Segment) append(b []byte) ([]byte, int64, error) {
 	return dst, pos, nil
 }
 
-// writebackMin is the least a writeback started by startWriteback covers:
-// big producer batches start theirs at once, small ones together, so that
-// the disk is not sent a small write per small batch.
-const writebackMin = 256 << 10
-
-// startWriteback starts the writeback of the whole pages before end not
-// started yet, once they are writebackMin bytes or more
-// (vfs.File.StartWriteback). The page end falls in is left to the sync:
-// the next append goes on storing into it. The result is not looked at: a
-// write error reaches the fdatasync that makes the bytes durable.
-func (s *Segment) startWriteback(end int64) {
-	end &^= int64(mmap.PageSize() - 1)
-	if end-s.writtenBack < writebackMin {
-		return
-	}
-	s.f.StartWriteback(s.writtenBack, end-s.writtenBack)
-	s.writtenBack = end
-}
-
 // publish makes a batch appended at the end visible to readers.
 func (s *Segment) publish(size, next int64) {
 	s.next.Store(next)
@@ -307,7 +287,6 @@ func (s *Segment) seal() error {
 // its disk blocks, if mapped) but reads zeros there, durably.
 func (s *Segment) cut(pos, next int64) error {
 	s.publish(pos, next)
-	s.writtenBack = min(s.writtenBack, pos&^int64(mmap.PageSize()-1))
 	if err := s.f.ZeroFrom(pos); err != nil {
 		return fmt.Errorf("segment: cut %s at %d: %w", s.path, pos, err)
 	}

@@ -705,10 +705,6 @@ func (f *memFile) Size() (int64, error) {
 
 func (f *memFile) Datasync() error { return f.sync() }
 
-// StartWriteback does nothing: the twin has no writeback in flight, and
-// what survives a crash is decided by the syncs alone.
-func (f *memFile) StartWriteback(off, n int64) error { return nil }
-
 func (f *memFile) Sync() error { return f.sync() }
 
 func (f *memFile) sync() error {

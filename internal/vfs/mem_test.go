@@ -238,30 +238,3 @@ func TestMemFSCrashTorn(t *testing.T) {
 		t.Fatalf("over 64 seeds %d unsynced pages survived and %d did not: not torn", kept, lost)
 	}
 }
-
-// In the twin StartWriteback keeps nothing: bytes only written back do
-// not survive a crash.
-func TestMemFSStartWriteback(t *testing.T) {
-	m := NewMemFS()
-	f := mustWrite(t, m, "/seg", nil, false)
-	if err := m.SyncDir("/"); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Allocate(8192); err != nil {
-		t.Fatal(err)
-	}
-	mp, err := f.Map(8192, mmap.ReadWrite)
-	if err != nil {
-		t.Fatal(err)
-	}
-	copy(mp.Bytes(), "written back")
-	if err := f.StartWriteback(0, 12); err != nil {
-		t.Fatal(err)
-	}
-	m.Crash()
-	mp.Unmap()
-	b, _ := contents(t, m, "/seg")
-	if bytes.Contains(b, []byte("written back")) {
-		t.Fatal("bytes only written back survived the crash")
-	}
-}

@@ -189,13 +189,6 @@ func (f *osFile) Datasync() error {
 	return nil
 }
 
-func (f *osFile) StartWriteback(off, n int64) error {
-	if err := unix.SyncFileRange(int(f.f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE); err != nil {
-		return &os.PathError{Op: "sync_file_range", Path: f.f.Name(), Err: err}
-	}
-	return nil
-}
-
 func (f *osFile) Sync() error {
 	if err := f.fs.earlier(f.f.Name()); err != nil {
 		return err

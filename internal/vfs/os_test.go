@@ -1,14 +1,11 @@
 package vfs
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
-
-	"github.com/runnel-io/runnel/mmap"
 )
 
 // The real file system remembers a failed sync per path for the life of
@@ -62,42 +59,5 @@ func TestOSFSFailedSyncIsSticky(t *testing.T) {
 	}
 	if err := fs.SyncDir(dir); err != nil {
 		t.Fatalf("sync of a directory made anew: %v", err)
-	}
-}
-
-// StartWriteback leaves the file as it was, takes any range (the kernel
-// skips what is clean or past the end) and fails on a closed file, as a
-// bad descriptor.
-func TestOSStartWriteback(t *testing.T) {
-	fs := &osFS{}
-	name := filepath.Join(t.TempDir(), "seg")
-	f, err := fs.Create(name, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Allocate(3 << 12); err != nil {
-		t.Fatal(err)
-	}
-	m, err := f.Map(3<<12, mmap.ReadWrite)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := bytes.Repeat([]byte("runnel"), 1000)
-	copy(m.Bytes(), want)
-	for _, r := range [][2]int64{{0, int64(len(want))}, {100, 1}, {0, 1 << 30}, {1 << 20, 10}} {
-		if err := f.StartWriteback(r[0], r[1]); err != nil {
-			t.Errorf("StartWriteback(%d, %d): %v", r[0], r[1], err)
-		}
-	}
-	if err := m.Unmap(); err != nil {
-		t.Fatal(err)
-	}
-	got := make([]byte, len(want))
-	if _, err := f.ReadAt(got, 0); err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("read back %q..., %v; want the bytes stored", got[:12], err)
-	}
-	f.Close()
-	if err := f.StartWriteback(0, 1); err == nil {
-		t.Fatal("StartWriteback on a closed file succeeded")
 	}
 }

@@ -107,12 +107,6 @@ type File interface {
 	Datasync() error
 	// Sync makes the file's data and metadata durable (fsync).
 	Sync() error
-	// StartWriteback starts writing the file's dirty pages in
-	// [off, off+n) to disk and returns without waiting for them
-	// (sync_file_range with SYNC_FILE_RANGE_WRITE): a later Datasync then
-	// has less left to write. It makes nothing durable, and an error of
-	// the write it starts is reported by the next Datasync, not by it.
-	StartWriteback(off, n int64) error
 	// Truncate changes the file size.
 	Truncate(size int64) error
 	// Chmod changes the file's mode.
