@@ -214,6 +214,10 @@ func New(cfg Config) (_ *Broker, err error) {
 	po := cfg.Partitions
 	po.DataDir, po.NodeID, po.Logger = cfg.DataDir, cfg.NodeID, logger
 	po.ObserveSync = func(d time.Duration) { syncLatency.Observe(d.Seconds()) }
+	commitBatches := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "runnel_fsync_batches", Help: "Batches each flush of a partition's log made durable (group commit).",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 10)})
+	po.ObserveGroupCommit = func(n int64) { commitBatches.Observe(float64(n)) }
 	if b.parts, err = partition.OpenManager(po); err != nil {
 		return nil, err
 	}
@@ -263,7 +267,7 @@ func New(cfg Config) (_ *Broker, err error) {
 	if sc.PrincipalMapping, err = server.ParsePrincipalRules(cfg.TLS.PrincipalMappingRules); err != nil {
 		return nil, err
 	}
-	preg.MustRegister(newStorageCollector(b.parts), syncLatency, newCoordinatorCollector(b.groups), b.cleaner.Collector())
+	preg.MustRegister(newStorageCollector(b.parts), syncLatency, commitBatches, newCoordinatorCollector(b.groups), b.cleaner.Collector())
 	if b.certs != nil {
 		registerCertMetrics(preg, b.certs)
 	}

@@ -34,6 +34,9 @@ type Options struct {
 	Logger *slog.Logger
 	// ObserveSync, if set, is told how long each fdatasync took.
 	ObserveSync func(time.Duration)
+	// ObserveGroupCommit, if set, is told how many batches each flush of
+	// a partition's log made durable (segment.Options.ObserveGroupCommit).
+	ObserveGroupCommit func(batches int64)
 	// NodeID is this broker's id. Default 1.
 	NodeID int32
 	// FS holds the partitions' folders (the index stays on the real file
@@ -290,6 +293,7 @@ func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, r Role) (*
 		}
 	}
 	o.ObserveSync = m.opts.ObserveSync
+	o.ObserveGroupCommit = m.opts.ObserveGroupCommit
 	l, err := segment.Open(dir, o)
 	if err != nil {
 		return nil, err

@@ -62,6 +62,10 @@ type Options struct {
 	// batch whose base offset is past the one expected, as long as offsets
 	// only grow; otherwise a gap is damage and recovery cuts there.
 	Compacted bool
+	// ObserveGroupCommit, if set, is told after each flush of the syncer
+	// how many batches it made durable that no flush before it had. It
+	// must not block.
+	ObserveGroupCommit func(batches int64)
 	// OnRoll, if set, is told the base offset of each new segment, with
 	// the log lock held. It must not block and must not call back into
 	// the log.
@@ -122,11 +126,15 @@ type Log struct {
 	leo      atomic.Int64 // log end offset: the next offset to assign
 
 	sync syncer
+	// flushedBatches is mu.appended as the last flush found it; only the
+	// syncer's flush (one at a time) touches it.
+	flushedBatches int64
 
 	mu struct {
 		sync.Mutex
 		closed     bool
 		sinceIndex int64 // log bytes since the last index entry
+		appended   int64 // batches appended since Open
 		maxTS      int64 // running maximum timestamp (see IndexEntry)
 		timer      *time.Timer
 		// unsynced are sealed segments whose seal the syncer has not yet
@@ -263,6 +271,7 @@ func (l *Log) append(batch []byte, h Header, leaderEpoch int32, assign bool) (Ap
 		l.mu.sinceIndex = 0
 	}
 	l.mu.sinceIndex += int64(len(batch))
+	l.mu.appended++
 	seg.lastOffset = next - 1
 	if h.MaxTimestamp > seg.maxTimestamp {
 		seg.maxTimestamp = h.MaxTimestamp
@@ -342,6 +351,7 @@ func (l *Log) flushActive() (int64, error) {
 	}
 	ck := l.mu.pending
 	ok := seg.Acquire()
+	appended := l.mu.appended
 	l.mu.Unlock()
 	defer func() {
 		for _, s := range sealed {
@@ -361,6 +371,12 @@ func (l *Log) flushActive() (int64, error) {
 	if err := l.timedSync(seg); err != nil {
 		l.log.Error("partition offline: fdatasync failed", "dir", l.dir, "segment", seg.path, "err", err)
 		return 0, fmt.Errorf("%w: %w", ErrOffline, err)
+	}
+	if appended > l.flushedBatches {
+		if l.opts.ObserveGroupCommit != nil {
+			l.opts.ObserveGroupCommit(appended - l.flushedBatches)
+		}
+		l.flushedBatches = appended
 	}
 	if len(sealed) > 0 || ck != nil {
 		l.mu.Lock()
