@@ -32,6 +32,14 @@ func (c *Cleaner) clean(ctx context.Context, p *partition.Partition, force bool)
 		return false, nil
 	}
 	pass := &pass{c: c, ctx: ctx, l: l, cfg: cfg, now: now, ck: ck, maxInflate: c.opts.MaxDecompressedBatchBytes}
+	list, err := p.AbortedTransactions(nil, d.clean, p.LastStableOffset())
+	if err != nil {
+		return false, err
+	}
+	pass.aborted = map[int64][]partition.AbortedTxn{}
+	for _, a := range list {
+		pass.aborted[a.ProducerID] = append(pass.aborted[a.ProducerID], a)
+	}
 	if err := pass.buildMap(segs, d); err != nil {
 		return false, err
 	}
@@ -92,6 +100,10 @@ type pass struct {
 	// lasts holds the base offset of each idempotent producer's last
 	// batch below mapEnd: that batch stays, empty if need be.
 	lasts map[int64]int64
+	// aborted holds the aborted transactions of the dirty section, by
+	// producer: their records go into no key map, so that they never
+	// make a committed record of the same key go.
+	aborted map[int64][]partition.AbortedTxn
 
 	buf     []byte // batch bytes read
 	out     []byte // a batch built
@@ -153,7 +165,7 @@ func (p *pass) buildMap(segs []*segment.Segment, d dirty) error {
 				return false, err
 			}
 			p.c.stats.BytesRead.Add(int64(len(b)))
-			if !h.IsControl() {
+			if !h.IsControl() && !p.isAborted(h) {
 				err := segment.ForEachRecord(b, h, p.maxInflate, func(r *segment.Record) error {
 					if r.Key != nil {
 						p.om.set(r.Key, r.Offset)
@@ -175,6 +187,19 @@ func (p *pass) buildMap(segs []*segment.Segment, d dirty) error {
 		}
 	}
 	return nil
+}
+
+// isAborted reports whether a batch belongs to an aborted transaction.
+func (p *pass) isAborted(h *segment.Header) bool {
+	if !h.IsTransactional() {
+		return false
+	}
+	for _, a := range p.aborted[h.ProducerID] {
+		if h.BaseOffset >= a.FirstOffset && h.BaseOffset < a.LastOffset {
+			return true
+		}
+	}
+	return false
 }
 
 // findProducerLasts walks the batch headers below mapEnd for the last

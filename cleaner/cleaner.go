@@ -441,6 +441,10 @@ func (c *Cleaner) measure(p *partition.Partition, l *segment.Log, segs []*segmen
 		d.clean = l.LogEndOffset() // a follower cut its log back
 	}
 	var cleanBytes, dirtyBytes int64
+	// Only segments below the last stable offset are cleaned: records of
+	// open transactions stay, and a transaction's records are mapped only
+	// once its marker says whether it committed.
+	lso := p.LastStableOffset()
 	d.from = len(segs)
 	for i, s := range segs {
 		if s.NextOffset() <= d.clean {
@@ -452,6 +456,9 @@ func (c *Cleaner) measure(p *partition.Partition, l *segment.Log, segs []*segmen
 		}
 		if d.from == len(segs) {
 			d.from = i
+		}
+		if s.NextOffset() > lso {
+			break // this one and later ones hold unstable transactions
 		}
 		if cfg.MinCompactionLagMs > 0 {
 			ts, err := l.SegmentMaxTimestamp(s)

@@ -360,11 +360,19 @@ func (p *Partition) WriteMarker(producerID int64, producerEpoch int16, coordinat
 	return AppendResult{BaseOffset: r.BaseOffset, LastOffset: r.LastOffset, Epoch: role.Epoch}, nil
 }
 
+// ReadCommitted returns the region of batches from offset for a
+// read_committed consumer: bounded by lso (the caller's reading of
+// LastStableOffset, which it answers with) and maxBytes.
+func (p *Partition) ReadCommitted(offset int64, maxBytes int, lso int64) (segment.Region, error) {
+	return p.log.Read(offset, maxBytes, min(lso, p.hw.Load()))
+}
+
 // AbortedTxn is an aborted transaction: its producer and first offset, as
-// a read_committed fetch returns them.
+// a read_committed fetch returns them, and its marker's offset.
 type AbortedTxn struct {
 	ProducerID  int64
 	FirstOffset int64
+	LastOffset  int64
 }
 
 // AbortedTransactions appends to dst the aborted transactions that overlap
@@ -380,7 +388,7 @@ func (p *Partition) AbortedTransactions(dst []AbortedTxn, from, upper int64) ([]
 		return dst, err
 	}
 	for _, a := range list {
-		dst = append(dst, AbortedTxn{ProducerID: a.ProducerID, FirstOffset: a.FirstOffset})
+		dst = append(dst, AbortedTxn{ProducerID: a.ProducerID, FirstOffset: a.FirstOffset, LastOffset: a.LastOffset})
 	}
 	return dst, nil
 }

@@ -31,6 +31,7 @@ var supported = map[int16]versionRange{
 	21: {0, 2},  // DeleteRecords
 	22: {0, 4},  // InitProducerId
 	23: {2, 4},  // OffsetForLeaderEpoch
+	27: {0, 2},  // WriteTxnMarkers
 	32: {0, 4},  // DescribeConfigs
 	37: {0, 3},  // CreatePartitions
 	55: {0, 2},  // DescribeQuorum
@@ -123,6 +124,8 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 		return respond(s.handleDescribeGroups(r)), nil
 	case *kmsg.DeleteGroupsRequest:
 		return respond(s.handleDeleteGroups(r)), nil
+	case *kmsg.WriteTxnMarkersRequest:
+		return s.handleWriteTxnMarkers(c, h, r), nil
 	case *kmsg.OffsetDeleteRequest:
 		return respond(s.handleOffsetDelete(r)), nil
 	}

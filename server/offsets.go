@@ -25,8 +25,11 @@ func (s *Server) handleListOffsets(r *kmsg.ListOffsetsRequest) kmsg.Response {
 			} else {
 				sp.LeaderEpoch = p.Role().Epoch
 				switch rp.Timestamp {
-				case -1: // latest
+				case -1: // latest: for read_committed, the last stable offset
 					sp.Offset = p.HighWatermark()
+					if r.IsolationLevel == 1 {
+						sp.Offset = p.LastStableOffset()
+					}
 				case -2: // earliest
 					sp.Offset = p.LogStartOffset()
 				default:
