@@ -285,8 +285,12 @@ func (p *pass) cleanBatch(h *segment.Header, b []byte, dropTombstones bool) ([]b
 	}
 	p.arena, p.kept, p.hspans = p.arena[:0], p.kept[:0], p.hspans[:0]
 	total := int64(0)
+	aborted := p.isAborted(h) // its records go, as Kafka's cleaner removes them
 	err := segment.ForEachRecord(b, h, p.maxInflate, func(r *segment.Record) error {
 		total++
+		if aborted {
+			return nil
+		}
 		if r.Key != nil {
 			if latest, ok := p.om.latest(r.Key); ok && r.Offset < latest {
 				return nil // a later record of the key is in the dirty section

@@ -30,6 +30,16 @@
 // segment boundaries and the leader's roll points never change. A
 // segment from which nothing would go is left as it is.
 //
+// Transactions: only segments wholly below the partition's last stable
+// offset are cleaned, so the records of an open transaction (and all that
+// follows) stay until its marker is written and replicated. The records
+// of aborted transactions (from the partition's aborted-transaction index)
+// go into no map, so they never remove a committed record of their key,
+// and they are themselves removed, as Kafka's cleaner removes them;
+// control batches (commit and abort markers) always stay. Kafka also
+// removes a marker once its transaction's records are gone and
+// delete.retention.ms has passed; runnel keeps markers.
+//
 // The cleaner's reads and writes are held to Options.IOBytesPerSecond.
 package cleaner
 

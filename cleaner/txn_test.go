@@ -25,9 +25,9 @@ func (b *testBroker) produceTxn(pid int64, seq int32, recs []rec) {
 }
 
 // TestCleanerKeepsTransactions: a clean keeps every control batch, leaves
-// the records of an open transaction (and what follows it) alone, and
-// does not let an aborted record of a key remove the committed record it
-// would have replaced.
+// the records of an open transaction (and what follows it) alone, does
+// not let an aborted record of a key remove the committed record it would
+// have replaced, and removes the aborted records.
 func TestCleanerKeepsTransactions(t *testing.T) {
 	b := openBroker(t, t.TempDir(), compactedTopic(nil))
 	defer b.close()
@@ -58,8 +58,8 @@ func TestCleanerKeepsTransactions(t *testing.T) {
 	if err := cl.CleanAll(context.Background(), true); err != nil {
 		t.Fatal(err)
 	}
-	if cl.Stats().RecordsRemoved.Load() != 1 {
-		t.Fatalf("%d records removed, want 1 (j=old)", cl.Stats().RecordsRemoved.Load())
+	if cl.Stats().RecordsRemoved.Load() != 2 {
+		t.Fatalf("%d records removed, want 2 (j=old, k=aborted)", cl.Stats().RecordsRemoved.Load())
 	}
 	markers := 0
 	if err := b.p.Log().WalkHeaders(0, func(h *segment.Header) bool {
@@ -77,12 +77,15 @@ func TestCleanerKeepsTransactions(t *testing.T) {
 	for _, r := range readLog(t, b.p.Log()) {
 		have[string(r.key)+"="+string(r.value)] = true
 	}
-	for _, want := range []string{"k=committed", "k=aborted", "j=new", "m=open", "m=after"} {
+	for _, want := range []string{"k=committed", "j=new", "m=open", "m=after"} {
 		if !have[want] {
 			t.Errorf("%s gone after the clean", want)
 		}
 	}
 	if have["j=old"] {
 		t.Error("j=old, replaced by a committed record, outlived the clean")
+	}
+	if have["k=aborted"] {
+		t.Error("the aborted record outlived the clean")
 	}
 }
