@@ -293,7 +293,9 @@ const producerSnapshotFile = "producers.json"
 // snapshot that fits. The caller holds p.mu or has the partition to itself.
 func (p *Partition) loadProducers() error {
 	p.mu.producers = map[int64]*producerState{}
+	p.txn.mu.Lock()
 	p.txn.resetLocked()
+	p.txn.mu.Unlock()
 	p.abortedSinceSnapshot, p.txnIndexStale = false, false
 	txnFrom, err := p.loadTxnIndexLocked()
 	if err != nil {
@@ -310,8 +312,10 @@ func (p *Partition) loadProducers() error {
 		// log start completes both.
 		if snapEnd, table, open, err := decodeProducers(b); err == nil && snapEnd <= end && snapEnd >= from && snapEnd <= txnFrom {
 			p.mu.producers = table
+			p.txn.mu.Lock()
 			p.txn.open = open
 			p.txn.recomputeLocked()
+			p.txn.mu.Unlock()
 			from = snapEnd
 		} else {
 			save = true

@@ -275,7 +275,9 @@ func (w *plPart) check(point string) int {
 	p.txn.mu.Unlock()
 	saved := p.mu.producers
 	p.mu.producers = map[int64]*producerState{}
+	p.txn.mu.Lock()
 	p.txn.resetLocked()
+	p.txn.mu.Unlock()
 	werr := p.walkProducers(p.LogStartOffset())
 	want := p.mu.producers
 	p.mu.producers = saved

@@ -86,7 +86,7 @@ type txnState struct {
 	lastAborted atomic.Int64
 }
 
-// resetLocked empties the state; the caller holds mu or has it alone.
+// resetLocked empties the state; the caller holds mu.
 func (t *txnState) resetLocked() {
 	t.open = map[int64]int64{}
 	t.ended = nil
