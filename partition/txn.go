@@ -277,8 +277,10 @@ func parseMarker(batch []byte, h *segment.Header) (typ int16, coordinatorEpoch i
 		return nil
 	})
 	switch {
-	case err != nil:
+	case errors.Is(err, ErrControlRecord):
 		return 0, 0, err
+	case err != nil:
+		return 0, 0, fmt.Errorf("%w: %w", ErrControlRecord, err)
 	case !found:
 		return 0, 0, fmt.Errorf("%w: no record", ErrControlRecord)
 	case typ != ControlAbort && typ != ControlCommit:
