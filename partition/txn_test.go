@@ -322,3 +322,28 @@ func TestFollowerTransactions(t *testing.T) {
 		t.Fatal("producer 3's transaction outlived the truncation")
 	}
 }
+
+// FuzzParseMarker: no control batch makes the marker parser panic, and a
+// marker it accepts is a commit or an abort.
+func FuzzParseMarker(f *testing.F) {
+	for _, commit := range []bool{false, true} {
+		b, err := markerBatch(7, 1, 3, commit, 1000)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := segment.ParseHeader(b)
+		if err != nil || h.Size() != len(b) {
+			return
+		}
+		typ, _, err := parseMarker(b, &h)
+		if err == nil && typ != ControlAbort && typ != ControlCommit {
+			t.Fatalf("marker of type %d accepted", typ)
+		}
+		if err != nil && !errors.Is(err, ErrControlRecord) {
+			t.Fatalf("error %v is not ErrControlRecord", err)
+		}
+	})
+}
