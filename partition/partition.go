@@ -51,12 +51,13 @@ type Partition struct {
 		sync.Mutex // orders producer checks with appends and truncation
 		producers  map[int64]*producerState
 	}
-	epochs *epochHistory // under mu
+	epochs     *epochHistory // under mu
+	rollPoints []int64       // under mu: where the leader rolled segments
+	logStartFn func()        // tells the metadata the log start moved
+
 	// Under mu: aborts were indexed since the producer snapshot, or
 	// one failed to be (the walk at the next open must find it).
 	abortedSinceSnapshot, txnIndexStale bool
-	rollPoints                          []int64 // under mu: where the leader rolled segments
-	logStartFn                          func()  // tells the metadata the log start moved
 
 	rep struct {
 		sync.Mutex

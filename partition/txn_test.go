@@ -282,8 +282,8 @@ func TestTransactionsRebuiltAtOpen(t *testing.T) {
 }
 
 // TestFollowerTransactions: a follower copying the leader's log knows its
-// transactions as the leader does; a truncation below an abort marker
-// forgets the abort and opens the transaction again.
+// transactions as the leader does, and as leader ends them; a truncation
+// below an abort marker forgets the abort and opens the transaction again.
 func TestFollowerTransactions(t *testing.T) {
 	m := newManager(t, t.TempDir(), 1, fsyncNever)
 	leader := openReplica(t, m, testTopic(nil), leaderRole(1, 1, []int32{1}, 1))
@@ -308,6 +308,21 @@ func TestFollowerTransactions(t *testing.T) {
 	}
 	if got, want := abortedList(t, f, 0, 100), abortedList(t, leader, 0, 100); !reflect.DeepEqual(got, want) {
 		t.Fatalf("follower aborted %v, leader %v", got, want)
+	}
+	// The follower takes over: the open transaction still holds its LSO,
+	// and the new leader's marker ends it.
+	if err := f.SetRole(leaderRole(2, 2, []int32{2}, 1, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if lso := f.LastStableOffset(); lso != 7 {
+		t.Fatalf("LSO %d on the new leader, want 7", lso)
+	}
+	writeMarker(t, f, 3, 0, 0, true)
+	if lso := f.LastStableOffset(); lso != 9 {
+		t.Fatalf("LSO %d after the new leader's commit, want 9", lso)
+	}
+	if err := f.SetRole(followerRole(1, 3, 1, 2)); err != nil {
+		t.Fatal(err)
 	}
 	if err := f.TruncateTo(6); err != nil { // the abort marker goes
 		t.Fatal(err)
