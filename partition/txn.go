@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -157,6 +159,37 @@ func (p *Partition) OpenTransaction(producerID int64) (int64, bool) {
 	defer p.txn.mu.Unlock()
 	first, ok := p.txn.open[producerID]
 	return first, ok
+}
+
+// ProducerInfo is what a partition knows of one idempotent producer, as
+// DescribeProducers reports it.
+type ProducerInfo struct {
+	ProducerID       int64
+	Epoch            int16
+	LastSequence     int32 // of its last batch, -1 if none is remembered
+	CoordinatorEpoch int32 // of its last marker, 0 before any
+	TxnFirstOffset   int64 // first offset of its open transaction, -1 for none
+}
+
+// Producers returns the partition's idempotent producers, in id order.
+func (p *Partition) Producers() []ProducerInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.txn.mu.Lock()
+	defer p.txn.mu.Unlock()
+	out := make([]ProducerInfo, 0, len(p.mu.producers))
+	for _, id := range slices.Sorted(maps.Keys(p.mu.producers)) {
+		st := p.mu.producers[id]
+		info := ProducerInfo{ProducerID: id, Epoch: st.Epoch, LastSequence: -1, CoordinatorEpoch: st.CoordinatorEpoch, TxnFirstOffset: -1}
+		if n := len(st.Batches); n > 0 {
+			info.LastSequence = st.Batches[n-1].LastSeq
+		}
+		if first, ok := p.txn.open[id]; ok {
+			info.TxnFirstOffset = first
+		}
+		out = append(out, info)
+	}
+	return out
 }
 
 // beginTxnLocked applies a data batch about to be appended at offset base

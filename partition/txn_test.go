@@ -155,6 +155,10 @@ func TestTransactionRefusals(t *testing.T) {
 	if first, ok := p.OpenTransaction(1); !ok || first != 2 {
 		t.Fatalf("producer 1's transaction after refusals: %d, %v; want 2", first, ok)
 	}
+	want := []ProducerInfo{{ProducerID: 1, Epoch: 3, LastSequence: 1, CoordinatorEpoch: 7, TxnFirstOffset: 2}}
+	if got := p.Producers(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("producers %+v, want %+v", got, want)
+	}
 	// A follower writes no marker.
 	if err := p.SetRole(followerRole(2, 2, 1, 2)); err != nil {
 		t.Fatal(err)
