@@ -41,6 +41,8 @@ func (s *Server) handleListOffsets(r *kmsg.ListOffsetsRequest) kmsg.Response {
 					switch {
 					case err != nil:
 						sp.ErrorCode = errorCode(err)
+					case found && r.IsolationLevel == 1 && off >= p.LastStableOffset():
+						// read_committed finds nothing past the LSO, as in Kafka
 					case found:
 						sp.Offset, sp.Timestamp = off, ts
 					}

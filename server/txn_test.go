@@ -11,7 +11,8 @@ import (
 )
 
 // produceTxn sends one transactional batch of producer pid through Produce
-// and returns its base offset.
+// and returns its base offset; its records' timestamps start at 1000 +
+// 100 × pid, 1 ms apart.
 func (ts *testServer) produceTxn(t *testing.T, topic string, pid int64, seq int32, values ...string) int64 {
 	t.Helper()
 	var vs [][]byte
@@ -24,7 +25,7 @@ func (ts *testServer) produceTxn(t *testing.T, topic string, pid int64, seq int3
 	rt := kmsg.NewProduceRequestTopic()
 	rt.Topic = topic
 	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Records = testbatch.Make(testbatch.Spec{Timestamp: 1000, Idempotent: true, ProducerID: pid, BaseSequence: seq,
+	rp.Records = testbatch.Make(testbatch.Spec{Timestamp: 1000 + 100*pid, Idempotent: true, ProducerID: pid, BaseSequence: seq,
 		Attributes: segment.AttrTransactional, Values: vs})
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
@@ -90,6 +91,24 @@ func (ts *testServer) latest(t *testing.T, topic string, isolation int8) int64 {
 	return p.Offset
 }
 
+func (ts *testServer) byTime(t *testing.T, topic string, ms int64, isolation int8) int64 {
+	t.Helper()
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.SetVersion(5)
+	req.ReplicaID, req.IsolationLevel = -1, isolation
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Timestamp, rp.CurrentLeaderEpoch = ms, -1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	p := ts.call(t, req).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]
+	if p.ErrorCode != 0 {
+		t.Fatalf("ListOffsets: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	return p.Offset
+}
+
 // lastOffsetIn returns the last offset of the last whole batch of records.
 func lastOffsetIn(t *testing.T, records []byte) int64 {
 	t.Helper()
@@ -131,6 +150,17 @@ func TestReadCommittedFetch(t *testing.T) {
 	}
 	if got := ts.latest(t, "tx", 0); got != 4 {
 		t.Fatalf("read_uncommitted latest %d, want 4", got)
+	}
+	// By time: the open transaction's record (time 1200) is found under
+	// read_uncommitted only; producer 1's (1100) under both.
+	for _, c := range []struct {
+		ms   int64
+		iso  int8
+		want int64
+	}{{1200, 0, b1}, {1200, 1, -1}, {1101, 0, 1}, {1101, 1, 1}} {
+		if got := ts.byTime(t, "tx", c.ms, c.iso); got != c.want {
+			t.Errorf("isolation %d: offset for time %d is %d, want %d", c.iso, c.ms, got, c.want)
+		}
 	}
 	if p := ts.fetchAt(t, "tx", b1, 1); len(p.RecordBatches) != 0 || p.ErrorCode != 0 {
 		t.Fatalf("read_committed fetch at the LSO: %d bytes, error %d", len(p.RecordBatches), p.ErrorCode)
