@@ -1,6 +1,8 @@
 package test
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -18,7 +20,7 @@ import (
 
 // txnProduce sends one transactional (or, with txn false, idempotent)
 // batch of producer pid to partition 0 of topic and returns its offset.
-func txnProduce(t *testing.T, cl *kgo.Client, topic string, pid int64, seq int32, txn bool, values ...string) int64 {
+func txnProduce(t *testing.T, cl kmsg.Requestor, topic string, pid int64, seq int32, txn bool, values ...string) int64 {
 	t.Helper()
 	var vs [][]byte
 	for _, v := range values {
@@ -48,7 +50,7 @@ func txnProduce(t *testing.T, cl *kgo.Client, topic string, pid int64, seq int32
 }
 
 // txnMarker ends producer pid's transaction on partition 0 of topic.
-func txnMarker(t *testing.T, cl *kgo.Client, topic string, pid int64, commit bool) {
+func txnMarker(t *testing.T, cl kmsg.Requestor, topic string, pid int64, commit bool) {
 	t.Helper()
 	req := kmsg.NewPtrWriteTxnMarkersRequest()
 	m := kmsg.NewWriteTxnMarkersRequestMarker()
@@ -68,7 +70,7 @@ func txnMarker(t *testing.T, cl *kgo.Client, topic string, pid int64, commit boo
 
 // lastStable returns partition 0's LSO as ListOffsets read_committed and a
 // read_committed Fetch report it.
-func lastStable(t *testing.T, cl *kgo.Client, topic string) (listed, fetched int64) {
+func lastStable(t *testing.T, cl kmsg.Requestor, topic string) (listed, fetched int64) {
 	t.Helper()
 	lo := kmsg.NewPtrListOffsetsRequest()
 	lo.ReplicaID, lo.IsolationLevel = -1, 1
@@ -194,5 +196,52 @@ func TestOpenTransactionSurvivesKill(t *testing.T) {
 	}
 	if got := consumeValues(t, b, "txk", kgo.ReadCommitted(), 2); !equalStrings(got, []string{"y1", "z1"}) {
 		t.Fatalf("read_committed after the restart: %v, want [y1 z1]", got)
+	}
+}
+
+// TestOpenTransactionSurvivesLeaderFailover: over three brokers, the
+// leader of a partition with an open transaction (and an aborted one) is
+// killed; the new leader holds the LSO at the open transaction, lists the
+// abort, and its own marker (as the coordinator would send it to the new
+// leader) ends the transaction for read_committed consumers.
+func TestOpenTransactionSurvivesLeaderFailover(t *testing.T) {
+	c := startCluster(t, append(slices.Clone(fastFailover), "--replica-lag-time-max", "2s")...)
+	c.createTopic("txf", 1, 3, nil)
+	cl := c.client()
+	old := c.leader("txf", 0)
+	lb := cl.Broker(int(old))
+	txnProduce(t, lb, "txf", 1, 0, true, "x1")
+	txnMarker(t, lb, "txf", 1, false)
+	open := txnProduce(t, lb, "txf", 2, 0, true, "y1")
+	txnProduce(t, lb, "txf", 3, 0, false, "z1")
+	if listed, _ := lastStable(t, lb, "txf"); listed != open {
+		t.Fatalf("LSO %d on the first leader, want %d", listed, open)
+	}
+	c.waitLogEndsEqual("txf", 1)
+	c.node(old).kill()
+	now := c.waitLeader("txf", 0, func(id int32) bool { return id != old })
+	nb := cl.Broker(int(now))
+	c.eventually(30*time.Second, "the new leader's LSO at the open transaction", func() error {
+		if listed, fetched := lastStable(t, nb, "txf"); listed != open || fetched != open {
+			return fmt.Errorf("LSO listed %d, fetched %d on broker %d; want %d", listed, fetched, now, open)
+		}
+		return nil
+	})
+	txnMarker(t, nb, "txf", 2, true)
+	if listed, _ := lastStable(t, nb, "txf"); listed != open+3 {
+		t.Fatalf("LSO %d after the new leader's commit, want %d", listed, open+3)
+	}
+	rc := c.client(kgo.ConsumeTopics("txf"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	ctx := ctxTimeout(t, 60*time.Second)
+	var got []string
+	for len(got) < 2 {
+		fs := rc.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read_committed after the failover: %v: %v", got, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	if !equalStrings(got, []string{"y1", "z1"}) {
+		t.Fatalf("read_committed after the failover: %v, want [y1 z1]", got)
 	}
 }
