@@ -1,6 +1,7 @@
 package partition
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -365,4 +366,62 @@ func FuzzParseMarker(f *testing.F) {
 			t.Fatalf("error %v is not ErrControlRecord", err)
 		}
 	})
+}
+
+// TestLSOUnderConcurrentAppends: with fsync=always the high watermark
+// moves on the syncer's goroutine while transactions begin and end on
+// another; a reader meanwhile never sees the LSO go back, pass the high
+// watermark, or pass the first offset of a transaction that was open
+// both before and after its reading.
+func TestLSOUnderConcurrentAppends(t *testing.T) {
+	m := newManager(t, t.TempDir(), 1, fsyncAlways)
+	p := openReplica(t, m, testTopic(nil), leaderRole(1, 1, []int32{1}, 1))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		seqs := map[int64]int32{}
+		for i := 0; i < 300; i++ {
+			pid := int64(1 + i%3)
+			if _, err := p.Append(transactional(pid, 0, seqs[pid], 1), 1); err != nil {
+				t.Error(err)
+				return
+			}
+			seqs[pid]++
+			if i%2 == 1 {
+				if _, err := p.WriteMarker(pid, 0, 0, i%4 == 1); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			p.RequestSync()
+		}
+	}()
+	prev := int64(0)
+	for finished := false; !finished; {
+		select {
+		case <-done:
+			finished = true
+		default:
+		}
+		before := map[int64]int64{}
+		for pid := int64(1); pid <= 3; pid++ {
+			if first, ok := p.OpenTransaction(pid); ok {
+				before[pid] = first
+			}
+		}
+		lso := p.LastStableOffset()
+		hw := p.HighWatermark()
+		if lso < prev || lso > hw {
+			t.Fatalf("LSO %d after %d, high watermark %d", lso, prev, hw)
+		}
+		for pid, first := range before {
+			if now, ok := p.OpenTransaction(pid); ok && now == first && lso > first {
+				t.Fatalf("LSO %d past producer %d's open transaction at %d", lso, pid, first)
+			}
+		}
+		prev = lso
+	}
+	if err := p.WaitDurable(context.Background(), p.LogEndOffset()); err != nil {
+		t.Fatal(err)
+	}
 }
