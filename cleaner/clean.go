@@ -33,6 +33,14 @@ func (c *Cleaner) clean(ctx context.Context, p *partition.Partition, force bool)
 	}
 	ck = d.ck
 	pass := &pass{c: c, ctx: ctx, l: l, cfg: cfg, now: now, ck: ck, maxInflate: c.opts.MaxDecompressedBatchBytes}
+	list, err := p.AbortedTransactions(nil, d.clean, p.LastStableOffset())
+	if err != nil {
+		return false, err
+	}
+	pass.aborted = map[int64][]partition.AbortedTxn{}
+	for _, a := range list {
+		pass.aborted[a.ProducerID] = append(pass.aborted[a.ProducerID], a)
+	}
 	if err := pass.buildMap(segs, d); err != nil {
 		return false, err
 	}
@@ -102,6 +110,10 @@ type pass struct {
 	// lasts holds the base offset of each idempotent producer's last
 	// batch below mapEnd: that batch stays, empty if need be.
 	lasts map[int64]int64
+	// aborted holds the aborted transactions of the dirty section, by
+	// producer: their records go into no key map, so that they never
+	// make a committed record of the same key go.
+	aborted map[int64][]partition.AbortedTxn
 
 	buf     []byte // batch bytes read
 	out     []byte // a batch built
@@ -163,7 +175,7 @@ func (p *pass) buildMap(segs []*segment.Segment, d dirty) error {
 				return false, err
 			}
 			p.c.stats.BytesRead.Add(int64(len(b)))
-			if !h.IsControl() {
+			if !h.IsControl() && !p.isAborted(h) {
 				err := segment.ForEachRecord(b, h, p.maxInflate, func(r *segment.Record) error {
 					if r.Key != nil {
 						p.om.set(r.Key, r.Offset)
@@ -185,6 +197,19 @@ func (p *pass) buildMap(segs []*segment.Segment, d dirty) error {
 		}
 	}
 	return nil
+}
+
+// isAborted reports whether a batch belongs to an aborted transaction.
+func (p *pass) isAborted(h *segment.Header) bool {
+	if !h.IsTransactional() {
+		return false
+	}
+	for _, a := range p.aborted[h.ProducerID] {
+		if h.BaseOffset >= a.FirstOffset && h.BaseOffset < a.LastOffset {
+			return true
+		}
+	}
+	return false
 }
 
 // findProducerLasts walks the batch headers below mapEnd for the last
@@ -281,8 +306,12 @@ func (p *pass) cleanBatch(h *segment.Header, b []byte, dropTombstones, keep bool
 	}
 	p.arena, p.kept, p.hspans = p.arena[:0], p.kept[:0], p.hspans[:0]
 	total := int64(0)
+	aborted := p.isAborted(h) // its records go, as Kafka's cleaner removes them
 	err := segment.ForEachRecord(b, h, p.maxInflate, func(r *segment.Record) error {
 		total++
+		if aborted {
+			return nil
+		}
 		if r.Key != nil {
 			if latest, ok := p.om.latest(r.Key); ok && r.Offset < latest {
 				return nil // a later record of the key is in the dirty section

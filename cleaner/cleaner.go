@@ -32,6 +32,16 @@
 // segment boundaries and the leader's roll points never change. A
 // segment from which nothing would go is left as it is.
 //
+// Transactions: only segments wholly below the partition's last stable
+// offset are cleaned, so the records of an open transaction (and all that
+// follows) stay until its marker is written and replicated. The records
+// of aborted transactions (from the partition's aborted-transaction index)
+// go into no map, so they never remove a committed record of their key,
+// and they are themselves removed, as Kafka's cleaner removes them;
+// control batches (commit and abort markers) always stay. Kafka also
+// removes a marker once its transaction's records are gone and
+// delete.retention.ms has passed; runnel keeps markers.
+//
 // The cleaner's reads and writes are held to Options.IOBytesPerSecond.
 package cleaner
 
@@ -464,6 +474,10 @@ func (c *Cleaner) measure(p *partition.Partition, l *segment.Log, segs []*segmen
 	d.ck = trust(l, segs, ck)
 	d.clean = max(d.ck.cleanOffset, l.LogStartOffset())
 	var cleanBytes, dirtyBytes int64
+	// Only segments below the last stable offset are cleaned: records of
+	// open transactions stay, and a transaction's records are mapped only
+	// once its marker says whether it committed.
+	lso := p.LastStableOffset()
 	d.from = len(segs)
 	for i, s := range segs {
 		if s.NextOffset() <= d.clean {
@@ -475,6 +489,9 @@ func (c *Cleaner) measure(p *partition.Partition, l *segment.Log, segs []*segmen
 		}
 		if d.from == len(segs) {
 			d.from = i
+		}
+		if s.NextOffset() > lso {
+			break // this one and later ones hold unstable transactions
 		}
 		if cfg.MinCompactionLagMs > 0 {
 			ts, err := l.SegmentMaxTimestamp(s)

@@ -18,12 +18,16 @@ const (
 	kindCheckpoint = 'c' // recovery checkpoint
 	kindSegment    = 's' // sealed-segment summary
 	kindVersion    = 'v' // the database's format version; the key is this byte alone
+	kindAborted    = 'a' // aborted transactions, by marker offset (version 2)
+	kindTxnEnd     = 'e' // where the aborted-transaction index is complete (version 2)
 )
 
 // FormatVersion is the version of the keys and values this code writes and
 // reads. A database without a version key was written before the key
-// existed, in this same format: it is version 1.
-const FormatVersion = 1
+// existed, in the format of version 1. Version 2 adds the 'a' and 'e'
+// kinds; a database of version 1 has neither, is read as it is and
+// marked version 2 at open.
+const FormatVersion = 2
 
 // Value sizes, in bytes.
 const (
@@ -32,6 +36,8 @@ const (
 	checkpointValueSize = 33
 	segmentValueSize    = 24
 	versionValueSize    = 4
+	abortedValueSize    = 24
+	txnEndValueSize     = 8
 )
 
 // versionKey is the key of the format version.

@@ -68,6 +68,8 @@ func TestFormatDocMatchesCode(t *testing.T) {
 		kindCheckpoint: {after(checkpointKey(name)), len(checkpointValue(segment.Checkpoint{}))},
 		kindSegment:    {after(segmentKey(name, 0)), len(segmentValue(segment.SegmentInfo{}))},
 		kindVersion:    {len(versionKey) - 1, len(versionValue(1))},
+		kindAborted:    {after(abortedKey(name, 0)), len(abortedValue(AbortedTxn{}))},
+		kindTxnEnd:     {after(txnEndKey(name)), len(txnEndValue(0))},
 	}
 	row := regexp.MustCompile("(?m)^\\|\\s*`(.)`\\s*\\|([^|]*)\\|([^|]*)\\|")
 	rows := map[byte][]string{}

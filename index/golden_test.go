@@ -17,7 +17,7 @@ import (
 	"github.com/runnel-io/runnel/segment"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/v1 from the code")
+var update = flag.Bool("update", false, "rewrite testdata/v1 and v2 from the code")
 
 // The golden partition's contents: two index entries (the first with no
 // timestamp, -1, as records without one have), a checkpoint and a sealed
@@ -31,11 +31,14 @@ var (
 	goldenCheckpoint = segment.Checkpoint{Segment: 4096, Position: 81920, NextOffset: 4200, MaxTimestamp: 1_700_000_000_456, Clean: true}
 	goldenSegment    = segment.SegmentInfo{Size: 1 << 20, LastOffset: 4099, MaxTimestamp: 1_700_000_000_001}
 	goldenSegBase    = int64(0)
+	goldenAborted    = AbortedTxn{ProducerID: 2000, FirstOffset: 4150, LastOffset: 4180, LastStableOffset: 4160}
+	goldenTxnEnd     = int64(4200)
 )
 
 type goldenPair struct {
-	name       string // of the files in testdata/v1: NAME.key, NAME.value
+	name       string // of the files in testdata/VERSION: NAME.key, NAME.value
 	key, value []byte
+	version    string // "v1" for the kinds of version 1, "v2" for those version 2 added and the version key
 }
 
 // goldenPairs are the golden partition's keys and values as the encoders
@@ -43,29 +46,34 @@ type goldenPair struct {
 func goldenPairs() []goldenPair {
 	name := []byte(goldenName)
 	cp, seg, ver := checkpointValue(goldenCheckpoint), segmentValue(goldenSegment), versionValue(FormatVersion)
+	ab, te := abortedValue(goldenAborted), txnEndValue(goldenTxnEnd)
 	var ps []goldenPair
-	ps = append(ps, goldenPair{"checkpoint", checkpointKey(name), cp[:]})
+	ps = append(ps, goldenPair{"aborted", abortedKey(name, goldenAborted.LastOffset), ab[:], "v2"})
+	ps = append(ps, goldenPair{"checkpoint", checkpointKey(name), cp[:], "v1"})
+	ps = append(ps, goldenPair{"txnend", txnEndKey(name), te[:], "v2"})
 	for i, e := range goldenEntries {
 		v := offsetValue(e)
-		ps = append(ps, goldenPair{"offset-" + string(rune('1'+i)), offsetKey(name, e.Offset), v[:]})
+		ps = append(ps, goldenPair{"offset-" + string(rune('1'+i)), offsetKey(name, e.Offset), v[:], "v1"})
 	}
-	ps = append(ps, goldenPair{"segment", segmentKey(name, goldenSegBase), seg[:]})
+	ps = append(ps, goldenPair{"segment", segmentKey(name, goldenSegBase), seg[:], "v1"})
 	for i, e := range goldenEntries {
 		v := offsetValue(e)
-		ps = append(ps, goldenPair{"time-" + string(rune('1'+i)), timeKey(name, e.MaxTimestamp, e.Offset), v[:timeValueSize]})
+		ps = append(ps, goldenPair{"time-" + string(rune('1'+i)), timeKey(name, e.MaxTimestamp, e.Offset), v[:timeValueSize], "v1"})
 	}
-	return append(ps, goldenPair{"version", versionKey, ver[:]})
+	return append(ps, goldenPair{"version", versionKey, ver[:], "v2"})
 }
 
 // TestGoldenKeysAndValues: every kind of key and value is, byte for byte,
-// its copy in testdata/v1; a database written through Partition holds
+// its copy in testdata/v1 (or v2, for the kinds version 2 added and the
+// version key; testdata/v1/version.value is version 1's); a database
+// written through Partition holds
 // exactly those pairs; the golden bytes decode to the inputs and read back
 // through Partition.
 func TestGoldenKeysAndValues(t *testing.T) {
 	pairs := goldenPairs()
 	for _, gp := range pairs {
-		formattest.Golden(t, filepath.Join("testdata", "v1", gp.name+".key"), gp.key, *update)
-		formattest.Golden(t, filepath.Join("testdata", "v1", gp.name+".value"), gp.value, *update)
+		formattest.Golden(t, filepath.Join("testdata", gp.version, gp.name+".key"), gp.key, *update)
+		formattest.Golden(t, filepath.Join("testdata", gp.version, gp.name+".value"), gp.value, *update)
 	}
 
 	db, err := Open(t.TempDir(), Options{InMemory: true})
@@ -79,6 +87,12 @@ func TestGoldenKeysAndValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := p.SetSegmentInfo(goldenSegBase, goldenSegment); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AddAborted(goldenAborted); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetTxnIndexEnd(goldenTxnEnd, false); err != nil {
 		t.Fatal(err)
 	}
 	it, err := db.db.NewIter(nil)
@@ -103,8 +117,12 @@ func TestGoldenKeysAndValues(t *testing.T) {
 	}
 
 	read := func(name string) (k, v []byte) {
-		k, _ = os.ReadFile(filepath.Join("testdata", "v1", name+".key"))
-		v, _ = os.ReadFile(filepath.Join("testdata", "v1", name+".value"))
+		dir := "v1"
+		if name == "aborted" || name == "txnend" || name == "version" {
+			dir = "v2"
+		}
+		k, _ = os.ReadFile(filepath.Join("testdata", dir, name+".key"))
+		v, _ = os.ReadFile(filepath.Join("testdata", dir, name+".value"))
 		return k, v
 	}
 	value := func(name string) []byte { _, v := read(name); return v }
@@ -138,6 +156,18 @@ func TestGoldenKeysAndValues(t *testing.T) {
 	if got, err := decodeVersion(value("version")); err != nil || got != FormatVersion {
 		t.Errorf("version decodes to %d, %v; want %d", got, err, FormatVersion)
 	}
+	if got, err := decodeAborted(read("aborted")); err != nil || got != goldenAborted {
+		t.Errorf("aborted decodes to %+v, %v; want %+v", got, err, goldenAborted)
+	}
+	if got, err := p.Aborted(nil, 0, goldenAborted.FirstOffset+1); err != nil || len(got) != 1 || got[0] != goldenAborted {
+		t.Errorf("Aborted() = %+v, %v; want %+v", got, err, goldenAborted)
+	}
+	if got, err := decodeTxnEnd(value("txnend")); err != nil || got != goldenTxnEnd {
+		t.Errorf("txnend decodes to %d, %v; want %d", got, err, goldenTxnEnd)
+	}
+	if got, ok, err := p.TxnIndexEnd(); err != nil || !ok || got != goldenTxnEnd {
+		t.Errorf("TxnIndexEnd() = %d, %v, %v; want %d", got, ok, err, goldenTxnEnd)
+	}
 }
 
 // TestFormatRoundTrip: every value decodes to what was encoded, at the
@@ -162,6 +192,15 @@ func TestFormatRoundTrip(t *testing.T) {
 					if got, err := decodeCheckpoint(v[:]); err != nil || got != cp {
 						t.Fatalf("checkpoint %+v round trips to %+v, %v", cp, got, err)
 					}
+				}
+				ab := AbortedTxn{ProducerID: a, FirstOffset: b, LastOffset: c, LastStableOffset: a ^ c}
+				av := abortedValue(ab)
+				if got, err := decodeAborted(abortedKey(name, ab.LastOffset), av[:]); err != nil || got != ab {
+					t.Fatalf("aborted %+v round trips to %+v, %v", ab, got, err)
+				}
+				te := txnEndValue(a)
+				if got, err := decodeTxnEnd(te[:]); err != nil || got != a {
+					t.Fatalf("aborted-index end %d round trips to %d, %v", a, got, err)
 				}
 				info := segment.SegmentInfo{Size: a, LastOffset: b, MaxTimestamp: c}
 				sv := segmentValue(info)
@@ -215,13 +254,13 @@ func storedVersion(t *testing.T, d *DB) []byte {
 }
 
 // TestFormatVersion: Open writes the version; a database without one (as
-// written before the key existed) is version 1 and opens with its data; a
-// newer version is refused with ErrVersion and a malformed one with
-// ErrCorrupt, both leaving the database as it was.
+// written before the key existed) or of version 1 opens with its data and
+// is marked version 2; a newer version is refused with ErrVersion and a
+// malformed one with ErrCorrupt, both leaving the database as it was.
 func TestFormatVersion(t *testing.T) {
 	dir := t.TempDir()
 	db := openTestDB(t, dir)
-	if got, want := storedVersion(t, db), []byte{0, 0, 0, 1}; !bytes.Equal(got, want) {
+	if got, want := storedVersion(t, db), []byte{0, 0, 0, 2}; !bytes.Equal(got, want) {
 		t.Fatalf("a new database has version %x, want %x", got, want)
 	}
 	p := db.Partition(goldenName)
@@ -233,21 +272,23 @@ func TestFormatVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	setVersionKey(t, dir, nil)
-	db = openTestDB(t, dir)
-	if got, ok, err := db.Partition(goldenName).Checkpoint(); err != nil || !ok || got != goldenCheckpoint {
-		t.Fatalf("checkpoint of a database without a version: %+v, %v, %v", got, ok, err)
+	for _, old := range [][]byte{nil, {0, 0, 0, 1}} {
+		setVersionKey(t, dir, old)
+		db = openTestDB(t, dir)
+		if got, ok, err := db.Partition(goldenName).Checkpoint(); err != nil || !ok || got != goldenCheckpoint {
+			t.Fatalf("checkpoint of a database of version %x: %+v, %v, %v", old, got, ok, err)
+		}
+		if got, want := storedVersion(t, db), []byte{0, 0, 0, 2}; !bytes.Equal(got, want) {
+			t.Fatalf("version written to a database of version %x: %x, want %x", old, got, want)
+		}
+		db.Close()
 	}
-	if got, want := storedVersion(t, db), []byte{0, 0, 0, 1}; !bytes.Equal(got, want) {
-		t.Fatalf("version written to a database without one: %x, want %x", got, want)
-	}
-	db.Close()
 
 	for _, c := range []struct {
 		v    []byte
 		want error
 	}{
-		{[]byte{0, 0, 0, 2}, ErrVersion},
+		{[]byte{0, 0, 0, 3}, ErrVersion},
 		{[]byte{0xff, 0xff, 0xff, 0xff}, ErrVersion},
 		{[]byte{0, 0, 0, 0}, ErrCorrupt},
 		{[]byte{1}, ErrCorrupt},
@@ -307,6 +348,16 @@ func FuzzDecode(f *testing.F) {
 		if info, err := decodeSegmentInfo(v); err == nil {
 			if b := segmentValue(info); !bytes.Equal(b[:], v) {
 				t.Fatalf("segment info %x decodes to %+v, encodes to %x", v, info, b)
+			}
+		}
+		if a, err := decodeAborted(k, v); err == nil {
+			if b := abortedValue(a); !bytes.Equal(b[:], v) {
+				t.Fatalf("aborted %x decodes to %+v, encodes to %x", v, a, b)
+			}
+		}
+		if end, err := decodeTxnEnd(v); err == nil {
+			if b := txnEndValue(end); !bytes.Equal(b[:], v) {
+				t.Fatalf("aborted-index end %x decodes to %d, encodes to %x", v, end, b)
 			}
 		}
 		if ver, err := decodeVersion(v); err == nil {

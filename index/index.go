@@ -12,14 +12,20 @@
 //	'c' name 0x00                     → segment(8) position(8) nextOffset(8)
 //	                                    maxTimestamp(8) clean(1)
 //	's' name 0x00 segmentBase(8)      → size(8) lastOffset(8) maxTimestamp(8)
+//	'a' name 0x00 markerOffset(8)     → producerID(8) firstOffset(8) lastStableOffset(8)
+//	'e' name 0x00                     → abortedIndexEnd(8)
 //	'v'                               → formatVersion(4)
+//
+// The aborted-transaction index ('a', from version 2) holds one entry per
+// abort marker; 'e' is the offset below which it is complete (txn.go).
 //
 // The offset index ('o') is sparse: the log adds an entry every few KiB. The
 // time index ('t') holds the same entries keyed by the running maximum
 // timestamp, which never decreases along the log, so both orders agree.
 //
 // The 'v' key holds the format version of the database (FormatVersion),
-// written at open; a database without it is version 1, the format above. A
+// written at open; a database without it is version 1, the format above
+// without 'a' and 'e', and is marked version 2 when opened. A
 // database of a newer version does not open (ErrVersion): it is derived, so
 // the broker moves it aside and rebuilds it.
 //
@@ -159,6 +165,14 @@ func checkVersion(db *pebble.DB, dir string) error {
 		return fmt.Errorf("%w: %s: %w", ErrCorrupt, dir, derr)
 	case version > FormatVersion:
 		return fmt.Errorf("%w: %s is in format version %d; this broker reads version %d", ErrVersion, dir, version, FormatVersion)
+	case version < FormatVersion:
+		// Version 1 is version 2 without its new kinds: mark it, so
+		// that an older broker, which would leave those kinds behind,
+		// does not take it for its own.
+		b := versionValue(FormatVersion)
+		if err := db.Set(versionKey, b[:], pebble.NoSync); err != nil {
+			return fmt.Errorf("index: %s: writing the format version: %w", dir, err)
+		}
 	}
 	return nil
 }
@@ -624,7 +638,7 @@ func (p *Partition) Reset() error {
 	p.mu.pending = p.mu.pending[:0]
 	b := p.db.NewBatch()
 	defer b.Close()
-	for _, kind := range []byte{kindOffset, kindTime, kindCheckpoint, kindSegment} {
+	for _, kind := range []byte{kindOffset, kindTime, kindCheckpoint, kindSegment, kindAborted, kindTxnEnd} {
 		lo, hi := p.bounds(kind)
 		found, err := p.anyKey(lo, hi) // see anyKey: no empty range deletions
 		if err != nil {

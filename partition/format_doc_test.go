@@ -42,7 +42,7 @@ func TestFormatDocMatchesCode(t *testing.T) {
 	}
 
 	versions := map[string]int{ // of every side file there is
-		producerSnapshotFile: sideFileVersion,
+		producerSnapshotFile: producersFileVersion,
 		epochsFile:           sideFileVersion,
 		topicIDFile:          1,
 		"log-start-offset":   1,
@@ -76,7 +76,8 @@ func TestFormatDocMatchesCode(t *testing.T) {
 	}
 
 	records := map[string]any{
-		"producers.json": producersV1{}, "producer": producerFileV1{}, "batch": batchFileV1{},
+		"producers.json": producersV2{}, "producer": producerFileV2{}, "batch": batchFileV1{},
+		"producers.json v1": producersV1{}, "producer v1": producerFileV1{},
 		"leader-epochs.json": epochsV1{}, "epoch": epochFileV1{},
 		"producers.json v0": producersV0{}, "producer v0": producerFileV0{}, "batch v0": batchFileV0{},
 	}

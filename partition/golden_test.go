@@ -16,7 +16,17 @@ import (
 	"github.com/runnel-io/runnel/internal/formattest"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/v1 from the code")
+var update = flag.Bool("update", false, "rewrite testdata/v1 and v2 from the code")
+
+// goldenPath is where the bytes the code writes for a side file are:
+// testdata/v2 for producers.json (its version 2), testdata/v1 for the
+// others.
+func goldenPath(name string) string {
+	if name == producerSnapshotFile {
+		return filepath.Join("testdata", "v2", name)
+	}
+	return filepath.Join("testdata", "v1", name)
+}
 
 // goldenSideFiles are the side files of a partition folder, by name.
 var goldenSideFiles = []string{producerSnapshotFile, epochsFile, "log-start-offset", topicIDFile}
@@ -28,6 +38,7 @@ var goldenTopic = cluster.Topic{Name: "orders", Partitions: 1, Configs: map[stri
 // goldenState is what a partition knows that its side files keep.
 type goldenState struct {
 	producers map[int64]*producerState
+	open      map[int64]int64 // open transactions
 	epochs    []EpochEntry
 	logStart  int64
 }
@@ -35,14 +46,18 @@ type goldenState struct {
 func stateOf(p *Partition) goldenState {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return goldenState{maps.Clone(p.mu.producers), slices.Clone(p.epochs.entries), p.LogStartOffset()}
+	p.txn.mu.Lock()
+	defer p.txn.mu.Unlock()
+	return goldenState{maps.Clone(p.mu.producers), maps.Clone(p.txn.open), slices.Clone(p.epochs.entries), p.LogStartOffset()}
 }
 
 // writeGoldenPartition runs a fixed history on a lone replica in dir and
 // closes it: two leader epochs, two idempotent producers (one of them at
 // a later producer epoch, with more batches than the window keeps), a
-// batch without idempotence and a DeleteRecords. It returns the folder
-// and the state the partition had at its close.
+// batch without idempotence and a DeleteRecords; then, from offset 19,
+// transactions: producer 2000 aborts one and leaves the next open,
+// producer 3000 commits one from coordinator epoch 5. It returns the
+// folder and the state the partition had at its close.
 func writeGoldenPartition(t *testing.T, dir string) (string, goldenState) {
 	t.Helper()
 	m := newManager(t, dir, 1, fsyncNever)
@@ -62,6 +77,11 @@ func writeGoldenPartition(t *testing.T, dir string) (string, goldenState) {
 	if _, err := p.DeleteRecords(5); err != nil {
 		t.Fatal(err)
 	}
+	produce(t, p, transactional(2000, 0, 0, 2), -1)
+	writeMarker(t, p, 2000, 0, 3, false)
+	produce(t, p, transactional(2000, 0, 2, 1), -1)
+	produce(t, p, transactional(3000, 1, 0, 1), -1)
+	writeMarker(t, p, 3000, 1, 5, true)
 	st := stateOf(p)
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
@@ -78,21 +98,26 @@ func TestGoldenSideFiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		formattest.Golden(t, filepath.Join("testdata", "v1", name), got, *update)
+		formattest.Golden(t, goldenPath(name), got, *update)
 	}
 }
 
-// TestGoldenSideFilesRead: the side files of testdata/v1, and those of
-// testdata/v0 (written before the JSON files had versions), put in place
-// of the ones the golden history wrote, reopen to the state the partition
-// had; the next close writes version 1, byte for byte.
+// TestGoldenSideFilesRead: the side files of testdata/v2 and v1, and
+// those of testdata/v0 (written before the JSON files had versions), put
+// in place of the ones the golden history wrote, reopen to the state the
+// partition had (producers.json of v0 and v1, from before the history's
+// transactions at offset 19, by the walk from there); the next close
+// writes the current versions, byte for byte.
 func TestGoldenSideFilesRead(t *testing.T) {
-	for _, version := range []string{"v0", "v1"} {
+	for _, version := range []string{"v0", "v1", "v2"} {
 		t.Run(version, func(t *testing.T) {
 			dir := t.TempDir()
 			folder, want := writeGoldenPartition(t, dir)
 			for _, name := range goldenSideFiles {
 				b, err := os.ReadFile(filepath.Join("testdata", version, name))
+				if errors.Is(err, os.ErrNotExist) && version == "v2" {
+					continue // only producers.json has a version 2
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -110,15 +135,18 @@ func TestGoldenSideFilesRead(t *testing.T) {
 				t.Fatalf("opened with the %s side files:\n%s %v %d\nwant\n%s %v %d", version,
 					fmtProducers(got.producers), got.epochs, got.logStart, fmtProducers(want.producers), want.epochs, want.logStart)
 			}
-			if p.LogEndOffset() != 19 {
-				t.Fatalf("log end %d, want 19: the folder was not kept", p.LogEndOffset())
+			if p.LogEndOffset() != 25 {
+				t.Fatalf("log end %d, want 25: the folder was not kept", p.LogEndOffset())
+			}
+			if lso := p.LastStableOffset(); lso != 22 {
+				t.Fatalf("LSO %d, want 22 (producer 2000's open transaction)", lso)
 			}
 			if err := m.Close(); err != nil {
 				t.Fatal(err)
 			}
 			for _, name := range []string{producerSnapshotFile} {
 				got, _ := os.ReadFile(filepath.Join(folder, name))
-				want, _ := os.ReadFile(filepath.Join("testdata", "v1", name))
+				want, _ := os.ReadFile(goldenPath(name))
 				if !bytes.Equal(got, want) {
 					t.Errorf("%s after a close:\n got %s\nwant %s", name, got, want)
 				}
@@ -138,27 +166,43 @@ func TestSideFileRoundTrips(t *testing.T) {
 		}
 		return b
 	}
-	end0, table0, err := decodeProducers(read("v0", producerSnapshotFile))
+	end0, table0, open0, err := decodeProducers(read("v0", producerSnapshotFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	v1 := read("v1", producerSnapshotFile)
-	end1, table1, err := decodeProducers(v1)
+	end1, table1, open1, err := decodeProducers(read("v1", producerSnapshotFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if end0 != end1 || !reflect.DeepEqual(table0, table1) {
-		t.Fatalf("producers v0 decodes to %d %s, v1 to %d %s", end0, fmtProducers(table0), end1, fmtProducers(table1))
+	if end0 != end1 || !reflect.DeepEqual(table0, table1) || len(open0)+len(open1) != 0 {
+		t.Fatalf("producers v0 decodes to %d %s %v, v1 to %d %s %v", end0, fmtProducers(table0), open0, end1, fmtProducers(table1), open1)
 	}
-	if b, err := encodeProducers(end1, table1); err != nil || !bytes.Equal(b, v1) {
-		t.Fatalf("producers v1 encodes again to %s, %v", b, err)
+	v2 := read("v2", producerSnapshotFile)
+	end2, table2, open2, err := decodeProducers(v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[int64]int64{2000: 22}; !reflect.DeepEqual(open2, want) || table2[3000].CoordinatorEpoch != 5 {
+		t.Fatalf("producers v2: open transactions %v, want %v; producer 3000 %+v", open2, want, table2[3000])
+	}
+	for id, st := range table1 {
+		if !reflect.DeepEqual(table2[id], st) {
+			t.Errorf("producer %d: v2 %+v, v1 %+v", id, table2[id], st)
+		}
+	}
+	if b, err := encodeProducers(end2, table2, open2); err != nil || !bytes.Equal(b, v2) {
+		t.Fatalf("producers v2 encodes again to %s, %v", b, err)
+	}
+	// Version 1 written today would lose the transactions: never written.
+	if b, err := encodeProducers(end1, table1, nil); err != nil || !bytes.Contains(b, []byte(`"version":2`)) {
+		t.Fatalf("producers encode to %s, %v: not version 2", b, err)
 	}
 
 	e0, err := decodeEpochs(read("v0", epochsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	v1 = read("v1", epochsFile)
+	v1 := read("v1", epochsFile)
 	e1, err := decodeEpochs(v1)
 	if err != nil || !slices.Equal(e0, e1) {
 		t.Fatalf("leader epochs v0 decodes to %v, v1 to %v, %v", e0, e1, err)
@@ -172,15 +216,19 @@ func TestSideFileRoundTrips(t *testing.T) {
 	}
 
 	for _, bad := range []string{
-		`{"version":2,"log_end_offset":0,"producers":[]}`,
+		`{"version":3,"log_end_offset":0,"producers":[]}`,
 		`{"version":0,"log_end_offset":0,"producers":[]}`,
+		`{"version":2,"log_end_offset":9,"producers":[{"producer_id":1,"epoch":0,"batches":[],"coordinator_epoch":0,"txn_first_offset":-2}]}`,
+		`{"version":2,"log_end_offset":9,"producers":[{"producer_id":1,"epoch":0,"batches":[],"coordinator_epoch":0,"txn_first_offset":9}]}`,
+		`{"version":2,"log_end_offset":9,"producers":[{"producer_id":1,"epoch":0,"batches":[],"coordinator_epoch":0,"txn_first_offset":1,"x":1}]}`,
+		`{"version":1,"log_end_offset":0,"producers":[{"producer_id":1,"txn_first_offset":0}]}`,
 		`{"version":1,"log_end_offset":0,"producers":[],"surprise":1}`,
 		`{"version":1,"log_end_offset":0,"producers":[{"producer_id":1},{"producer_id":1}]}`,
 		`{"version":1,"log_end_offset":0,"producers":[{"producer_id":-1}]}`,
 		`{"version":1,"log_end_offset":0,"producers":[]} {}`,
 		`[]`,
 	} {
-		if _, _, err := decodeProducers([]byte(bad)); err == nil {
+		if _, _, _, err := decodeProducers([]byte(bad)); err == nil {
 			t.Errorf("producers %s decoded", bad)
 		}
 	}
@@ -232,7 +280,7 @@ func TestLoadEpochsNewerVersion(t *testing.T) {
 // FuzzDecodeSideFiles: no bytes make a side-file decoder panic, and what
 // decodes encodes to bytes that decode to the same.
 func FuzzDecodeSideFiles(f *testing.F) {
-	for _, v := range []string{"v0", "v1"} {
+	for _, v := range []string{"v0", "v1", "v2"} {
 		for _, name := range goldenSideFiles {
 			if b, err := os.ReadFile(filepath.Join("testdata", v, name)); err == nil {
 				f.Add(b)
@@ -240,13 +288,13 @@ func FuzzDecodeSideFiles(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if end, table, err := decodeProducers(b); err == nil {
-			enc, err := encodeProducers(end, table)
+		if end, table, open, err := decodeProducers(b); err == nil {
+			enc, err := encodeProducers(end, table, open)
 			if err != nil {
-				t.Fatal(err)
+				return // an open transaction of a producer without state: never written
 			}
-			end2, table2, err := decodeProducers(enc)
-			if err != nil || end2 != end || !reflect.DeepEqual(table2, table) {
+			end2, table2, open2, err := decodeProducers(enc)
+			if err != nil || end2 != end || !reflect.DeepEqual(table2, table) || !reflect.DeepEqual(open2, open) {
 				t.Fatalf("producers %q: %d %s, again %d %s, %v", b, end, fmtProducers(table), end2, fmtProducers(table2), err)
 			}
 		}

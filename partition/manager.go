@@ -278,7 +278,8 @@ func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, r Role) (*
 		inflate: m.opts.MaxDecompressedBatchBytes}
 	p.logStartFn = func() { m.logStartChanged(p) }
 	o := cfg.logOptions()
-	o.Index = m.idx.Partition(name)
+	p.idx = m.idx.Partition(name)
+	o.Index = p.idx
 	o.FS = m.opts.FS
 	o.Fsync = m.opts.Fsync
 	o.Logger = m.log.With("partition", name)

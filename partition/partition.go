@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/runnel-io/runnel/cluster"
+	"github.com/runnel-io/runnel/index"
 	"github.com/runnel-io/runnel/internal/fsutil"
 	"github.com/runnel-io/runnel/internal/vfs"
 	"github.com/runnel-io/runnel/segment"
@@ -21,8 +22,9 @@ import (
 var (
 	// ErrControlBatch: clients may not write control batches (INVALID_RECORD).
 	ErrControlBatch = errors.New("partition: control batches may not be produced")
-	// ErrTransactional: transactions are not supported (INVALID_RECORD).
-	ErrTransactional = errors.New("partition: transactional batches are not supported")
+	// ErrTransactional: a transactional batch without a producer id
+	// (INVALID_RECORD).
+	ErrTransactional = errors.New("partition: transactional batch without a producer id")
 	// ErrRecordCount: recordCount differs from lastOffsetDelta+1 (INVALID_RECORD).
 	ErrRecordCount = errors.New("partition: record count does not match the offset delta")
 	// ErrMessageTooLarge: the batch exceeds max.message.bytes (MESSAGE_TOO_LARGE).
@@ -41,7 +43,9 @@ type Partition struct {
 	cfg       Config
 	inflate   int64 // bound on a compressed batch's decompressed records
 	log       *segment.Log
+	idx       *index.Partition  // the log's index, holding its aborted transactions
 	visibleAt segment.FsyncMode // when appended data becomes visible
+	txn       txnState          // open transactions and the LSO (txn.go)
 
 	mu struct {
 		sync.Mutex // orders producer checks with appends and truncation
@@ -50,6 +54,10 @@ type Partition struct {
 	epochs     *epochHistory // under mu
 	rollPoints []int64       // under mu: where the leader rolled segments
 	logStartFn func()        // tells the metadata the log start moved
+
+	// Under mu: aborts were indexed since the producer snapshot, or
+	// one failed to be (the walk at the next open must find it).
+	abortedSinceSnapshot, txnIndexStale bool
 
 	rep struct {
 		sync.Mutex
@@ -97,6 +105,7 @@ func (p *Partition) advanceHW(next int64) {
 			break
 		}
 	}
+	p.pruneEnded() // the LSO follows the high watermark past markers
 	p.waitMu.Lock()
 	for ch := range p.waiters {
 		select {
@@ -175,7 +184,7 @@ func (p *Partition) checkClientBatch(batch []byte) (segment.Header, error) {
 		return h, fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(batch), p.cfg.MaxMessageBytes)
 	case h.IsControl():
 		return h, ErrControlBatch
-	case h.IsTransactional():
+	case h.IsTransactional() && h.ProducerID < 0:
 		return h, ErrTransactional
 	case h.Compression() > 4:
 		return h, fmt.Errorf("%w: %d", ErrCompression, h.Compression())
@@ -224,11 +233,21 @@ func (p *Partition) Append(batch []byte, acks int16) (AppendResult, error) {
 			return AppendResult{BaseOffset: dup.BaseOffset, LastOffset: dup.LastOffset, Duplicate: true, Epoch: role.Epoch}, nil
 		}
 	}
+	began, err := p.beginTxnLocked(&h, p.log.LogEndOffset())
+	if err != nil {
+		return AppendResult{}, err
+	}
 	if err := p.epochs.flush(); err != nil {
+		if began {
+			p.undoTxnLocked(h.ProducerID)
+		}
 		return AppendResult{}, fmt.Errorf("partition: %s: recording leader epoch %d: %w", Name(p.Topic, p.Index), role.Epoch, err)
 	}
 	r, err := p.log.AppendValidated(batch, h, role.Epoch)
 	if err != nil {
+		if began {
+			p.undoTxnLocked(h.ProducerID)
+		}
 		return AppendResult{}, err
 	}
 	if idempotent {
@@ -275,14 +294,29 @@ const producerSnapshotFile = "producers.json"
 // snapshot that fits. The caller holds p.mu or has the partition to itself.
 func (p *Partition) loadProducers() error {
 	p.mu.producers = map[int64]*producerState{}
+	p.txn.mu.Lock()
+	p.txn.resetLocked()
+	p.txn.mu.Unlock()
+	p.abortedSinceSnapshot, p.txnIndexStale = false, false
+	txnFrom, err := p.loadTxnIndexLocked()
+	if err != nil {
+		return err
+	}
 	from, end := p.log.LogStartOffset(), p.log.LogEndOffset()
 	save := false // a snapshot is there and does not fit: replace it
 	b, err := vfs.ReadFile(p.log.FS(), filepath.Join(p.log.Dir(), producerSnapshotFile))
 	if err == nil {
 		// Whatever does not decode (torn, damaged, or of a newer
-		// version) is rebuilt: the file is a cache.
-		if snapEnd, table, err := decodeProducers(b); err == nil && snapEnd <= end && snapEnd >= from {
+		// version) is rebuilt: the file is a cache. So is one past
+		// where the aborted-transaction index is complete (the index
+		// was rebuilt, or lost its last writes): the walk from the
+		// log start completes both.
+		if snapEnd, table, open, err := decodeProducers(b); err == nil && snapEnd <= end && snapEnd >= from && snapEnd <= txnFrom {
 			p.mu.producers = table
+			p.txn.mu.Lock()
+			p.txn.open = open
+			p.txn.recomputeLocked()
+			p.txn.mu.Unlock()
 			from = snapEnd
 		} else {
 			save = true
@@ -297,26 +331,42 @@ func (p *Partition) loadProducers() error {
 	return nil
 }
 
-// walkProducers records the producers of the batches from offset on.
+// walkProducers records the producers and transactions of the batches
+// from offset on.
 func (p *Partition) walkProducers(from int64) error {
-	return p.log.WalkHeaders(from, func(h *segment.Header) bool {
-		if h.ProducerID >= 0 && !h.IsControl() {
-			st := p.mu.producers[h.ProducerID]
-			if st != nil && h.ProducerEpoch < st.Epoch {
-				return true
-			}
-			p.mu.producers[h.ProducerID] = st.record(h.ProducerEpoch, batchMeta{
-				FirstSeq: h.BaseSequence, LastSeq: addSeq(h.BaseSequence, h.LastOffsetDelta),
-				BaseOffset: h.BaseOffset, LastOffset: h.LastOffset()})
+	var werr error
+	err := p.log.WalkHeaders(from, func(h *segment.Header) bool {
+		if h.ProducerID < 0 {
+			return true
 		}
+		if h.IsControl() {
+			werr = p.walkMarkerLocked(h)
+			return werr == nil
+		}
+		st := p.mu.producers[h.ProducerID]
+		if st != nil && h.ProducerEpoch < st.Epoch {
+			return true
+		}
+		// The log is what it is: a batch outside an open transaction
+		// (which Append refuses) changes nothing here.
+		p.beginTxnLocked(h, h.BaseOffset)
+		p.mu.producers[h.ProducerID] = st.record(h.ProducerEpoch, batchMeta{
+			FirstSeq: h.BaseSequence, LastSeq: addSeq(h.BaseSequence, h.LastOffsetDelta),
+			BaseOffset: h.BaseOffset, LastOffset: h.LastOffset()})
 		return true
 	})
+	return errors.Join(err, werr)
 }
 
 // saveProducersLocked snapshots the producer table as of the log end. The
 // caller holds p.mu, so every batch below the log end is in the table.
 func (p *Partition) saveProducersLocked() error {
-	b, err := encodeProducers(p.log.LogEndOffset(), p.mu.producers)
+	if err := p.saveTxnIndexLocked(); err != nil {
+		return err
+	}
+	p.txn.mu.Lock()
+	b, err := encodeProducers(p.log.LogEndOffset(), p.mu.producers, p.txn.open)
+	p.txn.mu.Unlock()
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,9 @@ package partition
 // the process killed there and the power cut after its restart); after the
 // power cut the partition is opened again. Every acknowledged batch must be there, the
 // epoch history must name the first offset of every epoch in the log, and
-// the producer table must be what the whole log says.
+// the producer table, the open transactions and the aborted-transaction
+// index must be what the whole log says. Two transactional producers take
+// part: each aborts a transaction and leaves one open, one commits one.
 
 import (
 	"context"
@@ -49,6 +51,7 @@ type plPart struct {
 	epoch int32           // the leader epoch to open at
 	// did: what the dry run must show the workload did
 	rolls, epochs, truncations int
+	aborts, opened             int
 }
 
 func (w *plPart) stop(what string, err error) bool {
@@ -97,6 +100,26 @@ func (w *plPart) produce(pid int64, seq int32, epoch int32) bool {
 	return true
 }
 
+// produceTxn appends a transactional batch of producer pid.
+func (w *plPart) produceTxn(pid int64, seq int32) bool {
+	b := testbatch.Make(testbatch.Spec{Timestamp: 1000, Idempotent: true, ProducerID: pid, BaseSequence: seq,
+		Attributes: segment.AttrTransactional, Values: testbatch.Values(1, 120, byte(seq))})
+	r, err := w.p.Append(b, 1)
+	if w.stop("append", err) {
+		return false
+	}
+	return !w.stop("wait", w.p.WaitDurable(context.Background(), r.LastOffset+1))
+}
+
+// marker writes a commit or abort marker for producer pid.
+func (w *plPart) marker(pid int64, commit bool) bool {
+	r, err := w.p.WriteMarker(pid, 0, 1, commit)
+	if w.stop("marker", err) {
+		return false
+	}
+	return !w.stop("wait", w.p.WaitDurable(context.Background(), r.LastOffset+1))
+}
+
 // plRecords is the record count of the batch at sequence seq.
 func plRecords(seq int32) int { return 1 + int(seq/3%2) }
 
@@ -118,6 +141,24 @@ func (w *plPart) run() {
 			return
 		}
 		seqs[pid] += int32(plRecords(seqs[pid]))
+		ok := true
+		switch i {
+		case 2, 4, 7, 12: // producer 5: aborts, commits, leaves one open
+			ok = w.produceTxn(5, seqs[5])
+			seqs[5]++
+		case 5:
+			ok = w.marker(5, false)
+		case 22:
+			ok = w.marker(6, false)
+		case 10:
+			ok = w.marker(5, true)
+		case 20, 26: // producer 6, after the truncation
+			ok = w.produceTxn(6, seqs[6])
+			seqs[6]++
+		}
+		if !ok {
+			return
+		}
 		if n := len(w.p.Log().Segments()); n > segs {
 			w.rolls, segs = w.rolls+n-segs, n
 		}
@@ -154,6 +195,12 @@ func (w *plPart) run() {
 			}
 		}
 	}
+	if list, err := w.p.AbortedTransactions(nil, 0, w.p.LogEndOffset()); err == nil {
+		w.aborts = len(list)
+	}
+	w.p.txn.mu.Lock()
+	w.opened = len(w.p.txn.open)
+	w.p.txn.mu.Unlock()
 	w.close()
 	epoch++ // a restarted broker leads at a new epoch
 	w.epoch = epoch
@@ -216,19 +263,41 @@ func (w *plPart) check(point string) int {
 			t.Fatalf("%s: the log's epoch %d starts at %d, the history %v says otherwise", point, e, firstOf[e], entries)
 		}
 	}
-	// The producer table must be the whole log's.
+	// The producer table, the open transactions and the aborts must be
+	// the whole log's.
+	gotAborted, err := p.AbortedTransactions(nil, 0, p.LogEndOffset())
+	if err != nil {
+		t.Fatal(err)
+	}
 	p.mu.Lock()
+	p.txn.mu.Lock()
+	gotOpen := maps.Clone(p.txn.open)
+	p.txn.mu.Unlock()
 	saved := p.mu.producers
 	p.mu.producers = map[int64]*producerState{}
+	p.txn.mu.Lock()
+	p.txn.resetLocked()
+	p.txn.mu.Unlock()
 	werr := p.walkProducers(p.LogStartOffset())
 	want := p.mu.producers
 	p.mu.producers = saved
+	wantOpen := p.txn.open
 	p.mu.Unlock()
 	if werr != nil {
 		t.Fatal(werr)
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("%s: producer table after the crash differs from the log's:\n got %s\nwant %s", point, fmtProducers(got), fmtProducers(want))
+	}
+	if !maps.Equal(gotOpen, wantOpen) {
+		t.Fatalf("%s: open transactions after the crash %v, the log's %v", point, gotOpen, wantOpen)
+	}
+	wantAborted, err := p.AbortedTransactions(nil, 0, p.LogEndOffset())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(gotAborted, wantAborted) {
+		t.Fatalf("%s: aborted transactions after the crash %v, the log's %v", point, gotAborted, wantAborted)
 	}
 	// And it takes produces again.
 	if !w.produce(77, 0, w.epoch) {
@@ -251,6 +320,9 @@ func TestPowerLossPartitionSideFiles(t *testing.T) {
 	n := dry.fs.Syncs()
 	if dry.rolls < 2 || dry.epochs < 2 || dry.truncations != 1 {
 		t.Fatalf("the workload rolled %d times, began %d epochs, truncated %d times: it tests too little", dry.rolls, dry.epochs, dry.truncations)
+	}
+	if dry.aborts != 2 || dry.opened != 2 {
+		t.Fatalf("the workload left %d aborted and %d open transactions, want 2 and 2: it tests too little", dry.aborts, dry.opened)
 	}
 	full := os.Getenv("RUNNEL_POWERLOSS") == "full"
 	points, batches := 0, 0

@@ -32,6 +32,9 @@ type batchMeta struct {
 type producerState struct {
 	Epoch   int16
 	Batches []batchMeta // oldest first, at most producerWindow
+	// CoordinatorEpoch is that of the transaction coordinator that wrote
+	// the producer's last marker (0 before any).
+	CoordinatorEpoch int32
 }
 
 // check decides what to do with a batch from this producer: duplicate
@@ -80,13 +83,27 @@ func addSeq(base, delta int32) int32 {
 
 // record remembers an appended batch.
 func (s *producerState) record(epoch int16, b batchMeta) *producerState {
-	if s == nil || epoch != s.Epoch {
+	if s == nil {
 		s = &producerState{Epoch: epoch}
+	} else if epoch != s.Epoch {
+		s = &producerState{Epoch: epoch, CoordinatorEpoch: s.CoordinatorEpoch}
 	}
 	if len(s.Batches) == producerWindow {
 		copy(s.Batches, s.Batches[1:])
 		s.Batches = s.Batches[:producerWindow-1]
 	}
 	s.Batches = append(s.Batches, b)
+	return s
+}
+
+// marked is the state after a transaction marker at epoch from a
+// coordinator at coordinatorEpoch: a newer epoch (the coordinator bumped
+// it) starts again with no batches, so the producer's next batch starts at
+// sequence 0.
+func (s *producerState) marked(epoch int16, coordinatorEpoch int32) *producerState {
+	if s == nil || epoch > s.Epoch {
+		return &producerState{Epoch: epoch, CoordinatorEpoch: coordinatorEpoch}
+	}
+	s.CoordinatorEpoch = coordinatorEpoch
 	return s
 }

@@ -14,20 +14,21 @@ import (
 type producerSnapshot struct {
 	LogEndOffset int64
 	Producers    map[int64]*producerState
+	Open         map[int64]int64 // open transactions
 }
 
 func decodeSnapshot(t *testing.T, b []byte) producerSnapshot {
 	t.Helper()
-	end, table, err := decodeProducers(b)
+	end, table, open, err := decodeProducers(b)
 	if err != nil {
 		t.Fatalf("%s: %v", producerSnapshotFile, err)
 	}
-	return producerSnapshot{end, table}
+	return producerSnapshot{end, table, open}
 }
 
 func encodeSnapshot(t *testing.T, snap producerSnapshot) []byte {
 	t.Helper()
-	b, err := encodeProducers(snap.LogEndOffset, snap.Producers)
+	b, err := encodeProducers(snap.LogEndOffset, snap.Producers, snap.Open)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,9 +120,9 @@ func TestProducerSnapshotThatDoesNotFit(t *testing.T) {
 		},
 		"torn": func(_ *testing.T, good []byte) []byte { return good[:len(good)/2] },
 		"of a newer version": func(t *testing.T, good []byte) []byte {
-			b := bytes.Replace(good, []byte(`{"version":1,`), []byte(`{"version":2,`), 1)
+			b := bytes.Replace(good, []byte(`{"version":2,`), []byte(`{"version":3,`), 1)
 			if bytes.Equal(b, good) {
-				t.Fatalf("no version 1 in %s", good)
+				t.Fatalf("no version 2 in %s", good)
 			}
 			return bytes.Replace(b, []byte(`"last_seq":14`), []byte(`"last_seq":114`), 1)
 		},

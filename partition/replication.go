@@ -391,8 +391,20 @@ func (p *Partition) AppendReplica(batches []byte) (int64, error) {
 		if err := p.epochs.flush(); err != nil {
 			return leo, fmt.Errorf("partition: %s: recording leader epoch %d: %w", Name(p.Topic, p.Index), h.PartitionLeaderEpoch, err)
 		}
+		began, err := p.beginTxnLocked(&h, h.BaseOffset)
+		if err != nil {
+			began = false // the leader's log is what it is
+		}
 		if _, err := p.log.AppendReplica(b); err != nil {
+			if began {
+				p.undoTxnLocked(h.ProducerID)
+			}
 			return leo, err
+		}
+		if h.ProducerID >= 0 && h.IsControl() {
+			if err := p.applyMarkerLocked(&h, b); err != nil && !errors.Is(err, ErrControlRecord) {
+				return p.log.LogEndOffset(), err
+			}
 		}
 		if h.ProducerID >= 0 && !h.IsControl() {
 			st := p.mu.producers[h.ProducerID]

@@ -110,6 +110,22 @@ func idempotent(pid int64, epoch int16, seq int32, n int) []byte {
 		BaseSequence: seq, Values: testbatch.Values(n, 16, byte(seq))})
 }
 
+// transactional is a transactional batch of n records from producer pid.
+func transactional(pid int64, epoch int16, seq int32, n int) []byte {
+	return testbatch.Make(testbatch.Spec{Timestamp: 1000, Idempotent: true, ProducerID: pid, ProducerEpoch: epoch,
+		BaseSequence: seq, Attributes: segment.AttrTransactional, Values: testbatch.Values(n, 16, byte(seq))})
+}
+
+// writeMarker writes a commit or abort marker for producer pid.
+func writeMarker(t *testing.T, p *Partition, pid int64, epoch int16, coordinatorEpoch int32, commit bool) AppendResult {
+	t.Helper()
+	r, err := p.WriteMarker(pid, epoch, coordinatorEpoch, commit)
+	if err != nil {
+		t.Fatalf("marker for producer %d: %v", pid, err)
+	}
+	return r
+}
+
 // replicaBatch is a batch as a leader stored it: offsets from base, leader
 // epoch stamped.
 func replicaBatch(base int64, epoch int32, n int, seed byte) []byte {

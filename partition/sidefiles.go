@@ -24,11 +24,35 @@ import (
 // keeps the partition from opening until it is removed (and then rebuilt
 // from the batch headers).
 
-// sideFileVersion is the version of the JSON side files this code writes.
+// sideFileVersion is the version of leader-epochs.json this code writes.
 const sideFileVersion = 1
+
+// producersFileVersion is the version of producers.json this code writes;
+// versions 0 and 1 still read (as producers without transactions).
+const producersFileVersion = 2
 
 // errSideFileVersion: a side file of a version this code does not read.
 var errSideFileVersion = errors.New("unknown format version")
+
+// producersV2 is producers.json, version 2: the idempotent producers of
+// the log below log_end_offset, by producer id, each with its open
+// transaction and the coordinator epoch of its last marker.
+type producersV2 struct {
+	Version      int              `json:"version"`
+	LogEndOffset int64            `json:"log_end_offset"`
+	Producers    []producerFileV2 `json:"producers"`
+}
+
+// producerFileV2 is one producer id's epoch, last batches (oldest first),
+// the coordinator epoch of its last marker and the first offset of its
+// open transaction, -1 for none.
+type producerFileV2 struct {
+	ProducerID       int64         `json:"producer_id"`
+	Epoch            int16         `json:"epoch"`
+	Batches          []batchFileV1 `json:"batches"`
+	CoordinatorEpoch int32         `json:"coordinator_epoch"`
+	TxnFirstOffset   int64         `json:"txn_first_offset"`
+}
 
 // producersV1 is producers.json, version 1: the idempotent producers of
 // the log below log_end_offset, by producer id.
@@ -103,37 +127,67 @@ func decodeStrict(b []byte, v any) error {
 	return nil
 }
 
-// encodeProducers is producers.json for the table as of logEnd, producers
-// in id order.
-func encodeProducers(logEnd int64, table map[int64]*producerState) ([]byte, error) {
-	f := producersV1{Version: sideFileVersion, LogEndOffset: logEnd, Producers: []producerFileV1{}}
+// encodeProducers is producers.json for the table and the open
+// transactions (producer id → first offset) as of logEnd, producers in id
+// order.
+func encodeProducers(logEnd int64, table map[int64]*producerState, open map[int64]int64) ([]byte, error) {
+	f := producersV2{Version: producersFileVersion, LogEndOffset: logEnd, Producers: []producerFileV2{}}
 	for _, id := range slices.Sorted(maps.Keys(table)) {
 		st := table[id]
 		if st == nil {
 			continue
 		}
-		pf := producerFileV1{ProducerID: id, Epoch: st.Epoch, Batches: make([]batchFileV1, len(st.Batches))}
+		pf := producerFileV2{ProducerID: id, Epoch: st.Epoch, Batches: make([]batchFileV1, len(st.Batches)),
+			CoordinatorEpoch: st.CoordinatorEpoch, TxnFirstOffset: -1}
 		for i, b := range st.Batches {
 			pf.Batches[i] = batchFileV1(b)
 		}
+		if first, ok := open[id]; ok {
+			pf.TxnFirstOffset = first
+		}
 		f.Producers = append(f.Producers, pf)
+	}
+	for id := range open {
+		if table[id] == nil {
+			return nil, fmt.Errorf("partition: producer %d has an open transaction and no state", id)
+		}
 	}
 	return json.Marshal(&f)
 }
 
-// decodeProducers reads producers.json of any version this code knows.
-func decodeProducers(b []byte) (int64, map[int64]*producerState, error) {
+// decodeProducers reads producers.json of any version this code knows: the
+// log end it describes, the producer table and the open transactions.
+func decodeProducers(b []byte) (int64, map[int64]*producerState, map[int64]int64, error) {
+	logEnd, table, open, err := decodeProducersVersion(b)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	for id, st := range table {
+		if id < 0 || len(st.Batches) > producerWindow {
+			return 0, nil, nil, fmt.Errorf("producer %d with %d batches", id, len(st.Batches))
+		}
+	}
+	for id, first := range open {
+		if first < 0 || first >= logEnd {
+			return 0, nil, nil, fmt.Errorf("producer %d: transaction at %d, log end %d", id, first, logEnd)
+		}
+	}
+	return logEnd, table, open, nil
+}
+
+func decodeProducersVersion(b []byte) (int64, map[int64]*producerState, map[int64]int64, error) {
 	version, err := versionOf(b)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	table := map[int64]*producerState{}
+	open := map[int64]int64{}
 	var logEnd int64
 	switch version {
 	case 0:
 		var f producersV0
 		if err := json.Unmarshal(b, &f); err != nil {
-			return 0, nil, err
+			return 0, nil, nil, err
 		}
 		logEnd = f.LogEndOffset
 		for id, pf := range f.Producers {
@@ -149,12 +203,12 @@ func decodeProducers(b []byte) (int64, map[int64]*producerState, error) {
 	case 1:
 		var f producersV1
 		if err := decodeStrict(b, &f); err != nil {
-			return 0, nil, err
+			return 0, nil, nil, err
 		}
 		logEnd = f.LogEndOffset
 		for _, pf := range f.Producers {
 			if _, dup := table[pf.ProducerID]; dup {
-				return 0, nil, fmt.Errorf("producer %d twice", pf.ProducerID)
+				return 0, nil, nil, fmt.Errorf("producer %d twice", pf.ProducerID)
 			}
 			st := &producerState{Epoch: pf.Epoch, Batches: make([]batchMeta, len(pf.Batches))}
 			for i, bf := range pf.Batches {
@@ -162,15 +216,32 @@ func decodeProducers(b []byte) (int64, map[int64]*producerState, error) {
 			}
 			table[pf.ProducerID] = st
 		}
-	default:
-		return 0, nil, fmt.Errorf("%w %d", errSideFileVersion, version)
-	}
-	for id, st := range table {
-		if id < 0 || len(st.Batches) > producerWindow {
-			return 0, nil, fmt.Errorf("producer %d with %d batches", id, len(st.Batches))
+	case 2:
+		var f producersV2
+		if err := decodeStrict(b, &f); err != nil {
+			return 0, nil, nil, err
 		}
+		logEnd = f.LogEndOffset
+		for _, pf := range f.Producers {
+			if _, dup := table[pf.ProducerID]; dup {
+				return 0, nil, nil, fmt.Errorf("producer %d twice", pf.ProducerID)
+			}
+			st := &producerState{Epoch: pf.Epoch, Batches: make([]batchMeta, len(pf.Batches)), CoordinatorEpoch: pf.CoordinatorEpoch}
+			for i, bf := range pf.Batches {
+				st.Batches[i] = batchMeta(bf)
+			}
+			table[pf.ProducerID] = st
+			switch {
+			case pf.TxnFirstOffset >= 0:
+				open[pf.ProducerID] = pf.TxnFirstOffset
+			case pf.TxnFirstOffset != -1:
+				return 0, nil, nil, fmt.Errorf("producer %d: transaction first offset %d", pf.ProducerID, pf.TxnFirstOffset)
+			}
+		}
+	default:
+		return 0, nil, nil, fmt.Errorf("%w %d", errSideFileVersion, version)
 	}
-	return logEnd, table, nil
+	return logEnd, table, open, nil
 }
 
 // epochsV1 is leader-epochs.json, version 1.

@@ -281,6 +281,19 @@ var requests = map[int16]*request{
 	42: {name: "DeleteGroups", min: 0, max: 2, flexibleFrom: 2, fields: []field{
 		array("GroupsNames", str("GroupName")),
 	}},
+	27: {name: "WriteTxnMarkers", min: 0, max: 2, flexibleFrom: 1, fields: []field{
+		structs("Markers",
+			int64f("ProducerID"),
+			int16f("ProducerEpoch"),
+			boolean("Committed"),
+			structs("Topics",
+				str("Topic"),
+				array("Partitions", int32f("Partition")),
+			),
+			int32f("CoordinatorEpoch"),
+			int8f("TransactionVersion").since(2),
+		),
+	}},
 	47: {name: "OffsetDelete", min: 0, max: 0, flexibleFrom: math.MaxInt16, fields: []field{ // never flexible
 		str("GroupID"),
 		structs("Topics",

@@ -327,6 +327,17 @@ func TestAuthorizeRequests(t *testing.T) {
 	if c := ts.callAs(t, admin, dc).(*kmsg.DescribeClusterResponse).ErrorCode; c != 0 {
 		t.Errorf("describe cluster as a super user: %d", c)
 	}
+	// Transaction markers are other brokers' to write (CLUSTER_ACTION).
+	wm := kmsg.NewPtrWriteTxnMarkersRequest()
+	wm.SetVersion(1)
+	wmm := kmsg.NewWriteTxnMarkersRequestMarker()
+	wmm.ProducerID, wmm.ProducerEpoch = 7, 0
+	wmm.Topics = []kmsg.WriteTxnMarkersRequestMarkerTopic{{Topic: "orders", Partitions: []int32{0}}}
+	wm.Markers = append(wm.Markers, wmm)
+	if got := ts.callAs(t, app, wm).(*kmsg.WriteTxnMarkersResponse); len(got.Markers) != 1 ||
+		got.Markers[0].Topics[0].Partitions[0].ErrorCode != kerr.ClusterAuthorizationFailed.Code {
+		t.Errorf("WriteTxnMarkers without CLUSTER_ACTION: %+v", got.Markers)
+	}
 	dt := kmsg.NewPtrDeleteTopicsRequest()
 	dt.SetVersion(5)
 	dt.TopicNames = []string{"orders"}

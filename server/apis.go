@@ -31,6 +31,7 @@ var supported = map[int16]versionRange{
 	21: {0, 2},  // DeleteRecords
 	22: {0, 4},  // InitProducerId
 	23: {2, 4},  // OffsetForLeaderEpoch
+	27: {0, 2},  // WriteTxnMarkers
 	29: {0, 3},  // DescribeAcls
 	30: {0, 3},  // CreateAcls
 	31: {0, 3},  // DeleteAcls
@@ -147,6 +148,8 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 		return respond(s.handleDescribeGroups(c, r)), nil
 	case *kmsg.DeleteGroupsRequest:
 		return respond(s.handleDeleteGroups(c, r)), nil
+	case *kmsg.WriteTxnMarkersRequest:
+		return s.handleWriteTxnMarkers(c, h, r), nil
 	case *kmsg.OffsetDeleteRequest:
 		return respond(s.handleOffsetDelete(c, r)), nil
 	}

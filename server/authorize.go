@@ -143,6 +143,29 @@ func (s *Server) refuseRequest(c *conn, req kmsg.Request) kmsg.Response {
 			}
 			return resp
 		}
+	case *kmsg.WriteTxnMarkersRequest:
+		// Markers are the transaction coordinators' to write: other
+		// brokers (the broker's own principal is a super user), as Kafka
+		// has it.
+		if !clusterOp("WriteTxnMarkers", authz.OpClusterAction) {
+			resp := kmsg.NewPtrWriteTxnMarkersResponse()
+			for _, m := range r.Markers {
+				rm := kmsg.NewWriteTxnMarkersResponseMarker()
+				rm.ProducerID = m.ProducerID
+				for _, t := range m.Topics {
+					rt := kmsg.NewWriteTxnMarkersResponseMarkerTopic()
+					rt.Topic = t.Topic
+					for _, p := range t.Partitions {
+						rp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
+						rp.Partition, rp.ErrorCode = p, clusterDenied
+						rt.Partitions = append(rt.Partitions, rp)
+					}
+					rm.Topics = append(rm.Topics, rt)
+				}
+				resp.Markers = append(resp.Markers, rm)
+			}
+			return resp
+		}
 	case *kmsg.InitProducerIDRequest:
 		resp := kmsg.NewPtrInitProducerIDResponse()
 		resp.ProducerID, resp.ProducerEpoch = -1, -1

@@ -40,6 +40,10 @@ func errorCode(err error) int16 {
 		return kerr.OutOfOrderSequenceNumber.Code
 	case errors.Is(err, partition.ErrProducerFenced):
 		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, partition.ErrInvalidTxnState):
+		return kerr.InvalidTxnState.Code
+	case errors.Is(err, partition.ErrCoordinatorFenced):
+		return kerr.TransactionCoordinatorFenced.Code
 	case errors.Is(err, segment.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code
 	case errors.Is(err, partition.ErrUnknownPartition), errors.Is(err, cluster.ErrUnknownTopic):

@@ -12,6 +12,7 @@ import (
 	"github.com/runnel-io/runnel/consumer"
 	"github.com/runnel-io/runnel/internal/authz"
 	"github.com/runnel-io/runnel/partition"
+	"github.com/runnel-io/runnel/segment"
 )
 
 // handleFetch answers in the writer: it builds the response from partition
@@ -35,7 +36,11 @@ type fetchTarget struct {
 	p       *partition.Partition
 	errCode int16
 	replica bool // a follower's fetch: reads up to the log end
-	req     *kmsg.FetchRequestTopicPartition
+	// committed: a consumer's read_committed fetch (isolation level 1),
+	// which reads up to the last stable offset and is told the aborted
+	// transactions in what it reads.
+	committed bool
+	req       *kmsg.FetchRequestTopicPartition
 }
 
 // fetchKey names a partition of a fetch once its topic is resolved; the id
@@ -103,7 +108,7 @@ func (s *Server) fetchTargets(id identity, h requestHeader, r *kmsg.FetchRequest
 			}
 			at[k] = len(targets)
 			targets = append(targets, fetchTarget{topic: res.name, id: res.id, part: rp.Partition,
-				errCode: res.err, replica: replicaID >= 0, req: rp})
+				errCode: res.err, replica: replicaID >= 0, committed: replicaID < 0 && r.IsolationLevel == 1, req: rp})
 		}
 	}
 	if named := fetchPartitionsNamed(r); len(targets) < named {
@@ -224,8 +229,8 @@ func (s *Server) fillFetch(resp *consumer.Response, targets []fetchTarget, budge
 		pd := consumer.PartitionData{Partition: t.part, ErrorCode: t.errCode, HighWatermark: -1, LastStableOffset: -1,
 			LogStartOffset: -1, PreferredReadReplica: -1}
 		if t.p != nil {
-			hw := t.p.HighWatermark()
-			pd.HighWatermark, pd.LastStableOffset, pd.LogStartOffset = hw, hw, t.p.LogStartOffset()
+			hw, lso := t.p.HighWatermark(), t.p.LastStableOffset()
+			pd.HighWatermark, pd.LastStableOffset, pd.LogStartOffset = hw, lso, t.p.LogStartOffset()
 			limit := int64(t.max)
 			if limit > budget {
 				limit = budget
@@ -239,10 +244,20 @@ func (s *Server) fillFetch(resp *consumer.Response, targets []fetchTarget, budge
 					limit = 0
 				}
 				read := t.p.Read
-				if t.replica {
+				switch {
+				case t.replica:
 					read = t.p.ReadReplica // followers read past the high watermark
+				case t.committed:
+					read = func(offset int64, maxBytes int) (segment.Region, error) {
+						return t.p.ReadCommitted(offset, maxBytes, lso)
+					}
 				}
 				region, err := read(t.offset, int(max(limit, 1)))
+				if err == nil && t.committed && region.Length > 0 {
+					if pd.Aborted, err = abortedIn(t.p, t.offset, lso); err != nil {
+						region.Release()
+					}
+				}
 				if err != nil {
 					pd.ErrorCode = errorCode(err)
 				} else {
@@ -266,6 +281,21 @@ func (s *Server) fillFetch(resp *consumer.Response, targets []fetchTarget, budge
 		return -1
 	}
 	return total
+}
+
+// abortedIn lists the aborted transactions a read_committed fetch from
+// offset up to lso must know of (an empty list, not null, when there are
+// none): the client drops their records itself.
+func abortedIn(p *partition.Partition, offset, lso int64) ([]consumer.Aborted, error) {
+	list, err := p.AbortedTransactions(nil, offset, lso)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]consumer.Aborted, len(list))
+	for i, a := range list {
+		out[i] = consumer.Aborted{ProducerID: a.ProducerID, FirstOffset: a.FirstOffset}
+	}
+	return out, nil
 }
 
 func releaseRegions(resp *consumer.Response) {

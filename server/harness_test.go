@@ -215,7 +215,7 @@ type testServer struct {
 	parts *partition.Manager
 }
 
-func newTestServer(t *testing.T, cfg Config) *testServer {
+func newTestServer(t testing.TB, cfg Config) *testServer {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	parts, err := partition.OpenManager(partition.Options{DataDir: t.TempDir(), Logger: logger,
@@ -233,7 +233,7 @@ func newTestServer(t *testing.T, cfg Config) *testServer {
 
 // call sends req at its version through the decoder dispatch uses and the
 // handler, and returns the answer as a client decodes it.
-func (ts *testServer) call(t *testing.T, req kmsg.Request) kmsg.Response {
+func (ts *testServer) call(t testing.TB, req kmsg.Request) kmsg.Response {
 	t.Helper()
 	v := req.GetVersion()
 	h := requestHeader{Key: req.Key(), Version: v, CorrelationID: 7, ClientID: "test", Flexible: req.IsFlexible()}
@@ -269,7 +269,7 @@ func (ts *testServer) call(t *testing.T, req kmsg.Request) kmsg.Response {
 // encodedFrame sends e through a socket pair, as a connection would, and
 // returns the bytes a client reads: the size prefix and the frame. It fails
 // the test if the prefix is not the frame's size.
-func encodedFrame(t *testing.T, e *consumer.Encoded) []byte {
+func encodedFrame(t testing.TB, e *consumer.Encoded) []byte {
 	t.Helper()
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
 	if err != nil {
@@ -310,7 +310,7 @@ func encodedFrame(t *testing.T, e *consumer.Encoded) []byte {
 
 // createTopic creates a topic through the CreateTopics handler and fails
 // the test if it is refused.
-func (ts *testServer) createTopic(t *testing.T, name string, partitions int32) cluster.Topic {
+func (ts *testServer) createTopic(t testing.TB, name string, partitions int32) cluster.Topic {
 	t.Helper()
 	req := kmsg.NewPtrCreateTopicsRequest()
 	req.SetVersion(7)

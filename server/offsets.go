@@ -31,8 +31,11 @@ func (s *Server) handleListOffsets(c *conn, r *kmsg.ListOffsetsRequest) kmsg.Res
 			} else {
 				sp.LeaderEpoch = p.Role().Epoch
 				switch rp.Timestamp {
-				case -1: // latest
+				case -1: // latest: for read_committed, the last stable offset
 					sp.Offset = p.HighWatermark()
+					if r.IsolationLevel == 1 {
+						sp.Offset = p.LastStableOffset()
+					}
 				case -2: // earliest
 					sp.Offset = p.LogStartOffset()
 				default:
@@ -44,6 +47,8 @@ func (s *Server) handleListOffsets(c *conn, r *kmsg.ListOffsetsRequest) kmsg.Res
 					switch {
 					case err != nil:
 						sp.ErrorCode = errorCode(err)
+					case found && r.IsolationLevel == 1 && off >= p.LastStableOffset():
+						// read_committed finds nothing past the LSO, as in Kafka
 					case found:
 						sp.Offset, sp.Timestamp = off, ts
 					}

@@ -24,6 +24,14 @@ func errorCodes(resp kmsg.Response) []int16 {
 				out = append(out, p.ErrorCode)
 			}
 		}
+	case *kmsg.WriteTxnMarkersResponse:
+		for _, m := range v.Markers {
+			for _, t := range m.Topics {
+				for _, p := range t.Partitions {
+					out = append(out, p.ErrorCode)
+				}
+			}
+		}
 	case *kmsg.FetchResponse:
 		out = append(out, v.ErrorCode)
 		for _, t := range v.Topics {
@@ -441,6 +449,18 @@ func TestEveryAPIVersion(t *testing.T) {
 			rp.CurrentLeaderEpoch, rp.LeaderEpoch = -1, 0
 			rt.Partitions = append(rt.Partitions, rp)
 			r.Topics = append(r.Topics, rt)
+			return r
+		},
+		27: func(v int16) kmsg.Request {
+			// A commit marker for a producer the partition has not seen,
+			// as a coordinator's retry after a cleaned log may send.
+			r := kmsg.NewPtrWriteTxnMarkersRequest()
+			m := kmsg.NewWriteTxnMarkersRequestMarker()
+			m.ProducerID, m.Committed = 1<<40+int64(v), true
+			mt := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
+			mt.Topic, mt.Partitions = topic, []int32{0}
+			m.Topics = append(m.Topics, mt)
+			r.Markers = append(r.Markers, m)
 			return r
 		},
 		32: func(v int16) kmsg.Request {
