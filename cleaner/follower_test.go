@@ -56,6 +56,10 @@ func TestFollowerCutBackIntoCleanSection(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// The leader's high watermark, as its fetch answers tell a
+		// follower: the cleaner cleans only below the last stable offset,
+		// which the high watermark bounds.
+		p.SetFollowerHW(p.LogEndOffset())
 	}
 	keys := func(n int, prefix string) []string {
 		var out []string
