@@ -3,8 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 
@@ -13,11 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-io/runnel/cluster"
-	"github.com/runnel-io/runnel/group"
 	"github.com/runnel-io/runnel/internal/authz"
 	"github.com/runnel-io/runnel/internal/testbatch"
-	"github.com/runnel-io/runnel/partition"
-	"github.com/runnel-io/runnel/segment"
 )
 
 // aclMeta adds ACLs to fakeMeta, handing every change to the authorizer
@@ -63,45 +58,19 @@ type aclServer struct {
 // authorizer with the super users given unless az is false.
 func newAclServer(t testing.TB, az bool, supers ...string) *aclServer {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	parts, err := partition.OpenManager(partition.Options{DataDir: t.TempDir(), Logger: logger,
-		Fsync: segment.FsyncPolicy{Mode: segment.FsyncNever}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { parts.Close() })
 	meta := &aclMeta{fakeMeta: newFakeMeta(1), acls: map[cluster.AclBinding]bool{}}
-	cfg := Config{Logger: logger, Metrics: NewMetrics(prometheus.NewRegistry())}
+	cfg := Config{Metrics: NewMetrics(prometheus.NewRegistry())}
 	if az {
 		meta.az = authz.New(authz.Config{SuperUsers: supers})
 		cfg.Authorizer = meta.az
 	}
-	groups := newTestGroups(t, group.Config{Logger: logger}, meta)
-	s := New(cfg, parts, meta, groups, &fakeReplicas{meta: meta.fakeMeta, parts: parts})
-	return &aclServer{testServer: &testServer{Server: s, meta: meta.fakeMeta, parts: parts}, meta: meta}
+	return &aclServer{testServer: newTestServerOver(t, cfg, meta, meta.fakeMeta), meta: meta}
 }
 
 // callAs is testServer.call from a client with the principal.
 func (ts *aclServer) callAs(t *testing.T, principal string, req kmsg.Request) kmsg.Response {
 	t.Helper()
-	v := req.GetVersion()
-	h := requestHeader{Key: req.Key(), Version: v, CorrelationID: 7, ClientID: "test", Flexible: req.IsFlexible()}
-	c := &conn{s: ts.Server, ctx: context.Background(), remote: "10.0.0.7:1", addr: "10.0.0.7", host: "/10.0.0.7",
-		listener: cluster.DefaultListener, principal: principal}
-	rep, err := ts.dispatch(c, h, req.AppendTo(nil))
-	if err != nil {
-		t.Fatalf("%s v%d: %v", apiName(req.Key()), v, err)
-	}
-	got := req.ResponseKind()
-	got.SetVersion(v)
-	out, ok := rep.finish().(kmsg.Response)
-	if !ok {
-		t.Fatalf("%s: not a kmsg response", apiName(req.Key()))
-	}
-	if err := got.ReadFrom(out.AppendTo(nil)); err != nil {
-		t.Fatalf("%s v%d: answer does not decode: %v", apiName(req.Key()), v, err)
-	}
-	return got
+	return ts.callFrom(t, "10.0.0.7", principal, req)
 }
 
 func creation(rt kmsg.ACLResourceType, name string, pt kmsg.ACLResourcePatternType, principal string, op kmsg.ACLOperation,

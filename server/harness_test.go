@@ -217,6 +217,14 @@ type testServer struct {
 
 func newTestServer(t testing.TB, cfg Config) *testServer {
 	t.Helper()
+	meta := newFakeMeta(1)
+	return newTestServerOver(t, cfg, meta, meta)
+}
+
+// newTestServerOver is newTestServer whose server reads meta, a Cluster
+// over fm (the fake the tests change).
+func newTestServerOver(t testing.TB, cfg Config, meta Cluster, fm *fakeMeta) *testServer {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	parts, err := partition.OpenManager(partition.Options{DataDir: t.TempDir(), Logger: logger,
 		Fsync: segment.FsyncPolicy{Mode: segment.FsyncNever}})
@@ -224,23 +232,28 @@ func newTestServer(t testing.TB, cfg Config) *testServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { parts.Close() })
-	meta := newFakeMeta(1)
 	groups := newTestGroups(t, group.Config{Logger: logger}, meta)
 	cfg.Logger = logger
-	s := New(cfg, parts, meta, groups, &fakeReplicas{meta: meta, parts: parts})
-	return &testServer{Server: s, meta: meta, parts: parts}
+	s := New(cfg, parts, meta, groups, &fakeReplicas{meta: fm, parts: parts})
+	return &testServer{Server: s, meta: fm, parts: parts}
 }
 
 // call sends req at its version through the decoder dispatch uses and the
 // handler, and returns the answer as a client decodes it.
 func (ts *testServer) call(t testing.TB, req kmsg.Request) kmsg.Response {
 	t.Helper()
+	return ts.callFrom(t, "127.0.0.1", Anonymous, req)
+}
+
+// callFrom is call from a client at host with the principal.
+func (ts *testServer) callFrom(t testing.TB, host, principal string, req kmsg.Request) kmsg.Response {
+	t.Helper()
 	v := req.GetVersion()
 	h := requestHeader{Key: req.Key(), Version: v, CorrelationID: 7, ClientID: "test", Flexible: req.IsFlexible()}
 	// A connection that is never closed: handlers that park watch its
 	// context, and log lines name its address.
-	c := &conn{s: ts.Server, ctx: context.Background(), remote: "127.0.0.1:1", addr: "127.0.0.1", host: "/127.0.0.1",
-		listener: cluster.DefaultListener, principal: Anonymous}
+	c := &conn{s: ts.Server, ctx: context.Background(), remote: host + ":1", addr: host, host: "/" + host,
+		listener: cluster.DefaultListener, principal: principal}
 	rep, err := ts.dispatch(c, h, req.AppendTo(nil))
 	if err != nil {
 		t.Fatalf("%s v%d: %v", apiName(req.Key()), v, err)
@@ -271,21 +284,9 @@ func (ts *testServer) call(t testing.TB, req kmsg.Request) kmsg.Response {
 // the test if the prefix is not the frame's size.
 func encodedFrame(t testing.TB, e *consumer.Encoded) []byte {
 	t.Helper()
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conns := make([]net.Conn, 2)
-	for i, fd := range fds {
-		f := os.NewFile(uintptr(fd), "socketpair")
-		c, err := net.FileConn(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns[i] = c
-		defer c.Close()
-	}
+	conns := socketPair(t)
+	defer conns[0].Close()
+	defer conns[1].Close()
 	size := e.Size()
 	sent := make(chan error, 1)
 	go func() {
@@ -338,4 +339,26 @@ func (ts *testServer) produce(t *testing.T, topic string, part int32, n, records
 			t.Fatal(err)
 		}
 	}
+}
+
+// socketPair returns the two ends of a Unix stream socket pair (a real
+// socket, as sendfile needs), closed when the test ends.
+func socketPair(t testing.TB) [2]net.Conn {
+	t.Helper()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns [2]net.Conn
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "socketpair")
+		c, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c
+		t.Cleanup(func() { c.Close() })
+	}
+	return conns
 }

@@ -3,8 +3,6 @@ package server
 import (
 	"context"
 	"io"
-	"net"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -58,21 +56,7 @@ func BenchmarkFetchIsolation(b *testing.B) {
 		b.Fatalf("LSO %d, high watermark %d", end, p.HighWatermark())
 	}
 
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	conns := make([]net.Conn, 2)
-	for i, fd := range fds {
-		f := os.NewFile(uintptr(fd), "socketpair")
-		c, err := net.FileConn(f)
-		f.Close()
-		if err != nil {
-			b.Fatal(err)
-		}
-		conns[i] = c
-		defer c.Close()
-	}
+	conns := socketPair(b)
 	go io.Copy(io.Discard, conns[1])
 
 	for _, c := range []struct {
