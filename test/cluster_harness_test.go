@@ -225,7 +225,14 @@ func (n *clusterNode) waitStopped(exited chan struct{}, cmd *exec.Cmd) {
 	select {
 	case <-exited:
 	case <-time.After(60 * time.Second):
-		n.t.Fatalf("broker %d did not stop within 60s of SIGTERM:\n%s", n.id, tail(n.log.String(), 60))
+		// SIGQUIT makes the Go runtime write every goroutine's stack to
+		// the broker's log before it exits: what it was stuck on.
+		cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+		}
+		n.t.Fatalf("broker %d did not stop within 60s of SIGTERM (goroutine stacks in its log after SIGQUIT):\n%s", n.id, tail(n.log.String(), 60))
 	}
 	if code := cmd.ProcessState.ExitCode(); code != 0 {
 		n.t.Fatalf("broker %d exited with status %d after SIGTERM:\n%s", n.id, code, tail(n.log.String(), 60))
