@@ -481,8 +481,9 @@ func (b *Broker) Run(ctx context.Context) error {
 	for ; served < len(b.lns); served++ {
 		<-errc
 	}
-	// Hand the controller and the groups to another broker first, so
-	// clients find them there at once instead of after an election.
+	// Hand the controller to another broker first, so the cluster has one
+	// at once instead of after an election (the group coordinators follow
+	// the leaders of __consumer_offsets, which the controller moves).
 	if err := b.node.TransferLeadership(); err != nil {
 		logger.Warn("handing over the Raft leadership failed; the others will elect a leader", "err", err)
 	}
