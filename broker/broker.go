@@ -482,8 +482,9 @@ func (b *Broker) Run(ctx context.Context) error {
 		<-errc
 	}
 	// Hand the controller to another broker first, so the cluster has one
-	// at once instead of after an election (the group coordinators follow
-	// the leaders of __consumer_offsets, which the controller moves).
+	// at once instead of after an election. The group coordinators move
+	// with the leaders of __consumer_offsets, which the controller
+	// reassigns once this broker stops sending heartbeats.
 	if err := b.node.TransferLeadership(); err != nil {
 		logger.Warn("handing over the Raft leadership failed; the others will elect a leader", "err", err)
 	}
