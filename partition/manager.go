@@ -319,8 +319,15 @@ func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, r Role) (*
 		return nil, fmt.Errorf("partition: %s: leader epochs: %w", name, err)
 	}
 	if err := p.loadProducers(); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("partition: %s: rebuilding producer state: %w", name, err)
+		var save *snapshotSaveError
+		if !errors.As(err, &save) {
+			l.Close()
+			return nil, fmt.Errorf("partition: %s: rebuilding producer state: %w", name, err)
+		}
+		// The state is rebuilt; only its snapshot, a cache of what the log
+		// holds, could not be written (a full disk): the partition opens,
+		// and the next roll or close writes the snapshot again.
+		m.log.Warn("writing the producer snapshot failed; the partition opens without it", "partition", name, "err", err)
 	}
 	if err := p.SetRole(r); err != nil {
 		l.Close()

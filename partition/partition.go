@@ -326,10 +326,19 @@ func (p *Partition) loadProducers() error {
 		return err
 	}
 	if save || from < end {
-		return p.saveProducersLocked()
+		if err := p.saveProducersLocked(); err != nil {
+			return &snapshotSaveError{err}
+		}
 	}
 	return nil
 }
+
+// snapshotSaveError: loadProducers rebuilt the producer state but could
+// not write its snapshot.
+type snapshotSaveError struct{ err error }
+
+func (e *snapshotSaveError) Error() string { return "saving the producer snapshot: " + e.err.Error() }
+func (e *snapshotSaveError) Unwrap() error { return e.err }
 
 // walkProducers records the producers and transactions of the batches
 // from offset on.
