@@ -70,20 +70,7 @@ func authorizerReplicates(t *testing.T, ca *testcerts.CA, inter SecurityProtocol
 		return cl
 	}
 	adm := kadm.NewClient(client("admin", "admin-pw"))
-	for {
-		m, err := adm.BrokerMetadata(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(m.Brokers) == 3 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("the brokers did not all register")
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	waitRegistered(t, ctx, adm, 3)
 	if _, err := adm.CreateTopic(ctx, 1, 3, nil, "replicated"); err != nil {
 		t.Fatalf("create topic: %v", err)
 	}

@@ -135,3 +135,23 @@ func TestBrokerClusterInProcess(t *testing.T) {
 	}
 	cl.Close()
 }
+
+// waitRegistered waits until the metadata lists n brokers: each registers
+// as it starts.
+func waitRegistered(t *testing.T, ctx context.Context, adm *kadm.Client, n int) {
+	t.Helper()
+	for {
+		m, err := adm.BrokerMetadata(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Brokers) == n {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d of %d brokers registered", len(m.Brokers), n)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

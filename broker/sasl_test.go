@@ -152,21 +152,7 @@ func TestInterBrokerSASLSSL(t *testing.T) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	for {
-		// Each broker registers as it starts: wait for all three.
-		m, err := adm.BrokerMetadata(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(m.Brokers) == 3 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("the brokers did not all register")
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	waitRegistered(t, ctx, adm, 3)
 	if _, err := adm.CreateTopic(ctx, 1, 3, nil, "replicated"); err != nil {
 		t.Fatalf("create topic: %v", err)
 	}
@@ -237,20 +223,7 @@ func TestInterBrokerReauthentication(t *testing.T) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	for {
-		m, err := adm.BrokerMetadata(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(m.Brokers) == 2 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("the brokers did not both register")
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	waitRegistered(t, ctx, adm, 2)
 	if _, err := adm.CreateTopic(ctx, 2, 2, nil, "renewed"); err != nil {
 		t.Fatal(err)
 	}
