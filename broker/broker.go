@@ -218,6 +218,14 @@ func New(cfg Config) (_ *Broker, err error) {
 		Name: "runnel_fsync_batches", Help: "Batches each flush of a partition's log made durable (group commit).",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 10)})
 	po.ObserveGroupCommit = func(n int64) { commitBatches.Observe(float64(n)) }
+	volumeSyncs := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "runnel_fsync_volume_duration_seconds", Help: "Time each sync of the whole data file system (syncfs), shared by the flushes of many partitions, took.",
+		Buckets: prometheus.ExponentialBuckets(20e-6, 2, 18)})
+	po.ObserveVolumeSync = func(d time.Duration) { volumeSyncs.Observe(d.Seconds()) }
+	volumeFiles := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "runnel_fsync_volume_files", Help: "Partition files each shared sync of the data file system made durable.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 10)})
+	po.ObserveVolumeSyncFiles = func(n int) { volumeFiles.Observe(float64(n)) }
 	if b.parts, err = partition.OpenManager(po); err != nil {
 		return nil, err
 	}
@@ -267,7 +275,7 @@ func New(cfg Config) (_ *Broker, err error) {
 	if sc.PrincipalMapping, err = server.ParsePrincipalRules(cfg.TLS.PrincipalMappingRules); err != nil {
 		return nil, err
 	}
-	preg.MustRegister(newStorageCollector(b.parts), syncLatency, commitBatches, newCoordinatorCollector(b.groups), b.cleaner.Collector())
+	preg.MustRegister(newStorageCollector(b.parts), syncLatency, commitBatches, volumeSyncs, volumeFiles, newCoordinatorCollector(b.groups), b.cleaner.Collector())
 	if b.certs != nil {
 		registerCertMetrics(preg, b.certs)
 	}

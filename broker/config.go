@@ -173,7 +173,7 @@ func DefaultConfig() Config {
 			DefaultReplicationFactor: 1,
 		},
 		Partitions: partition.Options{Fsync: segment.FsyncPolicy{Mode: segment.FsyncAlways},
-			MaxDecompressedBatchBytes: partition.DefaultMaxDecompressedBatchBytes},
+			MaxDecompressedBatchBytes: partition.DefaultMaxDecompressedBatchBytes, SyncGroupMinFiles: segment.DefaultSyncGroupMinFiles},
 		Replicas: replica.Options{MaxLag: replica.DefaultMaxLag},
 		Cleaner: cleaner.Options{Threads: cleaner.DefaultThreads, DedupeBufferBytes: cleaner.DefaultDedupeBufferBytes,
 			Backoff: cleaner.DefaultBackoff},

@@ -37,6 +37,15 @@ type Options struct {
 	// ObserveGroupCommit, if set, is told how many batches each flush of
 	// a partition's log made durable (segment.Options.ObserveGroupCommit).
 	ObserveGroupCommit func(batches int64)
+	// SyncGroupMinFiles, under FsyncPolicy always, is the least number of
+	// partition files whose flushes of one moment share one sync of the
+	// file system (segment.SyncGroup). Zero: the default; negative: every
+	// partition fdatasyncs its own files.
+	SyncGroupMinFiles int
+	// ObserveVolumeSync and ObserveVolumeSyncFiles, if set, are told how
+	// long each shared sync took and how many files it covered.
+	ObserveVolumeSync      func(time.Duration)
+	ObserveVolumeSyncFiles func(files int)
 	// NodeID is this broker's id. Default 1.
 	NodeID int32
 	// FS holds the partitions' folders (the index stays on the real file
@@ -74,7 +83,8 @@ type Manager struct {
 	opts   Options
 	log    *slog.Logger
 	idx    *index.DB
-	topics string // DataDir/topics
+	topics string             // DataDir/topics
+	syncs  *segment.SyncGroup // nil: each log fdatasyncs its own files
 
 	hooks atomic.Pointer[Hooks]
 
@@ -141,6 +151,15 @@ func OpenManager(opts Options) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{opts: opts, log: opts.Logger, idx: idx, topics: topics}
+	if opts.Fsync.Mode == segment.FsyncAlways && opts.SyncGroupMinFiles >= 0 {
+		m.syncs, err = segment.NewSyncGroup(opts.FS, topics, segment.SyncGroupOptions{
+			MinFiles: opts.SyncGroupMinFiles, ObserveSync: opts.ObserveVolumeSync,
+			ObserveCovered: opts.ObserveVolumeSyncFiles, Logger: opts.Logger})
+		if err != nil {
+			idx.Close()
+			return nil, err
+		}
+	}
 	m.mu.parts = map[key]*Partition{}
 	m.mu.busy = map[key]chan struct{}{}
 	return m, nil
@@ -295,6 +314,7 @@ func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, r Role) (*
 	}
 	o.ObserveSync = m.opts.ObserveSync
 	o.ObserveGroupCommit = m.opts.ObserveGroupCommit
+	o.SyncGroup = m.syncs
 	l, err := segment.Open(dir, o)
 	if err != nil {
 		return nil, err
@@ -483,6 +503,11 @@ func (m *Manager) Close() error {
 	}
 	if err := m.idx.Close(); err != nil && first == nil {
 		first = err
+	}
+	if m.syncs != nil {
+		if err := m.syncs.Close(); err != nil && first == nil {
+			first = err
+		}
 	}
 	return first
 }

@@ -133,6 +133,7 @@ measure() {
 			local secs=${DURATION%s}
 			prof=$((PORT + 21))
 			curl -s -o "$OUT/$FSYNC-cpu-r$run.pprof" "http://127.0.0.1:$prof/debug/pprof/profile?seconds=$((secs - 2))" &
+			cpu_pid=$!
 			curl -s -o "$OUT/$FSYNC-block0-r$run.pprof" "http://127.0.0.1:$prof/debug/pprof/block"
 			curl -s -o "$OUT/$FSYNC-mutex0-r$run.pprof" "http://127.0.0.1:$prof/debug/pprof/mutex"
 		fi
@@ -144,7 +145,7 @@ measure() {
 		sed "s/^{/{\"binary\":\"$name\",\"brokers\":$nodes,\"run\":$run,\"fsync\":\"$FSYNC\",\"segment_fsyncs\":$((f1 - f0)),/" \
 			"$OUT/last.json" | tee -a "$OUT/$FSYNC-$name-$nodes-c$c.json" >&2
 		if [[ -n "$prof" ]]; then
-			wait
+			wait "$cpu_pid" # not a bare wait: the brokers are children too
 			curl -s -o "$OUT/$FSYNC-block-r$run.pprof" "http://127.0.0.1:$prof/debug/pprof/block"
 			curl -s -o "$OUT/$FSYNC-mutex-r$run.pprof" "http://127.0.0.1:$prof/debug/pprof/mutex"
 		fi

@@ -66,6 +66,10 @@ type Options struct {
 	// how many batches it made durable that no flush before it had. It
 	// must not block.
 	ObserveGroupCommit func(batches int64)
+	// SyncGroup, if set, lets the syncer's flushes share one sync of the
+	// file system with other logs' flushes of the same moment (see
+	// SyncGroup). The log does not own it.
+	SyncGroup *SyncGroup
 	// OnRoll, if set, is told the base offset of each new segment, with
 	// the log lock held. It must not block and must not call back into
 	// the log.
@@ -362,15 +366,17 @@ func (l *Log) flushActive() (int64, error) {
 		return 0, ErrClosed
 	}
 	defer seg.Release()
-	for _, s := range sealed {
-		if err := l.timedSync(s); err != nil {
-			l.log.Error("partition offline: fdatasync of a sealed segment failed", "dir", l.dir, "segment", s.path, "err", err)
+	if l.ownSync(sealed, seg) {
+		for _, s := range sealed {
+			if err := l.timedSync(s); err != nil {
+				l.log.Error("partition offline: fdatasync of a sealed segment failed", "dir", l.dir, "segment", s.path, "err", err)
+				return 0, fmt.Errorf("%w: %w", ErrOffline, err)
+			}
+		}
+		if err := l.timedSync(seg); err != nil {
+			l.log.Error("partition offline: fdatasync failed", "dir", l.dir, "segment", seg.path, "err", err)
 			return 0, fmt.Errorf("%w: %w", ErrOffline, err)
 		}
-	}
-	if err := l.timedSync(seg); err != nil {
-		l.log.Error("partition offline: fdatasync failed", "dir", l.dir, "segment", seg.path, "err", err)
-		return 0, fmt.Errorf("%w: %w", ErrOffline, err)
 	}
 	if appended > l.flushedBatches {
 		if l.opts.ObserveGroupCommit != nil {
@@ -595,6 +601,26 @@ func segmentFor(segs []*Segment, offset int64) int {
 
 // syncDir syncs the log's folder after files were created or removed.
 func (l *Log) syncDir() error { return l.fs.SyncDir(l.dir) }
+
+// ownSync hands a flush's files to the sync group, if there is one, and
+// says whether the log must still fdatasync them itself: without a group,
+// when the group leaves them to it, or when a file's earlier sync failed
+// (its own sync answers with that failure; a syncfs would not).
+func (l *Log) ownSync(sealed []*Segment, active *Segment) bool {
+	g := l.opts.SyncGroup
+	if g == nil {
+		return true
+	}
+	for _, s := range sealed {
+		if l.fs.SyncFailed(s.path) != nil {
+			return true
+		}
+	}
+	if l.fs.SyncFailed(active.path) != nil {
+		return true
+	}
+	return g.flush(len(sealed) + 1)
+}
 
 // timedSync syncs seg and reports the time it took.
 func (l *Log) timedSync(seg *Segment) error {

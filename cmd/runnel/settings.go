@@ -70,6 +70,7 @@ var serveSettings = []setting{
 	{"raft-listen", "address to listen on for Raft and forwarded proposals (default: this node's address in --voters)", func(o *serveOptions) value { return stringVar(&o.broker.RaftListen) }},
 	{"voters", "Raft voters as 1@host:port,2@host:port,...; empty: this broker alone, without a Raft listener", func(o *serveOptions) value { return votersVar(&o.broker.Voters) }},
 	{"fsync", "durability: always (ack after fdatasync, group commit), interval:DURATION, or never", func(o *serveOptions) value { return fsyncVar(&o.broker.Partitions.Fsync) }},
+	{"fsync-syncfs-min-files", "with --fsync always: the flushes of this many partition files at one moment share one syncfs of the data file system instead of an fdatasync each (-1: never)", func(o *serveOptions) value { return intVar(&o.broker.Partitions.SyncGroupMinFiles) }},
 	{"fetch-path", "how fetches send record bytes: sendfile (zero-copy), or for comparison mmap (write from a mapping of the segment) or copy (pread into a buffer, then write)", func(o *serveOptions) value { return fetchPathVar(&o.broker.Server.FetchPath) }},
 	{"auto-create-topics", "create unknown topics when clients ask for their metadata", func(o *serveOptions) value { return boolVar(&o.broker.Server.AutoCreateTopics) }},
 	{"default-partitions", "partitions of auto-created topics", func(o *serveOptions) value { return int32Var(&o.broker.Server.DefaultPartitions) }},

@@ -39,10 +39,11 @@ const (
 	OpRemove             // FS.Remove, FS.RemoveAll
 	OpMkdir              // FS.Mkdir
 	OpMap                // File.Map
+	OpSyncFS             // Volume.Sync
 	numOps
 )
 
-var opNames = [numOps]string{"create", "write", "sync", "msync", "syncdir", "truncate", "allocate", "zero", "rename", "remove", "mkdir", "map"}
+var opNames = [numOps]string{"create", "write", "sync", "msync", "syncdir", "truncate", "allocate", "zero", "rename", "remove", "mkdir", "map", "syncfs"}
 
 func (o Op) String() string {
 	if o >= 0 && o < numOps {
@@ -51,7 +52,9 @@ func (o Op) String() string {
 	return "op" + strconv.Itoa(int(o))
 }
 
-func (o Op) isSync() bool { return o == OpSync || o == OpMsync || o == OpSyncDir }
+func (o Op) isSync() bool {
+	return o == OpSync || o == OpMsync || o == OpSyncDir || o == OpSyncFS
+}
 
 // Errors of MemFS.
 var (
@@ -590,6 +593,80 @@ func (m *MemFS) SyncDir(name string) error {
 		return err
 	}
 	n.durableChildren = maps.Clone(n.children)
+	return nil
+}
+
+func (m *MemFS) OpenVolume(dir string) (Volume, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, _, n, err := m.lookup("open volume", dir)
+	if err != nil {
+		return nil, err
+	}
+	if n == nil || !n.dir {
+		return nil, &os.PathError{Op: "open volume", Path: dir, Err: fs.ErrNotExist}
+	}
+	return &memVolume{fs: m, dir: dir, boot: m.boot}, nil
+}
+
+// memVolume is the whole MemFS, opened through dir.
+type memVolume struct {
+	fs     *MemFS
+	dir    string
+	boot   int
+	closed bool
+}
+
+// Sync makes every directory's entries and every file's contents durable,
+// as syncfs does. A file whose earlier sync failed keeps its durable
+// contents and makes Sync fail (with ErrSyncFailed, not sticky), so that
+// callers sync their files one by one and learn which.
+func (v *memVolume) Sync() error {
+	m := v.fs
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case v.closed:
+		return &os.PathError{Op: "syncfs", Path: v.dir, Err: os.ErrClosed}
+	case v.boot != m.boot:
+		return &os.PathError{Op: "syncfs", Path: v.dir, Err: ErrStale}
+	}
+	if err := m.check(OpSyncFS, v.dir, nil); err != nil {
+		return err
+	}
+	var failed error
+	seen := map[*memNode]bool{}
+	var walk func(d *memNode)
+	walk = func(d *memNode) {
+		if seen[d] {
+			return
+		}
+		seen[d] = true
+		d.durableChildren = maps.Clone(d.children)
+		for _, c := range d.children {
+			switch {
+			case c.dir:
+				walk(c)
+			case seen[c]:
+			case c.failed != nil:
+				seen[c] = true
+				if failed == nil {
+					failed = fmt.Errorf("%w: syncfs %s: a file's earlier sync failed: %w", ErrSyncFailed, v.dir, c.failed)
+				}
+			default:
+				seen[c] = true
+				c.durable = append(c.durable[:0], c.data...)
+			}
+		}
+	}
+	walk(m.root)
+	return failed
+}
+
+func (v *memVolume) Close() error {
+	v.fs.mu.Lock()
+	defer v.fs.mu.Unlock()
+	v.closed = true
 	return nil
 }
 

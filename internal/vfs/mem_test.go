@@ -238,3 +238,53 @@ func TestMemFSCrashTorn(t *testing.T) {
 		t.Fatalf("over 64 seeds %d unsynced pages survived and %d did not: not torn", kept, lost)
 	}
 }
+
+// Volume.Sync makes everything durable at once, data and entries, but
+// not a file whose earlier sync failed: that one keeps what it had and the
+// sync reports it. A volume of an earlier boot is stale.
+func TestMemFSVolumeSync(t *testing.T) {
+	m := NewMemFS()
+	if err := m.Mkdir("/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	v, err := m.OpenVolume("/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, m, "/d/a", []byte("one"), false).Close()
+	mustWrite(t, m, "/d/bad", []byte("old"), true).Close()
+	m.Inject(func(op Op, path string) error {
+		if op == OpSync && path == "/d/bad" {
+			return errors.New("injected")
+		}
+		return nil
+	})
+	f, err := m.OpenReadWrite("/d/bad")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("new"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Datasync(); err == nil {
+		t.Fatal("the injected sync failure did not fail")
+	}
+	f.Close()
+	m.Inject(nil)
+	if err := v.Sync(); !errors.Is(err, ErrSyncFailed) {
+		t.Fatalf("Sync over a file whose sync failed: %v, want ErrSyncFailed", err)
+	}
+	if n := m.Count(OpSyncFS); n != 1 {
+		t.Fatalf("%d syncfs counted", n)
+	}
+	m.Crash()
+	if b, ok := contents(t, m, "/d/a"); !ok || string(b) != "one" {
+		t.Errorf("/d/a after the crash: %q (exists %v): the volume sync did not cover it", b, ok)
+	}
+	if b, _ := contents(t, m, "/d/bad"); string(b) != "old" {
+		t.Errorf("/d/bad after the crash: %q, want what its last good sync made durable", b)
+	}
+	if err := v.Sync(); !errors.Is(err, ErrStale) {
+		t.Errorf("a volume of an earlier boot: %v, want ErrStale", err)
+	}
+}

@@ -107,6 +107,47 @@ func (fs *osFS) SyncDir(name string) error {
 	return nil
 }
 
+func (fs *osFS) OpenVolume(dir string) (Volume, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open volume", Path: dir, Err: err}
+	}
+	return &osVolume{fd: fd, dir: dir}, nil
+}
+
+// osVolume is an open directory of a real file system. Its descriptor
+// samples the file system's write-back error sequence at open, so each
+// syncfs through it reports the errors since the one before (Linux 5.8
+// and later).
+type osVolume struct {
+	mu     sync.Mutex
+	fd     int
+	dir    string
+	closed bool
+}
+
+func (v *osVolume) Sync() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.closed {
+		return &os.PathError{Op: "syncfs", Path: v.dir, Err: os.ErrClosed}
+	}
+	if err := unix.Syncfs(v.fd); err != nil {
+		return fmt.Errorf("%w: syncfs %s: %w", ErrSyncFailed, v.dir, err)
+	}
+	return nil
+}
+
+func (v *osVolume) Close() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.closed {
+		return nil
+	}
+	v.closed = true
+	return unix.Close(v.fd)
+}
+
 func (fs *osFS) SyncFailed(name string) error {
 	if !fs.anyFail.Load() {
 		return nil

@@ -61,3 +61,27 @@ func TestOSFSFailedSyncIsSticky(t *testing.T) {
 		t.Fatalf("sync of a directory made anew: %v", err)
 	}
 }
+
+// The real volume syncs the file system of a directory and refuses use
+// after Close.
+func TestOSFSVolumeSync(t *testing.T) {
+	dir := t.TempDir()
+	v, err := Default.OpenVolume(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := mustWrite(t, Default, dir+"/a", []byte("data"), false)
+	defer f.Close()
+	if err := v.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Sync(); err == nil {
+		t.Fatal("Sync after Close succeeded")
+	}
+	if _, err := Default.OpenVolume(dir + "/missing"); err == nil {
+		t.Fatal("OpenVolume of a missing directory succeeded")
+	}
+}

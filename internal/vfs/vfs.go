@@ -90,6 +90,22 @@ type FS interface {
 	// its syncs fail from now on, or nil: what a sync of name would answer
 	// without asking the disk.
 	SyncFailed(name string) error
+	// OpenVolume opens the file system that holds dir, for syncs of all of
+	// it at once (Volume.Sync). Keep it open: a Volume reports the
+	// write-back errors that happen while it is open.
+	OpenVolume(dir string) (Volume, error)
+}
+
+// Volume is a whole file system, for one sync of everything on it.
+type Volume interface {
+	// Sync makes every file's data and metadata and every directory's
+	// entries on the file system durable (syncfs). An error wraps
+	// ErrSyncFailed and is not sticky: it says some file's write-back
+	// failed, not which; the callers find out with a sync of each of
+	// their files, which answers for that file alone.
+	Sync() error
+	// Close releases the volume.
+	Close() error
 }
 
 // File is an open file.
