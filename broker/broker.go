@@ -157,7 +157,7 @@ func New(cfg Config) (_ *Broker, err error) {
 	// Metadata always goes through Raft. Without Voters this broker is
 	// the only voter, with no Raft listener: the single-node case of the
 	// same code.
-	nodeOpts := cluster.NodeOptions{ID: cfg.NodeID, Logger: logger, Listen: cfg.RaftListen,
+	nodeOpts := cluster.NodeOptions{ID: cfg.NodeID, Logger: logger, Listen: cfg.RaftListen, Listener: cfg.raftListener,
 		Dir: filepath.Join(cfg.DataDir, "meta"), Voters: slices.Clone(cfg.Voters)}
 	if len(cfg.Voters) == 0 {
 		nodeOpts.Local = true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,16 +14,40 @@ import (
 	"github.com/runnel-io/runnel/cluster"
 )
 
-// freeAddr returns a loopback address that was free a moment ago, for
-// the Raft ports every voter must know before any starts.
+// freeAddr returns a loopback address for a Raft port that every voter
+// must know before any starts. The port stays bound until startQuorum
+// hands the listener to the broker of that address (or the test ends):
+// freeing it in between would let another test take it.
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	addr := ln.Addr().String()
+	heldMu.Lock()
+	held[addr] = ln
+	heldMu.Unlock()
+	t.Cleanup(func() {
+		if ln := takeHeld(addr); ln != nil {
+			ln.Close()
+		}
+	})
+	return addr
+}
+
+var (
+	heldMu sync.Mutex
+	held   = map[string]net.Listener{} // by address, bound by freeAddr
+)
+
+// takeHeld returns the listener freeAddr bound for addr, once; nil after.
+func takeHeld(addr string) net.Listener {
+	heldMu.Lock()
+	defer heldMu.Unlock()
+	ln := held[addr]
+	delete(held, addr)
+	return ln
 }
 
 // startQuorum starts one broker per voter in this process, all at once
@@ -42,6 +67,9 @@ func startQuorum(t *testing.T, voters []cluster.Voter, configure func(*Config, c
 		cfg.RaftElectionTimeout = 500 * time.Millisecond
 		if configure != nil {
 			configure(&cfg, v)
+		}
+		if cfg.RaftListen == "" || cfg.RaftListen == v.Addr {
+			cfg.raftListener = takeHeld(v.Addr)
 		}
 		go func() {
 			b, err := New(cfg)
@@ -153,5 +181,24 @@ func waitRegistered(t *testing.T, ctx context.Context, adm *kadm.Client, n int) 
 			t.Fatalf("%d of %d brokers registered", len(m.Brokers), n)
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// TestFreeAddrHoldsThePort: the port freeAddr names stays bound, so no
+// other test's listener can take it before the broker that needs it
+// starts (the brokers of startQuorum get the bound listener itself).
+func TestFreeAddrHoldsThePort(t *testing.T) {
+	addr := freeAddr(t)
+	if ln, err := net.Listen("tcp", addr); err == nil {
+		ln.Close()
+		t.Fatalf("%s could be bound again: freeAddr let the port go", addr)
+	}
+	ln := takeHeld(addr)
+	if ln == nil || ln.Addr().String() != addr {
+		t.Fatalf("takeHeld(%s) = %v", addr, ln)
+	}
+	ln.Close()
+	if takeHeld(addr) != nil {
+		t.Fatal("a held listener was handed out twice")
 	}
 }

@@ -83,6 +83,9 @@ type Config struct {
 	// RaftListen is where Raft and forwarded proposals are served
 	// (--raft-listen). Empty: this node's address in Voters.
 	RaftListen string
+	// raftListener, if set, is a Raft listener the caller bound already
+	// (tests of several brokers in one process); RaftListen is ignored.
+	raftListener net.Listener
 	// Voters is the Raft quorum (--voters). Empty: this broker alone, on
 	// Raft's in-memory transport, without a Raft listener.
 	Voters []cluster.Voter

@@ -71,6 +71,11 @@ type NodeOptions struct {
 	// Listen is the address to listen on for Raft; default: this node's
 	// voter address.
 	Listen string
+	// Listener, if set, is where Raft serves, bound by the caller (tests
+	// that must know every voter's address before any node starts hold
+	// the port this way instead of freeing it and hoping); Listen is then
+	// ignored. The node closes it.
+	Listener net.Listener
 	// Local runs a lone voter without a network listener (Raft's
 	// in-memory transport): a single broker that was not given --voters.
 	Local bool
@@ -159,9 +164,11 @@ func StartNode(opts NodeOptions) (n *Node, err error) {
 		if opts.Listen != "" {
 			addr = opts.Listen
 		}
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return nil, fmt.Errorf("cluster: raft listener: %w", err)
+		ln := opts.Listener
+		if ln == nil {
+			if ln, err = net.Listen("tcp", addr); err != nil {
+				return nil, fmt.Errorf("cluster: raft listener: %w", err)
+			}
 		}
 		n.mux = newMuxListener(ln, n.serveForwards, n.log)
 		n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{

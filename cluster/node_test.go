@@ -8,18 +8,44 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"testing"
 	"time"
 )
 
+// freeAddr returns a loopback address for a voter, its port held bound
+// until the node of that address takes the listener (heldListener) or the
+// test ends, so that no other test can take it in between.
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	addr := ln.Addr().String()
+	heldMu.Lock()
+	held[addr] = ln
+	heldMu.Unlock()
+	t.Cleanup(func() {
+		if ln := heldListener(addr); ln != nil {
+			ln.Close()
+		}
+	})
+	return addr
+}
+
+var (
+	heldMu sync.Mutex
+	held   = map[string]net.Listener{}
+)
+
+// heldListener returns the listener freeAddr bound for addr, once.
+func heldListener(addr string) net.Listener {
+	heldMu.Lock()
+	defer heldMu.Unlock()
+	ln := held[addr]
+	delete(held, addr)
+	return ln
 }
 
 func TestParseVoters(t *testing.T) {
@@ -60,7 +86,13 @@ func newTestQuorum(t *testing.T, size int) *testQuorum {
 
 func (q *testQuorum) start(id int32) {
 	q.t.Helper()
-	n, err := StartNode(NodeOptions{ID: id, Dir: q.dirs[id], Voters: q.voters,
+	var ln net.Listener
+	for _, v := range q.voters {
+		if v.ID == id {
+			ln = heldListener(v.Addr) // nil on a restart: the node binds again
+		}
+	}
+	n, err := StartNode(NodeOptions{ID: id, Dir: q.dirs[id], Voters: q.voters, Listener: ln,
 		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
