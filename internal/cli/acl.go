@@ -92,8 +92,7 @@ func aclRun(cmd string, args []string, stdout, stderr io.Writer) error {
 		"delete": "Delete the ACLs the flags select: a principal, operation or resource not named\nmatches any.",
 	}[cmd]
 	fs := NewFlagSet("runnel acl "+cmd, "runnel acl "+cmd+" [flags]", about, stderr)
-	brokers := BrokersFlag(fs)
-	sf := addSASLFlags(fs)
+	conn := ConnFlags(fs)
 	var f aclFlags
 	f.cluster = fs.Bool("cluster", false, "the cluster resource (kafka-cluster)")
 	fs.Var(&f.topics, "topic", "a topic `NAME` (repeatable; * for every topic)")
@@ -132,11 +131,7 @@ func aclRun(cmd string, args []string, stdout, stderr io.Writer) error {
 		}
 		ops = append(ops, op)
 	}
-	opts, err := sf.opts()
-	if err != nil {
-		return err
-	}
-	ctx, cl, done, err := adminClient(*brokers, opts...)
+	ctx, cl, done, err := adminClient(conn)
 	if err != nil {
 		return err
 	}

@@ -117,7 +117,7 @@ answered with one) and the reason is written to stderr; that is a finding,
 not a failure of the command.
 
 Brokers are listed with DescribeCluster, then each is sent DescribeQuorum.`, stderr)
-	brokers := BrokersFlag(fs)
+	conn := ConnFlags(fs)
 	format := fs.String("format", "table", "output `FORMAT`: table, or json (one object, as for scripts)")
 	if err := ParseFlagsOnly(fs, args); err != nil {
 		return err
@@ -125,12 +125,16 @@ Brokers are listed with DescribeCluster, then each is sent DescribeQuorum.`, std
 	if *format != "table" && *format != "json" {
 		return fmt.Errorf("--format: want table or json, got %q", *format)
 	}
-	ctx, cl, done, err := adminClient(*brokers)
+	ctx, cl, done, err := adminClient(conn)
 	if err != nil {
 		return err
 	}
 	defer done()
-	st, err := describeClusterStatus(ctx, cl)
+	sec, err := conn.Opts()
+	if err != nil {
+		return err
+	}
+	st, err := describeClusterStatus(ctx, cl, sec)
 	if err != nil {
 		return err
 	}
@@ -152,8 +156,9 @@ Brokers are listed with DescribeCluster, then each is sent DescribeQuorum.`, std
 }
 
 // describeClusterStatus asks for the brokers and the controller, then asks
-// every broker, at once, about its Raft state.
-func describeClusterStatus(ctx context.Context, cl *kgo.Client) (*clusterStatus, error) {
+// every broker, at once, about its Raft state. sec are the TLS and SASL
+// options of a client of its own for a broker cl cannot reach.
+func describeClusterStatus(ctx context.Context, cl *kgo.Client, sec []kgo.Opt) (*clusterStatus, error) {
 	req := kmsg.NewPtrDescribeClusterRequest()
 	req.IncludeFencedBrokers = true
 	resp, err := req.RequestWith(ctx, cl)
@@ -190,7 +195,7 @@ func describeClusterStatus(ctx context.Context, cl *kgo.Client) (*clusterStatus,
 			if known[b.ID] {
 				b.Raft, err = describeQuorum(bctx, cl.Broker(int(b.ID)), b.ID)
 			} else {
-				b.Raft, err = describeQuorumAt(bctx, b.Address, b.ID)
+				b.Raft, err = describeQuorumAt(bctx, b.Address, b.ID, sec)
 			}
 			if err != nil {
 				b.Error, b.answered = err.Error(), !errors.Is(err, errUnreachable)
@@ -245,8 +250,8 @@ func quorumVoters(st *clusterStatus) []int32 {
 }
 
 // describeQuorumAt asks the broker at addr through a client of its own.
-func describeQuorumAt(ctx context.Context, addr string, id int32) (*raftView, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID("runnel-cli"))
+func describeQuorumAt(ctx context.Context, addr string, id int32, sec []kgo.Opt) (*raftView, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.ClientID("runnel-cli")}, sec...)...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errUnreachable, err)
 	}

@@ -285,9 +285,9 @@ func ProducerOpts(acks, compression string) ([]kgo.Opt, error) {
 
 // adminClient connects for one short administrative exchange: the context
 // ends after RequestTimeout. Call done when finished.
-func adminClient(brokers string, opts ...kgo.Opt) (context.Context, *kgo.Client, func(), error) {
+func adminClient(conn *Conn, opts ...kgo.Opt) (context.Context, *kgo.Client, func(), error) {
 	ctx, cancel := context.WithTimeout(context.Background(), RequestTimeout)
-	cl, err := NewClient(ctx, brokers, opts...)
+	cl, err := conn.Client(ctx, opts...)
 	if err != nil {
 		cancel()
 		return nil, nil, nil, err

@@ -35,7 +35,7 @@ a new record, at the end of the log with --exit-at-end, or on interrupt.
   %t topic  %p partition  %o offset  %k key  %s value  %T timestamp (ms)
   %h headers as k=v,k=v  %K key length  %S value length  %% a percent sign
   and the escapes \n \t \r \\.`, stderr)
-	brokers := BrokersFlag(fs)
+	conn := ConnFlags(fs)
 	from := fs.String("from", "beginning", "where to start: beginning, end, OFFSET, -N or an RFC 3339 TIME")
 	partition := fs.Int("partition", -1, "consume only this partition (-1: all)")
 	count := fs.Int64("count", 0, "stop after this many records (0: no limit)")
@@ -71,7 +71,7 @@ a new record, at the end of the log with --exit-at-end, or on interrupt.
 	defer stop()
 	actx, cancel := context.WithTimeout(ctx, RequestTimeout)
 	defer cancel()
-	cl, err := NewClient(actx, *brokers, kgo.FetchMaxWait(500*time.Millisecond))
+	cl, err := conn.Client(actx, kgo.FetchMaxWait(500*time.Millisecond))
 	if err != nil {
 		return err
 	}

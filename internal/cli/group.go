@@ -119,7 +119,7 @@ func groupList(args []string, stdout, stderr io.Writer) error {
 		`List consumer groups, sorted by name, with their state, protocol type
 ("consumer" for Kafka consumers, "-" for a group that only holds committed
 offsets) and number of members.`, stderr)
-	brokers := BrokersFlag(fs)
+	conn := ConnFlags(fs)
 	state := fs.String("state", "", "show only groups in these comma-separated `STATES`:\n"+strings.Join(groupStates, ", ")+" (any case)")
 	if err := ParseFlagsOnly(fs, args); err != nil {
 		return err
@@ -128,7 +128,7 @@ offsets) and number of members.`, stderr)
 	if err != nil {
 		return err
 	}
-	ctx, cl, done, err := adminClient(*brokers)
+	ctx, cl, done, err := adminClient(conn)
 	if err != nil {
 		return err
 	}
@@ -163,7 +163,7 @@ id, instance id, client id, host and assigned partitions), then one row per
 partition of every topic the group subscribes to, is assigned or has
 committed offsets for: the committed offset ("-" if none), the log end offset,
 the lag (log end minus committed) and the member the partition is assigned to.`, stderr)
-	brokers := BrokersFlag(fs)
+	conn := ConnFlags(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -172,7 +172,7 @@ the lag (log end minus committed) and the member the partition is assigned to.`,
 		return errors.New("missing GROUP (see --help)")
 	}
 	groups := uniq(pos)
-	ctx, cl, done, err := adminClient(*brokers)
+	ctx, cl, done, err := adminClient(conn)
 	if err != nil {
 		return err
 	}
@@ -358,7 +358,7 @@ func groupDelete(args []string, stdout, stderr io.Writer) error {
 		`Delete consumer groups and their committed offsets. Only a group without
 members can be deleted: stop its consumers first. Exits 1 if any group
 could not be deleted.`, stderr)
-	brokers := BrokersFlag(fs)
+	conn := ConnFlags(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -367,7 +367,7 @@ could not be deleted.`, stderr)
 		return errors.New("missing GROUP (see --help)")
 	}
 	groups := uniq(pos)
-	ctx, cl, done, err := adminClient(*brokers)
+	ctx, cl, done, err := adminClient(conn)
 	if err != nil {
 		return err
 	}
@@ -460,7 +460,7 @@ log end. Exactly one of:
                       end if there is none)
   --shift-by N        the committed offset plus N (negative: back); every
                       partition reset must have a committed offset`, stderr)
-	brokers := BrokersFlag(fs)
+	conn := ConnFlags(fs)
 	topic := fs.String("topic", "", "the `TOPIC` whose offsets to reset (required)")
 	partList := fs.String("partitions", "", "reset only the partitions in `LIST`, comma-separated, e.g. 0,2 (default: all)")
 	toEarliest := fs.Bool("to-earliest", false, "reset to the log start offset")
@@ -527,7 +527,7 @@ log end. Exactly one of:
 		}
 	}
 
-	ctx, cl, done, err := adminClient(*brokers)
+	ctx, cl, done, err := adminClient(conn)
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,7 @@ func Produce(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 the part of a line before the first separator is the record key and the rest
 its value; a line without the separator has no key. A summary (records,
 bytes, time) goes to stderr.`, stderr)
-	brokers := BrokersFlag(fs)
+	conn := ConnFlags(fs)
 	file := fs.String("file", "", "read records from `path` instead of stdin")
 	sep := fs.String("key-separator", "", "split each line into key and value at the first `SEP`")
 	partition := fs.Int("partition", -1, "produce every record to this partition (-1: partition by key, or spread keyless records)")
@@ -57,7 +57,7 @@ bytes, time) goes to stderr.`, stderr)
 		opts = append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	}
 	ctx := context.Background()
-	cl, err := NewClient(ctx, *brokers, opts...)
+	cl, err := conn.Client(ctx, opts...)
 	if err != nil {
 		return err
 	}

@@ -85,7 +85,7 @@ func (c *ConfigFlag) Set(s string) error {
 func topicCreate(args []string, stdout, stderr io.Writer) error {
 	fs := NewFlagSet("runnel topic create", "runnel topic create NAME [flags]",
 		"Create a topic. Without --partitions or --replication-factor the broker's defaults apply.", stderr)
-	brokers := BrokersFlag(fs)
+	conn := ConnFlags(fs)
 	partitions := fs.Int("partitions", -1, "number of partitions (-1: broker default)")
 	replication := fs.Int("replication-factor", -1, "copies of each partition (-1: broker default)")
 	var configs ConfigFlag
@@ -101,7 +101,7 @@ func topicCreate(args []string, stdout, stderr io.Writer) error {
 		return errors.New("--partitions and --replication-factor must be positive (or -1 for the broker default)")
 	}
 	name := pos[0]
-	ctx, cl, done, err := adminClient(*brokers)
+	ctx, cl, done, err := adminClient(conn)
 	if err != nil {
 		return err
 	}
@@ -149,11 +149,11 @@ func CreateTopic(ctx context.Context, cl *kgo.Client, name string, partitions in
 func topicList(args []string, stdout, stderr io.Writer) error {
 	fs := NewFlagSet("runnel topic list", "runnel topic list [flags]",
 		"Print the name of every topic, one a line, sorted.", stderr)
-	brokers := BrokersFlag(fs)
+	conn := ConnFlags(fs)
 	if err := ParseFlagsOnly(fs, args); err != nil {
 		return err
 	}
-	ctx, cl, done, err := adminClient(*brokers)
+	ctx, cl, done, err := adminClient(conn)
 	if err != nil {
 		return err
 	}
@@ -179,7 +179,7 @@ func topicList(args []string, stdout, stderr io.Writer) error {
 func topicDescribe(args []string, stdout, stderr io.Writer) error {
 	fs := NewFlagSet("runnel topic describe", "runnel topic describe NAME [flags]",
 		"Show a topic's partitions (leader, replicas, ISR, log start and end offsets)\nand its configs.", stderr)
-	brokers := BrokersFlag(fs)
+	conn := ConnFlags(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -188,7 +188,7 @@ func topicDescribe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	name := pos[0]
-	ctx, cl, done, err := adminClient(*brokers)
+	ctx, cl, done, err := adminClient(conn)
 	if err != nil {
 		return err
 	}
@@ -275,7 +275,7 @@ func joinInts(ns []int32) string {
 func topicDelete(args []string, stdout, stderr io.Writer) error {
 	fs := NewFlagSet("runnel topic delete", "runnel topic delete NAME [flags]",
 		"Delete a topic and all its records.", stderr)
-	brokers := BrokersFlag(fs)
+	conn := ConnFlags(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -284,7 +284,7 @@ func topicDelete(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	name := pos[0]
-	ctx, cl, done, err := adminClient(*brokers)
+	ctx, cl, done, err := adminClient(conn)
 	if err != nil {
 		return err
 	}

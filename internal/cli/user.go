@@ -7,14 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 const userUsage = `Usage: runnel user COMMAND [flags]
@@ -31,7 +27,6 @@ Commands:
 Run runnel user COMMAND --help for the flags of each.
 `
 
-const saslPasswordEnv = "RUNNEL_SASL_PASSWORD"
 
 // User runs runnel user: create, delete and list SCRAM users.
 func User(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -54,35 +49,6 @@ func User(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	return fmt.Errorf("user: unknown command %q", args[0])
 }
 
-// saslFlags are the flags that log a client command in on a
-// SASL_PLAINTEXT listener.
-type saslFlags struct{ mechanism, user, password *string }
-
-func addSASLFlags(fs *flag.FlagSet) saslFlags {
-	return saslFlags{
-		mechanism: fs.String("sasl-mechanism", "", "log in with `MECHANISM` (SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN) on a SASL_PLAINTEXT listener"),
-		user:      fs.String("sasl-user", "", "user to log in as, with --sasl-mechanism"),
-		password:  fs.String("sasl-password", os.Getenv(saslPasswordEnv), "password of --sasl-user (env "+saslPasswordEnv+")"),
-	}
-}
-
-func (f saslFlags) opts() ([]kgo.Opt, error) {
-	switch *f.mechanism {
-	case "":
-		if *f.user != "" {
-			return nil, errors.New("--sasl-user needs --sasl-mechanism")
-		}
-		return nil, nil
-	case "SCRAM-SHA-512":
-		return []kgo.Opt{kgo.SASL(scram.Auth{User: *f.user, Pass: *f.password}.AsSha512Mechanism())}, nil
-	case "SCRAM-SHA-256":
-		return []kgo.Opt{kgo.SASL(scram.Auth{User: *f.user, Pass: *f.password}.AsSha256Mechanism())}, nil
-	case "PLAIN":
-		return []kgo.Opt{kgo.SASL(plain.Auth{User: *f.user, Pass: *f.password}.AsMechanism())}, nil
-	}
-	return nil, fmt.Errorf("--sasl-mechanism %q: want SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN", *f.mechanism)
-}
-
 func parseScramMechanism(s string) (kadm.ScramMechanism, error) {
 	switch s {
 	case "SCRAM-SHA-256":
@@ -93,12 +59,8 @@ func parseScramMechanism(s string) (kadm.ScramMechanism, error) {
 	return 0, fmt.Errorf("--mechanism %q: want SCRAM-SHA-256 or SCRAM-SHA-512", s)
 }
 
-func userAdmin(brokers string, sf saslFlags) (context.Context, *kadm.Client, func(), error) {
-	opts, err := sf.opts()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	ctx, cl, done, err := adminClient(brokers, opts...)
+func userAdmin(conn *Conn) (context.Context, *kadm.Client, func(), error) {
+	ctx, cl, done, err := adminClient(conn)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -108,8 +70,7 @@ func userAdmin(brokers string, sf saslFlags) (context.Context, *kadm.Client, fun
 func userCreate(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := NewFlagSet("runnel user create", "runnel user create NAME [flags]",
 		"Create a SCRAM user, or give it a new password. Without --password the password\nis the first line of stdin.", stderr)
-	brokers := BrokersFlag(fs)
-	sf := addSASLFlags(fs)
+	conn := ConnFlags(fs)
 	mechanism := fs.String("mechanism", "SCRAM-SHA-512", "SCRAM mechanism of the credential: SCRAM-SHA-512 or SCRAM-SHA-256")
 	iterations := fs.Int("iterations", 4096, "iterations of the salted password, 4096 to 16384")
 	password := fs.String("password", "", "the password (visible to other local users in the process list: prefer stdin)")
@@ -138,7 +99,7 @@ func userCreate(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	if pass == "" {
 		return errors.New("no password: give --password or a line on stdin")
 	}
-	ctx, adm, done, err := userAdmin(*brokers, sf)
+	ctx, adm, done, err := userAdmin(conn)
 	if err != nil {
 		return err
 	}
@@ -169,8 +130,7 @@ func alterError(res kadm.AlteredUserSCRAMs) error {
 func userDelete(args []string, stdout, stderr io.Writer) error {
 	fs := NewFlagSet("runnel user delete", "runnel user delete NAME [flags]",
 		"Delete a user's SCRAM credentials: every mechanism's, or --mechanism's only.", stderr)
-	brokers := BrokersFlag(fs)
-	sf := addSASLFlags(fs)
+	conn := ConnFlags(fs)
 	mechanism := fs.String("mechanism", "", "delete only this mechanism's credential (default: all)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -188,7 +148,7 @@ func userDelete(args []string, stdout, stderr io.Writer) error {
 		}
 		mechs = append(mechs, m)
 	}
-	ctx, adm, done, err := userAdmin(*brokers, sf)
+	ctx, adm, done, err := userAdmin(conn)
 	if err != nil {
 		return err
 	}
@@ -228,13 +188,12 @@ func userDelete(args []string, stdout, stderr io.Writer) error {
 func userList(args []string, stdout, stderr io.Writer) error {
 	fs := NewFlagSet("runnel user list", "runnel user list [NAME...] [flags]",
 		"List SCRAM users (all, or those named) with each credential's mechanism and\niteration count.", stderr)
-	brokers := BrokersFlag(fs)
-	sf := addSASLFlags(fs)
+	conn := ConnFlags(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
-	ctx, adm, done, err := userAdmin(*brokers, sf)
+	ctx, adm, done, err := userAdmin(conn)
 	if err != nil {
 		return err
 	}

@@ -297,7 +297,7 @@ func benchProduce(args []string, stdout, stderr io.Writer) error {
 acknowledges them, from --producers clients producing asynchronously. The
 topic is created with --partitions partitions if it does not exist. Latency
 is measured per record from send to acknowledgement.`, stderr)
-	brokers := cli.BrokersFlag(fs)
+	conn := cli.ConnFlags(fs)
 	topic := fs.String("topic", "", "topic to produce to (required)")
 	records := fs.Int64("records", 1_000_000, "records to produce")
 	size := fs.Int("record-size", 100, "value size of each record in `bytes`")
@@ -339,7 +339,7 @@ is measured per record from send to acknowledgement.`, stderr)
 	}
 	ctx, stop := untilSecondInterrupt()
 	defer stop()
-	nparts, err := ensureTopic(ctx, *brokers, *topic, *partitions, flagGiven(fs, "partitions"), stderr)
+	nparts, err := ensureTopic(ctx, conn, *topic, *partitions, flagGiven(fs, "partitions"), stderr)
 	if err != nil {
 		return err
 	}
@@ -362,7 +362,7 @@ is measured per record from send to acknowledgement.`, stderr)
 		kgo.RecordDeliveryTimeout(2*cli.RequestTimeout))
 	ps := make([]*benchProducer, *producers)
 	for i := range ps {
-		cl, err := cli.NewClient(ctx, *brokers, opts...)
+		cl, err := conn.Client(ctx, opts...)
 		if err != nil {
 			for _, p := range ps[:i] {
 				p.cl.Close()
@@ -464,10 +464,10 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // ensureTopic creates topic with partitions partitions unless it exists,
 // and returns how many partitions it has.
-func ensureTopic(ctx context.Context, brokers, topic string, partitions int, warnIfDifferent bool, stderr io.Writer) (int, error) {
+func ensureTopic(ctx context.Context, conn *cli.Conn, topic string, partitions int, warnIfDifferent bool, stderr io.Writer) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, cli.RequestTimeout)
 	defer cancel()
-	cl, err := cli.NewClient(ctx, brokers)
+	cl, err := conn.Client(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -499,7 +499,7 @@ func benchConsume(args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("runnel bench consume", "runnel bench consume --topic T [flags]",
 		`Read a topic from the start of every partition as fast as the broker
 serves it. The partitions are shared among --consumers clients.`, stderr)
-	brokers := cli.BrokersFlag(fs)
+	conn := cli.ConnFlags(fs)
 	topic := fs.String("topic", "", "topic to read (required)")
 	records := fs.Int64("records", 0, "records to read (0: every record in the topic at start-up)")
 	consumers := fs.Int("consumers", 1, "concurrent consumer clients (at most one per partition)")
@@ -523,7 +523,7 @@ serves it. The partitions are shared among --consumers clients.`, stderr)
 	defer stop()
 	actx, cancel := context.WithTimeout(ctx, cli.RequestTimeout)
 	defer cancel()
-	admin, err := cli.NewClient(actx, *brokers)
+	admin, err := conn.Client(actx)
 	if err != nil {
 		return err
 	}
@@ -566,7 +566,7 @@ serves it. The partitions are shared among --consumers clients.`, stderr)
 	}
 	cls := make([]*kgo.Client, k)
 	for i := range cls {
-		cl, err := cli.NewClient(ctx, *brokers, kgo.FetchMaxPartitionBytes(8<<20), kgo.FetchMaxBytes(64<<20))
+		cl, err := conn.Client(ctx, kgo.FetchMaxPartitionBytes(8<<20), kgo.FetchMaxBytes(64<<20))
 		if err != nil {
 			for _, c := range cls[:i] {
 				c.Close()

@@ -39,7 +39,7 @@ producer for --duration, and report the longest time between two
 consecutive acknowledgements: kill a partition leader during the run and
 this is the time from the failure to clients producing again (plus at most
 one interval). The topic is created if it does not exist.`, stderr)
-	brokers := cli.BrokersFlag(fs)
+	conn := cli.ConnFlags(fs)
 	topic := fs.String("topic", "", "topic to produce to (required)")
 	interval := fs.Duration("interval", 10*time.Millisecond, "time between records")
 	duration := fs.Duration("duration", 30*time.Second, "how long to produce")
@@ -56,7 +56,7 @@ one interval). The topic is created if it does not exist.`, stderr)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if _, err := ensureTopic(ctx, *brokers, *topic, 1, false, stderr); err != nil {
+	if _, err := ensureTopic(ctx, conn, *topic, 1, false, stderr); err != nil {
 		return err
 	}
 	opts := []kgo.Opt{kgo.DefaultProduceTopic(*topic), kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -64,7 +64,7 @@ one interval). The topic is created if it does not exist.`, stderr)
 	if *metadataAge > 0 {
 		opts = append(opts, kgo.MetadataMinAge(*metadataAge))
 	}
-	cl, err := cli.NewClient(ctx, *brokers, opts...)
+	cl, err := conn.Client(ctx, opts...)
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ func benchCommit(args []string, stdout, stderr io.Writer) error {
 --clients clients, each committing for a group of its own, one
 OffsetCommit at a time, each naming --partitions partitions of the topic.
 Reports OffsetCommit requests per second and their latency.`, stderr)
-	brokers := cli.BrokersFlag(fs)
+	conn := cli.ConnFlags(fs)
 	topic := fs.String("topic", "", "topic whose partitions are committed (created with --partitions partitions if missing)")
 	clients := fs.Int("clients", 16, "concurrent committing clients, one group each")
 	partitions := fs.Int("partitions", 1, "partitions named in each commit")
@@ -62,7 +62,7 @@ Reports OffsetCommit requests per second and their latency.`, stderr)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if _, err := ensureTopic(ctx, *brokers, *topic, *partitions, false, stderr); err != nil {
+	if _, err := ensureTopic(ctx, conn, *topic, *partitions, false, stderr); err != nil {
 		return err
 	}
 	var (
@@ -76,7 +76,7 @@ Reports OffsetCommit requests per second and their latency.`, stderr)
 	defer cancel()
 	var cls []*kgo.Client
 	for i := 0; i < *clients; i++ {
-		cl, err := cli.NewClient(ctx, *brokers)
+		cl, err := conn.Client(ctx)
 		if err != nil {
 			return err
 		}
@@ -212,7 +212,7 @@ cleanly (LeaveGroup) and after it joins again: from the leave or join to
 the moment the members own every partition of the topic between them, each
 exactly once. Repeated --rounds times. Members learn of a rebalance from
 their next heartbeat, so the result depends on --heartbeat-interval.`, stderr)
-	brokers := cli.BrokersFlag(fs)
+	conn := cli.ConnFlags(fs)
 	topic := fs.String("topic", "", "topic the group consumes (created with --partitions partitions if missing)")
 	members := fs.Int("members", 3, "group members")
 	partitions := fs.Int("partitions", 12, "partitions of the topic if it is created")
@@ -246,14 +246,14 @@ their next heartbeat, so the result depends on --heartbeat-interval.`, stderr)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	nparts, err := ensureTopic(ctx, *brokers, *topic, *partitions, true, stderr)
+	nparts, err := ensureTopic(ctx, conn, *topic, *partitions, true, stderr)
 	if err != nil {
 		return err
 	}
 	group := fmt.Sprintf("bench-rebalance-%d", time.Now().UnixNano())
 	start := func() (*benchMember, error) {
 		m := &benchMember{owned: map[int32]bool{}, moved: make(chan struct{}, 1)}
-		cl, err := cli.NewClient(ctx, *brokers, kgo.ConsumerGroup(group), kgo.ConsumeTopics(*topic),
+		cl, err := conn.Client(ctx, kgo.ConsumerGroup(group), kgo.ConsumeTopics(*topic),
 			kgo.Balancers(bal), kgo.HeartbeatInterval(*heartbeat), kgo.SessionTimeout(*session),
 			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) { m.set(a[*topic], true) }),
 			kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, r map[string][]int32) { m.set(r[*topic], false) }),

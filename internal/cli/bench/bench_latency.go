@@ -273,7 +273,7 @@ Records due in the first --warmup are sent and checked but not timed.
 Percentiles come from a log-linear histogram and are within 1/64 of the
 true value; max is exact. The consumer starts at the end of the topic; the
 topic is created with --partitions partitions if it does not exist.`, stderr)
-	brokers := cli.BrokersFlag(fs)
+	conn := cli.ConnFlags(fs)
 	topic := fs.String("topic", "", "topic to produce to and read (required)")
 	partitions := fs.Int("partitions", 1, "partitions of the topic if it is created")
 	rate := fs.Int("rate", 10_000, "records per second to offer")
@@ -316,14 +316,14 @@ topic is created with --partitions partitions if it does not exist.`, stderr)
 	}
 	ctx, stop := untilSecondInterrupt()
 	defer stop()
-	nparts, err := ensureTopic(ctx, *brokers, *topic, *partitions, flagGiven(fs, "partitions"), stderr)
+	nparts, err := ensureTopic(ctx, conn, *topic, *partitions, flagGiven(fs, "partitions"), stderr)
 	if err != nil {
 		return err
 	}
 	// The consumer starts where each partition ends now.
 	actx, cancel := context.WithTimeout(ctx, cli.RequestTimeout)
 	defer cancel()
-	admin, err := cli.NewClient(actx, *brokers)
+	admin, err := conn.Client(actx)
 	if err != nil {
 		return err
 	}
@@ -345,14 +345,14 @@ topic is created with --partitions partitions if it does not exist.`, stderr)
 	// window is how many records may be in flight: a second's worth,
 	// bounded. With none free the producer waits, and falls behind.
 	window := min(max(*rate, 1000), 200_000)
-	pcl, err := cli.NewClient(ctx, *brokers, append(popts, kgo.DefaultProduceTopic(*topic),
+	pcl, err := conn.Client(ctx, append(popts, kgo.DefaultProduceTopic(*topic),
 		kgo.ProducerLinger(*linger), kgo.MaxBufferedRecords(window),
 		kgo.RecordDeliveryTimeout(2*cli.RequestTimeout))...)
 	if err != nil {
 		return err
 	}
 	defer pcl.Close()
-	ccl, err := cli.NewClient(ctx, *brokers)
+	ccl, err := conn.Client(ctx)
 	if err != nil {
 		return err
 	}
