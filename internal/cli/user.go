@@ -27,7 +27,6 @@ Commands:
 Run runnel user COMMAND --help for the flags of each.
 `
 
-
 // User runs runnel user: create, delete and list SCRAM users.
 func User(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
