@@ -159,6 +159,9 @@ func New(cfg Config) (_ *Broker, err error) {
 	// same code.
 	nodeOpts := cluster.NodeOptions{ID: cfg.NodeID, Logger: logger, Listen: cfg.RaftListen, Listener: cfg.raftListener,
 		Dir: filepath.Join(cfg.DataDir, "meta"), Voters: slices.Clone(cfg.Voters)}
+	if cfg.RaftTLS {
+		nodeOpts.TLS = &cluster.PeerTLS{Server: b.certs.PeerServerConfig(), Client: b.certs.ClientConfig}
+	}
 	if len(cfg.Voters) == 0 {
 		nodeOpts.Local = true
 		nodeOpts.Voters = []cluster.Voter{{ID: cfg.NodeID, Addr: "local"}}

@@ -291,6 +291,8 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.Advertise = "broker-1:kafka" }, `--advertise: want host:port`},
 		{func(c *Config) { c.MetricsListen = "127.0.0.1:99999" }, `--metrics-listen: want host:port`},
 		{func(c *Config) { c.RaftListen = "nowhere" }, `--raft-listen: want host:port`},
+		{func(c *Config) { c.RaftTLS = true }, "--raft-tls: needs --tls-cert-file, --tls-key-file and --tls-ca-file"},
+		{func(c *Config) { c.RaftTLS = true }, "--raft-tls: needs --voters"},
 		{func(c *Config) { c.Server.MaxConnections = 0 }, "--max-connections: want a positive integer"},
 		{func(c *Config) { c.Server.DefaultReplicationFactor = -1 }, "--default-replication-factor: want a positive integer"},
 		{func(c *Config) { c.RaftElectionTimeout = 0 }, "--raft-election-timeout: want a positive duration"},

@@ -83,6 +83,10 @@ type Config struct {
 	// RaftListen is where Raft and forwarded proposals are served
 	// (--raft-listen). Empty: this node's address in Voters.
 	RaftListen string
+	// RaftTLS runs Raft and forwarded proposals over TLS (--raft-tls), with
+	// the certificate of --tls-cert-file; every peer must present one the
+	// CAs of --tls-ca-file verify.
+	RaftTLS bool
 	// raftListener, if set, is a Raft listener the caller bound already
 	// (tests of several brokers in one process); RaftListen is ignored.
 	raftListener net.Listener
@@ -311,6 +315,12 @@ func (c Config) Validate() error {
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("--tls-cert-file and --tls-key-file: give both or neither")
+	}
+	if c.RaftTLS && (c.TLS.CertFile == "" || c.TLS.CAFile == "") {
+		bad("--raft-tls: needs --tls-cert-file, --tls-key-file and --tls-ca-file (the CAs that sign the other brokers' certificates)")
+	}
+	if c.RaftTLS && len(c.Voters) == 0 {
+		bad("--raft-tls: needs --voters (a lone broker has no Raft listener)")
 	}
 	if len(c.Voters) > 0 {
 		found := false

@@ -321,7 +321,8 @@ func TestSSLRequireAndReload(t *testing.T) {
 // client certificates required replicate a topic; acks=all succeeds only
 // once the follower has fetched over TLS with its own certificate. Clients
 // use the PLAINTEXT listener, and Metadata there names both brokers'
-// plaintext addresses.
+// plaintext addresses. Raft runs over TLS too (--raft-tls): the quorum
+// forms, and its port answers no plaintext connection.
 func TestInterBrokerSSL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("two brokers")
@@ -334,6 +335,7 @@ func TestInterBrokerSSL(t *testing.T) {
 		cfg.ListenerProtocols = []ListenerProtocol{{"CLIENTS", Plaintext}, {"REPLICATION", SSL}}
 		cfg.InterBrokerListener = "REPLICATION"
 		cfg.TLS = TLSConfig{CertFile: files.Cert, KeyFile: files.Key, CAFile: files.CA, ClientAuth: certstore.ClientAuthRequire}
+		cfg.RaftTLS = true
 	})
 	defer stop()
 	if t.Failed() {
@@ -378,5 +380,22 @@ func TestInterBrokerSSL(t *testing.T) {
 	}
 	if consumer.BufferedBytes.Load() == tlsBefore {
 		t.Error("the follower fetched no record bytes over TLS")
+	}
+	// The Raft port speaks TLS: a client of the CA completes a handshake;
+	// one without a certificate is refused.
+	peer := ca.Issue(t, pkix.Name{CommonName: "peer"}, 99)
+	tc, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", voters[0].Addr, clientTLS(t, ca, &peer))
+	if err != nil {
+		t.Fatalf("TLS to the Raft port with a certificate of the CA: %v", err)
+	}
+	tc.Close()
+	anon, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", voters[0].Addr, clientTLS(t, ca, nil))
+	if err == nil {
+		anon.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = anon.Read(make([]byte, 1))
+		anon.Close()
+	}
+	if err == nil {
+		t.Error("a TLS client without a certificate was served on the Raft port")
 	}
 }

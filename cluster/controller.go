@@ -166,6 +166,7 @@ func (n *Node) Heartbeat(ctx context.Context) error {
 // fields only: no network I/O happens under it, and close ends a round
 // trip in flight.
 type heartbeatConn struct {
+	tls    *PeerTLS // set before the first send
 	mu     sync.Mutex
 	addr   string
 	fc     *forwardConn // the connection, idle or in use
@@ -187,7 +188,7 @@ func (h *heartbeatConn) send(ctx context.Context, addr string, frame []byte) (fo
 	fc := h.fc
 	h.mu.Unlock()
 	if fc == nil {
-		c, err := dialKind(addr, connForward, 5*time.Second)
+		c, err := dialKind(addr, connForward, 5*time.Second, h.tls)
 		if err != nil {
 			return forwardReply{}, err
 		}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,7 @@ const (
 // go to onForward.
 type muxListener struct {
 	ln        net.Listener
+	tls       *PeerTLS // nil: plain TCP
 	raftConns chan net.Conn
 	onForward func(net.Conn)
 	log       *slog.Logger
@@ -34,8 +36,8 @@ type muxListener struct {
 
 var _ raft.StreamLayer = (*muxListener)(nil)
 
-func newMuxListener(ln net.Listener, onForward func(net.Conn), log *slog.Logger) *muxListener {
-	m := &muxListener{ln: ln, raftConns: make(chan net.Conn), onForward: onForward, log: log, done: make(chan struct{})}
+func newMuxListener(ln net.Listener, pt *PeerTLS, onForward func(net.Conn), log *slog.Logger) *muxListener {
+	m := &muxListener{ln: ln, tls: pt, raftConns: make(chan net.Conn), onForward: onForward, log: log, done: make(chan struct{})}
 	go m.acceptLoop()
 	return m
 }
@@ -80,9 +82,22 @@ func (m *muxListener) acceptLoop() {
 	}
 }
 
-// route reads a connection's first byte and hands it on.
+// route reads a connection's first byte and hands it on; over TLS, the
+// first byte inside the TLS stream, once the handshake verified the peer.
 func (m *muxListener) route(c net.Conn) {
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if m.tls != nil {
+		tc := tls.Server(c, m.tls.Server)
+		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			m.log.Warn("raft listener: TLS handshake failed; closing the connection", "remote", c.RemoteAddr().String(), "err", err)
+			c.Close()
+			return
+		}
+		tc.SetDeadline(time.Time{})
+		tc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		c = tc
+	}
 	var kind [1]byte
 	if _, err := io.ReadFull(c, kind[:]); err != nil {
 		c.Close()
@@ -128,13 +143,37 @@ func (m *muxListener) Addr() net.Addr { return m.ln.Addr() }
 
 // Dial opens a Raft connection to a peer.
 func (m *muxListener) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return dialKind(string(addr), connRaft, timeout)
+	return dialKind(string(addr), connRaft, timeout, m.tls)
 }
 
-func dialKind(addr string, kind byte, timeout time.Duration) (net.Conn, error) {
+// PeerTLS is TLS on the Raft listener and on every connection to another
+// voter's (--raft-tls): Server for the connections accepted (it must
+// require and verify client certificates), Client for those dialled, by
+// the host dialled.
+type PeerTLS struct {
+	Server *tls.Config
+	Client func(serverName string) *tls.Config
+}
+
+func dialKind(addr string, kind byte, timeout time.Duration, pt *PeerTLS) (net.Conn, error) {
 	c, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
 		return nil, err
+	}
+	if pt != nil {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		tc := tls.Client(c, pt.Client(host))
+		tc.SetDeadline(time.Now().Add(timeout))
+		if err := tc.Handshake(); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("cluster: TLS handshake with %s: %w", addr, err)
+		}
+		tc.SetDeadline(time.Time{})
+		c = tc
 	}
 	c.SetWriteDeadline(time.Now().Add(timeout))
 	if _, err := c.Write([]byte{kind}); err != nil {

@@ -37,10 +37,10 @@ func TestMuxSurvivesAcceptErrors(t *testing.T) {
 			fl := &flakyListener{Listener: ln, err: &net.OpError{Op: "accept", Net: "tcp", Err: errno}}
 			fl.failures.Store(5)
 			forwards := make(chan net.Conn, 1)
-			m := newMuxListener(fl, func(c net.Conn) { forwards <- c }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			m := newMuxListener(fl, nil, func(c net.Conn) { forwards <- c }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			defer m.Close()
 
-			c, err := dialKind(m.Addr().String(), connRaft, 5*time.Second)
+			c, err := dialKind(m.Addr().String(), connRaft, 5*time.Second, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -57,7 +57,7 @@ func TestMuxSurvivesAcceptErrors(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("no Raft connection accepted after accept failures")
 			}
-			fc, err := dialKind(m.Addr().String(), connForward, 5*time.Second)
+			fc, err := dialKind(m.Addr().String(), connForward, 5*time.Second, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -78,7 +78,7 @@ func TestMuxEndsWhenClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newMuxListener(ln, func(c net.Conn) { c.Close() }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := newMuxListener(ln, nil, func(c net.Conn) { c.Close() }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	done := make(chan error, 1)
 	go func() { _, err := m.Accept(); done <- err }()
 	m.Close()

@@ -76,6 +76,9 @@ type NodeOptions struct {
 	// the port this way instead of freeing it and hoping); Listen is then
 	// ignored. The node closes it.
 	Listener net.Listener
+	// TLS, if set, runs Raft and forwarded proposals over TLS
+	// (--raft-tls): every voter must then have it.
+	TLS *PeerTLS
 	// Local runs a lone voter without a network listener (Raft's
 	// in-memory transport): a single broker that was not given --voters.
 	Local bool
@@ -170,7 +173,8 @@ func StartNode(opts NodeOptions) (n *Node, err error) {
 				return nil, fmt.Errorf("cluster: raft listener: %w", err)
 			}
 		}
-		n.mux = newMuxListener(ln, n.serveForwards, n.log)
+		n.mux = newMuxListener(ln, opts.TLS, n.serveForwards, n.log)
+		n.beatConn.tls = opts.TLS
 		n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 			Stream: n.mux, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog})
 	}
@@ -468,7 +472,7 @@ func (n *Node) takeConn(addr string) (*forwardConn, error) {
 		return fc, nil
 	}
 	n.poolMu.Unlock()
-	c, err := dialKind(addr, connForward, 5*time.Second)
+	c, err := dialKind(addr, connForward, 5*time.Second, n.opts.TLS)
 	if err != nil {
 		return nil, err
 	}

@@ -62,13 +62,16 @@ func TestParseVoters(t *testing.T) {
 
 type testQuorum struct {
 	t      *testing.T
+	tls    *PeerTLS // nil: plain TCP
 	voters []Voter
 	dirs   map[int32]string
 	nodes  map[int32]*Node
 }
 
-func newTestQuorum(t *testing.T, size int) *testQuorum {
-	q := &testQuorum{t: t, dirs: map[int32]string{}, nodes: map[int32]*Node{}}
+func newTestQuorum(t *testing.T, size int) *testQuorum { return newTestQuorumTLS(t, size, nil) }
+
+func newTestQuorumTLS(t *testing.T, size int, pt *PeerTLS) *testQuorum {
+	q := &testQuorum{t: t, tls: pt, dirs: map[int32]string{}, nodes: map[int32]*Node{}}
 	for i := int32(1); i <= int32(size); i++ {
 		q.voters = append(q.voters, Voter{ID: i, Addr: freeAddr(t)})
 		q.dirs[i] = t.TempDir()
@@ -92,7 +95,7 @@ func (q *testQuorum) start(id int32) {
 			ln = heldListener(v.Addr) // nil on a restart: the node binds again
 		}
 	}
-	n, err := StartNode(NodeOptions{ID: id, Dir: q.dirs[id], Voters: q.voters, Listener: ln,
+	n, err := StartNode(NodeOptions{ID: id, Dir: q.dirs[id], Voters: q.voters, Listener: ln, TLS: q.tls,
 		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {

@@ -68,6 +68,7 @@ var serveSettings = []setting{
 	{"pprof", "serve Go's CPU, heap, block and mutex profiles under /debug/pprof/ on the metrics listener, and sample blocking waits for them (costs time on every wait)", func(o *serveOptions) value { return boolVar(&o.broker.Pprof) }},
 	{"node-id", "this broker's id", func(o *serveOptions) value { return int32Var(&o.broker.NodeID) }},
 	{"raft-listen", "address to listen on for Raft and forwarded proposals (default: this node's address in --voters)", func(o *serveOptions) value { return stringVar(&o.broker.RaftListen) }},
+	{"raft-tls", "run Raft and forwarded proposals over TLS with --tls-cert-file; every peer must present a certificate --tls-ca-file verifies", func(o *serveOptions) value { return boolVar(&o.broker.RaftTLS) }},
 	{"voters", "Raft voters as 1@host:port,2@host:port,...; empty: this broker alone, without a Raft listener", func(o *serveOptions) value { return votersVar(&o.broker.Voters) }},
 	{"fsync", "durability: always (ack after fdatasync, group commit), interval:DURATION, or never", func(o *serveOptions) value { return fsyncVar(&o.broker.Partitions.Fsync) }},
 	{"fsync-syncfs-min-files", "with --fsync always: the flushes of this many partition files at one moment share one syncfs of the data file system instead of an fdatasync each (-1: never)", func(o *serveOptions) value { return intVar(&o.broker.Partitions.SyncGroupMinFiles) }},
@@ -117,7 +118,7 @@ var repeatable = map[string]bool{"scram-user": true}
 
 // bare settings are booleans given as Kafka's operators type them, with no
 // value (--authorizer); --authorizer=false turns one off.
-var bare = map[string]bool{"authorizer": true, "allow-everyone-if-no-acl-found": true, "pprof": true}
+var bare = map[string]bool{"authorizer": true, "allow-everyone-if-no-acl-found": true, "pprof": true, "raft-tls": true}
 
 // bareFlag is a bare setting's flag: set to "true" when named alone.
 type bareFlag struct{ p *string }

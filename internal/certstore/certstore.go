@@ -104,6 +104,7 @@ type Store struct {
 	mu    sync.Mutex // serializes loads; see the package comment
 	tried stamp      // the files as the last load saw them, whether it worked; under mu
 	base  *tls.Config
+	peer  *tls.Config
 
 	reloads, failures atomic.Int64
 }
@@ -112,6 +113,7 @@ type Store struct {
 type state struct {
 	stamp  stamp
 	server *tls.Config
+	peer   *tls.Config // server side of broker-to-broker links: a verified certificate required
 	client *tls.Config // without ServerName
 	leaf   *x509.Certificate
 }
@@ -146,6 +148,7 @@ func Open(o Options) (*Store, error) {
 	s.cur.Store(st)
 	s.tried = st.stamp
 	s.base = &tls.Config{MinVersion: tls.VersionTLS12, GetConfigForClient: s.configForClient}
+	s.peer = &tls.Config{MinVersion: tls.VersionTLS12, GetConfigForClient: s.configForPeer}
 	return s, nil
 }
 
@@ -153,6 +156,12 @@ func Open(o Options) (*Store, error) {
 // later, the certificate and client CAs of the moment through
 // GetConfigForClient. The same value every call; do not change it.
 func (s *Store) ServerConfig() *tls.Config { return s.base }
+
+// PeerServerConfig returns the configuration of a listener only other
+// brokers connect to (Raft's, with --raft-tls): as ServerConfig, but every
+// client must present a certificate the CAs verify, whatever ClientAuth
+// says. Without a CA file no certificate verifies, so no peer connects.
+func (s *Store) PeerServerConfig() *tls.Config { return s.peer }
 
 // ClientConfig returns a new configuration for a connection to another
 // broker at serverName: the current certificate (presented when asked),
@@ -183,6 +192,11 @@ func (s *Store) Reloads() (reloads, failures int64) { return s.reloads.Load(), s
 func (s *Store) configForClient(*tls.ClientHelloInfo) (*tls.Config, error) {
 	s.check()
 	return s.cur.Load().server, nil
+}
+
+func (s *Store) configForPeer(*tls.ClientHelloInfo) (*tls.Config, error) {
+	s.check()
+	return s.cur.Load().peer, nil
 }
 
 // check reloads if the files changed, unless another load is running.
@@ -257,7 +271,17 @@ func (s *Store) load(st stamp) (*state, error) {
 		}
 	}
 	certs := []tls.Certificate{cert}
+	peerCAs := pool
+	if peerCAs == nil {
+		peerCAs = x509.NewCertPool() // verifies nothing: no peer without a CA file
+	}
 	return &state{stamp: st, leaf: leaf,
+		peer: &tls.Config{
+			MinVersion:   tls.VersionTLS12,
+			Certificates: certs,
+			ClientAuth:   tls.RequireAndVerifyClientCert,
+			ClientCAs:    peerCAs,
+		},
 		server: &tls.Config{
 			MinVersion:   tls.VersionTLS12,
 			Certificates: certs,
