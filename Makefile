@@ -50,7 +50,7 @@ bench-broker: ## produce/consume/CPU-per-GB broker benchmarks (scripts/bench-bro
 bench-cluster: ## replication throughput and failover benchmarks (scripts/bench-cluster.sh)
 	scripts/bench-cluster.sh
 
-bench-fetch: ## the three fetch paths with 1 and 8 consumers, and bare loops over loopback (scripts/bench-fetch.sh)
+bench-fetch: ## the three fetch paths and TLS with 1 and 8 consumers, produce over TLS against plaintext, and bare loops over loopback (scripts/bench-fetch.sh)
 	scripts/bench-fetch.sh
 
 bench-scale: ## one broker with 1 to 10,000 partitions: create, produce, RSS, open time (scripts/bench-scale.sh)

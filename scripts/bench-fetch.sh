@@ -2,7 +2,10 @@
 # bench-fetch.sh — the broker's three fetch paths side by side, the ones the
 # zero-copy literature compares: sendfile (the default), mmap (write(2)
 # straight from a mapping of the segment) and copy (pread(2) into a buffer,
-# then write(2)). For each, with 1 and 8 concurrent consumers: fetch
+# then write(2)); and a fourth, tls: the same broker (fetch path sendfile)
+# read through an SSL listener, where record bytes are encrypted in user
+# space by crypto/tls (consumer.SendBuffered; no kTLS). For each, with 1
+# and 8 concurrent consumers: fetch
 # throughput and the broker's CPU per GB fetched. Then the bare loops of
 # consumer/sendfile_bench_test.go, the same three ways with no broker and no
 # Kafka: the machine's ceiling for each.
@@ -13,7 +16,9 @@
 # 100 bytes, about 2.2 GB of fetch responses per read) in the topic every
 # read takes whole; OUT (default $TMPDIR/runnel-bench-fetch) for the
 # broker's data and log, the raw results (fetch.json, one JSON object a
-# line) and report.md; PORT (19092) and METRICS_PORT (19644) for the broker.
+# line) and report.md; PORT (19092), TLS_PORT (19093, the SSL listener) and
+# METRICS_PORT (19644) for the broker. The tls path needs openssl (for a
+# throwaway CA and broker certificate under OUT).
 #
 # The topic, 8 partitions, is written once. The broker is then restarted on
 # the same data with each fetch path in turn, so every path reads the same
@@ -30,9 +35,10 @@ RECORDS=${RECORDS:-20000000}
 OUT=${OUT:-${TMPDIR:-/tmp}/runnel-bench-fetch}
 PORT=${PORT:-19092}
 METRICS_PORT=${METRICS_PORT:-19644}
+TLS_PORT=${TLS_PORT:-19093}
 BROKERS=127.0.0.1:$PORT
 TOPIC=fetch
-PATHS=(sendfile mmap copy)
+PATHS=(sendfile mmap copy tls)
 CONSUMERS=(1 8)
 
 rm -rf "$OUT"
@@ -65,10 +71,26 @@ logged() {
 # shellcheck source=scripts/lib-broker.sh
 source scripts/lib-broker.sh # the working directory is the repository
 
-# start_broker FETCH_PATH: a broker on $OUT/data, ready when it answers.
+# A CA and a broker certificate for the tls path.
+TLS_DIR="$OUT/tls"
+mkdir -p "$TLS_DIR"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=bench CA" \
+	-keyout "$TLS_DIR/ca-key.pem" -out "$TLS_DIR/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=broker" \
+	-keyout "$TLS_DIR/server-key.pem" -out "$TLS_DIR/server.csr" 2>/dev/null
+openssl x509 -req -in "$TLS_DIR/server.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca-key.pem" -days 2 \
+	-out "$TLS_DIR/server.pem" -extfile <(printf "subjectAltName=IP:127.0.0.1") 2>/dev/null
+
+# start_broker PATH: a broker on $OUT/data, ready when it answers. PATH tls
+# is the sendfile broker with an SSL listener beside the plaintext one.
 start_broker() {
-	local cmd=("$R" serve --data-dir "$OUT/data" --listen "$BROKERS" --metrics-listen "127.0.0.1:$METRICS_PORT"
-		--fsync always --fetch-path "$1")
+	local cmd=("$R" serve --data-dir "$OUT/data" --metrics-listen "127.0.0.1:$METRICS_PORT" --fsync always)
+	if [ "$1" = tls ]; then
+		cmd+=(--listeners "PLAINTEXT://$BROKERS,SSL://127.0.0.1:$TLS_PORT" --fetch-path sendfile
+			--tls-cert-file "$TLS_DIR/server.pem" --tls-key-file "$TLS_DIR/server-key.pem")
+	else
+		cmd+=(--listen "$BROKERS" --fetch-path "$1")
+	fi
 	logged "${cmd[@]}"
 	"${cmd[@]}" >>"$OUT/broker.log" 2>&1 &
 	pid=$!
@@ -114,27 +136,35 @@ for run in $(seq 1 "$RUNS"); do
 		start_broker "$path"
 		for c in "${CONSUMERS[@]}"; do
 			cmd=("$R" bench consume --brokers "$BROKERS" --topic "$TOPIC" --consumers "$c" --json)
+			if [ "$path" = tls ]; then
+				cmd=("$R" bench consume --brokers "127.0.0.1:$TLS_PORT" --tls-ca-file "$TLS_DIR/ca.pem"
+					--topic "$TOPIC" --consumers "$c" --json)
+			fi
 			logged "${cmd[@]}"
 			b0=$(metric runnel_bytes_out_total)
 			s0=$(metric runnel_fetch_sendfile_bytes_total)
 			k0=$(metric runnel_fetch_copied_bytes_total)
+			e0=$(metric runnel_fetch_tls_bytes_total)
 			t0=$(cpu_ticks)
 			client=$("${cmd[@]}" 2>>"$OUT/consume.log" | tail -1)
 			t1=$(cpu_ticks)
 			b1=$(metric runnel_bytes_out_total)
 			s1=$(metric runnel_fetch_sendfile_bytes_total)
 			k1=$(metric runnel_fetch_copied_bytes_total)
+			e1=$(metric runnel_fetch_tls_bytes_total)
 			# The mmap path has no counter of its own on /metrics: it shows
 			# as neither of the other two moving.
 			sent=$((s1 - s0))
 			copied=$((k1 - k0))
+			sealed=$((e1 - e0))
 			case $path in
-			sendfile) ok=$((sent > 0 && copied == 0)) ;;
-			mmap) ok=$((sent == 0 && copied == 0)) ;;
-			copy) ok=$((copied > 0 && sent == 0)) ;;
+			sendfile) ok=$((sent > 0 && copied == 0 && sealed == 0)) ;;
+			mmap) ok=$((sent == 0 && copied == 0 && sealed == 0)) ;;
+			copy) ok=$((copied > 0 && sent == 0 && sealed == 0)) ;;
+			tls) ok=$((sealed > 0 && sent == 0)) ;;
 			esac
 			if [ "$ok" != 1 ]; then
-				echo "fetch path $path: $sent record bytes by sendfile, $copied copied: not the path asked for" >&2
+				echo "fetch path $path: $sent record bytes by sendfile, $copied copied, $sealed through TLS: not the path asked for" >&2
 				exit 1
 			fi
 			dur=$(field duration_seconds <<<"$client")
@@ -145,6 +175,36 @@ for run in $(seq 1 "$RUNS"); do
 				"$run" "$path" "$c" "$((b1 - b0))" "$cpu" "$gb" "$mbs" "$sent" "$copied" "$client" >>"$JSON"
 			printf 'run %d  %-8s %d consumer(s): %8s MB/s  %s broker CPU s/GB\n' "$run" "$path" "$c" "$mbs" "$gb" >&2
 		done
+	done
+done
+stop_broker
+
+# Produce over TLS against plaintext, on the tls broker: PRODUCE_RECORDS
+# records of 1 KiB to a topic of 8 partitions from 4 producers, plaintext
+# and SSL taking turns, a new topic each time.
+PRODUCE_RECORDS=${PRODUCE_RECORDS:-$((RECORDS / 20))}
+PTSV="$OUT/produce.tsv" # run, listener, MB/s, CPU s/GB
+: >"$PTSV"
+start_broker tls
+for run in $(seq 1 "$RUNS"); do
+	for l in plaintext tls; do
+		conn=(--brokers "$BROKERS")
+		if [ "$l" = tls ]; then conn=(--brokers "127.0.0.1:$TLS_PORT" --tls-ca-file "$TLS_DIR/ca.pem"); fi
+		cmd=("$R" bench produce "${conn[@]}" --topic "produce-$l-$run" --partitions 8 --producers 4
+			--record-size 1024 --records "$PRODUCE_RECORDS" --json)
+		logged "${cmd[@]}"
+		b0=$(metric runnel_bytes_in_total)
+		t0=$(cpu_ticks)
+		client=$("${cmd[@]}" 2>>"$OUT/produce.log" | tail -1)
+		t1=$(cpu_ticks)
+		b1=$(metric runnel_bytes_in_total)
+		dur=$(field duration_seconds <<<"$client")
+		read -r cpu mbs gb < <(awk -v t="$((t1 - t0))" -v hz="$TCK" -v b="$((b1 - b0))" -v d="$dur" \
+			'BEGIN {cpu = t / hz; printf "%.2f %.1f %.4f\n", cpu, b / 1e6 / d, cpu / (b / 1e9)}')
+		printf '%d\t%s\t%s\t%s\n' "$run" "$l" "$mbs" "$gb" >>"$PTSV"
+		printf '{"kind":"produce","run":%d,"listener":"%s","request_bytes":%d,"broker_cpu_seconds":%s,"cpu_seconds_per_gb":%s,"mb_per_second":%s,"client":%s}\n' \
+			"$run" "$l" "$((b1 - b0))" "$cpu" "$gb" "$mbs" "$client" >>"$JSON"
+		printf 'run %d  produce over %-9s %8s MB/s  %s broker CPU s/GB\n' "$run" "$l" "$mbs" "$gb" >&2
 	done
 done
 stop_broker
@@ -208,6 +268,22 @@ bytes_per_read=$(awk -F'"response_bytes":' 'NF > 1 {split($2, a, ","); print a[1
 				"$(broker_median 4 "$path" "$c")" "$(broker_ratio 4 "$path" "$c")" \
 				"$(broker_median 5 "$path" "$c")" "$(broker_ratio 5 "$path" "$c")"
 		done
+	done
+	echo
+	echo "Produce on the tls broker: \`bench produce\` of $PRODUCE_RECORDS records of 1 KiB to a new topic of 8 partitions"
+	echo "from 4 producers, over the plaintext listener and over the SSL one in turn. MB/s: request bytes (10^6)"
+	echo "the broker read per second of the client's run; CPU as above, per 10^9 request bytes; \"× plaintext\""
+	echo "is the median of the per-run ratios."
+	echo
+	echo "| listener | MB/s | × plaintext | broker CPU s/GB | × plaintext |"
+	echo "|---|---:|---:|---:|---:|"
+	for l in plaintext tls; do
+		pm() { awk -F'\t' -v col="$1" -v l="$l" '$2 == l {print $col}' "$PTSV" | median; }
+		pr() {
+			awk -F'\t' -v col="$1" -v l="$l" '$2 == "plaintext" {s[$1] = $col} $2 == l {v[$1] = $col}
+				END {for (r in v) if ((r in s) && s[r] > 0) print v[r] / s[r]}' "$PTSV" | median
+		}
+		printf '| %s | %.0f | %.2f | %.3f | %.2f |\n' "$l" "$(pm 3)" "$(pr 3)" "$(pm 4)" "$(pr 4)"
 	done
 	echo
 	echo "Bare loops, no broker (\`consumer/sendfile_bench_test.go\`): a 64 MiB file in the page cache sent"
