@@ -366,7 +366,9 @@ func (l *Log) flushActive() (int64, error) {
 		return 0, ErrClosed
 	}
 	defer seg.Release()
-	if l.ownSync(sealed, seg) {
+	own, timed := l.ownSync(sealed, seg)
+	if own {
+		start := time.Now()
 		for _, s := range sealed {
 			if err := l.timedSync(s); err != nil {
 				l.log.Error("partition offline: fdatasync of a sealed segment failed", "dir", l.dir, "segment", s.path, "err", err)
@@ -376,6 +378,9 @@ func (l *Log) flushActive() (int64, error) {
 		if err := l.timedSync(seg); err != nil {
 			l.log.Error("partition offline: fdatasync failed", "dir", l.dir, "segment", seg.path, "err", err)
 			return 0, fmt.Errorf("%w: %w", ErrOffline, err)
+		}
+		if timed != nil {
+			timed(time.Since(start))
 		}
 	}
 	if appended > l.flushedBatches {
@@ -605,19 +610,20 @@ func (l *Log) syncDir() error { return l.fs.SyncDir(l.dir) }
 // ownSync hands a flush's files to the sync group, if there is one, and
 // says whether the log must still fdatasync them itself: without a group,
 // when the group leaves them to it, or when a file's earlier sync failed
-// (its own sync answers with that failure; a syncfs would not).
-func (l *Log) ownSync(sealed []*Segment, active *Segment) bool {
+// (its own sync answers with that failure; a syncfs would not). timed, if
+// not nil, takes the time those fdatasyncs took, for the group's choice.
+func (l *Log) ownSync(sealed []*Segment, active *Segment) (own bool, timed func(time.Duration)) {
 	g := l.opts.SyncGroup
 	if g == nil {
-		return true
+		return true, nil
 	}
 	for _, s := range sealed {
 		if l.fs.SyncFailed(s.path) != nil {
-			return true
+			return true, nil
 		}
 	}
 	if l.fs.SyncFailed(active.path) != nil {
-		return true
+		return true, nil
 	}
 	return g.flush(len(sealed) + 1)
 }

@@ -32,6 +32,14 @@ const DefaultSyncGroupMinFiles = 4
 // the file system failed its write-back; every log of that round then
 // fdatasyncs its own files, which answers for each file alone (and takes
 // offline only the logs whose data was lost).
+//
+// syncfs writes back everything dirty on the file system, whoever wrote
+// it: on a file system shared with busy writers it can take longer than
+// the round's own fdatasyncs, run side by side. So the group keeps a moving
+// average of how long a round took each way (a syncfs; the slowest log's
+// fdatasyncs) and syncs a round of MinFiles or more the way that has been
+// faster, trying the other way now and then (probeEvery) to follow a
+// change of load.
 type SyncGroup struct {
 	vol      vfs.Volume
 	minFiles int
@@ -45,6 +53,30 @@ type SyncGroup struct {
 	running bool
 	closed  bool
 	idle    sync.WaitGroup
+
+	// Under mu: moving averages of a round's time by syncfs and by the
+	// logs' own fdatasyncs (0: not measured yet), and the rounds of
+	// MinFiles or more since the way not chosen was last tried.
+	volumeAvg, ownAvg time.Duration
+	sinceProbe        int
+	ownRound          *ownRound // the round of MinFiles or more whose logs sync themselves, timed
+}
+
+// probeEvery is how often a round big enough for a syncfs is synced the
+// way the averages do not choose, to measure it again, when the two ways
+// cost about the same; when the other way has been k times slower (k up
+// to maxProbeScale), k times less often: a probe of a much slower way
+// holds up every flush that queues behind it.
+const (
+	probeEvery    = 16
+	maxProbeScale = 16
+)
+
+// ownRound times a round whose logs fdatasync their own files: the round
+// took as long as its slowest log.
+type ownRound struct {
+	pending int
+	slowest time.Duration
 }
 
 // SyncGroupOptions configure a SyncGroup.
@@ -64,7 +96,8 @@ type SyncGroupOptions struct {
 type groupFlush struct {
 	files int
 	done  chan struct{}
-	own   bool // set before done closes: the log syncs its files itself
+	own   bool      // set before done closes: the log syncs its files itself
+	timed *ownRound // with own: report the time the log's syncs took (ownDone)
 }
 
 // NewSyncGroup opens the file system holding dir for shared syncs.
@@ -98,15 +131,17 @@ func (g *SyncGroup) Close() error {
 
 // flush makes files of the caller's log durable together with the other
 // logs' flushes of the same round. The caller has stored every byte it
-// wants covered before calling. It returns false when they are durable,
-// true when the caller must fdatasync them itself (a small round, a
-// failed syncfs, a closed group).
-func (g *SyncGroup) flush(files int) (own bool) {
+// wants covered before calling. It returns own false when they are
+// durable, true when the caller must fdatasync them itself (a small round,
+// a round the averages give to fdatasync, a failed syncfs, a closed
+// group); then done, if not nil, must be called with the time its syncs
+// took.
+func (g *SyncGroup) flush(files int) (own bool, done func(time.Duration)) {
 	req := &groupFlush{files: files, done: make(chan struct{})}
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
-		return true
+		return true, nil
 	}
 	g.queue = append(g.queue, req)
 	g.files += files
@@ -117,7 +152,48 @@ func (g *SyncGroup) flush(files int) (own bool) {
 	}
 	g.mu.Unlock()
 	<-req.done
-	return req.own
+	if req.own && req.timed != nil {
+		return true, func(d time.Duration) { g.ownDone(req.timed, d) }
+	}
+	return req.own, nil
+}
+
+// ownDone records one log's fdatasyncs of a timed round; the last one in
+// folds the round's time into the average.
+func (g *SyncGroup) ownDone(r *ownRound, d time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	r.slowest = max(r.slowest, d)
+	if r.pending--; r.pending == 0 {
+		g.ownAvg = average(g.ownAvg, r.slowest)
+	}
+}
+
+// average folds d into a moving average that weighs the newest 1/8.
+func average(avg, d time.Duration) time.Duration {
+	if avg == 0 {
+		return d
+	}
+	return avg + (d-avg)/8
+}
+
+// useVolume says whether a round of MinFiles or more is synced with one
+// syncfs. Called with mu held.
+func (g *SyncGroup) useVolumeLocked() bool {
+	volume := g.volumeAvg <= g.ownAvg // an unmeasured way (0) is tried first
+	fast, slow := g.volumeAvg, g.ownAvg
+	if !volume {
+		fast, slow = slow, fast
+	}
+	every := probeEvery
+	if fast > 0 {
+		every *= int(min(max(slow/fast, 1), maxProbeScale))
+	}
+	if g.sinceProbe++; g.sinceProbe >= every {
+		g.sinceProbe = 0
+		volume = !volume
+	}
+	return volume
 }
 
 func (g *SyncGroup) run() {
@@ -132,26 +208,37 @@ func (g *SyncGroup) run() {
 			g.mu.Unlock()
 			return
 		}
+		big := files >= g.minFiles
+		own := !big || !g.useVolumeLocked()
+		var timed *ownRound
+		if big && own {
+			timed = &ownRound{pending: len(round)}
+		}
 		g.mu.Unlock()
 
-		own := files < g.minFiles
 		if !own {
 			// Every store of the round's logs happened before they queued,
 			// and so before this syncfs starts: it covers them.
 			start := time.Now()
 			err := g.vol.Sync()
+			took := time.Since(start)
 			if g.observe != nil {
-				g.observe(time.Since(start))
+				g.observe(took)
 			}
 			if err != nil {
 				g.log.Warn("syncfs failed; each partition of the round syncs its own files", "files", files, "err", err)
 				own = true
-			} else if g.covered != nil {
-				g.covered(files)
+			} else {
+				g.mu.Lock()
+				g.volumeAvg = average(g.volumeAvg, took)
+				g.mu.Unlock()
+				if g.covered != nil {
+					g.covered(files)
+				}
 			}
 		}
 		for _, r := range round {
-			r.own = own
+			r.own, r.timed = own, timed
 			close(r.done)
 		}
 	}

@@ -88,20 +88,16 @@ func appendAll(t *testing.T, logs []*segment.Log, rounds int) []int {
 }
 
 // TestSyncGroupCoversLogs: with a sync group of MinFiles 1, the flushes
-// of many logs are made durable by syncs of the whole file system and by
-// no fdatasync of a segment; after a power loss every acknowledged batch
-// of every log is there.
+// of many logs are made durable by syncs of the whole file system (and,
+// in the rounds the group gives them, by their own fdatasyncs); after a
+// power loss every acknowledged batch of every log is there.
 func TestSyncGroupCoversLogs(t *testing.T) {
 	fs := vfs.NewMemFS()
 	g := sgGroup(t, fs, 1)
 	logs, idxs := sgLogs(t, fs, g, 6)
-	syncs0 := fs.Count(vfs.OpSync)
 	acked := appendAll(t, logs, 40)
 	if n := fs.Count(vfs.OpSyncFS); n == 0 {
 		t.Fatal("no syncfs: the group did not sync the flushes")
-	}
-	if n := fs.Count(vfs.OpSync) - syncs0; n != 0 {
-		t.Fatalf("%d fdatasyncs of segments with a group that takes every flush", n)
 	}
 	fs.Crash()
 	for i := range logs {
