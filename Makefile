@@ -11,7 +11,7 @@ BENCH_COUNT   ?= 5
 # Packages with fuzz targets, as package:target pairs.
 FUZZ_TARGETS  ?= ./segment:FuzzParseHeader ./segment:FuzzValidate ./segment:FuzzValidateRecords ./segment:FuzzRecoverSegment ./server:FuzzParseHeader ./server:FuzzDispatchDecode ./protocol:FuzzCheck ./compression:FuzzReader ./partition:FuzzFirstRecordAtOrAfter ./group:FuzzSubscribedTopics ./cluster:FuzzDecodeRaftLog ./cluster:FuzzFSMApply ./index:FuzzDecode ./partition:FuzzDecodeSideFiles ./segment:FuzzParseLogStart ./group/offsetsfmt:FuzzDecodeKey ./group/offsetsfmt:FuzzDecodeOffsetValue ./group/offsetsfmt:FuzzDecodeGroupValue ./coordinator/groups:FuzzLoaderReplay
 
-.PHONY: help build run cluster powerloss bench-go bench-cluster bench-fetch bench-scale bench-restart bench-latency bench-nats bench-produce-peer bench-commits bench-cleaner-p99 chaos compaction-soak test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean
+.PHONY: help build run cluster secure-cluster powerloss bench-go bench-cluster bench-fetch bench-scale bench-restart bench-latency bench-nats bench-produce-peer bench-commits bench-cleaner-p99 chaos compaction-soak test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ run: build ## start a single-node broker (data in ./data, Kafka API on 127.0.0.1
 
 cluster: build ## start three brokers on this machine (Kafka API on 127.0.0.1:9092-9094, data in ./data/cluster)
 	DATA_DIR=$(DATA_DIR)/cluster BIN=$(BIN) scripts/cluster.sh
+
+secure-cluster: build ## start three brokers with TLS everywhere: SASL_SSL clients on 127.0.0.1:9092-9094, SSL replication, Raft over TLS, ACLs (scripts/secure-cluster.sh)
+	DATA_DIR=$(DATA_DIR)/secure-cluster BIN=$(BIN) scripts/secure-cluster.sh
 
 test: ## run every test with the race detector
 	$(GO) test -race -count=1 -timeout 15m ./...
