@@ -129,6 +129,25 @@ func (m *Manager) Record(key, user, clientID string, v float64) Result {
 	return res
 }
 
+// Add adds v as Record does, without a throttle: what it adds counts
+// toward the throttle of the next Record.
+func (m *Manager) Add(key, user, clientID string, v float64) {
+	_, e, ok := m.cfg.Load().Find(key, user, clientID)
+	if !ok {
+		return
+	}
+	now := m.opts.Now()
+	k := windowKey{key, e}
+	m.mu.Lock()
+	w := m.mu.windows[k]
+	if w == nil {
+		w = NewWindow(m.opts.Samples, m.opts.SampleSpan)
+		m.mu.windows[k] = w
+	}
+	w.Record(now, v)
+	m.mu.Unlock()
+}
+
 // sweepLocked drops the windows idle for longer than Idle.
 func (m *Manager) sweepLocked(now time.Time) []windowKey {
 	m.mu.lastSweep = now
