@@ -40,6 +40,9 @@ type reply struct {
 	// response's size is recorded against it. replicaFetch: a follower's
 	// fetch, never throttled.
 	consumerQuota, replicaFetch bool
+	// user is the connection's quota user when the request was handled
+	// (a re-authentication may change it after), for the writer.
+	user string
 }
 
 type conn struct {
@@ -248,7 +251,8 @@ func (c *conn) handleLoop(frames <-chan reqFrame) {
 			if r, ok = c.handle(f); !ok {
 				c.halt()
 			} else if r != nil && !quotaExempt(r) {
-				r.throttle = max(r.throttle, c.s.recordRequestTime(c, r.hdr.ClientID, time.Since(start)))
+				r.user = c.quotaUser()
+				r.throttle = max(r.throttle, c.s.recordRequestTime(c, r.user, r.hdr.ClientID, time.Since(start)))
 			}
 		}
 		putFrame(f.pooled)
@@ -373,7 +377,7 @@ func (c *conn) writeLoop() {
 		c.s.m.request(apiName(r.hdr.Key), time.Since(start))
 		c.s.m.bytesOut(n)
 		if !quotaExempt(r) {
-			c.s.recordSendTime(c, r.hdr.ClientID, time.Since(sending))
+			c.s.recordSendTime(r.user, r.hdr.ClientID, time.Since(sending))
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {

@@ -82,7 +82,7 @@ func (s *Server) handleProduce(c *conn, h requestHeader, r *kmsg.ProduceRequest)
 	// The producer's quota counts what was appended; a producer over it is
 	// muted (with acks=0 too, which has no response to carry the throttle).
 	if appended > 0 {
-		resp.ThrottleMillis = throttleMillis(s.throttled(c, h.ClientID, quota.ProducerByteRate, float64(appended)))
+		resp.ThrottleMillis = throttleMillis(s.throttled(c, c.quotaUser(), h.ClientID, quota.ProducerByteRate, float64(appended)))
 	}
 	if r.Acks == 0 {
 		for _, w := range waits {

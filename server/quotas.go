@@ -66,17 +66,17 @@ func (c *conn) waitUnmuted() bool {
 	}
 }
 
-// throttled records v of key for the connection and returns the throttle
-// time; when it is not zero the connection is muted for it, the throttle
-// is counted and logged at debug level.
-func (s *Server) throttled(c *conn, clientID, key string, v float64) time.Duration {
-	res := s.cfg.Quotas.Record(key, c.quotaUser(), clientID, v)
+// throttled records v of key for the connection's user and client id
+// and returns the throttle time; when it is not zero the connection is
+// muted for it, the throttle is counted and logged at debug level.
+func (s *Server) throttled(c *conn, user, clientID, key string, v float64) time.Duration {
+	res := s.cfg.Quotas.Record(key, user, clientID, v)
 	if res.Throttle <= 0 {
 		return 0
 	}
 	c.mute(time.Now().Add(res.Throttle))
 	s.log.Debug("client throttled", "key", key, "entity", res.Entity.String(), "rate", res.Rate, "quota", res.Bound,
-		"throttle", res.Throttle, "remote", c.remote, "principal", c.principal, "client_id", clientID)
+		"throttle", res.Throttle, "remote", c.remote, "user", user, "client_id", clientID)
 	return res.Throttle
 }
 
@@ -88,8 +88,8 @@ func throttleMillis(d time.Duration) int32 {
 // recordRequestTime records the time the broker spent on a request
 // against the request_percentage quota, as Kafka measures it: percent of
 // one thread's time.
-func (s *Server) recordRequestTime(c *conn, clientID string, d time.Duration) time.Duration {
-	return s.throttled(c, clientID, quota.RequestPercentage, d.Seconds()*100)
+func (s *Server) recordRequestTime(c *conn, user, clientID string, d time.Duration) time.Duration {
+	return s.throttled(c, user, clientID, quota.RequestPercentage, d.Seconds()*100)
 }
 
 // quotaExempt reports whether a request is never throttled: the
@@ -336,7 +336,7 @@ func (c *conn) throttleResponse(r *reply, out any) {
 	switch v := out.(type) {
 	case *consumer.Encoded:
 		if r.consumerQuota {
-			r.throttle = max(r.throttle, c.s.throttled(c, r.hdr.ClientID, quota.ConsumerByteRate, float64(v.Size())))
+			r.throttle = max(r.throttle, c.s.throttled(c, r.user, r.hdr.ClientID, quota.ConsumerByteRate, float64(v.Size())))
 		}
 		if ms := throttleMillis(r.throttle); ms > v.ThrottleMillis() {
 			v.SetThrottleMillis(ms)
@@ -366,6 +366,6 @@ func (c *conn) throttleResponse(r *reply, out any) {
 // recordSendTime records the writer's time on a response against the
 // request_percentage quota without throttling (Kafka's network thread
 // time): it counts toward the throttle of the requests after.
-func (s *Server) recordSendTime(c *conn, clientID string, d time.Duration) {
-	s.cfg.Quotas.Add(quota.RequestPercentage, c.quotaUser(), clientID, d.Seconds()*100)
+func (s *Server) recordSendTime(user, clientID string, d time.Duration) {
+	s.cfg.Quotas.Add(quota.RequestPercentage, user, clientID, d.Seconds()*100)
 }

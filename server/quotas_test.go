@@ -397,6 +397,7 @@ func (ts *testServer) callThrottled(t testing.TB, req kmsg.Request) kmsg.Respons
 	if err != nil {
 		t.Fatal(err)
 	}
+	rep.user = c.quotaUser()
 	out := rep.finish()
 	c.throttleResponse(rep, out)
 	got := req.ResponseKind()
@@ -413,4 +414,24 @@ func (ts *testServer) callThrottled(t testing.TB, req kmsg.Request) kmsg.Respons
 		t.Fatal(err)
 	}
 	return got
+}
+
+// TestRequestPercentageThrottles: the time spent on a client's requests
+// counts against its request_percentage, whatever the API: over it, the
+// next answer carries the throttle.
+func TestRequestPercentageThrottles(t *testing.T) {
+	ts := quotaConnServer(t, 150*time.Millisecond, map[quota.Entity]map[string]float64{
+		{ClientID: "test", HasClientID: true}: {quota.RequestPercentage: 1e-9}})
+	c := ts.dial(t)
+	body := roundTrip(t, c, apiVersionsRequest())
+	resp := kmsg.NewPtrApiVersionsResponse()
+	resp.SetVersion(3)
+	if err := resp.ReadFrom(body); err != nil {
+		t.Fatal(err)
+	}
+	// Any time at all is far over a billionth of a percent: the whole
+	// window, 300 ms.
+	if resp.ThrottleMillis != 300 {
+		t.Fatalf("throttle_time_ms %d, want 300", resp.ThrottleMillis)
+	}
 }
