@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -216,4 +217,60 @@ func (b *broker) metricLabeled(t *testing.T, name, labels string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestReadmeQuota runs the README's quota example (runnel quota alter and
+// describe) against a broker, then reads back what it left.
+func TestReadmeQuota(t *testing.T) {
+	b := startBroker(t, "")
+	dir := t.TempDir()
+	if err := os.Mkdir(dir+"/bin", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(binary, dir+"/bin/runnel"); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "GORACE=atexit_sleep_ms=0", "RUNNEL_BROKERS="+b.addr)
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", readmeBlock(t, "<!-- quota example -->"))
+	cmd.Dir, cmd.Env = dir, env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("README quota example: %v\n%s\nbroker:\n%s", err, out, b.logs())
+	}
+	for _, want := range []string{`altered client-id=loader`, `altered user=<default>`,
+		`(?m)^client-id=loader\s+consumer_byte_rate\s+2097152$`, `(?m)^client-id=loader\s+producer_byte_rate\s+1048576$`} {
+		if !regexp.MustCompile(want).Match(out) {
+			t.Errorf("README quota example's output lacks %q:\n%s", want, out)
+		}
+	}
+	run := func(args ...string) (string, error) {
+		c := exec.Command(binary, args...)
+		c.Env = env
+		o, err := c.CombinedOutput()
+		return string(o), err
+	}
+	got, err := run("quota", "describe")
+	if err != nil || strings.Contains(got, "consumer_byte_rate") ||
+		!regexp.MustCompile(`(?m)^client-id=loader\s+producer_byte_rate\s+1048576$`).MatchString(got) ||
+		!regexp.MustCompile(`(?m)^user=<default>\s+request_percentage\s+50$`).MatchString(got) {
+		t.Fatalf("describe after the example: %v\n%s", err, got)
+	}
+	if got, err := run("quota", "describe", "--user-default", "--strict"); err != nil || strings.Contains(got, "loader") ||
+		!strings.Contains(got, "request_percentage") {
+		t.Fatalf("describe --user-default --strict: %v\n%s", err, got)
+	}
+	for _, bad := range [][]string{
+		{"quota", "alter", "--client-id", "x", "--producer-byte-rate", "1.5"},
+		{"quota", "alter", "--client-id", "x", "--controller-mutation-rate", "1"},
+		{"quota", "alter", "--client-id", "x", "--delete", "bogus"},
+		{"quota", "alter", "--user", "a", "--user-default", "--producer-byte-rate", "1"},
+		{"quota", "alter", "--producer-byte-rate", "1"},
+	} {
+		if got, err := run(bad...); err == nil {
+			t.Errorf("%v succeeded:\n%s", bad, got)
+		}
+	}
+	if got, _ := run("quota", "alter", "--client-id", "x", "--producer-byte-rate", "1.5"); !strings.Contains(got, "INVALID_REQUEST") {
+		t.Errorf("a fractional byte rate is not refused with INVALID_REQUEST:\n%s", got)
+	}
 }
