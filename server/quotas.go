@@ -104,15 +104,16 @@ func quotaExempt(r *reply) bool {
 }
 
 // capFetch bounds a consumer's fetch by its consumer_byte_rate as Kafka
-// does: at most what the quota allows in one sample of the window, so one
-// fetch cannot overshoot it by much (the first batch still goes whole,
+// does: at most what the quota allows over the shortest window a rate is
+// measured over, so one fetch cannot overshoot it by much and is never
+// throttled for its size alone (the first batch still goes whole,
 // KIP-74). It reports whether the connection has a consumer quota.
 func (s *Server) capFetch(c *conn, h requestHeader, r *kmsg.FetchRequest) bool {
 	bound, ok := s.cfg.Quotas.Bound(quota.ConsumerByteRate, c.quotaUser(), h.ClientID)
 	if !ok {
 		return false
 	}
-	limit := int32(min(bound*s.cfg.Quotas.SampleSpan().Seconds(), float64(s.cfg.FetchMaxBytes)))
+	limit := int32(min(s.cfg.Quotas.MaxValueInWindow(bound), float64(s.cfg.FetchMaxBytes)))
 	limit = max(limit, 1)
 	if r.MaxBytes <= 0 || r.MaxBytes > limit {
 		r.MaxBytes = limit

@@ -1,6 +1,7 @@
 package quota
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,10 +80,24 @@ func (m *Manager) SetConfig(c *Config) { m.cfg.Store(c) }
 // Config returns the quotas in force.
 func (m *Manager) Config() *Config { return m.cfg.Load() }
 
-// SampleSpan is the span of one sample: a fetch for a client with a
-// consumer quota is capped at what the quota allows in one span, as
-// Kafka caps it.
-func (m *Manager) SampleSpan() time.Duration { return m.opts.SampleSpan }
+// MaxThrottle is the longest throttle of a key, as Kafka bounds them: a
+// request_percentage throttle is at most one sample's span; a byte-rate
+// throttle is what the rate needs (at most what throttle_time_ms holds).
+func (m *Manager) maxThrottle(key string) time.Duration {
+	if key == RequestPercentage {
+		return m.opts.SampleSpan
+	}
+	return math.MaxInt32 * time.Millisecond
+}
+
+// MaxValueInWindow is the most a client with quota bound may use at once
+// without being throttled whatever it used before: bound over the
+// shortest time a rate is measured over (Samples-1 spans). A consumer's
+// fetch is capped at it, as Kafka caps it, so that a fetch alone is not
+// throttled for more than its protocol bytes.
+func (m *Manager) MaxValueInWindow(bound float64) float64 {
+	return bound * (time.Duration(m.opts.Samples-1) * m.opts.SampleSpan).Seconds()
+}
 
 // Bound returns the quota of key for a connection, and whether one
 // applies.
@@ -118,7 +133,7 @@ func (m *Manager) Record(key, user, clientID string, v float64) Result {
 		m.mu.windows[k] = w
 	}
 	w.Record(now, v)
-	res := Result{Entity: e, Bound: bound, Rate: w.Rate(now), Throttle: w.Throttle(now, bound)}
+	res := Result{Entity: e, Bound: bound, Rate: w.Rate(now), Throttle: w.Throttle(now, bound, m.maxThrottle(key))}
 	var gone []windowKey
 	if now.Sub(m.mu.lastSweep) >= time.Minute {
 		gone = m.sweepLocked(now)

@@ -18,10 +18,10 @@ func TestWindowRateAndThrottle(t *testing.T) {
 	if got := w.Rate(t0); got != 100 { // 1000 over the 10 s floor
 		t.Fatalf("rate after the first record: %v, want 100", got)
 	}
-	if got := w.Throttle(t0, 100); got != 0 {
+	if got := w.Throttle(t0, 100, time.Hour); got != 0 {
 		t.Fatalf("throttle at the bound: %v", got)
 	}
-	d := w.Throttle(t0, 50)
+	d := w.Throttle(t0, 50, time.Hour)
 	if d != 10*time.Second {
 		t.Fatalf("throttle at twice the bound: %v, want 10s", d)
 	}
@@ -31,7 +31,7 @@ func TestWindowRateAndThrottle(t *testing.T) {
 	w15 := NewWindow(11, time.Second)
 	w15.Record(t0.Add(5*time.Second), 500)
 	w15.Record(at15, 1000) // 1500 over 10 s: 150/s
-	d15 := w15.Throttle(at15, 100)
+	d15 := w15.Throttle(at15, 100, time.Hour)
 	if d15 != 5*time.Second {
 		t.Fatalf("throttle at 1.5 times the bound: %v, want 5s", d15)
 	}
@@ -59,14 +59,14 @@ func TestWindowRateAndThrottle(t *testing.T) {
 	if got := w.size(t0.Add(12 * time.Second)); got != 10500*time.Millisecond {
 		t.Fatalf("size past the floor: %v", got)
 	}
-	// Far over the bound: at most the whole window.
+	// Far over the bound: at most the limit.
 	w2 := NewWindow(11, time.Second)
 	w2.Record(t0, 1e12)
-	if got := w2.Throttle(t0, 1); got != 11*time.Second {
+	if got := w2.Throttle(t0, 1, time.Second); got != time.Second {
 		t.Fatalf("capped throttle: %v", got)
 	}
 	// Empty: rate zero, no throttle.
-	if got := NewWindow(11, time.Second).Throttle(t0, 1); got != 0 {
+	if got := NewWindow(11, time.Second).Throttle(t0, 1, time.Hour); got != 0 {
 		t.Fatalf("empty window throttles %v", got)
 	}
 }
@@ -81,7 +81,7 @@ func TestWindowSteadyRate(t *testing.T) {
 	for now.Sub(t0) < 120*time.Second {
 		w.Record(now, 4000)
 		total += 4000
-		now = now.Add(w.Throttle(now, bound) + time.Millisecond)
+		now = now.Add(w.Throttle(now, bound, time.Hour) + time.Millisecond)
 	}
 	rate := total / now.Sub(t0).Seconds()
 	if rate > bound*1.15 || rate < bound*0.85 {
@@ -216,6 +216,21 @@ func TestManagerSharesWindows(t *testing.T) {
 	if r := m.Record(ProducerByteRate, "a", "y", 1000); r.Throttle != 10*time.Second || r.Entity != (Entity{User: "a", HasUser: true}) {
 		t.Fatalf("second client of a: %+v", r)
 	}
+	// A byte-rate throttle is what the rate needs; a request-time
+	// throttle at most one sample's span, as Kafka bounds them.
+	if r := m.Record(ProducerByteRate, "a", "y", 1e6); r.Throttle < 10000*time.Second {
+		t.Fatalf("a byte-rate throttle far over the quota: %v", r.Throttle)
+	}
+	m.SetConfig(NewConfig(map[Entity]map[string]float64{
+		{User: "a", HasUser: true}: {ProducerByteRate: 100},
+		{HasClientID: true}:        {ProducerByteRate: 100, RequestPercentage: 1},
+	}))
+	if r := m.Record(RequestPercentage, "b", "x", 1e6); r.Throttle != time.Second {
+		t.Fatalf("a request-time throttle far over the quota: %v", r.Throttle)
+	}
+	if got := m.MaxValueInWindow(100); got != 1000 {
+		t.Fatalf("most without a throttle at 100/s: %v", got)
+	}
 	// Users without a quota of their own: each client id its own window.
 	if r := m.Record(ProducerByteRate, "b", "x", 1000); r.Throttle != 0 {
 		t.Fatalf("b/x: %+v", r)
@@ -223,7 +238,7 @@ func TestManagerSharesWindows(t *testing.T) {
 	if r := m.Record(ProducerByteRate, "b", "z", 1000); r.Throttle != 0 {
 		t.Fatalf("b/z: %+v", r)
 	}
-	if m.Windows() != 3 {
+	if m.Windows() != 4 {
 		t.Fatalf("%d windows", m.Windows())
 	}
 	// Idle windows go.

@@ -77,15 +77,14 @@ func (w *Window) Rate(now time.Time) float64 {
 
 // Throttle returns how long the client must wait so that its rate comes
 // back to bound (Kafka's: the excess over the bound, as a fraction of the
-// bound, times the time measured over), at most the whole window; zero
-// when the rate is within the bound.
-func (w *Window) Throttle(now time.Time, bound float64) time.Duration {
+// bound, times the time measured over), at most limit; zero when the rate
+// is within the bound.
+func (w *Window) Throttle(now time.Time, bound float64, limit time.Duration) time.Duration {
 	size := w.size(now)
 	rate := w.total(now) / size.Seconds()
 	if rate <= bound {
 		return 0
 	}
-	limit := time.Duration(len(w.samples)) * w.span
 	d := (rate - bound) / bound * float64(size)
 	if d >= float64(limit) {
 		return limit
