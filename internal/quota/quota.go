@@ -21,7 +21,10 @@
 // What a client uses is measured per entity it was found at, with the
 // default names replaced by the connection's own: a quota on user=U is
 // shared by every client id of U; one on user=<default> is each user's
-// own; one on client-id=<default> each client id's own.
+// own; one on client-id=<default> each client id's own. A client over its
+// quota is throttled for the time its rate needs to come back to it, a
+// request_percentage throttle for at most one sample's span (Kafka's
+// bounds).
 //
 // Lookups take no lock: they read the current set of quotas through an
 // atomic pointer, replaced whole when the quotas change. The windows are
