@@ -62,6 +62,7 @@ import (
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/coordinator/groups"
 	"github.com/runnel-io/runnel/internal/certstore"
+	"github.com/runnel-io/runnel/internal/quota"
 	"github.com/runnel-io/runnel/internal/sasl"
 	"github.com/runnel-io/runnel/partition"
 	"github.com/runnel-io/runnel/replica"
@@ -285,6 +286,10 @@ func New(cfg Config) (_ *Broker, err error) {
 	if sc.Authorizer, err = b.startAuthorizer(); err != nil {
 		return nil, err
 	}
+	qo := cfg.Quotas
+	qo.Metrics = quota.NewMetrics(preg)
+	sc.Quotas = quota.NewManager(qo)
+	b.node.FSM().OnClientQuotasChanged(sc.Quotas.SetConfig)
 	b.srv = server.New(sc, b.parts, b.meta, b.groups, b.replicas)
 
 	if cfg.MetricsListen != "" {

@@ -13,6 +13,7 @@ import (
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/group"
 	"github.com/runnel-io/runnel/internal/certstore"
+	"github.com/runnel-io/runnel/internal/quota"
 	"github.com/runnel-io/runnel/internal/sasl"
 	"github.com/runnel-io/runnel/partition"
 	"github.com/runnel-io/runnel/replica"
@@ -129,6 +130,11 @@ type Config struct {
 	// --log-cleaner-backoff. New sets its Logger and
 	// MaxDecompressedBatchBytes.
 	Cleaner cleaner.Options
+	// Quotas configures the measuring of client quotas: Samples is
+	// --quota-window-num, SampleSpan --quota-window-size (Kafka's
+	// quota.window.num and quota.window.size.seconds). New sets its
+	// Metrics.
+	Quotas quota.Options
 	// Controller configures the heartbeats and, on the Raft leader, the
 	// fencing of silent brokers and leader rebalancing.
 	Controller cluster.ControllerOptions
@@ -184,6 +190,7 @@ func DefaultConfig() Config {
 		Replicas: replica.Options{MaxLag: replica.DefaultMaxLag},
 		Cleaner: cleaner.Options{Threads: cleaner.DefaultThreads, DedupeBufferBytes: cleaner.DefaultDedupeBufferBytes,
 			Backoff: cleaner.DefaultBackoff},
+		Quotas: quota.Options{Samples: quota.DefaultSamples, SampleSpan: quota.DefaultSampleSpan},
 		Groups: group.Config{
 			MinSessionTimeout:      6 * time.Second,
 			MaxSessionTimeout:      30 * time.Minute,
@@ -268,6 +275,7 @@ func (c Config) Validate() error {
 		{"replica-lag-time-max", c.Replicas.MaxLag},
 		{"raft-election-timeout", c.RaftElectionTimeout},
 		{"log-cleaner-backoff", c.Cleaner.Backoff},
+		{"quota-window-size", c.Quotas.SampleSpan},
 	} {
 		if d.v <= 0 {
 			bad("--%s: want a positive duration such as 30s, got %v", d.name, d.v)
@@ -284,6 +292,9 @@ func (c Config) Validate() error {
 		if d.v < 0 {
 			bad("--%s: want a duration of 0s or more, got %v", d.name, d.v)
 		}
+	}
+	if c.Quotas.Samples < 2 {
+		bad("--quota-window-num: want 2 or more samples, got %d", c.Quotas.Samples)
 	}
 	if c.Cleaner.IOBytesPerSecond < 0 {
 		bad("--log-cleaner-io-bytes-per-second: want 0 (unlimited) or a positive rate, got %d", c.Cleaner.IOBytesPerSecond)

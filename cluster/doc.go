@@ -1,9 +1,10 @@
 // Package cluster holds the cluster's metadata and replicates it with Raft
 // (github.com/hashicorp/raft): brokers, topics with their ids, configs and
 // partitions (replicas, leader, leader epoch, ISR, segment boundaries),
-// producer-id blocks, SCRAM credentials and ACL bindings. Committed group
-// offsets live in the __consumer_offsets topic; those an older runnel kept
-// here are read once, to be moved there (Meta.LegacyOffsets).
+// producer-id blocks, SCRAM credentials, ACL bindings and client quotas.
+// Committed group offsets live in the __consumer_offsets topic; those an
+// older runnel kept here are read once, to be moved there
+// (Meta.LegacyOffsets).
 //
 // Every change is a command in the Raft log, applied by every broker's FSM
 // in the same order, and at most once (fsm.go). The commands and the

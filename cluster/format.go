@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/runnel-io/runnel/internal/quota"
 )
 
 // The formats the state machine persists: commands in the Raft log and
@@ -194,7 +196,57 @@ type (
 		Deletions []AclBinding `json:"deletions,omitempty"`
 		Creations []AclBinding `json:"creations,omitempty"`
 	}
+	// AlterClientQuotas changes the client quotas of entities, as one
+	// change: each entry removes the keys of Remove and then sets those of
+	// Set on its entity; an entity left with no quota is gone. A
+	// malformed entry (entity, key or value) refuses the whole command.
+	// Deduplicated by proposal id.
+	AlterClientQuotas struct {
+		Entries []ClientQuotaAlteration `json:"entries"`
+	}
 )
+
+// QuotaEntityPart is one part of a client quota entity, in commands and
+// snapshots: its type ("user" or "client-id") and its name, null for the
+// default entity of the type (Kafka's).
+type QuotaEntityPart struct {
+	Type string  `json:"type"`
+	Name *string `json:"name"`
+}
+
+// ClientQuotaAlteration is one entity's change in AlterClientQuotas.
+type ClientQuotaAlteration struct {
+	Entity []QuotaEntityPart  `json:"entity"`
+	Set    map[string]float64 `json:"set,omitempty"`
+	Remove []string           `json:"remove,omitempty"`
+}
+
+// ClientQuota is one entity's quotas in a snapshot.
+type ClientQuota struct {
+	Entity []QuotaEntityPart  `json:"entity"`
+	Values map[string]float64 `json:"values"`
+}
+
+func parseQuotaEntity(parts []QuotaEntityPart) (quota.Entity, error) {
+	qp := make([]quota.Part, len(parts))
+	for i, p := range parts {
+		qp[i] = quota.Part{Type: p.Type, Name: p.Name}
+	}
+	e, err := quota.ParseEntity(qp)
+	if err != nil {
+		return e, fmt.Errorf("%w: %v", ErrMalformedCommand, err)
+	}
+	return e, nil
+}
+
+// QuotaEntityParts returns an entity as commands name it.
+func quotaEntityParts(e quota.Entity) []QuotaEntityPart {
+	var out []QuotaEntityPart
+	for _, p := range e.Parts() {
+		out = append(out, QuotaEntityPart{Type: p.Type, Name: p.Name})
+	}
+	return out
+}
 
 // AclBinding is one ACL, in commands and snapshots, with Kafka's numbers
 // for its enumerations: ResourceType 2 topic, 3 group, 4 cluster, 5
@@ -290,7 +342,7 @@ var commandNames = map[CommandType]string{
 	CmdChangeLeader: "ChangeLeader", CmdChangeISR: "ChangeISR", CmdSegmentRolled: "SegmentRolled",
 	CmdSegmentsDeleted: "SegmentsDeleted", CmdCommitOffsets: "CommitOffsets", CmdDeleteOffsets: "DeleteOffsets",
 	CmdDeleteGroup: "DeleteGroup", CmdAllocateProducerID: "AllocateProducerIDs",
-	CmdAlterScramCredentials: "AlterScramCredentials", CmdAlterAcls: "AlterAcls",
+	CmdAlterScramCredentials: "AlterScramCredentials", CmdAlterAcls: "AlterAcls", CmdAlterClientQuotas: "AlterClientQuotas",
 }
 
 func (t CommandType) String() string {
@@ -335,6 +387,8 @@ func commandPayload(t CommandType) any {
 		return &AlterScramCredentials{}
 	case CmdAlterAcls:
 		return &AlterAcls{}
+	case CmdAlterClientQuotas:
+		return &AlterClientQuotas{}
 	}
 	return nil
 }
@@ -508,6 +562,8 @@ type (
 		ScramSecret      []byte            `json:"scram_secret,omitempty"`
 		// Acls, in AclBinding order, are left out when empty.
 		Acls []AclBinding `json:"acls,omitempty"`
+		// ClientQuotas, in entity order, are left out when empty.
+		ClientQuotas []ClientQuota `json:"client_quotas,omitempty"`
 	}
 	snapBroker struct {
 		ID        int32            `json:"id"`

@@ -84,6 +84,7 @@ func TestFormatDocMatchesCode(t *testing.T) {
 		"TP": TP{}, "OffsetCommit": OffsetCommit{}, "listener": BrokerListener{}, "snapshot": snapshotV1{}, "broker": snapBroker{},
 		"topic": snapTopic{}, "partition": snapPartition{}, "group": snapGroup{}, "proposal": proposalEntry{},
 		"ScramUser": ScramUser{}, "ScramCredential": ScramCredential{}, "AclBinding": AclBinding{},
+		"QuotaEntityPart": QuotaEntityPart{}, "ClientQuotaAlteration": ClientQuotaAlteration{}, "ClientQuota": ClientQuota{},
 	}
 	recRow := regexp.MustCompile(`(?m)^\|\s*(\w+)\s*\|\s*([a-z_]+(?:,\s*[a-z_]+)*)\s*\|`)
 	found := map[string]bool{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/runnel-io/runnel/group"
+	"github.com/runnel-io/runnel/internal/quota"
 )
 
 // The replicated state machine. Every change to cluster metadata is a
@@ -52,6 +54,8 @@ const (
 	CmdAlterScramCredentials CommandType = 15
 	// CmdAlterAcls is 20.
 	CmdAlterAcls CommandType = 20
+	// CmdAlterClientQuotas is 21.
+	CmdAlterClientQuotas CommandType = 21
 )
 
 // proposalWindow is how many deduplicated proposals the state machine
@@ -144,6 +148,8 @@ type State struct {
 	ScramSecret []byte
 	// Acls holds the ACL bindings of the authorizer.
 	Acls map[AclBinding]struct{}
+	// ClientQuotas holds the client quotas: values by key, by entity.
+	ClientQuotas map[quota.Entity]map[string]float64
 
 	byID      map[TopicID]string // topic names by id
 	proposals proposalLog
@@ -159,7 +165,7 @@ type committedOffsetState struct {
 func newState() *State {
 	return &State{Brokers: map[int32]*BrokerInfo{}, Topics: map[string]Topic{}, Partitions: map[string][]*PartitionInfo{},
 		Offsets: map[string]map[TP]committedOffsetState{}, Scram: map[ScramUser]ScramCredential{}, Acls: map[AclBinding]struct{}{},
-		byID: map[TopicID]string{}}
+		ClientQuotas: map[quota.Entity]map[string]float64{}, byID: map[TopicID]string{}}
 }
 
 // TopicByID returns the topic with the id.
@@ -227,6 +233,8 @@ type FSM struct {
 	onBoundaries func(TP)
 	// onAcls is given every ACL binding after each change of them.
 	onAcls func([]AclBinding)
+	// onQuotas is given the client quotas after each change of them.
+	onQuotas func(*quota.Config)
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -269,6 +277,23 @@ func (f *FSM) OnAclsChanged(fn func([]AclBinding)) {
 func (f *FSM) aclsChangedLocked() {
 	if f.onAcls != nil {
 		f.onAcls(f.state.aclList())
+	}
+}
+
+// OnClientQuotasChanged sets fn to be given the client quotas now and
+// after each change of them (a command, a restored snapshot), as
+// OnAclsChanged does the ACLs. fn runs under the state machine's lock: it
+// must not block or call the FSM.
+func (f *FSM) OnClientQuotasChanged(fn func(*quota.Config)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.onQuotas = fn
+	f.quotasChangedLocked()
+}
+
+func (f *FSM) quotasChangedLocked() {
+	if f.onQuotas != nil {
+		f.onQuotas(quota.NewConfig(f.state.ClientQuotas))
 	}
 }
 
@@ -354,6 +379,9 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if ch.acls {
 		f.aclsChangedLocked()
 	}
+	if ch.quotas {
+		f.quotasChangedLocked()
+	}
 	return res
 }
 
@@ -362,6 +390,7 @@ type change struct {
 	topology   bool
 	boundaries *TP
 	acls       bool
+	quotas     bool
 }
 
 var topologyChange = change{topology: true}
@@ -569,6 +598,11 @@ func (s *State) apply(payload any) (any, change) {
 			return err, change{}
 		}
 		return nil, change{acls: true}
+	case *AlterClientQuotas:
+		if err := s.alterClientQuotas(c); err != nil {
+			return err, change{}
+		}
+		return nil, change{quotas: true}
 	}
 	panic(fmt.Sprintf("cluster: no apply for decoded command %T", payload))
 }
@@ -811,5 +845,60 @@ func (s *State) aclList() []AclBinding {
 		out = append(out, b)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].less(out[j]) })
+	return out
+}
+
+// alterClientQuotas applies an AlterClientQuotas, all of it or (a
+// malformed entry) none: each entry's removals, then its values.
+func (s *State) alterClientQuotas(c *AlterClientQuotas) error {
+	entities := make([]quota.Entity, len(c.Entries))
+	for i, a := range c.Entries {
+		e, err := parseQuotaEntity(a.Entity)
+		if err != nil {
+			return err
+		}
+		for _, k := range a.Remove {
+			if err := quota.ValidateKey(k); err != nil {
+				return fmt.Errorf("%w: %v", ErrMalformedCommand, err)
+			}
+		}
+		for k, v := range a.Set {
+			if err := quota.ValidateValue(k, v); err != nil {
+				return fmt.Errorf("%w: %v", ErrMalformedCommand, err)
+			}
+		}
+		entities[i] = e
+	}
+	for i, a := range c.Entries {
+		e := entities[i]
+		vals := s.ClientQuotas[e]
+		for _, k := range a.Remove {
+			delete(vals, k)
+		}
+		if len(a.Set) > 0 && vals == nil {
+			vals = map[string]float64{}
+			s.ClientQuotas[e] = vals
+		}
+		for k, v := range a.Set {
+			vals[k] = v
+		}
+		if len(vals) == 0 {
+			delete(s.ClientQuotas, e)
+		}
+	}
+	return nil
+}
+
+// clientQuotaList returns the client quotas in their snapshot order.
+func (s *State) clientQuotaList() []ClientQuota {
+	es := make([]quota.Entity, 0, len(s.ClientQuotas))
+	for e := range s.ClientQuotas {
+		es = append(es, e)
+	}
+	sort.Slice(es, func(i, j int) bool { return es[i].Less(es[j]) })
+	out := make([]ClientQuota, len(es))
+	for i, e := range es {
+		out[i] = ClientQuota{Entity: quotaEntityParts(e), Values: maps.Clone(s.ClientQuotas[e])}
+	}
 	return out
 }

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"maps"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/runnel-io/runnel/internal/quota"
 )
 
 // fsmLog applies commands to f as consecutive Raft entries.
@@ -430,5 +433,61 @@ func TestAlterAcls(t *testing.T) {
 	}
 	if !slices.Equal(restored, []AclBinding{read}) {
 		t.Fatalf("restored %v", restored)
+	}
+}
+
+// TestAlterClientQuotas: values set and removed by entity; an entity with
+// none left is gone; a malformed entry refuses the whole command; the hook
+// sees every change, from a command and from a restored snapshot.
+func TestAlterClientQuotas(t *testing.T) {
+	l := &fsmLog{t: t, f: NewFSM()}
+	var seen []*quota.Config
+	l.f.OnClientQuotasChanged(func(c *quota.Config) { seen = append(seen, c) })
+	if len(seen) != 1 || len(seen[0].Entities()) != 0 {
+		t.Fatalf("hook at registration: %v", seen)
+	}
+	app := []QuotaEntityPart{{Type: "user", Name: strp("app")}, {Type: "client-id", Name: nil}}
+	appEntity := quota.Entity{User: "app", HasUser: true, HasClientID: true}
+	l.ok(CmdAlterClientQuotas, AlterClientQuotas{Entries: []ClientQuotaAlteration{
+		{Entity: app, Set: map[string]float64{"producer_byte_rate": 1000, "consumer_byte_rate": 2000}},
+		{Entity: []QuotaEntityPart{{Type: "client-id", Name: strp("c")}}, Set: map[string]float64{"request_percentage": 50}},
+	}})
+	l.ok(CmdAlterClientQuotas, AlterClientQuotas{Entries: []ClientQuotaAlteration{
+		{Entity: app, Remove: []string{"consumer_byte_rate", "request_percentage"}},
+		{Entity: []QuotaEntityPart{{Type: "client-id", Name: strp("c")}}, Remove: []string{"request_percentage"}},
+	}})
+	cfg := seen[len(seen)-1]
+	if es := cfg.Entities(); len(es) != 1 || es[0] != appEntity || !maps.Equal(cfg.Values(appEntity), map[string]float64{"producer_byte_rate": 1000}) {
+		t.Fatalf("after set and remove: %v %v", es, cfg.Values(appEntity))
+	}
+	n := len(seen)
+	for _, bad := range []ClientQuotaAlteration{
+		{Entity: nil, Set: map[string]float64{"producer_byte_rate": 1}},
+		{Entity: []QuotaEntityPart{{Type: "group", Name: strp("g")}}, Set: map[string]float64{"producer_byte_rate": 1}},
+		{Entity: []QuotaEntityPart{{Type: "user", Name: strp("")}}, Set: map[string]float64{"producer_byte_rate": 1}},
+		{Entity: []QuotaEntityPart{{Type: "user"}, {Type: "user", Name: strp("x")}}, Set: map[string]float64{"producer_byte_rate": 1}},
+		{Entity: app, Set: map[string]float64{"producer_byte_rate": 1.5}},
+		{Entity: app, Set: map[string]float64{"producer_byte_rate": -1}},
+		{Entity: app, Set: map[string]float64{"connection_creation_rate": 1}},
+		{Entity: app, Remove: []string{"nonsense"}},
+	} {
+		res := l.apply(CmdAlterClientQuotas, AlterClientQuotas{Entries: []ClientQuotaAlteration{
+			{Entity: app, Remove: []string{"producer_byte_rate"}}, bad}})
+		if err, _ := res.(error); !errors.Is(err, ErrMalformedCommand) {
+			t.Errorf("%+v: %v", bad, res)
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("refused commands told the hook")
+	}
+	snap := snapshotBytes(t, l.f)
+	g := NewFSM()
+	var restored *quota.Config
+	g.OnClientQuotasChanged(func(c *quota.Config) { restored = c })
+	if err := g.Restore(io.NopCloser(bytes.NewReader(snap))); err != nil {
+		t.Fatal(err)
+	}
+	if es := restored.Entities(); len(es) != 1 || !maps.Equal(restored.Values(appEntity), map[string]float64{"producer_byte_rate": 1000}) {
+		t.Fatalf("restored %v", es)
 	}
 }

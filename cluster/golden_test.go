@@ -70,8 +70,19 @@ func goldenCommands() []command {
 			{ResourceType: 2, ResourceName: "*", PatternType: 3, Principal: "User:*", Host: "*", Operation: 4, Permission: 2}},
 			Creations: []AclBinding{
 				{ResourceType: 5, ResourceName: "tx-", PatternType: 4, Principal: "User:app", Host: "*", Operation: 4, Permission: 3}}}},
+		{CmdAlterClientQuotas, id(20), &AlterClientQuotas{Entries: []ClientQuotaAlteration{
+			{Entity: []QuotaEntityPart{{Type: "user", Name: strp("app")}, {Type: "client-id", Name: strp("loader")}},
+				Set: map[string]float64{"producer_byte_rate": 1048576, "consumer_byte_rate": 2097152}},
+			{Entity: []QuotaEntityPart{{Type: "user", Name: nil}}, Set: map[string]float64{"request_percentage": 12.5}},
+			{Entity: []QuotaEntityPart{{Type: "client-id", Name: nil}}, Set: map[string]float64{"producer_byte_rate": 65536}}}}},
+		{CmdAlterClientQuotas, id(21), &AlterClientQuotas{Entries: []ClientQuotaAlteration{
+			{Entity: []QuotaEntityPart{{Type: "user", Name: strp("app")}, {Type: "client-id", Name: strp("loader")}},
+				Remove: []string{"consumer_byte_rate"}},
+			{Entity: []QuotaEntityPart{{Type: "client-id", Name: nil}}, Remove: []string{"producer_byte_rate"}}}}},
 	}
 }
+
+func strp(s string) *string { return &s }
 
 // renderCommand is a command's log bytes as the golden files hold them:
 // the header in hex on one line, the JSON on the next.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/runnel-io/runnel/group"
+	"github.com/runnel-io/runnel/internal/quota"
 )
 
 // Meta is the Store of a broker in a Raft quorum: reads come from this
@@ -254,6 +255,19 @@ func (m *Meta) Acls() []AclBinding {
 // AlterAcls commits a deletion and creation of ACL bindings.
 func (m *Meta) AlterAcls(c AlterAcls) error {
 	_, err := m.propose(CmdAlterAcls, c)
+	return err
+}
+
+// ClientQuotas returns the client quotas.
+func (m *Meta) ClientQuotas() *quota.Config {
+	var out *quota.Config
+	m.node.fsm.Read(func(s *State) { out = quota.NewConfig(s.ClientQuotas) })
+	return out
+}
+
+// AlterClientQuotas commits a change of client quotas.
+func (m *Meta) AlterClientQuotas(c AlterClientQuotas) error {
+	_, err := m.propose(CmdAlterClientQuotas, c)
 	return err
 }
 

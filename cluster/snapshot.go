@@ -9,6 +9,8 @@ import (
 	"sort"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/runnel-io/runnel/internal/quota"
 )
 
 // Snapshot captures the state for Raft's snapshot store, as snapshotV1.
@@ -64,6 +66,9 @@ func (s *State) snapshot(index uint64) snapshotV1 {
 	if len(s.Acls) > 0 {
 		snap.Acls = s.aclList()
 	}
+	if len(s.ClientQuotas) > 0 {
+		snap.ClientQuotas = s.clientQuotaList()
+	}
 	return snap
 }
 
@@ -84,6 +89,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.advanceLocked(index)
 	f.topologyChangedLocked()
 	f.aclsChangedLocked()
+	f.quotasChangedLocked()
 	return nil
 }
 
@@ -139,6 +145,20 @@ func decodeSnapshot(b []byte) (*State, uint64, error) {
 			return nil, 0, err
 		}
 		st.Acls[a] = struct{}{}
+	}
+	for _, q := range snap.ClientQuotas {
+		e, err := parseQuotaEntity(q.Entity)
+		if err != nil {
+			return nil, 0, err
+		}
+		for k, v := range q.Values {
+			if err := quota.ValidateValue(k, v); err != nil {
+				return nil, 0, fmt.Errorf("%w: %v", ErrMalformedCommand, err)
+			}
+		}
+		if len(q.Values) > 0 {
+			st.ClientQuotas[e] = q.Values
+		}
 	}
 	return st, snap.Index, nil
 }

@@ -70,6 +70,26 @@ type Encoded struct {
 	buf     []byte
 	splices []splice
 	size    int64 // bytes on the wire, size prefix included
+	// throttleAt is where throttle_time_ms is in buf; 0: the version has
+	// none.
+	throttleAt int
+}
+
+// SetThrottleMillis sets the response's throttle_time_ms (a client over
+// its quota is told how long it is throttled), where its version has one.
+func (e *Encoded) SetThrottleMillis(ms int32) {
+	if e.throttleAt > 0 {
+		binary.BigEndian.PutUint32(e.buf[e.throttleAt:], uint32(ms))
+	}
+}
+
+// ThrottleMillis returns the response's throttle_time_ms, 0 where its
+// version has none.
+func (e *Encoded) ThrottleMillis() int32 {
+	if e.throttleAt == 0 {
+		return 0
+	}
+	return int32(binary.BigEndian.Uint32(e.buf[e.throttleAt:]))
 }
 
 // Size returns the number of bytes Send will write.
@@ -126,6 +146,7 @@ func encode(r *Response, buf []byte) *Encoded {
 		b = append(b, 0) // response header tagged fields
 	}
 	if v >= 1 {
+		e.throttleAt = len(b)
 		b = binary.BigEndian.AppendUint32(b, uint32(r.ThrottleMillis))
 	}
 	if v >= 7 {

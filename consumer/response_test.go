@@ -103,6 +103,10 @@ func TestEncodeSendRoundTrip(t *testing.T) {
 					}},
 				}
 				enc := consumer.Encode(resp, nil)
+				enc.SetThrottleMillis(1234)
+				if got := enc.ThrottleMillis(); got != 1234 {
+					t.Fatalf("throttle %d after setting 1234", got)
+				}
 				size := enc.Size()
 				counters := map[consumer.Path]*atomic.Int64{
 					consumer.Sendfile: &consumer.SentfileBytes,
@@ -137,6 +141,9 @@ func TestEncodeSendRoundTrip(t *testing.T) {
 				fr.Version = v
 				if err := fr.ReadFrom(body); err != nil {
 					t.Fatalf("kmsg decode: %v", err)
+				}
+				if fr.ThrottleMillis != 1234 {
+					t.Fatalf("throttle_time_ms %d, set 1234", fr.ThrottleMillis)
 				}
 				ps := fr.Topics[0].Partitions
 				if len(ps) != 3 || !bytes.Equal(ps[0].RecordBatches, want) {

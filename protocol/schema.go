@@ -38,6 +38,7 @@ const (
 	kInt16
 	kInt32
 	kInt64
+	kFloat64
 	kUUID
 	kString
 	kNullableString
@@ -80,6 +81,7 @@ func int8f(name string) field     { return newField(name, kInt8) }
 func int16f(name string) field    { return newField(name, kInt16) }
 func int32f(name string) field    { return newField(name, kInt32) }
 func int64f(name string) field    { return newField(name, kInt64) }
+func float64f(name string) field  { return newField(name, kFloat64) }
 func uuid(name string) field      { return newField(name, kUUID) }
 func str(name string) field       { return newField(name, kString) }
 func nullStr(name string) field   { return newField(name, kNullableString) }
@@ -255,7 +257,7 @@ func (w *walker) value(f *field) error {
 		return w.skip(f, 2)
 	case kInt32:
 		return w.skip(f, 4)
-	case kInt64:
+	case kInt64, kFloat64:
 		return w.skip(f, 8)
 	case kUUID:
 		return w.skip(f, 16)

@@ -52,6 +52,8 @@ var supported = map[int16]versionRange{
 	36: {0, 2},  // SaslAuthenticate
 	42: {0, 2},  // DeleteGroups
 	47: {0, 0},  // OffsetDelete
+	48: {0, 1},  // DescribeClientQuotas
+	49: {0, 1},  // AlterClientQuotas
 	50: {0, 0},  // DescribeUserScramCredentials
 	51: {0, 0},  // AlterUserScramCredentials
 }
@@ -105,7 +107,18 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 	case *kmsg.ProduceRequest:
 		return s.handleProduce(c, h, r), nil
 	case *kmsg.FetchRequest:
-		return s.handleFetch(c, h, r), nil
+		replica := r.ReplicaID >= 0
+		if h.Version >= 15 {
+			replica = r.ReplicaState.ID >= 0
+		}
+		quota := !replica && s.capFetch(c, h, r)
+		rep := s.handleFetch(c, h, r)
+		rep.consumerQuota, rep.replicaFetch = quota, replica
+		return rep, nil
+	case *kmsg.DescribeClientQuotasRequest:
+		return respond(s.handleDescribeClientQuotas(c, r)), nil
+	case *kmsg.AlterClientQuotasRequest:
+		return respond(s.handleAlterClientQuotas(c, r)), nil
 	case *kmsg.ListOffsetsRequest:
 		return respond(s.handleListOffsets(c, r)), nil
 	case *kmsg.MetadataRequest:

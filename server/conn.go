@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +33,16 @@ type reply struct {
 	// last closes the connection once this answer is written: the reader
 	// stops, and frames it read after this request are dropped.
 	last bool
+	// throttle is the longest throttle the request's quotas gave its
+	// client, written into the response's throttle_time_ms (see quotas.go).
+	throttle time.Duration
+	// consumerQuota: a fetch whose client has a consumer_byte_rate; its
+	// response's size is recorded against it. replicaFetch: a follower's
+	// fetch, never throttled.
+	consumerQuota, replicaFetch bool
+	// user is the connection's quota user when the request was handled
+	// (a re-authentication may change it after), for the writer.
+	user string
 }
 
 type conn struct {
@@ -71,13 +82,20 @@ type conn struct {
 	// gone is set when nothing more can reach the client: its answers are
 	// dropped instead of written.
 	gone atomic.Bool
+
+	// mutedUntil (Unix ns) is when a throttled client may be read from and
+	// handled again (quotas.go); stopCh is closed when the reader is to
+	// stop, which ends a wait for it.
+	mutedUntil atomic.Int64
+	stopCh     chan struct{}
+	stopOnce   sync.Once
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
 	remote := nc.RemoteAddr().String()
 	addr := remoteHost(remote)
 	c := &conn{s: s, nc: nc, remote: remote, addr: addr, host: "/" + addr, replies: make(chan *reply, maxInFlight),
-		listener: cluster.DefaultListener, principal: Anonymous}
+		listener: cluster.DefaultListener, principal: Anonymous, stopCh: make(chan struct{})}
 	c.authed.Store(true)
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	return c
@@ -87,7 +105,10 @@ func newConn(s *Server, nc net.Conn) *conn {
 func (c *conn) stopReading() {
 	c.stop.Store(true)
 	c.nc.SetReadDeadline(time.Now())
+	c.closeStop()
 }
+
+func (c *conn) closeStop() { c.stopOnce.Do(func() { close(c.stopCh) }) }
 
 // drop gives up on the client: parked work ends, answers not yet written
 // are dropped, and the reader stops on the closed socket.
@@ -145,6 +166,7 @@ type reqFrame struct {
 func (c *conn) halt() {
 	c.halted.Store(true)
 	c.nc.SetReadDeadline(time.Now())
+	c.closeStop()
 	if !c.stop.Load() {
 		// Also ends a wait for request budget.
 		c.cancel()
@@ -160,6 +182,8 @@ func (c *conn) readLoop(frames chan<- reqFrame) {
 	defer close(frames)
 	var size [4]byte
 	for {
+		// A throttled client is not read from until its throttle ends.
+		c.waitUnmuted()
 		// The deadline is set before stop is checked: stopReading and halt
 		// set their flag, then a deadline in the past, so one of the two
 		// is seen.
@@ -220,9 +244,15 @@ func (c *conn) handleLoop(frames <-chan reqFrame) {
 	for f := range frames {
 		var r *reply
 		if !c.halted.Load() {
+			// Frames read before a throttle began wait for its end.
+			c.waitUnmuted()
+			start := time.Now()
 			var ok bool
 			if r, ok = c.handle(f); !ok {
 				c.halt()
+			} else if r != nil && !quotaExempt(r) {
+				r.user = c.quotaUser()
+				r.throttle = max(r.throttle, c.s.recordRequestTime(c, r.user, r.hdr.ClientID, time.Since(start)))
 			}
 		}
 		putFrame(f.pooled)
@@ -319,6 +349,8 @@ func (c *conn) writeLoop() {
 			}
 			continue
 		}
+		sending := time.Now()
+		c.throttleResponse(r, out)
 		var err error
 		var n int64
 		c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
@@ -344,6 +376,9 @@ func (c *conn) writeLoop() {
 		}
 		c.s.m.request(apiName(r.hdr.Key), time.Since(start))
 		c.s.m.bytesOut(n)
+		if !quotaExempt(r) {
+			c.s.recordSendTime(r.user, r.hdr.ClientID, time.Since(sending))
+		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				c.warn("closing connection: the client is not reading its responses", "remote", c.remote,

@@ -96,7 +96,18 @@ func fuzzSeedRequests() []kmsg.Request {
 	describe.Resources = append(describe.Resources, kmsg.DescribeConfigsRequestResource{
 		ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "t", ConfigNames: []string{"retention.ms"}})
 
-	return []kmsg.Request{produce, produce3, fetch, fetch16, meta, meta0, versions, create, list, list0, txn, pid, describe}
+	quotas := kmsg.NewPtrDescribeClientQuotasRequest()
+	quotas.SetVersion(1)
+	quotas.Components = append(quotas.Components, kmsg.DescribeClientQuotasRequestComponent{EntityType: "user", MatchType: 2})
+
+	alterQuotas := kmsg.NewPtrAlterClientQuotasRequest()
+	alterQuotas.SetVersion(0)
+	alterQuotas.Entries = append(alterQuotas.Entries, kmsg.AlterClientQuotasRequestEntry{
+		Entity: []kmsg.AlterClientQuotasRequestEntryEntity{{Type: "client-id", Name: kmsg.StringPtr("app")}},
+		Ops:    []kmsg.AlterClientQuotasRequestEntryOp{{Key: "producer_byte_rate", Value: 1024}}})
+
+	return []kmsg.Request{produce, produce3, fetch, fetch16, meta, meta0, versions, create, list, list0, txn, pid, describe,
+		quotas, alterQuotas}
 }
 
 // fuzzFrame encodes req as a request frame without its size: the header

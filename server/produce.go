@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-io/runnel/internal/authz"
+	"github.com/runnel-io/runnel/internal/quota"
 	"github.com/runnel-io/runnel/partition"
 )
 
@@ -28,6 +29,7 @@ func (s *Server) handleProduce(c *conn, h requestHeader, r *kmsg.ProduceRequest)
 	resp := kmsg.NewPtrProduceResponse()
 	resp.SetVersion(h.Version)
 	var waits []produced
+	appended := 0 // record bytes appended, for the producer's quota
 	badAcks := r.Acks != 0 && r.Acks != 1 && r.Acks != -1
 	txnAllowed := r.TransactionID == nil ||
 		s.authorize(c, "Produce", authz.OpWrite, authz.ResourceTransactionalID, *r.TransactionID)
@@ -72,9 +74,15 @@ func (s *Server) handleProduce(c *conn, h requestHeader, r *kmsg.ProduceRequest)
 			}
 			sp.BaseOffset = res.BaseOffset
 			sp.LogStartOffset = p.LogStartOffset()
+			appended += len(rp.Records)
 			waits = append(waits, produced{resp: sp, p: p, next: res.LastOffset + 1, epoch: res.Epoch})
 		}
 		resp.Topics = append(resp.Topics, st)
+	}
+	// The producer's quota counts what was appended; a producer over it is
+	// muted (with acks=0 too, which has no response to carry the throttle).
+	if appended > 0 {
+		resp.ThrottleMillis = throttleMillis(s.throttled(c, c.quotaUser(), h.ClientID, quota.ProducerByteRate, float64(appended)))
 	}
 	if r.Acks == 0 {
 		for _, w := range waits {

@@ -20,6 +20,7 @@ import (
 	"github.com/runnel-io/runnel/consumer"
 	"github.com/runnel-io/runnel/group"
 	"github.com/runnel-io/runnel/internal/authz"
+	"github.com/runnel-io/runnel/internal/quota"
 	"github.com/runnel-io/runnel/partition"
 )
 
@@ -88,6 +89,10 @@ type Config struct {
 	// Authorizer checks every request against the ACLs; nil: none, every
 	// request is allowed and the ACL APIs answer SECURITY_DISABLED.
 	Authorizer *authz.Authorizer
+	// Quotas holds the client quotas in force and measures clients'
+	// use, shared by the servers of every listener. Nil: a manager of
+	// its own, with no quotas unless given some (SetConfig).
+	Quotas *quota.Manager
 	// Logger: nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics: nil means none.
@@ -137,6 +142,9 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.Quotas == nil {
+		c.Quotas = quota.NewManager(quota.Options{})
+	}
 	return c
 }
 
@@ -165,6 +173,10 @@ type Cluster interface {
 	// Acls returns every ACL binding; AlterAcls commits a change of them.
 	Acls() []cluster.AclBinding
 	AlterAcls(cluster.AlterAcls) error
+	// ClientQuotas returns the client quotas; AlterClientQuotas commits a
+	// change of them.
+	ClientQuotas() *quota.Config
+	AlterClientQuotas(cluster.AlterClientQuotas) error
 }
 
 // Groups finds the coordinators of consumer groups: each group's state is

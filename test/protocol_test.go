@@ -98,6 +98,12 @@ func errorCodes(resp kmsg.Response) []int16 {
 		}
 	case *kmsg.DescribeACLsResponse:
 		out = append(out, v.ErrorCode)
+	case *kmsg.DescribeClientQuotasResponse:
+		out = append(out, v.ErrorCode)
+	case *kmsg.AlterClientQuotasResponse:
+		for _, e := range v.Entries {
+			out = append(out, e.ErrorCode)
+		}
 	case *kmsg.CreateACLsResponse:
 		for _, r := range v.Results {
 			out = append(out, r.ErrorCode)
@@ -495,6 +501,21 @@ func TestEveryAPIVersion(t *testing.T) {
 			u.Name, u.Mechanism, u.Iterations, u.Salt = fmt.Sprintf("sweep-v%d", v), 1, 4096, []byte("salt")
 			u.SaltedPassword = make([]byte, 32)
 			r.Upsertions = append(r.Upsertions, u)
+			return r
+		},
+		// Each version sets a quota of its own client id, and describes
+		// them all.
+		49: func(v int16) kmsg.Request {
+			r := kmsg.NewPtrAlterClientQuotasRequest()
+			e := kmsg.NewAlterClientQuotasRequestEntry()
+			e.Entity = []kmsg.AlterClientQuotasRequestEntryEntity{{Type: "client-id", Name: kmsg.StringPtr(fmt.Sprintf("sweep-v%d", v))}}
+			e.Ops = []kmsg.AlterClientQuotasRequestEntryOp{{Key: "producer_byte_rate", Value: 1 << 30}}
+			r.Entries = append(r.Entries, e)
+			return r
+		},
+		48: func(v int16) kmsg.Request {
+			r := kmsg.NewPtrDescribeClientQuotasRequest()
+			r.Components = []kmsg.DescribeClientQuotasRequestComponent{{EntityType: "client-id", MatchType: 2}}
 			return r
 		},
 		// Each version creates an ACL of its own principal, and deletes it.

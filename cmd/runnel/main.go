@@ -46,6 +46,7 @@ var commands = []command{
 	{"consume", "consume TOPIC", "print records", noStdin(cli.Consume)},
 	{"user", "user ...", "create, delete and list SCRAM users", cli.User},
 	{"acl", "acl ...", "create, list and delete ACLs", cli.ACL},
+	{"quota", "quota ...", "alter and describe client quotas", noStdin(cli.Quota)},
 	{"bench", "bench ...", "measure produce and consume throughput", noStdin(bench.Run)},
 }
 

@@ -96,6 +96,8 @@ var serveSettings = []setting{
 	{"log-cleaner-dedupe-buffer-bytes", "memory for the log cleaner's key maps, all threads together (48 bytes a key); a partition with more keys to clean is cleaned in passes", func(o *serveOptions) value { return int64Var(&o.broker.Cleaner.DedupeBufferBytes) }},
 	{"log-cleaner-io-bytes-per-second", "most bytes the log cleaner reads and writes per second (0: unlimited)", func(o *serveOptions) value { return int64Var(&o.broker.Cleaner.IOBytesPerSecond) }},
 	{"log-cleaner-backoff", "how long the log cleaner waits before looking again when no partition needs cleaning", func(o *serveOptions) value { return durationVar(&o.broker.Cleaner.Backoff) }},
+	{"quota-window-num", "samples a client quota's rate is measured over (Kafka's quota.window.num)", func(o *serveOptions) value { return intVar(&o.broker.Quotas.Samples) }},
+	{"quota-window-size", "time each sample of a client quota's rate covers (Kafka's quota.window.size.seconds)", func(o *serveOptions) value { return durationVar(&o.broker.Quotas.SampleSpan) }},
 	{"group-initial-rebalance-delay", "how long a new group's first rebalance waits for more members (0s: none)", func(o *serveOptions) value { return delayVar(&o.broker.Groups.InitialRebalanceDelay) }},
 	{"group-min-session-timeout", "shortest session timeout a group member may ask for", func(o *serveOptions) value { return durationVar(&o.broker.Groups.MinSessionTimeout) }},
 	{"group-max-session-timeout", "longest session timeout a group member may ask for", func(o *serveOptions) value { return durationVar(&o.broker.Groups.MaxSessionTimeout) }},
