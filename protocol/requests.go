@@ -52,7 +52,7 @@ var requests = map[int16]*request{
 			int64f("Epoch"),
 		).tagged(1),
 	}},
-	2: {name: "ListOffsets", min: 0, max: 8, flexibleFrom: 6, fields: []field{
+	2: {name: "ListOffsets", min: 0, max: 10, flexibleFrom: 6, fields: []field{
 		int32f("ReplicaID"),
 		int8f("IsolationLevel").since(2),
 		structs("Topics",

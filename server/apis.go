@@ -23,7 +23,7 @@ type versionRange struct{ min, max int16 }
 var supported = map[int16]versionRange{
 	0:  {3, 11}, // Produce
 	1:  {4, 16}, // Fetch
-	2:  {0, 8},  // ListOffsets
+	2:  {0, 10}, // ListOffsets
 	3:  {0, 12}, // Metadata
 	18: {0, 4},  // ApiVersions
 	19: {0, 7},  // CreateTopics
