@@ -173,6 +173,11 @@ func openIndexOnFullDisk(dir string, o index.Options, cause error, log *slog.Log
 	return index.Open(dir, o)
 }
 
+// CleanerCheckpointName is the cleaner's checkpoint in a partition folder
+// (package cleaner writes it): its presence says the log was cleaned, so
+// it may hold offset gaps whatever its topic's cleanup.policy is now.
+const CleanerCheckpointName = "cleaner-checkpoint.json"
+
 // topicIDFile holds the id of the topic a partition folder belongs to, so
 // a folder left by an earlier topic of the same name is not taken for it.
 const topicIDFile = "topic-id"
@@ -190,11 +195,19 @@ func (m *Manager) Open(t cluster.Topic, i int32, r Role) (*Partition, error) {
 		return nil, err
 	}
 	old := m.mu.parts[k]
+	cfg, err := ResolveConfig(t.Configs)
 	if old != nil && old.TopicID == t.ID {
 		m.mu.Unlock()
+		if err == nil && cfg != old.Config() {
+			// The topic's config changed: the open replica takes it.
+			err = old.SetConfig(cfg)
+		}
+		if err != nil {
+			m.log.Warn("a changed topic config does not apply; the partition keeps the one it has",
+				"partition", Name(t.Name, i), "err", err)
+		}
 		return old, nil
 	}
-	cfg, err := ResolveConfig(t.Configs)
 	if err != nil {
 		m.mu.Unlock()
 		return nil, err
@@ -274,10 +287,16 @@ func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, r Role) (*
 			return nil, err
 		}
 	}
-	p := &Partition{Topic: t.Name, Index: i, TopicID: t.ID, cfg: cfg, visibleAt: m.opts.Fsync.Mode, self: m.opts.NodeID,
+	p := &Partition{Topic: t.Name, Index: i, TopicID: t.ID, visibleAt: m.opts.Fsync.Mode, self: m.opts.NodeID,
 		inflate: m.opts.MaxDecompressedBatchBytes}
+	p.cfg.Store(&cfg)
 	p.logStartFn = func() { m.logStartChanged(p) }
 	o := cfg.logOptions()
+	if _, err := m.opts.FS.Stat(filepath.Join(dir, CleanerCheckpointName)); err == nil {
+		// Cleaned while compacted: its gaps stay whatever the policy is now.
+		o.Compacted = true
+	}
+	p.gaps.Store(o.Compacted)
 	p.idx = m.idx.Partition(name)
 	o.Index = p.idx
 	o.FS = m.opts.FS

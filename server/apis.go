@@ -36,6 +36,8 @@ var supported = map[int16]versionRange{
 	30: {0, 3},  // CreateAcls
 	31: {0, 3},  // DeleteAcls
 	32: {0, 4},  // DescribeConfigs
+	33: {0, 2},  // AlterConfigs
+	44: {0, 1},  // IncrementalAlterConfigs
 	37: {0, 3},  // CreatePartitions
 	55: {0, 2},  // DescribeQuorum
 	60: {0, 2},  // DescribeCluster
@@ -118,6 +120,10 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 		return respond(s.handleCreatePartitions(c, r)), nil
 	case *kmsg.DescribeConfigsRequest:
 		return respond(s.handleDescribeConfigs(c, r)), nil
+	case *kmsg.AlterConfigsRequest:
+		return respond(s.handleAlterConfigs(c, r)), nil
+	case *kmsg.IncrementalAlterConfigsRequest:
+		return respond(s.handleIncrementalAlterConfigs(c, r)), nil
 	case *kmsg.InitProducerIDRequest:
 		return respond(s.handleInitProducerID(r)), nil
 	case *kmsg.OffsetForLeaderEpochRequest:

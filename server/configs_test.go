@@ -1,0 +1,214 @@
+package server
+
+import (
+	"fmt"
+	"maps"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-io/runnel/cluster"
+	"github.com/runnel-io/runnel/internal/testbatch"
+)
+
+func (m *fakeMeta) SetConfigs(name string, configs map[string]string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.topics[name]
+	if !ok {
+		return fmt.Errorf("%w: %s", cluster.ErrUnknownTopic, name)
+	}
+	t.Configs = maps.Clone(configs)
+	m.topics[name] = t
+	return nil
+}
+
+type incOp struct {
+	typ   kmsg.ConfigResourceType
+	name  string
+	op    kmsg.IncrementalAlterConfigOp
+	key   string
+	value *string
+}
+
+func (ts *testServer) incrementalAlter(t testing.TB, validateOnly bool, ops ...incOp) []kmsg.IncrementalAlterConfigsResponseResource {
+	t.Helper()
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	req.SetVersion(1)
+	req.ValidateOnly = validateOnly
+	for _, o := range ops {
+		if n := len(req.Resources); n == 0 || req.Resources[n-1].ResourceType != o.typ || req.Resources[n-1].ResourceName != o.name {
+			rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+			rr.ResourceType, rr.ResourceName = o.typ, o.name
+			req.Resources = append(req.Resources, rr)
+		}
+		rr := &req.Resources[len(req.Resources)-1]
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name, c.Op, c.Value = o.key, o.op, o.value
+		rr.Configs = append(rr.Configs, c)
+	}
+	return ts.call(t, req).(*kmsg.IncrementalAlterConfigsResponse).Resources
+}
+
+const (
+	topicRes = kmsg.ConfigResourceTypeTopic
+	set      = kmsg.IncrementalAlterConfigOpSet
+	del      = kmsg.IncrementalAlterConfigOpDelete
+	appendOp = kmsg.IncrementalAlterConfigOpAppend
+	subtract = kmsg.IncrementalAlterConfigOpSubtract
+)
+
+// TestIncrementalAlterConfigsTopic: each operation on a topic's configs,
+// and the refusals Kafka gives, one resource at a time; a refused change
+// leaves the configs as they were.
+func TestIncrementalAlterConfigsTopic(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	ts.createTopic(t, "t", 1)
+	v := kmsg.StringPtr
+	cases := []struct {
+		what     string
+		ops      []incOp
+		validate bool
+		code     int16
+		want     map[string]string
+	}{
+		{"set", []incOp{{topicRes, "t", set, "retention.ms", v("1000")}, {topicRes, "t", set, "segment.bytes", v("4096")}}, false, 0,
+			map[string]string{"retention.ms": "1000", "segment.bytes": "4096"}},
+		{"delete", []incOp{{topicRes, "t", del, "segment.bytes", nil}}, false, 0, map[string]string{"retention.ms": "1000"}},
+		{"delete a config not set", []incOp{{topicRes, "t", del, "segment.ms", nil}}, false, 0, map[string]string{"retention.ms": "1000"}},
+		{"append to the default", []incOp{{topicRes, "t", appendOp, "cleanup.policy", v("compact")}}, false, 0,
+			map[string]string{"retention.ms": "1000", "cleanup.policy": "delete,compact"}},
+		{"append what is there", []incOp{{topicRes, "t", appendOp, "cleanup.policy", v("delete")}}, false, 0,
+			map[string]string{"retention.ms": "1000", "cleanup.policy": "delete,compact"}},
+		{"subtract", []incOp{{topicRes, "t", subtract, "cleanup.policy", v("delete")}}, false, 0,
+			map[string]string{"retention.ms": "1000", "cleanup.policy": "compact"}},
+		{"subtract to nothing", []incOp{{topicRes, "t", subtract, "cleanup.policy", v("compact")}}, false, kerr.InvalidConfig.Code,
+			map[string]string{"retention.ms": "1000", "cleanup.policy": "compact"}},
+		{"validate only", []incOp{{topicRes, "t", set, "retention.ms", v("5")}}, true, 0,
+			map[string]string{"retention.ms": "1000", "cleanup.policy": "compact"}},
+		{"validate only, bad value", []incOp{{topicRes, "t", set, "retention.ms", v("soon")}}, true, kerr.InvalidConfig.Code,
+			map[string]string{"retention.ms": "1000", "cleanup.policy": "compact"}},
+		{"bad value", []incOp{{topicRes, "t", set, "retention.ms", v("5")}, {topicRes, "t", set, "segment.bytes", v("1")}}, false,
+			kerr.InvalidConfig.Code, map[string]string{"retention.ms": "1000", "cleanup.policy": "compact"}},
+		{"unknown config", []incOp{{topicRes, "t", set, "retention.minutes", v("5")}}, false, kerr.InvalidConfig.Code,
+			map[string]string{"retention.ms": "1000", "cleanup.policy": "compact"}},
+		{"append to a number", []incOp{{topicRes, "t", appendOp, "retention.ms", v("5")}}, false, kerr.InvalidConfig.Code,
+			map[string]string{"retention.ms": "1000", "cleanup.policy": "compact"}},
+		{"set null", []incOp{{topicRes, "t", set, "retention.ms", nil}}, false, kerr.InvalidRequest.Code,
+			map[string]string{"retention.ms": "1000", "cleanup.policy": "compact"}},
+		{"config twice", []incOp{{topicRes, "t", set, "retention.ms", v("5")}, {topicRes, "t", del, "retention.ms", nil}}, false,
+			kerr.InvalidRequest.Code, map[string]string{"retention.ms": "1000", "cleanup.policy": "compact"}},
+		{"min.insync.replicas above the replication factor", []incOp{{topicRes, "t", set, "min.insync.replicas", v("2")}}, false,
+			kerr.InvalidConfig.Code, map[string]string{"retention.ms": "1000", "cleanup.policy": "compact"}},
+		{"unknown topic", []incOp{{topicRes, "nope", set, "retention.ms", v("5")}}, false, kerr.UnknownTopicOrPartition.Code,
+			map[string]string{"retention.ms": "1000", "cleanup.policy": "compact"}},
+		{"unknown resource type", []incOp{{kmsg.ConfigResourceTypeBrokerLogger, "1", set, "root", v("DEBUG")}}, false,
+			kerr.InvalidRequest.Code, map[string]string{"retention.ms": "1000", "cleanup.policy": "compact"}},
+	}
+	for _, c := range cases {
+		got := ts.incrementalAlter(t, c.validate, c.ops...)
+		if len(got) != 1 || got[0].ErrorCode != c.code {
+			t.Errorf("%s: answer %+v, want error %d", c.what, got, c.code)
+		}
+		if topic, _ := ts.meta.Topic("t"); !maps.Equal(topic.Configs, c.want) {
+			t.Errorf("%s: configs %v, want %v", c.what, topic.Configs, c.want)
+		}
+	}
+	// A resource named twice is refused both times, and changes nothing.
+	got := ts.incrementalAlter(t, false, incOp{topicRes, "t", set, "retention.ms", v("7")},
+		incOp{topicRes, "other", set, "retention.ms", v("7")}, incOp{topicRes, "t", set, "segment.ms", v("7")})
+	if len(got) != 3 || got[0].ErrorCode != kerr.InvalidRequest.Code || got[2].ErrorCode != kerr.InvalidRequest.Code ||
+		got[1].ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Errorf("a resource named twice: %+v", got)
+	}
+}
+
+// TestAlterConfigsReplacesTopicConfigs: the legacy API sets the whole
+// set: a config it does not name goes back to its default.
+func TestAlterConfigsReplacesTopicConfigs(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	ts.createTopicWith(t, "t", map[string]string{"retention.ms": "1000", "segment.ms": "60000"})
+	alter := func(validateOnly bool, kv ...string) int16 {
+		req := kmsg.NewPtrAlterConfigsRequest()
+		req.SetVersion(2)
+		req.ValidateOnly = validateOnly
+		rr := kmsg.NewAlterConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = topicRes, "t"
+		for i := 0; i < len(kv); i += 2 {
+			c := kmsg.NewAlterConfigsRequestResourceConfig()
+			c.Name, c.Value = kv[i], kmsg.StringPtr(kv[i+1])
+			rr.Configs = append(rr.Configs, c)
+		}
+		req.Resources = append(req.Resources, rr)
+		return ts.call(t, req).(*kmsg.AlterConfigsResponse).Resources[0].ErrorCode
+	}
+	if c := alter(false, "retention.ms", "2000", "max.message.bytes", "5000"); c != 0 {
+		t.Fatalf("error %d", c)
+	}
+	want := map[string]string{"retention.ms": "2000", "max.message.bytes": "5000"}
+	if topic, _ := ts.meta.Topic("t"); !maps.Equal(topic.Configs, want) {
+		t.Errorf("configs %v, want %v", topic.Configs, want)
+	}
+	if c := alter(false, "retention.ms", "x"); c != kerr.InvalidConfig.Code {
+		t.Errorf("a bad value: error %d, want INVALID_CONFIG", c)
+	}
+	if c := alter(true); c != 0 {
+		t.Errorf("validate only: error %d", c)
+	}
+	if topic, _ := ts.meta.Topic("t"); !maps.Equal(topic.Configs, want) {
+		t.Errorf("after refused and validate-only changes: configs %v, want %v", topic.Configs, want)
+	}
+	// DescribeConfigs says which are set and which are defaults.
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	rr := kmsg.NewDescribeConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName, rr.ConfigNames = topicRes, "t", []string{"retention.ms", "segment.ms"}
+	req.Resources = append(req.Resources, rr)
+	got := map[string]string{}
+	for _, c := range ts.call(t, req).(*kmsg.DescribeConfigsResponse).Resources[0].Configs {
+		got[c.Name] = fmt.Sprintf("%s/%v", *c.Value, c.IsDefault)
+	}
+	if w := map[string]string{"retention.ms": "2000/false", "segment.ms": "604800000/true"}; !maps.Equal(got, w) {
+		t.Errorf("described %v, want %v", got, w)
+	}
+}
+
+// TestTopicConfigChangeIsLive: a changed topic config reaches the open
+// partition without a restart: retention removes what the new retention.ms
+// allows, the log rolls at the new segment.bytes, produce and acks=all
+// follow the new max.message.bytes and min.insync.replicas.
+func TestTopicConfigChangeIsLive(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	ts.createTopicWith(t, "t", map[string]string{"retention.ms": "-1", "segment.bytes": "200"})
+	p, err := ts.parts.Get("t", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.produce(t, "t", 0, 4, 3, 10) // a batch a segment, timestamps in 1970
+	if n, err := p.Log().ApplyRetention(); err != nil || n != 0 {
+		t.Fatalf("retention.ms -1 removed %d segments (%v)", n, err)
+	}
+	v := kmsg.StringPtr
+	if got := ts.incrementalAlter(t, false, incOp{topicRes, "t", set, "retention.ms", v("60000")},
+		incOp{topicRes, "t", set, "segment.bytes", v("100000")}, incOp{topicRes, "t", set, "max.message.bytes", v("150")}); got[0].ErrorCode != 0 {
+		t.Fatalf("alter: %+v", got)
+	}
+	if n, err := p.Log().ApplyRetention(); err != nil || n != 3 {
+		t.Errorf("after retention.ms 60000: retention removed %d segments (%v), want the 3 sealed ones", n, err)
+	}
+	before := len(p.Log().Segments())
+	ts.produce(t, "t", 0, 1, 3, 10)
+	b := testbatch.Make(testbatch.Spec{Timestamp: 1, ProducerID: -1, Values: testbatch.Values(3, 100, 1)})
+	if _, err := p.Append(b, 1); errorCode(err) != kerr.MessageTooLarge.Code {
+		t.Errorf("a %d-byte batch above max.message.bytes 150: %v", len(b), err)
+	}
+	// The active segment was mapped at 200 bytes, so it rolls once more;
+	// the one after holds 100000.
+	ts.produce(t, "t", 0, 4, 3, 10)
+	if n := len(p.Log().Segments()); n > before+2 {
+		t.Errorf("%d segments after 5 more batches with segment.bytes 100000, from %d", n, before)
+	}
+	if c := p.Config(); c.MaxMessageBytes != 150 || c.RetentionMs != 60000 || c.SegmentBytes != 100000 {
+		t.Errorf("partition config %+v", c)
+	}
+}
