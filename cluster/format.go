@@ -194,6 +194,14 @@ type (
 		Deletions []AclBinding `json:"deletions,omitempty"`
 		Creations []AclBinding `json:"creations,omitempty"`
 	}
+	// SetBrokerConfigs replaces the dynamic configs of one broker (Broker,
+	// its node id) or, Broker -1 (DefaultBrokerConfigs), the cluster-wide
+	// defaults: Kafka's broker config names and their values as strings.
+	// No configs removes them all. Deduplicated by proposal id.
+	SetBrokerConfigs struct {
+		Broker  int32             `json:"broker"`
+		Configs map[string]string `json:"configs,omitempty"`
+	}
 )
 
 // AclBinding is one ACL, in commands and snapshots, with Kafka's numbers
@@ -291,6 +299,7 @@ var commandNames = map[CommandType]string{
 	CmdSegmentsDeleted: "SegmentsDeleted", CmdCommitOffsets: "CommitOffsets", CmdDeleteOffsets: "DeleteOffsets",
 	CmdDeleteGroup: "DeleteGroup", CmdAllocateProducerID: "AllocateProducerIDs",
 	CmdAlterScramCredentials: "AlterScramCredentials", CmdAlterAcls: "AlterAcls",
+	CmdSetBrokerConfigs: "SetBrokerConfigs",
 }
 
 func (t CommandType) String() string {
@@ -335,6 +344,8 @@ func commandPayload(t CommandType) any {
 		return &AlterScramCredentials{}
 	case CmdAlterAcls:
 		return &AlterAcls{}
+	case CmdSetBrokerConfigs:
+		return &SetBrokerConfigs{}
 	}
 	return nil
 }
@@ -508,6 +519,9 @@ type (
 		ScramSecret      []byte            `json:"scram_secret,omitempty"`
 		// Acls, in AclBinding order, are left out when empty.
 		Acls []AclBinding `json:"acls,omitempty"`
+		// BrokerConfigs, by broker id (the cluster-wide defaults, -1,
+		// first), are left out when empty.
+		BrokerConfigs []SetBrokerConfigs `json:"broker_configs,omitempty"`
 	}
 	snapBroker struct {
 		ID        int32            `json:"id"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -52,7 +53,14 @@ const (
 	CmdAlterScramCredentials CommandType = 15
 	// CmdAlterAcls is 20.
 	CmdAlterAcls CommandType = 20
+	// CmdSetBrokerConfigs is 22.
+	CmdSetBrokerConfigs CommandType = 22
 )
+
+// DefaultBrokerConfigs is the broker id under which the cluster-wide
+// dynamic broker configs (Kafka's default resource, the empty name) are
+// kept; a broker's own are under its id.
+const DefaultBrokerConfigs int32 = -1
 
 // proposalWindow is how many deduplicated proposals the state machine
 // remembers. A proposal is sent again within its proposer's timeout
@@ -144,6 +152,10 @@ type State struct {
 	ScramSecret []byte
 	// Acls holds the ACL bindings of the authorizer.
 	Acls map[AclBinding]struct{}
+	// BrokerConfigs holds the dynamic broker configs by broker id, the
+	// cluster-wide defaults under DefaultBrokerConfigs; a broker without
+	// any has no entry.
+	BrokerConfigs map[int32]map[string]string
 
 	byID      map[TopicID]string // topic names by id
 	proposals proposalLog
@@ -159,7 +171,7 @@ type committedOffsetState struct {
 func newState() *State {
 	return &State{Brokers: map[int32]*BrokerInfo{}, Topics: map[string]Topic{}, Partitions: map[string][]*PartitionInfo{},
 		Offsets: map[string]map[TP]committedOffsetState{}, Scram: map[ScramUser]ScramCredential{}, Acls: map[AclBinding]struct{}{},
-		byID: map[TopicID]string{}}
+		BrokerConfigs: map[int32]map[string]string{}, byID: map[TopicID]string{}}
 }
 
 // TopicByID returns the topic with the id.
@@ -227,6 +239,9 @@ type FSM struct {
 	onBoundaries func(TP)
 	// onAcls is given every ACL binding after each change of them.
 	onAcls func([]AclBinding)
+	// onBrokerConfigs is given the dynamic broker configs after each
+	// change of them.
+	onBrokerConfigs func(map[int32]map[string]string)
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -264,6 +279,33 @@ func (f *FSM) OnAclsChanged(fn func([]AclBinding)) {
 	defer f.mu.Unlock()
 	f.onAcls = fn
 	f.aclsChangedLocked()
+}
+
+// OnBrokerConfigsChanged sets fn to be given every broker's dynamic
+// configs now and after each change of them (a command, a restored
+// snapshot), by broker id with the cluster-wide defaults under
+// DefaultBrokerConfigs. fn runs under the state machine's lock: it must not
+// block or call the FSM; the maps are its own.
+func (f *FSM) OnBrokerConfigsChanged(fn func(map[int32]map[string]string)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.onBrokerConfigs = fn
+	f.brokerConfigsChangedLocked()
+}
+
+func (f *FSM) brokerConfigsChangedLocked() {
+	if f.onBrokerConfigs != nil {
+		f.onBrokerConfigs(f.state.brokerConfigsCopy())
+	}
+}
+
+// brokerConfigsCopy returns a copy of every broker's dynamic configs.
+func (s *State) brokerConfigsCopy() map[int32]map[string]string {
+	out := make(map[int32]map[string]string, len(s.BrokerConfigs))
+	for id, c := range s.BrokerConfigs {
+		out[id] = maps.Clone(c)
+	}
+	return out
 }
 
 func (f *FSM) aclsChangedLocked() {
@@ -354,14 +396,18 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if ch.acls {
 		f.aclsChangedLocked()
 	}
+	if ch.brokerConfigs {
+		f.brokerConfigsChangedLocked()
+	}
 	return res
 }
 
 // change says what an applied command changed, for the watchers.
 type change struct {
-	topology   bool
-	boundaries *TP
-	acls       bool
+	topology      bool
+	boundaries    *TP
+	acls          bool
+	brokerConfigs bool
 }
 
 var topologyChange = change{topology: true}
@@ -569,6 +615,18 @@ func (s *State) apply(payload any) (any, change) {
 			return err, change{}
 		}
 		return nil, change{acls: true}
+	case *SetBrokerConfigs:
+		if c.Broker < DefaultBrokerConfigs || c.Broker == 0 {
+			return fmt.Errorf("%w: dynamic configs of broker %d", ErrMalformedCommand, c.Broker), change{}
+		}
+		if len(c.Configs) == 0 {
+			delete(s.BrokerConfigs, c.Broker)
+		} else {
+			s.BrokerConfigs[c.Broker] = maps.Clone(c.Configs)
+		}
+		// Topology: replicas resolve their topic configs over the
+		// brokers' dynamic defaults again.
+		return nil, change{topology: true, brokerConfigs: true}
 	}
 	panic(fmt.Sprintf("cluster: no apply for decoded command %T", payload))
 }

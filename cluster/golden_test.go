@@ -70,6 +70,11 @@ func goldenCommands() []command {
 			{ResourceType: 2, ResourceName: "*", PatternType: 3, Principal: "User:*", Host: "*", Operation: 4, Permission: 2}},
 			Creations: []AclBinding{
 				{ResourceType: 5, ResourceName: "tx-", PatternType: 4, Principal: "User:app", Host: "*", Operation: 4, Permission: 3}}}},
+		{CmdSetBrokerConfigs, id(20), &SetBrokerConfigs{Broker: DefaultBrokerConfigs, Configs: map[string]string{
+			"log.retention.ms": "86400000", "log.cleaner.io.max.bytes.per.second": "1048576"}}},
+		{CmdSetBrokerConfigs, id(21), &SetBrokerConfigs{Broker: 2, Configs: map[string]string{"log.level": "debug"}}},
+		{CmdSetBrokerConfigs, id(22), &SetBrokerConfigs{Broker: 1, Configs: map[string]string{"log.segment.bytes": "1048576"}}},
+		{CmdSetBrokerConfigs, id(23), &SetBrokerConfigs{Broker: 1}},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"time"
 
@@ -254,6 +255,21 @@ func (m *Meta) Acls() []AclBinding {
 // AlterAcls commits a deletion and creation of ACL bindings.
 func (m *Meta) AlterAcls(c AlterAcls) error {
 	_, err := m.propose(CmdAlterAcls, c)
+	return err
+}
+
+// BrokerConfigs returns the dynamic configs of a broker, or with
+// DefaultBrokerConfigs the cluster-wide defaults; nil if none are set.
+func (m *Meta) BrokerConfigs(broker int32) map[string]string {
+	var out map[string]string
+	m.node.fsm.Read(func(s *State) { out = maps.Clone(s.BrokerConfigs[broker]) })
+	return out
+}
+
+// SetBrokerConfigs commits the dynamic configs of a broker, or with
+// DefaultBrokerConfigs the cluster-wide defaults, replacing those it had.
+func (m *Meta) SetBrokerConfigs(broker int32, configs map[string]string) error {
+	_, err := m.propose(CmdSetBrokerConfigs, SetBrokerConfigs{Broker: broker, Configs: configs})
 	return err
 }
 

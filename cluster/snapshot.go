@@ -64,6 +64,10 @@ func (s *State) snapshot(index uint64) snapshotV1 {
 	if len(s.Acls) > 0 {
 		snap.Acls = s.aclList()
 	}
+	for id, c := range s.BrokerConfigs {
+		snap.BrokerConfigs = append(snap.BrokerConfigs, SetBrokerConfigs{Broker: id, Configs: c})
+	}
+	sort.Slice(snap.BrokerConfigs, func(i, j int) bool { return snap.BrokerConfigs[i].Broker < snap.BrokerConfigs[j].Broker })
 	return snap
 }
 
@@ -84,6 +88,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.advanceLocked(index)
 	f.topologyChangedLocked()
 	f.aclsChangedLocked()
+	f.brokerConfigsChangedLocked()
 	return nil
 }
 
@@ -139,6 +144,11 @@ func decodeSnapshot(b []byte) (*State, uint64, error) {
 			return nil, 0, err
 		}
 		st.Acls[a] = struct{}{}
+	}
+	for _, c := range snap.BrokerConfigs {
+		if len(c.Configs) > 0 {
+			st.BrokerConfigs[c.Broker] = c.Configs
+		}
 	}
 	return st, snap.Index, nil
 }
