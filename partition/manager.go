@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -77,6 +78,10 @@ type Manager struct {
 	topics string // DataDir/topics
 
 	hooks atomic.Pointer[Hooks]
+	// defaults are topic configs that replace the built-in defaults
+	// (ConfigDefs) for every topic without its own (dynamic broker
+	// configs, SetTopicDefaults); nil: none.
+	defaults atomic.Pointer[map[string]string]
 
 	// mu guards the set of partitions, not their opening or removal:
 	// recovery, fsyncs and RemoveAll run without it, so produces and
@@ -195,7 +200,7 @@ func (m *Manager) Open(t cluster.Topic, i int32, r Role) (*Partition, error) {
 		return nil, err
 	}
 	old := m.mu.parts[k]
-	cfg, err := ResolveConfig(t.Configs)
+	cfg, err := ResolveConfig(m.withDefaults(t.Configs))
 	if old != nil && old.TopicID == t.ID {
 		m.mu.Unlock()
 		if err == nil && cfg != old.Config() {
@@ -239,6 +244,39 @@ func (m *Manager) Open(t cluster.Topic, i int32, r Role) (*Partition, error) {
 	m.releaseLocked(k, done)
 	m.mu.Unlock()
 	return p, err
+}
+
+// SetTopicDefaults sets the topic configs that apply to every topic that
+// does not set them itself, over ConfigDefs' defaults. They are checked
+// (ValidateConfigs); an open partition takes them at its next Open (the
+// replicas' reconciliation, which a change of broker configs wakes).
+func (m *Manager) SetTopicDefaults(defaults map[string]string) error {
+	if err := ValidateConfigs(defaults); err != nil {
+		return err
+	}
+	d := maps.Clone(defaults)
+	m.defaults.Store(&d)
+	return nil
+}
+
+// TopicDefaults returns the topic configs set by SetTopicDefaults.
+func (m *Manager) TopicDefaults() map[string]string {
+	if d := m.defaults.Load(); d != nil {
+		return maps.Clone(*d)
+	}
+	return nil
+}
+
+// withDefaults returns a topic's explicit configs over the defaults set by
+// SetTopicDefaults.
+func (m *Manager) withDefaults(explicit map[string]string) map[string]string {
+	d := m.defaults.Load()
+	if d == nil || len(*d) == 0 {
+		return explicit
+	}
+	out := maps.Clone(*d)
+	maps.Copy(out, explicit)
+	return out
 }
 
 // waitIdleLocked waits, releasing mu meanwhile, until no open or removal of

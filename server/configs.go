@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/internal/authz"
+	"github.com/runnel-io/runnel/internal/brokerconfig"
 	"github.com/runnel-io/runnel/partition"
 )
 
@@ -270,17 +273,192 @@ func splitList(v string) []string {
 	return out
 }
 
-// errReadOnlyConfig refuses a change of a broker setting that needs a
-// restart.
-var errReadOnlyConfig = errors.New("server: config is read-only: set it with the broker's flag and restart")
+// brokerResource reads a broker resource's name: the empty name is the
+// cluster-wide defaults (cluster.DefaultBrokerConfigs), otherwise a node
+// id.
+func brokerResource(name string) (int32, error) {
+	if name == "" {
+		return cluster.DefaultBrokerConfigs, nil
+	}
+	id, err := strconv.ParseInt(name, 10, 32)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("%w: broker resource %q: want a node id, or the empty name for the cluster-wide defaults", kerr.InvalidRequest, name)
+	}
+	return int32(id), nil
+}
 
-// alterBrokerConfigs: broker settings are the broker's flags.
+// alterBrokerConfigs changes the dynamic configs of a broker or the
+// cluster-wide defaults, kept in the metadata (SetBrokerConfigs); each
+// broker applies its own over the defaults when it sees the change. As
+// Kafka: ALTER_CONFIGS on the cluster, INVALID_REQUEST for a config that
+// is not dynamic, INVALID_CONFIG for an unknown name or a bad value.
 func (s *Server) alterBrokerConfigs(c *conn, api, name string, ops []configOp, replace, validateOnly bool) error {
 	if !s.authorize(c, api, authz.OpAlterConfigs, authz.ResourceCluster, clusterResource) {
 		return kerr.ClusterAuthorizationFailed
 	}
-	return fmt.Errorf("%w: %w", kerr.InvalidRequest, errReadOnlyConfig)
+	id, err := brokerResource(name)
+	if err != nil {
+		return err
+	}
+	have := s.meta.BrokerConfigs(id)
+	if replace {
+		have = nil
+	}
+	next, err := applyConfigOps(have, ops, func(n string) (string, int8, bool) {
+		d, ok := brokerconfig.Lookup(n)
+		if !ok {
+			return "", 0, false
+		}
+		e := s.brokerEntry(d, id)
+		return e.Value, d.Type, true
+	})
+	if err != nil {
+		return err
+	}
+	for k, v := range next {
+		if err := brokerconfig.Check(k, v); err != nil {
+			if errors.Is(err, brokerconfig.ErrReadOnly) {
+				return fmt.Errorf("%w: %w", kerr.InvalidRequest, err)
+			}
+			return fmt.Errorf("%w: %w", kerr.InvalidConfig, err)
+		}
+	}
+	if validateOnly || maps.Equal(next, s.meta.BrokerConfigs(id)) {
+		return nil
+	}
+	if err := s.meta.SetBrokerConfigs(id, next); err != nil {
+		return err
+	}
+	// This broker's replicas take changed topic defaults before the
+	// answer; the others' at their reconciliation.
+	if err := s.replicas.Reconcile(); err != nil {
+		s.log.Warn("applying changed broker configs to the replicas", "err", err)
+	}
+	return nil
+}
+
+// brokerEntry resolves one broker config as broker id (or the defaults)
+// has it, for the current value an APPEND or SUBTRACT starts from.
+func (s *Server) brokerEntry(d brokerconfig.Def, id int32) brokerconfig.Entry {
+	var own map[string]string
+	if id != cluster.DefaultBrokerConfigs {
+		own = s.meta.BrokerConfigs(id)
+	}
+	e, _ := brokerconfig.Effective(d.Name, s.cfg.BrokerConfigs, own, s.meta.BrokerConfigs(cluster.DefaultBrokerConfigs))
+	return e
 }
 
 // isSensitive says whether a config's value is a secret, never shown.
-func isSensitive(name string) bool { return false }
+func isSensitive(name string) bool {
+	d, ok := brokerconfig.Lookup(name)
+	return ok && d.Sensitive
+}
+
+// describeBrokerConfigs answers DescribeConfigs for a broker resource, as
+// Kafka: the empty name gives the cluster-wide dynamic defaults only; this
+// broker's id every broker config with its source; another broker's id is
+// INVALID_REQUEST (clients send it to that broker). A secret's value is
+// null, with IsSensitive.
+func (s *Server) describeBrokerConfigs(r *kmsg.DescribeConfigsRequest, rr kmsg.DescribeConfigsRequestResource, sr *kmsg.DescribeConfigsResponseResource) error {
+	id, err := brokerResource(rr.ResourceName)
+	if err != nil {
+		return err
+	}
+	if id != cluster.DefaultBrokerConfigs && id != s.cfg.NodeID {
+		return fmt.Errorf("%w: this is broker %d; describe broker %d's configs on it", kerr.InvalidRequest, s.cfg.NodeID, id)
+	}
+	defaults := s.meta.BrokerConfigs(cluster.DefaultBrokerConfigs)
+	var entries []brokerconfig.Entry
+	if id == cluster.DefaultBrokerConfigs {
+		for _, d := range brokerconfig.Defs {
+			if v, ok := defaults[d.Name]; ok {
+				entries = append(entries, brokerconfig.Entry{Def: d, Value: v, Source: brokerconfig.SourceDynamicDefaultBroker,
+					Synonyms: []brokerconfig.Synonym{{Name: d.Name, Value: v, Source: brokerconfig.SourceDynamicDefaultBroker}}})
+			}
+		}
+	} else {
+		entries = brokerconfig.Resolve(s.cfg.BrokerConfigs, s.meta.BrokerConfigs(id), defaults)
+	}
+	want := wanted(rr.ConfigNames)
+	for _, e := range entries {
+		if len(want) > 0 && !want[e.Name] {
+			continue
+		}
+		c := kmsg.NewDescribeConfigsResponseResourceConfig()
+		c.Name, c.Value = e.Name, kmsg.StringPtr(e.Value)
+		c.ReadOnly = !e.Dynamic
+		c.IsDefault = e.Source == brokerconfig.SourceDefault
+		c.Source = kmsg.ConfigSource(e.Source)
+		c.ConfigType = kmsg.ConfigType(e.Type)
+		if e.Sensitive {
+			c.Value, c.IsSensitive = nil, true
+		}
+		if r.IncludeSynonyms {
+			for _, y := range e.Synonyms {
+				sy := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+				sy.Name, sy.Value, sy.Source = y.Name, kmsg.StringPtr(y.Value), kmsg.ConfigSource(y.Source)
+				if e.Sensitive {
+					sy.Value = nil
+				}
+				c.ConfigSynonyms = append(c.ConfigSynonyms, sy)
+			}
+		}
+		if r.IncludeDocumentation {
+			c.Documentation = kmsg.StringPtr(e.Doc)
+		}
+		sr.Configs = append(sr.Configs, c)
+	}
+	return nil
+}
+
+// describeTopicConfigs answers DescribeConfigs for a topic: each config
+// the topic sets (DYNAMIC_TOPIC_CONFIG), else the broker config that is
+// its default where one is set dynamically (for this broker, then
+// cluster-wide), else the built-in default; with synonyms (v1+), the
+// layers under it, as Kafka lists them.
+func (s *Server) describeTopicConfigs(r *kmsg.DescribeConfigsRequest, t cluster.Topic, names []string, sr *kmsg.DescribeConfigsResponseResource) {
+	own, defaults := s.meta.BrokerConfigs(s.cfg.NodeID), s.meta.BrokerConfigs(cluster.DefaultBrokerConfigs)
+	want := wanted(names)
+	for _, d := range partition.ConfigDefs {
+		if len(want) > 0 && !want[d.Name] {
+			continue
+		}
+		var syn []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym
+		add := func(name, value string, source int8) {
+			sy := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+			sy.Name, sy.Value, sy.Source = name, kmsg.StringPtr(value), kmsg.ConfigSource(source)
+			syn = append(syn, sy)
+		}
+		if v, ok := t.Configs[d.Name]; ok {
+			add(d.Name, v, int8(kmsg.ConfigSourceDynamicTopicConfig))
+		}
+		if bd, ok := brokerconfig.ForTopic(d.Name); ok {
+			y, _ := brokerconfig.Effective(bd.Name, nil, own, defaults)
+			for _, ys := range y.Synonyms {
+				if ys.Source != brokerconfig.SourceDefault {
+					add(ys.Name, ys.Value, ys.Source)
+				}
+			}
+		}
+		add(d.Name, d.Default, brokerconfig.SourceDefault)
+		c := kmsg.NewDescribeConfigsResponseResourceConfig()
+		c.Name, c.Value, c.Source = d.Name, syn[0].Value, syn[0].Source
+		c.IsDefault = c.Source == kmsg.ConfigSourceDefaultConfig
+		c.ConfigType = kmsg.ConfigType(partition.ConfigType(d.Name))
+		if r.IncludeSynonyms {
+			c.ConfigSynonyms = syn
+		}
+		if r.IncludeDocumentation {
+			c.Documentation = kmsg.StringPtr(d.Doc)
+		}
+		sr.Configs = append(sr.Configs, c)
+	}
+}
+
+func wanted(names []string) map[string]bool {
+	want := map[string]bool{}
+	for _, k := range names {
+		want[k] = true
+	}
+	return want
+}

@@ -3,12 +3,14 @@ package server
 import (
 	"fmt"
 	"maps"
+	"sync"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-io/runnel/cluster"
+	"github.com/runnel-io/runnel/internal/brokerconfig"
 	"github.com/runnel-io/runnel/internal/testbatch"
 )
 
@@ -21,6 +23,31 @@ func (m *fakeMeta) SetConfigs(name string, configs map[string]string) error {
 	}
 	t.Configs = maps.Clone(configs)
 	m.topics[name] = t
+	return nil
+}
+
+// brokerConfigs are the fake metadata's dynamic broker configs.
+var fakeBrokerConfigs sync.Map // *fakeMeta -> map[int32]map[string]string
+
+func (m *fakeMeta) BrokerConfigs(broker int32) map[string]string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	all, _ := fakeBrokerConfigs.Load(m)
+	if all == nil {
+		return nil
+	}
+	return maps.Clone(all.(map[int32]map[string]string)[broker])
+}
+
+func (m *fakeMeta) SetBrokerConfigs(broker int32, configs map[string]string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	all, _ := fakeBrokerConfigs.LoadOrStore(m, map[int32]map[string]string{})
+	if len(configs) == 0 {
+		delete(all.(map[int32]map[string]string), broker)
+	} else {
+		all.(map[int32]map[string]string)[broker] = maps.Clone(configs)
+	}
 	return nil
 }
 
@@ -210,5 +237,132 @@ func TestTopicConfigChangeIsLive(t *testing.T) {
 	}
 	if c := p.Config(); c.MaxMessageBytes != 150 || c.RetentionMs != 60000 || c.SegmentBytes != 100000 {
 		t.Errorf("partition config %+v", c)
+	}
+}
+
+func (ts *testServer) describeConfigs(t testing.TB, typ kmsg.ConfigResourceType, name string, names ...string) kmsg.DescribeConfigsResponseResource {
+	t.Helper()
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	req.SetVersion(4)
+	req.IncludeSynonyms, req.IncludeDocumentation = true, true
+	rr := kmsg.NewDescribeConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName, rr.ConfigNames = typ, name, names
+	req.Resources = append(req.Resources, rr)
+	return ts.call(t, req).(*kmsg.DescribeConfigsResponse).Resources[0]
+}
+
+// showConfig renders a described config: value/source, then its synonyms.
+func showConfig(c kmsg.DescribeConfigsResponseResourceConfig) string {
+	v := func(p *string) string {
+		if p == nil {
+			return "null"
+		}
+		return *p
+	}
+	out := fmt.Sprintf("%s/%d", v(c.Value), c.Source)
+	for _, y := range c.ConfigSynonyms {
+		out += fmt.Sprintf(" %s=%s/%d", y.Name, v(y.Value), y.Source)
+	}
+	return out
+}
+
+func configsByName(r kmsg.DescribeConfigsResponseResource) map[string]kmsg.DescribeConfigsResponseResourceConfig {
+	out := map[string]kmsg.DescribeConfigsResponseResourceConfig{}
+	for _, c := range r.Configs {
+		out[c.Name] = c
+	}
+	return out
+}
+
+// TestBrokerConfigs: a broker's configs are described with their sources
+// and synonyms (per-broker dynamic over cluster-wide dynamic over the
+// flag over the default), secrets without their value; the empty name
+// describes the cluster-wide dynamic ones only, another broker's id is
+// refused; dynamic configs change, read-only ones are refused with
+// INVALID_REQUEST and bad values with INVALID_CONFIG; topics describe a
+// dynamic broker default under their own config's name.
+func TestBrokerConfigs(t *testing.T) {
+	static := map[string]brokerconfig.Static{
+		"node.id":          {Value: "1", Default: "1"},
+		"num.partitions":   {Value: "3", Default: "1", Set: true},
+		"sasl.scram.users": {Value: "admin:SCRAM-SHA-512:secret", Set: true},
+		"log.level":        {Value: "info", Default: "info"},
+	}
+	ts := newTestServer(t, Config{NodeID: 1, BrokerConfigs: static})
+	ts.createTopic(t, "t", 1)
+	v := kmsg.StringPtr
+	brokerRes := kmsg.ConfigResourceTypeBroker
+	got := configsByName(ts.describeConfigs(t, brokerRes, "1"))
+	for name, want := range map[string]string{
+		"num.partitions":   "3/4 num.partitions=3/4 num.partitions=1/5",
+		"node.id":          "1/5 node.id=1/5",
+		"log.retention.ms": "604800000/5 log.retention.ms=604800000/5",
+		"sasl.scram.users": "null/4 sasl.scram.users=null/4 sasl.scram.users=null/5",
+	} {
+		if s := showConfig(got[name]); s != want {
+			t.Errorf("%s: %s, want %s", name, s, want)
+		}
+	}
+	if c := got["sasl.scram.users"]; !c.IsSensitive || c.ConfigType != kmsg.ConfigTypePassword {
+		t.Errorf("sasl.scram.users: sensitive %v, type %v", c.IsSensitive, c.ConfigType)
+	}
+	if c := got["num.partitions"]; !c.ReadOnly || c.Documentation == nil || c.ConfigType != kmsg.ConfigTypeInt {
+		t.Errorf("num.partitions: read-only %v, doc %v, type %v", c.ReadOnly, c.Documentation, c.ConfigType)
+	}
+	if len(got) != len(brokerconfig.Defs) {
+		t.Errorf("%d broker configs described, want %d", len(got), len(brokerconfig.Defs))
+	}
+
+	for _, c := range []struct {
+		what     string
+		name     string
+		op       incOp
+		validate bool
+		code     int16
+	}{
+		{"cluster-wide", "", incOp{brokerRes, "", set, "log.retention.ms", v("1000")}, false, 0},
+		{"this broker", "1", incOp{brokerRes, "1", set, "log.retention.ms", v("2000")}, false, 0},
+		{"validate only", "1", incOp{brokerRes, "1", set, "log.level", v("debug")}, true, 0},
+		{"another broker", "2", incOp{brokerRes, "2", set, "log.level", v("debug")}, false, 0},
+		{"read-only", "1", incOp{brokerRes, "1", set, "num.partitions", v("5")}, false, kerr.InvalidRequest.Code},
+		{"bad value", "1", incOp{brokerRes, "1", set, "log.retention.ms", v("soon")}, false, kerr.InvalidConfig.Code},
+		{"bad level", "1", incOp{brokerRes, "1", set, "log.level", v("loud")}, false, kerr.InvalidConfig.Code},
+		{"unknown", "1", incOp{brokerRes, "1", set, "log.retention.fortnights", v("1")}, false, kerr.InvalidConfig.Code},
+		{"not a node id", "x", incOp{brokerRes, "x", set, "log.level", v("debug")}, false, kerr.InvalidRequest.Code},
+		{"append a policy", "", incOp{brokerRes, "", appendOp, "log.cleanup.policy", v("compact")}, false, 0},
+	} {
+		if r := ts.incrementalAlter(t, c.validate, c.op); r[0].ErrorCode != c.code {
+			t.Errorf("%s: error %d, want %d (%v)", c.what, r[0].ErrorCode, c.code, r[0].ErrorMessage)
+		}
+	}
+	if d := ts.meta.BrokerConfigs(cluster.DefaultBrokerConfigs); !maps.Equal(d, map[string]string{"log.retention.ms": "1000", "log.cleanup.policy": "delete,compact"}) {
+		t.Errorf("cluster-wide dynamic configs %v", d)
+	}
+	if d := ts.meta.BrokerConfigs(1); !maps.Equal(d, map[string]string{"log.retention.ms": "2000"}) {
+		t.Errorf("broker 1's dynamic configs %v", d)
+	}
+	got = configsByName(ts.describeConfigs(t, brokerRes, "1", "log.retention.ms", "log.level"))
+	if s, w := showConfig(got["log.retention.ms"]), "2000/2 log.retention.ms=2000/2 log.retention.ms=1000/3 log.retention.ms=604800000/5"; s != w {
+		t.Errorf("log.retention.ms: %s, want %s", s, w)
+	}
+	if s, w := showConfig(got["log.level"]), "info/5 log.level=info/5"; s != w || len(got) != 2 {
+		t.Errorf("log.level: %s, want %s (of %d)", s, w, len(got))
+	}
+	defaults := ts.describeConfigs(t, brokerRes, "")
+	if len(defaults.Configs) != 2 || showConfig(configsByName(defaults)["log.retention.ms"]) != "1000/3 log.retention.ms=1000/3" {
+		t.Errorf("cluster-wide: %+v", defaults.Configs)
+	}
+	if r := ts.describeConfigs(t, brokerRes, "2"); r.ErrorCode != kerr.InvalidRequest.Code {
+		t.Errorf("another broker's configs: error %d", r.ErrorCode)
+	}
+	topic := configsByName(ts.describeConfigs(t, topicRes, "t", "retention.ms", "cleanup.policy", "segment.ms"))
+	for name, want := range map[string]string{
+		"retention.ms":   "2000/2 log.retention.ms=2000/2 log.retention.ms=1000/3 retention.ms=604800000/5",
+		"cleanup.policy": "delete,compact/3 log.cleanup.policy=delete,compact/3 cleanup.policy=delete/5",
+		"segment.ms":     "604800000/5 segment.ms=604800000/5",
+	} {
+		if s := showConfig(topic[name]); s != want {
+			t.Errorf("topic %s: %s, want %s", name, s, want)
+		}
 	}
 }

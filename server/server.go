@@ -20,6 +20,7 @@ import (
 	"github.com/runnel-io/runnel/consumer"
 	"github.com/runnel-io/runnel/group"
 	"github.com/runnel-io/runnel/internal/authz"
+	"github.com/runnel-io/runnel/internal/brokerconfig"
 	"github.com/runnel-io/runnel/partition"
 )
 
@@ -85,6 +86,9 @@ type Config struct {
 	// connection's principal; a certificate it has no rule for is refused.
 	// Nil: the subject as it is (DEFAULT).
 	PrincipalMapping *PrincipalMapper
+	// BrokerConfigs are the broker's settings as it was started, by
+	// broker config name, for DescribeConfigs (internal/brokerconfig).
+	BrokerConfigs map[string]brokerconfig.Static
 	// Authorizer checks every request against the ACLs; nil: none, every
 	// request is allowed and the ACL APIs answer SECURITY_DISABLED.
 	Authorizer *authz.Authorizer
@@ -165,6 +169,11 @@ type Cluster interface {
 	// Acls returns every ACL binding; AlterAcls commits a change of them.
 	Acls() []cluster.AclBinding
 	AlterAcls(cluster.AlterAcls) error
+	// BrokerConfigs returns a broker's dynamic configs, or with
+	// cluster.DefaultBrokerConfigs the cluster-wide ones;
+	// SetBrokerConfigs commits a replacement of them.
+	BrokerConfigs(broker int32) map[string]string
+	SetBrokerConfigs(broker int32, configs map[string]string) error
 }
 
 // Groups finds the coordinators of consumer groups: each group's state is

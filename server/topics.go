@@ -493,29 +493,14 @@ func (s *Server) handleDescribeConfigs(c *conn, r *kmsg.DescribeConfigsRequest) 
 				sr.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				break
 			}
-			want := map[string]bool{}
-			for _, k := range rr.ConfigNames {
-				want[k] = true
-			}
-			for _, d := range partition.ConfigDefs {
-				if len(want) > 0 && !want[d.Name] {
-					continue
-				}
-				v, def := partition.Value(t.Configs, d.Name)
-				c := kmsg.NewDescribeConfigsResponseResourceConfig()
-				c.Name, c.Value = d.Name, &v
-				c.IsDefault = def
-				c.Source = kmsg.ConfigSource(configSource(def))
-				if r.IncludeDocumentation {
-					doc := d.Doc
-					c.Documentation = &doc
-				}
-				sr.Configs = append(sr.Configs, c)
-			}
+			s.describeTopicConfigs(r, t, rr.ConfigNames, &sr)
 		case kmsg.ConfigResourceTypeBroker:
-			// runnel's broker settings are flags, not dynamic configs.
 			if !s.authorize(c, "DescribeConfigs", authz.OpDescribeConfigs, authz.ResourceCluster, clusterResource) {
 				sr.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+				break
+			}
+			if err := s.describeBrokerConfigs(r, rr, &sr); err != nil {
+				sr.ErrorCode, sr.ErrorMessage = errorCode(err), errMessage(err)
 			}
 		default:
 			sr.ErrorCode = kerr.InvalidRequest.Code
