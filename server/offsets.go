@@ -39,10 +39,6 @@ func (s *Server) handleListOffsets(c *conn, r *kmsg.ListOffsetsRequest) kmsg.Res
 				case -2: // earliest
 					sp.Offset = p.LogStartOffset()
 				case -3, -4, -5:
-					if r.Version < specialSince[rp.Timestamp] {
-						sp.ErrorCode = kerr.UnsupportedVersion.Code
-						break
-					}
 					err := listSpecial(p, rp.Timestamp, r.IsolationLevel, &sp)
 					sp.ErrorCode = errorCode(err)
 				default:
@@ -69,12 +65,13 @@ func (s *Server) handleListOffsets(c *conn, r *kmsg.ListOffsetsRequest) kmsg.Res
 	return resp
 }
 
-// specialSince is the ListOffsets version that brought each special
-// timestamp past -1 (latest) and -2 (earliest): -3 the record with the
-// largest timestamp (KIP-734), -4 the earliest local offset (KIP-405), -5
-// the latest offset in tiered storage (KIP-1005). Asked at an older
-// version, one is refused with UNSUPPORTED_VERSION.
-var specialSince = map[int64]int16{-3: 7, -4: 8, -5: 9}
+// The special timestamps past -1 (latest) and -2 (earliest) came with
+// ListOffsets versions: -3 the record with the largest timestamp (v7,
+// KIP-734), -4 the earliest local offset (v8, KIP-405), -5 the latest offset
+// in tiered storage (v9, KIP-1005). As in Kafka, the versions bind the
+// clients, which do not send them to a broker without those versions; the
+// broker answers them at any version from 1 (librdkafka's
+// offsets_for_times sends -3 at v1-v5).
 
 // listSpecial answers the timestamps -3, -4 and -5 for a partition, as a
 // Kafka broker without tiered storage does: -4 is the log start (every
