@@ -161,7 +161,7 @@ var requests = map[int16]*request{
 		array("Groups", str("Group")),
 		boolean("IncludeAuthorizedOperations").since(3),
 	}},
-	16: {name: "ListGroups", min: 0, max: 4, flexibleFrom: 3, fields: []field{
+	16: {name: "ListGroups", min: 0, max: 5, flexibleFrom: 3, fields: []field{
 		array("StatesFilter", str("State")).since(4),
 		array("TypesFilter", str("Type")).since(5),
 	}},

@@ -49,7 +49,7 @@ var supported = map[int16]versionRange{
 	13: {0, 5},  // LeaveGroup
 	14: {0, 5},  // SyncGroup
 	15: {0, 5},  // DescribeGroups
-	16: {0, 4},  // ListGroups
+	16: {0, 5},  // ListGroups
 	17: {0, 1},  // SaslHandshake
 	36: {0, 2},  // SaslAuthenticate
 	42: {0, 2},  // DeleteGroups

@@ -366,3 +366,61 @@ func TestBrokerConfigs(t *testing.T) {
 		}
 	}
 }
+
+// TestAlterConfigsAuthorized: under the authorizer, changing a topic's
+// configs needs ALTER_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED
+// otherwise) and a broker's ALTER_CONFIGS on the cluster
+// (CLUSTER_AUTHORIZATION_FAILED), through either API.
+func TestAlterConfigsAuthorized(t *testing.T) {
+	ts := newAclServer(t, true, admin)
+	if _, err := ts.meta.CreateTopic(cluster.Topic{Name: "t", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	const app = "User:app"
+	if c := ts.createAcls(t, 3, creation(kmsg.ACLResourceTypeTopic, "t", kmsg.ACLResourcePatternTypeLiteral, app,
+		kmsg.ACLOperationAlterConfigs, kmsg.ACLPermissionTypeAllow)); c[0] != 0 {
+		t.Fatalf("create acl: %v", c)
+	}
+	inc := func(principal string, typ kmsg.ConfigResourceType, name, key, value string) int16 {
+		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = typ, name
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name, c.Value = key, kmsg.StringPtr(value)
+		rr.Configs = append(rr.Configs, c)
+		req.Resources = append(req.Resources, rr)
+		return ts.callAs(t, principal, req).(*kmsg.IncrementalAlterConfigsResponse).Resources[0].ErrorCode
+	}
+	legacy := func(principal string, typ kmsg.ConfigResourceType, name, key, value string) int16 {
+		req := kmsg.NewPtrAlterConfigsRequest()
+		rr := kmsg.NewAlterConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = typ, name
+		c := kmsg.NewAlterConfigsRequestResourceConfig()
+		c.Name, c.Value = key, kmsg.StringPtr(value)
+		rr.Configs = append(rr.Configs, c)
+		req.Resources = append(req.Resources, rr)
+		return ts.callAs(t, principal, req).(*kmsg.AlterConfigsResponse).Resources[0].ErrorCode
+	}
+	for _, c := range []struct {
+		what      string
+		principal string
+		typ       kmsg.ConfigResourceType
+		key       string
+		want      int16
+	}{
+		{"app on its topic", app, topicRes, "retention.ms", 0},
+		{"another user on the topic", "User:other", topicRes, "retention.ms", kerr.TopicAuthorizationFailed.Code},
+		{"app on the brokers", app, kmsg.ConfigResourceTypeBroker, "log.retention.ms", kerr.ClusterAuthorizationFailed.Code},
+		{"a super user on the brokers", admin, kmsg.ConfigResourceTypeBroker, "log.retention.ms", 0},
+	} {
+		name := "t"
+		if c.typ == kmsg.ConfigResourceTypeBroker {
+			name = ""
+		}
+		for api, f := range map[string]func(string, kmsg.ConfigResourceType, string, string, string) int16{"incremental": inc, "legacy": legacy} {
+			if got := f(c.principal, c.typ, name, c.key, "1000"); got != c.want {
+				t.Errorf("%s, %s: error %d, want %d", c.what, api, got, c.want)
+			}
+		}
+	}
+}
