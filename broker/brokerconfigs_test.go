@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel-io/runnel/cluster"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -128,3 +129,74 @@ func TestDynamicBrokerConfigsLive(t *testing.T) {
 type discard struct{}
 
 func (discard) Write(b []byte) (int, error) { return len(b), nil }
+
+// TestConfigsReachEveryBroker: on three brokers, a topic's changed config
+// reaches its replicas on each, and a broker's own dynamic config only
+// that broker's replicas, over the cluster-wide one the others take.
+func TestConfigsReachEveryBroker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three brokers")
+	}
+	voters := []cluster.Voter{{ID: 1, Addr: freeAddr(t)}, {ID: 2, Addr: freeAddr(t)}, {ID: 3, Addr: freeAddr(t)}}
+	brokers, stop := startQuorum(t, voters, nil)
+	defer stop()
+	if t.Failed() {
+		return
+	}
+	var seeds []string
+	for _, b := range brokers {
+		seeds = append(seeds, b.Addr())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	waitRegistered(t, ctx, adm, 3)
+	if _, err := adm.CreateTopic(ctx, 1, 3, nil, "spread"); err != nil {
+		t.Fatal(err)
+	}
+	alter := func(f func() (kadm.AlterConfigsResponses, error)) {
+		t.Helper()
+		resps, err := f()
+		if err == nil {
+			err = resps[0].Err
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	set := func(name, value string) []kadm.AlterConfig {
+		return []kadm.AlterConfig{{Op: kadm.SetConfig, Name: name, Value: kmsg.StringPtr(value)}}
+	}
+	alter(func() (kadm.AlterConfigsResponses, error) {
+		return adm.AlterTopicConfigs(ctx, set("min.insync.replicas", "2"), "spread")
+	})
+	alter(func() (kadm.AlterConfigsResponses, error) {
+		return adm.AlterBrokerConfigs(ctx, set("log.retention.ms", "3600000"))
+	})
+	alter(func() (kadm.AlterConfigsResponses, error) {
+		return adm.AlterBrokerConfigs(ctx, set("log.retention.ms", "60000"), 2)
+	})
+	for _, b := range brokers {
+		want := int64(3600000)
+		if b.cfg.NodeID == 2 {
+			want = 60000
+		}
+		// Each broker's reconciliation follows the metadata on its own.
+		for {
+			p, err := b.parts.Get("spread", 0)
+			if err == nil && p.MinInsyncReplicas() == 2 && p.Config().RetentionMs == want {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("broker %d: the replica's config never became min.insync.replicas 2, retention.ms %d", b.cfg.NodeID, want)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+}

@@ -55,6 +55,15 @@ func TestSetBrokerConfigs(t *testing.T) {
 	if !maps.EqualFunc(restored, want, maps.Equal) {
 		t.Errorf("restored %v, want %v", restored, want)
 	}
+	// A change computed from configs that have changed since is refused.
+	if res, _ := apply(SetBrokerConfigs{Broker: 2, Configs: map[string]string{"log.level": "error"},
+		Prev: &map[string]string{"log.level": "debug"}}).(error); !errors.Is(res, ErrConfigsChanged) {
+		t.Errorf("a stale change: %v", res)
+	}
+	if res := apply(SetBrokerConfigs{Broker: 3, Configs: map[string]string{"log.level": "error"}, Prev: &map[string]string{}}); res != nil {
+		t.Errorf("a change over no configs: %v", res)
+	}
+	apply(SetBrokerConfigs{Broker: 3})
 	apply(SetBrokerConfigs{Broker: 2})
 	delete(want, 2)
 	if got := seen[len(seen)-1]; !maps.EqualFunc(got, want, maps.Equal) {

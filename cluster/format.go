@@ -121,11 +121,15 @@ type (
 		Total      int32     `json:"total"`
 		Assignment [][]int32 `json:"assignment"` // of the new partitions only
 	}
-	// SetConfigs replaces a topic's explicit configs. Deduplicated by
-	// proposal id.
+	// SetConfigs replaces a topic's explicit configs. With Prev, only if
+	// they are still Prev (none: empty), the ones the change was computed
+	// from: otherwise it is refused (configs_changed), so that of two
+	// changes computed from the same configs the second is computed
+	// again rather than undoing the first. Deduplicated by proposal id.
 	SetConfigs struct {
-		Name    string            `json:"name"`
-		Configs map[string]string `json:"configs"`
+		Name    string             `json:"name"`
+		Configs map[string]string  `json:"configs"`
+		Prev    *map[string]string `json:"prev,omitempty"`
 	}
 	// ChangeLeader is the controller's election: a new leader (or -1) and
 	// ISR, with the leader epoch bumped. It applies only if the partition
@@ -198,9 +202,11 @@ type (
 	// its node id) or, Broker -1 (DefaultBrokerConfigs), the cluster-wide
 	// defaults: Kafka's broker config names and their values as strings.
 	// No configs removes them all. Deduplicated by proposal id.
+	// Prev, as in SetConfigs, makes it apply only over those configs.
 	SetBrokerConfigs struct {
-		Broker  int32             `json:"broker"`
-		Configs map[string]string `json:"configs,omitempty"`
+		Broker  int32              `json:"broker"`
+		Configs map[string]string  `json:"configs,omitempty"`
+		Prev    *map[string]string `json:"prev,omitempty"`
 	}
 )
 
@@ -607,6 +613,7 @@ var refusals = []struct {
 	{"malformed_command", ErrMalformedCommand},
 	{"not_replica", ErrNotReplica},
 	{"segment_out_of_order", ErrSegmentOutOfOrder},
+	{"configs_changed", ErrConfigsChanged},
 }
 
 // newProposalEntry records a command's result.

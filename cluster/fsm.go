@@ -77,6 +77,9 @@ var (
 	ErrMalformedCommand  = errors.New("cluster: malformed command")
 	ErrNotReplica        = errors.New("cluster: broker is not a replica of the partition")
 	ErrSegmentOutOfOrder = errors.New("cluster: segment base offset not after the last one")
+	// ErrConfigsChanged: a SetConfigs or SetBrokerConfigs with Prev was
+	// computed from configs that have changed since.
+	ErrConfigsChanged = errors.New("cluster: the configs changed since the change was computed")
 	// ErrPartitionsChanged: a CreatePartitions was computed from a
 	// partition count that has changed since (still below its total).
 	ErrPartitionsChanged = fmt.Errorf("%w: the topic's partition count changed", ErrPartitions)
@@ -501,6 +504,9 @@ func (s *State) apply(payload any) (any, change) {
 		if !ok {
 			return fmt.Errorf("%w: %s", ErrUnknownTopic, c.Name), change{}
 		}
+		if c.Prev != nil && !maps.Equal(*c.Prev, t.Configs) {
+			return fmt.Errorf("%w: topic %s", ErrConfigsChanged, c.Name), change{}
+		}
 		t.Configs = c.Configs
 		s.Topics[c.Name] = t
 		return nil, topologyChange
@@ -618,6 +624,9 @@ func (s *State) apply(payload any) (any, change) {
 	case *SetBrokerConfigs:
 		if c.Broker < DefaultBrokerConfigs || c.Broker == 0 {
 			return fmt.Errorf("%w: dynamic configs of broker %d", ErrMalformedCommand, c.Broker), change{}
+		}
+		if c.Prev != nil && !maps.Equal(*c.Prev, s.BrokerConfigs[c.Broker]) {
+			return fmt.Errorf("%w: broker %d", ErrConfigsChanged, c.Broker), change{}
 		}
 		if len(c.Configs) == 0 {
 			delete(s.BrokerConfigs, c.Broker)

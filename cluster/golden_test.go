@@ -75,6 +75,10 @@ func goldenCommands() []command {
 		{CmdSetBrokerConfigs, id(21), &SetBrokerConfigs{Broker: 2, Configs: map[string]string{"log.level": "debug"}}},
 		{CmdSetBrokerConfigs, id(22), &SetBrokerConfigs{Broker: 1, Configs: map[string]string{"log.segment.bytes": "1048576"}}},
 		{CmdSetBrokerConfigs, id(23), &SetBrokerConfigs{Broker: 1}},
+		{CmdSetConfigs, id(24), &SetConfigs{Name: "orders", Configs: map[string]string{"cleanup.policy": "delete", "retention.ms": "3600000"},
+			Prev: &map[string]string{"cleanup.policy": "delete"}}},
+		{CmdSetBrokerConfigs, id(25), &SetBrokerConfigs{Broker: 2, Configs: map[string]string{"log.level": "info"},
+			Prev: &map[string]string{"log.level": "debug"}}},
 	}
 }
 

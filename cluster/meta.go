@@ -206,6 +206,17 @@ func (m *Meta) SetConfigs(name string, configs map[string]string) error {
 	return err
 }
 
+// SetConfigsIf replaces a topic's explicit configs if they are still
+// prev; ErrConfigsChanged if not. Once it returns, this broker has applied
+// the metadata up to the change, so a refused caller reads fresh configs.
+func (m *Meta) SetConfigsIf(name string, prev, configs map[string]string) error {
+	if prev == nil {
+		prev = map[string]string{}
+	}
+	_, err := m.propose(CmdSetConfigs, SetConfigs{Name: name, Configs: configs, Prev: &prev})
+	return err
+}
+
 // AllocateProducerIDs reserves n producer ids and returns the first.
 func (m *Meta) AllocateProducerIDs(n int64) (int64, error) {
 	return m.propose(CmdAllocateProducerID, AllocateProducerIDs{N: n})
@@ -270,6 +281,16 @@ func (m *Meta) BrokerConfigs(broker int32) map[string]string {
 // DefaultBrokerConfigs the cluster-wide defaults, replacing those it had.
 func (m *Meta) SetBrokerConfigs(broker int32, configs map[string]string) error {
 	_, err := m.propose(CmdSetBrokerConfigs, SetBrokerConfigs{Broker: broker, Configs: configs})
+	return err
+}
+
+// SetBrokerConfigsIf is SetBrokerConfigs if the broker's dynamic configs
+// are still prev, as SetConfigsIf.
+func (m *Meta) SetBrokerConfigsIf(broker int32, prev, configs map[string]string) error {
+	if prev == nil {
+		prev = map[string]string{}
+	}
+	_, err := m.propose(CmdSetBrokerConfigs, SetBrokerConfigs{Broker: broker, Configs: configs, Prev: &prev})
 	return err
 }
 

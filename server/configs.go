@@ -171,14 +171,46 @@ func describeOps(ops []configOp) string {
 	return b.String()
 }
 
+// maxConfigAttempts bounds how often a change is computed again after the
+// configs changed under it (another change committed first).
+const maxConfigAttempts = 5
+
+// noConfigs is a prev no topic's configs can be: a proposal with it is
+// refused, as unknown_topic or as configs_changed, and in either case this
+// broker has applied the metadata up to it when the refusal comes back.
+var noConfigs = map[string]string{"": ""}
+
 func (s *Server) alterTopicConfigs(c *conn, api, name string, ops []configOp, replace, validateOnly bool) error {
 	if !s.authorize(c, api, authz.OpAlterConfigs, authz.ResourceTopic, name) {
 		return kerr.TopicAuthorizationFailed
 	}
-	t, ok := s.meta.Topic(name)
-	if !ok {
-		return fmt.Errorf("%w: topic %q", kerr.UnknownTopicOrPartition, name)
+	for attempt := 1; ; attempt++ {
+		t, ok := s.meta.Topic(name)
+		if !ok && attempt == 1 && !validateOnly {
+			// This broker may not have applied the topic's creation
+			// yet (it was answered by another): ask the metadata, and
+			// read again once caught up with it.
+			err := s.meta.SetConfigsIf(name, noConfigs, nil)
+			if errors.Is(err, cluster.ErrConfigsChanged) {
+				continue
+			}
+			ok = false
+		}
+		if !ok {
+			return fmt.Errorf("%w: topic %q", kerr.UnknownTopicOrPartition, name)
+		}
+		err := s.alterTopicConfigsOnce(t, ops, replace, validateOnly)
+		if errors.Is(err, cluster.ErrConfigsChanged) && attempt < maxConfigAttempts {
+			continue // computed again from the configs now applied here
+		}
+		return err
 	}
+}
+
+// alterTopicConfigsOnce applies ops over the configs t has and commits
+// the result if they are still those.
+func (s *Server) alterTopicConfigsOnce(t cluster.Topic, ops []configOp, replace, validateOnly bool) error {
+	name := t.Name
 	have := t.Configs
 	if replace {
 		have = nil
@@ -200,7 +232,7 @@ func (s *Server) alterTopicConfigs(c *conn, api, name string, ops []configOp, re
 	if validateOnly || maps.Equal(next, t.Configs) {
 		return nil
 	}
-	if err := s.meta.SetConfigs(name, next); err != nil {
+	if err := s.meta.SetConfigsIf(name, t.Configs, next); err != nil {
 		return err
 	}
 	// Every broker's replicas take the configs when their reconciliation
@@ -300,7 +332,20 @@ func (s *Server) alterBrokerConfigs(c *conn, api, name string, ops []configOp, r
 	if err != nil {
 		return err
 	}
-	have := s.meta.BrokerConfigs(id)
+	for attempt := 1; ; attempt++ {
+		err := s.alterBrokerConfigsOnce(id, ops, replace, validateOnly)
+		if errors.Is(err, cluster.ErrConfigsChanged) && attempt < maxConfigAttempts {
+			continue // computed again from the configs now applied here
+		}
+		return err
+	}
+}
+
+// alterBrokerConfigsOnce applies ops over broker id's dynamic configs as
+// this broker has them and commits the result if they are still those.
+func (s *Server) alterBrokerConfigsOnce(id int32, ops []configOp, replace, validateOnly bool) error {
+	prev := s.meta.BrokerConfigs(id)
+	have := prev
 	if replace {
 		have = nil
 	}
@@ -323,10 +368,10 @@ func (s *Server) alterBrokerConfigs(c *conn, api, name string, ops []configOp, r
 			return fmt.Errorf("%w: %w", kerr.InvalidConfig, err)
 		}
 	}
-	if validateOnly || maps.Equal(next, s.meta.BrokerConfigs(id)) {
+	if validateOnly || maps.Equal(next, prev) {
 		return nil
 	}
-	if err := s.meta.SetBrokerConfigs(id, next); err != nil {
+	if err := s.meta.SetBrokerConfigsIf(id, prev, next); err != nil {
 		return err
 	}
 	// This broker's replicas take changed topic defaults before the

@@ -39,7 +39,17 @@ func (m *fakeMeta) BrokerConfigs(broker int32) map[string]string {
 	return maps.Clone(all.(map[int32]map[string]string)[broker])
 }
 
-func (m *fakeMeta) SetBrokerConfigs(broker int32, configs map[string]string) error {
+func (m *fakeMeta) SetConfigsIf(name string, prev, configs map[string]string) error {
+	if t, ok := m.Topic(name); ok && !maps.Equal(t.Configs, prev) {
+		return fmt.Errorf("%w: %s", cluster.ErrConfigsChanged, name)
+	}
+	return m.SetConfigs(name, configs)
+}
+
+func (m *fakeMeta) SetBrokerConfigsIf(broker int32, prev, configs map[string]string) error {
+	if !maps.Equal(m.BrokerConfigs(broker), prev) {
+		return fmt.Errorf("%w: broker %d", cluster.ErrConfigsChanged, broker)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	all, _ := fakeBrokerConfigs.LoadOrStore(m, map[int32]map[string]string{})
@@ -422,5 +432,42 @@ func TestAlterConfigsAuthorized(t *testing.T) {
 				t.Errorf("%s, %s: error %d, want %d", c.what, api, got, c.want)
 			}
 		}
+	}
+}
+
+// racingMeta commits another change of the topic's configs just before
+// the first SetConfigsIf, as a second broker's would land first.
+type racingMeta struct {
+	*fakeMeta
+	raced bool
+}
+
+func (m *racingMeta) SetConfigsIf(name string, prev, configs map[string]string) error {
+	if !m.raced {
+		m.raced = true
+		t, _ := m.Topic(name)
+		other := maps.Clone(t.Configs)
+		if other == nil {
+			other = map[string]string{}
+		}
+		other["segment.ms"] = "60000"
+		m.SetConfigs(name, other)
+	}
+	return m.fakeMeta.SetConfigsIf(name, prev, configs)
+}
+
+// TestIncrementalAlterConfigsRace: a change computed from configs that
+// another change replaced first is computed again, so both hold.
+func TestIncrementalAlterConfigsRace(t *testing.T) {
+	fm := newFakeMeta(1)
+	meta := &racingMeta{fakeMeta: fm}
+	ts := newTestServerOver(t, Config{}, meta, fm)
+	ts.createTopic(t, "t", 1)
+	if got := ts.incrementalAlter(t, false, incOp{topicRes, "t", set, "retention.ms", kmsg.StringPtr("1000")}); got[0].ErrorCode != 0 {
+		t.Fatalf("alter: %+v", got)
+	}
+	want := map[string]string{"retention.ms": "1000", "segment.ms": "60000"}
+	if topic, _ := fm.Topic("t"); !maps.Equal(topic.Configs, want) {
+		t.Errorf("configs %v, want %v: one change undid the other", topic.Configs, want)
 	}
 }

@@ -169,11 +169,14 @@ type Cluster interface {
 	// Acls returns every ACL binding; AlterAcls commits a change of them.
 	Acls() []cluster.AclBinding
 	AlterAcls(cluster.AlterAcls) error
+	// SetConfigsIf replaces a topic's explicit configs if they are still
+	// prev (cluster.ErrConfigsChanged if not).
+	SetConfigsIf(name string, prev, configs map[string]string) error
 	// BrokerConfigs returns a broker's dynamic configs, or with
 	// cluster.DefaultBrokerConfigs the cluster-wide ones;
-	// SetBrokerConfigs commits a replacement of them.
+	// SetBrokerConfigsIf replaces them if they are still prev.
 	BrokerConfigs(broker int32) map[string]string
-	SetBrokerConfigs(broker int32, configs map[string]string) error
+	SetBrokerConfigsIf(broker int32, prev, configs map[string]string) error
 }
 
 // Groups finds the coordinators of consumer groups: each group's state is
