@@ -468,24 +468,7 @@ func (s *Server) describeTopicConfigs(r *kmsg.DescribeConfigsRequest, t cluster.
 		if len(want) > 0 && !want[d.Name] {
 			continue
 		}
-		var syn []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym
-		add := func(name, value string, source int8) {
-			sy := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
-			sy.Name, sy.Value, sy.Source = name, kmsg.StringPtr(value), kmsg.ConfigSource(source)
-			syn = append(syn, sy)
-		}
-		if v, ok := t.Configs[d.Name]; ok {
-			add(d.Name, v, int8(kmsg.ConfigSourceDynamicTopicConfig))
-		}
-		if bd, ok := brokerconfig.ForTopic(d.Name); ok {
-			y, _ := brokerconfig.Effective(bd.Name, nil, own, defaults)
-			for _, ys := range y.Synonyms {
-				if ys.Source != brokerconfig.SourceDefault {
-					add(ys.Name, ys.Value, ys.Source)
-				}
-			}
-		}
-		add(d.Name, d.Default, brokerconfig.SourceDefault)
+		syn := topicConfigLayers(t, d, own, defaults)
 		c := kmsg.NewDescribeConfigsResponseResourceConfig()
 		c.Name, c.Value, c.Source = d.Name, syn[0].Value, syn[0].Source
 		c.IsDefault = c.Source == kmsg.ConfigSourceDefaultConfig
@@ -498,6 +481,32 @@ func (s *Server) describeTopicConfigs(r *kmsg.DescribeConfigsRequest, t cluster.
 		}
 		sr.Configs = append(sr.Configs, c)
 	}
+}
+
+// topicConfigLayers returns the layers of a topic's config, the one in
+// effect first: the topic's own value, the broker config that is its
+// default as set for this broker (own) and cluster-wide (defaults), the
+// built-in default.
+func topicConfigLayers(t cluster.Topic, d partition.ConfigDef, own, defaults map[string]string) []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym {
+	var syn []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym
+	add := func(name, value string, source int8) {
+		sy := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+		sy.Name, sy.Value, sy.Source = name, kmsg.StringPtr(value), kmsg.ConfigSource(source)
+		syn = append(syn, sy)
+	}
+	if v, ok := t.Configs[d.Name]; ok {
+		add(d.Name, v, int8(kmsg.ConfigSourceDynamicTopicConfig))
+	}
+	if bd, ok := brokerconfig.ForTopic(d.Name); ok {
+		y, _ := brokerconfig.Effective(bd.Name, nil, own, defaults)
+		for _, ys := range y.Synonyms {
+			if ys.Source != brokerconfig.SourceDefault {
+				add(ys.Name, ys.Value, ys.Source)
+			}
+		}
+	}
+	add(d.Name, d.Default, brokerconfig.SourceDefault)
+	return syn
 }
 
 func wanted(names []string) map[string]bool {

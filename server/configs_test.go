@@ -365,6 +365,16 @@ func TestBrokerConfigs(t *testing.T) {
 	if r := ts.describeConfigs(t, brokerRes, "2"); r.ErrorCode != kerr.InvalidRequest.Code {
 		t.Errorf("another broker's configs: error %d", r.ErrorCode)
 	}
+	// CreateTopics answers with the same values and sources.
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "u", 1, 1
+	req.Topics = append(req.Topics, rt)
+	for _, c := range ts.call(t, req).(*kmsg.CreateTopicsResponse).Topics[0].Configs {
+		if c.Name == "retention.ms" && (*c.Value != "2000" || c.Source != 2) {
+			t.Errorf("CreateTopics: retention.ms %s from %d, want 2000 from DYNAMIC_BROKER_CONFIG", *c.Value, c.Source)
+		}
+	}
 	topic := configsByName(ts.describeConfigs(t, topicRes, "t", "retention.ms", "cleanup.policy", "segment.ms"))
 	for name, want := range map[string]string{
 		"retention.ms":   "2000/2 log.retention.ms=2000/2 log.retention.ms=1000/3 retention.ms=604800000/5",
