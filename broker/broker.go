@@ -90,6 +90,7 @@ type Broker struct {
 	replicas *replica.Manager
 	groups   *groups.Service
 	cleaner  *cleaner.Cleaner
+	dyn      dynamicConfigs
 	srv      *server.Server
 	lns      []*boundListener   // the Kafka API, in the order of cfg.Listeners
 	inter    string             // the inter-broker listener's name
@@ -263,6 +264,8 @@ func New(cfg Config) (_ *Broker, err error) {
 		ro.Dial = dial
 	}
 	b.replicas = replica.New(ro)
+	b.dyn.static = staticBrokerConfigs(cfg)
+	b.node.FSM().OnBrokerConfigsChanged(b.brokerConfigsChanged)
 	if err = b.replicas.Reconcile(); err != nil {
 		return nil, fmt.Errorf("opening this broker's replicas: %w", err)
 	}
@@ -271,11 +274,13 @@ func New(cfg Config) (_ *Broker, err error) {
 	if b.cleaner, err = cleaner.New(b.parts, co); err != nil {
 		return nil, err
 	}
+	b.applyBrokerConfigs() // the cleaner's dynamic settings
 
 	preg := prometheus.NewRegistry()
 	preg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	sc := cfg.Server
 	sc.NodeID, sc.Advertise, sc.Logger, sc.Metrics = cfg.NodeID, cfg.Advertise, logger, server.NewMetrics(preg)
+	sc.BrokerConfigs = b.dyn.static
 	if sc.PrincipalMapping, err = server.ParsePrincipalRules(cfg.TLS.PrincipalMappingRules); err != nil {
 		return nil, err
 	}

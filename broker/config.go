@@ -107,6 +107,9 @@ type Config struct {
 
 	// Logger: nil means slog.Default().
 	Logger *slog.Logger
+	// LogLevel, if set, is Logger's level: the dynamic broker config
+	// log.level changes it. Nil: the level cannot change while running.
+	LogLevel *slog.LevelVar
 
 	// Server is the Kafka listener's configuration. New sets its NodeID,
 	// Advertise, Logger and Metrics.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/runnel-io/runnel/internal/fsutil"
 	"github.com/runnel-io/runnel/internal/vfs"
+	"github.com/runnel-io/runnel/partition"
 )
 
 // The cleaner checkpoint (on-disk format; never change silently): one JSON
@@ -25,7 +26,7 @@ import (
 // loses no record.
 
 // CheckpointFile is the checkpoint's name in a partition folder.
-const CheckpointFile = "cleaner-checkpoint.json"
+const CheckpointFile = partition.CleanerCheckpointName
 
 // checkpointVersion is the version this code writes and reads.
 const checkpointVersion = 1

@@ -193,6 +193,10 @@ func New(parts Partitions, opts Options) (*Cleaner, error) {
 // Stats returns the cleaner's counters.
 func (c *Cleaner) Stats() *Stats { return &c.stats }
 
+// SetIOBytesPerSecond changes Options.IOBytesPerSecond of a running
+// cleaner (0: unlimited), from the next read or write on.
+func (c *Cleaner) SetIOBytesPerSecond(n int64) { c.io.setRate(n) }
+
 // Run cleans until ctx ends, with Options.Threads goroutines, each taking
 // the dirtiest partition no other is cleaning, and waiting Options.Backoff
 // when there is none. It returns when every thread has stopped.

@@ -2,14 +2,17 @@ package cleaner
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 )
 
 // throttle holds the cleaner's I/O to a rate, in bytes per second, shared
 // by its threads: each read or write of n bytes books its slot on one
-// timeline and waits until then. A rate of zero or below is no limit.
+// timeline and waits until then. A rate of zero or below is no limit. The
+// rate may change at any time (setRate); a booking follows the rate it
+// found.
 type throttle struct {
-	rate  int64
+	rate  atomic.Int64
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
 	mu    chan struct{} // a one-slot lock that waits can give up
@@ -17,13 +20,18 @@ type throttle struct {
 }
 
 func newThrottle(rate int64, now func() time.Time, sleep func(context.Context, time.Duration) error) *throttle {
-	return &throttle{rate: rate, now: now, sleep: sleep, mu: make(chan struct{}, 1)}
+	t := &throttle{now: now, sleep: sleep, mu: make(chan struct{}, 1)}
+	t.rate.Store(rate)
+	return t
 }
+
+func (t *throttle) setRate(rate int64) { t.rate.Store(rate) }
 
 // wait books n bytes and returns once the rate allows them, or when ctx
 // ends.
 func (t *throttle) wait(ctx context.Context, n int64) error {
-	if t.rate <= 0 || n <= 0 {
+	rate := t.rate.Load()
+	if rate <= 0 || n <= 0 {
 		return ctx.Err()
 	}
 	select {
@@ -35,7 +43,7 @@ func (t *throttle) wait(ctx context.Context, n int64) error {
 	if t.next.Before(now) {
 		t.next = now
 	}
-	t.next = t.next.Add(time.Duration(float64(n) / float64(t.rate) * float64(time.Second)))
+	t.next = t.next.Add(time.Duration(float64(n) / float64(rate) * float64(time.Second)))
 	until := t.next.Sub(now)
 	<-t.mu
 	// Bytes within the first 10 ms of the timeline pass at once: a

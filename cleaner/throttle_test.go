@@ -47,3 +47,22 @@ func TestThrottle(t *testing.T) {
 		t.Fatal("a wait with its context ended returned nil")
 	}
 }
+
+// TestThrottleSetRate: a rate changed while the cleaner runs applies to
+// the next booking: unlimited waits nothing, a limit set later holds.
+func TestThrottleSetRate(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1000, 0)}
+	var slept time.Duration
+	sleep := func(_ context.Context, d time.Duration) error { slept += d; clock.Add(d); return nil }
+	c, err := New(nil, Options{Now: clock.Now, sleep: sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.io.wait(context.Background(), 1<<20); err != nil || slept != 0 {
+		t.Fatalf("unlimited: %v, slept %v", err, slept)
+	}
+	c.SetIOBytesPerSecond(1000)
+	if err := c.io.wait(context.Background(), 2000); err != nil || slept < 1900*time.Millisecond {
+		t.Fatalf("2,000 bytes at 1,000 bytes/s: %v, slept %v", err, slept)
+	}
+}

@@ -123,11 +123,15 @@ type (
 		Total      int32     `json:"total"`
 		Assignment [][]int32 `json:"assignment"` // of the new partitions only
 	}
-	// SetConfigs replaces a topic's explicit configs. Deduplicated by
-	// proposal id.
+	// SetConfigs replaces a topic's explicit configs. With Prev, only if
+	// they are still Prev (none: empty), the ones the change was computed
+	// from: otherwise it is refused (configs_changed), so that of two
+	// changes computed from the same configs the second is computed
+	// again rather than undoing the first. Deduplicated by proposal id.
 	SetConfigs struct {
-		Name    string            `json:"name"`
-		Configs map[string]string `json:"configs"`
+		Name    string             `json:"name"`
+		Configs map[string]string  `json:"configs"`
+		Prev    *map[string]string `json:"prev,omitempty"`
 	}
 	// ChangeLeader is the controller's election: a new leader (or -1) and
 	// ISR, with the leader epoch bumped. It applies only if the partition
@@ -203,6 +207,16 @@ type (
 	// Deduplicated by proposal id.
 	AlterClientQuotas struct {
 		Entries []ClientQuotaAlteration `json:"entries"`
+	}
+	// SetBrokerConfigs replaces the dynamic configs of one broker (Broker,
+	// its node id) or, Broker -1 (DefaultBrokerConfigs), the cluster-wide
+	// defaults: Kafka's broker config names and their values as strings.
+	// No configs removes them all. Deduplicated by proposal id.
+	// Prev, as in SetConfigs, makes it apply only over those configs.
+	SetBrokerConfigs struct {
+		Broker  int32              `json:"broker"`
+		Configs map[string]string  `json:"configs,omitempty"`
+		Prev    *map[string]string `json:"prev,omitempty"`
 	}
 )
 
@@ -343,6 +357,7 @@ var commandNames = map[CommandType]string{
 	CmdSegmentsDeleted: "SegmentsDeleted", CmdCommitOffsets: "CommitOffsets", CmdDeleteOffsets: "DeleteOffsets",
 	CmdDeleteGroup: "DeleteGroup", CmdAllocateProducerID: "AllocateProducerIDs",
 	CmdAlterScramCredentials: "AlterScramCredentials", CmdAlterAcls: "AlterAcls", CmdAlterClientQuotas: "AlterClientQuotas",
+	CmdSetBrokerConfigs: "SetBrokerConfigs",
 }
 
 func (t CommandType) String() string {
@@ -389,6 +404,8 @@ func commandPayload(t CommandType) any {
 		return &AlterAcls{}
 	case CmdAlterClientQuotas:
 		return &AlterClientQuotas{}
+	case CmdSetBrokerConfigs:
+		return &SetBrokerConfigs{}
 	}
 	return nil
 }
@@ -564,6 +581,9 @@ type (
 		Acls []AclBinding `json:"acls,omitempty"`
 		// ClientQuotas, in entity order, are left out when empty.
 		ClientQuotas []ClientQuota `json:"client_quotas,omitempty"`
+		// BrokerConfigs, by broker id (the cluster-wide defaults, -1,
+		// first), are left out when empty.
+		BrokerConfigs []SetBrokerConfigs `json:"broker_configs,omitempty"`
 	}
 	snapBroker struct {
 		ID        int32            `json:"id"`
@@ -649,6 +669,7 @@ var refusals = []struct {
 	{"malformed_command", ErrMalformedCommand},
 	{"not_replica", ErrNotReplica},
 	{"segment_out_of_order", ErrSegmentOutOfOrder},
+	{"configs_changed", ErrConfigsChanged},
 }
 
 // newProposalEntry records a command's result.

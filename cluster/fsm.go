@@ -56,7 +56,14 @@ const (
 	CmdAlterAcls CommandType = 20
 	// CmdAlterClientQuotas is 21.
 	CmdAlterClientQuotas CommandType = 21
+	// CmdSetBrokerConfigs is 22.
+	CmdSetBrokerConfigs CommandType = 22
 )
+
+// DefaultBrokerConfigs is the broker id under which the cluster-wide
+// dynamic broker configs (Kafka's default resource, the empty name) are
+// kept; a broker's own are under its id.
+const DefaultBrokerConfigs int32 = -1
 
 // proposalWindow is how many deduplicated proposals the state machine
 // remembers. A proposal is sent again within its proposer's timeout
@@ -73,6 +80,9 @@ var (
 	ErrMalformedCommand  = errors.New("cluster: malformed command")
 	ErrNotReplica        = errors.New("cluster: broker is not a replica of the partition")
 	ErrSegmentOutOfOrder = errors.New("cluster: segment base offset not after the last one")
+	// ErrConfigsChanged: a SetConfigs or SetBrokerConfigs with Prev was
+	// computed from configs that have changed since.
+	ErrConfigsChanged = errors.New("cluster: the configs changed since the change was computed")
 	// ErrPartitionsChanged: a CreatePartitions was computed from a
 	// partition count that has changed since (still below its total).
 	ErrPartitionsChanged = fmt.Errorf("%w: the topic's partition count changed", ErrPartitions)
@@ -150,6 +160,10 @@ type State struct {
 	Acls map[AclBinding]struct{}
 	// ClientQuotas holds the client quotas: values by key, by entity.
 	ClientQuotas map[quota.Entity]map[string]float64
+	// BrokerConfigs holds the dynamic broker configs by broker id, the
+	// cluster-wide defaults under DefaultBrokerConfigs; a broker without
+	// any has no entry.
+	BrokerConfigs map[int32]map[string]string
 
 	byID      map[TopicID]string // topic names by id
 	proposals proposalLog
@@ -165,7 +179,7 @@ type committedOffsetState struct {
 func newState() *State {
 	return &State{Brokers: map[int32]*BrokerInfo{}, Topics: map[string]Topic{}, Partitions: map[string][]*PartitionInfo{},
 		Offsets: map[string]map[TP]committedOffsetState{}, Scram: map[ScramUser]ScramCredential{}, Acls: map[AclBinding]struct{}{},
-		ClientQuotas: map[quota.Entity]map[string]float64{}, byID: map[TopicID]string{}}
+		ClientQuotas: map[quota.Entity]map[string]float64{}, BrokerConfigs: map[int32]map[string]string{}, byID: map[TopicID]string{}}
 }
 
 // TopicByID returns the topic with the id.
@@ -235,6 +249,9 @@ type FSM struct {
 	onAcls func([]AclBinding)
 	// onQuotas is given the client quotas after each change of them.
 	onQuotas func(*quota.Config)
+	// onBrokerConfigs is given the dynamic broker configs after each
+	// change of them.
+	onBrokerConfigs func(map[int32]map[string]string)
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -272,6 +289,33 @@ func (f *FSM) OnAclsChanged(fn func([]AclBinding)) {
 	defer f.mu.Unlock()
 	f.onAcls = fn
 	f.aclsChangedLocked()
+}
+
+// OnBrokerConfigsChanged sets fn to be given every broker's dynamic
+// configs now and after each change of them (a command, a restored
+// snapshot), by broker id with the cluster-wide defaults under
+// DefaultBrokerConfigs. fn runs under the state machine's lock: it must not
+// block or call the FSM; the maps are its own.
+func (f *FSM) OnBrokerConfigsChanged(fn func(map[int32]map[string]string)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.onBrokerConfigs = fn
+	f.brokerConfigsChangedLocked()
+}
+
+func (f *FSM) brokerConfigsChangedLocked() {
+	if f.onBrokerConfigs != nil {
+		f.onBrokerConfigs(f.state.brokerConfigsCopy())
+	}
+}
+
+// brokerConfigsCopy returns a copy of every broker's dynamic configs.
+func (s *State) brokerConfigsCopy() map[int32]map[string]string {
+	out := make(map[int32]map[string]string, len(s.BrokerConfigs))
+	for id, c := range s.BrokerConfigs {
+		out[id] = maps.Clone(c)
+	}
+	return out
 }
 
 func (f *FSM) aclsChangedLocked() {
@@ -382,15 +426,19 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if ch.quotas {
 		f.quotasChangedLocked()
 	}
+	if ch.brokerConfigs {
+		f.brokerConfigsChangedLocked()
+	}
 	return res
 }
 
 // change says what an applied command changed, for the watchers.
 type change struct {
-	topology   bool
-	boundaries *TP
-	acls       bool
-	quotas     bool
+	topology      bool
+	boundaries    *TP
+	acls          bool
+	quotas        bool
+	brokerConfigs bool
 }
 
 var topologyChange = change{topology: true}
@@ -483,6 +531,9 @@ func (s *State) apply(payload any) (any, change) {
 		t, ok := s.Topics[c.Name]
 		if !ok {
 			return fmt.Errorf("%w: %s", ErrUnknownTopic, c.Name), change{}
+		}
+		if c.Prev != nil && !maps.Equal(*c.Prev, t.Configs) {
+			return fmt.Errorf("%w: topic %s", ErrConfigsChanged, c.Name), change{}
 		}
 		t.Configs = c.Configs
 		s.Topics[c.Name] = t
@@ -603,6 +654,21 @@ func (s *State) apply(payload any) (any, change) {
 			return err, change{}
 		}
 		return nil, change{quotas: true}
+	case *SetBrokerConfigs:
+		if c.Broker < DefaultBrokerConfigs || c.Broker == 0 {
+			return fmt.Errorf("%w: dynamic configs of broker %d", ErrMalformedCommand, c.Broker), change{}
+		}
+		if c.Prev != nil && !maps.Equal(*c.Prev, s.BrokerConfigs[c.Broker]) {
+			return fmt.Errorf("%w: broker %d", ErrConfigsChanged, c.Broker), change{}
+		}
+		if len(c.Configs) == 0 {
+			delete(s.BrokerConfigs, c.Broker)
+		} else {
+			s.BrokerConfigs[c.Broker] = maps.Clone(c.Configs)
+		}
+		// Topology: replicas resolve their topic configs over the
+		// brokers' dynamic defaults again.
+		return nil, change{topology: true, brokerConfigs: true}
 	}
 	panic(fmt.Sprintf("cluster: no apply for decoded command %T", payload))
 }

@@ -79,6 +79,15 @@ func goldenCommands() []command {
 			{Entity: []QuotaEntityPart{{Type: "user", Name: strp("app")}, {Type: "client-id", Name: strp("loader")}},
 				Remove: []string{"consumer_byte_rate"}},
 			{Entity: []QuotaEntityPart{{Type: "client-id", Name: nil}}, Remove: []string{"producer_byte_rate"}}}}},
+		{CmdSetBrokerConfigs, id(30), &SetBrokerConfigs{Broker: DefaultBrokerConfigs, Configs: map[string]string{
+			"log.retention.ms": "86400000", "log.cleaner.io.max.bytes.per.second": "1048576"}}},
+		{CmdSetBrokerConfigs, id(31), &SetBrokerConfigs{Broker: 2, Configs: map[string]string{"log.level": "debug"}}},
+		{CmdSetBrokerConfigs, id(32), &SetBrokerConfigs{Broker: 1, Configs: map[string]string{"log.segment.bytes": "1048576"}}},
+		{CmdSetBrokerConfigs, id(33), &SetBrokerConfigs{Broker: 1}},
+		{CmdSetConfigs, id(34), &SetConfigs{Name: "orders", Configs: map[string]string{"cleanup.policy": "delete", "retention.ms": "3600000"},
+			Prev: &map[string]string{"cleanup.policy": "delete"}}},
+		{CmdSetBrokerConfigs, id(35), &SetBrokerConfigs{Broker: 2, Configs: map[string]string{"log.level": "info"},
+			Prev: &map[string]string{"log.level": "debug"}}},
 	}
 }
 

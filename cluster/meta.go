@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"time"
 
@@ -206,6 +207,17 @@ func (m *Meta) SetConfigs(name string, configs map[string]string) error {
 	return err
 }
 
+// SetConfigsIf replaces a topic's explicit configs if they are still
+// prev; ErrConfigsChanged if not. Once it returns, this broker has applied
+// the metadata up to the change, so a refused caller reads fresh configs.
+func (m *Meta) SetConfigsIf(name string, prev, configs map[string]string) error {
+	if prev == nil {
+		prev = map[string]string{}
+	}
+	_, err := m.propose(CmdSetConfigs, SetConfigs{Name: name, Configs: configs, Prev: &prev})
+	return err
+}
+
 // AllocateProducerIDs reserves n producer ids and returns the first.
 func (m *Meta) AllocateProducerIDs(n int64) (int64, error) {
 	return m.propose(CmdAllocateProducerID, AllocateProducerIDs{N: n})
@@ -268,6 +280,31 @@ func (m *Meta) ClientQuotas() *quota.Config {
 // AlterClientQuotas commits a change of client quotas.
 func (m *Meta) AlterClientQuotas(c AlterClientQuotas) error {
 	_, err := m.propose(CmdAlterClientQuotas, c)
+	return err
+}
+
+// BrokerConfigs returns the dynamic configs of a broker, or with
+// DefaultBrokerConfigs the cluster-wide defaults; nil if none are set.
+func (m *Meta) BrokerConfigs(broker int32) map[string]string {
+	var out map[string]string
+	m.node.fsm.Read(func(s *State) { out = maps.Clone(s.BrokerConfigs[broker]) })
+	return out
+}
+
+// SetBrokerConfigs commits the dynamic configs of a broker, or with
+// DefaultBrokerConfigs the cluster-wide defaults, replacing those it had.
+func (m *Meta) SetBrokerConfigs(broker int32, configs map[string]string) error {
+	_, err := m.propose(CmdSetBrokerConfigs, SetBrokerConfigs{Broker: broker, Configs: configs})
+	return err
+}
+
+// SetBrokerConfigsIf is SetBrokerConfigs if the broker's dynamic configs
+// are still prev, as SetConfigsIf.
+func (m *Meta) SetBrokerConfigsIf(broker int32, prev, configs map[string]string) error {
+	if prev == nil {
+		prev = map[string]string{}
+	}
+	_, err := m.propose(CmdSetBrokerConfigs, SetBrokerConfigs{Broker: broker, Configs: configs, Prev: &prev})
 	return err
 }
 

@@ -69,6 +69,10 @@ func (s *State) snapshot(index uint64) snapshotV1 {
 	if len(s.ClientQuotas) > 0 {
 		snap.ClientQuotas = s.clientQuotaList()
 	}
+	for id, c := range s.BrokerConfigs {
+		snap.BrokerConfigs = append(snap.BrokerConfigs, SetBrokerConfigs{Broker: id, Configs: c})
+	}
+	sort.Slice(snap.BrokerConfigs, func(i, j int) bool { return snap.BrokerConfigs[i].Broker < snap.BrokerConfigs[j].Broker })
 	return snap
 }
 
@@ -90,6 +94,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.topologyChangedLocked()
 	f.aclsChangedLocked()
 	f.quotasChangedLocked()
+	f.brokerConfigsChangedLocked()
 	return nil
 }
 
@@ -158,6 +163,11 @@ func decodeSnapshot(b []byte) (*State, uint64, error) {
 		}
 		if len(q.Values) > 0 {
 			st.ClientQuotas[e] = q.Values
+		}
+	}
+	for _, c := range snap.BrokerConfigs {
+		if len(c.Configs) > 0 {
+			st.BrokerConfigs[c.Broker] = c.Configs
 		}
 	}
 	return st, snap.Index, nil

@@ -98,6 +98,35 @@ var ConfigDefs = []ConfigDef{
 	{"unclean.leader.election.enable", "false", "allow a replica outside the ISR to lead", oneOf("true", "false")},
 }
 
+// Kafka's config types, as DescribeConfigs v3+ reports them.
+const (
+	TypeBoolean  int8 = 1
+	TypeString   int8 = 2
+	TypeInt      int8 = 3
+	TypeLong     int8 = 5
+	TypeDouble   int8 = 6
+	TypeList     int8 = 7
+	TypePassword int8 = 9
+)
+
+// configTypes are the topic configs' types, as Kafka's.
+var configTypes = map[string]int8{
+	"cleanup.policy": TypeList, "delete.retention.ms": TypeLong, "index.interval.bytes": TypeInt,
+	"max.compaction.lag.ms": TypeLong, "max.message.bytes": TypeInt, "message.timestamp.type": TypeString,
+	"min.cleanable.dirty.ratio": TypeDouble, "min.compaction.lag.ms": TypeLong, "min.insync.replicas": TypeInt,
+	"retention.bytes": TypeLong, "retention.ms": TypeLong, "segment.bytes": TypeInt, "segment.ms": TypeLong,
+	"unclean.leader.election.enable": TypeBoolean,
+}
+
+// ConfigType returns a topic config's Kafka type; TypeList configs take
+// IncrementalAlterConfigs' APPEND and SUBTRACT.
+func ConfigType(name string) int8 {
+	if t, ok := configTypes[name]; ok {
+		return t
+	}
+	return TypeString
+}
+
 // LookupConfig returns the definition of a config name.
 func LookupConfig(name string) (ConfigDef, bool) {
 	i := sort.Search(len(ConfigDefs), func(i int) bool { return ConfigDefs[i].Name >= name })

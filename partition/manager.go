@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -87,6 +88,10 @@ type Manager struct {
 	syncs  *segment.SyncGroup // nil: each log fdatasyncs its own files
 
 	hooks atomic.Pointer[Hooks]
+	// defaults are topic configs that replace the built-in defaults
+	// (ConfigDefs) for every topic without its own (dynamic broker
+	// configs, SetTopicDefaults); nil: none.
+	defaults atomic.Pointer[map[string]string]
 
 	// mu guards the set of partitions, not their opening or removal:
 	// recovery, fsyncs and RemoveAll run without it, so produces and
@@ -192,6 +197,11 @@ func openIndexOnFullDisk(dir string, o index.Options, cause error, log *slog.Log
 	return index.Open(dir, o)
 }
 
+// CleanerCheckpointName is the cleaner's checkpoint in a partition folder
+// (package cleaner writes it): its presence says the log was cleaned, so
+// it may hold offset gaps whatever its topic's cleanup.policy is now.
+const CleanerCheckpointName = "cleaner-checkpoint.json"
+
 // topicIDFile holds the id of the topic a partition folder belongs to, so
 // a folder left by an earlier topic of the same name is not taken for it.
 const topicIDFile = "topic-id"
@@ -209,11 +219,19 @@ func (m *Manager) Open(t cluster.Topic, i int32, r Role) (*Partition, error) {
 		return nil, err
 	}
 	old := m.mu.parts[k]
+	cfg, err := ResolveConfig(m.withDefaults(t.Configs))
 	if old != nil && old.TopicID == t.ID {
 		m.mu.Unlock()
+		if err == nil && cfg != old.Config() {
+			// The topic's config changed: the open replica takes it.
+			err = old.SetConfig(cfg)
+		}
+		if err != nil {
+			m.log.Warn("a changed topic config does not apply; the partition keeps the one it has",
+				"partition", Name(t.Name, i), "err", err)
+		}
 		return old, nil
 	}
-	cfg, err := ResolveConfig(t.Configs)
 	if err != nil {
 		m.mu.Unlock()
 		return nil, err
@@ -245,6 +263,39 @@ func (m *Manager) Open(t cluster.Topic, i int32, r Role) (*Partition, error) {
 	m.releaseLocked(k, done)
 	m.mu.Unlock()
 	return p, err
+}
+
+// SetTopicDefaults sets the topic configs that apply to every topic that
+// does not set them itself, over ConfigDefs' defaults. They are checked
+// (ValidateConfigs); an open partition takes them at its next Open (the
+// replicas' reconciliation, which a change of broker configs wakes).
+func (m *Manager) SetTopicDefaults(defaults map[string]string) error {
+	if err := ValidateConfigs(defaults); err != nil {
+		return err
+	}
+	d := maps.Clone(defaults)
+	m.defaults.Store(&d)
+	return nil
+}
+
+// TopicDefaults returns the topic configs set by SetTopicDefaults.
+func (m *Manager) TopicDefaults() map[string]string {
+	if d := m.defaults.Load(); d != nil {
+		return maps.Clone(*d)
+	}
+	return nil
+}
+
+// withDefaults returns a topic's explicit configs over the defaults set by
+// SetTopicDefaults.
+func (m *Manager) withDefaults(explicit map[string]string) map[string]string {
+	d := m.defaults.Load()
+	if d == nil || len(*d) == 0 {
+		return explicit
+	}
+	out := maps.Clone(*d)
+	maps.Copy(out, explicit)
+	return out
 }
 
 // waitIdleLocked waits, releasing mu meanwhile, until no open or removal of
@@ -293,10 +344,16 @@ func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, r Role) (*
 			return nil, err
 		}
 	}
-	p := &Partition{Topic: t.Name, Index: i, TopicID: t.ID, cfg: cfg, visibleAt: m.opts.Fsync.Mode, self: m.opts.NodeID,
+	p := &Partition{Topic: t.Name, Index: i, TopicID: t.ID, visibleAt: m.opts.Fsync.Mode, self: m.opts.NodeID,
 		inflate: m.opts.MaxDecompressedBatchBytes}
+	p.cfg.Store(&cfg)
 	p.logStartFn = func() { m.logStartChanged(p) }
 	o := cfg.logOptions()
+	if _, err := m.opts.FS.Stat(filepath.Join(dir, CleanerCheckpointName)); err == nil {
+		// Cleaned while compacted: its gaps stay whatever the policy is now.
+		o.Compacted = true
+	}
+	p.gaps.Store(o.Compacted)
 	p.idx = m.idx.Partition(name)
 	o.Index = p.idx
 	o.FS = m.opts.FS

@@ -39,8 +39,11 @@ type Partition struct {
 	Index   int32
 	TopicID cluster.TopicID
 
-	self      int32 // this broker
-	cfg       Config
+	self int32                  // this broker
+	cfg  atomic.Pointer[Config] // the topic's config; replaced whole by SetConfig
+	// gaps says the log may hold offset gaps: its topic is compacted, or
+	// was since the log was cleaned (a cleaner checkpoint is in its folder).
+	gaps      atomic.Bool
 	inflate   int64 // bound on a compressed batch's decompressed records
 	log       *segment.Log
 	idx       *index.Partition  // the log's index, holding its aborted transactions
@@ -79,7 +82,22 @@ type Partition struct {
 func Name(topic string, index int32) string { return fmt.Sprintf("%s-%d", topic, index) }
 
 // Config returns the partition's topic config.
-func (p *Partition) Config() Config { return p.cfg }
+func (p *Partition) Config() Config { return *p.cfg.Load() }
+
+// SetConfig applies a changed topic config to the open partition: limits
+// on batches and acks=all at once, and the log's segment, index and
+// retention limits from its next append, roll or retention run on (see
+// segment.Log.SetLimits). The cleaner reads the config at each pass.
+func (p *Partition) SetConfig(cfg Config) error {
+	if err := p.log.SetLimits(cfg.logOptions().Limits()); err != nil {
+		return err
+	}
+	if cfg.Compact {
+		p.gaps.Store(true)
+	}
+	p.cfg.Store(&cfg)
+	return nil
+}
 
 // Log returns the partition's log.
 func (p *Partition) Log() *segment.Log { return p.log }
@@ -180,8 +198,8 @@ func (p *Partition) checkClientBatch(batch []byte) (segment.Header, error) {
 	switch {
 	case h.Size() != len(batch):
 		return h, fmt.Errorf("%w: %d bytes after a %d-byte batch", segment.ErrBatchLength, len(batch)-h.Size(), h.Size())
-	case len(batch) > int(p.cfg.MaxMessageBytes):
-		return h, fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(batch), p.cfg.MaxMessageBytes)
+	case len(batch) > int(p.Config().MaxMessageBytes):
+		return h, fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(batch), p.Config().MaxMessageBytes)
 	case h.IsControl():
 		return h, ErrControlBatch
 	case h.IsTransactional() && h.ProducerID < 0:
@@ -194,7 +212,7 @@ func (p *Partition) checkClientBatch(batch []byte) (segment.Header, error) {
 	// The records themselves, as Kafka checks them: a batch whose header
 	// is sound but whose records are not would stop every consumer there.
 	// A compacted topic refuses null keys in the same walk.
-	if p.cfg.Compact {
+	if p.Config().Compact {
 		return h, segment.ValidateKeyedRecords(batch, &h, p.inflate)
 	}
 	return h, segment.ValidateRecords(batch, &h, p.inflate)

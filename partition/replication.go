@@ -187,7 +187,7 @@ func (p *Partition) CheckLeader(epoch int32) error {
 }
 
 // MinInsyncReplicas returns the topic's min.insync.replicas.
-func (p *Partition) MinInsyncReplicas() int { return int(p.cfg.MinInsyncRepl) }
+func (p *Partition) MinInsyncReplicas() int { return int(p.Config().MinInsyncRepl) }
 
 // WaitReplicated waits until every in-sync replica holds the offsets below
 // next (the high watermark passed them), for acks=all. It fails if the
@@ -372,7 +372,7 @@ func (p *Partition) AppendReplica(batches []byte) (int64, error) {
 		}
 		// A compacted leader's log has gaps where its cleaner removed
 		// records: the next batch may start past this replica's end.
-		if h.BaseOffset < leo || (h.BaseOffset > leo && !p.cfg.Compact) {
+		if h.BaseOffset < leo || (h.BaseOffset > leo && !p.gaps.Load()) {
 			return leo, fmt.Errorf("%w: batch at %d, log end %d", ErrReplicaGap, h.BaseOffset, leo)
 		}
 		// The last roll point up to the batch: the leader started a

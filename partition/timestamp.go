@@ -50,6 +50,43 @@ func (p *Partition) OffsetForTimestamp(ts int64) (offset, recordTS int64, found 
 	return off, rts, true, nil
 }
 
+// MaxTimestamp returns the offset and timestamp of the record with the
+// largest timestamp in the log, the first such record if several have it,
+// and the leader epoch of its batch (ListOffsets' -3, KIP-734). As in
+// Kafka, the search covers the whole log and finds nothing (found false)
+// when that record is at or past limit (the high watermark, or the last
+// stable offset for read_committed): its timestamp is not yet visible.
+// The batch's records give the exact record as for OffsetForTimestamp,
+// and its first offset if they cannot be read.
+func (p *Partition) MaxTimestamp(limit int64) (offset, recordTS int64, epoch int32, found bool, err error) {
+	base, ts, ok, err := p.log.MaxTimestamp()
+	if err != nil || !ok || base >= limit {
+		return 0, 0, 0, false, err
+	}
+	from := max(base, p.log.LogStartOffset())
+	r, err := p.log.Read(from, 1, limit)
+	if err != nil || r.Length == 0 {
+		return 0, 0, 0, false, err
+	}
+	defer r.Release()
+	buf := make([]byte, r.Length)
+	if _, err := r.ReadAt(buf, r.Position); err != nil {
+		return 0, 0, 0, false, fmt.Errorf("partition: read batch at %d: %w", base, err)
+	}
+	h, err := segment.Validate(buf)
+	if err != nil {
+		return 0, 0, 0, false, err
+	}
+	off, rts, ok := firstRecordAtOrAfter(buf[segment.HeaderSize:h.Size()], h, ts, from)
+	if !ok {
+		off, rts = max(h.BaseOffset, from), ts
+	}
+	if off >= limit {
+		return 0, 0, 0, false, nil
+	}
+	return off, rts, h.PartitionLeaderEpoch, true, nil
+}
+
 // firstRecordAtOrAfter walks a batch's records (decompressing them as the
 // batch says) to the first at offset from or later with a timestamp at or
 // after ts. A record is

@@ -52,7 +52,7 @@ var requests = map[int16]*request{
 			int64f("Epoch"),
 		).tagged(1),
 	}},
-	2: {name: "ListOffsets", min: 0, max: 8, flexibleFrom: 6, fields: []field{
+	2: {name: "ListOffsets", min: 0, max: 10, flexibleFrom: 6, fields: []field{
 		int32f("ReplicaID"),
 		int8f("IsolationLevel").since(2),
 		structs("Topics",
@@ -161,7 +161,7 @@ var requests = map[int16]*request{
 		array("Groups", str("Group")),
 		boolean("IncludeAuthorizedOperations").since(3),
 	}},
-	16: {name: "ListGroups", min: 0, max: 4, flexibleFrom: 3, fields: []field{
+	16: {name: "ListGroups", min: 0, max: 5, flexibleFrom: 3, fields: []field{
 		array("StatesFilter", str("State")).since(4),
 		array("TypesFilter", str("Type")).since(5),
 	}},
@@ -263,6 +263,29 @@ var requests = map[int16]*request{
 		),
 		boolean("IncludeSynonyms").since(1),
 		boolean("IncludeDocumentation").since(3),
+	}},
+	33: {name: "AlterConfigs", min: 0, max: 2, flexibleFrom: 2, fields: []field{
+		structs("Resources",
+			int8f("ResourceType"),
+			str("ResourceName"),
+			structs("Configs",
+				str("Name"),
+				nullStr("Value"),
+			),
+		),
+		boolean("ValidateOnly"),
+	}},
+	44: {name: "IncrementalAlterConfigs", min: 0, max: 1, flexibleFrom: 1, fields: []field{
+		structs("Resources",
+			int8f("ResourceType"),
+			str("ResourceName"),
+			structs("Configs",
+				str("Name"),
+				int8f("Op"),
+				nullStr("Value"),
+			),
+		),
+		boolean("ValidateOnly"),
 	}},
 	36: {name: "SaslAuthenticate", min: 0, max: 2, flexibleFrom: 2, fields: []field{
 		bytesf("AuthBytes"),

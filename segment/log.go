@@ -113,6 +113,45 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
+// Limits are the options of a Log that may change while it is open, when
+// its topic's config changes. Zero values take the defaults, as in Options.
+type Limits struct {
+	SegmentBytes   int64
+	SegmentAge     time.Duration
+	RetentionBytes int64
+	RetentionAge   time.Duration
+	IndexInterval  int
+	// Compacted, once set, stays set until the log closes: records
+	// compacted away leave gaps that a later policy does not close.
+	Compacted bool
+}
+
+// Limits returns the options' limits.
+func (o Options) Limits() Limits {
+	return Limits{SegmentBytes: o.SegmentBytes, SegmentAge: o.SegmentAge, RetentionBytes: o.RetentionBytes,
+		RetentionAge: o.RetentionAge, IndexInterval: o.IndexInterval, Compacted: o.Compacted}
+}
+
+// SetLimits changes the limits of an open log from the next append, roll,
+// retention run or rewrite on. A new segment size applies to segments
+// created after it: the active segment keeps the mapping it has, and
+// rolls at the smaller of the two sizes.
+func (l *Log) SetLimits(x Limits) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	o := l.opts
+	o.SegmentBytes, o.SegmentAge, o.RetentionBytes, o.RetentionAge = x.SegmentBytes, x.SegmentAge, x.RetentionBytes, x.RetentionAge
+	o.IndexInterval, o.Compacted = x.IndexInterval, x.Compacted || l.opts.Compacted
+	o, err := o.withDefaults()
+	if err != nil {
+		return err
+	}
+	// Field by field: the others are read without the lock.
+	l.opts.SegmentBytes, l.opts.SegmentAge, l.opts.RetentionBytes, l.opts.RetentionAge = o.SegmentBytes, o.SegmentAge, o.RetentionBytes, o.RetentionAge
+	l.opts.IndexInterval, l.opts.Compacted = o.IndexInterval, o.Compacted
+	return nil
+}
+
 // Log is the log of one partition replica: ordered segments in one folder.
 //
 // Appends, rolls, retention, truncation and Close are serialised by the
@@ -230,12 +269,12 @@ func (l *Log) append(batch []byte, h Header, leaderEpoch int32, assign bool) (Ap
 	if h.Size() != len(batch) {
 		return AppendResult{}, fmt.Errorf("%w: batch length says %d bytes, got %d", ErrShortBatch, h.Size(), len(batch))
 	}
-	if int64(len(batch)) > l.opts.SegmentBytes {
-		return AppendResult{}, fmt.Errorf("%w: %d bytes, segment size %d", ErrBatchTooLarge, len(batch), l.opts.SegmentBytes)
-	}
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if int64(len(batch)) > l.opts.SegmentBytes {
+		return AppendResult{}, fmt.Errorf("%w: %d bytes, segment size %d", ErrBatchTooLarge, len(batch), l.opts.SegmentBytes)
+	}
 	if l.mu.closed {
 		return AppendResult{}, ErrClosed
 	}

@@ -237,3 +237,83 @@ func (l *Log) WalkHeaders(from int64, fn func(h *Header) bool) error {
 	}
 	return nil
 }
+
+// MaxTimestamp finds the batch holding the log's largest timestamp
+// (ListOffsets' -3, KIP-734): the first batch, in offset order, whose
+// maxTimestamp is the largest of the log, with its base offset. Each
+// segment's largest timestamp is kept as it is appended to and recorded in
+// the index when it is sealed, so only the segment holding the answer has
+// its batch headers walked, with any segment whose largest timestamp is
+// not known (found by a walk of its headers) and the one holding the log
+// start (whose batches below it do not count). found is false when the
+// log holds no batch from the log start on.
+func (l *Log) MaxTimestamp() (base, ts int64, found bool, err error) {
+	if err := l.Offline(); err != nil {
+		return 0, 0, false, err
+	}
+	type seen struct {
+		seg       *Segment
+		max, size int64
+	}
+	l.mu.Lock()
+	segs := l.Segments()
+	view := make([]seen, len(segs))
+	for i, s := range segs {
+		// Appends publish a batch and raise maxTimestamp under mu, so
+		// the two agree here.
+		view[i] = seen{s, s.maxTimestamp, s.Size()}
+	}
+	l.mu.Unlock()
+	logStart := l.logStart.Load()
+	// first walks a segment's headers up to size and returns the base and
+	// maxTimestamp of its first batch from the log start on with the
+	// largest maxTimestamp (want -1), or with maxTimestamp want.
+	first := func(v seen, want int64) (int64, int64, bool, error) {
+		if !v.seg.Acquire() {
+			return 0, 0, false, nil
+		}
+		defer v.seg.Release()
+		var b, m int64 = 0, -1
+		ok := false
+		err := v.seg.walk(0, v.size, func(_ int64, h *Header) bool {
+			if h.LastOffset() < logStart {
+				return true
+			}
+			if want >= 0 {
+				if h.MaxTimestamp == want {
+					b, m, ok = h.BaseOffset, h.MaxTimestamp, true
+					return false
+				}
+				return true
+			}
+			if !ok || h.MaxTimestamp > m {
+				b, m, ok = h.BaseOffset, h.MaxTimestamp, true
+			}
+			return true
+		})
+		return b, m, ok, err
+	}
+	best := -1
+	var bestTS int64 = -1
+	for i, v := range view {
+		if v.size == 0 || v.seg.NextOffset() <= logStart {
+			continue
+		}
+		m := v.max
+		if m < 0 || v.seg.base < logStart {
+			var ok bool
+			if _, m, ok, err = first(v, -1); err != nil {
+				return 0, 0, false, err
+			} else if !ok {
+				continue
+			}
+		}
+		if best < 0 || m > bestTS {
+			best, bestTS = i, m
+		}
+	}
+	if best < 0 {
+		return 0, 0, false, nil
+	}
+	return first(view[best], bestTS)
+}

@@ -50,6 +50,8 @@ type Rewrite struct {
 	entries []IndexEntry
 	since   int64
 	done    bool
+
+	indexInterval int // the log's, when the rewrite began
 }
 
 // SealedSegments returns the log's sealed segments, oldest first, each
@@ -127,6 +129,9 @@ func (s *Segment) ReadBatches(buf []byte, fn func(h *Header, batch []byte) (bool
 // ends).
 func (l *Log) BeginRewrite(seg *Segment) (*Rewrite, error) {
 	size := seg.Size()
+	l.mu.Lock()
+	segmentBytes, indexInterval := l.opts.SegmentBytes, l.opts.IndexInterval
+	l.mu.Unlock()
 	f, err := l.fs.CreateTemp(l.dir, "."+FileName(seg.base)+strings.TrimPrefix(rewriteMarker, Suffix)+"*")
 	if err != nil {
 		return nil, fmt.Errorf("segment: rewrite %s: %w", seg.path, err)
@@ -134,8 +139,8 @@ func (l *Log) BeginRewrite(seg *Segment) (*Rewrite, error) {
 	// Room for the segment size, or twice the old file: a rebuilt batch
 	// may compress worse than the original (a subset of records loses
 	// the matches the removed ones gave).
-	tmp := newSegment(l.fs, f, f.Name(), seg.base, max(l.opts.SegmentBytes, 2*size, HeaderSize))
-	r := &Rewrite{l: l, old: seg, oldSize: size, next: seg.base, tmp: tmp, maxTS: -1}
+	tmp := newSegment(l.fs, f, f.Name(), seg.base, max(segmentBytes, 2*size, HeaderSize))
+	r := &Rewrite{l: l, old: seg, oldSize: size, next: seg.base, tmp: tmp, maxTS: -1, indexInterval: indexInterval}
 	if size > 0 {
 		if err := tmp.activate(); err != nil {
 			r.Abort()
@@ -171,7 +176,7 @@ func (r *Rewrite) Append(batch []byte) error {
 	if h.MaxTimestamp > r.maxTS {
 		r.maxTS = h.MaxTimestamp
 	}
-	if pos == 0 || r.since >= int64(r.l.opts.IndexInterval) {
+	if pos == 0 || r.since >= int64(r.indexInterval) {
 		// MaxTimestamp covers the new file up to this batch; Install
 		// adds what comes before the segment.
 		r.entries = append(r.entries, IndexEntry{Offset: h.BaseOffset, Segment: r.tmp.base, Position: pos, MaxTimestamp: r.maxTS})

@@ -23,7 +23,7 @@ type versionRange struct{ min, max int16 }
 var supported = map[int16]versionRange{
 	0:  {3, 11}, // Produce
 	1:  {4, 16}, // Fetch
-	2:  {0, 8},  // ListOffsets
+	2:  {0, 10}, // ListOffsets
 	3:  {0, 12}, // Metadata
 	18: {0, 4},  // ApiVersions
 	19: {0, 7},  // CreateTopics
@@ -36,6 +36,8 @@ var supported = map[int16]versionRange{
 	30: {0, 3},  // CreateAcls
 	31: {0, 3},  // DeleteAcls
 	32: {0, 4},  // DescribeConfigs
+	33: {0, 2},  // AlterConfigs
+	44: {0, 1},  // IncrementalAlterConfigs
 	37: {0, 3},  // CreatePartitions
 	55: {0, 2},  // DescribeQuorum
 	60: {0, 2},  // DescribeCluster
@@ -47,7 +49,7 @@ var supported = map[int16]versionRange{
 	13: {0, 5},  // LeaveGroup
 	14: {0, 5},  // SyncGroup
 	15: {0, 5},  // DescribeGroups
-	16: {0, 4},  // ListGroups
+	16: {0, 5},  // ListGroups
 	17: {0, 1},  // SaslHandshake
 	36: {0, 2},  // SaslAuthenticate
 	42: {0, 2},  // DeleteGroups
@@ -131,6 +133,10 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 		return respond(s.handleCreatePartitions(c, r)), nil
 	case *kmsg.DescribeConfigsRequest:
 		return respond(s.handleDescribeConfigs(c, r)), nil
+	case *kmsg.AlterConfigsRequest:
+		return respond(s.handleAlterConfigs(c, r)), nil
+	case *kmsg.IncrementalAlterConfigsRequest:
+		return respond(s.handleIncrementalAlterConfigs(c, r)), nil
 	case *kmsg.InitProducerIDRequest:
 		return respond(s.handleInitProducerID(r)), nil
 	case *kmsg.OffsetForLeaderEpochRequest:

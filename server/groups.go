@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -422,6 +423,10 @@ func (s *Server) fetchGroupOffsets(c *conn, groupID string, topics []kmsg.Offset
 
 // handleListGroups lists every group to a client with DESCRIBE on the
 // cluster, and otherwise the groups it may describe, as Kafka does.
+// classicGroupType is the type ListGroups v5 gives the groups of the
+// classic protocol, the only one runnel's coordinators speak.
+const classicGroupType = "classic"
+
 func (s *Server) handleListGroups(c *conn, r *kmsg.ListGroupsRequest) kmsg.Response {
 	resp := kmsg.NewPtrListGroupsResponse()
 	var want map[group.State]bool
@@ -432,6 +437,16 @@ func (s *Server) handleListGroups(c *conn, r *kmsg.ListGroupsRequest) kmsg.Respo
 				want[st] = true
 			}
 		}
+	}
+	// v5 (KIP-848) filters by group type: every group here is a classic
+	// one, so a filter without "classic" (any case, as Kafka reads it)
+	// lists none, and an unknown type matches nothing.
+	classic := len(r.TypesFilter) == 0
+	for _, t := range r.TypesFilter {
+		classic = classic || strings.EqualFold(t, classicGroupType)
+	}
+	if !classic {
+		return resp
 	}
 	// Each broker lists the groups it coordinates, as Kafka's do: admin
 	// clients ask every broker.
@@ -446,7 +461,7 @@ func (s *Server) handleListGroups(c *conn, r *kmsg.ListGroupsRequest) kmsg.Respo
 			continue
 		}
 		rg := kmsg.NewListGroupsResponseGroup()
-		rg.Group, rg.ProtocolType, rg.GroupState = l.Group, l.ProtocolType, l.State.String()
+		rg.Group, rg.ProtocolType, rg.GroupState, rg.GroupType = l.Group, l.ProtocolType, l.State.String(), classicGroupType
 		resp.Groups = append(resp.Groups, rg)
 	}
 	return resp

@@ -38,6 +38,9 @@ func (s *Server) handleListOffsets(c *conn, r *kmsg.ListOffsetsRequest) kmsg.Res
 					}
 				case -2: // earliest
 					sp.Offset = p.LogStartOffset()
+				case -3, -4, -5:
+					err := listSpecial(p, rp.Timestamp, r.IsolationLevel, &sp)
+					sp.ErrorCode = errorCode(err)
 				default:
 					if rp.Timestamp < 0 {
 						sp.ErrorCode = kerr.UnsupportedVersion.Code
@@ -60,6 +63,42 @@ func (s *Server) handleListOffsets(c *conn, r *kmsg.ListOffsetsRequest) kmsg.Res
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp
+}
+
+// The special timestamps past -1 (latest) and -2 (earliest) came with
+// ListOffsets versions: -3 the record with the largest timestamp (v7,
+// KIP-734), -4 the earliest local offset (v8, KIP-405), -5 the latest offset
+// in tiered storage (v9, KIP-1005). As in Kafka, the versions bind the
+// clients, which do not send them to a broker without those versions; the
+// broker answers them at any version from 1 (librdkafka's
+// offsets_for_times sends -3 at v1-v5).
+
+// listSpecial answers the timestamps -3, -4 and -5 for a partition, as a
+// Kafka broker without tiered storage does: -4 is the log start (every
+// offset is local), and -5 finds nothing (offset, timestamp and epoch -1),
+// no offset being in tiered storage. -3 is the first record with the log's
+// largest timestamp, with its batch's leader epoch; nothing when that
+// record is not yet below the high watermark (the last stable offset for
+// read_committed), as in Kafka.
+func listSpecial(p *partition.Partition, ts int64, isolation int8, sp *kmsg.ListOffsetsResponseTopicPartition) error {
+	switch ts {
+	case -3:
+		limit := p.HighWatermark()
+		if isolation == 1 {
+			limit = p.LastStableOffset()
+		}
+		off, rts, epoch, found, err := p.MaxTimestamp(limit)
+		if err != nil || !found {
+			sp.LeaderEpoch = -1
+			return err
+		}
+		sp.Offset, sp.Timestamp, sp.LeaderEpoch = off, rts, epoch
+	case -4:
+		sp.Offset = p.LogStartOffset()
+	case -5:
+		sp.LeaderEpoch = -1
+	}
+	return nil
 }
 
 // oldStyleOffsets answers one partition of ListOffsets v0, which asks for

@@ -76,7 +76,7 @@ func quotaEntry(parts []quota.Part, ops ...kmsg.AlterClientQuotasRequestEntryOp)
 	return e
 }
 
-func set(key string, v float64) kmsg.AlterClientQuotasRequestEntryOp {
+func quotaSet(key string, v float64) kmsg.AlterClientQuotasRequestEntryOp {
 	return kmsg.AlterClientQuotasRequestEntryOp{Key: key, Value: v}
 }
 
@@ -155,24 +155,24 @@ func TestClientQuotaAPIs(t *testing.T) {
 	for _, v := range []int16{0, 1} {
 		ts := newQuotaServer(t, false)
 		got := ts.alter(t, v, Anonymous, false,
-			quotaEntry([]quota.Part{user("alice"), client("app")}, set("producer_byte_rate", 1024), set("consumer_byte_rate", 2048)),
-			quotaEntry([]quota.Part{user("")}, set("request_percentage", 50)),
-			quotaEntry([]quota.Part{client("")}, set("producer_byte_rate", 100)),
-			quotaEntry([]quota.Part{user("bob")}, set("controller_mutation_rate", 10)),
-			quotaEntry([]quota.Part{user("bob")}, set("producer_byte_rate", 1.5)),
-			quotaEntry([]quota.Part{user("bob")}, set("producer_byte_rate", 0)),
-			quotaEntry([]quota.Part{user("bob")}, set("bogus", 1)),
-			quotaEntry([]quota.Part{user("bob")}, set("producer_byte_rate", 1), remove("producer_byte_rate")),
-			quotaEntry(nil, set("producer_byte_rate", 1)),
-			quotaEntry([]quota.Part{{Type: "ip", Name: kmsg.StringPtr("10.0.0.1")}}, set("producer_byte_rate", 1)),
-			quotaEntry([]quota.Part{user("a"), user("b")}, set("producer_byte_rate", 1)),
+			quotaEntry([]quota.Part{user("alice"), client("app")}, quotaSet("producer_byte_rate", 1024), quotaSet("consumer_byte_rate", 2048)),
+			quotaEntry([]quota.Part{user("")}, quotaSet("request_percentage", 50)),
+			quotaEntry([]quota.Part{client("")}, quotaSet("producer_byte_rate", 100)),
+			quotaEntry([]quota.Part{user("bob")}, quotaSet("controller_mutation_rate", 10)),
+			quotaEntry([]quota.Part{user("bob")}, quotaSet("producer_byte_rate", 1.5)),
+			quotaEntry([]quota.Part{user("bob")}, quotaSet("producer_byte_rate", 0)),
+			quotaEntry([]quota.Part{user("bob")}, quotaSet("bogus", 1)),
+			quotaEntry([]quota.Part{user("bob")}, quotaSet("producer_byte_rate", 1), remove("producer_byte_rate")),
+			quotaEntry(nil, quotaSet("producer_byte_rate", 1)),
+			quotaEntry([]quota.Part{{Type: "ip", Name: kmsg.StringPtr("10.0.0.1")}}, quotaSet("producer_byte_rate", 1)),
+			quotaEntry([]quota.Part{user("a"), user("b")}, quotaSet("producer_byte_rate", 1)),
 		)
 		want := []int16{0, 0, 0, invalid, invalid, invalid, invalid, invalid, invalid, invalid, invalid}
 		if !equal16(got, want) {
 			t.Fatalf("v%d alter codes %v, want %v", v, got, want)
 		}
-		if got := ts.alter(t, v, Anonymous, true, quotaEntry([]quota.Part{user("carol")}, set("producer_byte_rate", 10)),
-			quotaEntry([]quota.Part{user("carol")}, set("nope", 10))); !equal16(got, []int16{0, invalid}) {
+		if got := ts.alter(t, v, Anonymous, true, quotaEntry([]quota.Part{user("carol")}, quotaSet("producer_byte_rate", 10)),
+			quotaEntry([]quota.Part{user("carol")}, quotaSet("nope", 10))); !equal16(got, []int16{0, invalid}) {
 			t.Fatalf("validate only: %v", got)
 		}
 		alice, app := kmsg.StringPtr("alice"), kmsg.StringPtr("app")
@@ -237,7 +237,7 @@ func TestClientQuotaAPIs(t *testing.T) {
 // cluster, CLUSTER_AUTHORIZATION_FAILED otherwise, as Kafka checks.
 func TestClientQuotaAuthorization(t *testing.T) {
 	ts := newQuotaServer(t, true, admin)
-	entry := quotaEntry([]quota.Part{client("app")}, set("producer_byte_rate", 1000))
+	entry := quotaEntry([]quota.Part{client("app")}, quotaSet("producer_byte_rate", 1000))
 	denied := kerr.ClusterAuthorizationFailed.Code
 	if got := ts.alter(t, 1, "User:bob", false, entry, entry); !equal16(got, []int16{denied, denied}) {
 		t.Fatalf("bob alters: %v", got)
@@ -351,7 +351,7 @@ func TestThrottledFetch(t *testing.T) {
 	ts := newQuotaServer(t, false)
 	ts.createTopic(t, "q", 1)
 	ts.produce(t, "q", 0, 50, 10, 100) // about 50 KB
-	if got := ts.alter(t, 1, Anonymous, false, quotaEntry([]quota.Part{client("test")}, set("consumer_byte_rate", 2000))); !equal16(got, []int16{0}) {
+	if got := ts.alter(t, 1, Anonymous, false, quotaEntry([]quota.Part{client("test")}, quotaSet("consumer_byte_rate", 2000))); !equal16(got, []int16{0}) {
 		t.Fatal(got)
 	}
 	fetch := func(replica int32) *kmsg.FetchResponse {

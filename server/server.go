@@ -20,6 +20,7 @@ import (
 	"github.com/runnel-io/runnel/consumer"
 	"github.com/runnel-io/runnel/group"
 	"github.com/runnel-io/runnel/internal/authz"
+	"github.com/runnel-io/runnel/internal/brokerconfig"
 	"github.com/runnel-io/runnel/internal/quota"
 	"github.com/runnel-io/runnel/partition"
 )
@@ -86,6 +87,9 @@ type Config struct {
 	// connection's principal; a certificate it has no rule for is refused.
 	// Nil: the subject as it is (DEFAULT).
 	PrincipalMapping *PrincipalMapper
+	// BrokerConfigs are the broker's settings as it was started, by
+	// broker config name, for DescribeConfigs (internal/brokerconfig).
+	BrokerConfigs map[string]brokerconfig.Static
 	// Authorizer checks every request against the ACLs; nil: none, every
 	// request is allowed and the ACL APIs answer SECURITY_DISABLED.
 	Authorizer *authz.Authorizer
@@ -177,6 +181,14 @@ type Cluster interface {
 	// change of them.
 	ClientQuotas() *quota.Config
 	AlterClientQuotas(cluster.AlterClientQuotas) error
+	// SetConfigsIf replaces a topic's explicit configs if they are still
+	// prev (cluster.ErrConfigsChanged if not).
+	SetConfigsIf(name string, prev, configs map[string]string) error
+	// BrokerConfigs returns a broker's dynamic configs, or with
+	// cluster.DefaultBrokerConfigs the cluster-wide ones;
+	// SetBrokerConfigsIf replaces them if they are still prev.
+	BrokerConfigs(broker int32) map[string]string
+	SetBrokerConfigsIf(broker int32, prev, configs map[string]string) error
 }
 
 // Groups finds the coordinators of consumer groups: each group's state is

@@ -192,11 +192,11 @@ func (s *Server) handleCreateTopics(c *conn, r *kmsg.CreateTopicsRequest) kmsg.R
 			st.TopicID = t.ID
 			st.NumPartitions = t.Partitions
 			st.ReplicationFactor = max(t.ReplicationFactor, 1)
+			own, defaults := s.meta.BrokerConfigs(s.cfg.NodeID), s.meta.BrokerConfigs(cluster.DefaultBrokerConfigs)
 			for _, d := range partition.ConfigDefs {
-				v, def := partition.Value(t.Configs, d.Name)
+				syn := topicConfigLayers(t, d, own, defaults)
 				c := kmsg.NewCreateTopicsResponseTopicConfig()
-				c.Name, c.Value = d.Name, &v
-				c.Source = configSource(def)
+				c.Name, c.Value, c.Source = d.Name, syn[0].Value, int8(syn[0].Source)
 				st.Configs = append(st.Configs, c)
 			}
 		} else {
@@ -205,13 +205,6 @@ func (s *Server) handleCreateTopics(c *conn, r *kmsg.CreateTopicsRequest) kmsg.R
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp
-}
-
-func configSource(isDefault bool) int8 {
-	if isDefault {
-		return 5 // DEFAULT_CONFIG
-	}
-	return 1 // DYNAMIC_TOPIC_CONFIG
 }
 
 func (s *Server) deleteTopic(name string) error {
@@ -493,29 +486,14 @@ func (s *Server) handleDescribeConfigs(c *conn, r *kmsg.DescribeConfigsRequest) 
 				sr.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				break
 			}
-			want := map[string]bool{}
-			for _, k := range rr.ConfigNames {
-				want[k] = true
-			}
-			for _, d := range partition.ConfigDefs {
-				if len(want) > 0 && !want[d.Name] {
-					continue
-				}
-				v, def := partition.Value(t.Configs, d.Name)
-				c := kmsg.NewDescribeConfigsResponseResourceConfig()
-				c.Name, c.Value = d.Name, &v
-				c.IsDefault = def
-				c.Source = kmsg.ConfigSource(configSource(def))
-				if r.IncludeDocumentation {
-					doc := d.Doc
-					c.Documentation = &doc
-				}
-				sr.Configs = append(sr.Configs, c)
-			}
+			s.describeTopicConfigs(r, t, rr.ConfigNames, &sr)
 		case kmsg.ConfigResourceTypeBroker:
-			// runnel's broker settings are flags, not dynamic configs.
 			if !s.authorize(c, "DescribeConfigs", authz.OpDescribeConfigs, authz.ResourceCluster, clusterResource) {
 				sr.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+				break
+			}
+			if err := s.describeBrokerConfigs(r, rr, &sr); err != nil {
+				sr.ErrorCode, sr.ErrorMessage = errorCode(err), errMessage(err)
 			}
 		default:
 			sr.ErrorCode = kerr.InvalidRequest.Code

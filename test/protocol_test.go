@@ -77,6 +77,14 @@ func errorCodes(resp kmsg.Response) []int16 {
 		for _, r := range v.Resources {
 			out = append(out, r.ErrorCode)
 		}
+	case *kmsg.AlterConfigsResponse:
+		for _, r := range v.Resources {
+			out = append(out, r.ErrorCode)
+		}
+	case *kmsg.IncrementalAlterConfigsResponse:
+		for _, r := range v.Resources {
+			out = append(out, r.ErrorCode)
+		}
 	case *kmsg.CreatePartitionsResponse:
 		for _, t := range v.Topics {
 			out = append(out, t.ErrorCode)
@@ -473,6 +481,26 @@ func TestEveryAPIVersion(t *testing.T) {
 			r := kmsg.NewPtrDescribeConfigsRequest()
 			rr := kmsg.NewDescribeConfigsRequestResource()
 			rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, topic
+			r.Resources = append(r.Resources, rr)
+			return r
+		},
+		33: func(v int16) kmsg.Request {
+			r := kmsg.NewPtrAlterConfigsRequest()
+			rr := kmsg.NewAlterConfigsRequestResource()
+			rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, topic
+			rc := kmsg.NewAlterConfigsRequestResourceConfig()
+			rc.Name, rc.Value = "retention.ms", kmsg.StringPtr(fmt.Sprint(3600000+int(v)))
+			rr.Configs = append(rr.Configs, rc)
+			r.Resources = append(r.Resources, rr)
+			return r
+		},
+		44: func(v int16) kmsg.Request {
+			r := kmsg.NewPtrIncrementalAlterConfigsRequest()
+			rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+			rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, topic
+			rc := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+			rc.Name, rc.Value = "segment.ms", kmsg.StringPtr(fmt.Sprint(3600000+int(v)))
+			rr.Configs = append(rr.Configs, rc)
 			r.Resources = append(r.Resources, rr)
 			return r
 		},

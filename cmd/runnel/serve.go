@@ -25,11 +25,11 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger, err := newLogger(o.logLevel, o.logFormat, stderr)
+	logger, level, err := newLogger(o.logLevel, o.logFormat, stderr)
 	if err != nil {
 		return err
 	}
-	o.broker.Logger = logger
+	o.broker.Logger, o.broker.LogLevel = logger, level
 	b, err := broker.New(o.broker)
 	if err != nil {
 		return err
@@ -62,17 +62,21 @@ func serve(args []string, stderr io.Writer) error {
 	return b.Run(ctx)
 }
 
-func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
+// newLogger returns the broker's logger and its level, which the dynamic
+// broker config log.level changes while the broker runs.
+func newLogger(level, format string, w io.Writer) (*slog.Logger, *slog.LevelVar, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
+		return nil, nil, fmt.Errorf("--log-level: %w", err)
 	}
-	opts := &slog.HandlerOptions{Level: l}
+	lv := new(slog.LevelVar)
+	lv.Set(l)
+	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(slog.NewTextHandler(w, opts)), lv, nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(slog.NewJSONHandler(w, opts)), lv, nil
 	}
-	return nil, errors.New("--log-format: want text or json")
+	return nil, nil, errors.New("--log-format: want text or json")
 }

@@ -30,6 +30,7 @@ Inspect a runnel cluster.
 
 Commands:
   status    show the controller, and each broker's liveness and Raft state
+  config    show or change broker configs, per broker or cluster-wide
 
 Run runnel cluster COMMAND --help for the flags of each.
 `
@@ -39,11 +40,13 @@ Run runnel cluster COMMAND --help for the flags of each.
 func Cluster(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, clusterUsage)
-		return errors.New("cluster: missing command (status)")
+		return errors.New("cluster: missing command (status or config)")
 	}
 	switch args[0] {
 	case "status":
 		return clusterStatusCmd(args[1:], stdout, stderr)
+	case "config":
+		return clusterConfig(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, clusterUsage)
 		return flag.ErrHelp

@@ -90,8 +90,7 @@ func quotaRun(cmd string, args []string, stdout, stderr io.Writer) error {
 		"describe": "List client quotas: every one, or those of the entities the flags select;\n--strict leaves out entities with parts the flags do not name.",
 	}[cmd]
 	fs := NewFlagSet("runnel quota "+cmd, "runnel quota "+cmd+" [flags]", about, stderr)
-	brokers := BrokersFlag(fs)
-	sf := addSASLFlags(fs)
+	conn := ConnFlags(fs)
 	userPart := addQuotaPart(fs, cmd, "user", "user", "user")
 	clientPart := addQuotaPart(fs, cmd, "client-id", "client-id", "client id")
 	var producer, consumer, request *string
@@ -154,11 +153,7 @@ func quotaRun(cmd string, args []string, stdout, stderr io.Writer) error {
 		alter = kmsg.NewPtrAlterClientQuotasRequest()
 		alter.Entries, alter.ValidateOnly = []kmsg.AlterClientQuotasRequestEntry{e}, *validate
 	}
-	opts, err := sf.opts()
-	if err != nil {
-		return err
-	}
-	ctx, cl, done, err := adminClient(*brokers, opts...)
+	ctx, cl, done, err := adminClient(conn)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,8 @@ Commands:
   create NAME     create a topic
   list            list topic names
   describe NAME   show partitions (leader, replicas, ISR, offsets) and configs
+  alter-config NAME
+                  change a topic's configs (--set name=value, --delete name)
   delete NAME     delete a topic and its data
 
 Run runnel topic COMMAND --help for the flags of each.
@@ -31,7 +33,7 @@ Run runnel topic COMMAND --help for the flags of each.
 func Topic(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, topicUsage)
-		return errors.New("topic: missing command (create, list, describe or delete)")
+		return errors.New("topic: missing command (create, list, describe, alter-config or delete)")
 	}
 	switch args[0] {
 	case "create":
@@ -42,6 +44,8 @@ func Topic(args []string, stdout, stderr io.Writer) error {
 		return topicDescribe(args[1:], stdout, stderr)
 	case "delete":
 		return topicDelete(args[1:], stdout, stderr)
+	case "alter-config":
+		return topicAlterConfig(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, topicUsage)
 		return flag.ErrHelp
