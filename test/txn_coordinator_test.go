@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -130,5 +131,56 @@ func TestTransactionsCommitAbortFence(t *testing.T) {
 	}
 	if _, ok := listed["tx-e2e"]; !ok {
 		t.Fatalf("ListTransactions(CompleteCommit): %+v", listed)
+	}
+}
+
+// TestCLITxn: runnel txn list and describe show a transactional id as the
+// coordinator has it, and runnel txn abort ends a hanging transaction (one
+// no coordinator knows, written by hand) so the last stable offset moves
+// past it.
+func TestCLITxn(t *testing.T) {
+	b := startBroker(t, "")
+	createTopic(t, b, "txn-cli", 1)
+	p := b.client(kgo.TransactionalID("tx-cli"), kgo.DefaultProduceTopic("txn-cli"), kgo.TransactionTimeout(45*time.Second))
+	if err := runTxn(p, t, true, "one"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(ctxTimeout(t, 30*time.Second), kgo.StringRecord("open")).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	out := mustCLI(t, b, "", "txn", "list", "--state", "ongoing").stdout
+	if !strings.Contains(out, "TRANSACTIONAL-ID") || !strings.Contains(out, "tx-cli") || !strings.Contains(out, "Ongoing") {
+		t.Fatalf("txn list:\n%s", out)
+	}
+	out = mustCLI(t, b, "", "txn", "describe", "tx-cli").stdout
+	for _, want := range []string{"Transactional ID: tx-cli", "State: Ongoing", "Timeout: 45s", "Partitions: txn-cli-0"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("txn describe lacks %q:\n%s", want, out)
+		}
+	}
+	if err := p.EndTransaction(ctxTimeout(t, 30*time.Second), kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+	if r := runCLI(t, b, "", "txn", "describe", "nobody"); r.code == 0 || !strings.Contains(r.stdout, "TRANSACTIONAL_ID_NOT_FOUND") {
+		t.Fatalf("describe of an unknown id: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	// A hanging transaction: batches of a producer no coordinator knows.
+	raw := b.client()
+	createTopic(t, b, "txn-hang", 1)
+	at := txnProduce(t, raw, "txn-hang", 777777, 0, true, "stuck")
+	if listed, _ := lastStable(t, raw, "txn-hang"); listed != at {
+		t.Fatalf("LSO %d before the abort, want %d", listed, at)
+	}
+	out = mustCLI(t, b, "", "txn", "abort", "--topic", "txn-hang", "--partition", "0",
+		"--producer-id", "777777", "--producer-epoch", "0").stdout
+	if !strings.Contains(out, "Aborted the transaction of producer 777777") {
+		t.Fatalf("txn abort:\n%s", out)
+	}
+	if listed, fetched := lastStable(t, raw, "txn-hang"); listed != at+2 || fetched != at+2 {
+		t.Fatalf("LSO after the abort: listed %d, fetched %d, want %d", listed, fetched, at+2)
 	}
 }
