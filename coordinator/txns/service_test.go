@@ -328,6 +328,9 @@ func TestTimeoutAborts(t *testing.T) {
 	if _, err := b.svc.Describe("slow"); !errors.Is(err, ErrUnknownID) {
 		t.Fatalf("after the expiration: %v", err)
 	}
+	if st := b.svc.Stats(); st.TimedOut != 1 || st.Expired != 1 {
+		t.Fatalf("stats %+v", st)
+	}
 }
 
 // TestFailoverResumesMarkers: a coordinator that stops between the Prepare
@@ -351,6 +354,10 @@ func TestFailoverResumesMarkers(t *testing.T) {
 	if err := b.svc.EndTxn("f", p.pid, p.epoch, true); !errors.Is(err, ErrConcurrentTransactions) {
 		t.Fatalf("retried commit while the markers fail: %v", err)
 	}
+	<-b.markers.calls // the second round: the first one's failures are counted
+	if b.svc.Stats().MarkerRetries == 0 {
+		t.Fatal("the failed markers were not counted")
+	}
 	b.svc.Lead(nil)
 	if _, err := b.svc.Describe("f"); !errors.Is(err, coordinator.ErrNotCoordinator) {
 		t.Fatalf("after losing the partition: %v", err)
@@ -365,6 +372,7 @@ func TestFailoverResumesMarkers(t *testing.T) {
 	if ms := markers.all(); len(ms) != 1 || !ms[0].Commit || len(ms[0].Partitions) != 2 {
 		t.Fatalf("resumed markers %+v", ms)
 	}
+
 	// The state survives a reload: the producer's epoch goes on.
 	b2.close()
 	b3 := newBroker(t, b.dir, b.meta, b.pids, newFakeMarkers(), b.clock)
