@@ -11,19 +11,23 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-io/runnel/cluster"
+	"github.com/runnel-io/runnel/coordinator"
 	"github.com/runnel-io/runnel/coordinator/groups"
 	"github.com/runnel-io/runnel/coordinator/txns"
 	"github.com/runnel-io/runnel/internal/authz"
+	"github.com/runnel-io/runnel/internal/testbatch"
+	"github.com/runnel-io/runnel/segment"
 )
 
 // fakeTxns is a transaction coordinator that answers err to every change
 // and records the partitions added.
 type fakeTxns struct {
-	mu     sync.Mutex
-	err    error
-	added  []txns.TopicPartition
-	verify []error
-	txs    []txns.Txn
+	mu        sync.Mutex
+	err       error
+	added     []txns.TopicPartition
+	verify    []error
+	verifyErr error
+	txs       []txns.Txn
 }
 
 func (f *fakeTxns) Locate(string) (int32, error) { return 1, nil }
@@ -60,6 +64,11 @@ func (f *fakeTxns) Describe(id string) (txns.Txn, error) {
 	return txns.Txn{}, txns.ErrUnknownID
 }
 func (f *fakeTxns) List() []txns.Txn { return f.txs }
+func (f *fakeTxns) Verify(string, int64, int16, txns.TopicPartition) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.verifyErr
+}
 
 func (f *fakeTxns) setErr(err error) {
 	f.mu.Lock()
@@ -267,5 +276,68 @@ func TestTxnAuthorization(t *testing.T) {
 	lr = ts.callAs(t, admin, lt).(*kmsg.ListTransactionsResponse)
 	if len(lr.TransactionStates) != 1 || len(lr.UnknownStateFilters) != 1 || lr.UnknownStateFilters[0] != "Sleeping" {
 		t.Errorf("ListTransactions by state: %+v", lr)
+	}
+}
+
+func txnProduceReq(id string, seq int32) *kmsg.ProduceRequest {
+	req := kmsg.NewPtrProduceRequest()
+	req.SetVersion(9)
+	req.Acks, req.TimeoutMillis, req.TransactionID = -1, 5000, kmsg.StringPtr(id)
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "t"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = testbatch.Make(testbatch.Spec{Timestamp: 1, Idempotent: true, ProducerID: 42, ProducerEpoch: 3,
+		BaseSequence: seq, Attributes: segment.AttrTransactional, Values: testbatch.Values(1, 8, 1)})
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
+// TestProduceVerifiesTransaction: the batch that would open a producer's
+// transaction on a partition is written only if the coordinator has the
+// partition in that transaction (KIP-890); INVALID_TXN_STATE otherwise,
+// NOT_ENOUGH_REPLICAS (retriable) when the coordinator cannot answer.
+func TestProduceVerifiesTransaction(t *testing.T) {
+	f := &fakeTxns{}
+	ts := newTestServer(t, Config{Transactions: f})
+	ts.createTopic(t, "t", 1)
+	code := func(seq int32) int16 {
+		return ts.call(t, txnProduceReq("x", seq)).(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
+	}
+	for _, tc := range []struct {
+		err  error
+		want int16
+	}{
+		{txns.ErrInvalidTxnState, kerr.InvalidTxnState.Code},
+		{txns.ErrProducerFenced, kerr.InvalidProducerEpoch.Code},
+		{coordinator.ErrNotAvailable, kerr.NotEnoughReplicas.Code},
+	} {
+		f.mu.Lock()
+		f.verifyErr = tc.err
+		f.mu.Unlock()
+		if got := code(0); got != tc.want {
+			t.Errorf("verification %v: code %d, want %d", tc.err, got, tc.want)
+		}
+	}
+	p, err := ts.parts.Get("t", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end := p.LogEndOffset(); end != 0 {
+		t.Fatalf("refused batches written: log end %d", end)
+	}
+	f.mu.Lock()
+	f.verifyErr = nil
+	f.mu.Unlock()
+	if got := code(0); got != 0 {
+		t.Fatalf("verified batch: %d", got)
+	}
+	// The transaction is open on the partition: the next batch is not
+	// verified again.
+	f.mu.Lock()
+	f.verifyErr = txns.ErrInvalidTxnState
+	f.mu.Unlock()
+	if got := code(1); got != 0 {
+		t.Fatalf("second batch of an open transaction: %d", got)
 	}
 }

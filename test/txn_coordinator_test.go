@@ -12,6 +12,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-io/runnel/internal/testbatch"
+	"github.com/runnel-io/runnel/segment"
 )
 
 // txnProducer is a franz-go transactional producer writing to topic, to
@@ -125,6 +129,25 @@ func TestTransactionsCommitAbortFence(t *testing.T) {
 	d, ok := described["tx-e2e"]
 	if !ok || d.Err != nil || d.State != "CompleteCommit" || d.TimeoutMillis != 30000 {
 		t.Fatalf("DescribeTransactions: %+v", described)
+	}
+	// A late batch of the producer, after its transaction ended, would
+	// open a transaction no coordinator ends: the leader verifies it with
+	// the coordinator and refuses it (KIP-890).
+	late := kmsg.NewPtrProduceRequest()
+	late.Acks, late.TimeoutMillis, late.TransactionID = -1, 10000, kmsg.StringPtr("tx-e2e")
+	lt := kmsg.NewProduceRequestTopic()
+	lt.Topic = topic
+	lp := kmsg.NewProduceRequestTopicPartition()
+	lp.Records = testbatch.Make(testbatch.Spec{Timestamp: time.Now().UnixMilli(), Idempotent: true, ProducerID: d.ProducerID,
+		ProducerEpoch: d.ProducerEpoch, BaseSequence: 1000, Attributes: segment.AttrTransactional, Values: [][]byte{[]byte("late")}})
+	lt.Partitions = append(lt.Partitions, lp)
+	late.Topics = append(late.Topics, lt)
+	lr, err := late.RequestWith(ctx, b.client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := lr.Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidTxnState.Code {
+		t.Fatalf("late transactional batch: code %d, want INVALID_TXN_STATE", code)
 	}
 	listed, err := adm.ListTransactions(ctx, nil, []string{"CompleteCommit"})
 	if err != nil {

@@ -395,3 +395,26 @@ func TestVerifyPartitions(t *testing.T) {
 		t.Fatalf("verify with another epoch: %v", err)
 	}
 }
+
+// TestVerify: a partition's leader verifies a transaction's first batch
+// with the coordinator; while the coordinator is not loaded, it cannot.
+func TestVerify(t *testing.T) {
+	b := setup(t)
+	p := b.init("w", -1, -1)
+	if err := b.svc.Verify("w", p.pid, p.epoch, tpA); !errors.Is(err, ErrInvalidTxnState) {
+		t.Fatalf("before AddPartitions: %v", err)
+	}
+	if err := b.svc.AddPartitions("w", p.pid, p.epoch, []TopicPartition{tpA}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.svc.Verify("w", p.pid, p.epoch, tpA); err != nil {
+		t.Fatalf("after AddPartitions: %v", err)
+	}
+	if err := b.svc.Verify("w", p.pid, p.epoch-1, tpA); !errors.Is(err, ErrProducerFenced) {
+		t.Fatalf("older epoch: %v", err)
+	}
+	b.svc.Lead(nil)
+	if err := b.svc.Verify("w", p.pid, p.epoch, tpA); !errors.Is(err, coordinator.ErrNotAvailable) {
+		t.Fatalf("without a coordinator: %v", err)
+	}
+}
