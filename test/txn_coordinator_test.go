@@ -81,7 +81,8 @@ func values(prefix string, n int) []string {
 // commits and aborts transactions over two partitions, through the
 // transaction coordinator; a read_committed consumer sees exactly the
 // committed records; a second producer with the same transactional id
-// fences the first, whose next transaction is refused.
+// fences the first, aborting its open transaction, and the first can
+// commit nothing more.
 func TestTransactionsCommitAbortFence(t *testing.T) {
 	b := startBroker(t, "")
 	const topic = "txn-e2e"
@@ -100,14 +101,26 @@ func TestTransactionsCommitAbortFence(t *testing.T) {
 		t.Fatalf("second commit: %v", err)
 	}
 
-	// The same id from another producer: its first transaction fences p1.
+	// p1 opens a transaction; the same id from another producer fences
+	// p1 and aborts it, and p1 can no longer commit.
+	if err := p1.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range values("zombie", 2) {
+		if err := p1.ProduceSync(ctxTimeout(t, 30*time.Second), &kgo.Record{Partition: int32(i), Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	p2 := txnProducer(t, b, "tx-e2e", topic)
 	if err := runTxn(p2, t, true, values("z", 2)...); err != nil {
 		t.Fatalf("second producer's commit: %v", err)
 	}
-	err := runTxn(p1, t, true, "zombie")
+	err := p1.EndTransaction(ctxTimeout(t, 30*time.Second), kgo.TryCommit)
 	if !errors.Is(err, kerr.ProducerFenced) && !errors.Is(err, kerr.InvalidProducerEpoch) {
-		t.Fatalf("fenced producer's transaction: %v, want PRODUCER_FENCED or INVALID_PRODUCER_EPOCH", err)
+		t.Fatalf("fenced producer's commit: %v, want PRODUCER_FENCED or INVALID_PRODUCER_EPOCH", err)
+	}
+	if err := runTxn(p1, t, true, "zombie-again"); err == nil {
+		t.Fatal("the fenced producer committed a transaction")
 	}
 	if err := runTxn(p2, t, true, "end", "end"); err != nil {
 		t.Fatalf("last commit: %v", err)
@@ -122,13 +135,21 @@ func TestTransactionsCommitAbortFence(t *testing.T) {
 
 	// The coordinator describes and lists the id as committed.
 	ctx := ctxTimeout(t, 30*time.Second)
-	described, err := adm.DescribeTransactions(ctx, "tx-e2e")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, ok := described["tx-e2e"]
-	if !ok || d.Err != nil || d.State != "CompleteCommit" || d.TimeoutMillis != 30000 {
-		t.Fatalf("DescribeTransactions: %+v", described)
+	// The last markers are written before the record that completes the
+	// transaction: the state may still be PrepareCommit for a moment.
+	var d kadm.DescribedTransaction
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		described, err := adm.DescribeTransactions(ctx, "tx-e2e")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d = described["tx-e2e"]
+		if d.Err == nil && d.State == "CompleteCommit" && d.TimeoutMillis == 30000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("DescribeTransactions: %+v", described)
+		}
 	}
 	// A late batch of the producer, after its transaction ended, would
 	// open a transaction no coordinator ends: the leader verifies it with
