@@ -376,8 +376,10 @@ func (s *Server) handleListTransactions(c *conn, r *kmsg.ListTransactionsRequest
 			continue
 		case len(pids) > 0 && !pids[tx.ProducerID]:
 			continue
-		case r.Version >= 1 && r.DurationFilterMillis >= 0 &&
-			(tx.Start.IsZero() || now.Sub(tx.Start) < time.Duration(r.DurationFilterMillis)*time.Millisecond):
+		case r.Version >= 1 && r.DurationFilterMillis >= 0 && !tx.Start.IsZero() &&
+			now.Sub(tx.Start) <= time.Duration(r.DurationFilterMillis)*time.Millisecond:
+			// As Kafka: an id that never started a transaction (start
+			// -1) passes the filter.
 			continue
 		case pattern != nil && !pattern.MatchString(tx.ID):
 			continue

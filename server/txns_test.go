@@ -215,7 +215,7 @@ func TestAddPartitionsToTxnRefusals(t *testing.T) {
 // describe or list it, CLUSTER_ACTION for the brokers' AddPartitionsToTxn
 // v4+.
 func TestTxnAuthorization(t *testing.T) {
-	f := &fakeTxns{txs: []txns.Txn{{ID: "mine", ProducerID: 42, State: txns.Ongoing, Timeout: time.Second,
+	f := &fakeTxns{txs: []txns.Txn{{ID: "mine", ProducerID: 42, State: txns.Ongoing, Timeout: time.Second, Start: time.UnixMilli(1),
 		Partitions: []txns.TopicPartition{{Topic: "t", Partition: 0}, {Topic: "secret", Partition: 0}}}, {ID: "theirs", State: txns.Empty}}}
 	meta := &aclMeta{fakeMeta: newFakeMeta(1), acls: map[cluster.AclBinding]bool{}}
 	meta.az = authz.New(authz.Config{SuperUsers: []string{admin}})
@@ -272,6 +272,18 @@ func TestTxnAuthorization(t *testing.T) {
 	if len(lr.TransactionStates) != 1 || lr.TransactionStates[0].TransactionalID != "mine" {
 		t.Errorf("ListTransactions: %+v", lr.TransactionStates)
 	}
+	// Running longer than an hour: "mine" started at the epoch does,
+	// "theirs" never started one and passes too, as in Kafka.
+	lt.DurationFilterMillis = 3_600_000
+	if lr := ts.callAs(t, admin, lt).(*kmsg.ListTransactionsResponse); len(lr.TransactionStates) != 2 {
+		t.Errorf("ListTransactions by duration: %+v", lr.TransactionStates)
+	}
+	f.txs[0].Start = time.Now()
+	if lr := ts.callAs(t, admin, lt).(*kmsg.ListTransactionsResponse); len(lr.TransactionStates) != 1 ||
+		lr.TransactionStates[0].TransactionalID != "theirs" {
+		t.Errorf("ListTransactions by duration, one just started: %+v", lr.TransactionStates)
+	}
+	lt.DurationFilterMillis = -1
 	lt.StateFilters = []string{"Ongoing", "Sleeping"}
 	lr = ts.callAs(t, admin, lt).(*kmsg.ListTransactionsResponse)
 	if len(lr.TransactionStates) != 1 || len(lr.UnknownStateFilters) != 1 || lr.UnknownStateFilters[0] != "Sleeping" {
