@@ -418,3 +418,50 @@ func TestVerify(t *testing.T) {
 		t.Fatalf("without a coordinator: %v", err)
 	}
 }
+
+// TestStateRefusals: what each state refuses, as Kafka does.
+func TestStateRefusals(t *testing.T) {
+	b := setup(t)
+	p := b.init("s", -1, -1)
+	if err := b.svc.EndTxn("s", p.pid, p.epoch, true); !errors.Is(err, ErrInvalidTxnState) {
+		t.Fatalf("EndTxn with no transaction: %v", err)
+	}
+	if err := b.svc.AddPartitions("nobody", p.pid, p.epoch, []TopicPartition{tpA}); !errors.Is(err, ErrInvalidProducerIDMapping) {
+		t.Fatalf("AddPartitions of an unknown id: %v", err)
+	}
+	if err := b.svc.AddPartitions("s", p.pid, p.epoch, []TopicPartition{tpA}); err != nil {
+		t.Fatal(err)
+	}
+	// Adding what is in the transaction already writes nothing.
+	if err := b.svc.AddPartitions("s", p.pid, p.epoch, []TopicPartition{tpA}); err != nil {
+		t.Fatal(err)
+	}
+	b.markers.fail.Store(true)
+	if err := b.svc.EndTxn("s", p.pid, p.epoch, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range []error{
+		b.svc.AddPartitions("s", p.pid, p.epoch, []TopicPartition{tpB}),
+		b.svc.EndTxn("s", p.pid, p.epoch, false),
+		func() error { _, _, err := b.svc.InitProducerID("s", time.Second, -1, -1); return err }(),
+	} {
+		if !errors.Is(err, ErrConcurrentTransactions) {
+			t.Fatalf("during PrepareAbort: %v, want ErrConcurrentTransactions", err)
+		}
+	}
+	if err := b.svc.EndTxn("s", p.pid, p.epoch, true); !errors.Is(err, ErrInvalidTxnState) {
+		t.Fatalf("commit during PrepareAbort: %v", err)
+	}
+	b.markers.fail.Store(false)
+	b.state("s", CompleteAbort)
+	// A new transaction starts from the completed one.
+	if err := b.svc.AddPartitions("s", p.pid, p.epoch, []TopicPartition{tpB}); err != nil {
+		t.Fatal(err)
+	}
+	if tx := b.state("s", Ongoing); len(tx.Partitions) != 1 || tx.Partitions[0] != tpB {
+		t.Fatalf("second transaction: %+v", tx)
+	}
+	if n := len(b.svc.List()); n != 1 {
+		t.Fatalf("listed %d ids", n)
+	}
+}
