@@ -366,6 +366,8 @@ func (s *Server) handleListTransactions(c *conn, r *kmsg.ListTransactionsRequest
 		var err error
 		if pattern, err = regexp.Compile(*r.TransactionalIDPattern); err != nil {
 			resp.ErrorCode = kerr.InvalidRegularExpression.Code
+			s.m.errorCode("ListTransactions", resp.ErrorCode)
+			c.warn("ListTransactions refused", "remote", c.remote, "pattern", *r.TransactionalIDPattern, "err", err)
 			return resp
 		}
 	}
