@@ -284,6 +284,16 @@ func TestTxnAuthorization(t *testing.T) {
 		t.Errorf("ListTransactions by duration, one just started: %+v", lr.TransactionStates)
 	}
 	lt.DurationFilterMillis = -1
+	lt.SetVersion(2)
+	lt.TransactionalIDPattern = kmsg.StringPtr("(")
+	if c := ts.callAs(t, admin, lt).(*kmsg.ListTransactionsResponse).ErrorCode; c != kerr.InvalidRegularExpression.Code {
+		t.Errorf("ListTransactions with an invalid pattern: %d", c)
+	}
+	lt.TransactionalIDPattern = kmsg.StringPtr("^th")
+	if lr := ts.callAs(t, admin, lt).(*kmsg.ListTransactionsResponse); len(lr.TransactionStates) != 1 || lr.TransactionStates[0].TransactionalID != "theirs" {
+		t.Errorf("ListTransactions by pattern: %+v", lr.TransactionStates)
+	}
+	lt.TransactionalIDPattern = nil
 	lt.StateFilters = []string{"Ongoing", "Sleeping"}
 	lr = ts.callAs(t, admin, lt).(*kmsg.ListTransactionsResponse)
 	if len(lr.TransactionStates) != 1 || len(lr.UnknownStateFilters) != 1 || lr.UnknownStateFilters[0] != "Sleeping" {
