@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -464,4 +466,39 @@ func TestStateRefusals(t *testing.T) {
 	if n := len(b.svc.List()); n != 1 {
 		t.Fatalf("listed %d ids", n)
 	}
+}
+
+// TestCloseStopsGoroutines: Close ends the shards' timers and the marker
+// writers, even one retrying markers that keep failing.
+func TestCloseStopsGoroutines(t *testing.T) {
+	b := setup(t)
+	p := b.init("c", -1, -1)
+	if err := b.svc.AddPartitions("c", p.pid, p.epoch, []TopicPartition{tpA}); err != nil {
+		t.Fatal(err)
+	}
+	b.markers.fail.Store(true)
+	if err := b.svc.EndTxn("c", p.pid, p.epoch, true); err != nil {
+		t.Fatal(err)
+	}
+	<-b.markers.calls
+	if n := txnsGoroutines(); n == 0 {
+		t.Fatal("no goroutine of the shard found before Close")
+	}
+	b.close()
+	if n := txnsGoroutines(); n != 0 {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d goroutines of the shards after Close:\n%s", n, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// txnsGoroutines counts the goroutines running a shard's code.
+func txnsGoroutines() int {
+	buf := make([]byte, 1<<20)
+	n := 0
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, "coordinator/txns.(*shard).") && !strings.Contains(g, "TestCloseStopsGoroutines") {
+			n++
+		}
+	}
+	return n
 }
