@@ -97,6 +97,10 @@ type Config struct {
 	// use, shared by the servers of every listener. Nil: a manager of
 	// its own, with no quotas unless given some (SetConfig).
 	Quotas *quota.Manager
+	// Transactions is the transaction coordinator; nil: none, and
+	// FindCoordinator for a transactional id and InitProducerId with one
+	// answer UNSUPPORTED_VERSION, which clients do not retry.
+	Transactions Transactions
 	// Logger: nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics: nil means none.
@@ -224,6 +228,7 @@ type Server struct {
 	parts    *partition.Manager
 	meta     Cluster
 	groups   Groups
+	txns     Transactions
 	replicas Replicas
 	m        *Metrics
 
@@ -273,6 +278,10 @@ func New(cfg Config, parts *partition.Manager, meta Cluster, groups Groups, repl
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.mu.conns = map[*conn]struct{}{}
 	s.pids.meta = meta
+	s.txns = cfg.Transactions
+	if s.txns == nil {
+		s.txns = noTransactions{}
+	}
 	s.budget = newRequestBudget(cfg.MaxQueuedRequestBytes, cfg.Metrics)
 	s.clientLog = newLogLimiter(clientLogLimit, time.Minute, func(host string, n int, w time.Duration) {
 		s.log.Warn("suppressed warnings about a client", "remote_host", host, "suppressed", n, "window", w)
