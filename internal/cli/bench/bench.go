@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -89,6 +90,7 @@ type benchResult struct {
 	Records       int64    `json:"records"`
 	Bytes         int64    `json:"bytes"`
 	Errors        int64    `json:"errors"`
+	Transactions  int64    `json:"transactions,omitempty"`
 	DurationSec   float64  `json:"duration_seconds"`
 	RecordsPerSec float64  `json:"records_per_second"`
 	MBPerSec      float64  `json:"mb_per_second"`
@@ -196,6 +198,11 @@ type benchProducer struct {
 	failed atomic.Int64
 	errs   firstError
 	hist   latencyHist
+	// commitEvery, if set, makes the producer transactional: it commits a
+	// transaction this often (the records of one, then Flush and
+	// EndTransaction, as a transactional pipeline does).
+	commitEvery time.Duration
+	txns        atomic.Int64 // committed
 }
 
 // firstError keeps the first error of many goroutines.
@@ -264,8 +271,35 @@ func (p *benchProducer) run(ctx context.Context, value []byte, window int) {
 		p.free <- &slots[i]
 	}
 	promise := p.promise // one closure for every record
+	var began time.Time
+	inTxn := false
+	commit := func() bool {
+		inTxn = false
+		if err := p.cl.Flush(ctx); err != nil {
+			p.errs.set(err)
+			return false
+		}
+		if err := p.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			p.errs.set(err)
+			return false
+		}
+		p.txns.Add(1)
+		return true
+	}
 produce:
 	for i := int64(0); i < p.n; i++ {
+		if p.commitEvery > 0 {
+			if inTxn && time.Since(began) >= p.commitEvery && !commit() {
+				break
+			}
+			if !inTxn {
+				if err := p.cl.BeginTransaction(); err != nil {
+					p.errs.set(err)
+					break
+				}
+				inTxn, began = true, time.Now()
+			}
+		}
 		var s *benchSlot
 		select {
 		case s = <-p.free:
@@ -282,6 +316,9 @@ produce:
 		}
 		s.sent = time.Now()
 		p.cl.Produce(ctx, &s.rec, promise)
+	}
+	if inTxn {
+		commit()
 	}
 	p.cl.Flush(ctx)
 	// Every slot comes home once its promise has run, even when Flush
@@ -309,6 +346,8 @@ is measured per record from send to acknowledgement.`, stderr)
 	batchBytes := fs.Int("batch-bytes", 1_000_000, "largest record batch in bytes")
 	compression := fs.String("compression", "none", "batch compression: none, gzip, snappy, lz4 or zstd")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
+	txnID := fs.String("transactional-id", "", "produce in transactions, producer N with the transactional id `ID`-N, committing every --commit-interval")
+	commitEvery := fs.Duration("commit-interval", 100*time.Millisecond, "with --transactional-id: how long each transaction collects records before it commits")
 	stall := fs.Duration("stall-timeout", time.Minute, "give up when no record is acknowledged or failed for this long (an idempotent producer waits for a broker that went away until then)")
 	if err := cli.ParseFlagsOnly(fs, args); err != nil {
 		return err
@@ -332,6 +371,10 @@ is measured per record from send to acknowledgement.`, stderr)
 		return errors.New("--batch-bytes must be positive")
 	case *nkeys < 0 || *nkeys > 100_000_000:
 		return errors.New("--keys must be between 0 and 100000000")
+	case *txnID != "" && *commitEvery <= 0:
+		return errors.New("--commit-interval must be positive")
+	case *txnID != "" && *acks != "all":
+		return errors.New("--transactional-id needs --acks all")
 	}
 	popts, err := cli.ProducerOpts(*acks, *compression)
 	if err != nil {
@@ -362,7 +405,11 @@ is measured per record from send to acknowledgement.`, stderr)
 		kgo.RecordDeliveryTimeout(2*cli.RequestTimeout))
 	ps := make([]*benchProducer, *producers)
 	for i := range ps {
-		cl, err := conn.Client(ctx, opts...)
+		copts := opts
+		if *txnID != "" {
+			copts = append(slices.Clip(opts), kgo.TransactionalID(fmt.Sprintf("%s-%d", *txnID, i)))
+		}
+		cl, err := conn.Client(ctx, copts...)
 		if err != nil {
 			for _, p := range ps[:i] {
 				p.cl.Close()
@@ -370,6 +417,9 @@ is measured per record from send to acknowledgement.`, stderr)
 			return err
 		}
 		ps[i] = &benchProducer{cl: cl, n: *records / int64(*producers), keys: keys, first: i * max(len(keys)/(*producers), 1)}
+		if *txnID != "" {
+			ps[i].commitEvery = *commitEvery
+		}
 		if int64(i) < *records%int64(*producers) {
 			ps[i].n++
 		}
@@ -418,6 +468,7 @@ is measured per record from send to acknowledgement.`, stderr)
 	for _, p := range ps {
 		res.Records += p.acked.Load()
 		res.Errors += p.failed.Load()
+		res.Transactions += p.txns.Load()
 		hist.merge(&p.hist)
 		if firstErr == nil {
 			firstErr = p.errs.get()
