@@ -63,6 +63,7 @@ import (
 	"github.com/runnel-io/runnel/coordinator/groups"
 	"github.com/runnel-io/runnel/internal/certstore"
 	"github.com/runnel-io/runnel/internal/sasl"
+	"github.com/runnel-io/runnel/lag"
 	"github.com/runnel-io/runnel/partition"
 	"github.com/runnel-io/runnel/replica"
 	"github.com/runnel-io/runnel/server"
@@ -89,6 +90,7 @@ type Broker struct {
 	replicas *replica.Manager
 	groups   *groups.Service
 	cleaner  *cleaner.Cleaner
+	lag      *lag.Refresher
 	srv      *server.Server
 	lns      []*boundListener   // the Kafka API, in the order of cfg.Listeners
 	inter    string             // the inter-broker listener's name
@@ -279,6 +281,8 @@ func New(cfg Config) (_ *Broker, err error) {
 		return nil, err
 	}
 	preg.MustRegister(newStorageCollector(b.parts), syncLatency, commitBatches, volumeSyncs, volumeFiles, newCoordinatorCollector(b.groups), b.cleaner.Collector())
+	b.lag = b.newLagRefresher(cfg.ConsumerLag)
+	preg.MustRegister(b.lag)
 	if b.certs != nil {
 		registerCertMetrics(preg, b.certs)
 	}
@@ -455,6 +459,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.replicas.Start()
 	wg.Go(func() { b.node.RunController(bg, cfg.Controller) })
 	wg.Go(func() { b.migrateOffsets(bg) })
+	wg.Go(func() { b.lag.Run(bg) })
 
 	errc := make(chan error, len(b.lns))
 	var names []string
