@@ -241,7 +241,11 @@ func New(cfg Config) (_ *Broker, err error) {
 
 	ro := cfg.Replicas
 	ro.NodeID, ro.Parts, ro.Node, ro.Logger = cfg.NodeID, b.parts, b.node, logger
-	ro.Reconciled = b.groups.Reconciled
+	isrs := newISRWatch()
+	ro.Reconciled = func() {
+		b.groups.Reconciled()
+		isrs.observe(b.parts.Partitions())
+	}
 	if ib := b.listener(inter).protocol; ib.isTLS() || ib.isSASL() {
 		dial := func(ctx context.Context, addr string) (net.Conn, error) {
 			var d net.Dialer
@@ -282,7 +286,7 @@ func New(cfg Config) (_ *Broker, err error) {
 	}
 	preg.MustRegister(newStorageCollector(b.parts), syncLatency, commitBatches, volumeSyncs, volumeFiles, newCoordinatorCollector(b.groups), b.cleaner.Collector())
 	b.lag = b.newLagRefresher(cfg.ConsumerLag)
-	preg.MustRegister(b.lag)
+	preg.MustRegister(b.lag, isrs.shrinks, isrs.expands, newClusterCollector(b), newDiskCollector(cfg.DataDir))
 	if b.certs != nil {
 		registerCertMetrics(preg, b.certs)
 	}

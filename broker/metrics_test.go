@@ -158,3 +158,96 @@ func gatherCoordinatorMetrics(t *testing.T, reg *prometheus.Registry) map[string
 	}
 	return got
 }
+
+// TestUnderReplicatedAndISRChanges: a led partition whose ISR lacks a
+// replica is under-replicated; the ISR watch counts its shrink and its
+// expansion, but not a new leader epoch.
+func TestUnderReplicatedAndISRChanges(t *testing.T) {
+	m, err := partition.OpenManager(partition.Options{DataDir: t.TempDir(), FS: vfs.NewMemFS(),
+		Fsync: segment.FsyncPolicy{Mode: segment.FsyncAlways}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	full := partition.Role{Leader: true, LeaderID: 1, Epoch: 1, ISR: []int32{1, 2}, Replicas: []int32{1, 2}}
+	p, err := m.Open(cluster.Topic{Name: "t", ID: cluster.TopicID{1}, Partitions: 1}, 0, full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newISRWatch()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newStorageCollector(m), w.shrinks, w.expands)
+	gather := func() map[string]float64 {
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, f := range families {
+			for _, mt := range f.GetMetric() {
+				got[f.GetName()] = mt.GetGauge().GetValue() + mt.GetCounter().GetValue()
+			}
+		}
+		return got
+	}
+	setRole := func(r partition.Role) {
+		t.Helper()
+		if err := p.SetRole(r); err != nil {
+			t.Fatal(err)
+		}
+		w.observe(m.Partitions())
+	}
+	w.observe(m.Partitions())
+	if got := gather(); got["runnel_partition_under_replicated"] != 0 || got["runnel_under_replicated_partitions"] != 0 {
+		t.Fatalf("full ISR: %v", got)
+	}
+	shrunk := full
+	shrunk.ISR, shrunk.PartitionEpoch = []int32{1}, 1
+	setRole(shrunk)
+	if got := gather(); got["runnel_partition_under_replicated"] != 1 || got["runnel_under_replicated_partitions"] != 1 ||
+		got["runnel_isr_shrinks_total"] != 1 || got["runnel_isr_expands_total"] != 0 {
+		t.Fatalf("after a shrink: %v", got)
+	}
+	expanded := full
+	expanded.PartitionEpoch = 2
+	setRole(expanded)
+	if got := gather(); got["runnel_under_replicated_partitions"] != 0 || got["runnel_isr_shrinks_total"] != 1 || got["runnel_isr_expands_total"] != 1 {
+		t.Fatalf("after an expansion: %v", got)
+	}
+	newLeader := shrunk
+	newLeader.Epoch, newLeader.PartitionEpoch = 2, 3
+	setRole(newLeader)
+	if got := gather(); got["runnel_isr_shrinks_total"] != 1 {
+		t.Fatalf("a new leader epoch counted as a shrink: %v", got)
+	}
+}
+
+// TestDiskAndOfflinePartitionMetrics: a broker reports its data
+// directory's file system, and, as the controller, no partition without a
+// leader.
+func TestDiskAndOfflinePartitionMetrics(t *testing.T) {
+	cfg := testConfig(t)
+	b, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newDiskCollector(cfg.DataDir), newClusterCollector(b))
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		got[f.GetName()] = f.GetMetric()[0].GetGauge().GetValue()
+	}
+	free, ok1 := got["runnel_data_dir_free_bytes"]
+	size, ok2 := got["runnel_data_dir_size_bytes"]
+	if !ok1 || !ok2 || size <= 0 || free > size {
+		t.Errorf("data dir free %v (present %v), size %v (present %v)", free, ok1, size, ok2)
+	}
+	if off, ok := got["runnel_offline_partitions"]; !ok || off != 0 {
+		t.Errorf("runnel_offline_partitions = %v (present %v) on the only broker, want 0", off, ok)
+	}
+}
