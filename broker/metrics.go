@@ -113,17 +113,16 @@ func newISRWatch() *isrWatch {
 
 // observe compares the ISRs of the partitions led here with the last look.
 func (w *isrWatch) observe(ps []*partition.Partition) {
+	led := make(map[cluster.TP]isrSeen)
+	for _, p := range ps {
+		if r := p.Role(); r.Leader {
+			led[cluster.TP{Topic: p.Topic, Partition: p.Index}] = isrSeen{epoch: r.Epoch, isr: len(r.ISR)}
+		}
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	led := make(map[cluster.TP]isrSeen, len(w.mu.led))
-	for _, p := range ps {
-		r := p.Role()
-		if !r.Leader {
-			continue
-		}
-		name := cluster.TP{Topic: p.Topic, Partition: p.Index}
-		now := isrSeen{epoch: r.Epoch, isr: len(r.ISR)}
-		if was, ok := w.mu.led[name]; ok && was.epoch == now.epoch {
+	for tp, now := range led {
+		if was, ok := w.mu.led[tp]; ok && was.epoch == now.epoch {
 			switch {
 			case now.isr < was.isr:
 				w.shrinks.Inc()
@@ -131,7 +130,6 @@ func (w *isrWatch) observe(ps []*partition.Partition) {
 				w.expands.Inc()
 			}
 		}
-		led[name] = now
 	}
 	w.mu.led = led
 }
