@@ -91,6 +91,7 @@ type Broker struct {
 	groups   *groups.Service
 	cleaner  *cleaner.Cleaner
 	lag      *lag.Refresher
+	isrs     *isrWatch
 	srv      *server.Server
 	lns      []*boundListener   // the Kafka API, in the order of cfg.Listeners
 	inter    string             // the inter-broker listener's name
@@ -241,10 +242,10 @@ func New(cfg Config) (_ *Broker, err error) {
 
 	ro := cfg.Replicas
 	ro.NodeID, ro.Parts, ro.Node, ro.Logger = cfg.NodeID, b.parts, b.node, logger
-	isrs := newISRWatch()
+	b.isrs = newISRWatch()
 	ro.Reconciled = func() {
 		b.groups.Reconciled()
-		isrs.observe(b.parts.Partitions())
+		b.isrs.observe(b.parts.Partitions())
 	}
 	if ib := b.listener(inter).protocol; ib.isTLS() || ib.isSASL() {
 		dial := func(ctx context.Context, addr string) (net.Conn, error) {
@@ -286,7 +287,7 @@ func New(cfg Config) (_ *Broker, err error) {
 	}
 	preg.MustRegister(newStorageCollector(b.parts), syncLatency, commitBatches, volumeSyncs, volumeFiles, newCoordinatorCollector(b.groups), b.cleaner.Collector())
 	b.lag = b.newLagRefresher(cfg.ConsumerLag)
-	preg.MustRegister(b.lag, isrs.shrinks, isrs.expands, newClusterCollector(b), newDiskCollector(cfg.DataDir))
+	preg.MustRegister(b.lag, b.isrs.shrinks, b.isrs.expands, newClusterCollector(b), newDiskCollector(cfg.DataDir))
 	if b.certs != nil {
 		registerCertMetrics(preg, b.certs)
 	}
