@@ -11,7 +11,7 @@ BENCH_COUNT   ?= 5
 # Packages with fuzz targets, as package:target pairs.
 FUZZ_TARGETS  ?= ./segment:FuzzParseHeader ./segment:FuzzValidate ./segment:FuzzValidateRecords ./segment:FuzzRecoverSegment ./server:FuzzParseHeader ./server:FuzzDispatchDecode ./protocol:FuzzCheck ./compression:FuzzReader ./partition:FuzzFirstRecordAtOrAfter ./group:FuzzSubscribedTopics ./cluster:FuzzDecodeRaftLog ./cluster:FuzzFSMApply ./index:FuzzDecode ./partition:FuzzDecodeSideFiles ./segment:FuzzParseLogStart ./group/offsetsfmt:FuzzDecodeKey ./group/offsetsfmt:FuzzDecodeOffsetValue ./group/offsetsfmt:FuzzDecodeGroupValue ./coordinator/groups:FuzzLoaderReplay
 
-.PHONY: help build run cluster secure-cluster powerloss bench-go bench-cluster bench-fetch bench-scale bench-restart bench-latency bench-nats bench-produce-peer bench-commits bench-txn bench-cleaner-p99 chaos compaction-soak test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean
+.PHONY: help build run cluster secure-cluster powerloss bench-go bench-cluster bench-fetch bench-scale bench-restart bench-latency bench-nats bench-produce-peer bench-commits bench-txn bench-cleaner-p99 chaos compaction-soak test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean dashboards-check
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,10 @@ test: ## run every test with the race detector
 powerloss: ## the full power-loss tests: a crash at every sync point, on the crash-simulating file system (internal/vfs)
 	RUNNEL_POWERLOSS=full $(GO) test -race -count=1 -timeout 30m -run '^TestPowerLoss|^TestSyncFailure' -v ./segment/ ./partition/ 2>&1 | \
 		grep --line-buffered -E '^\s*(--- |ok|FAIL|panic)|POWERLOSS|sync points failed'
+
+dashboards-check: ## promtool check rules on ops/prometheus/alerts.yml, then every Grafana panel query and alert rule against a real Prometheus scraping a broker
+	promtool check rules ops/prometheus/alerts.yml
+	$(GO) test -race -count=1 -run '^TestDashboardsAndAlerts$$' -v ./test/
 
 test-short: ## quick run without the race detector
 	$(GO) test -count=1 -short ./...

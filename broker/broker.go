@@ -65,6 +65,7 @@ import (
 	"github.com/runnel-io/runnel/internal/certstore"
 	"github.com/runnel-io/runnel/internal/quota"
 	"github.com/runnel-io/runnel/internal/sasl"
+	"github.com/runnel-io/runnel/lag"
 	"github.com/runnel-io/runnel/partition"
 	"github.com/runnel-io/runnel/replica"
 	"github.com/runnel-io/runnel/server"
@@ -93,6 +94,8 @@ type Broker struct {
 	txns     *txns.Service
 	cleaner  *cleaner.Cleaner
 	dyn      dynamicConfigs
+	lag      *lag.Refresher
+	isrs     *isrWatch
 	srv      *server.Server
 	lns      []*boundListener   // the Kafka API, in the order of cfg.Listeners
 	inter    string             // the inter-broker listener's name
@@ -243,6 +246,7 @@ func New(cfg Config) (_ *Broker, err error) {
 
 	ro := cfg.Replicas
 	ro.NodeID, ro.Parts, ro.Node, ro.Logger = cfg.NodeID, b.parts, b.node, logger
+	b.isrs = newISRWatch()
 	if ib := b.listener(inter).protocol; ib.isTLS() || ib.isSASL() {
 		dial := func(ctx context.Context, addr string) (net.Conn, error) {
 			var d net.Dialer
@@ -274,6 +278,7 @@ func New(cfg Config) (_ *Broker, err error) {
 	ro.Reconciled = func() {
 		b.groups.Reconciled()
 		b.txns.Reconciled()
+		b.isrs.observe(b.parts.Partitions())
 	}
 	b.replicas = replica.New(ro)
 	b.dyn.static = staticBrokerConfigs(cfg)
@@ -297,6 +302,8 @@ func New(cfg Config) (_ *Broker, err error) {
 		return nil, err
 	}
 	preg.MustRegister(newStorageCollector(b.parts), syncLatency, commitBatches, volumeSyncs, volumeFiles, newCoordinatorCollector(b.groups, b.txns), b.cleaner.Collector())
+	b.lag = b.newLagRefresher(cfg.ConsumerLag)
+	preg.MustRegister(b.lag, b.isrs.shrinks, b.isrs.expands, newClusterCollector(b), newDiskCollector(cfg.DataDir))
 	if b.certs != nil {
 		registerCertMetrics(preg, b.certs)
 	}
@@ -478,6 +485,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.replicas.Start()
 	wg.Go(func() { b.node.RunController(bg, cfg.Controller) })
 	wg.Go(func() { b.migrateOffsets(bg) })
+	wg.Go(func() { b.lag.Run(bg) })
 
 	errc := make(chan error, len(b.lns))
 	var names []string

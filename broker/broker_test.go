@@ -303,6 +303,8 @@ func TestConfigValidate(t *testing.T) {
 			"--group-min-session-timeout 1h0m0s is above --group-max-session-timeout 30m0s"},
 		{func(c *Config) { c.Groups.InitialRebalanceDelay = -time.Second }, "--group-initial-rebalance-delay: want a duration of 0s or more"},
 		{func(c *Config) { c.Controller.LeaderRebalanceInterval = -time.Second }, "--leader-rebalance-interval: want a duration of 0s or more"},
+		{func(c *Config) { c.ConsumerLag.Interval = 0 }, "--consumer-lag-refresh-interval: want a positive duration"},
+		{func(c *Config) { c.ConsumerLag.MaxSeries = -1 }, "--consumer-lag-max-series: want a positive integer"},
 		{func(c *Config) { c.Partitions.Fsync = segment.FsyncPolicy{Mode: segment.FsyncInterval} }, "--fsync"},
 		{func(c *Config) { c.Voters = []cluster.Voter{{ID: 2, Addr: "127.0.0.1:1"}} }, "--node-id 1 is not one of the voters"},
 		{func(c *Config) {

@@ -15,6 +15,7 @@ import (
 	"github.com/runnel-io/runnel/internal/certstore"
 	"github.com/runnel-io/runnel/internal/quota"
 	"github.com/runnel-io/runnel/internal/sasl"
+	"github.com/runnel-io/runnel/lag"
 	"github.com/runnel-io/runnel/partition"
 	"github.com/runnel-io/runnel/replica"
 	"github.com/runnel-io/runnel/segment"
@@ -123,6 +124,10 @@ type Config struct {
 	// Groups configures the group coordinators. New sets its
 	// PartitionExists and Logger.
 	Groups group.Config
+	// ConsumerLag configures the consumer lag metrics: Interval is
+	// --consumer-lag-refresh-interval, MaxSeries --consumer-lag-max-series.
+	// New sets the rest.
+	ConsumerLag lag.Options
 	// OffsetsTopic configures __consumer_offsets, where the group
 	// coordinators keep committed offsets.
 	OffsetsTopic OffsetsTopicConfig
@@ -221,6 +226,7 @@ func DefaultConfig() Config {
 			OffsetsRetention:       7 * 24 * time.Hour,
 			RetentionCheckInterval: 10 * time.Minute,
 		},
+		ConsumerLag: lag.Options{Interval: lag.DefaultInterval, MaxSeries: lag.DefaultMaxSeries},
 		OffsetsTopic: OffsetsTopicConfig{Partitions: 50, ReplicationFactor: 3, SegmentBytes: 100 << 20,
 			CommitTimeout: 5 * time.Second},
 		Transactions: TransactionsConfig{Partitions: 50, ReplicationFactor: 3, MaxTimeout: 15 * time.Minute,
@@ -278,6 +284,7 @@ func (c Config) Validate() error {
 		{"transaction-state-replication-factor", int64(c.Transactions.ReplicationFactor)},
 		{"log-cleaner-threads", int64(c.Cleaner.Threads)},
 		{"log-cleaner-dedupe-buffer-bytes", c.Cleaner.DedupeBufferBytes},
+		{"consumer-lag-max-series", int64(c.ConsumerLag.MaxSeries)},
 	} {
 		if n.v <= 0 {
 			bad("--%s: want a positive integer, got %d", n.name, n.v)
@@ -305,6 +312,7 @@ func (c Config) Validate() error {
 		{"raft-election-timeout", c.RaftElectionTimeout},
 		{"log-cleaner-backoff", c.Cleaner.Backoff},
 		{"quota-window-size", c.Quotas.SampleSpan},
+		{"consumer-lag-refresh-interval", c.ConsumerLag.Interval},
 	} {
 		if d.v <= 0 {
 			bad("--%s: want a positive duration such as 30s, got %v", d.name, d.v)

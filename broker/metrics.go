@@ -2,9 +2,12 @@ package broker
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
+	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/consumer"
 	"github.com/runnel-io/runnel/coordinator/groups"
 	"github.com/runnel-io/runnel/coordinator/txns"
@@ -22,6 +25,8 @@ type storageCollector struct {
 	mapped     *prometheus.Desc
 	tlsSent    *prometheus.Desc
 	offline    *prometheus.Desc
+	underRep   *prometheus.Desc
+	underReps  *prometheus.Desc
 }
 
 func newStorageCollector(parts *partition.Manager) *storageCollector {
@@ -37,11 +42,13 @@ func newStorageCollector(parts *partition.Manager) *storageCollector {
 		offline:    prometheus.NewDesc("runnel_partition_offline", "1 if the partition went offline after a failed sync or write (its produces and fetches answer KAFKA_STORAGE_ERROR until the broker restarts), else 0.", l, nil),
 		tlsSent:    prometheus.NewDesc("runnel_fetch_tls_bytes_total", "Record bytes sent to consumers on TLS connections: read from the segment into the connection's buffer and encrypted in user space (sendfile cannot be used).", nil, nil),
 		mapped:     prometheus.NewDesc("runnel_fetch_mapped_bytes_total", "Record bytes sent to consumers by writing from a mapping of the segment (fetch path mmap).", nil, nil),
+		underRep:   prometheus.NewDesc("runnel_partition_under_replicated", "For a partition this broker leads: 1 if its ISR holds fewer replicas than it has, else 0.", l, nil),
+		underReps:  prometheus.NewDesc("runnel_under_replicated_partitions", "Partitions this broker leads whose ISR holds fewer replicas than they have.", nil, nil),
 	}
 }
 
 func (c *storageCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.leo, c.hw, c.size, c.segs, c.partitions, c.sent, c.cp, c.mapped, c.tlsSent, c.offline} {
+	for _, d := range []*prometheus.Desc{c.leo, c.hw, c.size, c.segs, c.partitions, c.sent, c.cp, c.mapped, c.tlsSent, c.offline, c.underRep, c.underReps} {
 		ch <- d
 	}
 }
@@ -53,8 +60,17 @@ func (c *storageCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.cp, prometheus.CounterValue, float64(consumer.CopiedBytes.Load()))
 	ch <- prometheus.MustNewConstMetric(c.mapped, prometheus.CounterValue, float64(consumer.MappedBytes.Load()))
 	ch <- prometheus.MustNewConstMetric(c.tlsSent, prometheus.CounterValue, float64(consumer.BufferedBytes.Load()))
+	underReps := 0
 	for _, p := range ps {
 		lv := []string{p.Topic, strconv.Itoa(int(p.Index))}
+		if r := p.Role(); r.Leader {
+			under := 0.0
+			if len(r.ISR) < len(r.Replicas) {
+				under = 1
+				underReps++
+			}
+			ch <- prometheus.MustNewConstMetric(c.underRep, prometheus.GaugeValue, under, lv...)
+		}
 		ch <- prometheus.MustNewConstMetric(c.leo, prometheus.GaugeValue, float64(p.LogEndOffset()), lv...)
 		ch <- prometheus.MustNewConstMetric(c.hw, prometheus.GaugeValue, float64(p.HighWatermark()), lv...)
 		ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(p.Log().Size()), lv...)
@@ -65,6 +81,114 @@ func (c *storageCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.offline, prometheus.GaugeValue, offline, lv...)
 	}
+	ch <- prometheus.MustNewConstMetric(c.underReps, prometheus.GaugeValue, float64(underReps))
+}
+
+// isrWatch counts the ISR changes of the partitions this broker leads, as
+// the replica manager's reconcile after each metadata change sees them
+// (changes between two reconciles are seen as one). A change of leader or
+// leader epoch is not counted.
+type isrWatch struct {
+	shrinks, expands prometheus.Counter
+	mu               struct {
+		sync.Mutex
+		led map[cluster.TP]isrSeen // leaf lock
+	}
+}
+
+type isrSeen struct {
+	epoch int32
+	isr   int
+}
+
+func newISRWatch() *isrWatch {
+	w := &isrWatch{
+		shrinks: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_isr_shrinks_total",
+			Help: "ISRs of partitions this broker leads that lost replicas."}),
+		expands: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_isr_expands_total",
+			Help: "ISRs of partitions this broker leads that gained replicas."}),
+	}
+	w.mu.led = map[cluster.TP]isrSeen{}
+	return w
+}
+
+// observe compares the ISRs of the partitions led here with the last look.
+func (w *isrWatch) observe(ps []*partition.Partition) {
+	led := make(map[cluster.TP]isrSeen)
+	for _, p := range ps {
+		if r := p.Role(); r.Leader {
+			led[cluster.TP{Topic: p.Topic, Partition: p.Index}] = isrSeen{epoch: r.Epoch, isr: len(r.ISR)}
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for tp, now := range led {
+		if was, ok := w.mu.led[tp]; ok && was.epoch == now.epoch {
+			switch {
+			case now.isr < was.isr:
+				w.shrinks.Inc()
+			case now.isr > was.isr:
+				w.expands.Inc()
+			}
+		}
+	}
+	w.mu.led = led
+}
+
+// clusterCollector reports, on the controller (the Raft leader) only, the
+// partitions of the cluster without a leader, as Kafka's controller
+// reports OfflinePartitionsCount.
+type clusterCollector struct {
+	b       *Broker
+	offline *prometheus.Desc
+}
+
+func newClusterCollector(b *Broker) *clusterCollector {
+	return &clusterCollector{b: b,
+		offline: prometheus.NewDesc("runnel_offline_partitions", "Partitions of the cluster without a leader; reported by the controller only.", nil, nil)}
+}
+
+func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.offline }
+
+func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.b.meta.Controller() != c.b.cfg.NodeID {
+		return
+	}
+	n := 0
+	c.b.node.FSM().Read(func(s *cluster.State) {
+		for _, ps := range s.Partitions {
+			for _, p := range ps {
+				if p.Leader < 0 {
+					n++
+				}
+			}
+		}
+	})
+	ch <- prometheus.MustNewConstMetric(c.offline, prometheus.GaugeValue, float64(n))
+}
+
+// diskCollector reports the file system of the data directory.
+type diskCollector struct {
+	dir         string
+	free, total *prometheus.Desc
+}
+
+func newDiskCollector(dir string) *diskCollector {
+	return &diskCollector{dir: dir,
+		free:  prometheus.NewDesc("runnel_data_dir_free_bytes", "Bytes of the data directory's file system available to the broker (statfs f_bavail).", nil, nil),
+		total: prometheus.NewDesc("runnel_data_dir_size_bytes", "Size in bytes of the data directory's file system (statfs f_blocks).", nil, nil)}
+}
+
+func (c *diskCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.free; ch <- c.total }
+
+func (c *diskCollector) Collect(ch chan<- prometheus.Metric) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(c.dir, &st); err != nil {
+		ch <- prometheus.NewInvalidMetric(c.free, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.free, prometheus.GaugeValue, float64(st.Bavail)*float64(st.Bsize))
+	ch <- prometheus.MustNewConstMetric(c.total, prometheus.GaugeValue, float64(st.Blocks)*float64(st.Bsize))
 }
 
 // registerCertMetrics counts the reloads of the TLS certificate files.

@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-io/runnel/cluster"
 )
 
 // conn is a follower's Kafka connection to a leader: one request at a
@@ -84,4 +87,51 @@ func (c *conn) do(ctx context.Context, req kmsg.Request, timeout time.Duration) 
 		return nil, fmt.Errorf("replica: decoding %s response: %w", kmsg.NameForKey(req.Key()), err)
 	}
 	return resp, nil
+}
+
+// HighWatermarks asks the broker at addr, on its inter-broker listener
+// (dialled as followers dial their leaders), for the high watermarks of
+// partitions with one ListOffsets request (latest, read_uncommitted). A
+// partition the broker answers with an error for is left out. The
+// connection is closed before it returns.
+func (m *Manager) HighWatermarks(ctx context.Context, addr string, partitions []cluster.TP) (map[cluster.TP]int64, error) {
+	c, err := dial(ctx, m.o.Dial, addr, "runnel-lag-"+strconv.Itoa(int(m.o.NodeID)))
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.SetVersion(4)
+	req.ReplicaID = -1
+	byTopic := map[string]int{}
+	for _, tp := range partitions {
+		i, ok := byTopic[tp.Topic]
+		if !ok {
+			i = len(req.Topics)
+			byTopic[tp.Topic] = i
+			t := kmsg.NewListOffsetsRequestTopic()
+			t.Topic = tp.Topic
+			req.Topics = append(req.Topics, t)
+		}
+		p := kmsg.NewListOffsetsRequestTopicPartition()
+		p.Partition, p.Timestamp, p.CurrentLeaderEpoch = tp.Partition, -1, -1
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, p)
+	}
+	timeout := 30 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	resp, err := c.do(ctx, req, timeout)
+	if err != nil {
+		return nil, err
+	}
+	out := map[cluster.TP]int64{}
+	for _, t := range resp.(*kmsg.ListOffsetsResponse).Topics {
+		for _, p := range t.Partitions {
+			if p.ErrorCode == 0 && p.Offset >= 0 {
+				out[cluster.TP{Topic: t.Topic, Partition: p.Partition}] = p.Offset
+			}
+		}
+	}
+	return out, nil
 }

@@ -103,6 +103,8 @@ var serveSettings = []setting{
 	{"group-max-session-timeout", "longest session timeout a group member may ask for", func(o *serveOptions) value { return durationVar(&o.broker.Groups.MaxSessionTimeout) }},
 	{"offsets-retention", "committed offsets of a group without members expire this long after the later of their commit and the group emptying", func(o *serveOptions) value { return durationVar(&o.broker.Groups.OffsetsRetention) }},
 	{"offsets-retention-check-interval", "how often expired committed offsets are removed", func(o *serveOptions) value { return durationVar(&o.broker.Groups.RetentionCheckInterval) }},
+	{"consumer-lag-refresh-interval", "how often the high watermarks of partitions led by other brokers are asked for, for the consumer lag of the groups this broker coordinates", func(o *serveOptions) value { return durationVar(&o.broker.ConsumerLag.Interval) }},
+	{"consumer-lag-max-series", "most group partitions whose consumer lag is exported (the others are counted in runnel_consumer_group_lag_dropped_series_total)", func(o *serveOptions) value { return intVar(&o.broker.ConsumerLag.MaxSeries) }},
 	{"offsets-topic-partitions", "partitions of __consumer_offsets when it is created; a group's coordinator is the leader of one of them", func(o *serveOptions) value { return int32Var(&o.broker.OffsetsTopic.Partitions) }},
 	{"offsets-topic-replication-factor", "replicas of __consumer_offsets when it is created, at most the brokers registered then", func(o *serveOptions) value { return int16Var(&o.broker.OffsetsTopic.ReplicationFactor) }},
 	{"offsets-topic-segment-bytes", "segment size of __consumer_offsets when it is created", func(o *serveOptions) value { return int64Var(&o.broker.OffsetsTopic.SegmentBytes) }},
