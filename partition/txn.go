@@ -471,3 +471,18 @@ func (p *Partition) saveTxnIndexLocked() error {
 	p.abortedSinceSnapshot = false
 	return nil
 }
+
+// NextSequence returns the sequence number the producer's next batch at
+// epoch must start at: one past its last batch's at that epoch, and 0 for
+// a producer or an epoch the partition has not seen. A coordinator that
+// writes a producer's transactional batches itself (TxnOffsetCommit) sets
+// their sequences with it.
+func (p *Partition) NextSequence(producerID int64, epoch int16) int32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.mu.producers[producerID]
+	if st == nil || st.Epoch != epoch || len(st.Batches) == 0 {
+		return 0
+	}
+	return nextSeq(st.Batches[len(st.Batches)-1].LastSeq)
+}

@@ -32,6 +32,8 @@ var supported = map[int16]versionRange{
 	22: {0, 4},  // InitProducerId
 	23: {2, 4},  // OffsetForLeaderEpoch
 	27: {0, 2},  // WriteTxnMarkers
+	28: {0, 4},  // TxnOffsetCommit
+	61: {0, 0},  // DescribeProducers
 	29: {0, 3},  // DescribeAcls
 	30: {0, 3},  // CreateAcls
 	31: {0, 3},  // DeleteAcls
@@ -152,6 +154,10 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 		return s.handleWriteTxnMarkers(c, h, r), nil
 	case *kmsg.OffsetDeleteRequest:
 		return respond(s.handleOffsetDelete(c, r)), nil
+	case *kmsg.TxnOffsetCommitRequest:
+		return s.handleTxnOffsetCommit(c, h, r), nil
+	case *kmsg.DescribeProducersRequest:
+		return respond(s.handleDescribeProducers(c, r)), nil
 	}
 	return nil, fmt.Errorf("%w: %s has no handler", ErrUnknownAPI, apiName(h.Key))
 }

@@ -181,6 +181,11 @@ type Groups interface {
 	// an error wrapping coordinator.ErrNotAvailable while there is none
 	// (its partition has no leader, or the topic is being created).
 	Locate(groupID string) (int32, error)
+	// TxnMarkerWritten says that WriteTxnMarkers wrote the producer's
+	// commit or abort marker to a partition of __consumer_offsets: the
+	// offsets it committed there in the transaction become visible or
+	// are dropped.
+	TxnMarkerWritten(partition int32, producerID int64, commit bool)
 }
 
 // Replicas is this broker's replica manager (package replica).
