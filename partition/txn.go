@@ -486,3 +486,12 @@ func (p *Partition) NextSequence(producerID int64, epoch int16) int32 {
 	}
 	return nextSeq(st.Batches[len(st.Batches)-1].LastSeq)
 }
+
+// ForgetAborted removes the aborted transactions whose markers are at the
+// offsets given from the aborted-transaction index, durably, before the
+// cleaner installs a segment without those markers (their transactions'
+// records are gone): a read_committed consumer told of an abort whose
+// marker it never meets would drop the producer's later records.
+func (p *Partition) ForgetAborted(markers []int64) error {
+	return p.idx.DeleteAborted(markers)
+}
