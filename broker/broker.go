@@ -61,6 +61,7 @@ import (
 	"github.com/runnel-io/runnel/cleaner"
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/coordinator/groups"
+	"github.com/runnel-io/runnel/coordinator/txns"
 	"github.com/runnel-io/runnel/internal/certstore"
 	"github.com/runnel-io/runnel/internal/sasl"
 	"github.com/runnel-io/runnel/partition"
@@ -88,6 +89,7 @@ type Broker struct {
 	parts    *partition.Manager
 	replicas *replica.Manager
 	groups   *groups.Service
+	txns     *txns.Service
 	cleaner  *cleaner.Cleaner
 	srv      *server.Server
 	lns      []*boundListener   // the Kafka API, in the order of cfg.Listeners
@@ -228,7 +230,6 @@ func New(cfg Config) (_ *Broker, err error) {
 
 	ro := cfg.Replicas
 	ro.NodeID, ro.Parts, ro.Node, ro.Logger = cfg.NodeID, b.parts, b.node, logger
-	ro.Reconciled = b.groups.Reconciled
 	if ib := b.listener(inter).protocol; ib.isTLS() || ib.isSASL() {
 		dial := func(ctx context.Context, addr string) (net.Conn, error) {
 			var d net.Dialer
@@ -249,6 +250,17 @@ func New(cfg Config) (_ *Broker, err error) {
 			dial = saslDialer(dial, mech)
 		}
 		ro.Dial = dial
+	}
+	// The transaction coordinators hand out producer ids from the
+	// server's allocator, which exists once the server does, before any
+	// request; they dial other brokers as the replicas do.
+	b.txns = txns.New(txns.Options{Meta: b.meta, Parts: b.parts, NodeID: cfg.NodeID, Logger: logger,
+		Partitions: cfg.Transactions.Partitions, ReplicationFactor: cfg.Transactions.ReplicationFactor,
+		MaxTimeout: cfg.Transactions.MaxTimeout, IDExpiration: cfg.Transactions.IDExpiration,
+		Dial: ro.Dial, AllocateProducerID: func() (int64, error) { return b.srv.AllocateProducerID() }})
+	ro.Reconciled = func() {
+		b.groups.Reconciled()
+		b.txns.Reconciled()
 	}
 	b.replicas = replica.New(ro)
 	if err = b.replicas.Reconcile(); err != nil {
@@ -274,6 +286,7 @@ func New(cfg Config) (_ *Broker, err error) {
 	if sc.Authorizer, err = b.startAuthorizer(); err != nil {
 		return nil, err
 	}
+	sc.Transactions = b.txns
 	b.srv = server.New(sc, b.parts, b.meta, b.groups, b.replicas)
 
 	if cfg.MetricsListen != "" {
@@ -531,6 +544,9 @@ func (b *Broker) releaseNow() {
 		<-b.httpDone
 	} else if b.mln != nil {
 		b.mln.Close()
+	}
+	if b.txns != nil {
+		b.txns.Close()
 	}
 	if b.groups != nil {
 		b.groups.Close()

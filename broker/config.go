@@ -115,6 +115,9 @@ type Config struct {
 	// OffsetsTopic configures __consumer_offsets, where the group
 	// coordinators keep committed offsets.
 	OffsetsTopic OffsetsTopicConfig
+	// Transactions configures the transaction coordinators and their
+	// topic, __transaction_state.
+	Transactions TransactionsConfig
 	// Cleaner configures the log cleaner of compacted topics: Threads is
 	// --log-cleaner-threads, DedupeBufferBytes
 	// --log-cleaner-dedupe-buffer-bytes, IOBytesPerSecond
@@ -141,6 +144,23 @@ type OffsetsTopicConfig struct {
 	// CommitTimeout is --offsets-commit-timeout: how long a commit waits
 	// for the in-sync replicas (offsets.commit.timeout.ms).
 	CommitTimeout time.Duration
+}
+
+// TransactionsConfig configures the transaction coordinators. Partitions
+// and ReplicationFactor apply when a broker creates __transaction_state.
+type TransactionsConfig struct {
+	// Partitions is --transaction-state-partitions (Kafka's
+	// transaction.state.log.num.partitions).
+	Partitions int32
+	// ReplicationFactor is --transaction-state-replication-factor, capped
+	// at the brokers registered when the topic is created.
+	ReplicationFactor int16
+	// MaxTimeout is --transaction-max-timeout (transaction.max.timeout.ms):
+	// a producer asking for a longer transaction timeout is refused.
+	MaxTimeout time.Duration
+	// IDExpiration is --transactional-id-expiration
+	// (transactional.id.expiration.ms).
+	IDExpiration time.Duration
 }
 
 // DefaultConfig returns the defaults of `runnel serve`: a single broker
@@ -186,6 +206,8 @@ func DefaultConfig() Config {
 		},
 		OffsetsTopic: OffsetsTopicConfig{Partitions: 50, ReplicationFactor: 3, SegmentBytes: 100 << 20,
 			CommitTimeout: 5 * time.Second},
+		Transactions: TransactionsConfig{Partitions: 50, ReplicationFactor: 3, MaxTimeout: 15 * time.Minute,
+			IDExpiration: 7 * 24 * time.Hour},
 		Controller: cluster.ControllerOptions{
 			SessionTimeout:          cluster.DefaultSessionTimeout,
 			HeartbeatInterval:       time.Second,
@@ -235,6 +257,8 @@ func (c Config) Validate() error {
 		{"offsets-topic-partitions", int64(c.OffsetsTopic.Partitions)},
 		{"offsets-topic-replication-factor", int64(c.OffsetsTopic.ReplicationFactor)},
 		{"offsets-topic-segment-bytes", c.OffsetsTopic.SegmentBytes},
+		{"transaction-state-partitions", int64(c.Transactions.Partitions)},
+		{"transaction-state-replication-factor", int64(c.Transactions.ReplicationFactor)},
 		{"log-cleaner-threads", int64(c.Cleaner.Threads)},
 		{"log-cleaner-dedupe-buffer-bytes", c.Cleaner.DedupeBufferBytes},
 	} {
@@ -256,6 +280,8 @@ func (c Config) Validate() error {
 		{"offsets-retention", c.Groups.OffsetsRetention},
 		{"offsets-retention-check-interval", c.Groups.RetentionCheckInterval},
 		{"offsets-commit-timeout", c.OffsetsTopic.CommitTimeout},
+		{"transaction-max-timeout", c.Transactions.MaxTimeout},
+		{"transactional-id-expiration", c.Transactions.IDExpiration},
 		{"broker-session-timeout", c.Controller.SessionTimeout},
 		{"broker-heartbeat-interval", c.Controller.HeartbeatInterval},
 		{"replica-lag-time-max", c.Replicas.MaxLag},

@@ -26,6 +26,10 @@ type Writer struct {
 // Partition returns the index of the partition the writer appends to.
 func (w *Writer) Partition() int32 { return w.e.led.Index }
 
+// LeaderEpoch returns the leader epoch of the partition the shard was
+// loaded under: the transaction coordinator's epoch in its markers.
+func (w *Writer) LeaderEpoch() int32 { return w.e.led.Epoch }
+
 // Append writes records as one batch. An error means nothing was written:
 // ErrNotCoordinator, ErrNotAvailable or ErrRecordTooLarge, wrapping the
 // partition's reason. Otherwise the records are in the local log, and wait

@@ -76,7 +76,8 @@ type Manager struct {
 	idx    *index.DB
 	topics string // DataDir/topics
 
-	hooks atomic.Pointer[Hooks]
+	hooks      atomic.Pointer[Hooks]
+	markerHook atomic.Pointer[func(p *Partition, producerID int64, commit bool)]
 
 	// mu guards the set of partitions, not their opening or removal:
 	// recovery, fsyncs and RemoveAll run without it, so produces and
@@ -277,6 +278,11 @@ func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, r Role) (*
 	p := &Partition{Topic: t.Name, Index: i, TopicID: t.ID, cfg: cfg, visibleAt: m.opts.Fsync.Mode, self: m.opts.NodeID,
 		inflate: m.opts.MaxDecompressedBatchBytes}
 	p.logStartFn = func() { m.logStartChanged(p) }
+	p.markerFn = func(producerID int64, commit bool) {
+		if f := m.markerHook.Load(); f != nil {
+			(*f)(p, producerID, commit)
+		}
+	}
 	o := cfg.logOptions()
 	p.idx = m.idx.Partition(name)
 	o.Index = p.idx
@@ -415,6 +421,16 @@ func (m *Manager) closeAndRemove(p *Partition) error {
 
 // SetHooks installs the hooks (package replica does).
 func (m *Manager) SetHooks(h Hooks) { m.hooks.Store(&h) }
+
+// SetMarkerHook installs the function told of every transaction marker a
+// leader here writes (WriteMarker, for the transaction coordinator), once
+// it is in the log and no lock of the partition is held: the group
+// coordinators of __consumer_offsets apply their partitions' markers to
+// the offsets committed in transactions (package coordinator/groups
+// does). It must not block for long.
+func (m *Manager) SetMarkerHook(f func(p *Partition, producerID int64, commit bool)) {
+	m.markerHook.Store(&f)
+}
 
 func (m *Manager) logStartChanged(p *Partition) {
 	if h := m.hooks.Load(); h != nil && h.LogStartChanged != nil {

@@ -344,8 +344,17 @@ func markerBatch(producerID int64, producerEpoch int16, coordinatorEpoch int32, 
 // (ErrProducerFenced otherwise) and the coordinator epoch at least the one
 // of the producer's last marker (ErrCoordinatorFenced). It requires
 // leadership and min.insync.replicas as a produce with acks=all does, and
-// does not wait: see WaitReplicated.
+// does not wait: see WaitReplicated. The manager's marker hook is told of
+// the marker once it is in the log (see Manager.SetMarkerHook).
 func (p *Partition) WriteMarker(producerID int64, producerEpoch int16, coordinatorEpoch int32, commit bool) (AppendResult, error) {
+	res, err := p.writeMarker(producerID, producerEpoch, coordinatorEpoch, commit)
+	if err == nil && p.markerFn != nil {
+		p.markerFn(producerID, commit)
+	}
+	return res, err
+}
+
+func (p *Partition) writeMarker(producerID int64, producerEpoch int16, coordinatorEpoch int32, commit bool) (AppendResult, error) {
 	if producerID < 0 || producerEpoch < 0 {
 		return AppendResult{}, fmt.Errorf("%w: marker for producer %d epoch %d", ErrInvalidTxnState, producerID, producerEpoch)
 	}

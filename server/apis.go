@@ -31,6 +31,9 @@ var supported = map[int16]versionRange{
 	21: {0, 2},  // DeleteRecords
 	22: {0, 4},  // InitProducerId
 	23: {2, 4},  // OffsetForLeaderEpoch
+	24: {0, 5},  // AddPartitionsToTxn
+	25: {0, 4},  // AddOffsetsToTxn
+	26: {0, 4},  // EndTxn
 	27: {0, 2},  // WriteTxnMarkers
 	28: {0, 4},  // TxnOffsetCommit
 	61: {0, 0},  // DescribeProducers
@@ -41,6 +44,8 @@ var supported = map[int16]versionRange{
 	37: {0, 3},  // CreatePartitions
 	55: {0, 2},  // DescribeQuorum
 	60: {0, 2},  // DescribeCluster
+	65: {0, 0},  // DescribeTransactions
+	66: {0, 2},  // ListTransactions
 	8:  {0, 9},  // OffsetCommit
 	9:  {0, 9},  // OffsetFetch
 	10: {0, 4},  // FindCoordinator
@@ -121,7 +126,17 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 	case *kmsg.DescribeConfigsRequest:
 		return respond(s.handleDescribeConfigs(c, r)), nil
 	case *kmsg.InitProducerIDRequest:
-		return respond(s.handleInitProducerID(r)), nil
+		return s.handleInitProducerID(c, h, r), nil
+	case *kmsg.AddPartitionsToTxnRequest:
+		return s.handleAddPartitionsToTxn(c, h, r), nil
+	case *kmsg.AddOffsetsToTxnRequest:
+		return s.handleAddOffsetsToTxn(c, h, r), nil
+	case *kmsg.EndTxnRequest:
+		return s.handleEndTxn(c, h, r), nil
+	case *kmsg.DescribeTransactionsRequest:
+		return respond(s.handleDescribeTransactions(c, r)), nil
+	case *kmsg.ListTransactionsRequest:
+		return respond(s.handleListTransactions(c, r)), nil
 	case *kmsg.OffsetForLeaderEpochRequest:
 		return respond(s.handleOffsetForLeaderEpoch(c, r)), nil
 	case *kmsg.DeleteRecordsRequest:

@@ -8,6 +8,7 @@ import (
 
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/coordinator"
+	"github.com/runnel-io/runnel/coordinator/txns"
 	"github.com/runnel-io/runnel/group"
 	"github.com/runnel-io/runnel/partition"
 	"github.com/runnel-io/runnel/segment"
@@ -64,6 +65,18 @@ func errorCode(err error) int16 {
 		return kerr.NotEnoughReplicasAfterAppend.Code
 	case errors.Is(err, partition.ErrLeaderNotAvailable):
 		return kerr.LeaderNotAvailable.Code
+	case errors.Is(err, txns.ErrConcurrentTransactions):
+		return kerr.ConcurrentTransactions.Code
+	case errors.Is(err, txns.ErrProducerFenced):
+		return kerr.ProducerFenced.Code
+	case errors.Is(err, txns.ErrInvalidProducerIDMapping):
+		return kerr.InvalidProducerIDMapping.Code
+	case errors.Is(err, txns.ErrInvalidTxnState):
+		return kerr.InvalidTxnState.Code
+	case errors.Is(err, txns.ErrInvalidTimeout):
+		return kerr.InvalidTransactionTimeout.Code
+	case errors.Is(err, txns.ErrUnknownID):
+		return kerr.TransactionalIDNotFound.Code
 	case errors.Is(err, coordinator.ErrNotCoordinator), errors.Is(err, group.ErrNotCoordinator):
 		return kerr.NotCoordinator.Code
 	case errors.Is(err, coordinator.ErrLoadInProgress):

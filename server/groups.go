@@ -24,9 +24,24 @@ func (s *Server) handleFindCoordinator(c *conn, r *kmsg.FindCoordinatorRequest) 
 		case r.CoordinatorType == 1 && !s.authorize(c, "FindCoordinator", authz.OpDescribe, authz.ResourceTransactionalID, key):
 			return -1, "", -1, kerr.TransactionalIDAuthorizationFailed.Code, nil
 		}
+		if _, none := s.txns.(noTransactions); r.CoordinatorType == 1 && none {
+			// Without a transaction coordinator: UNSUPPORTED_VERSION is
+			// how Kafka answers for a feature the cluster does not
+			// enable, and it is not retriable, so a transactional client
+			// fails at once.
+			s.log.Info("FindCoordinator for a transactional id refused: transactions are not supported", "transactional_id", key)
+			return -1, "", -1, kerr.UnsupportedVersion.Code, kmsg.StringPtr(errTransactionsNotSupported)
+		}
 		switch r.CoordinatorType {
-		case 0: // group: the leader of the group's partition of __consumer_offsets
-			id, err := s.groups.Locate(key)
+		case 0, 1:
+			// A group's coordinator is the leader of its partition of
+			// __consumer_offsets, a transactional id's of its partition
+			// of __transaction_state.
+			locate := s.groups.Locate
+			if r.CoordinatorType == 1 {
+				locate = s.txns.Locate
+			}
+			id, err := locate(key)
 			if err != nil {
 				return -1, "", -1, errorCode(err), kmsg.StringPtr(err.Error())
 			}
@@ -39,14 +54,7 @@ func (s *Server) handleFindCoordinator(c *conn, r *kmsg.FindCoordinatorRequest) 
 					return id, host, port, 0, nil
 				}
 			}
-			return -1, "", -1, kerr.CoordinatorNotAvailable.Code, kmsg.StringPtr("the group's coordinator has no address on this listener yet")
-		case 1: // transaction
-			// Transactions are not offered. UNSUPPORTED_VERSION is how
-			// Kafka answers for a feature the cluster does not enable, and
-			// it is not retriable: a transactional client fails at once
-			// instead of asking again for a coordinator that never comes.
-			s.log.Info("FindCoordinator for a transactional id refused: transactions are not supported", "transactional_id", key)
-			return -1, "", -1, kerr.UnsupportedVersion.Code, kmsg.StringPtr(errTransactionsNotSupported)
+			return -1, "", -1, kerr.CoordinatorNotAvailable.Code, kmsg.StringPtr("the coordinator has no address on this listener yet")
 		}
 		return -1, "", -1, kerr.InvalidRequest.Code, kmsg.StringPtr("unknown coordinator key type")
 	}

@@ -194,9 +194,6 @@ type oneCoordinator struct {
 func (o oneCoordinator) Coordinator(string) (*group.Coordinator, error) { return o.c, nil }
 func (o oneCoordinator) Coordinators() []*group.Coordinator             { return []*group.Coordinator{o.c} }
 func (o oneCoordinator) Locate(string) (int32, error)                   { return o.meta.Controller(), nil }
-func (o oneCoordinator) TxnMarkerWritten(_ int32, producerID int64, commit bool) {
-	o.c.CompleteTxn(producerID, commit)
-}
 
 // newTestGroups returns a coordinator over memOffsets, closed when the
 // test ends.

@@ -10,12 +10,17 @@ import (
 	"github.com/runnel-io/runnel/internal/testbatch"
 )
 
-// TestInternalTopics: __consumer_offsets is shown as internal; clients may
-// not produce to it, create it, delete it, or have a metadata request
-// create it.
+// TestInternalTopics: __consumer_offsets and __transaction_state are shown
+// as internal; clients may not produce to them, create them, delete them,
+// or have a metadata request create them.
 func TestInternalTopics(t *testing.T) {
+	for _, name := range []string{"__consumer_offsets", "__transaction_state"} {
+		t.Run(name, func(t *testing.T) { testInternalTopic(t, name) })
+	}
+}
+
+func testInternalTopic(t *testing.T, name string) {
 	ts := newTestServer(t, Config{NodeID: 1, AutoCreateTopics: true})
-	const name = "__consumer_offsets"
 
 	md := kmsg.NewPtrMetadataRequest()
 	md.SetVersion(12)

@@ -3,16 +3,38 @@ package server
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-io/runnel/cluster"
+	"github.com/runnel-io/runnel/coordinator/txns"
 )
 
 // errTransactionsNotSupported is the error message of requests refused
-// because they need transactions.
-const errTransactionsNotSupported = "runnel does not support transactions"
+// because the server has no transaction coordinator.
+const errTransactionsNotSupported = "this server has no transaction coordinator"
+
+// noTransactions is the coordinator of a server configured without one:
+// it refuses everything with UNSUPPORTED_VERSION.
+type noTransactions struct{}
+
+var errNoTransactions = fmt.Errorf("%w: %s", kerr.UnsupportedVersion, errTransactionsNotSupported)
+
+func (noTransactions) Locate(string) (int32, error) { return -1, errNoTransactions }
+func (noTransactions) InitProducerID(string, time.Duration, int64, int16) (int64, int16, error) {
+	return -1, -1, errNoTransactions
+}
+func (noTransactions) AddPartitions(string, int64, int16, []txns.TopicPartition) error {
+	return errNoTransactions
+}
+func (noTransactions) VerifyPartitions(string, int64, int16, []txns.TopicPartition) ([]error, error) {
+	return nil, errNoTransactions
+}
+func (noTransactions) EndTxn(string, int64, int16, bool) error { return errNoTransactions }
+func (noTransactions) Describe(string) (txns.Txn, error)       { return txns.Txn{}, errNoTransactions }
+func (noTransactions) List() []txns.Txn                        { return nil }
 
 // pidBlock is how many producer ids are reserved in the store at a time;
 // ids of a block not handed out before a restart are skipped, never reused.
@@ -40,7 +62,16 @@ func (p *producerIDs) allocate() (int64, error) {
 	return id, nil
 }
 
-func (s *Server) handleInitProducerID(r *kmsg.InitProducerIDRequest) kmsg.Response {
+func (s *Server) handleInitProducerID(c *conn, h requestHeader, r *kmsg.InitProducerIDRequest) *reply {
+	if _, none := s.txns.(noTransactions); r.TransactionalID != nil && !none {
+		return s.initTransactional(c, h, r)
+	}
+	resp := s.initIdempotent(r)
+	resp.SetVersion(h.Version)
+	return &reply{hdr: h, finish: func() any { return resp }}
+}
+
+func (s *Server) initIdempotent(r *kmsg.InitProducerIDRequest) kmsg.Response {
 	resp := kmsg.NewPtrInitProducerIDResponse()
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	switch {

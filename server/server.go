@@ -88,6 +88,10 @@ type Config struct {
 	// Authorizer checks every request against the ACLs; nil: none, every
 	// request is allowed and the ACL APIs answer SECURITY_DISABLED.
 	Authorizer *authz.Authorizer
+	// Transactions is the transaction coordinator; nil: none, and
+	// FindCoordinator for a transactional id and InitProducerId with one
+	// answer UNSUPPORTED_VERSION, which clients do not retry.
+	Transactions Transactions
 	// Logger: nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics: nil means none.
@@ -181,11 +185,6 @@ type Groups interface {
 	// an error wrapping coordinator.ErrNotAvailable while there is none
 	// (its partition has no leader, or the topic is being created).
 	Locate(groupID string) (int32, error)
-	// TxnMarkerWritten says that WriteTxnMarkers wrote the producer's
-	// commit or abort marker to a partition of __consumer_offsets: the
-	// offsets it committed there in the transaction become visible or
-	// are dropped.
-	TxnMarkerWritten(partition int32, producerID int64, commit bool)
 }
 
 // Replicas is this broker's replica manager (package replica).
@@ -205,6 +204,7 @@ type Server struct {
 	parts    *partition.Manager
 	meta     Cluster
 	groups   Groups
+	txns     Transactions
 	replicas Replicas
 	m        *Metrics
 
@@ -254,6 +254,10 @@ func New(cfg Config, parts *partition.Manager, meta Cluster, groups Groups, repl
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.mu.conns = map[*conn]struct{}{}
 	s.pids.meta = meta
+	s.txns = cfg.Transactions
+	if s.txns == nil {
+		s.txns = noTransactions{}
+	}
 	s.budget = newRequestBudget(cfg.MaxQueuedRequestBytes, cfg.Metrics)
 	s.clientLog = newLogLimiter(clientLogLimit, time.Minute, func(host string, n int, w time.Duration) {
 		s.log.Warn("suppressed warnings about a client", "remote_host", host, "suppressed", n, "window", w)

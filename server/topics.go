@@ -9,13 +9,14 @@ import (
 
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/coordinator/groups"
+	"github.com/runnel-io/runnel/coordinator/txns"
 	"github.com/runnel-io/runnel/internal/authz"
 	"github.com/runnel-io/runnel/partition"
 )
 
 // internalTopics are the topics the broker's coordinators own. Clients may
 // read them, not produce to, create or delete them.
-var internalTopics = map[string]bool{groups.Topic: true}
+var internalTopics = map[string]bool{groups.Topic: true, txns.Topic: true}
 
 // errInternalTopic refuses a client's write to an internal topic.
 func errInternalTopic(name string) error {

@@ -7,10 +7,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// TestTransactionsRefusedNonRetriably: until runnel has transactions,
-// FindCoordinator for a transactional id and InitProducerId with one
-// answer UNSUPPORTED_VERSION, which clients do not retry, at every
-// version; group coordinators are still found.
+// TestTransactionsRefusedNonRetriably: a server without a transaction
+// coordinator answers FindCoordinator for a transactional id and
+// InitProducerId with one UNSUPPORTED_VERSION, which clients do not retry,
+// at every version; group coordinators are still found.
 func TestTransactionsRefusedNonRetriably(t *testing.T) {
 	ts := newTestServer(t, Config{})
 	if kerr.UnsupportedVersion.Retriable {

@@ -9,7 +9,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/runnel-io/runnel/coordinator/groups"
 	"github.com/runnel-io/runnel/partition"
 )
 
@@ -55,11 +54,6 @@ func (s *Server) handleWriteTxnMarkers(c *conn, h requestHeader, r *kmsg.WriteTx
 							"coordinator_epoch", m.CoordinatorEpoch, "code", kerr.ErrorForCode(rp.ErrorCode), "err", err)
 					}
 					continue
-				}
-				if mt.Topic == groups.Topic {
-					// The producer's offsets committed in the
-					// transaction, in the order of the log.
-					s.groups.TxnMarkerWritten(part, m.ProducerID, m.Committed)
 				}
 				waits = append(waits, produced{p: p, next: res.LastOffset + 1, epoch: res.Epoch})
 				codes = append(codes, &rp.ErrorCode)

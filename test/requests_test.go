@@ -2,7 +2,6 @@ package test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"math"
 	"testing"
@@ -134,32 +133,4 @@ func TestFetchResponseBounded(t *testing.T) {
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "wide", Value: []byte("after")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// TestTransactionalClientFailsFast: until runnel has transactions, a
-// franz-go transactional producer is told so and gives up at once, rather
-// than asking for a transaction coordinator forever.
-func TestTransactionalClientFailsFast(t *testing.T) {
-	b := startBroker(t, "")
-	cl := newClient(t, b.addr, kgo.TransactionalID("tx-1"), kgo.DefaultProduceTopic("tx"), kgo.AllowAutoTopicCreation())
-	done := make(chan error, 1)
-	go func() {
-		if err := cl.BeginTransaction(); err != nil {
-			done <- err
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		done <- cl.ProduceSync(ctx, kgo.StringRecord("in a transaction")).FirstErr()
-	}()
-	// The bound only ends a hang; the answer comes on the first request.
-	select {
-	case err := <-done:
-		if !errors.Is(err, kerr.UnsupportedVersion) {
-			t.Fatalf("transactional client: %v, want UNSUPPORTED_VERSION", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("transactional client still retrying after 30 s")
-	}
-	waitLog(t, b, "INFO", "FindCoordinator for a transactional id refused", "tx-1")
 }

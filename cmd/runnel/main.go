@@ -41,6 +41,7 @@ var commands = []command{
 		func(args []string, _ io.Reader, _, stderr io.Writer) error { return serve(args, stderr) }},
 	{"topic", "topic ...", "create, list, describe and delete topics", noStdin(cli.Topic)},
 	{"group", "group ...", "list, describe and delete groups; reset offsets", noStdin(cli.Group)},
+	{"txn", "txn ...", "list and describe transactions; abort a hanging one", noStdin(cli.Txn)},
 	{"cluster", "cluster status", "show the controller, the brokers and the Raft quorum", noStdin(cli.Cluster)},
 	{"produce", "produce TOPIC", "produce lines of stdin as records", cli.Produce},
 	{"consume", "consume TOPIC", "print records", noStdin(cli.Consume)},

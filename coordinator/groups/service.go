@@ -47,7 +47,9 @@ var _ Meta = (*cluster.Meta)(nil)
 
 // Options configure a Service.
 type Options struct {
-	Meta  Meta
+	Meta Meta
+	// Parts are the broker's partitions; New installs their marker hook
+	// (partition.Manager.SetMarkerHook).
 	Parts *partition.Manager
 	// Partitions of the topic when this broker creates it
 	// (offsets.topic.num.partitions). Default 50.
@@ -118,6 +120,11 @@ func New(o Options) *Service {
 			return ok && p >= 0 && p < t.Partitions
 		}
 	}
+	o.Parts.SetMarkerHook(func(p *partition.Partition, producerID int64, commit bool) {
+		if p.Topic == Topic {
+			s.TxnMarkerWritten(p.Index, producerID, commit)
+		}
+	})
 	s.rt = coordinator.New(coordinator.Config{
 		Topic:        Topic,
 		NewLoader:    s.newLoader,
@@ -277,8 +284,9 @@ func (s *Service) MigrateLegacy() error {
 }
 
 // TxnMarkerWritten tells the coordinator of a partition of the topic that
-// a transaction marker of the producer is in the partition's log
-// (WriteTxnMarkers wrote it here, as leader): the offsets the producer
+// a transaction marker of the producer is in the partition's log (this
+// broker wrote it as leader, for the transaction coordinator: the
+// partitions' marker hook calls it): the offsets the producer
 // committed there in the transaction become visible or are dropped. A
 // marker written while the partition's shard loads is applied once it has
 // loaded (the load may have replayed it too: applying it twice changes

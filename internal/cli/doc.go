@@ -1,5 +1,5 @@
-// Package cli holds runnel's client subcommands: topic, group, cluster,
-// produce, consume, user and acl, and the plumbing they share with the bench
+// Package cli holds runnel's client subcommands: topic, group, txn,
+// cluster, produce, consume, user and acl, and the plumbing they share with the bench
 // tools in the subpackage bench (the --brokers flag, flag parsing that lets
 // flags follow positional arguments, client construction, the few Kafka
 // requests several subcommands make).
@@ -13,7 +13,7 @@
 //
 // The packages are internal because they are the implementation of the
 // runnel binary, not an API: cmd/runnel dispatches to the entry points
-// (Topic, Group, Cluster, Produce, Consume, User, ACL, bench.Run), and their flags and
+// (Topic, Group, Txn, Cluster, Produce, Consume, User, ACL, bench.Run), and their flags and
 // output are the interface users see. The bench tools are a package of
 // their own because they are most of the code and change for reasons of
 // their own (new load shapes, new summaries), while sharing nothing with
