@@ -190,3 +190,115 @@ func TestTxnOffsetCommit(t *testing.T) {
 	wantOffset(t, "after kill -9", cl, g, "in", 0, true, 30, 0)
 	wantOffset(t, "after kill -9, aborted", cl, g, "in", 1, true, -1, 0)
 }
+
+// txnRequest sends a request of the transaction protocol until it is not
+// refused for a coordinator that is loading, moving or still completing
+// the last transaction, and returns its error code.
+func txnRequest(t *testing.T, cl *kgo.Client, req kmsg.Request, code func(kmsg.Response) int16) (kmsg.Response, int16) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := cl.Request(ctxTimeout(t, 30*time.Second), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := code(resp)
+		switch c {
+		case kerr.CoordinatorLoadInProgress.Code, kerr.CoordinatorNotAvailable.Code, kerr.NotCoordinator.Code,
+			kerr.ConcurrentTransactions.Code:
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still answers %v", kmsg.NameForKey(req.Key()), kerr.ErrorForCode(c))
+			}
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		return resp, c
+	}
+}
+
+// stableOffset waits until the group's offset of partition p of topic is
+// stable (no transaction pending) and returns it.
+func stableOffset(t *testing.T, cl *kgo.Client, g, topic string, p int32) int64 {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		off, code := fetchOffset(t, cl, g, topic, p, true)
+		if code != kerr.UnstableOffsetCommit.Code {
+			if code != 0 {
+				t.Fatalf("OffsetFetch: %v", kerr.ErrorForCode(code))
+			}
+			return off
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the offset is still unstable a minute after EndTxn")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestTxnOffsetCommitThroughCoordinator: offsets committed in a
+// transaction of the transaction coordinator (InitProducerId,
+// AddOffsetsToTxn, TxnOffsetCommit, EndTxn, as a transactional client
+// sends them) are unstable until EndTxn's markers reach the group's
+// partition, then committed, or dropped when the transaction aborts.
+func TestTxnOffsetCommitThroughCoordinator(t *testing.T) {
+	b := startBroker(t, "")
+	cl := b.client()
+	ctx := ctxTimeout(t, 60*time.Second)
+	if _, err := kadm.NewClient(cl).CreateTopics(ctx, 1, 1, nil, "src"); err != nil {
+		t.Fatal(err)
+	}
+	const g, txnID = "etl-c", "tx-offsets"
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.TransactionalID, init.TransactionTimeoutMillis = kmsg.StringPtr(txnID), 60000
+	resp, c := txnRequest(t, cl, init, func(r kmsg.Response) int16 { return r.(*kmsg.InitProducerIDResponse).ErrorCode })
+	if c != 0 {
+		t.Fatalf("InitProducerId: %v", kerr.ErrorForCode(c))
+	}
+	pid, epoch := resp.(*kmsg.InitProducerIDResponse).ProducerID, resp.(*kmsg.InitProducerIDResponse).ProducerEpoch
+
+	txn := func(offset int64, commit bool) {
+		t.Helper()
+		add := kmsg.NewPtrAddOffsetsToTxnRequest()
+		add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = txnID, pid, epoch, g
+		if _, c := txnRequest(t, cl, add, func(r kmsg.Response) int16 { return r.(*kmsg.AddOffsetsToTxnResponse).ErrorCode }); c != 0 {
+			t.Fatalf("AddOffsetsToTxn: %v", kerr.ErrorForCode(c))
+		}
+		commitReq := kmsg.NewPtrTxnOffsetCommitRequest()
+		commitReq.TransactionalID, commitReq.Group, commitReq.ProducerID, commitReq.ProducerEpoch = txnID, g, pid, epoch
+		commitReq.Generation = -1
+		rt := kmsg.NewTxnOffsetCommitRequestTopic()
+		rt.Topic = "src"
+		rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+		rp.Offset = offset
+		rt.Partitions = append(rt.Partitions, rp)
+		commitReq.Topics = append(commitReq.Topics, rt)
+		if _, c := txnRequest(t, cl, commitReq, func(r kmsg.Response) int16 {
+			return r.(*kmsg.TxnOffsetCommitResponse).Topics[0].Partitions[0].ErrorCode
+		}); c != 0 {
+			t.Fatalf("TxnOffsetCommit: %v", kerr.ErrorForCode(c))
+		}
+		if _, code := fetchOffset(t, cl, g, "src", 0, true); code != kerr.UnstableOffsetCommit.Code {
+			t.Fatalf("OffsetFetch while the transaction is open: %v, want UNSTABLE_OFFSET_COMMIT", kerr.ErrorForCode(code))
+		}
+		end := kmsg.NewPtrEndTxnRequest()
+		end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = txnID, pid, epoch, commit
+		if _, c := txnRequest(t, cl, end, func(r kmsg.Response) int16 { return r.(*kmsg.EndTxnResponse).ErrorCode }); c != 0 {
+			t.Fatalf("EndTxn: %v", kerr.ErrorForCode(c))
+		}
+	}
+	txn(40, false)
+	if off := stableOffset(t, cl, g, "src", 0); off != -1 {
+		t.Fatalf("after an aborted transaction: offset %d, want none", off)
+	}
+	txn(50, true)
+	if off := stableOffset(t, cl, g, "src", 0); off != 50 {
+		t.Fatalf("after a committed transaction: offset %d, want 50", off)
+	}
+	b.kill()
+	b.restart()
+	cl = b.client()
+	if off := stableOffset(t, cl, g, "src", 0); off != 50 {
+		t.Fatalf("after kill -9: offset %d, want 50", off)
+	}
+}
