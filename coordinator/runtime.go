@@ -25,6 +25,12 @@
 // fails after the records may be in the log makes the runtime reload the
 // shard, so memory never drifts from the log.
 //
+// A shard may write transactional batches of a producer (Writer.AppendTxn,
+// for Kafka's TxnOffsetCommit); a load replays their records marked with
+// their producer, and hands the producer's commit and abort markers to a
+// MarkerLoader in log order, so that the shard counts a transaction's
+// records only once its commit marker follows them.
+//
 // Concurrency: a Runtime is safe for concurrent use. Its lock guards the
 // shard table only; loads run on their own goroutines, and no lock of the
 // runtime is held across disk or network I/O.

@@ -10,6 +10,12 @@
 // dropped when it stops. Membership is not kept in the log: after a
 // coordinator moves, members rejoin.
 //
+// Offsets committed in a transaction are a transactional batch of the
+// producer on the group's partition, pending until the producer's marker
+// lands there: the partitions' marker hook (partition.Manager.SetMarkerHook)
+// tells the shard of a marker written here, and a load replays markers in
+// log order (see docs/format.md, "__consumer_offsets records").
+//
 // The topic is created on first need: the first FindCoordinator, or the
 // first start of a broker whose Raft state holds offsets an older runnel
 // committed there (they are written into the topic once, group by group,
