@@ -170,6 +170,18 @@ func errorCodes(resp kmsg.Response) []int16 {
 				out = append(out, p.ErrorCode)
 			}
 		}
+	case *kmsg.TxnOffsetCommitResponse:
+		for _, t := range v.Topics {
+			for _, p := range t.Partitions {
+				out = append(out, p.ErrorCode)
+			}
+		}
+	case *kmsg.DescribeProducersResponse:
+		for _, t := range v.Topics {
+			for _, p := range t.Partitions {
+				out = append(out, p.ErrorCode)
+			}
+		}
 	}
 	return out
 }
@@ -522,6 +534,27 @@ func TestEveryAPIVersion(t *testing.T) {
 		// connection of its own (saslSweep).
 		17: nil,
 		36: nil,
+		28: func(v int16) kmsg.Request {
+			// Offsets committed in a transaction of a producer id
+			// no coordinator gave: the group coordinator takes them
+			// (pending until a marker that never comes).
+			r := kmsg.NewPtrTxnOffsetCommitRequest()
+			r.TransactionalID, r.Group, r.ProducerID, r.Generation = "sweep-tx", "sweep-txn", 1<<40, -1
+			rt := kmsg.NewTxnOffsetCommitRequestTopic()
+			rt.Topic = topic
+			rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+			rp.Offset = int64(v)
+			rt.Partitions = append(rt.Partitions, rp)
+			r.Topics = append(r.Topics, rt)
+			return r
+		},
+		61: func(int16) kmsg.Request {
+			r := kmsg.NewPtrDescribeProducersRequest()
+			rt := kmsg.NewDescribeProducersRequestTopic()
+			rt.Topic, rt.Partitions = topic, []int32{0}
+			r.Topics = append(r.Topics, rt)
+			return r
+		},
 	}
 	rc.waitGroupCoordinators(t)
 	for k, mk := range (groupSweep{t: t, rc: rc, topic: topic}).builders() {
