@@ -279,7 +279,7 @@ func New(cfg Config) (_ *Broker, err error) {
 	if sc.PrincipalMapping, err = server.ParsePrincipalRules(cfg.TLS.PrincipalMappingRules); err != nil {
 		return nil, err
 	}
-	preg.MustRegister(newStorageCollector(b.parts), syncLatency, commitBatches, newCoordinatorCollector(b.groups), b.cleaner.Collector())
+	preg.MustRegister(newStorageCollector(b.parts), syncLatency, commitBatches, newCoordinatorCollector(b.groups, b.txns), b.cleaner.Collector())
 	if b.certs != nil {
 		registerCertMetrics(preg, b.certs)
 	}

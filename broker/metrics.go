@@ -7,6 +7,7 @@ import (
 
 	"github.com/runnel-io/runnel/consumer"
 	"github.com/runnel-io/runnel/coordinator/groups"
+	"github.com/runnel-io/runnel/coordinator/txns"
 	"github.com/runnel-io/runnel/internal/certstore"
 	"github.com/runnel-io/runnel/partition"
 )
@@ -82,25 +83,34 @@ func registerCertMetrics(reg prometheus.Registerer, certs *certstore.Store) {
 // scrape time.
 type coordinatorCollector struct {
 	svc                      *groups.Service
+	txns                     *txns.Service // nil: not reported
 	shards, groups           *prometheus.Desc
+	transactions             *prometheus.Desc
+	markerRetries, timedOut  *prometheus.Desc
+	expiredIDs               *prometheus.Desc
 	loads, records, loadTime *prometheus.Desc
 	reloads                  *prometheus.Desc
 }
 
-func newCoordinatorCollector(svc *groups.Service) *coordinatorCollector {
+func newCoordinatorCollector(svc *groups.Service, tx *txns.Service) *coordinatorCollector {
 	l := []string{"topic"}
-	return &coordinatorCollector{svc: svc,
-		shards:   prometheus.NewDesc("runnel_coordinator_partitions", "Partitions of the internal topic this broker leads, by state: loading (answering COORDINATOR_LOAD_IN_PROGRESS) or active.", []string{"topic", "state"}, nil),
-		groups:   prometheus.NewDesc("runnel_coordinator_groups", "Consumer groups this broker coordinates.", nil, nil),
-		loads:    prometheus.NewDesc("runnel_coordinator_loads_total", "Partitions of the internal topic loaded on becoming their leader.", l, nil),
-		records:  prometheus.NewDesc("runnel_coordinator_loaded_records_total", "Records replayed by those loads.", l, nil),
-		loadTime: prometheus.NewDesc("runnel_coordinator_load_seconds_total", "Time spent in those loads.", l, nil),
-		reloads:  prometheus.NewDesc("runnel_coordinator_reloads_total", "Partitions reloaded from the log after a write failed in a way that may have left memory ahead of it.", l, nil),
+	return &coordinatorCollector{svc: svc, txns: tx,
+		transactions:  prometheus.NewDesc("runnel_coordinator_transactions", "Transactional ids this broker coordinates, by the state of their transaction.", []string{"state"}, nil),
+		markerRetries: prometheus.NewDesc("runnel_transaction_marker_retries_total", "Transaction markers written again after a partition's leader failed them.", nil, nil),
+		timedOut:      prometheus.NewDesc("runnel_transactions_timed_out_total", "Transactions the coordinators aborted past their timeout.", nil, nil),
+		expiredIDs:    prometheus.NewDesc("runnel_transactional_ids_expired_total", "Transactional ids the coordinators removed after --transactional-id-expiration.", nil, nil),
+		shards:        prometheus.NewDesc("runnel_coordinator_partitions", "Partitions of the internal topic this broker leads, by state: loading (answering COORDINATOR_LOAD_IN_PROGRESS) or active.", []string{"topic", "state"}, nil),
+		groups:        prometheus.NewDesc("runnel_coordinator_groups", "Consumer groups this broker coordinates.", nil, nil),
+		loads:         prometheus.NewDesc("runnel_coordinator_loads_total", "Partitions of the internal topic loaded on becoming their leader.", l, nil),
+		records:       prometheus.NewDesc("runnel_coordinator_loaded_records_total", "Records replayed by those loads.", l, nil),
+		loadTime:      prometheus.NewDesc("runnel_coordinator_load_seconds_total", "Time spent in those loads.", l, nil),
+		reloads:       prometheus.NewDesc("runnel_coordinator_reloads_total", "Partitions reloaded from the log after a write failed in a way that may have left memory ahead of it.", l, nil),
 	}
 }
 
 func (c *coordinatorCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.shards, c.groups, c.loads, c.records, c.loadTime, c.reloads} {
+	for _, d := range []*prometheus.Desc{c.shards, c.groups, c.loads, c.records, c.loadTime, c.reloads,
+		c.transactions, c.markerRetries, c.timedOut, c.expiredIDs} {
 		ch <- d
 	}
 }
@@ -120,4 +130,27 @@ func (c *coordinatorCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.records, prometheus.CounterValue, float64(st.LoadedRecords), groups.Topic)
 	ch <- prometheus.MustNewConstMetric(c.loadTime, prometheus.CounterValue, st.LoadTime.Seconds(), groups.Topic)
 	ch <- prometheus.MustNewConstMetric(c.reloads, prometheus.CounterValue, float64(st.Reloads), groups.Topic)
+	if c.txns == nil {
+		return
+	}
+	rt = c.txns.Runtime()
+	loading, active = rt.Loading()
+	ch <- prometheus.MustNewConstMetric(c.shards, prometheus.GaugeValue, float64(loading), txns.Topic, "loading")
+	ch <- prometheus.MustNewConstMetric(c.shards, prometheus.GaugeValue, float64(active), txns.Topic, "active")
+	st = rt.Stats()
+	ch <- prometheus.MustNewConstMetric(c.loads, prometheus.CounterValue, float64(st.Loads), txns.Topic)
+	ch <- prometheus.MustNewConstMetric(c.records, prometheus.CounterValue, float64(st.LoadedRecords), txns.Topic)
+	ch <- prometheus.MustNewConstMetric(c.loadTime, prometheus.CounterValue, st.LoadTime.Seconds(), txns.Topic)
+	ch <- prometheus.MustNewConstMetric(c.reloads, prometheus.CounterValue, float64(st.Reloads), txns.Topic)
+	byState := map[txns.State]int{}
+	for _, tx := range c.txns.List() {
+		byState[tx.State]++
+	}
+	for st := txns.Empty; st <= txns.PrepareEpochFence; st++ {
+		ch <- prometheus.MustNewConstMetric(c.transactions, prometheus.GaugeValue, float64(byState[st]), st.String())
+	}
+	ts := c.txns.Stats()
+	ch <- prometheus.MustNewConstMetric(c.markerRetries, prometheus.CounterValue, float64(ts.MarkerRetries))
+	ch <- prometheus.MustNewConstMetric(c.timedOut, prometheus.CounterValue, float64(ts.TimedOut))
+	ch <- prometheus.MustNewConstMetric(c.expiredIDs, prometheus.CounterValue, float64(ts.Expired))
 }

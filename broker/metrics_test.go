@@ -117,7 +117,7 @@ func TestCoordinatorMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCoordinatorCollector(b.groups))
+	reg.MustRegister(newCoordinatorCollector(b.groups, nil))
 	// The other partitions may still be loading: wait for them.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		got := gatherCoordinatorMetrics(t, reg)

@@ -33,8 +33,12 @@ func (noTransactions) VerifyPartitions(string, int64, int16, []txns.TopicPartiti
 	return nil, errNoTransactions
 }
 func (noTransactions) EndTxn(string, int64, int16, bool) error { return errNoTransactions }
-func (noTransactions) Describe(string) (txns.Txn, error)       { return txns.Txn{}, errNoTransactions }
-func (noTransactions) List() []txns.Txn                        { return nil }
+
+// Verify lets every transactional batch through: without a coordinator
+// there is nothing to check it against.
+func (noTransactions) Verify(string, int64, int16, txns.TopicPartition) error { return nil }
+func (noTransactions) Describe(string) (txns.Txn, error)                      { return txns.Txn{}, errNoTransactions }
+func (noTransactions) List() []txns.Txn                                       { return nil }
 
 // pidBlock is how many producer ids are reserved in the store at a time;
 // ids of a block not handed out before a restart are skipped, never reused.

@@ -56,6 +56,9 @@ func (s *Server) handleProduce(c *conn, h requestHeader, r *kmsg.ProduceRequest)
 			default:
 				p, err = s.leaderPartition(rt.Topic, rp.Partition, -1)
 			}
+			if err == nil && r.TransactionID != nil {
+				err = s.verifyTxnWrite(*r.TransactionID, p, rp.Records)
+			}
 			if err == nil {
 				res, err = p.Append(rp.Records, r.Acks)
 			}

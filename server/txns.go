@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
 	"time"
 
@@ -11,6 +12,8 @@ import (
 	"github.com/runnel-io/runnel/coordinator/groups"
 	"github.com/runnel-io/runnel/coordinator/txns"
 	"github.com/runnel-io/runnel/internal/authz"
+	"github.com/runnel-io/runnel/partition"
+	"github.com/runnel-io/runnel/segment"
 )
 
 // Transactions is the transaction coordinator (package coordinator/txns):
@@ -24,6 +27,9 @@ type Transactions interface {
 	AddPartitions(id string, producerID int64, epoch int16, parts []txns.TopicPartition) error
 	VerifyPartitions(id string, producerID int64, epoch int16, parts []txns.TopicPartition) ([]error, error)
 	EndTxn(id string, producerID int64, epoch int16, commit bool) error
+	// Verify checks with the id's coordinator, wherever it is, that the
+	// partition is in the producer's open transaction (KIP-890).
+	Verify(id string, producerID int64, epoch int16, tp txns.TopicPartition) error
 	Describe(id string) (txns.Txn, error)
 	List() []txns.Txn
 }
@@ -31,6 +37,35 @@ type Transactions interface {
 // AllocateProducerID hands out a producer id from the blocks the metadata
 // store reserves, for the transaction coordinator.
 func (s *Server) AllocateProducerID() (int64, error) { return s.pids.allocate() }
+
+// verifyTxnWrite checks, before a batch of a transactional produce opens
+// its producer's transaction on p, that the coordinator has the partition
+// in that transaction (KIP-890 part 1), so a zombie's or a late retry's
+// batch cannot leave a transaction no coordinator will end. Batches of a
+// transaction already open on p, and batches that are not transactional,
+// pass without asking. Refusals are Kafka's: INVALID_TXN_STATE when the
+// partition is not in the transaction, INVALID_PRODUCER_EPOCH for an older
+// epoch, NOT_ENOUGH_REPLICAS (which producers retry) when the coordinator
+// cannot answer now.
+func (s *Server) verifyTxnWrite(id string, p *partition.Partition, records []byte) error {
+	h, err := segment.ParseHeader(records)
+	if err != nil || !h.IsTransactional() || h.ProducerID < 0 {
+		return nil // Append refuses what does not parse
+	}
+	if _, open := p.OpenTransaction(h.ProducerID); open {
+		return nil
+	}
+	err = s.txns.Verify(id, h.ProducerID, h.ProducerEpoch, txns.TopicPartition{Topic: p.Topic, Partition: p.Index})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, txns.ErrInvalidTxnState), errors.Is(err, txns.ErrInvalidProducerIDMapping):
+		return fmt.Errorf("%w: the partition is not in the producer's transaction: %v", kerr.InvalidTxnState, err)
+	case errors.Is(err, txns.ErrProducerFenced):
+		return fmt.Errorf("%w: %v", kerr.InvalidProducerEpoch, err)
+	}
+	return fmt.Errorf("%w: the transaction could not be verified with its coordinator: %v", kerr.NotEnoughReplicas, err)
+}
 
 // fencedCode is the code of err for a request of version v: clients of
 // versions before fencedSince know PRODUCER_FENCED as
@@ -331,6 +366,8 @@ func (s *Server) handleListTransactions(c *conn, r *kmsg.ListTransactionsRequest
 		var err error
 		if pattern, err = regexp.Compile(*r.TransactionalIDPattern); err != nil {
 			resp.ErrorCode = kerr.InvalidRegularExpression.Code
+			s.m.errorCode("ListTransactions", resp.ErrorCode)
+			c.warn("ListTransactions refused", "remote", c.remote, "pattern", *r.TransactionalIDPattern, "err", err)
 			return resp
 		}
 	}
@@ -341,8 +378,10 @@ func (s *Server) handleListTransactions(c *conn, r *kmsg.ListTransactionsRequest
 			continue
 		case len(pids) > 0 && !pids[tx.ProducerID]:
 			continue
-		case r.Version >= 1 && r.DurationFilterMillis >= 0 &&
-			(tx.Start.IsZero() || now.Sub(tx.Start) < time.Duration(r.DurationFilterMillis)*time.Millisecond):
+		case r.Version >= 1 && r.DurationFilterMillis >= 0 && !tx.Start.IsZero() &&
+			now.Sub(tx.Start) <= time.Duration(r.DurationFilterMillis)*time.Millisecond:
+			// As Kafka: an id that never started a transaction (start
+			// -1) passes the filter.
 			continue
 		case pattern != nil && !pattern.MatchString(tx.ID):
 			continue

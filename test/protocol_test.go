@@ -182,6 +182,30 @@ func errorCodes(resp kmsg.Response) []int16 {
 				out = append(out, p.ErrorCode)
 			}
 		}
+	case *kmsg.AddPartitionsToTxnResponse:
+		out = append(out, v.ErrorCode)
+		for _, t := range v.Topics {
+			for _, p := range t.Partitions {
+				out = append(out, p.ErrorCode)
+			}
+		}
+		for _, tx := range v.Transactions {
+			for _, t := range tx.Topics {
+				for _, p := range t.Partitions {
+					out = append(out, p.ErrorCode)
+				}
+			}
+		}
+	case *kmsg.AddOffsetsToTxnResponse:
+		out = append(out, v.ErrorCode)
+	case *kmsg.EndTxnResponse:
+		out = append(out, v.ErrorCode)
+	case *kmsg.DescribeTransactionsResponse:
+		for _, s := range v.TransactionStates {
+			out = append(out, s.ErrorCode)
+		}
+	case *kmsg.ListTransactionsResponse:
+		out = append(out, v.ErrorCode)
 	}
 	return out
 }
@@ -558,6 +582,9 @@ func TestEveryAPIVersion(t *testing.T) {
 	}
 	rc.waitGroupCoordinators(t)
 	for k, mk := range (groupSweep{t: t, rc: rc, topic: topic}).builders() {
+		build[k] = mk
+	}
+	for k, mk := range (txnSweep{t: t, rc: rc, topic: topic}).builders() {
 		build[k] = mk
 	}
 	versions := server.SupportedVersions()

@@ -3,6 +3,7 @@ package test
 import (
 	"errors"
 	"fmt"
+	"os/exec"
 	"sort"
 	"strings"
 	"testing"
@@ -11,6 +12,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-io/runnel/internal/testbatch"
+	"github.com/runnel-io/runnel/segment"
 )
 
 // txnProducer is a franz-go transactional producer writing to topic, to
@@ -76,7 +81,8 @@ func values(prefix string, n int) []string {
 // commits and aborts transactions over two partitions, through the
 // transaction coordinator; a read_committed consumer sees exactly the
 // committed records; a second producer with the same transactional id
-// fences the first, whose next transaction is refused.
+// fences the first, aborting its open transaction, and the first can
+// commit nothing more.
 func TestTransactionsCommitAbortFence(t *testing.T) {
 	b := startBroker(t, "")
 	const topic = "txn-e2e"
@@ -95,14 +101,26 @@ func TestTransactionsCommitAbortFence(t *testing.T) {
 		t.Fatalf("second commit: %v", err)
 	}
 
-	// The same id from another producer: its first transaction fences p1.
+	// p1 opens a transaction; the same id from another producer fences
+	// p1 and aborts it, and p1 can no longer commit.
+	if err := p1.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range values("zombie", 2) {
+		if err := p1.ProduceSync(ctxTimeout(t, 30*time.Second), &kgo.Record{Partition: int32(i), Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	p2 := txnProducer(t, b, "tx-e2e", topic)
 	if err := runTxn(p2, t, true, values("z", 2)...); err != nil {
 		t.Fatalf("second producer's commit: %v", err)
 	}
-	err := runTxn(p1, t, true, "zombie")
+	err := p1.EndTransaction(ctxTimeout(t, 30*time.Second), kgo.TryCommit)
 	if !errors.Is(err, kerr.ProducerFenced) && !errors.Is(err, kerr.InvalidProducerEpoch) {
-		t.Fatalf("fenced producer's transaction: %v, want PRODUCER_FENCED or INVALID_PRODUCER_EPOCH", err)
+		t.Fatalf("fenced producer's commit: %v, want PRODUCER_FENCED or INVALID_PRODUCER_EPOCH", err)
+	}
+	if err := runTxn(p1, t, true, "zombie-again"); err == nil {
+		t.Fatal("the fenced producer committed a transaction")
 	}
 	if err := runTxn(p2, t, true, "end", "end"); err != nil {
 		t.Fatalf("last commit: %v", err)
@@ -117,13 +135,40 @@ func TestTransactionsCommitAbortFence(t *testing.T) {
 
 	// The coordinator describes and lists the id as committed.
 	ctx := ctxTimeout(t, 30*time.Second)
-	described, err := adm.DescribeTransactions(ctx, "tx-e2e")
+	// The last markers are written before the record that completes the
+	// transaction: the state may still be PrepareCommit for a moment.
+	var d kadm.DescribedTransaction
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		described, err := adm.DescribeTransactions(ctx, "tx-e2e")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d = described["tx-e2e"]
+		if d.Err == nil && d.State == "CompleteCommit" && d.TimeoutMillis == 30000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("DescribeTransactions: %+v", described)
+		}
+	}
+	// A late batch of the producer, after its transaction ended, would
+	// open a transaction no coordinator ends: the leader verifies it with
+	// the coordinator and refuses it (KIP-890).
+	late := kmsg.NewPtrProduceRequest()
+	late.Acks, late.TimeoutMillis, late.TransactionID = -1, 10000, kmsg.StringPtr("tx-e2e")
+	lt := kmsg.NewProduceRequestTopic()
+	lt.Topic = topic
+	lp := kmsg.NewProduceRequestTopicPartition()
+	lp.Records = testbatch.Make(testbatch.Spec{Timestamp: time.Now().UnixMilli(), Idempotent: true, ProducerID: d.ProducerID,
+		ProducerEpoch: d.ProducerEpoch, BaseSequence: 1000, Attributes: segment.AttrTransactional, Values: [][]byte{[]byte("late")}})
+	lt.Partitions = append(lt.Partitions, lp)
+	late.Topics = append(late.Topics, lt)
+	lr, err := late.RequestWith(ctx, b.client())
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, ok := described["tx-e2e"]
-	if !ok || d.Err != nil || d.State != "CompleteCommit" || d.TimeoutMillis != 30000 {
-		t.Fatalf("DescribeTransactions: %+v", described)
+	if code := lr.Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidTxnState.Code {
+		t.Fatalf("late transactional batch: code %d, want INVALID_TXN_STATE", code)
 	}
 	listed, err := adm.ListTransactions(ctx, nil, []string{"CompleteCommit"})
 	if err != nil {
@@ -182,5 +227,43 @@ func TestCLITxn(t *testing.T) {
 	}
 	if listed, fetched := lastStable(t, raw, "txn-hang"); listed != at+2 || fetched != at+2 {
 		t.Fatalf("LSO after the abort: listed %d, fetched %d, want %d", listed, fetched, at+2)
+	}
+}
+
+// TestLibrdkafkaTransactions: librdkafka's transactional producer
+// (confluent-kafka for Python) commits and aborts transactions through the
+// coordinator; a read_committed franz-go consumer sees exactly the
+// committed records, in order.
+func TestLibrdkafkaTransactions(t *testing.T) {
+	py := ""
+	for _, cand := range []string{"/usr/bin/python3", "python3"} {
+		if path, err := exec.LookPath(cand); err == nil && exec.Command(path, "-c", "import confluent_kafka").Run() == nil {
+			py = path
+			break
+		}
+	}
+	if py == "" {
+		t.Skip("no python3 with confluent-kafka (import confluent_kafka); Debian's python3-confluent-kafka provides it")
+	}
+	b := startBroker(t, "")
+	createTopic(t, b, "txn-rdkafka", 1)
+	ctx := ctxTimeout(t, 120*time.Second)
+	cmd := exec.CommandContext(ctx, py, "testdata/txn_producer.py", b.addr, "txn-rdkafka", "tx-rdkafka",
+		"commit:c1:5", "abort:a:3", "commit:c2:4")
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("librdkafka producer: %v\n%s\n%s\nbroker log:\n%s", err, out, stderr, b.logs())
+	}
+	if !strings.Contains(string(out), `"commit:c2:4"`) {
+		t.Fatalf("librdkafka producer printed %s", out)
+	}
+	want := append(values("c1", 5), values("c2", 4)...)
+	got := consumeValues(t, b, "txn-rdkafka", kgo.ReadCommitted(), len(want))
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("read_committed saw %v, want %v", got, want)
 	}
 }

@@ -38,6 +38,7 @@ import (
 	"net"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/runnel-io/runnel/cluster"
@@ -167,6 +168,8 @@ type Service struct {
 	// wg counts the shards' goroutines (timers, marker writers).
 	wg sync.WaitGroup
 
+	markerRetries, timedOut, expired atomic.Int64
+
 	mu struct {
 		sync.Mutex
 		creating bool
@@ -194,6 +197,18 @@ func New(o Options) *Service {
 
 // Runtime returns the runtime under the service, for metrics.
 func (s *Service) Runtime() *coordinator.Runtime { return s.rt }
+
+// Stats are the service's counters since it started.
+type Stats struct {
+	MarkerRetries int64 // markers written again after a partition's leader failed them
+	TimedOut      int64 // transactions aborted past their timeout
+	Expired       int64 // transactional ids removed after --transactional-id-expiration
+}
+
+// Stats returns the service's counters.
+func (s *Service) Stats() Stats {
+	return Stats{MarkerRetries: s.markerRetries.Load(), TimedOut: s.timedOut.Load(), Expired: s.expired.Load()}
+}
 
 // MaxTimeout returns the largest transaction timeout the service accepts.
 func (s *Service) MaxTimeout() time.Duration { return s.o.MaxTimeout }

@@ -328,6 +328,9 @@ func TestTimeoutAborts(t *testing.T) {
 	if _, err := b.svc.Describe("slow"); !errors.Is(err, ErrUnknownID) {
 		t.Fatalf("after the expiration: %v", err)
 	}
+	if st := b.svc.Stats(); st.TimedOut != 1 || st.Expired != 1 {
+		t.Fatalf("stats %+v", st)
+	}
 }
 
 // TestFailoverResumesMarkers: a coordinator that stops between the Prepare
@@ -351,6 +354,10 @@ func TestFailoverResumesMarkers(t *testing.T) {
 	if err := b.svc.EndTxn("f", p.pid, p.epoch, true); !errors.Is(err, ErrConcurrentTransactions) {
 		t.Fatalf("retried commit while the markers fail: %v", err)
 	}
+	<-b.markers.calls // the second round: the first one's failures are counted
+	if b.svc.Stats().MarkerRetries == 0 {
+		t.Fatal("the failed markers were not counted")
+	}
 	b.svc.Lead(nil)
 	if _, err := b.svc.Describe("f"); !errors.Is(err, coordinator.ErrNotCoordinator) {
 		t.Fatalf("after losing the partition: %v", err)
@@ -365,6 +372,7 @@ func TestFailoverResumesMarkers(t *testing.T) {
 	if ms := markers.all(); len(ms) != 1 || !ms[0].Commit || len(ms[0].Partitions) != 2 {
 		t.Fatalf("resumed markers %+v", ms)
 	}
+
 	// The state survives a reload: the producer's epoch goes on.
 	b2.close()
 	b3 := newBroker(t, b.dir, b.meta, b.pids, newFakeMarkers(), b.clock)
@@ -385,5 +393,75 @@ func TestVerifyPartitions(t *testing.T) {
 	}
 	if _, err := b.svc.VerifyPartitions("v", p.pid, p.epoch+1, []TopicPartition{tpA}); !errors.Is(err, ErrProducerFenced) {
 		t.Fatalf("verify with another epoch: %v", err)
+	}
+}
+
+// TestVerify: a partition's leader verifies a transaction's first batch
+// with the coordinator; while the coordinator is not loaded, it cannot.
+func TestVerify(t *testing.T) {
+	b := setup(t)
+	p := b.init("w", -1, -1)
+	if err := b.svc.Verify("w", p.pid, p.epoch, tpA); !errors.Is(err, ErrInvalidTxnState) {
+		t.Fatalf("before AddPartitions: %v", err)
+	}
+	if err := b.svc.AddPartitions("w", p.pid, p.epoch, []TopicPartition{tpA}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.svc.Verify("w", p.pid, p.epoch, tpA); err != nil {
+		t.Fatalf("after AddPartitions: %v", err)
+	}
+	if err := b.svc.Verify("w", p.pid, p.epoch-1, tpA); !errors.Is(err, ErrProducerFenced) {
+		t.Fatalf("older epoch: %v", err)
+	}
+	b.svc.Lead(nil)
+	if err := b.svc.Verify("w", p.pid, p.epoch, tpA); !errors.Is(err, coordinator.ErrNotAvailable) {
+		t.Fatalf("without a coordinator: %v", err)
+	}
+}
+
+// TestStateRefusals: what each state refuses, as Kafka does.
+func TestStateRefusals(t *testing.T) {
+	b := setup(t)
+	p := b.init("s", -1, -1)
+	if err := b.svc.EndTxn("s", p.pid, p.epoch, true); !errors.Is(err, ErrInvalidTxnState) {
+		t.Fatalf("EndTxn with no transaction: %v", err)
+	}
+	if err := b.svc.AddPartitions("nobody", p.pid, p.epoch, []TopicPartition{tpA}); !errors.Is(err, ErrInvalidProducerIDMapping) {
+		t.Fatalf("AddPartitions of an unknown id: %v", err)
+	}
+	if err := b.svc.AddPartitions("s", p.pid, p.epoch, []TopicPartition{tpA}); err != nil {
+		t.Fatal(err)
+	}
+	// Adding what is in the transaction already writes nothing.
+	if err := b.svc.AddPartitions("s", p.pid, p.epoch, []TopicPartition{tpA}); err != nil {
+		t.Fatal(err)
+	}
+	b.markers.fail.Store(true)
+	if err := b.svc.EndTxn("s", p.pid, p.epoch, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range []error{
+		b.svc.AddPartitions("s", p.pid, p.epoch, []TopicPartition{tpB}),
+		b.svc.EndTxn("s", p.pid, p.epoch, false),
+		func() error { _, _, err := b.svc.InitProducerID("s", time.Second, -1, -1); return err }(),
+	} {
+		if !errors.Is(err, ErrConcurrentTransactions) {
+			t.Fatalf("during PrepareAbort: %v, want ErrConcurrentTransactions", err)
+		}
+	}
+	if err := b.svc.EndTxn("s", p.pid, p.epoch, true); !errors.Is(err, ErrInvalidTxnState) {
+		t.Fatalf("commit during PrepareAbort: %v", err)
+	}
+	b.markers.fail.Store(false)
+	b.state("s", CompleteAbort)
+	// A new transaction starts from the completed one.
+	if err := b.svc.AddPartitions("s", p.pid, p.epoch, []TopicPartition{tpB}); err != nil {
+		t.Fatal(err)
+	}
+	if tx := b.state("s", Ongoing); len(tx.Partitions) != 1 || tx.Partitions[0] != tpB {
+		t.Fatalf("second transaction: %+v", tx)
+	}
+	if n := len(b.svc.List()); n != 1 {
+		t.Fatalf("listed %d ids", n)
 	}
 }

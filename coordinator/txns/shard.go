@@ -524,6 +524,7 @@ func (sh *shard) complete(prep Txn) {
 					"topic", m.Partitions[i].Topic, "partition", m.Partitions[i].Partition, "err", err)
 			default:
 				again = append(again, m.Partitions[i])
+				sh.s.markerRetries.Add(1)
 				if attempt%50 == 0 {
 					log.Info("transaction marker not written; retrying", "topic", m.Partitions[i].Topic,
 						"partition", m.Partitions[i].Partition, "attempt", attempt, "err", err)
@@ -619,7 +620,9 @@ func (sh *shard) expire() {
 			"producer_id", f.next.ProducerID, "timeout", f.next.Timeout, "started", f.e.t.Start)
 		if err := sh.prepare(f.e, f.next); err != nil {
 			sh.s.log.Warn("aborting a transaction past its timeout failed; trying again later", "transactional_id", f.next.ID, "err", err)
+			continue
 		}
+		sh.s.timedOut.Add(1)
 	}
 	for _, e := range idle {
 		t := e.t
@@ -635,6 +638,7 @@ func (sh *shard) expire() {
 		}
 		sh.mu.Unlock()
 		if err == nil {
+			sh.s.expired.Add(1)
 			sh.s.log.Info("removed an expired transactional id", "transactional_id", t.ID, "idle_since", e.t.Update)
 		}
 	}
