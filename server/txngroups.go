@@ -1,9 +1,15 @@
 package server
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/runnel-io/runnel/coordinator"
+	"github.com/runnel-io/runnel/coordinator/groups"
+	"github.com/runnel-io/runnel/coordinator/txns"
 	"github.com/runnel-io/runnel/group"
 	"github.com/runnel-io/runnel/internal/authz"
 )
@@ -51,7 +57,12 @@ func (s *Server) handleTxnOffsetCommit(c *conn, h requestHeader, r *kmsg.TxnOffs
 	}
 	errs, wait := []error(nil), func() error { return nil }
 	if whole == 0 && len(req.Offsets) > 0 {
-		if gc, err := s.groups.Coordinator(r.Group); err != nil {
+		if err := s.verifyTxnOffsets(r); err != nil {
+			errs = make([]error, len(req.Offsets))
+			for i := range errs {
+				errs[i] = err
+			}
+		} else if gc, err := s.groups.Coordinator(r.Group); err != nil {
 			errs = make([]error, len(req.Offsets))
 			for i := range errs {
 				errs[i] = err
@@ -61,7 +72,7 @@ func (s *Server) handleTxnOffsetCommit(c *conn, h requestHeader, r *kmsg.TxnOffs
 		}
 	}
 	for i, err := range errs {
-		if refusedInput(err) || errorCode(err) == kerr.InvalidProducerEpoch.Code {
+		if code := errorCode(err); refusedInput(err) || code == kerr.InvalidProducerEpoch.Code || code == kerr.InvalidTxnState.Code {
 			s.log.Warn("transactional offset commit refused", "remote", c.remote, "client_id", h.ClientID,
 				"transactional_id", r.TransactionalID, "group", r.Group, "producer_id", r.ProducerID,
 				"producer_epoch", r.ProducerEpoch, "topic", req.Offsets[i].Topic, "partition", req.Offsets[i].Partition, "err", err)
@@ -103,6 +114,42 @@ func (s *Server) handleTxnOffsetCommit(c *conn, h requestHeader, r *kmsg.TxnOffs
 		}
 		return resp
 	}}
+}
+
+// verifyTxnOffsets checks, before the producer's first transactional
+// commit in a transaction opens it on the group's partition of
+// __consumer_offsets, that the transaction coordinator holds that
+// partition in the id's transaction of this producer and epoch (KIP-890
+// part 1, as for Produce; AddOffsetsToTxn adds it): so a late or zombie
+// TxnOffsetCommit cannot open a transaction on the partition that no
+// coordinator will end, which would hold its last stable offset and the
+// offsets back for good. A partition this broker does not lead is left
+// to the group coordinator's own answer.
+func (s *Server) verifyTxnOffsets(r *kmsg.TxnOffsetCommitRequest) error {
+	t, ok := s.meta.Topic(groups.Topic)
+	if !ok {
+		return nil
+	}
+	idx := groups.PartitionFor(r.Group, t.Partitions)
+	p, err := s.parts.Get(groups.Topic, idx)
+	if err != nil || !p.Role().Leader {
+		return nil
+	}
+	if _, open := p.OpenTransaction(r.ProducerID); open {
+		return nil
+	}
+	err = s.txns.Verify(r.TransactionalID, r.ProducerID, r.ProducerEpoch, txns.TopicPartition{Topic: groups.Topic, Partition: idx})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, txns.ErrInvalidTxnState), errors.Is(err, txns.ErrInvalidProducerIDMapping):
+		return fmt.Errorf("%w: the group's partition is not in the producer's transaction: %v", kerr.InvalidTxnState, err)
+	case errors.Is(err, txns.ErrProducerFenced):
+		return fmt.Errorf("%w: %v", kerr.InvalidProducerEpoch, err)
+	case errors.Is(err, txns.ErrConcurrentTransactions):
+		return err
+	}
+	return fmt.Errorf("%w: the transaction could not be verified with its coordinator: %v", coordinator.ErrNotAvailable, err)
 }
 
 // handleDescribeProducers answers, for each partition this broker leads,

@@ -559,11 +559,20 @@ func TestEveryAPIVersion(t *testing.T) {
 		17: nil,
 		36: nil,
 		28: func(v int16) kmsg.Request {
-			// Offsets committed in a transaction of a producer id
-			// no coordinator gave: the group coordinator takes them
-			// (pending until a marker that never comes).
+			// Offsets committed in a transaction of an id of its
+			// own, its group's partition added to it (AddOffsetsToTxn)
+			// so that the group coordinator's verification passes;
+			// the transaction is left open.
+			x := txnSweep{t: t, rc: rc, topic: topic}
+			id := fmt.Sprintf("sweep-offsets-%d", v)
+			pid, epoch := x.init(id)
+			add := kmsg.NewPtrAddOffsetsToTxnRequest()
+			add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = id, pid, epoch, "sweep-txn"
+			if c := x.retry(add, func(r kmsg.Response) int16 { return r.(*kmsg.AddOffsetsToTxnResponse).ErrorCode }).(*kmsg.AddOffsetsToTxnResponse).ErrorCode; c != 0 {
+				t.Fatalf("AddOffsetsToTxn for the TxnOffsetCommit v%d sweep: error %d", v, c)
+			}
 			r := kmsg.NewPtrTxnOffsetCommitRequest()
-			r.TransactionalID, r.Group, r.ProducerID, r.Generation = "sweep-tx", "sweep-txn", 1<<40, -1
+			r.TransactionalID, r.Group, r.ProducerID, r.ProducerEpoch, r.Generation = id, "sweep-txn", pid, epoch, -1
 			rt := kmsg.NewTxnOffsetCommitRequestTopic()
 			rt.Topic = topic
 			rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()

@@ -12,188 +12,13 @@ import (
 	"github.com/runnel-io/runnel/group/offsetsfmt"
 )
 
-// The group side of transactions, driven by hand: TxnOffsetCommit to the
-// group's coordinator, and WriteTxnMarkers to its partition of
-// __consumer_offsets as the transaction coordinator sends them.
-
-// retryCoordinator repeats a request while the group's coordinator is
-// loading or moving.
-func retryCoordinator(t *testing.T, code func() int16) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		c := code()
-		switch c {
-		case kerr.CoordinatorLoadInProgress.Code, kerr.CoordinatorNotAvailable.Code, kerr.NotCoordinator.Code:
-			if time.Now().After(deadline) {
-				t.Fatalf("coordinator still answers %v", kerr.ErrorForCode(c))
-			}
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
-		return
-	}
-}
-
-// txnOffsetCommit commits offset for partition p of topic in producer
-// pid's transaction and returns the partition's error code.
-func txnOffsetCommit(t *testing.T, cl *kgo.Client, g string, pid int64, epoch int16, topic string, p int32, offset int64) int16 {
-	t.Helper()
-	var code int16
-	retryCoordinator(t, func() int16 {
-		req := kmsg.NewPtrTxnOffsetCommitRequest()
-		req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = "etl-tx", g, pid, epoch
-		req.Generation = -1
-		rt := kmsg.NewTxnOffsetCommitRequestTopic()
-		rt.Topic = topic
-		rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
-		rp.Partition, rp.Offset = p, offset
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
-		resp, err := req.RequestWith(ctxTimeout(t, 30*time.Second), cl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		code = resp.Topics[0].Partitions[0].ErrorCode
-		return code
-	})
-	return code
-}
-
-// fetchOffset returns the committed offset of partition p of topic and
-// its error code, asking with RequireStable or not.
-func fetchOffset(t *testing.T, cl *kgo.Client, g, topic string, p int32, stable bool) (int64, int16) {
-	t.Helper()
-	var off int64
-	var code int16
-	retryCoordinator(t, func() int16 {
-		req := kmsg.NewPtrOffsetFetchRequest()
-		req.Version = 7
-		req.Group, req.RequireStable = g, stable
-		rt := kmsg.NewOffsetFetchRequestTopic()
-		rt.Topic, rt.Partitions = topic, []int32{p}
-		req.Topics = append(req.Topics, rt)
-		resp, err := req.RequestWith(ctxTimeout(t, 30*time.Second), cl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resp.ErrorCode != 0 {
-			return resp.ErrorCode
-		}
-		rp := resp.Topics[0].Partitions[0]
-		off, code = rp.Offset, rp.ErrorCode
-		return code
-	})
-	return off, code
-}
-
-// groupMarker writes producer pid's marker to the group's partition of
-// __consumer_offsets.
-func groupMarker(t *testing.T, cl *kgo.Client, g string, pid int64, epoch int16, commit bool) {
-	t.Helper()
-	req := kmsg.NewPtrWriteTxnMarkersRequest()
-	m := kmsg.NewWriteTxnMarkersRequestMarker()
-	m.ProducerID, m.ProducerEpoch, m.Committed = pid, epoch, commit
-	mt := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
-	mt.Topic, mt.Partitions = offsetsTopic, []int32{offsetsfmt.PartitionFor(g, 50)}
-	m.Topics = append(m.Topics, mt)
-	req.Markers = append(req.Markers, m)
-	resp, err := req.RequestWith(ctxTimeout(t, 30*time.Second), cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := kerr.ErrorForCode(resp.Markers[0].Topics[0].Partitions[0].ErrorCode); err != nil {
-		t.Fatalf("marker of producer %d: %v", pid, err)
-	}
-}
-
-func wantOffset(t *testing.T, what string, cl *kgo.Client, g, topic string, p int32, stable bool, want int64, wantCode int16) {
-	t.Helper()
-	off, code := fetchOffset(t, cl, g, topic, p, stable)
-	if off != want || code != wantCode {
-		t.Fatalf("%s: offset %d (%v), want %d (%v)", what, off, kerr.ErrorForCode(code), want, kerr.ErrorForCode(wantCode))
-	}
-}
-
-// TestTxnOffsetCommit: offsets committed with TxnOffsetCommit are
-// invisible to OffsetFetch (UNSTABLE_OFFSET_COMMIT with RequireStable)
-// until the producer's commit marker lands on the group's partition,
-// dropped by its abort marker, and stay pending across a restart of the
-// broker until their marker; an older producer epoch is refused with
-// INVALID_PRODUCER_EPOCH; DescribeProducers lists the producers of the
-// offsets partition.
-func TestTxnOffsetCommit(t *testing.T) {
-	b := startBroker(t, "")
-	cl := b.client()
-	ctx := ctxTimeout(t, 60*time.Second)
-	if _, err := kadm.NewClient(cl).CreateTopics(ctx, 2, 1, nil, "in"); err != nil {
-		t.Fatal(err)
-	}
-	const g = "etl"
-	if c := txnOffsetCommit(t, cl, g, 4242, 0, "in", 0, 10); c != 0 {
-		t.Fatalf("TxnOffsetCommit: %v", kerr.ErrorForCode(c))
-	}
-	wantOffset(t, "pending", cl, g, "in", 0, false, -1, 0)
-	wantOffset(t, "pending, stable asked", cl, g, "in", 0, true, -1, kerr.UnstableOffsetCommit.Code)
-	groupMarker(t, cl, g, 4242, 0, true)
-	wantOffset(t, "committed", cl, g, "in", 0, true, 10, 0)
-
-	if c := txnOffsetCommit(t, cl, g, 4243, 0, "in", 1, 20); c != 0 {
-		t.Fatalf("TxnOffsetCommit: %v", kerr.ErrorForCode(c))
-	}
-	groupMarker(t, cl, g, 4243, 0, false)
-	wantOffset(t, "aborted", cl, g, "in", 1, true, -1, 0)
-
-	if c := txnOffsetCommit(t, cl, g, 4244, 3, "in", 0, 30); c != 0 {
-		t.Fatalf("TxnOffsetCommit: %v", kerr.ErrorForCode(c))
-	}
-	if c := txnOffsetCommit(t, cl, g, 4244, 2, "in", 1, 31); c != kerr.InvalidProducerEpoch.Code {
-		t.Fatalf("TxnOffsetCommit at an older epoch: %v", kerr.ErrorForCode(c))
-	}
-	if c := txnOffsetCommit(t, cl, g, 4245, 0, "missing", 0, 1); c != kerr.UnknownTopicOrPartition.Code {
-		t.Fatalf("TxnOffsetCommit of a missing topic: %v", kerr.ErrorForCode(c))
-	}
-
-	dp := kmsg.NewPtrDescribeProducersRequest()
-	dt := kmsg.NewDescribeProducersRequestTopic()
-	dt.Topic, dt.Partitions = offsetsTopic, []int32{offsetsfmt.PartitionFor(g, 50)}
-	dp.Topics = append(dp.Topics, dt)
-	dr, err := dp.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parts := dr.Topics[0].Partitions
-	if len(parts) != 1 || parts[0].ErrorCode != 0 {
-		t.Fatalf("DescribeProducers: %+v", parts)
-	}
-	seen := map[int64]kmsg.DescribeProducersResponseTopicPartitionActiveProducer{}
-	for _, p := range parts[0].ActiveProducers {
-		seen[p.ProducerID] = p
-	}
-	if len(seen) != 3 || seen[4242].CurrentTxnStartOffset != -1 || seen[4244].CurrentTxnStartOffset < 0 ||
-		seen[4244].ProducerEpoch != 3 || seen[4244].LastSequence != 0 {
-		t.Fatalf("DescribeProducers of the offsets partition: %+v", parts[0].ActiveProducers)
-	}
-
-	b.stop()
-	b.restart()
-	cl = b.client()
-	wantOffset(t, "restarted, pending", cl, g, "in", 0, true, -1, kerr.UnstableOffsetCommit.Code)
-	wantOffset(t, "restarted, pending, not stable", cl, g, "in", 0, false, 10, 0)
-	wantOffset(t, "restarted, aborted", cl, g, "in", 1, false, -1, 0)
-	groupMarker(t, cl, g, 4244, 3, true)
-	wantOffset(t, "restarted, committed", cl, g, "in", 0, true, 30, 0)
-
-	b.kill()
-	b.restart()
-	cl = b.client()
-	wantOffset(t, "after kill -9", cl, g, "in", 0, true, 30, 0)
-	wantOffset(t, "after kill -9, aborted", cl, g, "in", 1, true, -1, 0)
-}
+// The group side of transactions, driven request by request as a
+// transactional client sends them: InitProducerId, AddOffsetsToTxn,
+// TxnOffsetCommit and EndTxn, and OffsetFetch to see what is committed.
 
 // txnRequest sends a request of the transaction protocol until it is not
 // refused for a coordinator that is loading, moving or still completing
-// the last transaction, and returns its error code.
+// the last transaction, and returns the answer and its error code.
 func txnRequest(t *testing.T, cl *kgo.Client, req kmsg.Request, code func(kmsg.Response) int16) (kmsg.Response, int16) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
@@ -216,6 +41,92 @@ func txnRequest(t *testing.T, cl *kgo.Client, req kmsg.Request, code func(kmsg.R
 	}
 }
 
+// txnClient drives the transactions of one transactional id.
+type txnClient struct {
+	t     *testing.T
+	cl    *kgo.Client
+	id    string
+	pid   int64
+	epoch int16
+}
+
+// initTxn runs InitProducerId for id: a new producer id, or the next
+// epoch of the id's producer.
+func initTxn(t *testing.T, cl *kgo.Client, id string) *txnClient {
+	t.Helper()
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.TransactionalID, init.TransactionTimeoutMillis = kmsg.StringPtr(id), 60000
+	resp, c := txnRequest(t, cl, init, func(r kmsg.Response) int16 { return r.(*kmsg.InitProducerIDResponse).ErrorCode })
+	if c != 0 {
+		t.Fatalf("InitProducerId %s: %v", id, kerr.ErrorForCode(c))
+	}
+	r := resp.(*kmsg.InitProducerIDResponse)
+	return &txnClient{t: t, cl: cl, id: id, pid: r.ProducerID, epoch: r.ProducerEpoch}
+}
+
+// addOffsets puts the group's offsets in the transaction
+// (AddOffsetsToTxn).
+func (x *txnClient) addOffsets(g string) {
+	x.t.Helper()
+	add := kmsg.NewPtrAddOffsetsToTxnRequest()
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = x.id, x.pid, x.epoch, g
+	if _, c := txnRequest(x.t, x.cl, add, func(r kmsg.Response) int16 { return r.(*kmsg.AddOffsetsToTxnResponse).ErrorCode }); c != 0 {
+		x.t.Fatalf("AddOffsetsToTxn: %v", kerr.ErrorForCode(c))
+	}
+}
+
+// commitOffset commits offset for partition p of topic in the
+// transaction at epoch and returns the partition's error code.
+func (x *txnClient) commitOffset(g string, epoch int16, topic string, p int32, offset int64) int16 {
+	x.t.Helper()
+	req := kmsg.NewPtrTxnOffsetCommitRequest()
+	req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = x.id, g, x.pid, epoch
+	req.Generation = -1
+	rt := kmsg.NewTxnOffsetCommitRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+	rp.Partition, rp.Offset = p, offset
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	_, c := txnRequest(x.t, x.cl, req, func(r kmsg.Response) int16 {
+		return r.(*kmsg.TxnOffsetCommitResponse).Topics[0].Partitions[0].ErrorCode
+	})
+	return c
+}
+
+// end ends the transaction (EndTxn).
+func (x *txnClient) end(commit bool) {
+	x.t.Helper()
+	end := kmsg.NewPtrEndTxnRequest()
+	end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = x.id, x.pid, x.epoch, commit
+	if _, c := txnRequest(x.t, x.cl, end, func(r kmsg.Response) int16 { return r.(*kmsg.EndTxnResponse).ErrorCode }); c != 0 {
+		x.t.Fatalf("EndTxn: %v", kerr.ErrorForCode(c))
+	}
+}
+
+// fetchOffset returns the committed offset of partition p of topic and
+// its error code, asking with RequireStable or not, once the group's
+// coordinator answers.
+func fetchOffset(t *testing.T, cl *kgo.Client, g, topic string, p int32, stable bool) (int64, int16) {
+	t.Helper()
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Version = 7
+	req.Group, req.RequireStable = g, stable
+	rt := kmsg.NewOffsetFetchRequestTopic()
+	rt.Topic, rt.Partitions = topic, []int32{p}
+	req.Topics = append(req.Topics, rt)
+	var off int64
+	_, code := txnRequest(t, cl, req, func(r kmsg.Response) int16 {
+		resp := r.(*kmsg.OffsetFetchResponse)
+		if resp.ErrorCode != 0 {
+			return resp.ErrorCode
+		}
+		off = resp.Topics[0].Partitions[0].Offset
+		return resp.Topics[0].Partitions[0].ErrorCode
+	})
+	return off, code
+}
+
 // stableOffset waits until the group's offset of partition p of topic is
 // stable (no transaction pending) and returns it.
 func stableOffset(t *testing.T, cl *kgo.Client, g, topic string, p int32) int64 {
@@ -236,69 +147,109 @@ func stableOffset(t *testing.T, cl *kgo.Client, g, topic string, p int32) int64 
 	}
 }
 
-// TestTxnOffsetCommitThroughCoordinator: offsets committed in a
-// transaction of the transaction coordinator (InitProducerId,
-// AddOffsetsToTxn, TxnOffsetCommit, EndTxn, as a transactional client
-// sends them) are unstable until EndTxn's markers reach the group's
-// partition, then committed, or dropped when the transaction aborts.
-func TestTxnOffsetCommitThroughCoordinator(t *testing.T) {
+func wantOffset(t *testing.T, what string, cl *kgo.Client, g, topic string, p int32, stable bool, want int64, wantCode int16) {
+	t.Helper()
+	off, code := fetchOffset(t, cl, g, topic, p, stable)
+	if off != want || code != wantCode {
+		t.Fatalf("%s: offset %d (%v), want %d (%v)", what, off, kerr.ErrorForCode(code), want, kerr.ErrorForCode(wantCode))
+	}
+}
+
+func wantCode(t *testing.T, what string, got, want int16) {
+	t.Helper()
+	if got != want {
+		t.Fatalf("%s: %v, want %v", what, kerr.ErrorForCode(got), kerr.ErrorForCode(want))
+	}
+}
+
+// TestTxnOffsetCommit: offsets committed in a transaction are invisible
+// to OffsetFetch (UNSTABLE_OFFSET_COMMIT with RequireStable) until EndTxn's
+// commit marker reaches the group's partition, then committed; an abort
+// drops them; a transaction open across a restart of the broker keeps
+// them pending until it ends; a TxnOffsetCommit whose group the
+// transaction does not hold (no AddOffsetsToTxn) is refused with
+// INVALID_TXN_STATE and one at an older producer epoch with
+// INVALID_PRODUCER_EPOCH, leaving nothing pending; DescribeProducers lists
+// the producers of the offsets partition; all of it survives a kill -9.
+func TestTxnOffsetCommit(t *testing.T) {
 	b := startBroker(t, "")
 	cl := b.client()
 	ctx := ctxTimeout(t, 60*time.Second)
-	if _, err := kadm.NewClient(cl).CreateTopics(ctx, 1, 1, nil, "src"); err != nil {
+	if _, err := kadm.NewClient(cl).CreateTopics(ctx, 2, 1, nil, "in"); err != nil {
 		t.Fatal(err)
 	}
-	const g, txnID = "etl-c", "tx-offsets"
-	init := kmsg.NewPtrInitProducerIDRequest()
-	init.TransactionalID, init.TransactionTimeoutMillis = kmsg.StringPtr(txnID), 60000
-	resp, c := txnRequest(t, cl, init, func(r kmsg.Response) int16 { return r.(*kmsg.InitProducerIDResponse).ErrorCode })
-	if c != 0 {
-		t.Fatalf("InitProducerId: %v", kerr.ErrorForCode(c))
-	}
-	pid, epoch := resp.(*kmsg.InitProducerIDResponse).ProducerID, resp.(*kmsg.InitProducerIDResponse).ProducerEpoch
+	const g = "etl"
 
-	txn := func(offset int64, commit bool) {
-		t.Helper()
-		add := kmsg.NewPtrAddOffsetsToTxnRequest()
-		add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = txnID, pid, epoch, g
-		if _, c := txnRequest(t, cl, add, func(r kmsg.Response) int16 { return r.(*kmsg.AddOffsetsToTxnResponse).ErrorCode }); c != 0 {
-			t.Fatalf("AddOffsetsToTxn: %v", kerr.ErrorForCode(c))
-		}
-		commitReq := kmsg.NewPtrTxnOffsetCommitRequest()
-		commitReq.TransactionalID, commitReq.Group, commitReq.ProducerID, commitReq.ProducerEpoch = txnID, g, pid, epoch
-		commitReq.Generation = -1
-		rt := kmsg.NewTxnOffsetCommitRequestTopic()
-		rt.Topic = "src"
-		rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
-		rp.Offset = offset
-		rt.Partitions = append(rt.Partitions, rp)
-		commitReq.Topics = append(commitReq.Topics, rt)
-		if _, c := txnRequest(t, cl, commitReq, func(r kmsg.Response) int16 {
-			return r.(*kmsg.TxnOffsetCommitResponse).Topics[0].Partitions[0].ErrorCode
-		}); c != 0 {
-			t.Fatalf("TxnOffsetCommit: %v", kerr.ErrorForCode(c))
-		}
-		if _, code := fetchOffset(t, cl, g, "src", 0, true); code != kerr.UnstableOffsetCommit.Code {
-			t.Fatalf("OffsetFetch while the transaction is open: %v, want UNSTABLE_OFFSET_COMMIT", kerr.ErrorForCode(code))
-		}
-		end := kmsg.NewPtrEndTxnRequest()
-		end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = txnID, pid, epoch, commit
-		if _, c := txnRequest(t, cl, end, func(r kmsg.Response) int16 { return r.(*kmsg.EndTxnResponse).ErrorCode }); c != 0 {
-			t.Fatalf("EndTxn: %v", kerr.ErrorForCode(c))
-		}
+	a := initTxn(t, cl, "tx-a")
+	a.addOffsets(g)
+	wantCode(t, "TxnOffsetCommit", a.commitOffset(g, a.epoch, "in", 0, 10), 0)
+	wantCode(t, "TxnOffsetCommit of a missing topic", a.commitOffset(g, a.epoch, "missing", 0, 1), kerr.UnknownTopicOrPartition.Code)
+	wantOffset(t, "pending", cl, g, "in", 0, false, -1, 0)
+	wantOffset(t, "pending, stable asked", cl, g, "in", 0, true, -1, kerr.UnstableOffsetCommit.Code)
+	a.end(true)
+	if off := stableOffset(t, cl, g, "in", 0); off != 10 {
+		t.Fatalf("after the commit: offset %d, want 10", off)
 	}
-	txn(40, false)
-	if off := stableOffset(t, cl, g, "src", 0); off != -1 {
-		t.Fatalf("after an aborted transaction: offset %d, want none", off)
+
+	bt := initTxn(t, cl, "tx-b")
+	bt.addOffsets(g)
+	wantCode(t, "TxnOffsetCommit", bt.commitOffset(g, bt.epoch, "in", 1, 20), 0)
+	bt.end(false)
+	if off := stableOffset(t, cl, g, "in", 1); off != -1 {
+		t.Fatalf("after the abort: offset %d, want none", off)
 	}
-	txn(50, true)
-	if off := stableOffset(t, cl, g, "src", 0); off != 50 {
-		t.Fatalf("after a committed transaction: offset %d, want 50", off)
+
+	// A zombie: no AddOffsetsToTxn, so the group's partition is not in
+	// any transaction of the producer.
+	z := initTxn(t, cl, "tx-z")
+	wantCode(t, "TxnOffsetCommit outside the transaction", z.commitOffset(g, z.epoch, "in", 1, 99), kerr.InvalidTxnState.Code)
+	// A fenced producer: the id's next InitProducerId bumped the epoch.
+	f := initTxn(t, cl, "tx-f")
+	old := f.epoch
+	f = initTxn(t, cl, "tx-f")
+	f.addOffsets(g)
+	wantCode(t, "TxnOffsetCommit at an older epoch", f.commitOffset(g, old, "in", 1, 98), kerr.InvalidProducerEpoch.Code)
+	wantOffset(t, "after the refusals", cl, g, "in", 1, true, -1, 0)
+	f.end(false)
+
+	e := initTxn(t, cl, "tx-e")
+	e.addOffsets(g)
+	wantCode(t, "TxnOffsetCommit", e.commitOffset(g, e.epoch, "in", 0, 30), 0)
+	dp := kmsg.NewPtrDescribeProducersRequest()
+	dt := kmsg.NewDescribeProducersRequestTopic()
+	dt.Topic, dt.Partitions = offsetsTopic, []int32{offsetsfmt.PartitionFor(g, 50)}
+	dp.Topics = append(dp.Topics, dt)
+	dr, err := dp.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
 	}
+	parts := dr.Topics[0].Partitions
+	if len(parts) != 1 || parts[0].ErrorCode != 0 {
+		t.Fatalf("DescribeProducers: %+v", parts)
+	}
+	seen := map[int64]kmsg.DescribeProducersResponseTopicPartitionActiveProducer{}
+	for _, p := range parts[0].ActiveProducers {
+		seen[p.ProducerID] = p
+	}
+	if pe, pa := seen[e.pid], seen[a.pid]; pe.CurrentTxnStartOffset < 0 || pe.ProducerEpoch != int32(e.epoch) ||
+		pa.ProducerID != a.pid || pa.CurrentTxnStartOffset != -1 {
+		t.Fatalf("DescribeProducers of the offsets partition: %+v", parts[0].ActiveProducers)
+	}
+
+	b.stop()
+	b.restart()
+	cl = b.client()
+	e.cl = cl
+	wantOffset(t, "restarted, pending", cl, g, "in", 0, true, -1, kerr.UnstableOffsetCommit.Code)
+	wantOffset(t, "restarted, pending, not stable", cl, g, "in", 0, false, 10, 0)
+	e.end(true)
+	if off := stableOffset(t, cl, g, "in", 0); off != 30 {
+		t.Fatalf("restarted, committed: offset %d, want 30", off)
+	}
+
 	b.kill()
 	b.restart()
 	cl = b.client()
-	if off := stableOffset(t, cl, g, "src", 0); off != 50 {
-		t.Fatalf("after kill -9: offset %d, want 50", off)
-	}
+	wantOffset(t, "after kill -9", cl, g, "in", 0, true, 30, 0)
+	wantOffset(t, "after kill -9, aborted", cl, g, "in", 1, true, -1, 0)
 }
