@@ -32,7 +32,8 @@ func (c *Cleaner) clean(ctx context.Context, p *partition.Partition, force bool)
 		return false, nil
 	}
 	ck = d.ck
-	pass := &pass{c: c, ctx: ctx, l: l, cfg: cfg, now: now, ck: ck, maxInflate: c.opts.MaxDecompressedBatchBytes}
+	pass := &pass{c: c, ctx: ctx, part: p, l: l, cfg: cfg, now: now, ck: ck, maxInflate: c.opts.MaxDecompressedBatchBytes,
+		txnRead: map[int64]bool{}}
 	list, err := p.AbortedTransactions(nil, d.clean, p.LastStableOffset())
 	if err != nil {
 		return false, err
@@ -99,6 +100,7 @@ func (c *Cleaner) clean(ctx context.Context, p *partition.Partition, force bool)
 type pass struct {
 	c          *Cleaner
 	ctx        context.Context
+	part       *partition.Partition
 	l          *segment.Log
 	cfg        partition.Config
 	now        time.Time
@@ -114,6 +116,13 @@ type pass struct {
 	// producer: their records go into no key map, so that they never
 	// make a committed record of the same key go.
 	aborted map[int64][]partition.AbortedTxn
+	// txnRead holds the producers of which the rewrite has read a
+	// transactional batch since their last marker: that marker's
+	// transaction still has batches in the log, and it stays.
+	txnRead map[int64]bool
+	// markersGone are the offsets of the markers the current segment's
+	// rewrite removes.
+	markersGone []int64
 
 	buf     []byte // batch bytes read
 	out     []byte // a batch built
@@ -240,6 +249,7 @@ func (p *pass) rewrite(s *segment.Segment) error {
 		return err
 	}
 	defer rw.Abort()
+	p.markersGone = p.markersGone[:0]
 	removed := int64(0)
 	changed := false
 	p.buf, err = s.ReadBatches(p.buf, func(h *segment.Header, b []byte) (bool, error) {
@@ -283,9 +293,13 @@ func (p *pass) rewrite(s *segment.Segment) error {
 		return nil // rw.Abort drops the copy
 	}
 	size := rw.Size()
+	if err := p.part.ForgetAborted(p.markersGone); err != nil {
+		return err
+	}
 	if err := rw.Install(); err != nil {
 		return err
 	}
+	p.c.stats.MarkersRemoved.Add(int64(len(p.markersGone)))
 	p.rewritten++
 	p.before += s.Size()
 	p.after += size
@@ -301,7 +315,23 @@ func (p *pass) rewrite(s *segment.Segment) error {
 // stays, nil when the batch goes, or a rebuilt batch; and how many records
 // went. keep keeps the batch, empty if need be.
 func (p *pass) cleanBatch(h *segment.Header, b []byte, dropTombstones, keep bool) ([]byte, int64, error) {
-	if h.IsControl() || h.BaseOffset >= p.mapEnd {
+	if h.IsControl() {
+		// A marker goes once no batch of its transaction is left (none
+		// was read since the producer's previous marker) and its
+		// segment is past delete.retention.ms, as Kafka's cleaner
+		// removes markers; a segment's last batch stays.
+		read := p.txnRead[h.ProducerID]
+		delete(p.txnRead, h.ProducerID)
+		if !read && dropTombstones && !keep && h.BaseOffset < p.mapEnd {
+			p.markersGone = append(p.markersGone, h.BaseOffset)
+			return nil, 0, nil
+		}
+		return b, 0, nil
+	}
+	if h.IsTransactional() && h.ProducerID >= 0 {
+		p.txnRead[h.ProducerID] = true
+	}
+	if h.BaseOffset >= p.mapEnd {
 		return b, 0, nil
 	}
 	p.arena, p.kept, p.hspans = p.arena[:0], p.kept[:0], p.hspans[:0]

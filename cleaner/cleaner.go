@@ -38,9 +38,15 @@
 // of aborted transactions (from the partition's aborted-transaction index)
 // go into no map, so they never remove a committed record of their key,
 // and they are themselves removed, as Kafka's cleaner removes them;
-// control batches (commit and abort markers) always stay. Kafka also
-// removes a marker once its transaction's records are gone and
-// delete.retention.ms has passed; runnel keeps markers.
+// a control batch (a commit or abort marker) stays while a batch of its
+// transaction is in the log, and goes, as Kafka's cleaner removes it, from
+// a segment first cleaned more than delete.retention.ms ago once a pass
+// from the log start reads no batch of its transaction before it (the
+// transaction's last batch may be kept empty as the last of its producer:
+// then the marker stays too). The removed abort markers leave the
+// aborted-transaction index first (synced), so a read_committed consumer
+// is never told of an abort whose marker it would not meet. A marker that
+// is its segment's last batch stays.
 //
 // The cleaner's reads and writes are held to Options.IOBytesPerSecond.
 package cleaner
@@ -169,8 +175,9 @@ type Stats struct {
 	// Cleans, Failures and Segments count passes, failed passes and
 	// segments rewritten.
 	Cleans, Failures, Segments atomic.Int64
-	// RecordsRemoved counts the records cleaned away.
-	RecordsRemoved atomic.Int64
+	// RecordsRemoved counts the records cleaned away; MarkersRemoved the
+	// transaction markers.
+	RecordsRemoved, MarkersRemoved atomic.Int64
 	// Nanos is the time spent cleaning; LastRunUnixMs when the last pass
 	// ended; LastRatio the share of bytes the last pass kept.
 	Nanos, LastRunUnixMs atomic.Int64

@@ -13,6 +13,7 @@ func (c *Cleaner) Collector() prometheus.Collector { return &collector{c: c, des
 
 type descs struct {
 	read, written, cleaned, after, removed *prometheus.Desc
+	markers                                *prometheus.Desc
 	cleans, failures, segments             *prometheus.Desc
 	seconds, lastRun, ratio, dirty         *prometheus.Desc
 }
@@ -25,6 +26,7 @@ func newDescs() descs {
 		cleaned:  prometheus.NewDesc("runnel_log_cleaner_cleaned_bytes_total", "Bytes of the segments the cleaner replaced, before cleaning.", nil, nil),
 		after:    prometheus.NewDesc("runnel_log_cleaner_kept_bytes_total", "Bytes of the segments the cleaner replaced, after cleaning.", nil, nil),
 		removed:  prometheus.NewDesc("runnel_log_cleaner_records_removed_total", "Records the cleaner removed (superseded by a later record of their key, or tombstones past delete.retention.ms).", nil, nil),
+		markers:  prometheus.NewDesc("runnel_log_cleaner_markers_removed_total", "Transaction markers the cleaner removed (their transactions' records gone, past delete.retention.ms).", nil, nil),
 		cleans:   prometheus.NewDesc("runnel_log_cleaner_cleans_total", "Cleaning passes finished.", nil, nil),
 		failures: prometheus.NewDesc("runnel_log_cleaner_failures_total", "Cleaning passes that failed (logged; the partition is tried again later).", nil, nil),
 		segments: prometheus.NewDesc("runnel_log_cleaner_segments_total", "Segments the cleaner rewrote.", nil, nil),
@@ -42,7 +44,7 @@ type collector struct {
 
 func (m *collector) Describe(ch chan<- *prometheus.Desc) {
 	d := m.descs
-	for _, x := range []*prometheus.Desc{d.read, d.written, d.cleaned, d.after, d.removed, d.cleans, d.failures, d.segments, d.seconds, d.lastRun, d.ratio, d.dirty} {
+	for _, x := range []*prometheus.Desc{d.read, d.written, d.cleaned, d.after, d.removed, d.markers, d.cleans, d.failures, d.segments, d.seconds, d.lastRun, d.ratio, d.dirty} {
 		ch <- x
 	}
 }
@@ -57,6 +59,7 @@ func (m *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(d.cleaned, float64(s.BytesCleaned.Load()))
 	counter(d.after, float64(s.BytesAfter.Load()))
 	counter(d.removed, float64(s.RecordsRemoved.Load()))
+	counter(d.markers, float64(s.MarkersRemoved.Load()))
 	counter(d.cleans, float64(s.Cleans.Load()))
 	counter(d.failures, float64(s.Failures.Load()))
 	counter(d.segments, float64(s.Segments.Load()))

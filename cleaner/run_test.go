@@ -70,8 +70,8 @@ func TestRunCleansDirtyPartitions(t *testing.T) {
 		t.Fatalf("dirty ratios %+v: want partition c-0's", rs)
 	}
 	m := gather(t, cl)
-	if len(m) != 12 {
-		t.Fatalf("the collector gives %d metrics, want 12: %v", len(m), m)
+	if len(m) != 13 {
+		t.Fatalf("the collector gives %d metrics, want 13: %v", len(m), m)
 	}
 	if _, ok := m["runnel_log_cleaner_dirty_ratio"]; !ok || m["runnel_log_cleaner_cleans_total"] < 1 || m["runnel_log_cleaner_records_removed_total"] < 1 {
 		t.Fatalf("metrics %v", m)

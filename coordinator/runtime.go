@@ -25,6 +25,12 @@
 // fails after the records may be in the log makes the runtime reload the
 // shard, so memory never drifts from the log.
 //
+// A shard may write transactional batches of a producer (Writer.AppendTxn,
+// for Kafka's TxnOffsetCommit); a load replays their records marked with
+// their producer, and hands the producer's commit and abort markers to a
+// MarkerLoader in log order, so that the shard counts a transaction's
+// records only once its commit marker follows them.
+//
 // Concurrency: a Runtime is safe for concurrent use. Its lock guards the
 // shard table only; loads run on their own goroutines, and no lock of the
 // runtime is held across disk or network I/O.
@@ -32,6 +38,7 @@ package coordinator
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,6 +66,12 @@ var (
 	ErrRecordTooLarge = errors.New("coordinator: records larger than the partition accepts")
 	// ErrClosed: the runtime is closed.
 	ErrClosed = errors.New("coordinator: closed")
+	// ErrProducerFenced: a transactional append at a producer epoch older
+	// than the partition's (INVALID_PRODUCER_EPOCH).
+	ErrProducerFenced = errors.New("coordinator: producer epoch older than the partition's")
+	// ErrInvalidTxnState: the partition refused a transactional append
+	// that does not fit the producer's state there (INVALID_TXN_STATE).
+	ErrInvalidTxnState = errors.New("coordinator: transactional append does not fit the producer's state")
 )
 
 // Partition is what the runtime uses of a replica this broker leads;
@@ -69,6 +82,7 @@ type Partition interface {
 	ReadReplica(offset int64, maxBytes int) (segment.Region, error)
 	LogStartOffset() int64
 	LogEndOffset() int64
+	NextSequence(producerID int64, epoch int16) int32
 }
 
 var _ Partition = (*partition.Partition)(nil)
@@ -80,6 +94,32 @@ type Record struct {
 	Timestamp int64 // milliseconds since the epoch
 	Key       []byte
 	Value     []byte
+	// Transactional: the record is in a transactional batch of the
+	// producer (ProducerID, ProducerEpoch), as Writer.AppendTxn writes
+	// them; it counts once a commit marker of the producer follows it.
+	// Only replayed records say so.
+	Transactional bool
+	ProducerID    int64
+	ProducerEpoch int16
+}
+
+// Marker is a transaction marker (a control batch) of a coordinator
+// partition: the end of its producer's transaction there.
+type Marker struct {
+	Offset        int64
+	ProducerID    int64
+	ProducerEpoch int16
+	Commit        bool // a commit; else an abort
+}
+
+// MarkerLoader is a Loader of a partition that holds transactional
+// batches: it is given the partition's transaction markers too, in offset
+// order with the records. A Loader that is not one never sees them.
+type MarkerLoader interface {
+	Loader
+	// ReplayMarker applies one marker. A control batch whose record is
+	// not a marker in Kafka's schema is not given.
+	ReplayMarker(m Marker) error
 }
 
 // Loader rebuilds one shard from its partition's records.
@@ -365,7 +405,8 @@ func (r *Runtime) load(ctx context.Context, e *entry) {
 }
 
 // replay feeds the records of p, from its log start to its log end now,
-// to l. Control batches are skipped.
+// to l; transaction markers go to a MarkerLoader, other control batches
+// are skipped.
 func (r *Runtime) replay(ctx context.Context, p Partition, l Loader) (int, error) {
 	from, end := p.LogStartOffset(), p.LogEndOffset()
 	buf := make([]byte, r.cfg.ReadBytes)
@@ -419,13 +460,26 @@ func (r *Runtime) replayRegion(p Partition, from int64, buf *[]byte, l Loader) (
 		if h.NextOffset() <= from {
 			continue // a batch before the offset asked for
 		}
-		if !h.IsControl() {
+		if h.IsControl() {
+			if ml, ok := l.(MarkerLoader); ok && h.BaseOffset >= from {
+				if m, ok := parseMarker(batch, &h); ok {
+					if err := ml.ReplayMarker(m); err != nil {
+						return next, n, fmt.Errorf("coordinator: marker at offset %d: %w", h.BaseOffset, err)
+					}
+				}
+			}
+		} else {
+			txn := h.IsTransactional() && h.ProducerID >= 0
 			err := segment.ForEachRecord(batch, &h, r.cfg.MaxDecompressedBatchBytes, func(rec *segment.Record) error {
 				if rec.Offset < from {
 					return nil
 				}
 				n++
-				return l.Replay(Record{Offset: rec.Offset, Timestamp: rec.Timestamp, Key: rec.Key, Value: rec.Value})
+				out := Record{Offset: rec.Offset, Timestamp: rec.Timestamp, Key: rec.Key, Value: rec.Value, ProducerID: -1, ProducerEpoch: -1}
+				if txn {
+					out.Transactional, out.ProducerID, out.ProducerEpoch = true, h.ProducerID, h.ProducerEpoch
+				}
+				return l.Replay(out)
 			})
 			if err != nil {
 				return next, n, fmt.Errorf("coordinator: batch at offset %d: %w", h.BaseOffset, err)
@@ -434,4 +488,23 @@ func (r *Runtime) replayRegion(p Partition, from int64, buf *[]byte, l Loader) (
 		next = h.NextOffset()
 	}
 	return next, n, nil
+}
+
+// parseMarker reads the marker of a control batch: its record's key is
+// version int16, type int16 (0 abort, 1 commit), as Kafka's
+// ControlRecordType. ok is false for any other control record.
+func parseMarker(batch []byte, h *segment.Header) (m Marker, ok bool) {
+	typ := int16(-1)
+	err := segment.ForEachRecord(batch, h, 1<<20, func(rec *segment.Record) error {
+		if typ != -1 || len(rec.Key) < 4 {
+			typ = -2
+			return nil
+		}
+		typ = int16(binary.BigEndian.Uint16(rec.Key[2:]))
+		return nil
+	})
+	if err != nil || typ < 0 || typ > 1 {
+		return Marker{}, false
+	}
+	return Marker{Offset: h.BaseOffset, ProducerID: h.ProducerID, ProducerEpoch: h.ProducerEpoch, Commit: typ == 1}, true
 }

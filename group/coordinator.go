@@ -129,6 +129,10 @@ type Coordinator struct {
 		closed         bool
 		resigned       bool // another broker coordinates the groups now
 		retentionTimer Timer
+		order          int64 // the place of the last write accepted (txn.go)
+		// txnGroups: producer id → the groups that may have offsets
+		// pending in its transaction (txn.go).
+		txnGroups map[int64]map[string]bool
 	}
 }
 
@@ -154,6 +158,7 @@ func (c *Coordinator) loadLocked() error {
 		return fmt.Errorf("group: load committed offsets: %w", err)
 	}
 	c.mu.groups = map[string]*group{}
+	c.mu.txnGroups = nil
 	now := c.clock.Now()
 	for id, offs := range loaded {
 		g := c.newGroupLocked(id, now)
@@ -161,6 +166,7 @@ func (c *Coordinator) loadLocked() error {
 			g.offsets[TopicPartition{o.Topic, o.Partition}] = o
 		}
 	}
+	c.loadTxnLocked(now)
 	c.loadGroupsLocked(now)
 	return nil
 }

@@ -25,6 +25,10 @@
 // back from the OffsetStore, and a GroupStore's metadata keeps the
 // generation numbers going up.
 //
+// Offsets committed in a transaction (TxnOffsetCommit, through a
+// TxnStore) stay pending, invisible to FetchOffsets, until CompleteTxn
+// applies their producer's commit or abort marker (txn.go).
+//
 // Concurrency: a Coordinator is safe for concurrent use. One mutex guards
 // its groups. Under it, the store's writes only queue (see OffsetStore);
 // every wait for durability runs after it is released.

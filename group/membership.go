@@ -142,8 +142,11 @@ type group struct {
 	pending      map[string]Timer // member ids handed out with ErrMemberIDRequired
 	static       map[string]string
 	offsets      map[TopicPartition]Offset
-	emptySince   time.Time
-	stored       bool // the store holds metadata of the group (GroupStore)
+	order        map[TopicPartition]int64 // each offset's place in the store's order (txn.go)
+	// txnOffsets: producer id → its pending transactional offsets (txn.go).
+	txnOffsets map[int64]map[TopicPartition]txnOffset
+	emptySince time.Time
+	stored     bool // the store holds metadata of the group (GroupStore)
 
 	joinTimer       Timer
 	joinDeadline    time.Time // the latest an initial delay may extend to
@@ -674,7 +677,7 @@ func (c *Coordinator) removeAndRebalanceLocked(g *group, m *member, reason strin
 // maybeForgetLocked drops a group with no members, no member ids pending
 // and no offsets.
 func (c *Coordinator) maybeForgetLocked(g *group) {
-	if g.state == Empty && len(g.members) == 0 && len(g.pending) == 0 && len(g.offsets) == 0 {
+	if g.state == Empty && len(g.members) == 0 && len(g.pending) == 0 && len(g.offsets) == 0 && len(g.txnOffsets) == 0 {
 		g.stopTimers()
 		delete(c.mu.groups, g.id)
 		if g.stored {

@@ -126,7 +126,7 @@ func (c *Coordinator) Commit(req CommitRequest) ([]error, func() error) {
 		return errs, noWait
 	}
 	for _, o := range accepted {
-		g.offsets[TopicPartition{o.Topic, o.Partition}] = o
+		g.setOffset(TopicPartition{o.Topic, o.Partition}, o, c.nextOrderLocked())
 	}
 	return errs, wait
 }
@@ -231,7 +231,7 @@ func (c *Coordinator) deleteOffsets(groupID string, partitions []TopicPartition)
 			errs[i] = ErrSubscribedToTopic
 			continue
 		}
-		if _, ok := g.offsets[tp]; ok {
+		if _, ok := g.offsets[tp]; ok || g.hasTxnOffset(tp) {
 			gone = append(gone, tp)
 		}
 	}
@@ -243,7 +243,7 @@ func (c *Coordinator) deleteOffsets(groupID string, partitions []TopicPartition)
 		}
 		wait = w
 		for _, tp := range gone {
-			delete(g.offsets, tp)
+			g.removeOffset(tp)
 		}
 	}
 	c.maybeForgetLocked(g)
@@ -265,14 +265,25 @@ func (c *Coordinator) deleteTopic(topic string) (func() error, error) {
 	defer c.mu.Unlock()
 	var waits []func() error
 	for _, g := range c.sortedGroupsLocked() {
-		var gone []TopicPartition
+		found := map[TopicPartition]bool{}
 		for tp := range g.offsets {
 			if tp.Topic == topic {
-				gone = append(gone, tp)
+				found[tp] = true
 			}
 		}
-		if len(gone) == 0 {
+		for _, pend := range g.txnOffsets {
+			for tp := range pend {
+				if tp.Topic == topic {
+					found[tp] = true
+				}
+			}
+		}
+		if len(found) == 0 {
 			continue
+		}
+		gone := make([]TopicPartition, 0, len(found))
+		for tp := range found {
+			gone = append(gone, tp)
 		}
 		SortTopicPartitions(gone)
 		w, err := c.store.Delete(g.id, gone)
@@ -281,7 +292,7 @@ func (c *Coordinator) deleteTopic(topic string) (func() error, error) {
 		}
 		waits = append(waits, w)
 		for _, tp := range gone {
-			delete(g.offsets, tp)
+			g.removeOffset(tp)
 		}
 		c.maybeForgetLocked(g)
 	}
@@ -349,7 +360,7 @@ func (c *Coordinator) expireOffsets() (int, func() error) {
 		}
 		waits = append(waits, w)
 		for _, tp := range gone {
-			delete(g.offsets, tp)
+			g.removeOffset(tp)
 		}
 		removed += len(gone)
 		c.log.Info("committed offsets expired", "group", g.id, "partitions", len(gone), "retention", c.cfg.OffsetsRetention)

@@ -76,6 +76,26 @@ func (p *Partition) AddAborted(a AbortedTxn) error {
 	return p.wrap("aborted", p.db.Set(abortedKey(p.name, a.LastOffset), v[:], pebble.NoSync))
 }
 
+// DeleteAborted forgets the aborted transactions whose markers are at the
+// offsets given (the cleaner removed those markers), synced: the index
+// never names a marker the log no longer holds.
+func (p *Partition) DeleteAborted(markers []int64) error {
+	if p.owner.closed.Load() {
+		return ErrClosed
+	}
+	if len(markers) == 0 {
+		return nil
+	}
+	b := p.db.NewBatch()
+	defer b.Close()
+	for _, m := range markers {
+		if err := b.Delete(abortedKey(p.name, m), nil); err != nil {
+			return p.wrap("aborted", err)
+		}
+	}
+	return p.wrap("aborted", b.Commit(pebble.Sync))
+}
+
 // Aborted appends to dst the aborted transactions that may overlap the
 // offsets [from, upper): those whose marker is at or after from and whose
 // first offset is below upper, in marker order. It stops at the first

@@ -87,7 +87,8 @@ type Manager struct {
 	topics string             // DataDir/topics
 	syncs  *segment.SyncGroup // nil: each log fdatasyncs its own files
 
-	hooks atomic.Pointer[Hooks]
+	hooks      atomic.Pointer[Hooks]
+	markerHook atomic.Pointer[func(p *Partition, producerID int64, commit bool)]
 	// defaults are topic configs that replace the built-in defaults
 	// (ConfigDefs) for every topic without its own (dynamic broker
 	// configs, SetTopicDefaults); nil: none.
@@ -348,6 +349,11 @@ func (m *Manager) openPartition(t cluster.Topic, i int32, cfg Config, r Role) (*
 		inflate: m.opts.MaxDecompressedBatchBytes}
 	p.cfg.Store(&cfg)
 	p.logStartFn = func() { m.logStartChanged(p) }
+	p.markerFn = func(producerID int64, commit bool) {
+		if f := m.markerHook.Load(); f != nil {
+			(*f)(p, producerID, commit)
+		}
+	}
 	o := cfg.logOptions()
 	if _, err := m.opts.FS.Stat(filepath.Join(dir, CleanerCheckpointName)); err == nil {
 		// Cleaned while compacted: its gaps stay whatever the policy is now.
@@ -492,6 +498,16 @@ func (m *Manager) closeAndRemove(p *Partition) error {
 
 // SetHooks installs the hooks (package replica does).
 func (m *Manager) SetHooks(h Hooks) { m.hooks.Store(&h) }
+
+// SetMarkerHook installs the function told of every transaction marker a
+// leader here writes (WriteMarker, for the transaction coordinator), once
+// it is in the log and no lock of the partition is held: the group
+// coordinators of __consumer_offsets apply their partitions' markers to
+// the offsets committed in transactions (package coordinator/groups
+// does). It must not block for long.
+func (m *Manager) SetMarkerHook(f func(p *Partition, producerID int64, commit bool)) {
+	m.markerHook.Store(&f)
+}
 
 func (m *Manager) logStartChanged(p *Partition) {
 	if h := m.hooks.Load(); h != nil && h.LogStartChanged != nil {

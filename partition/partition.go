@@ -46,9 +46,10 @@ type Partition struct {
 	gaps      atomic.Bool
 	inflate   int64 // bound on a compressed batch's decompressed records
 	log       *segment.Log
-	idx       *index.Partition  // the log's index, holding its aborted transactions
-	visibleAt segment.FsyncMode // when appended data becomes visible
-	txn       txnState          // open transactions and the LSO (txn.go)
+	idx       *index.Partition                    // the log's index, holding its aborted transactions
+	visibleAt segment.FsyncMode                   // when appended data becomes visible
+	txn       txnState                            // open transactions and the LSO (txn.go)
+	markerFn  func(producerID int64, commit bool) // the manager's marker hook; nil outside a manager
 
 	mu struct {
 		sync.Mutex // orders producer checks with appends and truncation

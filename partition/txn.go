@@ -344,8 +344,17 @@ func markerBatch(producerID int64, producerEpoch int16, coordinatorEpoch int32, 
 // (ErrProducerFenced otherwise) and the coordinator epoch at least the one
 // of the producer's last marker (ErrCoordinatorFenced). It requires
 // leadership and min.insync.replicas as a produce with acks=all does, and
-// does not wait: see WaitReplicated.
+// does not wait: see WaitReplicated. The manager's marker hook is told of
+// the marker once it is in the log (see Manager.SetMarkerHook).
 func (p *Partition) WriteMarker(producerID int64, producerEpoch int16, coordinatorEpoch int32, commit bool) (AppendResult, error) {
+	res, err := p.writeMarker(producerID, producerEpoch, coordinatorEpoch, commit)
+	if err == nil && p.markerFn != nil {
+		p.markerFn(producerID, commit)
+	}
+	return res, err
+}
+
+func (p *Partition) writeMarker(producerID int64, producerEpoch int16, coordinatorEpoch int32, commit bool) (AppendResult, error) {
 	if producerID < 0 || producerEpoch < 0 {
 		return AppendResult{}, fmt.Errorf("%w: marker for producer %d epoch %d", ErrInvalidTxnState, producerID, producerEpoch)
 	}
@@ -470,4 +479,28 @@ func (p *Partition) saveTxnIndexLocked() error {
 	}
 	p.abortedSinceSnapshot = false
 	return nil
+}
+
+// NextSequence returns the sequence number the producer's next batch at
+// epoch must start at: one past its last batch's at that epoch, and 0 for
+// a producer or an epoch the partition has not seen. A coordinator that
+// writes a producer's transactional batches itself (TxnOffsetCommit) sets
+// their sequences with it.
+func (p *Partition) NextSequence(producerID int64, epoch int16) int32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.mu.producers[producerID]
+	if st == nil || st.Epoch != epoch || len(st.Batches) == 0 {
+		return 0
+	}
+	return nextSeq(st.Batches[len(st.Batches)-1].LastSeq)
+}
+
+// ForgetAborted removes the aborted transactions whose markers are at the
+// offsets given from the aborted-transaction index, durably, before the
+// cleaner installs a segment without those markers (their transactions'
+// records are gone): a read_committed consumer told of an abort whose
+// marker it never meets would drop the producer's later records.
+func (p *Partition) ForgetAborted(markers []int64) error {
+	return p.idx.DeleteAborted(markers)
 }

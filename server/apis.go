@@ -35,6 +35,8 @@ var supported = map[int16]versionRange{
 	25: {0, 4},  // AddOffsetsToTxn
 	26: {0, 4},  // EndTxn
 	27: {0, 2},  // WriteTxnMarkers
+	28: {0, 4},  // TxnOffsetCommit
+	61: {0, 0},  // DescribeProducers
 	29: {0, 3},  // DescribeAcls
 	30: {0, 3},  // CreateAcls
 	31: {0, 3},  // DeleteAcls
@@ -186,6 +188,10 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 		return s.handleWriteTxnMarkers(c, h, r), nil
 	case *kmsg.OffsetDeleteRequest:
 		return respond(s.handleOffsetDelete(c, r)), nil
+	case *kmsg.TxnOffsetCommitRequest:
+		return s.handleTxnOffsetCommit(c, h, r), nil
+	case *kmsg.DescribeProducersRequest:
+		return respond(s.handleDescribeProducers(c, r)), nil
 	}
 	return nil, fmt.Errorf("%w: %s has no handler", ErrUnknownAPI, apiName(h.Key))
 }

@@ -85,6 +85,12 @@ func errorCode(err error) int16 {
 		return kerr.CoordinatorNotAvailable.Code
 	case errors.Is(err, coordinator.ErrRecordTooLarge):
 		return kerr.InvalidCommitOffsetSize.Code
+	case errors.Is(err, coordinator.ErrProducerFenced):
+		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, coordinator.ErrInvalidTxnState):
+		return kerr.InvalidTxnState.Code
+	case errors.Is(err, group.ErrTxnNotSupported):
+		return kerr.CoordinatorNotAvailable.Code
 	case errors.Is(err, cluster.ErrTopicExists):
 		return kerr.TopicAlreadyExists.Code
 	case errors.Is(err, cluster.ErrPartitions):

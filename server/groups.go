@@ -333,7 +333,7 @@ func (s *Server) handleOffsetFetch(c *conn, r *kmsg.OffsetFetchRequest) kmsg.Res
 			if g.Topics == nil {
 				topics = nil
 			}
-			rts, err := s.fetchGroupOffsets(c, g.Group, topics, r.Version)
+			rts, err := s.fetchGroupOffsets(c, g.Group, topics, r.RequireStable)
 			rg := kmsg.NewOffsetFetchResponseGroup()
 			rg.Group, rg.ErrorCode = g.Group, errorCode(err)
 			for _, t := range rts {
@@ -355,7 +355,7 @@ func (s *Server) handleOffsetFetch(c *conn, r *kmsg.OffsetFetchRequest) kmsg.Res
 	if r.Version < 2 && topics == nil {
 		topics = []kmsg.OffsetFetchRequestTopic{}
 	}
-	rts, err := s.fetchGroupOffsets(c, r.Group, topics, r.Version)
+	rts, err := s.fetchGroupOffsets(c, r.Group, topics, r.Version >= 7 && r.RequireStable)
 	resp.Topics = rts
 	if r.Version >= 2 {
 		resp.ErrorCode = errorCode(err)
@@ -367,8 +367,11 @@ func (s *Server) handleOffsetFetch(c *conn, r *kmsg.OffsetFetchRequest) kmsg.Res
 // with a commit when topics is nil. A partition without a commit answers
 // offset -1. As Kafka, it needs DESCRIBE on the group, and on each topic:
 // a topic named that may not be described answers
-// TOPIC_AUTHORIZATION_FAILED, and one not named is left out.
-func (s *Server) fetchGroupOffsets(c *conn, groupID string, topics []kmsg.OffsetFetchRequestTopic, version int16) ([]kmsg.OffsetFetchResponseTopic, error) {
+// TOPIC_AUTHORIZATION_FAILED, and one not named is left out. With
+// requireStable (v7+), a partition with offsets pending in a transaction
+// answers UNSTABLE_OFFSET_COMMIT, offset -1, as Kafka's does, so the
+// consumer asks again once the transaction has ended.
+func (s *Server) fetchGroupOffsets(c *conn, groupID string, topics []kmsg.OffsetFetchRequestTopic, requireStable bool) ([]kmsg.OffsetFetchResponseTopic, error) {
 	if !s.authorize(c, "OffsetFetch", authz.OpDescribe, authz.ResourceGroup, groupID) {
 		return nil, kerr.GroupAuthorizationFailed
 	}
@@ -388,6 +391,10 @@ func (s *Server) fetchGroupOffsets(c *conn, groupID string, topics []kmsg.Offset
 	got, err := gc.FetchOffsets(groupID, ask)
 	if err != nil {
 		return nil, err
+	}
+	var unstable map[group.TopicPartition]bool
+	if requireStable {
+		unstable = gc.PendingTxn(groupID, ask)
 	}
 	named := ask != nil
 	if ask == nil {
@@ -421,6 +428,8 @@ func (s *Server) fetchGroupOffsets(c *conn, groupID string, topics []kmsg.Offset
 		rp.Metadata = kmsg.StringPtr("")
 		if !ok {
 			rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+		} else if unstable[tp] {
+			rp.ErrorCode = kerr.UnstableOffsetCommit.Code
 		} else if o, ok := got[tp]; ok {
 			rp.Offset, rp.LeaderEpoch, rp.Metadata = o.Offset, o.LeaderEpoch, kmsg.StringPtr(o.Metadata)
 		}

@@ -184,6 +184,18 @@ func errorCodes(resp kmsg.Response) []int16 {
 				out = append(out, p.ErrorCode)
 			}
 		}
+	case *kmsg.TxnOffsetCommitResponse:
+		for _, t := range v.Topics {
+			for _, p := range t.Partitions {
+				out = append(out, p.ErrorCode)
+			}
+		}
+	case *kmsg.DescribeProducersResponse:
+		for _, t := range v.Topics {
+			for _, p := range t.Partitions {
+				out = append(out, p.ErrorCode)
+			}
+		}
 	case *kmsg.AddPartitionsToTxnResponse:
 		out = append(out, v.ErrorCode)
 		for _, t := range v.Topics {
@@ -595,6 +607,36 @@ func TestEveryAPIVersion(t *testing.T) {
 		// connection of its own (saslSweep).
 		17: nil,
 		36: nil,
+		28: func(v int16) kmsg.Request {
+			// Offsets committed in a transaction of an id of its
+			// own, its group's partition added to it (AddOffsetsToTxn)
+			// so that the group coordinator's verification passes;
+			// the transaction is left open.
+			x := txnSweep{t: t, rc: rc, topic: topic}
+			id := fmt.Sprintf("sweep-offsets-%d", v)
+			pid, epoch := x.init(id)
+			add := kmsg.NewPtrAddOffsetsToTxnRequest()
+			add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = id, pid, epoch, "sweep-txn"
+			if c := x.retry(add, func(r kmsg.Response) int16 { return r.(*kmsg.AddOffsetsToTxnResponse).ErrorCode }).(*kmsg.AddOffsetsToTxnResponse).ErrorCode; c != 0 {
+				t.Fatalf("AddOffsetsToTxn for the TxnOffsetCommit v%d sweep: error %d", v, c)
+			}
+			r := kmsg.NewPtrTxnOffsetCommitRequest()
+			r.TransactionalID, r.Group, r.ProducerID, r.ProducerEpoch, r.Generation = id, "sweep-txn", pid, epoch, -1
+			rt := kmsg.NewTxnOffsetCommitRequestTopic()
+			rt.Topic = topic
+			rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+			rp.Offset = int64(v)
+			rt.Partitions = append(rt.Partitions, rp)
+			r.Topics = append(r.Topics, rt)
+			return r
+		},
+		61: func(int16) kmsg.Request {
+			r := kmsg.NewPtrDescribeProducersRequest()
+			rt := kmsg.NewDescribeProducersRequestTopic()
+			rt.Topic, rt.Partitions = topic, []int32{0}
+			r.Topics = append(r.Topics, rt)
+			return r
+		},
 	}
 	rc.waitGroupCoordinators(t)
 	for k, mk := range (groupSweep{t: t, rc: rc, topic: topic}).builders() {

@@ -10,6 +10,12 @@
 // dropped when it stops. Membership is not kept in the log: after a
 // coordinator moves, members rejoin.
 //
+// Offsets committed in a transaction are a transactional batch of the
+// producer on the group's partition, pending until the producer's marker
+// lands there: the partitions' marker hook (partition.Manager.SetMarkerHook)
+// tells the shard of a marker written here, and a load replays markers in
+// log order (see docs/format.md, "__consumer_offsets records").
+//
 // The topic is created on first need: the first FindCoordinator, or the
 // first start of a broker whose Raft state holds offsets an older runnel
 // committed there (they are written into the topic once, group by group,
@@ -47,7 +53,9 @@ var _ Meta = (*cluster.Meta)(nil)
 
 // Options configure a Service.
 type Options struct {
-	Meta  Meta
+	Meta Meta
+	// Parts are the broker's partitions; New installs their marker hook
+	// (partition.Manager.SetMarkerHook).
 	Parts *partition.Manager
 	// Partitions of the topic when this broker creates it
 	// (offsets.topic.num.partitions). Default 50.
@@ -95,6 +103,11 @@ type Service struct {
 		sync.Mutex
 		creating bool            // this broker is asking the metadata for the topic
 		topics   map[string]bool // the topics seen at the last Reconciled
+		// shards are the loaded shards, by partition; late holds the
+		// transaction markers written to a partition while its shard
+		// loads, applied once it has loaded.
+		shards map[int32]*shard
+		late   map[int32][]coordinator.Marker
 	}
 }
 
@@ -113,6 +126,11 @@ func New(o Options) *Service {
 			return ok && p >= 0 && p < t.Partitions
 		}
 	}
+	o.Parts.SetMarkerHook(func(p *partition.Partition, producerID int64, commit bool) {
+		if p.Topic == Topic {
+			s.TxnMarkerWritten(p.Index, producerID, commit)
+		}
+	})
 	s.rt = coordinator.New(coordinator.Config{
 		Topic:        Topic,
 		NewLoader:    s.newLoader,
@@ -269,6 +287,59 @@ func (s *Service) MigrateLegacy() error {
 		return nil
 	}
 	return s.CreateTopic()
+}
+
+// TxnMarkerWritten tells the coordinator of a partition of the topic that
+// a transaction marker of the producer is in the partition's log (this
+// broker wrote it as leader, for the transaction coordinator: the
+// partitions' marker hook calls it): the offsets the producer
+// committed there in the transaction become visible or are dropped. A
+// marker written while the partition's shard loads is applied once it has
+// loaded (the load may have replayed it too: applying it twice changes
+// nothing).
+func (s *Service) TxnMarkerWritten(partition int32, producerID int64, commit bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := coordinator.Marker{ProducerID: producerID, Commit: commit}
+	if sh := s.mu.shards[partition]; sh != nil {
+		sh.c.CompleteTxn(producerID, commit)
+		return
+	}
+	if s.mu.late == nil {
+		s.mu.late = map[int32][]coordinator.Marker{}
+	}
+	s.mu.late[partition] = append(s.mu.late[partition], m)
+}
+
+// loading forgets the markers written before a load of the partition
+// starts: the load replays them.
+func (s *Service) loading(partition int32) {
+	s.mu.Lock()
+	delete(s.mu.late, partition)
+	s.mu.Unlock()
+}
+
+// register makes a loaded shard take markers, first those written while
+// it loaded.
+func (s *Service) register(sh *shard) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.shards == nil {
+		s.mu.shards = map[int32]*shard{}
+	}
+	s.mu.shards[sh.index] = sh
+	for _, m := range s.mu.late[sh.index] {
+		sh.c.CompleteTxn(m.ProducerID, m.Commit)
+	}
+	delete(s.mu.late, sh.index)
+}
+
+func (s *Service) unregister(sh *shard) {
+	s.mu.Lock()
+	if s.mu.shards[sh.index] == sh {
+		delete(s.mu.shards, sh.index)
+	}
+	s.mu.Unlock()
 }
 
 // Close unloads every shard.
