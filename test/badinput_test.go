@@ -95,11 +95,11 @@ func TestBadInput(t *testing.T) {
 		{"malformed header tags", func(rc *rawConn) { rc.write(frame(append(header(3, 9, "c"), 0x05))) }, "header", headerMsg},
 		{"unknown API key 9999", func(rc *rawConn) { rc.write(frame(append(header(9999, 0, "c"), 0, 0, 0, 0))) }, "header", headerMsg},
 		{"negative API version", func(rc *rawConn) { rc.write(frame(append(header(3, -1, "c"), 0, 0, 0, 0))) }, "header", headerMsg},
-		{"API runnel does not serve (AlterConfigs)", func(rc *rawConn) {
-			req := kmsg.NewPtrAlterConfigsRequest()
+		{"API runnel does not serve (AlterReplicaLogDirs)", func(rc *rawConn) {
+			req := kmsg.NewPtrAlterReplicaLogDirsRequest()
 			req.SetVersion(1)
 			rc.send(req)
-		}, "AlterConfigs", badReqMsg},
+		}, "AlterReplicaLogDirs", badReqMsg},
 		{"unsupported version Produce v2", func(rc *rawConn) {
 			req := kmsg.NewPtrProduceRequest()
 			req.SetVersion(2)
