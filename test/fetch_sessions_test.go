@@ -264,3 +264,45 @@ func TestFetchSessionsKcat(t *testing.T) {
 		}
 	})
 }
+
+// TestClusterFollowerFetchSessions: followers fetch from their leaders
+// through fetch sessions: every leader holds one for each of its two
+// followers and answers them incrementally, and the replicas end equal.
+func TestClusterFollowerFetchSessions(t *testing.T) {
+	const topic, partitions = "fs-replicated", 12
+	c := startCluster(t)
+	c.createTopic(topic, partitions, 3, nil)
+	cl := c.client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	ctx := ctxTimeout(t, 60*time.Second)
+	var recs []*kgo.Record
+	for p := int32(0); p < partitions; p++ {
+		for i := 0; i < 20; i++ {
+			recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Value: []byte(fmt.Sprintf("%d/%d", p, i))})
+		}
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	c.waitISR(topic, partitions, 3)
+	leaders := map[int32]bool{}
+	for p := int32(0); p < partitions; p++ {
+		leaders[c.leader(topic, p)] = true
+	}
+	for id := range leaders {
+		n := c.node(id)
+		b := &broker{t: t, metrics: n.metrics}
+		c.eventually(30*time.Second, fmt.Sprintf("broker %d: follower fetch sessions", id), func() error {
+			open, inc := b.metric("runnel_fetch_sessions"), labelledMetric(t, b, "runnel_fetch_session_requests_total", `kind="incremental"`)
+			if open < 2 || inc == 0 {
+				return fmt.Errorf("%v sessions open, %v incremental fetches; want the two followers' sessions in use", open, inc)
+			}
+			return nil
+		})
+	}
+	for _, n := range c.nodes {
+		if strings.Contains(n.log.String(), "lost this replica's fetch session") {
+			t.Errorf("broker %d lost its fetch session:\n%s", n.id, n.log.String())
+		}
+	}
+	c.stopAndCompare(partitions, topic)
+}
