@@ -69,9 +69,10 @@ func (s *Server) fetchTargets(id identity, h requestHeader, r *kmsg.FetchRequest
 		id   cluster.TopicID
 		err  int16
 	}
+	named := fetchPartitionsNamed(r)
 	topics := map[fetchKey]resolved{} // by topic name, or id from v13
-	at := map[fetchKey]int{}
-	var targets []fetchTarget
+	at := make(map[fetchKey]int, named)
+	targets := make([]fetchTarget, 0, named)
 	for ti := range r.Topics {
 		rt := &r.Topics[ti]
 		tk := fetchKey{topic: rt.Topic}
@@ -108,7 +109,7 @@ func (s *Server) fetchTargets(id identity, h requestHeader, r *kmsg.FetchRequest
 				errCode: res.err, replica: replicaID >= 0, committed: replicaID < 0 && r.IsolationLevel == 1, req: rp})
 		}
 	}
-	if named := fetchPartitionsNamed(r); len(targets) < named {
+	if len(targets) < named {
 		s.log.Debug("fetch names partitions more than once", "client_id", h.ClientID, "named", named, "distinct", len(targets))
 	}
 	for i := range targets {

@@ -366,18 +366,25 @@ func (c *fetchSessionCache) beginIncremental(fs *fetchSession, h requestHeader, 
 	fs.lastUsed.Store(c.now().UnixNano())
 	sf := sessionFetch{kind: sessionIncremental, replace: true, session: fs, epoch: fs.mu.epoch}
 	sf.parts = make([]*sessionPartition, 0, size)
+	// One backing array for every topic's partitions, cut per topic.
+	all := make([]kmsg.FetchRequestTopicPartition, 0, size)
+	from := 0
 	for sp := fs.mu.head; sp != nil; sp = sp.next {
 		sf.parts = append(sf.parts, sp)
 		n := len(sf.topics)
 		if n == 0 || sf.topics[n-1].Topic != sp.key.topic || sf.topics[n-1].TopicID != sp.key.id {
+			if n > 0 {
+				sf.topics[n-1].Partitions = all[from:len(all):len(all)]
+				from = len(all)
+			}
 			sf.topics = append(sf.topics, kmsg.FetchRequestTopic{Topic: sp.key.topic, TopicID: sp.key.id})
-			n++
 		}
-		sf.topics[n-1].Partitions = append(sf.topics[n-1].Partitions, kmsg.FetchRequestTopicPartition{
+		all = append(all, kmsg.FetchRequestTopicPartition{
 			Partition: sp.key.part, CurrentLeaderEpoch: sp.leaderEpoch, FetchOffset: sp.fetchOffset,
 			LastFetchedEpoch: sp.lastFetchedEpoch, LogStartOffset: sp.logStartOffset, PartitionMaxBytes: sp.maxBytes,
 		})
 	}
+	sf.topics[len(sf.topics)-1].Partitions = all[from:len(all):len(all)]
 	return sf, false
 }
 
