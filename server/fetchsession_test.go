@@ -2,6 +2,8 @@ package server
 
 import (
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -444,4 +446,69 @@ func TestFetchSessionMetrics(t *testing.T) {
 func gathered(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
 	t.Helper()
 	return (&connServer{reg: reg}).metric(t, name, labels...)
+}
+
+// TestFetchSessionsConcurrent: clients fetching through their own
+// sessions, others through one shared session (so fetches overtake each
+// other), and full fetches that evict, all at once under the race
+// detector: every answer is a session error or a consistent answer, and
+// the cache never holds more than its bound.
+func TestFetchSessionsConcurrent(t *testing.T) {
+	const max = 4
+	ts := newTestServer(t, Config{MaxFetchSessions: max})
+	topic := ts.createTopic(t, "t", 8)
+	all := map[int32]int64{}
+	for p := int32(0); p < 8; p++ {
+		all[p] = 0
+	}
+	shared := ts.call(t, sessionReq(13, 0, 0, topic, all)).(*kmsg.FetchResponse).SessionID
+	var sharedEpoch atomic.Int32
+	sharedEpoch.Store(1)
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for g := 0; g < 6; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var sid, epoch int32
+			for i := 0; i < 50; i++ {
+				switch g % 3 {
+				case 0: // its own session
+					resp := ts.call(t, sessionReq(13, sid, epoch, topic, map[int32]int64{int32(i % 8): 0})).(*kmsg.FetchResponse)
+					switch resp.ErrorCode {
+					case 0:
+						if resp.SessionID == 0 {
+							sid, epoch = 0, 0 // no room: full again
+						} else {
+							sid, epoch = resp.SessionID, nextSessionEpoch(epoch)
+						}
+					case kerr.FetchSessionIDNotFound.Code:
+						sid, epoch = 0, 0 // evicted
+					default:
+						errs <- kerr.ErrorForCode(resp.ErrorCode).Error()
+					}
+				case 1: // the shared session, at whatever epoch it had
+					e := sharedEpoch.Load()
+					resp := ts.call(t, sessionReq(13, shared, e, topic, nil)).(*kmsg.FetchResponse)
+					switch resp.ErrorCode {
+					case 0:
+						sharedEpoch.CompareAndSwap(e, nextSessionEpoch(e))
+					case kerr.InvalidFetchSessionEpoch.Code, kerr.FetchSessionIDNotFound.Code:
+					default:
+						errs <- kerr.ErrorForCode(resp.ErrorCode).Error()
+					}
+				case 2: // sessions opened and left behind
+					ts.call(t, sessionReq(13, 0, 0, topic, all))
+				}
+				if n := ts.sessions.len(); n > max {
+					errs <- "cache over its bound"
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
 }
