@@ -1,6 +1,7 @@
 package server
 
 import (
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -510,5 +511,27 @@ func TestFetchSessionsConcurrent(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+}
+
+// TestFetchNoPartitionsAnsweredAtOnce: a fetch that names no partitions,
+// as one that forgets the last of its session, is answered without
+// waiting for MinBytes, as Kafka answers it.
+func TestFetchNoPartitionsAnsweredAtOnce(t *testing.T) {
+	ts := newTestServer(t, Config{MaxFetchWait: time.Hour})
+	topic := ts.createTopic(t, "t", 1)
+	sid := ts.call(t, sessionReq(12, 0, 0, topic, map[int32]int64{0: 0})).(*kmsg.FetchResponse).SessionID
+	for _, req := range []*kmsg.FetchRequest{sessionReq(12, 0, -1, topic, nil), sessionReq(12, sid, 1, topic, nil, 0)} {
+		req.MinBytes, req.MaxWaitMillis = 1, math.MaxInt32
+		done := make(chan *kmsg.FetchResponse, 1)
+		go func() { done <- ts.call(t, req).(*kmsg.FetchResponse) }()
+		select {
+		case resp := <-done:
+			if resp.ErrorCode != 0 || len(resp.Topics) != 0 {
+				t.Fatalf("answer: error %d, %d topics", resp.ErrorCode, len(resp.Topics))
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("a fetch of no partitions parked for MinBytes")
+		}
 	}
 }
