@@ -11,7 +11,7 @@ BENCH_COUNT   ?= 5
 # Packages with fuzz targets, as package:target pairs.
 FUZZ_TARGETS  ?= ./segment:FuzzParseHeader ./segment:FuzzValidate ./segment:FuzzValidateRecords ./segment:FuzzRecoverSegment ./server:FuzzParseHeader ./server:FuzzDispatchDecode ./protocol:FuzzCheck ./compression:FuzzReader ./partition:FuzzFirstRecordAtOrAfter ./group:FuzzSubscribedTopics ./cluster:FuzzDecodeRaftLog ./cluster:FuzzFSMApply ./index:FuzzDecode ./partition:FuzzDecodeSideFiles ./segment:FuzzParseLogStart ./group/offsetsfmt:FuzzDecodeKey ./group/offsetsfmt:FuzzDecodeOffsetValue ./group/offsetsfmt:FuzzDecodeGroupValue ./coordinator/groups:FuzzLoaderReplay
 
-.PHONY: help build run cluster secure-cluster powerloss bench-go bench-cluster bench-fetch bench-scale bench-restart bench-latency bench-nats bench-produce-peer bench-commits bench-txn bench-cleaner-p99 chaos compaction-soak test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean dashboards-check
+.PHONY: help build run cluster secure-cluster powerloss bench-go bench-cluster bench-fetch bench-scale bench-restart bench-latency bench-nats bench-produce-peer bench-commits bench-txn bench-cleaner-p99 chaos compaction-soak test test-short bench bench-large bench-broker fuzz lint fmt vet staticcheck clean dashboards-check bench-fetch-sessions
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ bench-cluster: ## replication throughput and failover benchmarks (scripts/bench-
 
 bench-fetch: ## the three fetch paths and TLS with 1 and 8 consumers, produce over TLS against plaintext, and bare loops over loopback (scripts/bench-fetch.sh)
 	scripts/bench-fetch.sh
+
+bench-fetch-sessions: ## request bytes and broker CPU per fetch at 1,000 partitions, fetch sessions against none (scripts/bench-fetch-sessions.sh)
+	scripts/bench-fetch-sessions.sh
 
 bench-scale: ## one broker with 1 to 10,000 partitions: create, produce, RSS, open time (scripts/bench-scale.sh)
 	scripts/bench-scale.sh

@@ -44,6 +44,9 @@ type fetcher struct {
 	parts map[*partition.Partition]*followed
 	wake  chan struct{}
 
+	// session is the fetch session with the leader; only run uses it.
+	session fetchSession
+
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -195,37 +198,37 @@ func (f *fetcher) round(ctx context.Context, c *conn, parts []*followed) error {
 	req.MinBytes = 1
 	req.MaxBytes = 16 << 20
 	req.IsolationLevel = 0
-	req.SessionEpoch = -1
 	byName := map[cluster.TP]*followed{}
+	var want []wantPartition
 	for _, st := range parts {
 		if !st.truncated {
 			continue
 		}
-		rt := kmsg.NewFetchRequestTopic()
-		rt.Topic = st.p.Topic
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition = st.p.Index
-		rp.CurrentLeaderEpoch = st.epoch
-		rp.FetchOffset = st.p.LogEndOffset()
-		rp.LastFetchedEpoch = -1
-		rp.LogStartOffset = st.p.LogStartOffset()
-		rp.PartitionMaxBytes = 4 << 20
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
+		want = append(want, wantPartition{p: st.p, sentPartition: sentPartition{
+			offset: st.p.LogEndOffset(), logStart: st.p.LogStartOffset(), epoch: st.epoch}})
 		byName[tpOf(st.p)] = st
 	}
-	if len(req.Topics) == 0 {
+	if len(want) == 0 {
 		sleep(ctx, errorBackoff)
 		return nil
 	}
+	next := f.session.fill(req, want, 4<<20)
 	kresp, err := c.do(ctx, req, f.m.o.FetchMaxWait+10*time.Second)
 	if err != nil {
+		f.session.reset()
 		return err
 	}
 	resp := kresp.(*kmsg.FetchResponse)
+	if sessionError(resp.ErrorCode) {
+		f.m.log.Debug("the leader lost this replica's fetch session; opening another", "err", kerr.ErrorForCode(resp.ErrorCode))
+		f.session.reset()
+		return nil
+	}
 	if resp.ErrorCode != 0 {
+		f.session.reset()
 		return fmt.Errorf("replica: fetch refused: %w", kerr.ErrorForCode(resp.ErrorCode))
 	}
+	f.session.done(resp, next)
 	var appended []*followed
 	for _, rt := range resp.Topics {
 		for _, rp := range rt.Partitions {

@@ -62,19 +62,17 @@ type fetchKey struct {
 // TOPIC_AUTHORIZATION_FAILED, as Kafka does.
 func (s *Server) fetchTargets(id identity, h requestHeader, r *kmsg.FetchRequest) []fetchTarget {
 	// A follower names itself; consumers send -1.
-	replicaID := r.ReplicaID
-	if h.Version >= 15 {
-		replicaID = r.ReplicaState.ID
-	}
+	replicaID := fetchReplicaID(h, r)
 	replicaAllowed := replicaID < 0 || s.authorizeAs(id, "Fetch", authz.OpClusterAction, authz.ResourceCluster, clusterResource)
 	type resolved struct {
 		name string
 		id   cluster.TopicID
 		err  int16
 	}
+	named := fetchPartitionsNamed(r)
 	topics := map[fetchKey]resolved{} // by topic name, or id from v13
-	at := map[fetchKey]int{}
-	var targets []fetchTarget
+	at := make(map[fetchKey]int, named)
+	targets := make([]fetchTarget, 0, named)
 	for ti := range r.Topics {
 		rt := &r.Topics[ti]
 		tk := fetchKey{topic: rt.Topic}
@@ -111,7 +109,7 @@ func (s *Server) fetchTargets(id identity, h requestHeader, r *kmsg.FetchRequest
 				errCode: res.err, replica: replicaID >= 0, committed: replicaID < 0 && r.IsolationLevel == 1, req: rp})
 		}
 	}
-	if named := fetchPartitionsNamed(r); len(targets) < named {
+	if len(targets) < named {
 		s.log.Debug("fetch names partitions more than once", "client_id", h.ClientID, "named", named, "distinct", len(targets))
 	}
 	for i := range targets {
@@ -160,15 +158,22 @@ func (s *Server) fetchBudget(maxBytes int32) int64 {
 
 func (s *Server) fetch(ctx context.Context, id identity, h requestHeader, r *kmsg.FetchRequest, until time.Time) *consumer.Encoded {
 	resp := &consumer.Response{Version: h.Version, CorrelationID: h.CorrelationID}
-	// Sessions: runnel answers every fetch in full and never creates a
-	// session (session id 0 tells the client so). A client naming a
-	// session runnel did not create is told it is unknown.
-	if h.Version >= 7 && r.SessionID != 0 && r.SessionEpoch != -1 {
-		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+	sf := s.sessions.begin(id, h, r)
+	if sf.errCode != 0 {
+		resp.ErrorCode = sf.errCode
 		s.m.errorCode("Fetch", resp.ErrorCode)
+		s.log.Debug("fetch session refused", "client_id", h.ClientID, "session_id", r.SessionID,
+			"session_epoch", r.SessionEpoch, "err", kerr.ErrorForCode(sf.errCode))
 		return consumer.Encode(resp, nil)
 	}
-	targets := s.fetchTargets(id, h, r)
+	req := r
+	if sf.replace {
+		// An incremental fetch reads every partition of its session.
+		cp := *r
+		cp.Topics = sf.topics
+		req = &cp
+	}
+	targets := s.fetchTargets(id, h, req)
 	budget := s.fetchBudget(r.MaxBytes)
 
 	wake := make(chan struct{}, 1)
@@ -192,8 +197,9 @@ func (s *Server) fetch(ctx context.Context, id identity, h requestHeader, r *kms
 	for {
 		resp.Topics = resp.Topics[:0]
 		total := s.fillFetch(resp, targets, budget)
-		expired := false
-		if total < int64(r.MinBytes) && total >= 0 {
+		// A fetch of no partitions is answered at once, as Kafka does.
+		if total < int64(r.MinBytes) && total >= 0 && len(targets) > 0 {
+			expired := false
 			select {
 			case <-wake:
 			case <-deadline.C:
@@ -201,14 +207,14 @@ func (s *Server) fetch(ctx context.Context, id identity, h requestHeader, r *kms
 			case <-ctx.Done():
 				expired = true
 			}
+			releaseRegions(resp)
 			if !expired {
-				releaseRegions(resp)
 				continue
 			}
-			releaseRegions(resp)
 			resp.Topics = resp.Topics[:0]
 			s.fillFetch(resp, targets, budget)
 		}
+		s.sessions.finish(&sf, id, h, r, targets, resp)
 		return consumer.Encode(resp, nil)
 	}
 }

@@ -81,6 +81,10 @@ type Config struct {
 	// the first batch of the first partition with data is sent whole even
 	// when it alone is larger. Default 55 MiB.
 	FetchMaxBytes int32
+	// MaxFetchSessions bounds the incremental fetch sessions (KIP-227)
+	// the broker holds (Kafka's max.incremental.fetch.session.cache.slots).
+	// Default 1000.
+	MaxFetchSessions int
 	// FetchPath chooses sendfile (default) or the copy path for fetches.
 	FetchPath consumer.Path
 	// PrincipalMapping turns a TLS client certificate's subject into the
@@ -140,6 +144,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPartitionsPerBroker <= 0 {
 		c.MaxPartitionsPerBroker = 20_000
+	}
+	if c.MaxFetchSessions <= 0 {
+		c.MaxFetchSessions = defaultMaxFetchSessions
 	}
 	if c.FetchMaxBytes <= 0 {
 		c.FetchMaxBytes = 55 << 20
@@ -240,6 +247,9 @@ type Server struct {
 
 	pids producerIDs
 
+	// sessions holds the incremental fetch sessions (KIP-227).
+	sessions *fetchSessionCache
+
 	// budget bounds the request bytes being read, over all connections.
 	budget *requestBudget
 	// clientLog bounds the warnings logged about one client address (bad
@@ -282,6 +292,7 @@ func New(cfg Config, parts *partition.Manager, meta Cluster, groups Groups, repl
 	if s.txns == nil {
 		s.txns = noTransactions{}
 	}
+	s.sessions = newFetchSessionCache(cfg.MaxFetchSessions, time.Now, cfg.Metrics.fetchSessions())
 	s.budget = newRequestBudget(cfg.MaxQueuedRequestBytes, cfg.Metrics)
 	s.clientLog = newLogLimiter(clientLogLimit, time.Minute, func(host string, n int, w time.Duration) {
 		s.log.Warn("suppressed warnings about a client", "remote_host", host, "suppressed", n, "window", w)

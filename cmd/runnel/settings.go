@@ -88,6 +88,7 @@ var serveSettings = []setting{
 	{"max-fetch-wait", "cap on a fetch's MaxWaitMillis", func(o *serveOptions) value { return durationVar(&o.broker.Server.MaxFetchWait) }},
 	{"queued-max-request-bytes", "request bytes held across all connections while they are read and handled (-1: unbounded)", func(o *serveOptions) value { return int64Var(&o.broker.Server.MaxQueuedRequestBytes) }},
 	{"fetch-max-bytes", "most record bytes in one fetch response (the first batch of the first partition with data is sent whole)", func(o *serveOptions) value { return int32Var(&o.broker.Server.FetchMaxBytes) }},
+	{"max-fetch-sessions", "most incremental fetch sessions held (KIP-227; Kafka's max.incremental.fetch.session.cache.slots)", func(o *serveOptions) value { return intVar(&o.broker.Server.MaxFetchSessions) }},
 	{"max-partitions-per-topic", "most partitions a topic may have; more is refused with INVALID_PARTITIONS", func(o *serveOptions) value { return int32Var(&o.broker.Server.MaxPartitionsPerTopic) }},
 	{"max-partitions-per-broker", "most partition replicas the cluster holds per registered broker; creating past it is refused with POLICY_VIOLATION", func(o *serveOptions) value { return int32Var(&o.broker.Server.MaxPartitionsPerBroker) }},
 	{"max-decompressed-batch-bytes", "most bytes the records of one compressed batch from a producer may inflate to; a batch past it is refused with INVALID_RECORD", func(o *serveOptions) value { return int64Var(&o.broker.Partitions.MaxDecompressedBatchBytes) }},
