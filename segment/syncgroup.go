@@ -36,9 +36,10 @@ const DefaultSyncGroupMinFiles = 4
 // syncfs writes back everything dirty on the file system, whoever wrote
 // it: on a file system shared with busy writers it can take longer than
 // the round's own fdatasyncs, run side by side. So the group keeps a moving
-// average of how long a round took each way (a syncfs; the slowest log's
-// fdatasyncs) and syncs a round of MinFiles or more the way that has been
-// faster, trying the other way now and then (probeEvery) to follow a
+// average of what a round cost per file each way (a syncfs, or the slowest
+// log's fdatasyncs, divided by the files of the round: rounds differ in
+// size) and syncs a round of MinFiles or more the way that has been
+// cheaper, trying the other way now and then (probeEvery) to follow a
 // change of load.
 type SyncGroup struct {
 	vol      vfs.Volume
@@ -54,8 +55,8 @@ type SyncGroup struct {
 	closed  bool
 	idle    sync.WaitGroup
 
-	// Under mu: moving averages of a round's time by syncfs and by the
-	// logs' own fdatasyncs (0: not measured yet), and the rounds of
+	// Under mu: moving averages of a round's time per file by syncfs and
+	// by the logs' own fdatasyncs (0: not measured yet), and the rounds of
 	// MinFiles or more since the way not chosen was last tried.
 	volumeAvg, ownAvg time.Duration
 	sinceProbe        int
@@ -75,8 +76,8 @@ const (
 // ownRound times a round whose logs fdatasync their own files: the round
 // took as long as its slowest log.
 type ownRound struct {
-	pending int
-	slowest time.Duration
+	pending, files int
+	slowest        time.Duration
 }
 
 // SyncGroupOptions configure a SyncGroup.
@@ -165,7 +166,7 @@ func (g *SyncGroup) ownDone(r *ownRound, d time.Duration) {
 	defer g.mu.Unlock()
 	r.slowest = max(r.slowest, d)
 	if r.pending--; r.pending == 0 {
-		g.ownAvg = average(g.ownAvg, r.slowest)
+		g.ownAvg = average(g.ownAvg, r.slowest/time.Duration(r.files))
 	}
 }
 
@@ -212,7 +213,7 @@ func (g *SyncGroup) run() {
 		own := !big || !g.useVolumeLocked()
 		var timed *ownRound
 		if big && own {
-			timed = &ownRound{pending: len(round)}
+			timed = &ownRound{pending: len(round), files: files}
 		}
 		g.mu.Unlock()
 
@@ -230,7 +231,7 @@ func (g *SyncGroup) run() {
 				own = true
 			} else {
 				g.mu.Lock()
-				g.volumeAvg = average(g.volumeAvg, took)
+				g.volumeAvg = average(g.volumeAvg, took/time.Duration(files))
 				g.mu.Unlock()
 				if g.covered != nil {
 					g.covered(files)
