@@ -60,7 +60,6 @@ type SyncGroup struct {
 	// MinFiles or more since the way not chosen was last tried.
 	volumeAvg, ownAvg time.Duration
 	sinceProbe        int
-	ownRound          *ownRound // the round of MinFiles or more whose logs sync themselves, timed
 }
 
 // probeEvery is how often a round big enough for a syncfs is synced the

@@ -32,8 +32,7 @@ func etlStage(ctx context.Context, t *testing.T, seeds []string, group, from, to
 		kgo.ConsumeTopics(from),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.SessionTimeout(10*time.Second),
-		kgo.RequireStableFetchOffsets(),
+		kgo.SessionTimeout(10*time.Second), // franz-go's group consumers fetch offsets with RequireStable
 	)
 	if err != nil {
 		fail(err)
