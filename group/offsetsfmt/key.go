@@ -1,5 +1,7 @@
 package offsetsfmt
 
+import "github.com/runnel-io/runnel/internal/kwire"
+
 // Key versions: the int16 that starts every key of __consumer_offsets
 // names the kind of record (Kafka's record type).
 const (
@@ -25,50 +27,50 @@ func (k Key) IsOffsetCommit() bool { return k.Version != KeyGroupMetadata }
 // for topic and partition. Only a string longer than 32767 bytes fails
 // (ErrTooLong), and dst is then returned as it was.
 func AppendOffsetKey(dst []byte, group, topic string, partition int32) ([]byte, error) {
-	w := writer{b: dst}
-	w.int16(KeyOffsetCommit)
-	w.string("group", group)
-	w.string("topic", topic)
-	w.int32(partition)
-	if w.err != nil {
-		return dst, w.err
+	w := kwire.Writer{B: dst, TooLong: ErrTooLong}
+	w.Int16(KeyOffsetCommit)
+	w.String("group", group)
+	w.String("topic", topic)
+	w.Int32(partition)
+	if w.Err != nil {
+		return dst, w.Err
 	}
-	return w.b, nil
+	return w.B, nil
 }
 
 // AppendGroupKey appends the key (version 2) of group's metadata.
 func AppendGroupKey(dst []byte, group string) ([]byte, error) {
-	w := writer{b: dst}
-	w.int16(KeyGroupMetadata)
-	w.string("group", group)
-	if w.err != nil {
-		return dst, w.err
+	w := kwire.Writer{B: dst, TooLong: ErrTooLong}
+	w.Int16(KeyGroupMetadata)
+	w.String("group", group)
+	if w.Err != nil {
+		return dst, w.Err
 	}
-	return w.b, nil
+	return w.B, nil
 }
 
 // DecodeKey decodes a key of __consumer_offsets. A version other than 0, 1
 // and 2 is an *UnknownVersionError; bytes that do not parse, ErrMalformed.
 func DecodeKey(b []byte) (Key, error) {
-	r := reader{b: b, record: "key"}
-	k := Key{Version: r.int16("version")}
-	if r.err != nil {
-		return Key{}, r.err
+	r := kwire.Reader{B: b, Record: "key", Malformed: ErrMalformed}
+	k := Key{Version: r.Int16("version")}
+	if r.Err != nil {
+		return Key{}, r.Err
 	}
 	switch k.Version {
 	case KeyOffsetCommitV0, KeyOffsetCommit:
-		r.record = "offset commit key"
-		k.Group = r.string("group")
-		k.Topic = r.string("topic")
-		k.Partition = r.int32("partition")
+		r.Record = "offset commit key"
+		k.Group = r.String("group")
+		k.Topic = r.String("topic")
+		k.Partition = r.Int32("partition")
 	case KeyGroupMetadata:
-		r.record = "group metadata key"
-		k.Group = r.string("group")
+		r.Record = "group metadata key"
+		k.Group = r.String("group")
 	default:
 		return Key{}, &UnknownVersionError{Record: "key", Version: k.Version}
 	}
-	if r.err != nil {
-		return Key{}, r.err
+	if r.Err != nil {
+		return Key{}, r.Err
 	}
 	return k, nil
 }

@@ -1,5 +1,7 @@
 package offsetsfmt
 
+import "github.com/runnel-io/runnel/internal/kwire"
+
 // Value versions.
 const (
 	// OffsetValueVersion is the offset commit value version the encoder
@@ -28,24 +30,24 @@ type OffsetValue struct {
 // leader epoch. Only metadata longer than 32767 bytes fails (ErrTooLong),
 // and dst is then returned as it was.
 func AppendOffsetValue(dst []byte, v OffsetValue) ([]byte, error) {
-	w := writer{b: dst}
+	w := kwire.Writer{B: dst, TooLong: ErrTooLong}
 	if v.ExpireTimestamp > 0 {
-		w.int16(1)
-		w.int64(v.Offset)
-		w.string("metadata", v.Metadata)
-		w.int64(v.CommitTimestamp)
-		w.int64(v.ExpireTimestamp)
+		w.Int16(1)
+		w.Int64(v.Offset)
+		w.String("metadata", v.Metadata)
+		w.Int64(v.CommitTimestamp)
+		w.Int64(v.ExpireTimestamp)
 	} else {
-		w.int16(OffsetValueVersion)
-		w.int64(v.Offset)
-		w.int32(v.LeaderEpoch)
-		w.string("metadata", v.Metadata)
-		w.int64(v.CommitTimestamp)
+		w.Int16(OffsetValueVersion)
+		w.Int64(v.Offset)
+		w.Int32(v.LeaderEpoch)
+		w.String("metadata", v.Metadata)
+		w.Int64(v.CommitTimestamp)
 	}
-	if w.err != nil {
-		return dst, w.err
+	if w.Err != nil {
+		return dst, w.Err
 	}
-	return w.b, nil
+	return w.B, nil
 }
 
 // DecodeOffsetValue decodes an offset commit value of versions 0 to 4. A
@@ -55,28 +57,28 @@ func DecodeOffsetValue(b []byte) (v OffsetValue, tombstone bool, err error) {
 	if b == nil {
 		return OffsetValue{}, true, nil
 	}
-	r := reader{b: b, record: "offset commit value"}
-	version := r.int16("version")
-	if r.err != nil {
-		return OffsetValue{}, false, r.err
+	r := kwire.Reader{B: b, Record: "offset commit value", Malformed: ErrMalformed}
+	version := r.Int16("version")
+	if r.Err != nil {
+		return OffsetValue{}, false, r.Err
 	}
 	if version < 0 || version > MaxValueVersion {
 		return OffsetValue{}, false, &UnknownVersionError{Record: "offset commit value", Version: version}
 	}
-	r.flexible = version >= 4
+	r.Flexible = version >= 4
 	v = OffsetValue{LeaderEpoch: -1, ExpireTimestamp: -1}
-	v.Offset = r.int64("offset")
+	v.Offset = r.Int64("offset")
 	if version >= 3 {
-		v.LeaderEpoch = r.int32("leaderEpoch")
+		v.LeaderEpoch = r.Int32("leaderEpoch")
 	}
-	v.Metadata = r.string("metadata")
-	v.CommitTimestamp = r.int64("commitTimestamp")
+	v.Metadata = r.String("metadata")
+	v.CommitTimestamp = r.Int64("commitTimestamp")
 	if version == 1 {
-		v.ExpireTimestamp = r.int64("expireTimestamp")
+		v.ExpireTimestamp = r.Int64("expireTimestamp")
 	}
-	r.tags()
-	if r.err != nil {
-		return OffsetValue{}, false, r.err
+	r.Tags(nil)
+	if r.Err != nil {
+		return OffsetValue{}, false, r.Err
 	}
 	return v, false, nil
 }
@@ -109,29 +111,29 @@ type GroupMember struct {
 // longer than 32767 bytes fails (ErrTooLong), and dst is then returned as
 // it was.
 func AppendGroupValue(dst []byte, v *GroupValue) ([]byte, error) {
-	w := writer{b: dst}
-	w.int16(GroupValueVersion)
-	w.string("protocolType", v.ProtocolType)
-	w.int32(v.Generation)
-	w.nullableString("protocol", v.Protocol)
-	w.nullableString("leader", v.Leader)
-	w.int64(v.CurrentStateTimestamp)
-	w.int32(int32(len(v.Members)))
+	w := kwire.Writer{B: dst, TooLong: ErrTooLong}
+	w.Int16(GroupValueVersion)
+	w.String("protocolType", v.ProtocolType)
+	w.Int32(v.Generation)
+	w.NullableString("protocol", v.Protocol)
+	w.NullableString("leader", v.Leader)
+	w.Int64(v.CurrentStateTimestamp)
+	w.Int32(int32(len(v.Members)))
 	for i := range v.Members {
 		m := &v.Members[i]
-		w.string("memberId", m.MemberID)
-		w.nullableString("groupInstanceId", m.GroupInstanceID)
-		w.string("clientId", m.ClientID)
-		w.string("clientHost", m.ClientHost)
-		w.int32(m.RebalanceTimeout)
-		w.int32(m.SessionTimeout)
-		w.bytes("subscription", m.Subscription)
-		w.bytes("assignment", m.Assignment)
+		w.String("memberId", m.MemberID)
+		w.NullableString("groupInstanceId", m.GroupInstanceID)
+		w.String("clientId", m.ClientID)
+		w.String("clientHost", m.ClientHost)
+		w.Int32(m.RebalanceTimeout)
+		w.Int32(m.SessionTimeout)
+		w.Bytes("subscription", m.Subscription)
+		w.Bytes("assignment", m.Assignment)
 	}
-	if w.err != nil {
-		return dst, w.err
+	if w.Err != nil {
+		return dst, w.Err
 	}
-	return w.b, nil
+	return w.B, nil
 }
 
 // minMemberSize is the fewest bytes a member of a version takes: its
@@ -156,49 +158,49 @@ func DecodeGroupValue(b []byte) (v GroupValue, tombstone bool, err error) {
 	if b == nil {
 		return GroupValue{}, true, nil
 	}
-	r := reader{b: b, record: "group metadata value"}
-	version := r.int16("version")
-	if r.err != nil {
-		return GroupValue{}, false, r.err
+	r := kwire.Reader{B: b, Record: "group metadata value", Malformed: ErrMalformed}
+	version := r.Int16("version")
+	if r.Err != nil {
+		return GroupValue{}, false, r.Err
 	}
 	if version < 0 || version > MaxValueVersion {
 		return GroupValue{}, false, &UnknownVersionError{Record: "group metadata value", Version: version}
 	}
-	r.flexible = version >= 4
+	r.Flexible = version >= 4
 	v = GroupValue{CurrentStateTimestamp: -1}
-	v.ProtocolType = r.string("protocolType")
-	v.Generation = r.int32("generation")
-	v.Protocol = r.nullableString("protocol")
-	v.Leader = r.nullableString("leader")
+	v.ProtocolType = r.String("protocolType")
+	v.Generation = r.Int32("generation")
+	v.Protocol = r.NullableString("protocol")
+	v.Leader = r.NullableString("leader")
 	if version >= 2 {
-		v.CurrentStateTimestamp = r.int64("currentStateTimestamp")
+		v.CurrentStateTimestamp = r.Int64("currentStateTimestamp")
 	}
-	n := r.count("members", minMemberSize(version))
+	n := r.Count("members", minMemberSize(version), false)
 	if n > 0 {
 		v.Members = make([]GroupMember, n)
 	}
-	for i := 0; i < n && r.err == nil; i++ {
+	for i := 0; i < n && r.Err == nil; i++ {
 		m := &v.Members[i]
-		m.MemberID = r.string("memberId")
+		m.MemberID = r.String("memberId")
 		if version >= 3 {
-			m.GroupInstanceID = r.nullableString("groupInstanceId")
+			m.GroupInstanceID = r.NullableString("groupInstanceId")
 		}
-		m.ClientID = r.string("clientId")
-		m.ClientHost = r.string("clientHost")
+		m.ClientID = r.String("clientId")
+		m.ClientHost = r.String("clientHost")
 		if version >= 1 {
-			m.RebalanceTimeout = r.int32("rebalanceTimeout")
+			m.RebalanceTimeout = r.Int32("rebalanceTimeout")
 		}
-		m.SessionTimeout = r.int32("sessionTimeout")
+		m.SessionTimeout = r.Int32("sessionTimeout")
 		if version == 0 {
 			m.RebalanceTimeout = m.SessionTimeout
 		}
-		m.Subscription = r.bytes("subscription")
-		m.Assignment = r.bytes("assignment")
-		r.tags()
+		m.Subscription = r.Bytes("subscription")
+		m.Assignment = r.Bytes("assignment")
+		r.Tags(nil)
 	}
-	r.tags()
-	if r.err != nil {
-		return GroupValue{}, false, r.err
+	r.Tags(nil)
+	if r.Err != nil {
+		return GroupValue{}, false, r.Err
 	}
 	return v, false, nil
 }

@@ -1,5 +1,7 @@
 package txnlogfmt
 
+import "github.com/runnel-io/runnel/internal/kwire"
+
 // KeyVersion is the version of TransactionLogKey, the only one Kafka has
 // defined.
 const KeyVersion int16 = 0
@@ -8,29 +10,29 @@ const KeyVersion int16 = 0
 // longer than 32767 bytes fails (ErrTooLong), and dst is then returned as
 // it was.
 func AppendKey(dst []byte, transactionalID string) ([]byte, error) {
-	w := writer{b: dst}
-	w.int16(KeyVersion)
-	w.string("transactionalId", transactionalID)
-	if w.err != nil {
-		return dst, w.err
+	w := kwire.Writer{B: dst, TooLong: ErrTooLong}
+	w.Int16(KeyVersion)
+	w.String("transactionalId", transactionalID)
+	if w.Err != nil {
+		return dst, w.Err
 	}
-	return w.b, nil
+	return w.B, nil
 }
 
 // DecodeKey decodes a key of __transaction_state and returns its
 // transactional id.
 func DecodeKey(b []byte) (string, error) {
-	r := reader{b: b, record: "key"}
-	v := r.int16("version")
-	if r.err != nil {
-		return "", r.err
+	r := kwire.Reader{B: b, Record: "key", Malformed: ErrMalformed}
+	v := r.Int16("version")
+	if r.Err != nil {
+		return "", r.Err
 	}
 	if v != KeyVersion {
 		return "", &UnknownVersionError{Record: "key", Version: v}
 	}
-	id := r.string("transactionalId")
-	if r.err != nil {
-		return "", r.err
+	id := r.String("transactionalId")
+	if r.Err != nil {
+		return "", r.Err
 	}
 	return id, nil
 }

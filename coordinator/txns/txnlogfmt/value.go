@@ -3,6 +3,8 @@ package txnlogfmt
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/runnel-io/runnel/internal/kwire"
 )
 
 // Value versions.
@@ -91,31 +93,31 @@ func AppendValue(dst []byte, v *Value) ([]byte, error) { return appendValue(dst,
 func AppendValueV0(dst []byte, v *Value) ([]byte, error) { return appendValue(dst, v, 0) }
 
 func appendValue(dst []byte, v *Value, version int16) ([]byte, error) {
-	w := writer{b: dst}
-	w.int16(version)
-	w.flexible = version >= 1
-	w.int64(v.ProducerID)
-	w.int16(v.ProducerEpoch)
-	w.int32(v.TimeoutMs)
-	w.int8(int8(v.Status))
+	w := kwire.Writer{B: dst, TooLong: ErrTooLong}
+	w.Int16(version)
+	w.Flexible = version >= 1
+	w.Int64(v.ProducerID)
+	w.Int16(v.ProducerEpoch)
+	w.Int32(v.TimeoutMs)
+	w.Int8(int8(v.Status))
 	if v.Partitions == nil {
-		w.length(-1, true)
+		w.Length(-1, true)
 	} else {
-		w.length(len(v.Partitions), true)
+		w.Length(len(v.Partitions), true)
 		for _, tp := range v.Partitions {
-			w.string("topic", tp.Topic)
-			w.length(len(tp.Partitions), true)
+			w.String("topic", tp.Topic)
+			w.Length(len(tp.Partitions), true)
 			for _, p := range tp.Partitions {
-				w.int32(p)
+				w.Int32(p)
 			}
-			if w.flexible {
-				w.b = append(w.b, 0) // no tagged fields
+			if w.Flexible {
+				w.B = append(w.B, 0) // no tagged fields
 			}
 		}
 	}
-	w.int64(v.LastUpdateMs)
-	w.int64(v.StartMs)
-	if w.flexible {
+	w.Int64(v.LastUpdateMs)
+	w.Int64(v.StartMs)
+	if w.Flexible {
 		var n uint64
 		if v.PreviousProducerID != -1 {
 			n++
@@ -126,24 +128,24 @@ func appendValue(dst []byte, v *Value, version int16) ([]byte, error) {
 		if v.ClientTransactionVersion != 0 {
 			n++
 		}
-		w.b = binary.AppendUvarint(w.b, n)
+		w.B = binary.AppendUvarint(w.B, n)
 		if v.PreviousProducerID != -1 {
-			w.b = append(w.b, tagPreviousProducerID, 8)
-			w.int64(v.PreviousProducerID)
+			w.B = append(w.B, tagPreviousProducerID, 8)
+			w.Int64(v.PreviousProducerID)
 		}
 		if v.NextProducerID != -1 {
-			w.b = append(w.b, tagNextProducerID, 8)
-			w.int64(v.NextProducerID)
+			w.B = append(w.B, tagNextProducerID, 8)
+			w.Int64(v.NextProducerID)
 		}
 		if v.ClientTransactionVersion != 0 {
-			w.b = append(w.b, tagClientTransactionVersion, 2)
-			w.int16(v.ClientTransactionVersion)
+			w.B = append(w.B, tagClientTransactionVersion, 2)
+			w.Int16(v.ClientTransactionVersion)
 		}
 	}
-	if w.err != nil {
-		return dst, w.err
+	if w.Err != nil {
+		return dst, w.Err
 	}
-	return w.b, nil
+	return w.B, nil
 }
 
 // DecodeValue decodes a value of versions 0 and 1. A nil b (a null record
@@ -152,44 +154,44 @@ func DecodeValue(b []byte) (v Value, tombstone bool, err error) {
 	if b == nil {
 		return Value{}, true, nil
 	}
-	r := reader{b: b, record: "value"}
-	version := r.int16("version")
-	if r.err != nil {
-		return Value{}, false, r.err
+	r := kwire.Reader{B: b, Record: "value", Malformed: ErrMalformed}
+	version := r.Int16("version")
+	if r.Err != nil {
+		return Value{}, false, r.Err
 	}
 	if version < 0 || version > MaxValueVersion {
 		return Value{}, false, &UnknownVersionError{Record: "value", Version: version}
 	}
-	r.flexible = version >= 1
+	r.Flexible = version >= 1
 	v = Value{PreviousProducerID: -1, NextProducerID: -1}
-	v.ProducerID = r.int64("producerId")
-	v.ProducerEpoch = r.int16("producerEpoch")
-	v.TimeoutMs = r.int32("transactionTimeoutMs")
-	v.Status = Status(r.int8("transactionStatus"))
+	v.ProducerID = r.Int64("producerId")
+	v.ProducerEpoch = r.Int16("producerEpoch")
+	v.TimeoutMs = r.Int32("transactionTimeoutMs")
+	v.Status = Status(r.Int8("transactionStatus"))
 	// A topic takes at least 2 bytes (its length), 1 flexible, plus its
 	// partitions' count: at least 3 and 2.
 	minTopic := 6
-	if r.flexible {
+	if r.Flexible {
 		minTopic = 3
 	}
-	if n := r.count("transactionPartitions", minTopic, true); n >= 0 && r.err == nil {
+	if n := r.Count("transactionPartitions", minTopic, true); n >= 0 && r.Err == nil {
 		v.Partitions = make([]TopicPartitions, 0, n)
-		for i := 0; i < n && r.err == nil; i++ {
-			tp := TopicPartitions{Topic: r.string("topic")}
-			m := r.count("partitionIds", 4, false)
-			if r.err == nil {
+		for i := 0; i < n && r.Err == nil; i++ {
+			tp := TopicPartitions{Topic: r.String("topic")}
+			m := r.Count("partitionIds", 4, false)
+			if r.Err == nil {
 				tp.Partitions = make([]int32, m)
 				for j := range tp.Partitions {
-					tp.Partitions[j] = r.int32("partitionId")
+					tp.Partitions[j] = r.Int32("partitionId")
 				}
 			}
-			r.tags(nil)
+			r.Tags(nil)
 			v.Partitions = append(v.Partitions, tp)
 		}
 	}
-	v.LastUpdateMs = r.int64("transactionLastUpdateTimestampMs")
-	v.StartMs = r.int64("transactionStartTimestampMs")
-	r.tags(func(tag uint32, b []byte) {
+	v.LastUpdateMs = r.Int64("transactionLastUpdateTimestampMs")
+	v.StartMs = r.Int64("transactionStartTimestampMs")
+	r.Tags(func(tag uint32, b []byte) {
 		switch {
 		case tag == tagPreviousProducerID && len(b) == 8:
 			v.PreviousProducerID = int64(binary.BigEndian.Uint64(b))
@@ -198,11 +200,11 @@ func DecodeValue(b []byte) (v Value, tombstone bool, err error) {
 		case tag == tagClientTransactionVersion && len(b) == 2:
 			v.ClientTransactionVersion = int16(binary.BigEndian.Uint16(b))
 		case tag <= tagClientTransactionVersion:
-			r.fail("tagged fields", "tag %d of %d bytes", tag, len(b))
+			r.Fail("tagged fields", "tag %d of %d bytes", tag, len(b))
 		}
 	})
-	if r.err != nil {
-		return Value{}, false, r.err
+	if r.Err != nil {
+		return Value{}, false, r.Err
 	}
 	return v, false, nil
 }
