@@ -95,14 +95,14 @@ func (o Options) withDefaults() Options {
 
 // Service finds and serves the group coordinators of this broker.
 type Service struct {
-	o   Options
-	log *slog.Logger
-	rt  *coordinator.Runtime
+	o     Options
+	log   *slog.Logger
+	rt    *coordinator.Runtime
+	topic *coordinator.InternalTopic
 
 	mu struct {
 		sync.Mutex
-		creating bool            // this broker is asking the metadata for the topic
-		topics   map[string]bool // the topics seen at the last Reconciled
+		topics map[string]bool // the topics seen at the last Reconciled
 		// shards are the loaded shards, by partition; late holds the
 		// transaction markers written to a partition while its shard
 		// loads, applied once it has loaded.
@@ -116,6 +116,11 @@ type Service struct {
 func New(o Options) *Service {
 	o = o.withDefaults()
 	s := &Service{o: o, log: o.Logger}
+	s.topic = &coordinator.InternalTopic{Meta: o.Meta, Name: Topic, Partitions: o.Partitions,
+		ReplicationFactor: o.ReplicationFactor, Logger: o.Logger,
+		Configs: func(int16) map[string]string {
+			return map[string]string{"cleanup.policy": "compact", "segment.bytes": fmt.Sprint(o.SegmentBytes)}
+		}}
 	if s.o.Group.Logger == nil {
 		s.o.Group.Logger = o.Logger
 	}
@@ -231,53 +236,15 @@ func (s *Service) Locate(groupID string) (int32, error) {
 }
 
 // TopicConfigs are the configs the topic is created with.
-func (s *Service) TopicConfigs() map[string]string {
-	return map[string]string{"cleanup.policy": "compact", "segment.bytes": fmt.Sprint(s.o.SegmentBytes)}
-}
+func (s *Service) TopicConfigs() map[string]string { return s.topic.TopicConfigs() }
 
 // ensureTopic asks the metadata for the topic, once at a time; the caller
 // does not wait.
-func (s *Service) ensureTopic() {
-	s.mu.Lock()
-	if s.mu.creating {
-		s.mu.Unlock()
-		return
-	}
-	s.mu.creating = true
-	s.mu.Unlock()
-	go func() {
-		defer func() {
-			s.mu.Lock()
-			s.mu.creating = false
-			s.mu.Unlock()
-		}()
-		if err := s.CreateTopic(); err != nil {
-			s.log.Warn("creating the group offsets topic", "topic", Topic, "err", err)
-		}
-	}()
-}
+func (s *Service) ensureTopic() { s.topic.Ensure() }
 
 // CreateTopic creates the topic if it does not exist, and returns once the
 // metadata holds it.
-func (s *Service) CreateTopic() error {
-	if _, ok := s.o.Meta.Topic(Topic); ok {
-		return nil
-	}
-	rf := s.o.ReplicationFactor
-	if n := int16(len(s.o.Meta.Brokers())); n < rf {
-		rf = max(n, 1)
-	}
-	_, err := s.o.Meta.CreateTopic(cluster.Topic{Name: Topic, Partitions: s.o.Partitions, ReplicationFactor: rf,
-		Configs: s.TopicConfigs()})
-	if err == nil {
-		s.log.Info("created the group offsets topic", "topic", Topic, "partitions", s.o.Partitions, "replication_factor", rf)
-		return nil
-	}
-	if _, ok := s.o.Meta.Topic(Topic); ok {
-		return nil // another broker created it first
-	}
-	return err
-}
+func (s *Service) CreateTopic() error { return s.topic.Create() }
 
 // MigrateLegacy creates the topic when the Raft state holds offsets an
 // older runnel committed there, so that their coordinators load and move

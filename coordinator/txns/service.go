@@ -170,10 +170,7 @@ type Service struct {
 
 	markerRetries, timedOut, expired atomic.Int64
 
-	mu struct {
-		sync.Mutex
-		creating bool
-	}
+	topic *coordinator.InternalTopic
 }
 
 // New returns a service that serves no transactional id until Reconciled
@@ -181,6 +178,12 @@ type Service struct {
 func New(o Options) *Service {
 	o = o.withDefaults()
 	s := &Service{o: o, log: o.Logger.With("coordinator", "transactions")}
+	s.topic = &coordinator.InternalTopic{Meta: o.Meta, Name: Topic, Partitions: o.Partitions,
+		ReplicationFactor: o.ReplicationFactor, Logger: s.log,
+		Configs: func(rf int16) map[string]string {
+			return map[string]string{"cleanup.policy": "compact", "segment.bytes": fmt.Sprint(o.SegmentBytes),
+				"min.insync.replicas": fmt.Sprint(min(2, int(rf)))}
+		}}
 	s.markers = o.Markers
 	if s.markers == nil {
 		s.markers = NewBrokerMarkers(o.NodeID, o.Parts, o.Meta, o.Dial, o.Logger)
@@ -268,56 +271,12 @@ func (s *Service) shardOf(id string) (*shard, error) {
 }
 
 // TopicConfigs are the configs the topic is created with.
-func (s *Service) TopicConfigs() map[string]string {
-	return map[string]string{"cleanup.policy": "compact", "segment.bytes": fmt.Sprint(s.o.SegmentBytes),
-		"min.insync.replicas": fmt.Sprint(min(2, int(s.replicationFactor())))}
-}
+func (s *Service) TopicConfigs() map[string]string { return s.topic.TopicConfigs() }
 
-func (s *Service) replicationFactor() int16 {
-	rf := s.o.ReplicationFactor
-	if n := int16(len(s.o.Meta.Brokers())); n < rf {
-		rf = max(n, 1)
-	}
-	return rf
-}
-
-func (s *Service) ensureTopic() {
-	s.mu.Lock()
-	if s.mu.creating {
-		s.mu.Unlock()
-		return
-	}
-	s.mu.creating = true
-	s.mu.Unlock()
-	go func() {
-		defer func() {
-			s.mu.Lock()
-			s.mu.creating = false
-			s.mu.Unlock()
-		}()
-		if err := s.CreateTopic(); err != nil {
-			s.log.Warn("creating the transaction state topic", "topic", Topic, "err", err)
-		}
-	}()
-}
+func (s *Service) ensureTopic() { s.topic.Ensure() }
 
 // CreateTopic creates the topic if it does not exist.
-func (s *Service) CreateTopic() error {
-	if _, ok := s.o.Meta.Topic(Topic); ok {
-		return nil
-	}
-	rf := s.replicationFactor()
-	_, err := s.o.Meta.CreateTopic(cluster.Topic{Name: Topic, Partitions: s.o.Partitions, ReplicationFactor: rf,
-		Configs: s.TopicConfigs()})
-	if err == nil {
-		s.log.Info("created the transaction state topic", "topic", Topic, "partitions", s.o.Partitions, "replication_factor", rf)
-		return nil
-	}
-	if _, ok := s.o.Meta.Topic(Topic); ok {
-		return nil
-	}
-	return err
-}
+func (s *Service) CreateTopic() error { return s.topic.Create() }
 
 // Close unloads every shard and stops their marker writers.
 func (s *Service) Close() {
