@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/runnel-io/runnel/broker"
 )
@@ -30,7 +31,50 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	o.broker.Logger, o.broker.LogLevel = logger, level
+
+	// Signals are taken from the start: a SIGTERM while the broker starts
+	// (recovering its logs, waiting for a quorum to register) stops it
+	// cleanly once started, and a second one, or --shutdown-timeout
+	// without the start finishing, ends the process at once.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	started, earlyDone := make(chan struct{}), make(chan struct{})
+	early := make(chan os.Signal, 1)
+	go func() {
+		defer close(earlyDone)
+		for {
+			select {
+			case sig := <-sigs:
+				if sig == syscall.SIGHUP {
+					continue // the certificates are read as the broker starts
+				}
+				logger.Info("shutting down once started", "signal", sig.String())
+				early <- sig
+				deadline := time.After(o.broker.ShutdownTimeout)
+				for {
+					select {
+					case <-started:
+						return
+					case sig := <-sigs:
+						if sig == syscall.SIGHUP {
+							continue
+						}
+						logger.Error("stopping at once: a second signal during start-up", "signal", sig.String())
+						os.Exit(1)
+					case <-deadline:
+						logger.Error("stopping at once: start-up did not finish within the shutdown timeout", "shutdown_timeout", o.broker.ShutdownTimeout)
+						os.Exit(1)
+					}
+				}
+			case <-started:
+				return
+			}
+		}
+	}()
 	b, err := broker.New(o.broker)
+	close(started)
+	<-earlyDone // a signal it took is in early now
 	if err != nil {
 		return err
 	}
@@ -38,9 +82,11 @@ func serve(args []string, stderr io.Writer) error {
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+	select {
+	case <-early:
+		stop() // Run shuts down at once, cleanly
+	default:
+	}
 	go func() {
 		for {
 			select {
