@@ -38,7 +38,10 @@ func (c *testCluster) txnCoordinator(id string) int32 {
 // topic (whose leaders are spread, so most markers go to other brokers),
 // committing most and aborting every third. Its coordinator's broker is
 // SIGKILLed with a transaction open, and the transaction is committed on
-// the coordinator that takes over, then the broker comes back. Under
+// the coordinator that takes over, then the broker comes back; later a
+// leader of partitions that is not the coordinator is SIGKILLed with a
+// transaction open, which still commits (its markers go to the new
+// leaders). Under
 // read_committed every committed round is there whole and once, no aborted
 // round is, a round whose commit answer was lost is all or nothing, and
 // every partition's last stable offset reaches its high watermark.
@@ -127,6 +130,30 @@ func TestTransactionsCoordinatorFailover(t *testing.T) {
 		t.Fatalf("broker %d still coordinates after it was killed", now)
 	}
 	c.node(coord).restart()
+	c.waitISR(topic, parts, 3)
+	for ; next < 15; next++ {
+		round(next, next%3 != 2, nil)
+	}
+	// A leader of partitions of the output, not the coordinator, dies with
+	// a transaction open: its partitions get new leaders, the transaction
+	// commits (or, if its producer gave up, is all or nothing).
+	coordNow := c.txnCoordinator(id)
+	victim := int32(-1)
+	for i := int32(0); i < parts && victim < 0; i++ {
+		if l := c.leader(topic, i); l != coordNow {
+			victim = l
+		}
+	}
+	if victim < 0 {
+		t.Fatalf("every partition of %s is led by the coordinator, broker %d", topic, coordNow)
+	}
+	t.Logf("killing broker %d, a partition leader, with a transaction open", victim)
+	round(next, true, func() { c.node(victim).kill() })
+	if rounds[next] == aborted {
+		t.Fatalf("round %d, committed across the kill of a partition leader, was aborted", next)
+	}
+	next++
+	c.node(victim).restart()
 	c.waitISR(topic, parts, 3)
 	for ; next < 18; next++ {
 		round(next, next%3 != 2, nil)
