@@ -88,12 +88,14 @@ type (
 	// broker epoch. Addr is the advertised address of its inter-broker
 	// listener; Listeners every listener's, by name (absent, as written
 	// before there were several: one listener named PLAINTEXT at Addr).
+	// Rack is its broker.rack (absent: none, as written before racks).
 	// Deduplicated by proposal id.
 	RegisterBroker struct {
 		ID        int32            `json:"id"`
 		Addr      string           `json:"addr"`
 		RaftAddr  string           `json:"raft_addr"`
 		Listeners []BrokerListener `json:"listeners,omitempty"`
+		Rack      string           `json:"rack,omitempty"`
 	}
 	// SetBrokerFenced fences or unfences a broker. Deduplicated by
 	// proposal id.
@@ -592,6 +594,7 @@ type (
 		Fenced    bool             `json:"fenced"`
 		Epoch     int64            `json:"epoch"`
 		Listeners []BrokerListener `json:"listeners,omitempty"`
+		Rack      string           `json:"rack,omitempty"`
 	}
 	snapTopic struct {
 		Name              string            `json:"name"`

@@ -99,6 +99,8 @@ type BrokerInfo struct {
 	// empty for a broker registered before there were several (see
 	// ListenerAddr).
 	Listeners []BrokerListener
+	// Rack is its broker.rack, empty when it has none.
+	Rack string
 }
 
 // DefaultListener is the name of the one listener of a broker registered
@@ -464,6 +466,7 @@ func (s *State) apply(payload any) (any, change) {
 		}
 		br.Addr, br.RaftAddr, br.Fenced = c.Addr, c.RaftAddr, false
 		br.Listeners = slices.Clone(c.Listeners)
+		br.Rack = c.Rack
 		br.Epoch++
 		s.brokerUp(c.ID)
 		return br.Epoch, topologyChange

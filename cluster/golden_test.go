@@ -88,6 +88,7 @@ func goldenCommands() []command {
 			Prev: &map[string]string{"cleanup.policy": "delete"}}},
 		{CmdSetBrokerConfigs, id(35), &SetBrokerConfigs{Broker: 2, Configs: map[string]string{"log.level": "info"},
 			Prev: &map[string]string{"log.level": "debug"}}},
+		{CmdRegisterBroker, id(0x52), &RegisterBroker{ID: 4, Addr: "10.0.1.4:9092", RaftAddr: "10.0.1.4:9093", Rack: "eu-west-1b"}},
 	}
 }
 

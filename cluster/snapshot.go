@@ -29,7 +29,7 @@ func (s *State) snapshot(index uint64) snapshotV1 {
 		Brokers: []snapBroker{}, Topics: []snapTopic{}, Groups: []snapGroup{}, Proposals: s.proposals.entries()}
 	for _, b := range s.Brokers {
 		snap.Brokers = append(snap.Brokers, snapBroker{ID: b.ID, Addr: b.Addr, RaftAddr: b.RaftAddr, Fenced: b.Fenced, Epoch: b.Epoch,
-			Listeners: slices.Clone(b.Listeners)})
+			Listeners: slices.Clone(b.Listeners), Rack: b.Rack})
 	}
 	sort.Slice(snap.Brokers, func(i, j int) bool { return snap.Brokers[i].ID < snap.Brokers[j].ID })
 	for _, name := range s.topicNames() {
@@ -121,7 +121,7 @@ func decodeSnapshot(b []byte) (*State, uint64, error) {
 	st := newState()
 	for _, b := range snap.Brokers {
 		st.Brokers[b.ID] = &BrokerInfo{ID: b.ID, Addr: b.Addr, RaftAddr: b.RaftAddr, Fenced: b.Fenced, Epoch: b.Epoch,
-			Listeners: b.Listeners}
+			Listeners: b.Listeners, Rack: b.Rack}
 	}
 	for _, t := range snap.Topics {
 		st.Topics[t.Name] = Topic{Name: t.Name, ID: TopicID(t.ID), Partitions: int32(len(t.Partitions)), Configs: t.Configs,
