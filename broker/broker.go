@@ -186,7 +186,7 @@ func New(cfg Config) (_ *Broker, err error) {
 	if b.node, err = cluster.StartNode(nodeOpts); err != nil {
 		return nil, err
 	}
-	reg := cluster.RegisterBroker{ID: cfg.NodeID, RaftAddr: raftAddr}
+	reg := cluster.RegisterBroker{ID: cfg.NodeID, RaftAddr: raftAddr, Rack: cfg.Rack}
 	for _, l := range b.lns {
 		adv := l.advertise
 		if adv == "" {
@@ -297,6 +297,7 @@ func New(cfg Config) (_ *Broker, err error) {
 	preg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	sc := cfg.Server
 	sc.NodeID, sc.Advertise, sc.Logger, sc.Metrics = cfg.NodeID, cfg.Advertise, logger, server.NewMetrics(preg)
+	sc.Rack = cfg.Rack
 	sc.BrokerConfigs = b.dyn.static
 	if sc.PrincipalMapping, err = server.ParsePrincipalRules(cfg.TLS.PrincipalMappingRules); err != nil {
 		return nil, err

@@ -38,6 +38,8 @@ var staticSettings = map[string]func(c Config) string{
 		return strings.Join(out, ",")
 	},
 	"inter.broker.listener.name":          func(c Config) string { return c.InterBrokerListener },
+	"broker.rack":                         func(c Config) string { return c.Rack },
+	"replica.selector.class":              func(c Config) string { return c.Server.ReplicaSelector.String() },
 	"num.partitions":                      func(c Config) string { return itoa(c.Server.DefaultPartitions) },
 	"default.replication.factor":          func(c Config) string { return itoa(c.Server.DefaultReplicationFactor) },
 	"auto.create.topics.enable":           func(c Config) string { return strconv.FormatBool(c.Server.AutoCreateTopics) },

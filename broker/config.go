@@ -41,6 +41,11 @@ type Config struct {
 	// DataDir holds the partitions, the index and the metadata
 	// (--data-dir).
 	DataDir string
+	// Rack is the rack or zone of this broker (--rack, Kafka's
+	// broker.rack), registered in the metadata: Metadata answers carry
+	// it, and consumers in the same rack read from this broker when it
+	// holds an in-sync replica (Server.ReplicaSelector). Empty: none.
+	Rack string
 	// Listen is the address of the Kafka API (--listen). With port 0 the
 	// port is chosen by the kernel and the listener is bound at the start
 	// of New, so that the broker registers the port it got; otherwise it

@@ -66,6 +66,7 @@ type follower struct {
 	lastFetch    time.Time
 	lastFetchLEO int64 // the leader's log end at that fetch
 	caughtUp     time.Time
+	sentHW       int64 // the high watermark the last response sent it, -1 for none
 }
 
 // Role returns the replica's current role.
@@ -100,7 +101,7 @@ func (p *Partition) SetRole(r Role) error {
 		for _, id := range r.Replicas {
 			if id != p.self {
 				// In-sync followers get a whole lag window to fetch.
-				p.rep.followers[id] = &follower{leo: -1, caughtUp: now, lastFetch: now}
+				p.rep.followers[id] = &follower{leo: -1, caughtUp: now, lastFetch: now, sentHW: -1}
 			}
 		}
 		p.rep.pending = nil

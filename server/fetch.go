@@ -23,8 +23,8 @@ func (s *Server) handleFetch(c *conn, h requestHeader, r *kmsg.FetchRequest) *re
 	// MaxWaitMillis runs from now, as the produce timeout does: a fetch
 	// answered behind others on its connection waits no longer for it.
 	deadline := time.Now().Add(min(time.Duration(r.MaxWaitMillis)*time.Millisecond, s.cfg.MaxFetchWait))
-	id := c.identity()
-	return &reply{hdr: h, finish: func() any { return s.fetch(c.ctx, id, h, r, deadline) }}
+	id, listener := c.identity(), c.listener
+	return &reply{hdr: h, finish: func() any { return s.fetch(c.ctx, id, listener, h, r, deadline) }}
 }
 
 type fetchTarget struct {
@@ -40,6 +40,12 @@ type fetchTarget struct {
 	// which reads up to the last stable offset and is told the aborted
 	// transactions in what it reads.
 	committed bool
+	// asFollower: a consumer's fetch this broker serves as an in-sync
+	// follower (KIP-392), up to its own high watermark.
+	asFollower bool
+	// preferred is the replica a consumer is sent to read from instead
+	// (PreferredReadReplica), -1 for none: the partition is not read.
+	preferred int32
 	req       *kmsg.FetchRequestTopicPartition
 }
 
@@ -60,7 +66,10 @@ type fetchKey struct {
 // A follower's fetch needs CLUSTER_ACTION on the cluster, a consumer's
 // READ on each topic; a partition not allowed is answered
 // TOPIC_AUTHORIZATION_FAILED, as Kafka does.
-func (s *Server) fetchTargets(id identity, h requestHeader, r *kmsg.FetchRequest) []fetchTarget {
+//
+// A consumer's fetch from v11 may be served by an in-sync follower, and a
+// leader may send it to one in its rack (follower_fetch.go).
+func (s *Server) fetchTargets(id identity, listener string, h requestHeader, r *kmsg.FetchRequest) []fetchTarget {
 	// A follower names itself; consumers send -1.
 	replicaID := fetchReplicaID(h, r)
 	replicaAllowed := replicaID < 0 || s.authorizeAs(id, "Fetch", authz.OpClusterAction, authz.ResourceCluster, clusterResource)
@@ -106,7 +115,7 @@ func (s *Server) fetchTargets(id identity, h requestHeader, r *kmsg.FetchRequest
 			}
 			at[k] = len(targets)
 			targets = append(targets, fetchTarget{topic: res.name, id: res.id, part: rp.Partition,
-				errCode: res.err, replica: replicaID >= 0, committed: replicaID < 0 && r.IsolationLevel == 1, req: rp})
+				errCode: res.err, replica: replicaID >= 0, committed: replicaID < 0 && r.IsolationLevel == 1, preferred: -1, req: rp})
 		}
 	}
 	if len(targets) < named {
@@ -123,7 +132,16 @@ func (s *Server) fetchTargets(id identity, h requestHeader, r *kmsg.FetchRequest
 		if h.Version >= 9 {
 			epoch = rp.CurrentLeaderEpoch
 		}
-		p, err := s.leaderPartition(ft.topic, ft.part, epoch)
+		var p *partition.Partition
+		var err error
+		if ft.replica {
+			p, err = s.leaderPartition(ft.topic, ft.part, epoch)
+		} else {
+			p, ft.asFollower, err = s.consumerPartition(ft.topic, ft.part, epoch, h.Version)
+		}
+		if err == nil && !ft.replica && !ft.asFollower && h.Version >= 11 && r.Rack != "" {
+			ft.preferred = s.preferredReadReplica(p, r.Rack, rp.FetchOffset, listener)
+		}
 		if err == nil && ft.replica {
 			err = s.replicas.FollowerFetched(p, replicaID, rp.FetchOffset, epoch)
 			if errors.Is(err, partition.ErrNotReplica) {
@@ -156,7 +174,7 @@ func (s *Server) fetchBudget(maxBytes int32) int64 {
 	return int64(maxBytes)
 }
 
-func (s *Server) fetch(ctx context.Context, id identity, h requestHeader, r *kmsg.FetchRequest, until time.Time) *consumer.Encoded {
+func (s *Server) fetch(ctx context.Context, id identity, listener string, h requestHeader, r *kmsg.FetchRequest, until time.Time) *consumer.Encoded {
 	resp := &consumer.Response{Version: h.Version, CorrelationID: h.CorrelationID}
 	sf := s.sessions.begin(id, h, r)
 	if sf.errCode != 0 {
@@ -173,14 +191,21 @@ func (s *Server) fetch(ctx context.Context, id identity, h requestHeader, r *kms
 		cp.Topics = sf.topics
 		req = &cp
 	}
-	targets := s.fetchTargets(id, h, req)
+	targets := s.fetchTargets(id, listener, h, req)
 	budget := s.fetchBudget(r.MaxBytes)
+	replicaID := fetchReplicaID(h, req)
 
 	wake := make(chan struct{}, 1)
+	redirected := false
 	for _, t := range targets {
 		switch {
 		case t.p != nil && t.replica:
+			// A follower wakes for appends, and for a high watermark
+			// past the one it has, which it needs to serve consumers.
 			t.p.AddAppendWaiter(wake)
+			t.p.AddWaiter(wake)
+		case t.preferred >= 0:
+			redirected = true
 		case t.p != nil:
 			t.p.AddWaiter(wake)
 		}
@@ -197,8 +222,10 @@ func (s *Server) fetch(ctx context.Context, id identity, h requestHeader, r *kms
 	for {
 		resp.Topics = resp.Topics[:0]
 		total := s.fillFetch(resp, targets, budget)
-		// A fetch of no partitions is answered at once, as Kafka does.
-		if total < int64(r.MinBytes) && total >= 0 && len(targets) > 0 {
+		// A fetch of no partitions is answered at once, as Kafka does,
+		// and so is one that sends the consumer to another replica or
+		// carries a follower a newer high watermark.
+		if total < int64(r.MinBytes) && total >= 0 && len(targets) > 0 && !redirected && !hwBehind(targets, replicaID) {
 			expired := false
 			select {
 			case <-wake:
@@ -214,6 +241,7 @@ func (s *Server) fetch(ctx context.Context, id identity, h requestHeader, r *kms
 			resp.Topics = resp.Topics[:0]
 			s.fillFetch(resp, targets, budget)
 		}
+		sentHW(targets, replicaID, resp) // before an incremental answer drops partitions
 		s.sessions.finish(&sf, id, h, r, targets, resp)
 		return consumer.Encode(resp, nil)
 	}
@@ -234,7 +262,12 @@ func (s *Server) fillFetch(resp *consumer.Response, targets []fetchTarget, budge
 		}
 		pd := consumer.PartitionData{Partition: t.part, ErrorCode: t.errCode, HighWatermark: -1, LastStableOffset: -1,
 			LogStartOffset: -1, PreferredReadReplica: -1}
-		if t.p != nil {
+		if t.p != nil && t.preferred >= 0 {
+			// Sent elsewhere: offsets and no records, as Kafka does.
+			pd.PreferredReadReplica = t.preferred
+			pd.HighWatermark, pd.LastStableOffset, pd.LogStartOffset = t.p.HighWatermark(), t.p.LastStableOffset(), t.p.LogStartOffset()
+			s.m.preferredReplicaRedirect()
+		} else if t.p != nil {
 			hw, lso := t.p.HighWatermark(), t.p.LastStableOffset()
 			pd.HighWatermark, pd.LastStableOffset, pd.LogStartOffset = hw, lso, t.p.LogStartOffset()
 			limit := int64(t.max)
@@ -243,6 +276,13 @@ func (s *Server) fillFetch(resp *consumer.Response, targets []fetchTarget, budge
 			}
 			if t.offset < t.p.LogStartOffset() || t.offset > t.p.LogEndOffset() {
 				pd.ErrorCode = kerr.OffsetOutOfRange.Code
+				if t.asFollower && t.offset > t.p.LogEndOffset() && t.req.CurrentLeaderEpoch < 0 {
+					// Past this follower's end, from a client that sent
+					// no leader epoch, so cannot tell a follower behind
+					// from a lost offset: an empty answer it retries,
+					// as Kafka gives (KAFKA-14305).
+					pd.ErrorCode = 0
+				}
 			} else if limit > 0 || total == 0 {
 				// KIP-74: the first partition with data always gets one
 				// whole batch, whatever the limits say.
@@ -273,6 +313,9 @@ func (s *Server) fillFetch(resp *consumer.Response, targets []fetchTarget, budge
 						pd.Records = region
 						total += region.Length
 						budget -= region.Length
+						if t.asFollower {
+							s.m.followerFetchBytes(region.Length)
+						}
 					}
 				}
 			}
@@ -308,6 +351,36 @@ func releaseRegions(resp *consumer.Response) {
 	for i := range resp.Topics {
 		for j := range resp.Topics[i].Partitions {
 			resp.Topics[i].Partitions[j].Records.Release()
+		}
+	}
+}
+
+// hwBehind reports whether a follower's fetch should be answered now to
+// carry a high watermark that moved past the one it last got.
+func hwBehind(targets []fetchTarget, replicaID int32) bool {
+	if replicaID < 0 {
+		return false
+	}
+	for _, t := range targets {
+		if t.p != nil && t.replica && t.p.HWBehind(replicaID) {
+			return true
+		}
+	}
+	return false
+}
+
+// sentHW records the high watermarks a follower's fetch response carries.
+func sentHW(targets []fetchTarget, replicaID int32, resp *consumer.Response) {
+	if replicaID < 0 {
+		return
+	}
+	i := 0
+	for ti := range resp.Topics {
+		for pi := range resp.Topics[ti].Partitions {
+			if i < len(targets) && targets[i].p != nil && targets[i].replica {
+				targets[i].p.SentHW(replicaID, resp.Topics[ti].Partitions[pi].HighWatermark)
+			}
+			i++
 		}
 	}
 }

@@ -28,6 +28,7 @@ type Metrics struct {
 	saslExpires prometheus.Counter
 	denied      *prometheus.CounterVec // by api, resource type and operation
 	sessions    *fetchSessionMetrics
+	follower    *followerFetchMetrics
 }
 
 // NewMetrics creates the server metrics and registers them with reg.
@@ -67,6 +68,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.denied = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "runnel_authorization_denied_total",
 		Help: "Operations the authorizer denied, by API, resource type and operation."}, []string{"api", "resource", "operation"})
 	m.sessions = newFetchSessionMetrics(reg)
+	m.follower = newFollowerFetchMetrics(reg)
 	reg.MustRegister(m.tlsFailed, m.saslAuths, m.saslReauths, m.saslExpires, m.denied)
 	reg.MustRegister(m.requests, m.latency, m.errors, m.badRequests, m.bytesInC, m.bytesOutC, m.conns, m.rejected,
 		m.acceptErrs, m.writeTO, m.queued, m.queuedWaits)

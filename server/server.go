@@ -87,6 +87,11 @@ type Config struct {
 	MaxFetchSessions int
 	// FetchPath chooses sendfile (default) or the copy path for fetches.
 	FetchPath consumer.Path
+	// Rack is this broker's rack (broker.rack); empty: none.
+	Rack string
+	// ReplicaSelector is how this broker, leading a partition, picks the
+	// replica a consumer reads from (KIP-392). Default RackAwareSelector.
+	ReplicaSelector ReplicaSelector
 	// PrincipalMapping turns a TLS client certificate's subject into the
 	// connection's principal; a certificate it has no rule for is refused.
 	// Nil: the subject as it is (DEFAULT).

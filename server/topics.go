@@ -334,6 +334,7 @@ func (s *Server) handleMetadata(c *conn, r *kmsg.MetadataRequest) kmsg.Response 
 		if err := splitHostPort(addr, &b.Host, &b.Port); err != nil {
 			continue
 		}
+		b.Rack = rackOf(lb)
 		resp.Brokers = append(resp.Brokers, b)
 	}
 	resp.ClusterID = &s.cfg.ClusterID
@@ -527,6 +528,7 @@ func (s *Server) handleDescribeCluster(c *conn, r *kmsg.DescribeClusterRequest) 
 		if err := splitHostPort(addr, &b.Host, &b.Port); err != nil {
 			continue
 		}
+		b.Rack = rackOf(lb)
 		resp.Brokers = append(resp.Brokers, b)
 	}
 	return resp

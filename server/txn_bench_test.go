@@ -81,7 +81,7 @@ func BenchmarkFetchIsolation(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				req.Topics[0].Partitions[0].FetchOffset = offset
-				e := ts.fetch(context.Background(), identity{principal: "User:ANONYMOUS"}, h, req, deadline)
+				e := ts.fetch(context.Background(), identity{principal: "User:ANONYMOUS"}, "PLAINTEXT", h, req, deadline)
 				bytes += e.Size()
 				if err := consumer.Send(conns[0], e, consumer.Sendfile); err != nil {
 					b.Fatal(err)

@@ -67,6 +67,8 @@ var serveSettings = []setting{
 	{"metrics-listen", "address of /metrics, /healthz and /readyz (empty: off)", func(o *serveOptions) value { return stringVar(&o.broker.MetricsListen) }},
 	{"pprof", "serve Go's CPU, heap, block and mutex profiles under /debug/pprof/ on the metrics listener, and sample blocking waits for them (costs time on every wait)", func(o *serveOptions) value { return boolVar(&o.broker.Pprof) }},
 	{"node-id", "this broker's id", func(o *serveOptions) value { return int32Var(&o.broker.NodeID) }},
+	{"rack", "rack or zone of this broker (Kafka's broker.rack), shown in Metadata; consumers with the same client.rack read from it (empty: none)", func(o *serveOptions) value { return stringVar(&o.broker.Rack) }},
+	{"replica-selector", "how a partition's leader picks the replica a consumer reads from (KIP-392): rack-aware, an in-sync replica in the consumer's client.rack when the leader is not in it, or leader (Kafka's default)", func(o *serveOptions) value { return replicaSelectorVar(&o.broker.Server.ReplicaSelector) }},
 	{"raft-listen", "address to listen on for Raft and forwarded proposals (default: this node's address in --voters)", func(o *serveOptions) value { return stringVar(&o.broker.RaftListen) }},
 	{"raft-tls", "run Raft and forwarded proposals over TLS with --tls-cert-file; every peer must present a certificate --tls-ca-file verifies", func(o *serveOptions) value { return boolVar(&o.broker.RaftTLS) }},
 	{"voters", "Raft voters as 1@host:port,2@host:port,...; empty: this broker alone, without a Raft listener", func(o *serveOptions) value { return votersVar(&o.broker.Voters) }},

@@ -16,6 +16,7 @@ import (
 	"github.com/runnel-io/runnel/consumer"
 	"github.com/runnel-io/runnel/internal/certstore"
 	"github.com/runnel-io/runnel/segment"
+	"github.com/runnel-io/runnel/server"
 )
 
 // value is one setting's field: Set parses a setting, String prints the
@@ -135,6 +136,13 @@ func fsyncVar(p *segment.FsyncPolicy) value {
 func fetchPathVar(p *consumer.Path) value {
 	return funcValue{func(s string) (err error) {
 		*p, err = consumer.ParsePath(s)
+		return err
+	}, func() string { return p.String() }}
+}
+
+func replicaSelectorVar(p *server.ReplicaSelector) value {
+	return funcValue{func(s string) (err error) {
+		*p, err = server.ParseReplicaSelector(s)
 		return err
 	}, func() string { return p.String() }}
 }

@@ -101,6 +101,8 @@ var Defs = sortDefs([]Def{
 	{Name: "advertised.listeners", Flag: "advertised-listeners", Type: partition.TypeList, Doc: "the addresses clients are told, NAME://host:port"},
 	{Name: "listener.security.protocol.map", Flag: "listener-security-protocol-map", Type: partition.TypeList, Doc: "the security protocol of each listener"},
 	{Name: "inter.broker.listener.name", Flag: "inter-broker-listener", Type: partition.TypeString, Doc: "the listener other brokers replicate from"},
+	{Name: "broker.rack", Flag: "rack", Type: partition.TypeString, Doc: "the rack or zone of this broker, which consumers in the same client.rack read from"},
+	{Name: "replica.selector.class", Flag: "replica-selector", Type: partition.TypeString, Doc: "how a leader picks the replica a consumer reads from: rack-aware (an in-sync replica in the client's rack) or leader"},
 	{Name: "num.partitions", Flag: "default-partitions", Type: partition.TypeInt, Doc: "partitions of auto-created topics"},
 	{Name: "default.replication.factor", Flag: "default-replication-factor", Type: partition.TypeInt, Doc: "replicas of auto-created topics and of those created with replication factor -1"},
 	{Name: "auto.create.topics.enable", Flag: "auto-create-topics", Type: partition.TypeBoolean, Doc: "create unknown topics when clients ask for their metadata"},
