@@ -50,6 +50,7 @@ type clusterNode struct {
 	raftAddr string
 	metrics  string
 	args     []string // the whole command line after the binary
+	own      []string // flags of this broker only, after the cluster's
 	wrap     []string // run the binary through this command, if set
 
 	mu struct {
@@ -298,13 +299,24 @@ type testCluster struct {
 // to files and their tails printed.
 func startCluster(t *testing.T, extra ...string) *testCluster {
 	t.Helper()
+	return startClusterEach(t, nil, extra...)
+}
+
+// startClusterEach is startCluster where each broker also gets flags of
+// its own, own(its node id), after extra.
+func startClusterEach(t *testing.T, own func(id int32) []string, extra ...string) *testCluster {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("cluster tests start three brokers: skipped with -short")
 	}
 	c := &testCluster{t: t}
 	for i := range clusterSize {
-		c.nodes = append(c.nodes, &clusterNode{t: t, id: int32(i + 1), dataDir: t.TempDir(), addr: freePort(t),
-			raftAddr: freePort(t), metrics: freePort(t), log: &nodeLog{}})
+		n := &clusterNode{t: t, id: int32(i + 1), dataDir: t.TempDir(), addr: freePort(t),
+			raftAddr: freePort(t), metrics: freePort(t), log: &nodeLog{}}
+		if own != nil {
+			n.own = own(n.id)
+		}
+		c.nodes = append(c.nodes, n)
 	}
 	c.start(extra)
 	return c
@@ -323,7 +335,7 @@ func (c *testCluster) start(extra []string) {
 	for _, n := range c.nodes {
 		n.args = append([]string{"serve", "--node-id", strconv.Itoa(int(n.id)), "--data-dir", n.dataDir,
 			"--listen", n.addr, "--raft-listen", n.raftAddr, "--voters", strings.Join(voters, ","),
-			"--metrics-listen", n.metrics, "--log-level", "debug", "--auto-create-topics", "false"}, extra...)
+			"--metrics-listen", n.metrics, "--log-level", "debug", "--auto-create-topics", "false"}, append(slices.Clone(extra), n.own...)...)
 		t.Cleanup(n.kill)
 	}
 	// A broker serves only once the quorum has registered it, so they
