@@ -24,6 +24,17 @@ func rackOf(id int32) string {
 	return "a"
 }
 
+// confluentPython returns a python3 that has confluent-kafka
+// (librdkafka), or "" if none does.
+func confluentPython() string {
+	for _, cand := range []string{"/usr/bin/python3", "python3"} {
+		if path, err := exec.LookPath(cand); err == nil && exec.Command(path, "-c", "import confluent_kafka").Run() == nil {
+			return path
+		}
+	}
+	return ""
+}
+
 // followerBytes is a broker's runnel_fetch_follower_bytes_total: record
 // bytes it sent consumers from partitions it follows.
 func followerBytes(t *testing.T, n *clusterNode) float64 {
@@ -153,14 +164,7 @@ func TestFetchFromFollowers(t *testing.T) {
 	sp.acks.waitMore(t, -1, 600, 60*time.Second, "records before the consumers start")
 
 	// librdkafka in rack b.
-	py := ""
-	for _, cand := range []string{"/usr/bin/python3", "python3"} {
-		if path, err := exec.LookPath(cand); err == nil && exec.Command(path, "-c", "import confluent_kafka").Run() == nil {
-			py = path
-			break
-		}
-	}
-	if py == "" {
+	if py := confluentPython(); py == "" {
 		t.Log("no python3 with confluent-kafka: librdkafka's rack-b consumer skipped")
 	} else {
 		const want = 600

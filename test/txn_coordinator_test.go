@@ -235,13 +235,7 @@ func TestCLITxn(t *testing.T) {
 // coordinator; a read_committed franz-go consumer sees exactly the
 // committed records, in order.
 func TestLibrdkafkaTransactions(t *testing.T) {
-	py := ""
-	for _, cand := range []string{"/usr/bin/python3", "python3"} {
-		if path, err := exec.LookPath(cand); err == nil && exec.Command(path, "-c", "import confluent_kafka").Run() == nil {
-			py = path
-			break
-		}
-	}
+	py := confluentPython()
 	if py == "" {
 		t.Skip("no python3 with confluent-kafka (import confluent_kafka); Debian's python3-confluent-kafka provides it")
 	}
