@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/runnel-io/runnel/server"
 )
 
 func TestSettingsPrecedence(t *testing.T) {
@@ -69,6 +71,7 @@ func TestServeRejectsBadValues(t *testing.T) {
 	for _, args := range [][]string{
 		{"--fsync", "sometimes"},
 		{"--fetch-path", "teleport"},
+		{"--replica-selector", "nearest"},
 		{"--node-id", "-3"},
 		{"--idle-timeout", "soon"},
 		{"--auto-create-topics", "maybe"},
@@ -104,7 +107,8 @@ func TestSettingsRoundTrip(t *testing.T) {
 // broker's Config, and bad syntax names the setting.
 func TestServeOptions(t *testing.T) {
 	v, err := parseSettings([]string{"--node-id", "3", "--fsync", "interval:5ms", "--voters", "3@127.0.0.1:9193,4@127.0.0.1:9194",
-		"--group-initial-rebalance-delay", "0s", "--default-replication-factor", "3", "--offsets-retention", "1h"}, serveSettings, &bytes.Buffer{})
+		"--group-initial-rebalance-delay", "0s", "--default-replication-factor", "3", "--offsets-retention", "1h",
+		"--rack", "eu-west-1b", "--replica-selector", "leader"}, serveSettings, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +118,8 @@ func TestServeOptions(t *testing.T) {
 	}
 	c := o.broker
 	if c.NodeID != 3 || c.Partitions.Fsync.String() != "interval:5ms" || len(c.Voters) != 2 || c.Voters[1].Addr != "127.0.0.1:9194" ||
-		c.Groups.InitialRebalanceDelay != 0 || c.Server.DefaultReplicationFactor != 3 || c.Groups.OffsetsRetention != time.Hour {
+		c.Groups.InitialRebalanceDelay != 0 || c.Server.DefaultReplicationFactor != 3 || c.Groups.OffsetsRetention != time.Hour ||
+		c.Rack != "eu-west-1b" || c.Server.ReplicaSelector != server.LeaderSelector {
 		t.Fatalf("config %+v", c)
 	}
 	if err := c.Validate(); err != nil {
@@ -126,6 +131,7 @@ func TestServeOptions(t *testing.T) {
 		"--leader-rebalance-interval x":      "--leader-rebalance-interval: want a duration of 0s or more",
 		"--voters 1@nowhere":                 "--voters: cluster: voter",
 		"--auto-create-topics maybe":         "--auto-create-topics: want true or false",
+		"--replica-selector nearest":         "--replica-selector: server: replica selector \"nearest\": want leader or rack-aware",
 	} {
 		v, err := parseSettings(strings.Fields(args), serveSettings, &bytes.Buffer{})
 		if err != nil {
