@@ -85,6 +85,8 @@ type brokerStatus struct {
 	// heartbeats) or "unregistered" (a Raft voter the metadata does not
 	// list as a broker).
 	Liveness string `json:"liveness"`
+	// Rack is its broker.rack (--rack), empty when it has none.
+	Rack string `json:"rack,omitempty"`
 	// Raft is nil when the broker could not tell; Error says why.
 	Raft  *raftView `json:"raft"`
 	Error string    `json:"error,omitempty"`
@@ -111,8 +113,9 @@ type raftView struct {
 func clusterStatusCmd(args []string, stdout, stderr io.Writer) error {
 	fs := NewFlagSet("runnel cluster status", "runnel cluster status [flags]",
 		`Show the cluster id, the controller (the Raft leader) and one row per broker:
-its id, address, liveness ("alive", or "fenced" when the controller stopped
-hearing its heartbeats) and its own view of the Raft quorum that replicates
+its id, address, rack (a column only where brokers have --rack), liveness
+("alive", or "fenced" when the controller stopped hearing its heartbeats)
+and its own view of the Raft quorum that replicates
 the metadata: its Raft state (Leader, Follower, Candidate), the term, the
 index of the last entry in its log, the commit index and the applied index.
 A broker that cannot be asked is shown as "unreachable" (or "error" if it
@@ -177,7 +180,11 @@ func describeClusterStatus(ctx context.Context, cl *kgo.Client, sec []kgo.Opt) (
 		if b.IsFenced {
 			liveness = "fenced"
 		}
-		st.Brokers = append(st.Brokers, brokerStatus{ID: b.NodeID, Address: hostPort(b.Host, b.Port), Liveness: liveness})
+		bs := brokerStatus{ID: b.NodeID, Address: hostPort(b.Host, b.Port), Liveness: liveness}
+		if b.Rack != nil {
+			bs.Rack = *b.Rack
+		}
+		st.Brokers = append(st.Brokers, bs)
 	}
 
 	// The client reaches by id the brokers Metadata lists: the live ones.
@@ -320,9 +327,19 @@ func ownView(p kmsg.DescribeQuorumResponseTopicPartition, id int32) *raftView {
 func (st *clusterStatus) print(w io.Writer) error {
 	fmt.Fprintf(w, "Cluster ID: %s\nController: %d\n\n", st.ClusterID, st.ControllerID)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tADDRESS\tLIVENESS\tRAFT-STATE\tTERM\tLAST-INDEX\tCOMMIT\tAPPLIED")
+	// A RACK column only where some broker has a rack.
+	racks := slices.ContainsFunc(st.Brokers, func(b brokerStatus) bool { return b.Rack != "" })
+	rackHead := ""
+	if racks {
+		rackHead = "RACK\t"
+	}
+	fmt.Fprintln(tw, "ID\tADDRESS\t"+rackHead+"LIVENESS\tRAFT-STATE\tTERM\tLAST-INDEX\tCOMMIT\tAPPLIED")
 	for _, b := range st.Brokers {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t", b.ID, orDash(b.Address), b.Liveness)
+		fmt.Fprintf(tw, "%d\t%s\t", b.ID, orDash(b.Address))
+		if racks {
+			fmt.Fprintf(tw, "%s\t", orDash(b.Rack))
+		}
+		fmt.Fprintf(tw, "%s\t", b.Liveness)
 		r := b.Raft
 		switch {
 		case r == nil && b.answered:

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"reflect"
 	"testing"
 
@@ -63,5 +64,35 @@ ID  ADDRESS  LIVENESS      RAFT-STATE   TERM  LAST-INDEX  COMMIT  APPLIED
 `
 	if b.String() != want {
 		t.Fatalf("table:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+// TestClusterStatusRacks: with brokers in racks, the table has a RACK
+// column ("-" for a broker without one) and the JSON a rack field.
+func TestClusterStatusRacks(t *testing.T) {
+	st := &clusterStatus{ClusterID: "c1", ControllerID: 1, Brokers: []brokerStatus{
+		{ID: 1, Address: "h1:9092", Rack: "eu-west-1a", Liveness: "alive", Raft: &raftView{State: "Leader", LeaderID: 1, Term: 2, LastIndex: 9, CommitIndex: 9, AppliedIndex: 9}},
+		{ID: 2, Address: "h2:9092", Liveness: "fenced", Error: "unreachable: refused"},
+	}}
+	var b bytes.Buffer
+	if err := st.print(&b); err != nil {
+		t.Fatal(err)
+	}
+	want := `Cluster ID: c1
+Controller: 1
+
+ID  ADDRESS  RACK        LIVENESS  RAFT-STATE   TERM  LAST-INDEX  COMMIT  APPLIED
+1   h1:9092  eu-west-1a  alive     Leader       2     9           9       9
+2   h2:9092  -           fenced    unreachable  -     -           -       -
+`
+	if b.String() != want {
+		t.Fatalf("table:\n%s\nwant:\n%s", b.String(), want)
+	}
+	js, err := json.Marshal(st.Brokers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(js, []byte(`"rack":"eu-west-1a"`)) || bytes.Count(js, []byte(`"rack"`)) != 1 {
+		t.Fatalf("JSON %s: want one rack, broker 1's", js)
 	}
 }
