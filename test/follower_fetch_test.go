@@ -130,7 +130,8 @@ func (rc *rackConsumer) upTo(ends map[int32]int64) error {
 // broker 3 and read those partitions from it (its follower bytes grow,
 // rack a's followers serve nothing); they never see a record past the
 // leader's high watermark, and read every record produced with acks=all
-// exactly once, in order. Broker 3 is then SIGKILLed under the franz-go
+// exactly once, in order. A consumer in rack a reads the partitions broker
+// 3 leads from brokers 1 and 2. Broker 3 is then SIGKILLed under the franz-go
 // consumer, which falls back to the leaders and loses nothing.
 func TestFetchFromFollowers(t *testing.T) {
 	const topic, partitions = "racks", 3
@@ -218,6 +219,35 @@ func TestFetchFromFollowers(t *testing.T) {
 	for _, id := range []int32{1, 2} {
 		if b := followerBytes(t, c.node(id)); b != 0 {
 			t.Fatalf("broker %d (rack a) served %v bytes as a follower", id, b)
+		}
+	}
+
+	// A consumer in rack a reads the partitions broker 3 leads from rack
+	// a's followers.
+	var ledBy3 []int32
+	for p, l := range leaders {
+		if l == 3 {
+			ledBy3 = append(ledBy3, p)
+		}
+	}
+	if len(ledBy3) > 0 {
+		offsets := map[int32]kgo.Offset{}
+		for _, p := range ledBy3 {
+			offsets[p] = kgo.NewOffset().AtStart()
+		}
+		ca := c.client(kgo.Rack("a"), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
+			kgo.FetchMaxWait(200*time.Millisecond))
+		ctx := ctxTimeout(t, 60*time.Second)
+		for n := 0; n < 100; {
+			fs := ca.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("rack-a consumer of %v: %d records: %v", ledBy3, n, ctx.Err())
+			}
+			n += fs.NumRecords()
+		}
+		ca.Close()
+		if a := followerBytes(t, c.node(1)) + followerBytes(t, c.node(2)); a == 0 {
+			t.Fatalf("a consumer in rack a read partitions %v led by broker 3, none from rack a's followers", ledBy3)
 		}
 	}
 
