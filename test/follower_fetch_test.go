@@ -126,7 +126,7 @@ func (rc *rackConsumer) upTo(ends map[int32]int64) error {
 
 // TestFetchFromFollowers: three brokers in two racks (1 and 2 in a, 3 in
 // b), a topic of three partitions replicated on all three. Consumers in
-// rack b, librdkafka's and franz-go's, are sent by the leaders in rack a to
+// rack b, librdkafka's, runnel consume's and franz-go's, are sent by the leaders in rack a to
 // broker 3 and read those partitions from it (its follower bytes grow,
 // rack a's followers serve nothing); they never see a record past the
 // leader's high watermark, and read every record produced with acks=all
@@ -207,8 +207,26 @@ func TestFetchFromFollowers(t *testing.T) {
 		}
 	}
 
-	// franz-go in rack b.
+	// runnel consume in rack b, of a partition led in rack a.
+	var ledInRackA int32 = -1
+	for p, l := range leaders {
+		if rackOf(l) == "a" {
+			ledInRackA = p
+		}
+	}
 	served := followerBytes(t, c.node(3))
+	cmd := exec.CommandContext(ctxTimeout(t, 60*time.Second), binary, "consume", topic, "--rack", "b",
+		"--partition", strconv.Itoa(int(ledInRackA)), "--count", "50", "--brokers", c.node(1).addr)
+	cmd.Env = append(cmd.Environ(), "GORACE=atexit_sleep_ms=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("runnel consume --rack b: %v\n%s", err, out)
+	}
+	if b3 := followerBytes(t, c.node(3)); b3 <= served {
+		t.Fatalf("runnel consume --rack b of partition %d (led by %d): broker 3 served no follower bytes", ledInRackA, leaders[ledInRackA])
+	}
+
+	// franz-go in rack b.
+	served = followerBytes(t, c.node(3))
 	rc := startRackConsumer(t, c, topic, "b")
 	c.eventually(60*time.Second, "franz-go's rack-b consumer reads from broker 3", func() error {
 		if n, b := rc.count(), followerBytes(t, c.node(3)); n < 600 || b <= served {

@@ -41,6 +41,7 @@ a new record, at the end of the log with --exit-at-end, or on interrupt.
 	count := fs.Int64("count", 0, "stop after this many records (0: no limit)")
 	format := fs.String("format", `%s\n`, "output format of each record (see above)")
 	timeout := fs.Duration("timeout", 0, "stop when no record arrives for this long, e.g. 5s (0: wait forever)")
+	rack := fs.String("rack", "", "the client's rack (client.rack): a leader may send it to read from a replica in this rack (KIP-392)")
 	var exitAtEnd bool
 	fs.BoolVar(&exitAtEnd, "exit-at-end", false, "exit once every partition's end, as of start-up, is reached")
 	fs.BoolVar(&exitAtEnd, "e", false, "short for --exit-at-end")
@@ -71,7 +72,7 @@ a new record, at the end of the log with --exit-at-end, or on interrupt.
 	defer stop()
 	actx, cancel := context.WithTimeout(ctx, RequestTimeout)
 	defer cancel()
-	cl, err := conn.Client(actx, kgo.FetchMaxWait(500*time.Millisecond))
+	cl, err := conn.Client(actx, kgo.FetchMaxWait(500*time.Millisecond), kgo.Rack(*rack))
 	if err != nil {
 		return err
 	}
