@@ -121,6 +121,7 @@ func (s *Server) fetchTargets(id identity, listener string, h requestHeader, r *
 	if len(targets) < named {
 		s.log.Debug("fetch names partitions more than once", "client_id", h.ClientID, "named", named, "distinct", len(targets))
 	}
+	var brokers map[int32]cluster.BrokerInfo // for the replica selector, on first need
 	for i := range targets {
 		ft := &targets[i]
 		rp := ft.req
@@ -140,7 +141,7 @@ func (s *Server) fetchTargets(id identity, listener string, h requestHeader, r *
 			p, ft.asFollower, err = s.consumerPartition(ft.topic, ft.part, epoch, h.Version)
 		}
 		if err == nil && !ft.replica && !ft.asFollower && h.Version >= 11 && r.Rack != "" {
-			ft.preferred = s.preferredReadReplica(p, r.Rack, rp.FetchOffset, listener)
+			ft.preferred = s.preferredReadReplica(p, r.Rack, rp.FetchOffset, listener, &brokers)
 		}
 		if err == nil && ft.replica {
 			err = s.replicas.FollowerFetched(p, replicaID, rp.FetchOffset, epoch)

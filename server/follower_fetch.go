@@ -75,21 +75,28 @@ func (s *Server) consumerPartition(topic string, index, epoch int32, version int
 // hold the offset, on unfenced brokers of the client's rack with the
 // listener the client uses, the one furthest along (the lowest id among
 // equals); none, or the leader in the client's rack, reads here.
-func (s *Server) preferredReadReplica(p *partition.Partition, rack string, offset int64, listener string) int32 {
+//
+// brokers holds the registered brokers by id, filled on first need and
+// kept for the other partitions of the same fetch.
+func (s *Server) preferredReadReplica(p *partition.Partition, rack string, offset int64, listener string,
+	brokers *map[int32]cluster.BrokerInfo) int32 {
 	if s.cfg.ReplicaSelector != RackAwareSelector || rack == "" || rack == s.cfg.Rack {
 		return -1
 	}
-	followers := p.ReadableFollowers(nil, offset)
+	var buf [8]partition.FollowerState
+	followers := p.ReadableFollowers(buf[:0], offset)
 	if len(followers) == 0 {
 		return -1
 	}
-	brokers := map[int32]cluster.BrokerInfo{}
-	for _, b := range s.meta.Brokers() {
-		brokers[b.ID] = b
+	if *brokers == nil {
+		*brokers = map[int32]cluster.BrokerInfo{}
+		for _, b := range s.meta.Brokers() {
+			(*brokers)[b.ID] = b
+		}
 	}
 	best := partition.FollowerState{ID: -1}
 	for _, f := range followers {
-		b, ok := brokers[f.ID]
+		b, ok := (*brokers)[f.ID]
 		if !ok || b.Fenced || b.Rack != rack {
 			continue
 		}
