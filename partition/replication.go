@@ -112,6 +112,22 @@ func (p *Partition) SetRole(r Role) error {
 				f.leo = -1
 			}
 		}
+		// A reassignment adds and removes replicas within an epoch: an
+		// added one must fetch (and catch up) before it joins the ISR.
+		now := time.Now()
+		if p.rep.followers == nil {
+			p.rep.followers = map[int32]*follower{}
+		}
+		for _, id := range r.Replicas {
+			if id != p.self && p.rep.followers[id] == nil {
+				p.rep.followers[id] = &follower{leo: -1, caughtUp: now, lastFetch: now}
+			}
+		}
+		for id := range p.rep.followers {
+			if !slices.Contains(r.Replicas, id) {
+				delete(p.rep.followers, id)
+			}
+		}
 	}
 	p.rep.Unlock()
 	if newEpoch && r.Leader {
