@@ -64,6 +64,7 @@ import (
 	"github.com/runnel-io/runnel/coordinator/txns"
 	"github.com/runnel-io/runnel/internal/certstore"
 	"github.com/runnel-io/runnel/internal/quota"
+	"github.com/runnel-io/runnel/internal/throttle"
 	"github.com/runnel-io/runnel/internal/sasl"
 	"github.com/runnel-io/runnel/lag"
 	"github.com/runnel-io/runnel/partition"
@@ -93,6 +94,9 @@ type Broker struct {
 	groups   *groups.Service
 	txns     *txns.Service
 	cleaner  *cleaner.Cleaner
+	// leaderThrottle and followerThrottle hold throttled replication
+	// traffic to the replication rates.
+	leaderThrottle, followerThrottle *throttle.Rate
 	dyn      dynamicConfigs
 	lag      *lag.Refresher
 	isrs     *isrWatch
@@ -280,6 +284,9 @@ func New(cfg Config) (_ *Broker, err error) {
 		b.txns.Reconciled()
 		b.isrs.observe(b.parts.Partitions())
 	}
+	b.leaderThrottle = throttle.New(cfg.ReplicationThrottle.Leader)
+	b.followerThrottle = throttle.New(cfg.ReplicationThrottle.Follower)
+	ro.Throttle = b.followerThrottle
 	b.replicas = replica.New(ro)
 	b.dyn.static = staticBrokerConfigs(cfg)
 	b.node.FSM().OnBrokerConfigsChanged(b.brokerConfigsChanged)
@@ -315,6 +322,7 @@ func New(cfg Config) (_ *Broker, err error) {
 	sc.Quotas = quota.NewManager(qo)
 	b.node.FSM().OnClientQuotasChanged(sc.Quotas.SetConfig)
 	sc.Transactions = b.txns
+	sc.LeaderThrottle = b.leaderThrottle
 	b.srv = server.New(sc, b.parts, b.meta, b.groups, b.replicas)
 
 	if cfg.MetricsListen != "" {

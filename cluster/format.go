@@ -241,8 +241,9 @@ type (
 		PartitionEpoch int32 `json:"partition_epoch"`
 	}
 	// UnregisterBroker removes a broker's registration, as Kafka's
-	// UnregisterBroker; refused while any partition still has it as a
-	// replica. Deduplicated by proposal id.
+	// UnregisterBroker; refused while the broker is alive (unfenced) or
+	// any partition still has it as a replica. Deduplicated by proposal
+	// id.
 	UnregisterBroker struct {
 		ID int32 `json:"id"`
 	}

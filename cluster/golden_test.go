@@ -94,7 +94,8 @@ func goldenCommands() []command {
 		{CmdReassignPartition, id(43), &ReassignPartition{TP: TP{"orders", 2}, Cancel: true}},
 		{CmdReassignPartition, id(44), &ReassignPartition{TP: TP{"orders", 2}, Target: []int32{1}}},
 		{CmdCompleteReassignment, id(45), &CompleteReassignment{TP: TP{"orders", 2}, PartitionEpoch: 4}},
-		{CmdUnregisterBroker, id(46), &UnregisterBroker{ID: 4}},
+		{CmdSetBrokerFenced, id(46), &SetBrokerFenced{ID: 4, Fenced: true}},
+		{CmdUnregisterBroker, id(47), &UnregisterBroker{ID: 4}},
 	}
 }
 

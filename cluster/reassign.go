@@ -104,8 +104,12 @@ func (s *State) setReplicas(tp TP, p *PartitionInfo, replicas, adding, removing 
 
 // unregisterBroker applies an UnregisterBroker.
 func (s *State) unregisterBroker(c *UnregisterBroker) error {
-	if s.Brokers[c.ID] == nil {
+	b := s.Brokers[c.ID]
+	if b == nil {
 		return fmt.Errorf("%w: %d", ErrUnknownBroker, c.ID)
+	}
+	if !b.Fenced {
+		return fmt.Errorf("%w: broker %d is alive (heartbeating); stop it first", ErrBrokerInUse, c.ID)
 	}
 	var held []TP
 	for _, name := range s.topicNames() {
@@ -169,8 +173,8 @@ func (m *Meta) Reassign(tp TP, target []int32) error {
 	return err
 }
 
-// UnregisterBroker removes a broker that holds no replicas from the
-// metadata.
+// UnregisterBroker removes a stopped (fenced) broker that holds no
+// replicas from the metadata and the Raft quorum.
 func (m *Meta) UnregisterBroker(id int32) error {
 	_, err := m.propose(CmdUnregisterBroker, UnregisterBroker{ID: id})
 	return err

@@ -90,6 +90,8 @@ func TestUnregisterBroker(t *testing.T) {
 	l.ok(CmdSetBrokerConfigs, SetBrokerConfigs{Broker: 4, Configs: map[string]string{"log.level": "debug"}})
 	l.refused(CmdUnregisterBroker, UnregisterBroker{ID: 3}, ErrBrokerInUse)
 	l.refused(CmdUnregisterBroker, UnregisterBroker{ID: 9}, ErrUnknownBroker)
+	l.refused(CmdUnregisterBroker, UnregisterBroker{ID: 4}, ErrBrokerInUse) // alive
+	l.ok(CmdSetBrokerFenced, SetBrokerFenced{ID: 4, Fenced: true})
 	l.ok(CmdUnregisterBroker, UnregisterBroker{ID: 4})
 	l.f.Read(func(s *State) {
 		if s.Brokers[4] != nil || s.BrokerConfigs[4] != nil {
