@@ -64,8 +64,8 @@ import (
 	"github.com/runnel-io/runnel/coordinator/txns"
 	"github.com/runnel-io/runnel/internal/certstore"
 	"github.com/runnel-io/runnel/internal/quota"
-	"github.com/runnel-io/runnel/internal/throttle"
 	"github.com/runnel-io/runnel/internal/sasl"
+	"github.com/runnel-io/runnel/internal/throttle"
 	"github.com/runnel-io/runnel/lag"
 	"github.com/runnel-io/runnel/partition"
 	"github.com/runnel-io/runnel/replica"
@@ -97,18 +97,18 @@ type Broker struct {
 	// leaderThrottle and followerThrottle hold throttled replication
 	// traffic to the replication rates.
 	leaderThrottle, followerThrottle *throttle.Rate
-	dyn      dynamicConfigs
-	lag      *lag.Refresher
-	isrs     *isrWatch
-	srv      *server.Server
-	lns      []*boundListener   // the Kafka API, in the order of cfg.Listeners
-	inter    string             // the inter-broker listener's name
-	certs    *certstore.Store   // nil without TLS files
-	oauth    *sasl.JWTValidator // nil unless OAUTHBEARER is enabled
-	mln      net.Listener       // metrics; nil when off
-	hs       *http.Server
-	httpDone chan struct{} // closed when hs.Serve returns
-	ready    atomic.Bool
+	dyn                              dynamicConfigs
+	lag                              *lag.Refresher
+	isrs                             *isrWatch
+	srv                              *server.Server
+	lns                              []*boundListener   // the Kafka API, in the order of cfg.Listeners
+	inter                            string             // the inter-broker listener's name
+	certs                            *certstore.Store   // nil without TLS files
+	oauth                            *sasl.JWTValidator // nil unless OAUTHBEARER is enabled
+	mln                              net.Listener       // metrics; nil when off
+	hs                               *http.Server
+	httpDone                         chan struct{} // closed when hs.Serve returns
+	ready                            atomic.Bool
 
 	mu struct {
 		sync.Mutex

@@ -15,9 +15,9 @@ import (
 	"github.com/runnel-io/runnel/internal/certstore"
 	"github.com/runnel-io/runnel/internal/quota"
 	"github.com/runnel-io/runnel/internal/sasl"
+	"github.com/runnel-io/runnel/internal/throttle"
 	"github.com/runnel-io/runnel/lag"
 	"github.com/runnel-io/runnel/partition"
-	"github.com/runnel-io/runnel/internal/throttle"
 	"github.com/runnel-io/runnel/replica"
 	"github.com/runnel-io/runnel/segment"
 	"github.com/runnel-io/runnel/server"
@@ -223,7 +223,7 @@ func DefaultConfig() Config {
 		},
 		Partitions: partition.Options{Fsync: segment.FsyncPolicy{Mode: segment.FsyncAlways},
 			MaxDecompressedBatchBytes: partition.DefaultMaxDecompressedBatchBytes, SyncGroupMinFiles: segment.DefaultSyncGroupMinFiles},
-		Replicas: replica.Options{MaxLag: replica.DefaultMaxLag},
+		Replicas:            replica.Options{MaxLag: replica.DefaultMaxLag},
 		ReplicationThrottle: struct{ Leader, Follower int64 }{throttle.Unlimited, throttle.Unlimited},
 		Cleaner: cleaner.Options{Threads: cleaner.DefaultThreads, DedupeBufferBytes: cleaner.DefaultDedupeBufferBytes,
 			Backoff: cleaner.DefaultBackoff},
