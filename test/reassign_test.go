@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -72,12 +73,6 @@ func (p *ackedProducer) stop() []movedRecord {
 	return slices.Clone(p.acked)
 }
 
-func (p *ackedProducer) count() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.acked)
-}
-
 // checkAcked reads topic from the start and checks that every acknowledged
 // record is at the offset it was acknowledged at, once.
 func checkAcked(t *testing.T, c *testCluster, topic string, acked []movedRecord) {
@@ -119,9 +114,14 @@ func checkAcked(t *testing.T, c *testCluster, topic string, acked []movedRecord)
 	}
 }
 
-// reassignmentsNow returns the reassignments in progress of topic.
+// reassignmentsNow returns the reassignments in progress of topic's
+// first 16 partitions.
 func reassignmentsNow(ctx context.Context, adm *kadm.Client, topic string) (kadm.ListPartitionReassignmentsResponses, error) {
-	resp, err := adm.ListPartitionReassignments(ctx, kadm.TopicsSet{topic: nil})
+	parts := map[int32]struct{}{}
+	for p := range int32(16) {
+		parts[p] = struct{}{}
+	}
+	resp, err := adm.ListPartitionReassignments(ctx, kadm.TopicsSet{topic: parts})
 	if err != nil {
 		return nil, err
 	}
@@ -142,16 +142,27 @@ func TestReassignmentUnderLoad(t *testing.T) {
 	adm := c.admin()
 	ctx := ctxTimeout(t, 3*time.Minute)
 
-	// About 1 MiB per partition before the move, then a trickle during it.
-	pcl := c.client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(5*time.Millisecond))
-	bulk := startAckedProducer(t, pcl, topic, 0, 1000)
-	c.eventually(60*time.Second, "3 MiB produced", func() error {
-		if n := bulk.count(); n < 3*1024 {
-			return fmt.Errorf("%d records acknowledged", n)
+	// 1 MiB per partition before the move (incompressible), then a
+	// trickle during it.
+	pcl := c.client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(5*time.Millisecond),
+		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	var acked []movedRecord
+	for i := range parts * 1024 / 64 {
+		var batch []*kgo.Record
+		for j := range 64 {
+			v := make([]byte, 1024)
+			rand.Read(v)
+			copy(v, fmt.Sprintf("b%07d-", i*64+j))
+			batch = append(batch, &kgo.Record{Topic: topic, Value: v})
 		}
-		return nil
-	})
-	acked := bulk.stop()
+		res := pcl.ProduceSync(ctx, batch...)
+		if err := res.FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			acked = append(acked, movedRecord{r.Record.Partition, r.Record.Offset, string(r.Record.Value[:9])})
+		}
+	}
 	load := startAckedProducer(t, pcl, topic, 5*time.Millisecond, 100)
 
 	const rate = 256 << 10
@@ -257,7 +268,7 @@ func TestReassignmentUnderLoad(t *testing.T) {
 }
 
 // TestReassignmentAPIs drives the reassignment requests' error cases with
-// kadm, and a reassignment held by a zero follower rate through sarama's
+// kadm, and a reassignment held by a zero leader rate through sarama's
 // admin client: listed in progress, then cancelled back to the original
 // replicas.
 func TestReassignmentAPIs(t *testing.T) {
@@ -299,10 +310,10 @@ func TestReassignmentAPIs(t *testing.T) {
 		})
 	}
 
-	// No follower traffic of throttled replicas passes at a rate of 0:
-	// the reassignment stays in progress until cancelled.
+	// No leader traffic to throttled replicas passes at a rate of 0: the
+	// reassignment stays in progress until cancelled.
 	if _, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig,
-		Name: "follower.replication.throttled.rate", Value: kmsg.StringPtr("0")}}); err != nil {
+		Name: "leader.replication.throttled.rate", Value: kmsg.StringPtr("0")}}); err != nil {
 		t.Fatal(err)
 	}
 	orig := c.waitISR("held", 1, 1)[0].replicas
