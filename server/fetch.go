@@ -36,6 +36,9 @@ type fetchTarget struct {
 	p       *partition.Partition
 	errCode int16
 	replica bool // a follower's fetch: reads up to the log end
+	// throttled: a follower's fetch of a throttled replica, held to the
+	// leader replication rate.
+	throttled bool
 	// committed: a consumer's read_committed fetch (isolation level 1),
 	// which reads up to the last stable offset and is told the aborted
 	// transactions in what it reads.
@@ -153,6 +156,7 @@ func (s *Server) fetchTargets(id identity, listener string, h requestHeader, r *
 			p = nil
 		}
 		ft.p, ft.errCode = p, errorCode(err)
+		ft.throttled = p != nil && ft.replica && s.cfg.LeaderThrottle != nil && p.LeaderThrottled(replicaID)
 	}
 	return targets
 }
@@ -284,6 +288,9 @@ func (s *Server) fillFetch(resp *consumer.Response, targets []fetchTarget, budge
 					// as Kafka gives (KAFKA-14305).
 					pd.ErrorCode = 0
 				}
+			} else if t.throttled && s.cfg.LeaderThrottle.Exceeded() {
+				// Over the leader replication rate: no data for now, as
+				// Kafka answers a throttled replica.
 			} else if limit > 0 || total == 0 {
 				// KIP-74: the first partition with data always gets one
 				// whole batch, whatever the limits say.
@@ -314,6 +321,9 @@ func (s *Server) fillFetch(resp *consumer.Response, targets []fetchTarget, budge
 						pd.Records = region
 						total += region.Length
 						budget -= region.Length
+						if t.throttled {
+							s.cfg.LeaderThrottle.Record(region.Length)
+						}
 						if t.asFollower {
 							s.m.followerFetchBytes(region.Length)
 						}
