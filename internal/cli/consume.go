@@ -72,7 +72,11 @@ a new record, at the end of the log with --exit-at-end, or on interrupt.
 	defer stop()
 	actx, cancel := context.WithTimeout(ctx, RequestTimeout)
 	defer cancel()
-	cl, err := conn.Client(actx, kgo.FetchMaxWait(500*time.Millisecond), kgo.Rack(*rack))
+	// With a rack, ask the leader again every minute (franz-go's default
+	// is 30): a preferred replica that died is left within a minute even
+	// where the partition kept its leader.
+	cl, err := conn.Client(actx, kgo.FetchMaxWait(500*time.Millisecond), kgo.Rack(*rack),
+		kgo.RecheckPreferredReplicaInterval(time.Minute))
 	if err != nil {
 		return err
 	}
