@@ -310,3 +310,31 @@ func TestFollowerFetchCarriesNewHW(t *testing.T) {
 		t.Fatal("parked follower fetch not answered when the high watermark moved")
 	}
 }
+
+// TestFollowerReadCommitted: a read_committed consumer on a follower reads
+// below the follower's last stable offset, held by a transaction open in
+// what it replicated, and is told that offset.
+func TestFollowerReadCommitted(t *testing.T) {
+	ts, topic, p, _ := rackServer(t, Config{})
+	follow(t, p, []int32{1, 2}, 3, 0) // offsets 0-2, plain
+	txn := testbatch.Make(testbatch.Spec{BaseOffset: 3, Timestamp: 1000, Idempotent: true, ProducerID: 9,
+		Attributes: segment.AttrTransactional, Values: testbatch.Values(2, 10, 9)}) // 3-4, left open
+	segment.SetPartitionLeaderEpoch(txn, 1)
+	if _, err := p.AppendReplica(txn); err != nil {
+		t.Fatal(err)
+	}
+	p.SetFollowerHW(5)
+	for _, tc := range []struct {
+		isolation int8
+		last      int64
+		lso       int64
+	}{{0, 4, 3}, {1, 2, 3}} {
+		req := rackFetch(12, topic, "a", 0)
+		req.IsolationLevel = tc.isolation
+		rp := onlyPartition(t, ts.call(t, req))
+		if rp.ErrorCode != 0 || rp.HighWatermark != 5 || rp.LastStableOffset != tc.lso || lastOffsetIn(t, rp.RecordBatches) != tc.last {
+			t.Fatalf("isolation %d: error %d, HW %d, LSO %d, up to %d; want 0, 5, %d, %d", tc.isolation, rp.ErrorCode,
+				rp.HighWatermark, rp.LastStableOffset, lastOffsetIn(t, rp.RecordBatches), tc.lso, tc.last)
+		}
+	}
+}
