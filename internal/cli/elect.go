@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func clusterElectLeaders(args []string, stdout, stderr io.Writer) error {
@@ -121,24 +122,34 @@ func electionRows(results kadm.ElectLeadersResults, leaders map[string]map[int32
 }
 
 // partitionLeaders returns the leader of each partition of the results'
-// topics, as the cluster sees it after the elections.
+// topics as the controller sees it: the broker that answered the
+// elections, whose metadata shows them (another broker's may not yet).
 func partitionLeaders(ctx context.Context, cl *kgo.Client, results kadm.ElectLeadersResults) (map[string]map[int32]int32, error) {
-	var topics []string
-	for t := range results {
-		topics = append(topics, t)
-	}
 	out := map[string]map[int32]int32{}
-	if len(topics) == 0 {
+	req := kmsg.NewPtrMetadataRequest()
+	for t := range results {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(t)
+		req.Topics = append(req.Topics, rt)
+	}
+	if len(req.Topics) == 0 {
 		return out, nil
 	}
-	md, err := kadm.NewClient(cl).Metadata(ctx, topics...)
+	ctrl, err := kadm.NewClient(cl).BrokerMetadata(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("metadata after the elections: %w", err)
 	}
-	for _, t := range md.Topics {
-		out[t.Topic] = map[int32]int32{}
+	resp, err := req.RequestWith(ctx, cl.Broker(int(ctrl.Controller)))
+	if err != nil {
+		return nil, fmt.Errorf("metadata after the elections: %w", err)
+	}
+	for _, t := range resp.Topics {
+		if t.Topic == nil {
+			continue
+		}
+		out[*t.Topic] = map[int32]int32{}
 		for _, p := range t.Partitions {
-			out[t.Topic][p.Partition] = p.Leader
+			out[*t.Topic][p.Partition] = p.Leader
 		}
 	}
 	return out, nil
