@@ -49,7 +49,7 @@ type pyLogDir struct {
 }
 
 type pyElection struct {
-	Error   int16                     `json:"error"`
+	Error   int16            `json:"error"`
 	Results map[string][]any `json:"results"` // "topic-p": code, message
 }
 
