@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -96,12 +95,7 @@ func TestElectLeadersOverQuorum(t *testing.T) {
 	q := newTestQuorum(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	f := q.nodes[q.follower()]
-	for _, v := range q.voters {
-		if _, err := f.Propose(ctx, CmdRegisterBroker, RegisterBroker{ID: v.ID, Addr: fmt.Sprintf("h:%d", v.ID)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	f := registerVoters(t, ctx, q)
 	m := NewMeta(f)
 	if _, err := m.CreateTopic(Topic{Name: "orders", Partitions: 3, ReplicationFactor: 3}); err != nil {
 		t.Fatal(err)

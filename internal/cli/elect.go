@@ -51,18 +51,9 @@ election that was needed could not be held.`, stderr)
 		return err
 	}
 	defer done()
-	var set kadm.TopicsSet // nil: every partition
-	if *topic != "" {
-		t, err := TopicMetadata(ctx, cl, *topic)
-		if err != nil {
-			return err
-		}
-		ids, err := PartitionIDs(t, *part)
-		if err != nil {
-			return err
-		}
-		set = kadm.TopicsSet{}
-		set.Add(*topic, ids...)
+	set, err := partitionSet(ctx, cl, *topic, *part)
+	if err != nil {
+		return err
 	}
 	results, err := kadm.NewClient(cl).ElectLeaders(ctx, how, set)
 	if err != nil {
@@ -90,6 +81,25 @@ election that was needed could not be held.`, stderr)
 		return fmt.Errorf("elect leaders: %d of %d partitions could not be elected", failed, len(rows))
 	}
 	return nil
+}
+
+// partitionSet returns the partitions of topic (or only partition part,
+// if >= 0) as a set for kadm, or nil, every partition, without a topic.
+func partitionSet(ctx context.Context, cl *kgo.Client, topic string, part int) (kadm.TopicsSet, error) {
+	if topic == "" {
+		return nil, nil
+	}
+	t, err := TopicMetadata(ctx, cl, topic)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := PartitionIDs(t, part)
+	if err != nil {
+		return nil, err
+	}
+	set := kadm.TopicsSet{}
+	set.Add(topic, ids...)
+	return set, nil
 }
 
 // electionRow is one partition's election as printed.

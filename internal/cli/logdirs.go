@@ -31,15 +31,9 @@ behind the leader's high watermark).`, stderr)
 	}
 	defer done()
 	adm := kadm.NewClient(cl)
-	var set kadm.TopicsSet // nil: every partition
-	if *topic != "" {
-		t, err := TopicMetadata(ctx, cl, *topic)
-		if err != nil {
-			return err
-		}
-		ids, _ := PartitionIDs(t, -1)
-		set = kadm.TopicsSet{}
-		set.Add(*topic, ids...)
+	set, err := partitionSet(ctx, cl, *topic, -1)
+	if err != nil {
+		return err
 	}
 	all := kadm.DescribedAllLogDirs{}
 	if *broker >= 0 {
