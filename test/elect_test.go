@@ -217,7 +217,8 @@ func TestElectLeadersPreferredAfterFailover(t *testing.T) {
 // follower comes back outside the ISR and the partition stays without a
 // leader, since the topic does not allow unclean elections. A preferred
 // election cannot help (its preferred replica is fenced); an unclean one,
-// asked for by the CLI, elects the follower, now the whole ISR. A
+// asked for by the CLI, elects the follower, now the whole ISR; the old
+// leader returns, drops what only it held and follows. A
 // partition whose only replica is fenced finds no eligible leader: fenced
 // brokers are never elected.
 func TestElectLeadersUnclean(t *testing.T) {
@@ -249,6 +250,14 @@ func TestElectLeadersUnclean(t *testing.T) {
 		}
 		return nil
 	})
+	// Records only the leader holds: the unclean election loses them.
+	cl := c.client(kgo.DefaultProduceTopic(pair), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for i := range 5 {
+		r := &kgo.Record{Partition: 0, Value: []byte("only on the leader " + strconv.Itoa(i))}
+		if err := cl.ProduceSync(ctxTimeout(t, 30*time.Second), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	c.node(leader).kill() // the quorum has one voter left until the follower returns
 	c.node(follower).restart()
 	c.waitHealthy()
@@ -290,7 +299,6 @@ func TestElectLeadersUnclean(t *testing.T) {
 		}
 		return nil
 	})
-	cl := c.client(kgo.DefaultProduceTopic(pair), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err := cl.ProduceSync(ctxTimeout(t, 30*time.Second), &kgo.Record{Partition: 0, Value: []byte("after")}).FirstErr(); err != nil {
 		t.Fatalf("produce to the new leader: %v", err)
 	}
@@ -298,4 +306,27 @@ func TestElectLeadersUnclean(t *testing.T) {
 	if err != nil || !errors.Is(results[pair][0].Err, kerr.ElectionNotNeeded) {
 		t.Fatalf("a second unclean election: %+v %v", results, err)
 	}
+	// The old leader returns, cuts the records it alone held and follows.
+	c.node(leader).restart()
+	c.eventually(45*time.Second, "the old leader back in the ISR with the new leader's log", func() error {
+		v, err := c.agreedPartitions(pair, 3)
+		if err != nil {
+			return err
+		}
+		if v[0].leader != follower || len(v[0].isr) != 2 {
+			return fmt.Errorf("%s-0: %v", pair, v[0])
+		}
+		ends := map[int32]int64{}
+		for _, id := range []int32{leader, follower} {
+			m, err := c.node(id).logEndOffsets()
+			if err != nil {
+				return err
+			}
+			ends[id] = m[pair+"-0"]
+		}
+		if ends[leader] != 1 || ends[follower] != 1 {
+			return fmt.Errorf("log ends of %s-0 %v, want 1 (the record produced after the election) on both", pair, ends)
+		}
+		return nil
+	})
 }
