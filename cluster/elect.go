@@ -28,6 +28,16 @@ const (
 	ElectUnclean ElectionType = 1
 )
 
+func (t ElectionType) String() string {
+	switch t {
+	case ElectPreferred:
+		return "preferred"
+	case ElectUnclean:
+		return "unclean"
+	}
+	return fmt.Sprintf("ElectionType(%d)", int8(t))
+}
+
 // Errors of an election, one per partition.
 var (
 	// ErrElectionNotNeeded: the preferred replica leads already, or (an

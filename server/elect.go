@@ -87,7 +87,7 @@ func (s *Server) handleElectLeaders(c *conn, r *kmsg.ElectLeadersRequest) *kmsg.
 	})
 	for _, e := range results {
 		if e.Err == nil {
-			s.log.Info("leader elected on request", "partition", e.TP, "leader", e.Leader, "type", typ,
+			s.log.Info("leader elected on request", "partition", e.TP, "leader", e.Leader, "type", typ.String(),
 				"principal", c.principal, "host", c.addr)
 		}
 	}
