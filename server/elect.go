@@ -79,11 +79,7 @@ func (s *Server) handleElectLeaders(c *conn, r *kmsg.ElectLeadersRequest) *kmsg.
 		return refuse(errorCode(err), err.Error())
 	}
 	resp.Topics = electionResults(results, func(e cluster.Election) (int16, *string) {
-		if e.Err == nil {
-			return 0, nil
-		}
-		msg := e.Err.Error()
-		return errorCode(e.Err), &msg
+		return errorCode(e.Err), errMessage(e.Err)
 	})
 	for _, e := range results {
 		if e.Err == nil {
