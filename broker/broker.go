@@ -65,6 +65,7 @@ import (
 	"github.com/runnel-io/runnel/internal/certstore"
 	"github.com/runnel-io/runnel/internal/quota"
 	"github.com/runnel-io/runnel/internal/sasl"
+	"github.com/runnel-io/runnel/internal/throttle"
 	"github.com/runnel-io/runnel/lag"
 	"github.com/runnel-io/runnel/partition"
 	"github.com/runnel-io/runnel/replica"
@@ -93,18 +94,21 @@ type Broker struct {
 	groups   *groups.Service
 	txns     *txns.Service
 	cleaner  *cleaner.Cleaner
-	dyn      dynamicConfigs
-	lag      *lag.Refresher
-	isrs     *isrWatch
-	srv      *server.Server
-	lns      []*boundListener   // the Kafka API, in the order of cfg.Listeners
-	inter    string             // the inter-broker listener's name
-	certs    *certstore.Store   // nil without TLS files
-	oauth    *sasl.JWTValidator // nil unless OAUTHBEARER is enabled
-	mln      net.Listener       // metrics; nil when off
-	hs       *http.Server
-	httpDone chan struct{} // closed when hs.Serve returns
-	ready    atomic.Bool
+	// leaderThrottle and followerThrottle hold throttled replication
+	// traffic to the replication rates.
+	leaderThrottle, followerThrottle *throttle.Rate
+	dyn                              dynamicConfigs
+	lag                              *lag.Refresher
+	isrs                             *isrWatch
+	srv                              *server.Server
+	lns                              []*boundListener   // the Kafka API, in the order of cfg.Listeners
+	inter                            string             // the inter-broker listener's name
+	certs                            *certstore.Store   // nil without TLS files
+	oauth                            *sasl.JWTValidator // nil unless OAUTHBEARER is enabled
+	mln                              net.Listener       // metrics; nil when off
+	hs                               *http.Server
+	httpDone                         chan struct{} // closed when hs.Serve returns
+	ready                            atomic.Bool
 
 	mu struct {
 		sync.Mutex
@@ -280,6 +284,9 @@ func New(cfg Config) (_ *Broker, err error) {
 		b.txns.Reconciled()
 		b.isrs.observe(b.parts.Partitions())
 	}
+	b.leaderThrottle = throttle.New(cfg.ReplicationThrottle.Leader)
+	b.followerThrottle = throttle.New(cfg.ReplicationThrottle.Follower)
+	ro.Throttle = b.followerThrottle
 	b.replicas = replica.New(ro)
 	b.dyn.static = staticBrokerConfigs(cfg)
 	b.node.FSM().OnBrokerConfigsChanged(b.brokerConfigsChanged)
@@ -315,6 +322,7 @@ func New(cfg Config) (_ *Broker, err error) {
 	sc.Quotas = quota.NewManager(qo)
 	b.node.FSM().OnClientQuotasChanged(sc.Quotas.SetConfig)
 	sc.Transactions = b.txns
+	sc.LeaderThrottle = b.leaderThrottle
 	b.srv = server.New(sc, b.parts, b.meta, b.groups, b.replicas)
 
 	if cfg.MetricsListen != "" {

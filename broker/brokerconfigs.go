@@ -10,6 +10,7 @@ import (
 
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/internal/brokerconfig"
+	"github.com/runnel-io/runnel/internal/throttle"
 )
 
 // staticSettings gives, for each broker config that is a flag, its value
@@ -51,6 +52,8 @@ var staticSettings = map[string]func(c Config) string{
 	"log.cleaner.dedupe.buffer.size":      func(c Config) string { return itoa(c.Cleaner.DedupeBufferBytes) },
 	"log.cleaner.backoff.ms":              func(c Config) string { return ms(c.Cleaner.Backoff) },
 	brokerconfig.CleanerIORate:            func(c Config) string { return itoa(c.Cleaner.IOBytesPerSecond) },
+	brokerconfig.LeaderReplicationRate:    func(c Config) string { return itoa(c.ReplicationThrottle.Leader) },
+	brokerconfig.FollowerReplicationRate:  func(c Config) string { return itoa(c.ReplicationThrottle.Follower) },
 	"offsets.topic.num.partitions":        func(c Config) string { return itoa(c.OffsetsTopic.Partitions) },
 	"offsets.topic.replication.factor":    func(c Config) string { return itoa(c.OffsetsTopic.ReplicationFactor) },
 	"offsets.topic.segment.bytes":         func(c Config) string { return itoa(c.OffsetsTopic.SegmentBytes) },
@@ -153,6 +156,15 @@ func (b *Broker) applyBrokerConfigs() {
 	if e, ok := brokerconfig.Effective(brokerconfig.CleanerIORate, static, own, defaults); ok && b.cleaner != nil {
 		n, _ := strconv.ParseInt(e.Value, 10, 64)
 		b.cleaner.SetIOBytesPerSecond(n)
+	}
+	for name, t := range map[string]*throttle.Rate{brokerconfig.LeaderReplicationRate: b.leaderThrottle,
+		brokerconfig.FollowerReplicationRate: b.followerThrottle} {
+		if e, ok := brokerconfig.Effective(name, static, own, defaults); ok && t != nil {
+			if n, err := strconv.ParseInt(e.Value, 10, 64); err == nil && n != t.Limit() {
+				t.SetRate(n)
+				b.log.Info("replication throttle changed", "config", name, "bytes_per_second", n, "source", e.Source)
+			}
+		}
 	}
 	if e, ok := brokerconfig.Effective(brokerconfig.LogLevel, static, own, defaults); ok && b.cfg.LogLevel != nil {
 		var l slog.Level

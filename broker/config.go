@@ -15,6 +15,7 @@ import (
 	"github.com/runnel-io/runnel/internal/certstore"
 	"github.com/runnel-io/runnel/internal/quota"
 	"github.com/runnel-io/runnel/internal/sasl"
+	"github.com/runnel-io/runnel/internal/throttle"
 	"github.com/runnel-io/runnel/lag"
 	"github.com/runnel-io/runnel/partition"
 	"github.com/runnel-io/runnel/replica"
@@ -141,6 +142,12 @@ type Config struct {
 	// --log-cleaner-backoff. New sets its Logger and
 	// MaxDecompressedBatchBytes.
 	Cleaner cleaner.Options
+	// ReplicationThrottle holds the rates of throttled replication
+	// traffic, bytes per second: Leader is
+	// --leader-replication-throttled-rate, Follower
+	// --follower-replication-throttled-rate (throttle.Unlimited: none).
+	// Dynamic broker configs change them while the broker runs.
+	ReplicationThrottle struct{ Leader, Follower int64 }
 	// Quotas configures the measuring of client quotas: Samples is
 	// --quota-window-num, SampleSpan --quota-window-size (Kafka's
 	// quota.window.num and quota.window.size.seconds). New sets its
@@ -216,7 +223,8 @@ func DefaultConfig() Config {
 		},
 		Partitions: partition.Options{Fsync: segment.FsyncPolicy{Mode: segment.FsyncAlways},
 			MaxDecompressedBatchBytes: partition.DefaultMaxDecompressedBatchBytes, SyncGroupMinFiles: segment.DefaultSyncGroupMinFiles},
-		Replicas: replica.Options{MaxLag: replica.DefaultMaxLag},
+		Replicas:            replica.Options{MaxLag: replica.DefaultMaxLag},
+		ReplicationThrottle: struct{ Leader, Follower int64 }{throttle.Unlimited, throttle.Unlimited},
 		Cleaner: cleaner.Options{Threads: cleaner.DefaultThreads, DedupeBufferBytes: cleaner.DefaultDedupeBufferBytes,
 			Backoff: cleaner.DefaultBackoff},
 		Quotas: quota.Options{Samples: quota.DefaultSamples, SampleSpan: quota.DefaultSampleSpan},
@@ -334,6 +342,9 @@ func (c Config) Validate() error {
 	}
 	if c.Quotas.Samples < 2 {
 		bad("--quota-window-num: want 2 or more samples, got %d", c.Quotas.Samples)
+	}
+	if c.ReplicationThrottle.Leader < 0 || c.ReplicationThrottle.Follower < 0 {
+		bad("--leader-replication-throttled-rate, --follower-replication-throttled-rate: want a rate of 0 or more bytes per second")
 	}
 	if c.Cleaner.IOBytesPerSecond < 0 {
 		bad("--log-cleaner-io-bytes-per-second: want 0 (unlimited) or a positive rate, got %d", c.Cleaner.IOBytesPerSecond)

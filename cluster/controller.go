@@ -272,6 +272,10 @@ func (n *Node) RunController(ctx context.Context, o ControllerOptions) {
 		}
 		now := time.Now()
 		n.checkLiveness(ctx, o, now)
+		if n.IsLeader() {
+			n.completeReassignments(ctx)
+			n.removeUnregisteredVoters()
+		}
 		if o.LeaderRebalanceInterval > 0 && now.Sub(lastRebalance) >= o.LeaderRebalanceInterval {
 			lastRebalance = now
 			if n.IsLeader() {

@@ -218,6 +218,35 @@ type (
 		Configs map[string]string  `json:"configs,omitempty"`
 		Prev    *map[string]string `json:"prev,omitempty"`
 	}
+	// ReassignPartition starts, replaces or (Cancel) cancels the
+	// reassignment of a partition to the replicas Target, preferred
+	// leader first, as Kafka's AlterPartitionReassignments. The
+	// partition's replicas become Target followed by the original
+	// replicas not in it; those of Target not original are adding, the
+	// original not in Target removing, until CompleteReassignment. A
+	// Target equal to the original replicas, in any order, is a plain
+	// reorder and completes at once. Deduplicated by proposal id.
+	ReassignPartition struct {
+		TP     TP      `json:"tp"`
+		Target []int32 `json:"target,omitempty"`
+		Cancel bool    `json:"cancel,omitempty"`
+	}
+	// CompleteReassignment ends a reassignment whose target replicas are
+	// all in the ISR, computed at PartitionEpoch: the removing replicas
+	// leave the replicas and the ISR, and a leader among them hands its
+	// leadership to the first target replica in sync. Proposed by the
+	// controller.
+	CompleteReassignment struct {
+		TP             TP    `json:"tp"`
+		PartitionEpoch int32 `json:"partition_epoch"`
+	}
+	// UnregisterBroker removes a broker's registration, as Kafka's
+	// UnregisterBroker; refused while the broker is alive (unfenced) or
+	// any partition still has it as a replica. Deduplicated by proposal
+	// id.
+	UnregisterBroker struct {
+		ID int32 `json:"id"`
+	}
 )
 
 // QuotaEntityPart is one part of a client quota entity, in commands and
@@ -357,7 +386,8 @@ var commandNames = map[CommandType]string{
 	CmdSegmentsDeleted: "SegmentsDeleted", CmdCommitOffsets: "CommitOffsets", CmdDeleteOffsets: "DeleteOffsets",
 	CmdDeleteGroup: "DeleteGroup", CmdAllocateProducerID: "AllocateProducerIDs",
 	CmdAlterScramCredentials: "AlterScramCredentials", CmdAlterAcls: "AlterAcls", CmdAlterClientQuotas: "AlterClientQuotas",
-	CmdSetBrokerConfigs: "SetBrokerConfigs",
+	CmdSetBrokerConfigs: "SetBrokerConfigs", CmdReassignPartition: "ReassignPartition",
+	CmdCompleteReassignment: "CompleteReassignment", CmdUnregisterBroker: "UnregisterBroker",
 }
 
 func (t CommandType) String() string {
@@ -406,6 +436,12 @@ func commandPayload(t CommandType) any {
 		return &AlterClientQuotas{}
 	case CmdSetBrokerConfigs:
 		return &SetBrokerConfigs{}
+	case CmdReassignPartition:
+		return &ReassignPartition{}
+	case CmdCompleteReassignment:
+		return &CompleteReassignment{}
+	case CmdUnregisterBroker:
+		return &UnregisterBroker{}
 	}
 	return nil
 }
@@ -584,6 +620,8 @@ type (
 		// BrokerConfigs, by broker id (the cluster-wide defaults, -1,
 		// first), are left out when empty.
 		BrokerConfigs []SetBrokerConfigs `json:"broker_configs,omitempty"`
+		// UnregisteredBrokers, in id order, are left out when empty.
+		UnregisteredBrokers []int32 `json:"unregistered_brokers,omitempty"`
 	}
 	snapBroker struct {
 		ID        int32            `json:"id"`
@@ -608,6 +646,10 @@ type (
 		PartitionEpoch int32   `json:"partition_epoch"`
 		Segments       []int64 `json:"segments,omitempty"`
 		LogStart       int64   `json:"log_start"`
+		// Adding and Removing: the partition's reassignment in progress
+		// (ReassignPartition), absent when there is none.
+		Adding   []int32 `json:"adding_replicas,omitempty"`
+		Removing []int32 `json:"removing_replicas,omitempty"`
 	}
 	snapGroup struct {
 		Group   string         `json:"group"`
@@ -670,6 +712,8 @@ var refusals = []struct {
 	{"not_replica", ErrNotReplica},
 	{"segment_out_of_order", ErrSegmentOutOfOrder},
 	{"configs_changed", ErrConfigsChanged},
+	{"no_reassignment", ErrNoReassignment},
+	{"broker_in_use", ErrBrokerInUse},
 }
 
 // newProposalEntry records a command's result.

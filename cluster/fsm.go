@@ -58,6 +58,12 @@ const (
 	CmdAlterClientQuotas CommandType = 21
 	// CmdSetBrokerConfigs is 22.
 	CmdSetBrokerConfigs CommandType = 22
+	// CmdReassignPartition is 23.
+	CmdReassignPartition CommandType = 23
+	// CmdCompleteReassignment is 24.
+	CmdCompleteReassignment CommandType = 24
+	// CmdUnregisterBroker is 25.
+	CmdUnregisterBroker CommandType = 25
 )
 
 // DefaultBrokerConfigs is the broker id under which the cluster-wide
@@ -86,6 +92,12 @@ var (
 	// ErrPartitionsChanged: a CreatePartitions was computed from a
 	// partition count that has changed since (still below its total).
 	ErrPartitionsChanged = fmt.Errorf("%w: the topic's partition count changed", ErrPartitions)
+	// ErrNoReassignment: a cancel or completion of a reassignment where
+	// the partition has none in progress (NO_REASSIGNMENT_IN_PROGRESS).
+	ErrNoReassignment = errors.New("cluster: no reassignment in progress")
+	// ErrBrokerInUse: an UnregisterBroker of a broker that still holds
+	// replicas.
+	ErrBrokerInUse = errors.New("cluster: the broker still holds replicas")
 )
 
 // BrokerInfo is a broker as the cluster knows it.
@@ -133,6 +145,29 @@ type PartitionInfo struct {
 	// first, so every replica rolls at the same offsets.
 	Segments []int64
 	LogStart int64
+	// AddingReplicas and RemovingReplicas are the reassignment in
+	// progress (Kafka's names): Replicas holds both the target (first)
+	// and the removing replicas until it completes.
+	AddingReplicas   []int32
+	RemovingReplicas []int32
+}
+
+// Reassigning reports whether the partition has a reassignment in
+// progress.
+func (p *PartitionInfo) Reassigning() bool {
+	return len(p.AddingReplicas) > 0 || len(p.RemovingReplicas) > 0
+}
+
+// TargetReplicas returns the replicas the partition will have once its
+// reassignment completes (its replicas, when it has none).
+func (p *PartitionInfo) TargetReplicas() []int32 {
+	return slices.DeleteFunc(slices.Clone(p.Replicas), func(r int32) bool { return slices.Contains(p.RemovingReplicas, r) })
+}
+
+// OriginalReplicas returns the replicas the partition had before its
+// reassignment (its replicas, when it has none).
+func (p *PartitionInfo) OriginalReplicas() []int32 {
+	return slices.DeleteFunc(slices.Clone(p.Replicas), func(r int32) bool { return slices.Contains(p.AddingReplicas, r) })
 }
 
 // TP names a partition in commands and the state.
@@ -164,6 +199,10 @@ type State struct {
 	// cluster-wide defaults under DefaultBrokerConfigs; a broker without
 	// any has no entry.
 	BrokerConfigs map[int32]map[string]string
+	// Unregistered holds the ids of brokers removed with
+	// UnregisterBroker, until they register again: the controller takes
+	// them out of the Raft quorum.
+	Unregistered map[int32]struct{}
 
 	byID      map[TopicID]string // topic names by id
 	proposals proposalLog
@@ -179,7 +218,8 @@ type committedOffsetState struct {
 func newState() *State {
 	return &State{Brokers: map[int32]*BrokerInfo{}, Topics: map[string]Topic{}, Partitions: map[string][]*PartitionInfo{},
 		Offsets: map[string]map[TP]committedOffsetState{}, Scram: map[ScramUser]ScramCredential{}, Acls: map[AclBinding]struct{}{},
-		ClientQuotas: map[quota.Entity]map[string]float64{}, BrokerConfigs: map[int32]map[string]string{}, byID: map[TopicID]string{}}
+		ClientQuotas: map[quota.Entity]map[string]float64{}, BrokerConfigs: map[int32]map[string]string{},
+		Unregistered: map[int32]struct{}{}, byID: map[TopicID]string{}}
 }
 
 // TopicByID returns the topic with the id.
@@ -462,6 +502,7 @@ func (s *State) apply(payload any) (any, change) {
 			br.Fenced = true
 			s.brokerDown(c.ID)
 		}
+		delete(s.Unregistered, c.ID)
 		br.Addr, br.RaftAddr, br.Fenced = c.Addr, c.RaftAddr, false
 		br.Listeners = slices.Clone(c.Listeners)
 		br.Epoch++
@@ -668,6 +709,21 @@ func (s *State) apply(payload any) (any, change) {
 		}
 		// Topology: replicas resolve their topic configs over the
 		// brokers' dynamic defaults again.
+		return nil, change{topology: true, brokerConfigs: true}
+	case *ReassignPartition:
+		if err := s.reassign(c); err != nil {
+			return err, change{}
+		}
+		return nil, topologyChange
+	case *CompleteReassignment:
+		if err := s.completeReassignment(c); err != nil {
+			return err, change{}
+		}
+		return nil, topologyChange
+	case *UnregisterBroker:
+		if err := s.unregisterBroker(c); err != nil {
+			return err, change{}
+		}
 		return nil, change{topology: true, brokerConfigs: true}
 	}
 	panic(fmt.Sprintf("cluster: no apply for decoded command %T", payload))

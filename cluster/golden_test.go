@@ -88,6 +88,14 @@ func goldenCommands() []command {
 			Prev: &map[string]string{"cleanup.policy": "delete"}}},
 		{CmdSetBrokerConfigs, id(35), &SetBrokerConfigs{Broker: 2, Configs: map[string]string{"log.level": "info"},
 			Prev: &map[string]string{"log.level": "debug"}}},
+		{CmdRegisterBroker, id(40), &RegisterBroker{ID: 4, Addr: "10.0.0.4:9092", RaftAddr: "10.0.0.4:9093"}},
+		{CmdReassignPartition, id(41), &ReassignPartition{TP: TP{"orders", 0}, Target: []int32{3, 1}}},
+		{CmdReassignPartition, id(42), &ReassignPartition{TP: TP{"orders", 2}, Target: []int32{4, 1}}},
+		{CmdReassignPartition, id(43), &ReassignPartition{TP: TP{"orders", 2}, Cancel: true}},
+		{CmdReassignPartition, id(44), &ReassignPartition{TP: TP{"orders", 2}, Target: []int32{1}}},
+		{CmdCompleteReassignment, id(45), &CompleteReassignment{TP: TP{"orders", 2}, PartitionEpoch: 4}},
+		{CmdSetBrokerFenced, id(46), &SetBrokerFenced{ID: 4, Fenced: true}},
+		{CmdUnregisterBroker, id(47), &UnregisterBroker{ID: 4}},
 	}
 }
 

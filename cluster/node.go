@@ -362,7 +362,7 @@ type forwardReply struct {
 var forwardedErrors = []error{
 	ErrTopicExists, ErrUnknownTopic, ErrPartitions, ErrUnknownBroker, ErrUnknownPartition, ErrStaleLeaderEpoch,
 	ErrBadAssignment, ErrUnknownCommand, ErrMalformedCommand, ErrNotReplica, ErrSegmentOutOfOrder,
-	ErrPartitionsChanged, ErrConfigsChanged,
+	ErrPartitionsChanged, ErrConfigsChanged, ErrNoReassignment, ErrBrokerInUse,
 }
 
 // errorKind returns the kind of err; where sentinels wrap others, the

@@ -38,7 +38,8 @@ func (s *State) snapshot(index uint64) snapshotV1 {
 			Partitions: make([]snapPartition, 0, len(s.Partitions[name]))}
 		for _, p := range s.Partitions[name] {
 			st.Partitions = append(st.Partitions, snapPartition{Replicas: p.Replicas, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch,
-				ISR: p.ISR, PartitionEpoch: p.PartitionEpoch, Segments: p.Segments, LogStart: p.LogStart})
+				ISR: p.ISR, PartitionEpoch: p.PartitionEpoch, Segments: p.Segments, LogStart: p.LogStart,
+				Adding: p.AddingReplicas, Removing: p.RemovingReplicas})
 		}
 		snap.Topics = append(snap.Topics, st)
 	}
@@ -73,6 +74,10 @@ func (s *State) snapshot(index uint64) snapshotV1 {
 		snap.BrokerConfigs = append(snap.BrokerConfigs, SetBrokerConfigs{Broker: id, Configs: c})
 	}
 	sort.Slice(snap.BrokerConfigs, func(i, j int) bool { return snap.BrokerConfigs[i].Broker < snap.BrokerConfigs[j].Broker })
+	for id := range s.Unregistered {
+		snap.UnregisteredBrokers = append(snap.UnregisteredBrokers, id)
+	}
+	slices.Sort(snap.UnregisteredBrokers)
 	return snap
 }
 
@@ -130,7 +135,8 @@ func decodeSnapshot(b []byte) (*State, uint64, error) {
 		parts := make([]*PartitionInfo, len(t.Partitions))
 		for i, p := range t.Partitions {
 			parts[i] = &PartitionInfo{Replicas: p.Replicas, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, ISR: p.ISR,
-				PartitionEpoch: p.PartitionEpoch, Segments: p.Segments, LogStart: p.LogStart}
+				PartitionEpoch: p.PartitionEpoch, Segments: p.Segments, LogStart: p.LogStart,
+				AddingReplicas: p.Adding, RemovingReplicas: p.Removing}
 		}
 		st.Partitions[t.Name] = parts
 	}
@@ -164,6 +170,9 @@ func decodeSnapshot(b []byte) (*State, uint64, error) {
 		if len(q.Values) > 0 {
 			st.ClientQuotas[e] = q.Values
 		}
+	}
+	for _, id := range snap.UnregisteredBrokers {
+		st.Unregistered[id] = struct{}{}
 	}
 	for _, c := range snap.BrokerConfigs {
 		if len(c.Configs) > 0 {

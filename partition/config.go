@@ -84,7 +84,9 @@ const maxInt64 = 1<<63 - 1
 var ConfigDefs = []ConfigDef{
 	{"cleanup.policy", "delete", "what happens to old segments: delete (retention), compact (keep each key's latest record), or compact,delete (both)", policy},
 	{"delete.retention.ms", "86400000", "how long a tombstone stays in a compacted log after its segment was cleaned", intRange(0, maxInt64)},
+	{"follower.replication.throttled.replicas", "", "replicas whose fetches as followers are held to the broker's follower.replication.throttled.rate: * or partition:broker pairs", throttledList},
 	{"index.interval.bytes", "4096", "log bytes between offset index entries", intRange(1, 1<<30)},
+	{"leader.replication.throttled.replicas", "", "replicas that, leading, hold their followers' fetches to the broker's leader.replication.throttled.rate: * or partition:broker pairs", throttledList},
 	{"max.compaction.lag.ms", "9223372036854775807", "longest a record may stay uncompacted: a partition holding older dirty records is cleaned whatever its dirty ratio", intRange(1, maxInt64)},
 	{"max.message.bytes", "1048588", "largest record batch accepted, in bytes", intRange(0, 1<<30)},
 	{"message.timestamp.type", "CreateTime", "only CreateTime is supported", oneOf("CreateTime")},
@@ -115,7 +117,8 @@ var configTypes = map[string]int8{
 	"max.compaction.lag.ms": TypeLong, "max.message.bytes": TypeInt, "message.timestamp.type": TypeString,
 	"min.cleanable.dirty.ratio": TypeDouble, "min.compaction.lag.ms": TypeLong, "min.insync.replicas": TypeInt,
 	"retention.bytes": TypeLong, "retention.ms": TypeLong, "segment.bytes": TypeInt, "segment.ms": TypeLong,
-	"unclean.leader.election.enable": TypeBoolean,
+	"unclean.leader.election.enable": TypeBoolean, "leader.replication.throttled.replicas": TypeList,
+	"follower.replication.throttled.replicas": TypeList,
 }
 
 // ConfigType returns a topic config's Kafka type; TypeList configs take
@@ -168,6 +171,10 @@ type Config struct {
 	// MinCompactionLagMs and MaxCompactionLagMs are min.compaction.lag.ms
 	// and max.compaction.lag.ms.
 	MinCompactionLagMs, MaxCompactionLagMs int64
+	// LeaderThrottled and FollowerThrottled are
+	// leader.replication.throttled.replicas and
+	// follower.replication.throttled.replicas.
+	LeaderThrottled, FollowerThrottled Throttled
 }
 
 // Value returns the effective value of a config: explicit if set, else the
@@ -194,7 +201,11 @@ func ResolveConfig(explicit map[string]string) (Config, error) {
 	compact, del, _ := parsePolicy(pv) // validated above
 	rv, _ := Value(explicit, "min.cleanable.dirty.ratio")
 	ratio, _ := strconv.ParseFloat(rv, 64)
+	lt, _ := ParseThrottled(explicit["leader.replication.throttled.replicas"])
+	ft, _ := ParseThrottled(explicit["follower.replication.throttled.replicas"])
 	return Config{
+		LeaderThrottled:        lt,
+		FollowerThrottled:      ft,
 		Compact:                compact,
 		Delete:                 del,
 		DeleteRetentionMs:      get("delete.retention.ms"),

@@ -223,7 +223,7 @@ func (m *Manager) Open(t cluster.Topic, i int32, r Role) (*Partition, error) {
 	cfg, err := ResolveConfig(m.withDefaults(t.Configs))
 	if old != nil && old.TopicID == t.ID {
 		m.mu.Unlock()
-		if err == nil && cfg != old.Config() {
+		if err == nil && !cfg.Equal(old.Config()) {
 			// The topic's config changed: the open replica takes it.
 			err = old.SetConfig(cfg)
 		}

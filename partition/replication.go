@@ -58,6 +58,9 @@ type Role struct {
 	ISR            []int32
 	PartitionEpoch int32
 	Replicas       []int32
+	// Adding are the replicas a reassignment is adding (catching up),
+	// whose replication is throttled.
+	Adding []int32
 }
 
 // follower is what a leader knows of one follower.
@@ -73,7 +76,7 @@ func (p *Partition) Role() Role {
 	p.rep.Lock()
 	defer p.rep.Unlock()
 	r := p.rep.role
-	r.ISR, r.Replicas = slices.Clone(r.ISR), slices.Clone(r.Replicas)
+	r.ISR, r.Replicas, r.Adding = slices.Clone(r.ISR), slices.Clone(r.Replicas), slices.Clone(r.Adding)
 	return r
 }
 
@@ -92,7 +95,7 @@ func (p *Partition) SetRole(r Role) error {
 	}
 	changed := newEpoch || r.PartitionEpoch != old.PartitionEpoch || !slices.Equal(r.ISR, old.ISR)
 	p.rep.role = r
-	p.rep.role.ISR, p.rep.role.Replicas = slices.Clone(r.ISR), slices.Clone(r.Replicas)
+	p.rep.role.ISR, p.rep.role.Replicas, p.rep.role.Adding = slices.Clone(r.ISR), slices.Clone(r.Replicas), slices.Clone(r.Adding)
 	if newEpoch && r.Leader {
 		p.rep.epochStart = p.log.LogEndOffset()
 		now := time.Now()
@@ -110,6 +113,22 @@ func (p *Partition) SetRole(r Role) error {
 		for _, id := range old.ISR {
 			if f := p.rep.followers[id]; f != nil && !slices.Contains(r.ISR, id) {
 				f.leo = -1
+			}
+		}
+		// A reassignment adds and removes replicas within an epoch: an
+		// added one must fetch (and catch up) before it joins the ISR.
+		now := time.Now()
+		if p.rep.followers == nil {
+			p.rep.followers = map[int32]*follower{}
+		}
+		for _, id := range r.Replicas {
+			if id != p.self && p.rep.followers[id] == nil {
+				p.rep.followers[id] = &follower{leo: -1, caughtUp: now, lastFetch: now}
+			}
+		}
+		for id := range p.rep.followers {
+			if !slices.Contains(r.Replicas, id) {
+				delete(p.rep.followers, id)
 			}
 		}
 	}

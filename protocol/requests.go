@@ -287,6 +287,27 @@ var requests = map[int16]*request{
 		),
 		boolean("ValidateOnly"),
 	}},
+	45: {name: "AlterPartitionReassignments", min: 0, max: 1, flexibleFrom: 0, fields: []field{
+		int32f("TimeoutMillis"),
+		boolean("AllowReplicationFactorChange").since(1),
+		structs("Topics",
+			str("Topic"),
+			structs("Partitions",
+				int32f("Partition"),
+				array("Replicas", int32f("Replica")),
+			),
+		),
+	}},
+	46: {name: "ListPartitionReassignments", min: 0, max: 0, flexibleFrom: 0, fields: []field{
+		int32f("TimeoutMillis"),
+		structs("Topics",
+			str("Topic"),
+			array("Partitions", int32f("Partition")),
+		),
+	}},
+	64: {name: "UnregisterBroker", min: 0, max: 0, flexibleFrom: 0, fields: []field{
+		int32f("BrokerID"),
+	}},
 	36: {name: "SaslAuthenticate", min: 0, max: 2, flexibleFrom: 2, fields: []field{
 		bytesf("AuthBytes"),
 	}},

@@ -200,16 +200,31 @@ func (f *fetcher) round(ctx context.Context, c *conn, parts []*followed) error {
 	req.IsolationLevel = 0
 	byName := map[cluster.TP]*followed{}
 	var want []wantPartition
+	thr := f.m.o.Throttle
+	held := thr != nil && thr.Exceeded()
+	skipped := false
+	throttled := map[cluster.TP]bool{}
 	for _, st := range parts {
 		if !st.truncated {
 			continue
+		}
+		if thr != nil && st.p.FollowerThrottled() {
+			if held {
+				skipped = true // over the follower replication rate: not this round
+				continue
+			}
+			throttled[tpOf(st.p)] = true
 		}
 		want = append(want, wantPartition{p: st.p, sentPartition: sentPartition{
 			offset: st.p.LogEndOffset(), logStart: st.p.LogStartOffset(), epoch: st.epoch}})
 		byName[tpOf(st.p)] = st
 	}
 	if len(want) == 0 {
-		sleep(ctx, errorBackoff)
+		if skipped {
+			sleep(ctx, min(max(thr.Wait(), 10*time.Millisecond), f.m.o.FetchMaxWait))
+		} else {
+			sleep(ctx, errorBackoff)
+		}
 		return nil
 	}
 	next := f.session.fill(req, want, 4<<20)
@@ -254,6 +269,9 @@ func (f *fetcher) round(ctx context.Context, c *conn, parts []*followed) error {
 			if rp.ErrorCode != 0 {
 				f.refused(st, rp.ErrorCode)
 				continue
+			}
+			if throttled[cluster.TP{Topic: rt.Topic, Partition: rp.Partition}] {
+				thr.Record(int64(len(rp.RecordBatches)))
 			}
 			if len(rp.RecordBatches) > 0 {
 				if _, err := st.p.AppendReplica(rp.RecordBatches); err != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/runnel-io/runnel/cluster"
+	"github.com/runnel-io/runnel/internal/throttle"
 	"github.com/runnel-io/runnel/partition"
 )
 
@@ -36,6 +37,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Dial connects to a leader's inter-broker listener. Nil: plain TCP.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// Throttle holds the fetches of throttled replicas (see
+	// partition.Partition.FollowerThrottled) to the follower replication
+	// rate; nil: none.
+	Throttle *throttle.Rate
 	// Reconciled, if set, is called at the end of every Reconcile, once
 	// the replicas have their roles (the coordinators of internal topics
 	// follow leadership with it).
@@ -206,6 +211,7 @@ func (m *Manager) assignments() (out []assigned, brokers map[int32]cluster.Broke
 				}
 				info := *p
 				info.Replicas, info.ISR, info.Segments = slices.Clone(p.Replicas), slices.Clone(p.ISR), slices.Clone(p.Segments)
+				info.AddingReplicas = slices.Clone(p.AddingReplicas)
 				out = append(out, assigned{topic: t, index: int32(i), info: info})
 			}
 		}
@@ -225,7 +231,7 @@ func (m *Manager) Reconcile() error {
 	byLeader := map[int32][]follow{}
 	for _, a := range want {
 		r := partition.Role{Leader: a.info.Leader == m.o.NodeID, LeaderID: a.info.Leader, Epoch: a.info.LeaderEpoch,
-			ISR: a.info.ISR, PartitionEpoch: a.info.PartitionEpoch, Replicas: a.info.Replicas}
+			ISR: a.info.ISR, PartitionEpoch: a.info.PartitionEpoch, Replicas: a.info.Replicas, Adding: a.info.AddingReplicas}
 		p, err := m.o.Parts.Open(a.topic, a.index, r)
 		if err != nil {
 			errs = append(errs, err)

@@ -43,6 +43,9 @@ var supported = map[int16]versionRange{
 	32: {0, 4},  // DescribeConfigs
 	33: {0, 2},  // AlterConfigs
 	44: {0, 1},  // IncrementalAlterConfigs
+	45: {0, 1},  // AlterPartitionReassignments
+	46: {0, 0},  // ListPartitionReassignments
+	64: {0, 0},  // UnregisterBroker
 	37: {0, 3},  // CreatePartitions
 	55: {0, 2},  // DescribeQuorum
 	60: {0, 2},  // DescribeCluster
@@ -194,6 +197,12 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 		return s.handleTxnOffsetCommit(c, h, r), nil
 	case *kmsg.DescribeProducersRequest:
 		return respond(s.handleDescribeProducers(c, r)), nil
+	case *kmsg.AlterPartitionAssignmentsRequest:
+		return respond(s.handleAlterPartitionReassignments(c, r)), nil
+	case *kmsg.ListPartitionReassignmentsRequest:
+		return respond(s.handleListPartitionReassignments(c, r)), nil
+	case *kmsg.UnregisterBrokerRequest:
+		return respond(s.handleUnregisterBroker(c, r)), nil
 	case *kmsg.ElectLeadersRequest:
 		return respond(s.handleElectLeaders(c, r)), nil
 	case *kmsg.DescribeLogDirsRequest:

@@ -36,6 +36,9 @@ type fetchTarget struct {
 	p       *partition.Partition
 	errCode int16
 	replica bool // a follower's fetch: reads up to the log end
+	// throttled: a follower's fetch of a throttled replica, held to the
+	// leader replication rate.
+	throttled bool
 	// committed: a consumer's read_committed fetch (isolation level 1),
 	// which reads up to the last stable offset and is told the aborted
 	// transactions in what it reads.
@@ -134,6 +137,7 @@ func (s *Server) fetchTargets(id identity, h requestHeader, r *kmsg.FetchRequest
 			p = nil
 		}
 		ft.p, ft.errCode = p, errorCode(err)
+		ft.throttled = p != nil && ft.replica && s.cfg.LeaderThrottle != nil && p.LeaderThrottled(replicaID)
 	}
 	return targets
 }
@@ -243,6 +247,9 @@ func (s *Server) fillFetch(resp *consumer.Response, targets []fetchTarget, budge
 			}
 			if t.offset < t.p.LogStartOffset() || t.offset > t.p.LogEndOffset() {
 				pd.ErrorCode = kerr.OffsetOutOfRange.Code
+			} else if t.throttled && s.cfg.LeaderThrottle.Exceeded() {
+				// Over the leader replication rate: no data for now, as
+				// Kafka answers a throttled replica.
 			} else if limit > 0 || total == 0 {
 				// KIP-74: the first partition with data always gets one
 				// whole batch, whatever the limits say.
@@ -273,6 +280,9 @@ func (s *Server) fillFetch(resp *consumer.Response, targets []fetchTarget, budge
 						pd.Records = region
 						total += region.Length
 						budget -= region.Length
+						if t.throttled {
+							s.cfg.LeaderThrottle.Record(region.Length)
+						}
 					}
 				}
 			}

@@ -22,6 +22,7 @@ import (
 	"github.com/runnel-io/runnel/internal/authz"
 	"github.com/runnel-io/runnel/internal/brokerconfig"
 	"github.com/runnel-io/runnel/internal/quota"
+	"github.com/runnel-io/runnel/internal/throttle"
 	"github.com/runnel-io/runnel/partition"
 )
 
@@ -105,6 +106,10 @@ type Config struct {
 	// FindCoordinator for a transactional id and InitProducerId with one
 	// answer UNSUPPORTED_VERSION, which clients do not retry.
 	Transactions Transactions
+	// LeaderThrottle holds the fetches of followers of throttled replicas
+	// (partition.Partition.LeaderThrottled) to the leader replication
+	// rate; nil: none.
+	LeaderThrottle *throttle.Rate
 	// Logger: nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics: nil means none.

@@ -96,6 +96,8 @@ var serveSettings = []setting{
 	{"log-cleaner-threads", "partitions of compacted topics cleaned at once", func(o *serveOptions) value { return intVar(&o.broker.Cleaner.Threads) }},
 	{"log-cleaner-dedupe-buffer-bytes", "memory for the log cleaner's key maps, all threads together (48 bytes a key); a partition with more keys to clean is cleaned in passes", func(o *serveOptions) value { return int64Var(&o.broker.Cleaner.DedupeBufferBytes) }},
 	{"log-cleaner-io-bytes-per-second", "most bytes the log cleaner reads and writes per second (0: unlimited)", func(o *serveOptions) value { return int64Var(&o.broker.Cleaner.IOBytesPerSecond) }},
+	{"leader-replication-throttled-rate", "most bytes per second a leader sends to followers of throttled replicas (leader.replication.throttled.replicas, and replicas a reassignment adds)", func(o *serveOptions) value { return int64Var(&o.broker.ReplicationThrottle.Leader) }},
+	{"follower-replication-throttled-rate", "most bytes per second this broker fetches as a follower of throttled replicas (follower.replication.throttled.replicas, and replicas a reassignment adds)", func(o *serveOptions) value { return int64Var(&o.broker.ReplicationThrottle.Follower) }},
 	{"log-cleaner-backoff", "how long the log cleaner waits before looking again when no partition needs cleaning", func(o *serveOptions) value { return durationVar(&o.broker.Cleaner.Backoff) }},
 	{"quota-window-num", "samples a client quota's rate is measured over (Kafka's quota.window.num)", func(o *serveOptions) value { return intVar(&o.broker.Quotas.Samples) }},
 	{"quota-window-size", "time each sample of a client quota's rate covers (Kafka's quota.window.size.seconds)", func(o *serveOptions) value { return durationVar(&o.broker.Quotas.SampleSpan) }},

@@ -49,6 +49,13 @@ const LogLevel = "log.level"
 // CleanerIORate is the cleaner's I/O throttle.
 const CleanerIORate = "log.cleaner.io.max.bytes.per.second"
 
+// The replication throttles, Kafka's: bytes per second of throttled
+// replication traffic a leader sends and a follower fetches.
+const (
+	LeaderReplicationRate   = "leader.replication.throttled.rate"
+	FollowerReplicationRate = "follower.replication.throttled.rate"
+)
+
 // Def describes one broker config.
 type Def struct {
 	// Name is the config's name: Kafka's, or for runnel's own settings
@@ -93,6 +100,10 @@ var Defs = sortDefs([]Def{
 	topicDefault("log.cleaner.max.compaction.lag.ms", "max.compaction.lag.ms", "default max.compaction.lag.ms of topics: longest a record may stay uncompacted"),
 	{Name: CleanerIORate, Flag: "log-cleaner-io-bytes-per-second", Type: partition.TypeLong, Dynamic: true,
 		Doc: "most bytes the log cleaner reads and writes per second, all threads together; 0: unlimited"},
+	{Name: LeaderReplicationRate, Flag: "leader-replication-throttled-rate", Type: partition.TypeLong, Dynamic: true,
+		Doc: "most bytes per second a leader sends to the followers of throttled replicas (leader.replication.throttled.replicas and replicas being added by a reassignment)"},
+	{Name: FollowerReplicationRate, Flag: "follower-replication-throttled-rate", Type: partition.TypeLong, Dynamic: true,
+		Doc: "most bytes per second a follower fetches for throttled replicas (follower.replication.throttled.replicas and replicas being added by a reassignment)"},
 	{Name: LogLevel, Flag: "log-level", Type: partition.TypeString, Dynamic: true, Doc: "the broker's log level: debug, info, warn or error"},
 
 	{Name: "node.id", Flag: "node-id", Type: partition.TypeInt, Doc: "this broker's id"},
@@ -168,6 +179,10 @@ func Check(name, value string) error {
 		var l slog.Level
 		if err := l.UnmarshalText([]byte(value)); err != nil {
 			return fmt.Errorf("%w: %s=%q: want debug, info, warn or error", ErrInvalid, name, value)
+		}
+	case name == LeaderReplicationRate, name == FollowerReplicationRate:
+		if n, err := strconv.ParseInt(value, 10, 64); err != nil || n < 0 {
+			return fmt.Errorf("%w: %s=%q: want a rate of 0 or more bytes per second", ErrInvalid, name, value)
 		}
 	case name == CleanerIORate:
 		if n, err := strconv.ParseInt(value, 10, 64); err != nil || n < 0 {
