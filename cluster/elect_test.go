@@ -13,6 +13,7 @@ import (
 func TestElection(t *testing.T) {
 	l := buildState(t)
 	l.ok(CmdCreateTopic, CreateTopic{Name: "pair", ID: uuid{3}, Assignment: [][]int32{{1, 2}}})
+	l.ok(CmdCreateTopic, CreateTopic{Name: "moving", ID: uuid{4}, Assignment: [][]int32{{1, 2}}})
 	part := func(tp TP) (p PartitionInfo) {
 		l.f.Read(func(s *State) { p = *s.Partitions[tp.Topic][tp.Partition] })
 		return p
@@ -23,7 +24,7 @@ func TestElection(t *testing.T) {
 		l.f.Read(func(s *State) { c, err = s.election(typ, tp) })
 		return c, err
 	}
-	orders0, pair := TP{"orders", 0}, TP{"pair", 0}
+	orders0, pair, moving := TP{"orders", 0}, TP{"pair", 0}, TP{"moving", 0}
 	move := func(tp TP, leader int32, isr ...int32) {
 		l.ok(CmdChangeLeader, ChangeLeader{TP: tp, PrevEpoch: part(tp).LeaderEpoch, Leader: leader, ISR: isr})
 	}
@@ -40,6 +41,11 @@ func TestElection(t *testing.T) {
 	}{
 		{"preferred leads", nil, ElectPreferred, orders0, ErrElectionNotNeeded, 0, nil},
 		{"preferred back", func() { move(orders0, 2, 1, 2, 3) }, ElectPreferred, orders0, nil, 1, []int32{1, 2, 3}},
+		// moving is reassigned to [3 1]: its replicas are [3 1 2], the
+		// target first; 3, being added, is preferred once in sync.
+		{"preferred being added", func() { l.ok(CmdReassignPartition, ReassignPartition{TP: moving, Target: []int32{3, 1}}) },
+			ElectPreferred, moving, ErrPreferredLeaderNotAvailable, 0, nil},
+		{"preferred added", func() { move(moving, 1, 1, 2, 3) }, ElectPreferred, moving, nil, 3, []int32{1, 2, 3}},
 		{"preferred out of the ISR", func() { move(orders0, 2, 2, 3) }, ElectPreferred, orders0, ErrPreferredLeaderNotAvailable, 0, nil},
 		{"preferred fenced", func() { move(orders0, 2, 1, 2, 3); fence(1, true) }, ElectPreferred, orders0, ErrPreferredLeaderNotAvailable, 0, nil},
 		{"unclean with a leader", nil, ElectUnclean, orders0, ErrElectionNotNeeded, 0, nil},
