@@ -190,6 +190,18 @@ func errorCodes(resp kmsg.Response) []int16 {
 				out = append(out, p.ErrorCode)
 			}
 		}
+	case *kmsg.ElectLeadersResponse:
+		out = append(out, v.ErrorCode)
+		for _, t := range v.Topics {
+			for _, p := range t.Partitions {
+				out = append(out, p.ErrorCode)
+			}
+		}
+	case *kmsg.DescribeLogDirsResponse:
+		out = append(out, v.ErrorCode)
+		for _, d := range v.Dirs {
+			out = append(out, d.ErrorCode)
+		}
 	case *kmsg.DescribeProducersResponse:
 		for _, t := range v.Topics {
 			for _, p := range t.Partitions {
@@ -630,6 +642,10 @@ func TestEveryAPIVersion(t *testing.T) {
 			r.Topics = append(r.Topics, rt)
 			return r
 		},
+		// Every partition (null): those whose election is not needed
+		// are left out of the answer, so it has no error.
+		43: func(int16) kmsg.Request { return kmsg.NewPtrElectLeadersRequest() },
+		35: func(int16) kmsg.Request { return kmsg.NewPtrDescribeLogDirsRequest() },
 		61: func(int16) kmsg.Request {
 			r := kmsg.NewPtrDescribeProducersRequest()
 			rt := kmsg.NewDescribeProducersRequestTopic()
