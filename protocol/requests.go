@@ -430,6 +430,27 @@ var requests = map[int16]*request{
 			bytesf("SaltedPassword"),
 		),
 	}},
+	45: {name: "AlterPartitionReassignments", min: 0, max: 1, flexibleFrom: 0, fields: []field{
+		int32f("TimeoutMs"),
+		boolean("AllowReplicationFactorChange").since(1),
+		structs("Topics",
+			str("Name"),
+			structs("Partitions",
+				int32f("PartitionIndex"),
+				array("Replicas", int32f("Replica")), // null: cancel
+			),
+		),
+	}},
+	46: {name: "ListPartitionReassignments", min: 0, max: 0, flexibleFrom: 0, fields: []field{
+		int32f("TimeoutMs"),
+		structs("Topics", // null: every partition
+			str("Name"),
+			array("PartitionIndexes", int32f("PartitionIndex")),
+		),
+	}},
+	64: {name: "UnregisterBroker", min: 0, max: 0, flexibleFrom: 0, fields: []field{
+		int32f("BrokerId"),
+	}},
 	55: {name: "DescribeQuorum", min: 0, max: 2, flexibleFrom: 0, fields: []field{
 		structs("Topics",
 			str("Topic"),
