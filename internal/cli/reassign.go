@@ -178,11 +178,11 @@ func waitingClient(conn *Conn, w waitFlags) (context.Context, *kgo.Client, func(
 }
 
 // request sends one request bounded by RequestTimeout.
-func request[R kmsg.Response](ctx context.Context, cl *kgo.Client, req kmsg.Request) (R, error) {
+func request[R kmsg.Response](ctx context.Context, to kmsg.Requestor, req kmsg.Request) (R, error) {
 	rctx, cancel := context.WithTimeout(ctx, RequestTimeout)
 	defer cancel()
 	var zero R
-	resp, err := cl.Request(rctx, req)
+	resp, err := to.Request(rctx, req)
 	if err != nil {
 		return zero, err
 	}
@@ -310,8 +310,14 @@ func (st *clusterState) alive() []int32 {
 // fetchState reads the brokers (DescribeCluster), the partitions of topics
 // (Metadata; nil: every topic) and the reassignments in progress
 // (ListPartitionReassignments).
+//
+// Metadata and the reassignments are asked of one broker, the controller,
+// since another broker may be a little behind it, and as the list, the
+// metadata, then the list again: a reassignment that completed in
+// between would otherwise show as replicas that differ from the plan with
+// nothing in progress. Where the two lists differ, or the metadata does
+// not match them, it asks again.
 func fetchState(ctx context.Context, cl *kgo.Client, topics []string) (*clusterState, error) {
-	st := &clusterState{brokers: map[int32]bool{}, topics: map[string]bool{}, replicas: assignment{}, moving: map[tp]inProgress{}}
 	dreq := kmsg.NewPtrDescribeClusterRequest()
 	dreq.IncludeFencedBrokers = true
 	dresp, err := request[*kmsg.DescribeClusterResponse](ctx, cl, dreq)
@@ -321,50 +327,92 @@ func fetchState(ctx context.Context, cl *kgo.Client, topics []string) (*clusterS
 	if err != nil {
 		return nil, fmt.Errorf("describe cluster: %w", err)
 	}
+	brokers := map[int32]bool{}
 	for _, b := range dresp.Brokers {
-		st.brokers[b.NodeID] = b.IsFenced
+		brokers[b.NodeID] = b.IsFenced
 	}
-
-	mreq := kmsg.NewPtrMetadataRequest()
-	if topics != nil {
-		for _, t := range topics {
-			rt := kmsg.NewMetadataRequestTopic()
-			rt.Topic = kmsg.StringPtr(t)
-			mreq.Topics = append(mreq.Topics, rt)
+	var to kmsg.Requestor = cl
+	if fenced, ok := brokers[dresp.ControllerID]; ok && !fenced {
+		to = cl.Broker(int(dresp.ControllerID))
+	}
+	for attempt := 1; ; attempt++ {
+		before, err := listReassignments(ctx, to)
+		if err != nil {
+			return nil, err
+		}
+		st := &clusterState{brokers: brokers, topics: map[string]bool{}, replicas: assignment{}, moving: before}
+		if err := readReplicas(ctx, to, topics, st); err != nil {
+			return nil, err
+		}
+		after, err := listReassignments(ctx, to)
+		if err != nil {
+			return nil, err
+		}
+		consistent := len(before) == len(after)
+		for k, m := range after {
+			b, ok := before[k]
+			consistent = consistent && ok && slices.Equal(b.replicas, m.replicas)
+			if rs, known := st.replicas[k]; known {
+				consistent = consistent && slices.Equal(rs, m.replicas)
+			}
+		}
+		if consistent || attempt == 10 {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	mresp, err := request[*kmsg.MetadataResponse](ctx, cl, mreq)
+}
+
+// readReplicas fills st.topics and st.replicas from a Metadata of topics
+// (nil: every topic).
+func readReplicas(ctx context.Context, to kmsg.Requestor, topics []string, st *clusterState) error {
+	mreq := kmsg.NewPtrMetadataRequest()
+	for _, t := range topics {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(t)
+		mreq.Topics = append(mreq.Topics, rt)
+	}
+	mresp, err := request[*kmsg.MetadataResponse](ctx, to, mreq)
 	if err != nil {
-		return nil, fmt.Errorf("metadata: %w", err)
+		return fmt.Errorf("metadata: %w", err)
 	}
 	for _, t := range mresp.Topics {
 		if t.Topic == nil || t.ErrorCode == kerr.UnknownTopicOrPartition.Code {
 			continue
 		}
 		if err := codeErr(t.ErrorCode, nil); err != nil {
-			return nil, fmt.Errorf("metadata for %s: %w", *t.Topic, err)
+			return fmt.Errorf("metadata for %s: %w", *t.Topic, err)
 		}
 		st.topics[*t.Topic] = true
 		for _, p := range t.Partitions {
 			st.replicas[tp{*t.Topic, p.Partition}] = slices.Clone(p.Replicas)
 		}
 	}
+	return nil
+}
 
-	lreq := kmsg.NewPtrListPartitionReassignmentsRequest()
-	lreq.Topics = nil // every partition
-	lresp, err := request[*kmsg.ListPartitionReassignmentsResponse](ctx, cl, lreq)
+// listReassignments returns every reassignment in progress.
+func listReassignments(ctx context.Context, to kmsg.Requestor) (map[tp]inProgress, error) {
+	req := kmsg.NewPtrListPartitionReassignmentsRequest()
+	req.Topics = nil // every partition
+	resp, err := request[*kmsg.ListPartitionReassignmentsResponse](ctx, to, req)
 	if err == nil {
-		err = codeErr(lresp.ErrorCode, lresp.ErrorMessage)
+		err = codeErr(resp.ErrorCode, resp.ErrorMessage)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list partition reassignments: %w", err)
 	}
-	for _, t := range lresp.Topics {
+	out := map[tp]inProgress{}
+	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
-			st.moving[tp{t.Topic, p.Partition}] = inProgress{replicas: p.Replicas, adding: p.AddingReplicas, removing: p.RemovingReplicas}
+			out[tp{t.Topic, p.Partition}] = inProgress{replicas: p.Replicas, adding: p.AddingReplicas, removing: p.RemovingReplicas}
 		}
 	}
-	return st, nil
+	return out, nil
 }
 
 func (c *reassignCmd) runList(conn *Conn, stdout io.Writer) error {
@@ -373,22 +421,13 @@ func (c *reassignCmd) runList(conn *Conn, stdout io.Writer) error {
 		return err
 	}
 	defer done()
-	req := kmsg.NewPtrListPartitionReassignmentsRequest()
-	req.Topics = nil
-	resp, err := request[*kmsg.ListPartitionReassignmentsResponse](ctx, cl, req)
-	if err == nil {
-		err = codeErr(resp.ErrorCode, resp.ErrorMessage)
-	}
+	byTP, err := listReassignments(ctx, cl)
 	if err != nil {
-		return fmt.Errorf("list partition reassignments: %w", err)
+		return err
 	}
 	moving := assignment{}
-	byTP := map[tp]kmsg.ListPartitionReassignmentsResponseTopicPartition{}
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
-			moving[tp{t.Topic, p.Partition}] = p.Replicas
-			byTP[tp{t.Topic, p.Partition}] = p
-		}
+	for k, p := range byTP {
+		moving[k] = p.replicas
 	}
 	if len(moving) == 0 {
 		fmt.Fprintln(stdout, "No partition reassignment is in progress.")
@@ -398,8 +437,8 @@ func (c *reassignCmd) runList(conn *Conn, stdout io.Writer) error {
 	fmt.Fprintln(tw, "TOPIC\tPARTITION\tREPLICAS\tADDING\tREMOVING")
 	for _, k := range moving.sortedTPs() {
 		p := byTP[k]
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", k.topic, k.partition, joinInts(p.Replicas),
-			orDash(joinInts(p.AddingReplicas)), orDash(joinInts(p.RemovingReplicas)))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", k.topic, k.partition, joinInts(p.replicas),
+			orDash(joinInts(p.adding)), orDash(joinInts(p.removing)))
 	}
 	return tw.Flush()
 }
