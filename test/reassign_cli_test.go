@@ -398,3 +398,109 @@ func TestDecommissionCLI(t *testing.T) {
 		t.Fatalf("read %d records after the broker left, %d were acknowledged", total, sp.acks.count(-1))
 	}
 }
+
+// TestReassignCLICancel: a reassignment held still by a throttle of 0
+// bytes/s is listed and verified as in progress (exit 0), cannot be
+// started again without --additional, and --cancel puts the partitions
+// back and removes the throttles, after which verify reports the plan
+// failed (exit 1). Bad plans and broker ids are refused before anything
+// is sent.
+func TestReassignCLICancel(t *testing.T) {
+	c := startCluster(t)
+	const topic, partitions = "stuck", 2
+	c.createTopic(topic, partitions, 1, nil)
+	cl := c.sequenceClient(topic)
+	sp := startSequenceProducer(t, cl, partitions, time.Millisecond, 10)
+	c.eventually(30*time.Second, "records acknowledged", func() error {
+		if n := sp.acks.count(-1); n < 100 {
+			return fmt.Errorf("%d acknowledged", n)
+		}
+		return nil
+	})
+	c.finishAndCheck(sp, topic, partitions)
+	views := c.waitISR(topic, partitions, 1)
+
+	dir := t.TempDir()
+	planFile := filepath.Join(dir, "plan.json")
+	var items []string
+	from, to := map[int32]int32{}, map[int32]int32{}
+	for p := range int32(partitions) {
+		from[p] = views[p].replicas[0]
+		to[p] = from[p]%3 + 1
+		items = append(items, fmt.Sprintf(`{"topic":%q,"partition":%d,"replicas":[%d]}`, topic, p, to[p]))
+	}
+	if err := os.WriteFile(planFile, []byte(`{"version":1,"partitions":[`+strings.Join(items, ",")+`]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	r := c.mustClusterCLI("cluster", "reassign", "--execute", "--plan", planFile, "--throttle", "0")
+	cliMatchAll(t, "execute", r.stdout, `(?m)^stuck-0: reassignment to \d started$`, `(?m)^stuck-1: reassignment to \d started$`)
+	r = c.mustClusterCLI("cluster", "reassign", "--list")
+	cliMatchAll(t, "list", r.stdout, `(?m)^TOPIC +PARTITION +REPLICAS +ADDING +REMOVING$`,
+		fmt.Sprintf(`(?m)^stuck +0 +%d,%d +%d +%d$`, to[0], from[0], to[0], from[0]),
+		fmt.Sprintf(`(?m)^stuck +1 +%d,%d +%d +%d$`, to[1], from[1], to[1], from[1]))
+	r = c.mustClusterCLI("cluster", "reassign", "--verify", "--plan", planFile)
+	cliMatchAll(t, "verify", r.stdout,
+		fmt.Sprintf(`(?m)^stuck-0: in progress \(adding %d; removing %d\)$`, to[0], from[0]),
+		`(?m)^2 of 2 partitions are still moving; the throttles stay until all are done\.$`)
+	if v, ok := topicConfig(t, c.admin(), topic, "leader.replication.throttled.replicas"); !ok ||
+		v != fmt.Sprintf("0:%d,1:%d", from[0], from[1]) {
+		t.Errorf("leader.replication.throttled.replicas = %q, %v", v, ok)
+	}
+	r = c.clusterCLI("cluster", "reassign", "--execute", "--plan", planFile)
+	if r.code != 1 || !strings.Contains(r.stderr, "being reassigned already") {
+		t.Errorf("second execute: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	r = c.mustClusterCLI("cluster", "reassign", "--cancel", "--plan", planFile)
+	cliMatchAll(t, "cancel", r.stdout,
+		fmt.Sprintf(`(?m)^stuck-0: reassignment cancelled; back on %d$`, from[0]),
+		fmt.Sprintf(`(?m)^stuck-1: reassignment cancelled; back on %d$`, from[1]),
+		`(?m)^Throttles removed: broker \d.*, topic stuck\.$`)
+	if r := c.mustClusterCLI("cluster", "reassign", "--list"); r.stdout != "No partition reassignment is in progress.\n" {
+		t.Errorf("list after cancel: %q", r.stdout)
+	}
+	r = c.clusterCLI("cluster", "reassign", "--verify", "--plan", planFile)
+	if r.code != 1 || !strings.Contains(r.stdout, fmt.Sprintf("stuck-0: failed: replicas %d differ from the plan's %d", from[0], to[0])) {
+		t.Errorf("verify after cancel: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, name := range []string{"leader.replication.throttled.replicas", "follower.replication.throttled.replicas"} {
+		if v, ok := topicConfig(t, c.admin(), topic, name); ok {
+			t.Errorf("%s still %q after cancel", name, v)
+		}
+	}
+	for b := int32(1); b <= 3; b++ {
+		if brokerRateSet(t, c.admin(), b) {
+			t.Errorf("broker %d keeps a replication rate after cancel", b)
+		}
+	}
+	for p, v := range c.waitISR(topic, partitions, 1) {
+		if !slices.Equal(v.replicas, []int32{from[p]}) {
+			t.Errorf("%s-%d after cancel: %v", topic, p, v)
+		}
+	}
+
+	for _, bad := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--generate", "--topics", topic, "--broker-ids", "1,9"}, "broker 9 is not registered"},
+		{[]string{"--generate", "--topics", "nosuch", "--broker-ids", "1,2"}, `unknown topic "nosuch"`},
+		{[]string{"--generate", "--topics", topic, "--broker-ids", "1", "--replication-factor", "2"}, "only 1 brokers"},
+		{[]string{"--verify"}, "--plan FILE is needed"},
+		{[]string{"--list", "--verify"}, "give one of"},
+	} {
+		r := c.clusterCLI(append([]string{"cluster", "reassign"}, bad.args...)...)
+		if r.code != 1 || !strings.Contains(r.stderr, bad.want) {
+			t.Errorf("reassign %v: exit %d, stderr %q; want 1 and %q", bad.args, r.code, r.stderr, bad.want)
+		}
+	}
+	badPlan := filepath.Join(dir, "bad.json")
+	os.WriteFile(badPlan, []byte(`{"version":1,"partitions":[{"topic":"stuck","partition":0,"replicas":[1,1]}]}`), 0o644)
+	if r := c.clusterCLI("cluster", "reassign", "--execute", "--plan", badPlan); r.code != 1 || !strings.Contains(r.stderr, "distinct") {
+		t.Errorf("execute of a bad plan: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := c.clusterCLI("cluster", "unregister", "99"); r.code != 1 || !strings.Contains(r.stderr, "BROKER_ID_NOT_REGISTERED") {
+		t.Errorf("unregister 99: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
