@@ -142,7 +142,8 @@ runnel cluster decommission --broker N --wait.`, stderr)
 		return fmt.Errorf("broker %d is not registered (BROKER_ID_NOT_REGISTERED): see runnel cluster status", id)
 	case errors.Is(err, kerr.InvalidRequest):
 		return fmt.Errorf("broker %d cannot be unregistered (INVALID_REQUEST): %s\n"+
-			"(a broker must be stopped and hold no replicas: runnel cluster decommission --broker %d --wait, then stop it)", id, orDash(msg), id)
+			"(a broker must be stopped, and shown fenced by runnel cluster status, and hold no replicas: "+
+			"runnel cluster decommission --broker %d --wait, then stop it)", id, orDash(msg), id)
 	case errors.Is(err, kerr.UnsupportedVersion):
 		return fmt.Errorf("unregister broker %d: the brokers do not serve UnregisterBroker", id)
 	default:
