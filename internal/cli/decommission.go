@@ -27,7 +27,7 @@ runnel cluster reassign --list. Then stop the broker and run
 runnel cluster unregister N.`, stderr)
 	conn := ConnFlags(fs)
 	broker := fs.Int("broker", -1, "the `ID` of the broker to drain")
-	throttle := fs.Int64("throttle", noThrottle, "the replication rate in `BYTES_PER_SEC` while replicas are copied (default: no throttle)")
+	throttle := fs.Int64("throttle", noThrottle, "the replication rate in `BYTES_PER_SEC` while replicas are copied; -1: no throttle")
 	output := fs.String("output", "", "also write the plan to `FILE` (for runnel cluster reassign --verify or --cancel)")
 	w := addWaitFlags(fs, "the broker holds no replica")
 	if err := ParseFlagsOnly(fs, args); err != nil {

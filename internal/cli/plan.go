@@ -150,24 +150,19 @@ func parsePlan(data []byte) (reassignPlan, error) {
 
 // parseIDs reads a comma-separated list of broker ids, distinct.
 func parseIDs(s string) ([]int32, error) {
-	var out []int32
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		n, err := strconv.ParseInt(f, 10, 32)
-		if err != nil || n < 0 {
-			return nil, fmt.Errorf("%q is not a broker id", f)
-		}
-		if slices.Contains(out, int32(n)) {
-			return nil, fmt.Errorf("broker %d is named twice", n)
-		}
-		out = append(out, int32(n))
+	ids, bad := splitIDs(s)
+	if bad != "" {
+		return nil, fmt.Errorf("%q is not a broker id", bad)
 	}
-	if len(out) == 0 {
+	for i, id := range ids {
+		if slices.Contains(ids[:i], id) {
+			return nil, fmt.Errorf("broker %d is named twice", id)
+		}
+	}
+	if len(ids) == 0 {
 		return nil, errors.New("no broker ids given")
 	}
-	return out, nil
+	return ids, nil
 }
 
 // generatePlan proposes where the partitions of current go on brokers,

@@ -99,7 +99,7 @@ with plans in its reassignment file format:
 		rf:                fs.Int("replication-factor", 0, "with --generate, give every partition `N` replicas (default: the number it has)"),
 		planFile:          fs.String("plan", "", "the reassignment `FILE` (Kafka's --reassignment-json-file)"),
 		output:            fs.String("output", "", "with --generate, also write the proposed plan to `FILE`"),
-		throttle:          fs.Int64("throttle", noThrottle, "with --execute, the replication rate in `BYTES_PER_SEC` while replicas are copied (default: no throttle)"),
+		throttle:          fs.Int64("throttle", noThrottle, "with --execute, the replication rate in `BYTES_PER_SEC` while replicas are copied; -1: no throttle"),
 		additional:        fs.Bool("additional", false, "with --execute, replace reassignments already in progress of the plan's partitions"),
 		preserveThrottles: fs.Bool("preserve-throttles", false, "with --verify or --cancel, leave the throttles in place"),
 		waitFlags:         addWaitFlags(fs, "every partition of the plan is complete or failed"),
