@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -44,44 +43,69 @@ type planJSON struct {
 	} `json:"partitions"`
 }
 
-// topicConfig returns a topic config's value if it is set on the topic.
-func topicConfig(t *testing.T, adm *kadm.Client, topic, name string) (string, bool) {
-	t.Helper()
-	rcs, err := adm.DescribeTopicConfigs(ctxTimeout(t, 10*time.Second), topic)
+// describeConfigs asks the broker at addr, over a connection of its own,
+// for a resource's configs.
+func describeConfigs(addr string, typ kmsg.ConfigResourceType, name string) ([]kmsg.DescribeConfigsResponseResourceConfig, error) {
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	req.SetVersion(4)
+	rr := kmsg.NewDescribeConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName = typ, name
+	req.Resources = append(req.Resources, rr)
+	resp, err := clusterRequest(addr, req, 5*time.Second)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	rc, err := rcs.On(topic, nil)
-	if err == nil {
-		err = rc.Err
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range rc.Configs {
-		if c.Key == name && c.Source == kmsg.ConfigSourceDynamicTopicConfig && c.Value != nil {
-			return *c.Value, true
+	for _, r := range resp.(*kmsg.DescribeConfigsResponse).Resources {
+		if r.ErrorCode != 0 {
+			return nil, fmt.Errorf("describe configs of %s: error code %d", name, r.ErrorCode)
 		}
+		return r.Configs, nil
 	}
-	return "", false
+	return nil, fmt.Errorf("describe configs of %s: no answer", name)
 }
 
-// brokerRateSet reports whether broker id has a replication rate of its
-// own.
-func brokerRateSet(t *testing.T, adm *kadm.Client, id int32) bool {
-	t.Helper()
-	rcs, err := adm.DescribeBrokerConfigs(ctxTimeout(t, 10*time.Second), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, rc := range rcs {
-		for _, c := range rc.Configs {
-			if strings.HasSuffix(c.Key, ".replication.throttled.rate") && c.Source == kmsg.ConfigSourceDynamicBrokerConfig {
-				return true
-			}
+// topicConfig returns a topic config's value, as the broker at addr has
+// it, if it is set on the topic.
+func topicConfig(addr, topic, name string) (string, bool, error) {
+	configs, err := describeConfigs(addr, kmsg.ConfigResourceTypeTopic, topic)
+	for _, c := range configs {
+		if c.Name == name && c.Source == kmsg.ConfigSourceDynamicTopicConfig && c.Value != nil {
+			return *c.Value, true, nil
 		}
 	}
-	return false
+	return "", false, err
+}
+
+// brokerRateSet reports whether broker n has a replication rate of its
+// own.
+func brokerRateSet(n *clusterNode) (bool, error) {
+	configs, err := describeConfigs(n.addr, kmsg.ConfigResourceTypeBroker, fmt.Sprint(n.id))
+	for _, c := range configs {
+		if strings.HasSuffix(c.Name, ".replication.throttled.rate") && c.Source == kmsg.ConfigSourceDynamicBrokerConfig {
+			return true, nil
+		}
+	}
+	return false, err
+}
+
+// waitThrottlesCleared waits until no broker has a replication rate of
+// its own and topic no throttled-replicas list, as every running broker
+// answers (each applies the change from the Raft log on its own).
+func (c *testCluster) waitThrottlesCleared(topic string) {
+	c.t.Helper()
+	c.eventually(30*time.Second, "throttles removed", func() error {
+		for _, n := range c.running() {
+			for _, name := range []string{"leader.replication.throttled.replicas", "follower.replication.throttled.replicas"} {
+				if v, ok, err := topicConfig(n.addr, topic, name); err != nil || ok {
+					return fmt.Errorf("broker %d: %s is %q (%v)", n.id, name, v, err)
+				}
+			}
+			if set, err := brokerRateSet(n); err != nil || set {
+				return fmt.Errorf("broker %d keeps a replication rate (%v)", n.id, err)
+			}
+		}
+		return nil
+	})
 }
 
 // TestReassignCLIGenerateExecuteVerify: six partitions of two replicas,
@@ -174,9 +198,12 @@ func TestReassignCLIGenerateExecuteVerify(t *testing.T) {
 		`(?m)^spread-\d: reassignment to \d,\d started$`)
 	// The throttles are in place until verify sees the plan done (the
 	// follower list names the replicas added, all on broker 3).
-	if v, ok := topicConfig(t, c.admin(), topic, "follower.replication.throttled.replicas"); !ok || !strings.Contains(v, ":3") {
-		t.Errorf("follower.replication.throttled.replicas = %q, %v", v, ok)
-	}
+	c.eventually(30*time.Second, "follower.replication.throttled.replicas naming broker 3", func() error {
+		if v, ok, err := topicConfig(c.node(1).addr, topic, "follower.replication.throttled.replicas"); err != nil || !ok || !strings.Contains(v, ":3") {
+			return fmt.Errorf("%q, %v, %v", v, ok, err)
+		}
+		return nil
+	})
 
 	r = c.mustClusterCLI("cluster", "reassign", "--verify", "--plan", planFile, "--wait", "--interval", "100ms", "--timeout", "90s")
 	cliMatchAll(t, "verify --wait", r.stdout,
@@ -189,17 +216,7 @@ func TestReassignCLIGenerateExecuteVerify(t *testing.T) {
 			t.Errorf("%s-%d: replicas %v, the plan's %v", topic, i, got, p.Replicas)
 		}
 	}
-	adm := c.admin()
-	for _, name := range []string{"leader.replication.throttled.replicas", "follower.replication.throttled.replicas"} {
-		if v, ok := topicConfig(t, adm, topic, name); ok {
-			t.Errorf("%s still %q after verify", name, v)
-		}
-	}
-	for b := int32(1); b <= 3; b++ {
-		if brokerRateSet(t, adm, b) {
-			t.Errorf("broker %d keeps a replication rate after verify", b)
-		}
-	}
+	c.waitThrottlesCleared(topic)
 	if r := c.mustClusterCLI("cluster", "reassign", "--list"); r.stdout != "No partition reassignment is in progress.\n" {
 		t.Errorf("list: %q", r.stdout)
 	}
@@ -443,10 +460,13 @@ func TestReassignCLICancel(t *testing.T) {
 	cliMatchAll(t, "verify", r.stdout,
 		fmt.Sprintf(`(?m)^stuck-0: in progress \(adding %d; removing %d\)$`, to[0], from[0]),
 		`(?m)^2 of 2 partitions are still moving; the throttles stay until all are done\.$`)
-	if v, ok := topicConfig(t, c.admin(), topic, "leader.replication.throttled.replicas"); !ok ||
-		v != fmt.Sprintf("0:%d,1:%d", from[0], from[1]) {
-		t.Errorf("leader.replication.throttled.replicas = %q, %v", v, ok)
-	}
+	c.eventually(30*time.Second, "leader.replication.throttled.replicas naming the current replicas", func() error {
+		if v, ok, err := topicConfig(c.node(1).addr, topic, "leader.replication.throttled.replicas"); err != nil || !ok ||
+			v != fmt.Sprintf("0:%d,1:%d", from[0], from[1]) {
+			return fmt.Errorf("%q, %v, %v", v, ok, err)
+		}
+		return nil
+	})
 	r = c.clusterCLI("cluster", "reassign", "--execute", "--plan", planFile)
 	if r.code != 1 || !strings.Contains(r.stderr, "being reassigned already") {
 		t.Errorf("second execute: exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -464,16 +484,7 @@ func TestReassignCLICancel(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stdout, fmt.Sprintf("stuck-0: failed: replicas %d differ from the plan's %d", from[0], to[0])) {
 		t.Errorf("verify after cancel: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	for _, name := range []string{"leader.replication.throttled.replicas", "follower.replication.throttled.replicas"} {
-		if v, ok := topicConfig(t, c.admin(), topic, name); ok {
-			t.Errorf("%s still %q after cancel", name, v)
-		}
-	}
-	for b := int32(1); b <= 3; b++ {
-		if brokerRateSet(t, c.admin(), b) {
-			t.Errorf("broker %d keeps a replication rate after cancel", b)
-		}
-	}
+	c.waitThrottlesCleared(topic)
 	for p, v := range c.waitISR(topic, partitions, 1) {
 		if !slices.Equal(v.replicas, []int32{from[p]}) {
 			t.Errorf("%s-%d after cancel: %v", topic, p, v)
