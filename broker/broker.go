@@ -181,7 +181,10 @@ func New(cfg Config) (_ *Broker, err error) {
 		nodeOpts.HeartbeatTimeout = cfg.RaftElectionTimeout
 		nodeOpts.ElectionTimeout = cfg.RaftElectionTimeout
 	}
-	raftAddr := nodeOpts.Voters[0].Addr
+	raftAddr := cfg.RaftListen // an observer's: it is not among the voters
+	if cfg.raftListener != nil {
+		raftAddr = cfg.raftListener.Addr().String()
+	}
 	for _, vt := range nodeOpts.Voters {
 		if vt.ID == cfg.NodeID {
 			raftAddr = vt.Addr

@@ -306,7 +306,7 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.ConsumerLag.Interval = 0 }, "--consumer-lag-refresh-interval: want a positive duration"},
 		{func(c *Config) { c.ConsumerLag.MaxSeries = -1 }, "--consumer-lag-max-series: want a positive integer"},
 		{func(c *Config) { c.Partitions.Fsync = segment.FsyncPolicy{Mode: segment.FsyncInterval} }, "--fsync"},
-		{func(c *Config) { c.Voters = []cluster.Voter{{ID: 2, Addr: "127.0.0.1:1"}} }, "--node-id 1 is not one of the voters"},
+		{func(c *Config) { c.Voters = []cluster.Voter{{ID: 2, Addr: "127.0.0.1:1"}} }, "--node-id 1 is not one of the voters, so it joins them as an observer: it needs --raft-listen"},
 		{func(c *Config) {
 			c.Voters = []cluster.Voter{{ID: 1, Addr: "127.0.0.1:1"}, {ID: 1, Addr: "127.0.0.1:2"}}
 		}, "node 1 is listed twice"},

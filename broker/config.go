@@ -99,7 +99,9 @@ type Config struct {
 	// (tests of several brokers in one process); RaftListen is ignored.
 	raftListener net.Listener
 	// Voters is the Raft quorum (--voters). Empty: this broker alone, on
-	// Raft's in-memory transport, without a Raft listener.
+	// Raft's in-memory transport, without a Raft listener. A broker whose
+	// NodeID is not among them joins their quorum as a non-voting
+	// observer at RaftListen.
 	Voters []cluster.Voter
 	// RaftElectionTimeout is Raft's heartbeat and election timeout when
 	// there are other voters (--raft-election-timeout).
@@ -398,8 +400,8 @@ func (c Config) Validate() error {
 			seen[v.ID] = true
 			found = found || v.ID == c.NodeID
 		}
-		if !found {
-			bad("--voters: this broker's --node-id %d is not one of the voters", c.NodeID)
+		if !found && c.RaftListen == "" && c.raftListener == nil {
+			bad("--voters: this broker's --node-id %d is not one of the voters, so it joins them as an observer: it needs --raft-listen, the address the others reach its Raft at", c.NodeID)
 		}
 	}
 	return errors.Join(errs...)

@@ -42,7 +42,7 @@ func newStorageCollector(parts *partition.Manager) *storageCollector {
 		offline:    prometheus.NewDesc("runnel_partition_offline", "1 if the partition went offline after a failed sync or write (its produces and fetches answer KAFKA_STORAGE_ERROR until the broker restarts), else 0.", l, nil),
 		tlsSent:    prometheus.NewDesc("runnel_fetch_tls_bytes_total", "Record bytes sent to consumers on TLS connections: read from the segment into the connection's buffer and encrypted in user space (sendfile cannot be used).", nil, nil),
 		mapped:     prometheus.NewDesc("runnel_fetch_mapped_bytes_total", "Record bytes sent to consumers by writing from a mapping of the segment (fetch path mmap).", nil, nil),
-		underRep:   prometheus.NewDesc("runnel_partition_under_replicated", "For a partition this broker leads: 1 if its ISR holds fewer replicas than it has, else 0.", l, nil),
+		underRep:   prometheus.NewDesc("runnel_partition_under_replicated", "For a partition this broker leads: 1 if its ISR holds fewer replicas than it has (not counting those a reassignment is adding), else 0.", l, nil),
 		underReps:  prometheus.NewDesc("runnel_under_replicated_partitions", "Partitions this broker leads whose ISR holds fewer replicas than they have.", nil, nil),
 	}
 }
@@ -65,7 +65,9 @@ func (c *storageCollector) Collect(ch chan<- prometheus.Metric) {
 		lv := []string{p.Topic, strconv.Itoa(int(p.Index))}
 		if r := p.Role(); r.Leader {
 			under := 0.0
-			if len(r.ISR) < len(r.Replicas) {
+			// As Kafka: replicas a reassignment is adding do not count
+			// until they are in the ISR.
+			if len(r.ISR) < len(r.Replicas)-len(r.Adding) {
 				under = 1
 				underReps++
 			}

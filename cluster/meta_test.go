@@ -41,12 +41,7 @@ func TestMetaOverQuorum(t *testing.T) {
 	q := newTestQuorum(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	f := q.nodes[q.follower()]
-	for _, v := range q.voters {
-		if _, err := f.Propose(ctx, CmdRegisterBroker, RegisterBroker{ID: v.ID, Addr: fmt.Sprintf("h:%d", v.ID)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	f := registerVoters(t, ctx, q)
 	m := NewMeta(f)
 	created, err := m.CreateTopic(Topic{Name: "orders", Partitions: 6, ReplicationFactor: 3, Configs: map[string]string{"retention.ms": "5"}})
 	if err != nil || created.ID == (TopicID{}) {
@@ -101,6 +96,19 @@ func TestMetaOverQuorum(t *testing.T) {
 	if len(m.Brokers()) != 3 {
 		t.Fatalf("brokers %+v", m.Brokers())
 	}
+}
+
+// registerVoters registers every voter of q as a broker, proposed from a
+// follower, and returns that follower.
+func registerVoters(t *testing.T, ctx context.Context, q *testQuorum) *Node {
+	t.Helper()
+	f := q.nodes[q.follower()]
+	for _, v := range q.voters {
+		if _, err := f.Propose(ctx, CmdRegisterBroker, RegisterBroker{ID: v.ID, Addr: fmt.Sprintf("h:%d", v.ID)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
 }
 
 // TestLegacyOffsets: offsets an older runnel committed through the Raft

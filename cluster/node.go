@@ -58,7 +58,9 @@ func ParseVoters(s string) ([]Voter, error) {
 
 // NodeOptions configure a Raft node.
 type NodeOptions struct {
-	// ID is this broker's node id; it must be one of Voters.
+	// ID is this broker's node id. If it is not one of Voters, the node
+	// joins their quorum as a non-voting member (an observer), which
+	// needs Listen (or Listener) for its own Raft address.
 	ID int32
 	// Dir holds the Raft store and snapshots (DATA/meta).
 	Dir string
@@ -103,7 +105,8 @@ type Node struct {
 	live     liveness      // the controller's heartbeats
 	beatConn heartbeatConn // this broker's heartbeats to the controller
 
-	ready chan struct{} // closed once raft is set: forwarded frames wait for it
+	ready   chan struct{} // closed once raft is set: forwarded frames wait for it
+	closing chan struct{} // closed when Close starts
 
 	faults struct {
 		// dropReplies is how many forwarded proposals to apply and then
@@ -140,10 +143,22 @@ func StartNode(opts NodeOptions) (n *Node, err error) {
 			self = &opts.Voters[i]
 		}
 	}
-	if self == nil {
-		return nil, fmt.Errorf("cluster: node %d is not among the voters", opts.ID)
+	observer := self == nil
+	if observer {
+		if opts.Local {
+			return nil, fmt.Errorf("cluster: node %d is not the local voter", opts.ID)
+		}
+		addr := opts.Listen
+		if opts.Listener != nil {
+			addr = opts.Listener.Addr().String()
+		}
+		if addr == "" {
+			return nil, fmt.Errorf("cluster: node %d is not among the voters, so it joins them as an observer: it needs a Raft listen address", opts.ID)
+		}
+		self = &Voter{ID: opts.ID, Addr: addr}
 	}
-	n = &Node{opts: opts, log: opts.Logger, fsm: NewFSM(), pool: map[string][]*forwardConn{}, ready: make(chan struct{})}
+	n = &Node{opts: opts, log: opts.Logger, fsm: NewFSM(), pool: map[string][]*forwardConn{}, ready: make(chan struct{}),
+		closing: make(chan struct{})}
 	// Every return below sets n to nil with its error: release what was
 	// opened through a copy.
 	opened := n
@@ -194,9 +209,10 @@ func StartNode(opts NodeOptions) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if !existing {
+	if !existing && !observer {
 		// Every voter bootstraps with the same configuration; Raft then
-		// elects one leader among them.
+		// elects one leader among them. An observer starts empty and is
+		// added by the leader (join).
 		if err := raft.BootstrapCluster(cfg, n.store, n.store, snaps, n.trans, conf); err != nil {
 			return nil, fmt.Errorf("cluster: bootstrap: %w", err)
 		}
@@ -205,6 +221,9 @@ func StartNode(opts NodeOptions) (n *Node, err error) {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
 	close(n.ready)
+	if observer {
+		go n.join(self.Addr)
+	}
 	return n, nil
 }
 
@@ -238,6 +257,7 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) close() error {
+	close(n.closing)
 	var errs []error
 	if n.raft != nil {
 		errs = append(errs, n.raft.Shutdown().Error())
@@ -520,6 +540,8 @@ func (n *Node) serveForwards(c net.Conn) {
 			beats = int32(binary.BigEndian.Uint32(cmd[1:]))
 			n.live.beat(beats, time.Now())
 			reply = forwardReply{}
+		case len(cmd) > 5 && cmd[0] == joinFrame:
+			reply = n.addObserver(int32(binary.BigEndian.Uint32(cmd[1:5])), string(cmd[5:]))
 		default:
 			reply = n.applyLocal(cmd)
 			if n.faults.dropReplies.Load() > 0 && n.faults.dropReplies.Add(-1) >= 0 {

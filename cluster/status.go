@@ -39,6 +39,9 @@ type RaftStatus struct {
 	// Voters are the voters of the latest Raft configuration (which may
 	// not be committed yet), by id.
 	Voters []Voter
+	// Observers are the non-voting members (brokers that joined a
+	// quorum they were not started in), by id.
+	Observers []Voter
 }
 
 // Status returns this node's view of the quorum. It does not wait for the
@@ -65,6 +68,7 @@ func (n *Node) Status() RaftStatus {
 	// GetConfiguration answers from a copy Raft keeps outside its loop.
 	if f := n.raft.GetConfiguration(); f.Error() == nil {
 		st.Voters = votersOf(f.Configuration())
+		st.Observers = membersOf(f.Configuration(), raft.Nonvoter)
 	}
 	return st
 }
@@ -72,10 +76,14 @@ func (n *Node) Status() RaftStatus {
 // votersOf returns the voters of a Raft configuration, sorted by id.
 // Servers are named by their decimal node id (see StartNode); one with any
 // other name was not added by runnel and is left out.
-func votersOf(c raft.Configuration) []Voter {
+func votersOf(c raft.Configuration) []Voter { return membersOf(c, raft.Voter) }
+
+// membersOf returns the members of a Raft configuration of one suffrage,
+// as votersOf.
+func membersOf(c raft.Configuration, suffrage raft.ServerSuffrage) []Voter {
 	var out []Voter
 	for _, s := range c.Servers {
-		if s.Suffrage != raft.Voter {
+		if s.Suffrage != suffrage {
 			continue
 		}
 		id, err := strconv.ParseInt(string(s.ID), 10, 32)

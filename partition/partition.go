@@ -73,6 +73,7 @@ type Partition struct {
 
 	hw       atomic.Int64 // high watermark: what consumers may read
 	localEnd atomic.Int64 // this replica's own acknowledgeable end
+	leaderHW atomic.Int64 // a follower's: the leader's high watermark at its last fetch
 
 	waitMu        sync.Mutex
 	waiters       map[chan struct{}]struct{} // told when the high watermark moves

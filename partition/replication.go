@@ -478,6 +478,7 @@ func (p *Partition) ResetTo(offset int64) error {
 // SetFollowerHW moves a follower's high watermark to the leader's, bounded
 // by what this replica holds.
 func (p *Partition) SetFollowerHW(leaderHW int64) {
+	p.leaderHW.Store(leaderHW)
 	p.advanceHW(min(leaderHW, p.log.LogEndOffset()))
 }
 

@@ -15,7 +15,8 @@ import (
 // fetches of its followers are held to the broker's
 // leader.replication.throttled.rate; on a follower listed, its fetches to
 // follower.replication.throttled.rate. Replicas a reassignment is adding
-// are throttled on both sides whatever the lists say.
+// are throttled on both sides whatever the lists say. A replica in the
+// ISR is not throttled, listed or not (Kafka's rule).
 
 // Throttled is a parsed throttled-replicas list.
 type Throttled struct {
@@ -56,25 +57,31 @@ func (t Throttled) Has(partition, broker int32) bool {
 }
 
 // LeaderThrottled reports whether this replica, leading, holds the
-// fetches of follower to the leader replication rate.
+// fetches of follower to the leader replication rate. A follower in the
+// ISR never is, as in Kafka: the throttle is for replicas catching up,
+// and holding back one in sync would slow acks=all produces and could
+// drop it from the ISR.
 func (p *Partition) LeaderThrottled(follower int32) bool {
-	if p.Config().LeaderThrottled.Has(p.Index, p.self) {
-		return true
-	}
+	listed := p.Config().LeaderThrottled.Has(p.Index, p.self)
 	p.rep.Lock()
 	defer p.rep.Unlock()
-	return slices.Contains(p.rep.role.Adding, follower)
+	if slices.Contains(p.rep.role.ISR, follower) {
+		return false
+	}
+	return listed || slices.Contains(p.rep.role.Adding, follower)
 }
 
 // FollowerThrottled reports whether this replica's fetches as a follower
-// are held to the follower replication rate.
+// are held to the follower replication rate: never while it is in the
+// ISR, as LeaderThrottled.
 func (p *Partition) FollowerThrottled() bool {
-	if p.Config().FollowerThrottled.Has(p.Index, p.self) {
-		return true
-	}
+	listed := p.Config().FollowerThrottled.Has(p.Index, p.self)
 	p.rep.Lock()
 	defer p.rep.Unlock()
-	return slices.Contains(p.rep.role.Adding, p.self)
+	if slices.Contains(p.rep.role.ISR, p.self) {
+		return false
+	}
+	return listed || slices.Contains(p.rep.role.Adding, p.self)
 }
 
 // Equal reports whether two configs are the same.

@@ -459,6 +459,20 @@ var requests = map[int16]*request{
 			),
 		),
 	}},
+	35: {name: "DescribeLogDirs", min: 0, max: 4, flexibleFrom: 2, fields: []field{
+		structs("Topics",
+			str("Topic"),
+			array("Partitions", int32f("Partition")),
+		),
+	}},
+	43: {name: "ElectLeaders", min: 0, max: 2, flexibleFrom: 2, fields: []field{
+		int8f("ElectionType").since(1),
+		structs("Topics",
+			str("Topic"),
+			array("Partitions", int32f("Partition")),
+		),
+		int32f("TimeoutMillis"),
+	}},
 	60: {name: "DescribeCluster", min: 0, max: 2, flexibleFrom: 0, fields: []field{
 		boolean("IncludeClusterAuthorizedOperations"),
 		int8f("EndpointType").since(1),

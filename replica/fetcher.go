@@ -275,6 +275,12 @@ func (f *fetcher) round(ctx context.Context, c *conn, parts []*followed) error {
 			}
 			if len(rp.RecordBatches) > 0 {
 				if _, err := st.p.AppendReplica(rp.RecordBatches); err != nil {
+					if errors.Is(err, segment.ErrClosed) {
+						// Removed (a reassignment moved it away, its topic
+						// was deleted) or closing while this fetch ran.
+						f.m.log.Debug("replica closed during a fetch", "partition", partition.Name(st.p.Topic, st.p.Index))
+						continue
+					}
 					f.m.log.Error("appending replicated batches failed", "partition", partition.Name(st.p.Topic, st.p.Index), "err", err)
 					if errors.Is(err, partition.ErrReplicaGap) || errors.Is(err, segment.ErrCorrupt) || errors.Is(err, segment.ErrCRC) {
 						st.truncated = false // ask the leader again where to continue

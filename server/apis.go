@@ -49,6 +49,8 @@ var supported = map[int16]versionRange{
 	37: {0, 3},  // CreatePartitions
 	55: {0, 2},  // DescribeQuorum
 	60: {0, 2},  // DescribeCluster
+	35: {0, 4},  // DescribeLogDirs
+	43: {0, 2},  // ElectLeaders
 	65: {0, 0},  // DescribeTransactions
 	66: {0, 2},  // ListTransactions
 	8:  {0, 9},  // OffsetCommit
@@ -201,6 +203,10 @@ func (s *Server) dispatch(c *conn, h requestHeader, body []byte) (*reply, error)
 		return respond(s.handleListPartitionReassignments(c, r)), nil
 	case *kmsg.UnregisterBrokerRequest:
 		return respond(s.handleUnregisterBroker(c, r)), nil
+	case *kmsg.ElectLeadersRequest:
+		return respond(s.handleElectLeaders(c, r)), nil
+	case *kmsg.DescribeLogDirsRequest:
+		return respond(s.handleDescribeLogDirs(c, r)), nil
 	}
 	return nil, fmt.Errorf("%w: %s has no handler", ErrUnknownAPI, apiName(h.Key))
 }

@@ -133,6 +133,18 @@ func errorCode(err error) int16 {
 		return kerr.InvalidRequest.Code
 	case errors.Is(err, group.ErrGroupFull):
 		return kerr.GroupMaxSizeReached.Code
+	case errors.Is(err, cluster.ErrElectionNotNeeded):
+		return kerr.ElectionNotNeeded.Code
+	case errors.Is(err, cluster.ErrPreferredLeaderNotAvailable):
+		return kerr.PreferredLeaderNotAvailable.Code
+	case errors.Is(err, cluster.ErrEligibleLeadersNotAvailable):
+		return kerr.EligibleLeadersNotAvailable.Code
+	case errors.Is(err, cluster.ErrElectionType):
+		return kerr.InvalidRequest.Code
+	case errors.Is(err, cluster.ErrStaleLeaderEpoch):
+		// An election that lost its race with another leader change
+		// twice: the client may ask again.
+		return kerr.NotController.Code
 	case errors.Is(err, context.DeadlineExceeded):
 		return kerr.RequestTimedOut.Code
 	}

@@ -40,7 +40,9 @@ const (
 //     knows its own log precisely (hashicorp/raft does not expose how far
 //     each follower got), so its own entry carries its last index as
 //     LogEndOffset and the other voters' figures are -1, "unknown";
-//   - Observers is empty: every broker is a voter.
+//   - Observers are the brokers that joined the quorum as non-voting
+//     members (started with a --node-id not in --voters), described as
+//     the voters are.
 //
 // Raft indexes start at 1, so the last index and the commit index are
 // exclusive end offsets, as LogEndOffset and HighWatermark are in Kafka.
@@ -84,6 +86,10 @@ func (s *Server) handleDescribeQuorum(r *kmsg.DescribeQuorumRequest) kmsg.Respon
 	sp.HighWatermark = int64(min(status.CommitIndex, math.MaxInt64))
 	for _, v := range status.Voters {
 		sp.CurrentVoters = append(sp.CurrentVoters, voterState(v.ID, status))
+		resp.Nodes = append(resp.Nodes, voterNode(v))
+	}
+	for _, v := range status.Observers {
+		sp.Observers = append(sp.Observers, voterState(v.ID, status))
 		resp.Nodes = append(resp.Nodes, voterNode(v))
 	}
 	st := kmsg.NewDescribeQuorumResponseTopic()

@@ -28,9 +28,17 @@ type Reassigner interface {
 	UnregisterBroker(id int32) error
 }
 
-func (s *Server) reassigner() (Reassigner, bool) {
-	r, ok := s.meta.(Reassigner)
-	return r, ok
+// reassignerFor authorizes op on the cluster for api and returns the
+// reassigner, or the error code (and message) to answer with.
+func (s *Server) reassignerFor(c *conn, api string, op authz.Operation) (Reassigner, int16, *string) {
+	if !s.authorize(c, api, op, authz.ResourceCluster, clusterResource) {
+		return nil, kerr.ClusterAuthorizationFailed.Code, kmsg.StringPtr("Cluster authorization failed.")
+	}
+	ra, ok := s.meta.(Reassigner)
+	if !ok {
+		return nil, kerr.UnsupportedVersion.Code, nil
+	}
+	return ra, 0, nil
 }
 
 // reassignmentCode chooses the error code of a refused reassignment.
@@ -47,13 +55,9 @@ func reassignmentCode(err error) int16 {
 func (s *Server) handleAlterPartitionReassignments(c *conn, r *kmsg.AlterPartitionAssignmentsRequest) *kmsg.AlterPartitionAssignmentsResponse {
 	resp := kmsg.NewPtrAlterPartitionAssignmentsResponse()
 	resp.AllowReplicationFactorChange = r.AllowReplicationFactorChange
-	ra, ok := s.reassigner()
-	switch {
-	case !s.authorize(c, "AlterPartitionReassignments", authz.OpAlter, authz.ResourceCluster, clusterResource):
-		resp.ErrorCode, resp.ErrorMessage = kerr.ClusterAuthorizationFailed.Code, kmsg.StringPtr("Cluster authorization failed.")
-		return resp
-	case !ok:
-		resp.ErrorCode = kerr.UnsupportedVersion.Code
+	ra, code, msg := s.reassignerFor(c, "AlterPartitionReassignments", authz.OpAlter)
+	if code != 0 {
+		resp.ErrorCode, resp.ErrorMessage = code, msg
 		return resp
 	}
 	fixedRF := r.Version >= 1 && !r.AllowReplicationFactorChange
@@ -105,13 +109,9 @@ func (s *Server) reassign(ra Reassigner, topic string, rp kmsg.AlterPartitionAss
 
 func (s *Server) handleListPartitionReassignments(c *conn, r *kmsg.ListPartitionReassignmentsRequest) *kmsg.ListPartitionReassignmentsResponse {
 	resp := kmsg.NewPtrListPartitionReassignmentsResponse()
-	ra, ok := s.reassigner()
-	switch {
-	case !s.authorize(c, "ListPartitionReassignments", authz.OpDescribe, authz.ResourceCluster, clusterResource):
-		resp.ErrorCode, resp.ErrorMessage = kerr.ClusterAuthorizationFailed.Code, kmsg.StringPtr("Cluster authorization failed.")
-		return resp
-	case !ok:
-		resp.ErrorCode = kerr.UnsupportedVersion.Code
+	ra, code, msg := s.reassignerFor(c, "ListPartitionReassignments", authz.OpDescribe)
+	if code != 0 {
+		resp.ErrorCode, resp.ErrorMessage = code, msg
 		return resp
 	}
 	var tps []cluster.TP
@@ -147,13 +147,9 @@ func nonNil(s []int32) []int32 {
 
 func (s *Server) handleUnregisterBroker(c *conn, r *kmsg.UnregisterBrokerRequest) *kmsg.UnregisterBrokerResponse {
 	resp := kmsg.NewPtrUnregisterBrokerResponse()
-	ra, ok := s.reassigner()
-	switch {
-	case !s.authorize(c, "UnregisterBroker", authz.OpAlter, authz.ResourceCluster, clusterResource):
-		resp.ErrorCode, resp.ErrorMessage = kerr.ClusterAuthorizationFailed.Code, kmsg.StringPtr("Cluster authorization failed.")
-		return resp
-	case !ok:
-		resp.ErrorCode = kerr.UnsupportedVersion.Code
+	ra, code, msg := s.reassignerFor(c, "UnregisterBroker", authz.OpAlter)
+	if code != 0 {
+		resp.ErrorCode, resp.ErrorMessage = code, msg
 		return resp
 	}
 	err := ra.UnregisterBroker(r.BrokerID)

@@ -190,6 +190,18 @@ func errorCodes(resp kmsg.Response) []int16 {
 				out = append(out, p.ErrorCode)
 			}
 		}
+	case *kmsg.ElectLeadersResponse:
+		out = append(out, v.ErrorCode)
+		for _, t := range v.Topics {
+			for _, p := range t.Partitions {
+				out = append(out, p.ErrorCode)
+			}
+		}
+	case *kmsg.DescribeLogDirsResponse:
+		out = append(out, v.ErrorCode)
+		for _, d := range v.Dirs {
+			out = append(out, d.ErrorCode)
+		}
 	case *kmsg.DescribeProducersResponse:
 		for _, t := range v.Topics {
 			for _, p := range t.Partitions {
@@ -630,6 +642,29 @@ func TestEveryAPIVersion(t *testing.T) {
 			r.Topics = append(r.Topics, rt)
 			return r
 		},
+		// Every partition (null): those whose election is not needed
+		// are left out of the answer, so it has no error.
+		43: func(int16) kmsg.Request { return kmsg.NewPtrElectLeadersRequest() },
+		45: func(int16) kmsg.Request {
+			// The partition onto the replicas it has: nothing to move.
+			r := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+			rt := kmsg.NewAlterPartitionAssignmentsRequestTopic()
+			rt.Topic = topic
+			rp := kmsg.NewAlterPartitionAssignmentsRequestTopicPartition()
+			rp.Replicas = []int32{1}
+			rt.Partitions = append(rt.Partitions, rp)
+			r.Topics = append(r.Topics, rt)
+			return r
+		},
+		46: func(int16) kmsg.Request { return kmsg.NewPtrListPartitionReassignmentsRequest() },
+		// A lone broker cannot unregister itself: it is alive. The
+		// sweep asks about an id never registered (wantCode).
+		64: func(int16) kmsg.Request {
+			r := kmsg.NewPtrUnregisterBrokerRequest()
+			r.BrokerID = 99
+			return r
+		},
+		35: func(int16) kmsg.Request { return kmsg.NewPtrDescribeLogDirsRequest() },
 		61: func(int16) kmsg.Request {
 			r := kmsg.NewPtrDescribeProducersRequest()
 			rt := kmsg.NewDescribeProducersRequestTopic()
@@ -645,6 +680,7 @@ func TestEveryAPIVersion(t *testing.T) {
 	for k, mk := range (txnSweep{t: t, rc: rc, topic: topic}).builders() {
 		build[k] = mk
 	}
+	wantCode := map[int16]int16{64: 102} // BROKER_ID_NOT_REGISTERED
 	versions := server.SupportedVersions()
 	keys := make([]int, 0, len(versions))
 	for k := range versions {
@@ -668,7 +704,7 @@ func TestEveryAPIVersion(t *testing.T) {
 			req.SetVersion(v)
 			resp := rc.roundTrip(req)
 			for _, code := range errorCodes(resp) {
-				if code != 0 {
+				if code != wantCode[int16(k)] {
 					t.Errorf("%s v%d: error code %d", kmsg.NameForKey(int16(k)), v, code)
 				}
 			}

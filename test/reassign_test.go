@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -387,5 +388,173 @@ func TestReassignmentAPIs(t *testing.T) {
 		if got := kerr.ErrorForCode(resp.ErrorCode); !errors.Is(got, tc.want) {
 			t.Fatalf("unregistering broker %d: %v, want %v", tc.id, got, tc.want)
 		}
+	}
+}
+
+// addObserver starts a fourth broker that is not among the voters: it
+// joins the quorum as an observer.
+func (c *testCluster) addObserver(id int32) *clusterNode {
+	c.t.Helper()
+	var voters []string
+	for _, n := range c.nodes {
+		voters = append(voters, fmt.Sprintf("%d@%s", n.id, n.raftAddr))
+	}
+	n := &clusterNode{t: c.t, id: id, dataDir: c.t.TempDir(), addr: freePort(c.t), raftAddr: freePort(c.t),
+		metrics: freePort(c.t), log: &nodeLog{}}
+	n.args = []string{"serve", "--node-id", strconv.Itoa(int(id)), "--data-dir", n.dataDir,
+		"--listen", n.addr, "--raft-listen", n.raftAddr, "--voters", strings.Join(voters, ","),
+		"--metrics-listen", n.metrics, "--log-level", "debug", "--auto-create-topics", "false"}
+	c.t.Cleanup(n.kill)
+	c.nodes = append(c.nodes, n)
+	n.launch()
+	n.waitServing()
+	return n
+}
+
+// quorumOf returns the voters and observers broker n's DescribeQuorum
+// names.
+func quorumOf(t *testing.T, n *clusterNode) (voters, observers []int32) {
+	t.Helper()
+	req := kmsg.NewPtrDescribeQuorumRequest()
+	rt := kmsg.NewDescribeQuorumRequestTopic()
+	rt.Topic = "__cluster_metadata"
+	rp := kmsg.NewDescribeQuorumRequestTopicPartition()
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := clusterRequest(n.addr, req, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := resp.(*kmsg.DescribeQuorumResponse).Topics[0].Partitions[0]
+	for _, v := range p.CurrentVoters {
+		voters = append(voters, v.ReplicaID)
+	}
+	for _, o := range p.Observers {
+		observers = append(observers, o.ReplicaID)
+	}
+	slices.Sort(voters)
+	slices.Sort(observers)
+	return voters, observers
+}
+
+// TestBrokerJoinsAndIsDecommissioned: a broker started with an id not in
+// --voters joins the quorum as an observer, takes replicas moved onto it
+// under an acks=all producer, survives a SIGKILL as a member, and is
+// decommissioned: its replicas moved off, stopped, unregistered, and out
+// of the quorum.
+func TestBrokerJoinsAndIsDecommissioned(t *testing.T) {
+	c := startCluster(t)
+	n4 := c.addObserver(4)
+	c.waitHealthy() // every broker lists 4 as live
+	for _, n := range c.nodes {
+		voters, observers := quorumOf(t, n)
+		if !slices.Equal(voters, []int32{1, 2, 3}) || !slices.Equal(observers, []int32{4}) {
+			t.Fatalf("broker %d: voters %v observers %v, want [1 2 3] and [4]", n.id, voters, observers)
+		}
+	}
+
+	const topic, parts = "grow", 2
+	c.createTopic(topic, parts, 2, nil)
+	adm := c.admin()
+	ctx := ctxTimeout(t, 3*time.Minute)
+	pcl := c.client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(5*time.Millisecond))
+	load := startAckedProducer(t, pcl, topic, 2*time.Millisecond, 100)
+
+	move := func(targets map[int32][]int32) {
+		t.Helper()
+		req := kadm.AlterPartitionAssignmentsReq{}
+		for p, r := range targets {
+			req.Assign(topic, p, r)
+		}
+		resps, err := adm.AlterPartitionAssignments(ctx, req)
+		if err == nil {
+			err = resps.Error()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.eventually(2*time.Minute, fmt.Sprintf("%s on %v", topic, targets), func() error {
+			views, err := c.agreedPartitions(topic, parts)
+			if err != nil {
+				return err
+			}
+			for p, v := range views {
+				if !slices.Equal(v.replicas, targets[p]) || len(v.isr) != len(targets[p]) {
+					return fmt.Errorf("%s-%d: %v, want replicas %v", topic, p, v, targets[p])
+				}
+			}
+			return nil
+		})
+	}
+	views := c.waitISR(topic, parts, 2)
+	onto, back := map[int32][]int32{}, map[int32][]int32{}
+	for p, v := range views {
+		if slices.Contains(v.replicas, 4) {
+			onto[p] = v.replicas
+		} else {
+			onto[p] = []int32{4, v.replicas[0]}
+		}
+		back[p] = slices.DeleteFunc(slices.Clone(v.replicas), func(r int32) bool { return r == 4 })
+		if len(back[p]) < 2 {
+			for id := int32(1); id <= 3; id++ {
+				if !slices.Contains(back[p], id) {
+					back[p] = append(back[p], id)
+					break
+				}
+			}
+		}
+	}
+	move(onto)
+
+	// A member across restarts: killed, it comes back without joining.
+	n4.kill()
+	n4.restart()
+	c.waitISR(topic, parts, 2)
+
+	// Refused while alive and holding replicas.
+	unregister := func(id int32) *kmsg.UnregisterBrokerResponse {
+		req := kmsg.NewPtrUnregisterBrokerRequest()
+		req.BrokerID = id
+		resp, err := clusterRequest(c.node(1).addr, req, 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.(*kmsg.UnregisterBrokerResponse)
+	}
+	if r := unregister(4); r.ErrorCode != kerr.InvalidRequest.Code {
+		t.Fatalf("unregistering a live broker holding replicas: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+
+	move(back)
+	acked := load.stop()
+	checkAcked(t, c, topic, acked)
+
+	n4.stop()
+	c.nodes = c.nodes[:3]
+	c.eventually(30*time.Second, "broker 4 fenced", func() error {
+		if r := unregister(4); r.ErrorCode != 0 {
+			return fmt.Errorf("%v: %s", kerr.ErrorForCode(r.ErrorCode), *r.ErrorMessage)
+		}
+		return nil
+	})
+	c.eventually(30*time.Second, "broker 4 out of the quorum and the metadata", func() error {
+		for _, n := range c.nodes {
+			voters, observers := quorumOf(t, n)
+			if !slices.Equal(voters, []int32{1, 2, 3}) || len(observers) > 0 {
+				return fmt.Errorf("broker %d: voters %v observers %v", n.id, voters, observers)
+			}
+		}
+		dreq := kmsg.NewPtrDescribeClusterRequest()
+		resp, err := clusterRequest(c.node(1).addr, dreq, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		if bs := resp.(*kmsg.DescribeClusterResponse).Brokers; len(bs) != 3 {
+			return fmt.Errorf("DescribeCluster lists %d brokers", len(bs))
+		}
+		return nil
+	})
+	if r := unregister(4); r.ErrorCode != kerr.BrokerIDNotRegistered.Code {
+		t.Fatalf("unregistering broker 4 again: %v", kerr.ErrorForCode(r.ErrorCode))
 	}
 }

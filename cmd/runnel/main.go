@@ -3,7 +3,7 @@
 //	runnel serve [flags]     run a broker
 //	runnel topic ...         create, list, describe and delete topics
 //	runnel group ...         list, describe and delete groups; reset offsets
-//	runnel cluster ...       show the controller, the brokers and the Raft quorum; broker configs
+//	runnel cluster ...       show the controller, the brokers and the Raft quorum; broker configs; leader elections, log directories; move replicas
 //	runnel produce TOPIC     produce lines of stdin as records
 //	runnel consume TOPIC     print records
 //	runnel user ...          create, delete and list SCRAM users
@@ -42,7 +42,7 @@ var commands = []command{
 	{"topic", "topic ...", "create, list, describe and delete topics", noStdin(cli.Topic)},
 	{"group", "group ...", "list, describe and delete groups; reset offsets", noStdin(cli.Group)},
 	{"txn", "txn ...", "list and describe transactions; abort a hanging one", noStdin(cli.Txn)},
-	{"cluster", "cluster ...", "show the controller, the brokers and the Raft quorum; show and change broker configs", noStdin(cli.Cluster)},
+	{"cluster", "cluster ...", "show the controller, the brokers and the Raft quorum; broker configs; elect leaders; log directories; move replicas, drain and remove brokers", noStdin(cli.Cluster)},
 	{"produce", "produce TOPIC", "produce lines of stdin as records", cli.Produce},
 	{"consume", "consume TOPIC", "print records", noStdin(cli.Consume)},
 	{"user", "user ...", "create, delete and list SCRAM users", cli.User},

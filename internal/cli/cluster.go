@@ -26,11 +26,16 @@ import (
 
 const clusterUsage = `Usage: runnel cluster COMMAND [flags]
 
-Inspect a runnel cluster.
+Inspect and operate a runnel cluster: its brokers, leaders and replicas.
 
 Commands:
-  status    show the controller, and each broker's liveness and Raft state
-  config    show or change broker configs, per broker or cluster-wide
+  status         show the controller, and each broker's liveness and Raft state
+  config         show or change broker configs, per broker or cluster-wide
+  elect-leaders  move leadership back to preferred replicas, or elect unclean leaders
+  log-dirs       show each broker's log directory, its space and partition sizes
+  reassign       generate, execute, verify, cancel and list partition reassignments
+  decommission   move every replica off a broker, before it leaves the cluster
+  unregister     remove a stopped, drained broker from the cluster and the Raft quorum
 
 Run runnel cluster COMMAND --help for the flags of each.
 `
@@ -40,13 +45,23 @@ Run runnel cluster COMMAND --help for the flags of each.
 func Cluster(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, clusterUsage)
-		return errors.New("cluster: missing command (status or config)")
+		return errors.New("cluster: missing command (status, config, elect-leaders, log-dirs, reassign, decommission or unregister)")
 	}
 	switch args[0] {
 	case "status":
 		return clusterStatusCmd(args[1:], stdout, stderr)
 	case "config":
 		return clusterConfig(args[1:], stdout, stderr)
+	case "elect-leaders":
+		return clusterElectLeaders(args[1:], stdout, stderr)
+	case "log-dirs":
+		return clusterLogDirs(args[1:], stdout, stderr)
+	case "reassign":
+		return clusterReassign(args[1:], stdout, stderr)
+	case "decommission":
+		return clusterDecommission(args[1:], stdout, stderr)
+	case "unregister":
+		return clusterUnregister(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, clusterUsage)
 		return flag.ErrHelp

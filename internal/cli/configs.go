@@ -63,8 +63,14 @@ func alterConfigs(ctx context.Context, cl *kgo.Client, typ kmsg.ConfigResourceTy
 	if err != nil {
 		return err
 	}
+	return alterConfigOps(ctx, cl, typ, name, ops, *ch.validateOnly)
+}
+
+// alterConfigOps sends one IncrementalAlterConfigs of ops for a resource.
+func alterConfigOps(ctx context.Context, cl *kgo.Client, typ kmsg.ConfigResourceType, name string,
+	ops []kmsg.IncrementalAlterConfigsRequestResourceConfig, validateOnly bool) error {
 	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
-	req.ValidateOnly = *ch.validateOnly
+	req.ValidateOnly = validateOnly
 	rr := kmsg.NewIncrementalAlterConfigsRequestResource()
 	rr.ResourceType, rr.ResourceName, rr.Configs = typ, name, ops
 	req.Resources = append(req.Resources, rr)

@@ -397,19 +397,33 @@ could not be deleted.`, stderr)
 	return eachFailed(stderr, errs, len(groups), "deleted")
 }
 
-// parsePartitions parses --partitions: comma-separated partition numbers.
-func parsePartitions(s string) ([]int32, error) {
-	var out []int32
+// splitIDs reads a comma-separated list of numbers of 0 or more that
+// fit an int32, in order, duplicates kept; bad is the first that is not
+// one.
+func splitIDs(s string) (ids []int32, bad string) {
 	for _, f := range strings.Split(s, ",") {
 		if f = strings.TrimSpace(f); f == "" {
 			continue
 		}
 		n, err := strconv.ParseInt(f, 10, 32)
 		if err != nil || n < 0 {
-			return nil, fmt.Errorf("--partitions: want comma-separated partition numbers, got %q", s)
+			return nil, f
 		}
-		if !slices.Contains(out, int32(n)) {
-			out = append(out, int32(n))
+		ids = append(ids, int32(n))
+	}
+	return ids, ""
+}
+
+// parsePartitions parses --partitions: comma-separated partition numbers.
+func parsePartitions(s string) ([]int32, error) {
+	var out []int32
+	all, bad := splitIDs(s)
+	if bad != "" {
+		return nil, fmt.Errorf("--partitions: want comma-separated partition numbers, got %q", s)
+	}
+	for _, n := range all {
+		if !slices.Contains(out, n) {
+			out = append(out, n)
 		}
 	}
 	if len(out) == 0 {
