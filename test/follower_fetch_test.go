@@ -13,6 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // rackOf is the rack of each broker of the follower-fetching tests:
@@ -327,4 +328,116 @@ func TestFetchFromFollowers(t *testing.T) {
 		t.Error(e)
 	}
 	checkSequenceLog(t, recs, partitions, sp.acks.records())
+}
+
+// TestFetchFromFollowersReadCommitted: a read_committed consumer in rack b
+// reads a partition led in rack a from broker 3, the follower: it gets the
+// committed transactions' records and none of the aborted one's, and the
+// follower holds it at the first offset of a transaction still open,
+// which it reports as the last stable offset, until the transaction
+// commits.
+func TestFetchFromFollowersReadCommitted(t *testing.T) {
+	const topic = "racks-txn"
+	c := startClusterEach(t, func(id int32) []string { return []string{"--rack", rackOf(id)} }, fastFailover...)
+	c.createTopic(topic, 3, 3, nil)
+	part := int32(-1)
+	for p := range int32(3) {
+		if rackOf(c.leader(topic, p)) == "a" {
+			part = p
+			break
+		}
+	}
+	if part < 0 {
+		t.Fatal("every partition is led by broker 3")
+	}
+	prod := c.client(kgo.TransactionalID("rack-tx"), kgo.DefaultProduceTopic(topic),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionTimeout(60*time.Second))
+	ctx := ctxTimeout(t, 90*time.Second)
+	produce := func(vals []string) int64 {
+		t.Helper()
+		first := int64(-1)
+		for _, v := range vals {
+			r := &kgo.Record{Partition: part, Value: []byte(v)}
+			if err := prod.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatalf("producing %s: %v", v, err)
+			}
+			if first < 0 {
+				first = r.Offset
+			}
+		}
+		return first
+	}
+	txn := func(commit bool, vals []string) {
+		t.Helper()
+		if err := prod.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		produce(vals)
+		if err := prod.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	txn(true, values("c1", 10))
+	txn(false, values("aborted", 10))
+	txn(true, values("c2", 10))
+	if err := prod.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	open := produce(values("open", 5))
+
+	// Broker 3, asked directly as a consumer of rack b would, answers up
+	// to its last stable offset: the open transaction's first offset.
+	c.eventually(30*time.Second, "broker 3 holds read_committed at the open transaction", func() error {
+		req := kmsg.NewPtrFetchRequest()
+		req.SetVersion(12)
+		req.ReplicaID, req.MaxBytes, req.IsolationLevel, req.Rack, req.SessionEpoch = -1, 1<<20, 1, "b", -1
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.PartitionMaxBytes, rp.CurrentLeaderEpoch = part, 1<<20, -1
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := clusterRequest(c.node(3).addr, req, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		fr := resp.(*kmsg.FetchResponse)
+		if len(fr.Topics) != 1 || len(fr.Topics[0].Partitions) != 1 {
+			return fmt.Errorf("answer %+v", fr)
+		}
+		got := fr.Topics[0].Partitions[0]
+		if got.ErrorCode != 0 || got.LastStableOffset != open || got.HighWatermark != open+5 || len(got.AbortedTransactions) != 1 {
+			return fmt.Errorf("error %d, LSO %d (want %d), HW %d (want %d), aborted %+v", got.ErrorCode,
+				got.LastStableOffset, open, got.HighWatermark, open+5, got.AbortedTransactions)
+		}
+		return nil
+	})
+
+	served := followerBytes(t, c.node(3))
+	cons := c.client(kgo.Rack("b"), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {part: kgo.NewOffset().AtStart()}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(200*time.Millisecond))
+	var got []string
+	read := func(n int) {
+		t.Helper()
+		for len(got) < n {
+			fs := cons.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("read_committed consumer read %v: %v", got, ctx.Err())
+			}
+			fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("fetch: %v", err) })
+			fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+		}
+	}
+	read(20)
+	if err := prod.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	read(25)
+	want := append(append(values("c1", 10), values("c2", 10)...), values("open", 5)...)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("read_committed from the follower: %v, want %v", got, want)
+	}
+	if b := followerBytes(t, c.node(3)); b <= served {
+		t.Fatalf("the rack-b consumer read nothing from broker 3 as a follower (%v bytes, %v before)", b, served)
+	}
 }
