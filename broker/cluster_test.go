@@ -165,9 +165,12 @@ func TestBrokerClusterInProcess(t *testing.T) {
 }
 
 // waitRegistered waits until the metadata lists n brokers: each registers
-// as it starts.
+// as it starts. It asks afresh each time: kadm's BrokerMetadata answers
+// from the client's cache, which, with no topic named, never goes stale
+// (a broker list read while one broker was still registering stayed so).
 func waitRegistered(t *testing.T, ctx context.Context, adm *kadm.Client, n int) {
 	t.Helper()
+	ctx = kadm.WithAuthorizedOps(ctx) // a direct request, not the cache
 	for {
 		m, err := adm.BrokerMetadata(ctx)
 		if err != nil {
