@@ -314,7 +314,8 @@ func New(cfg Config) (_ *Broker, err error) {
 	}
 	preg.MustRegister(newStorageCollector(b.parts), syncLatency, commitBatches, volumeSyncs, volumeFiles, newCoordinatorCollector(b.groups, b.txns), b.cleaner.Collector())
 	b.lag = b.newLagRefresher(cfg.ConsumerLag)
-	preg.MustRegister(b.lag, b.isrs.shrinks, b.isrs.expands, newClusterCollector(b), newDiskCollector(cfg.DataDir))
+	preg.MustRegister(b.lag, b.isrs.shrinks, b.isrs.expands, newClusterCollector(b), newDiskCollector(cfg.DataDir),
+		newMovementCollector(b.parts, b.leaderThrottle, b.followerThrottle))
 	if b.certs != nil {
 		registerCertMetrics(preg, b.certs)
 	}

@@ -59,8 +59,8 @@ type Role struct {
 	PartitionEpoch int32
 	Replicas       []int32
 	// Adding are the replicas a reassignment is adding (catching up),
-	// whose replication is throttled.
-	Adding []int32
+	// whose replication is throttled; Removing those it will remove.
+	Adding, Removing []int32
 }
 
 // follower is what a leader knows of one follower.
@@ -77,7 +77,8 @@ func (p *Partition) Role() Role {
 	p.rep.Lock()
 	defer p.rep.Unlock()
 	r := p.rep.role
-	r.ISR, r.Replicas, r.Adding = slices.Clone(r.ISR), slices.Clone(r.Replicas), slices.Clone(r.Adding)
+	r.ISR, r.Replicas = slices.Clone(r.ISR), slices.Clone(r.Replicas)
+	r.Adding, r.Removing = slices.Clone(r.Adding), slices.Clone(r.Removing)
 	return r
 }
 
@@ -96,7 +97,8 @@ func (p *Partition) SetRole(r Role) error {
 	}
 	changed := newEpoch || r.PartitionEpoch != old.PartitionEpoch || !slices.Equal(r.ISR, old.ISR)
 	p.rep.role = r
-	p.rep.role.ISR, p.rep.role.Replicas, p.rep.role.Adding = slices.Clone(r.ISR), slices.Clone(r.Replicas), slices.Clone(r.Adding)
+	p.rep.role.ISR, p.rep.role.Replicas = slices.Clone(r.ISR), slices.Clone(r.Replicas)
+	p.rep.role.Adding, p.rep.role.Removing = slices.Clone(r.Adding), slices.Clone(r.Removing)
 	if newEpoch && r.Leader {
 		p.rep.epochStart = p.log.LogEndOffset()
 		now := time.Now()

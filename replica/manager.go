@@ -211,7 +211,7 @@ func (m *Manager) assignments() (out []assigned, brokers map[int32]cluster.Broke
 				}
 				info := *p
 				info.Replicas, info.ISR, info.Segments = slices.Clone(p.Replicas), slices.Clone(p.ISR), slices.Clone(p.Segments)
-				info.AddingReplicas = slices.Clone(p.AddingReplicas)
+				info.AddingReplicas, info.RemovingReplicas = slices.Clone(p.AddingReplicas), slices.Clone(p.RemovingReplicas)
 				out = append(out, assigned{topic: t, index: int32(i), info: info})
 			}
 		}
@@ -231,7 +231,7 @@ func (m *Manager) Reconcile() error {
 	byLeader := map[int32][]follow{}
 	for _, a := range want {
 		r := partition.Role{Leader: a.info.Leader == m.o.NodeID, LeaderID: a.info.Leader, Epoch: a.info.LeaderEpoch,
-			ISR: a.info.ISR, PartitionEpoch: a.info.PartitionEpoch, Replicas: a.info.Replicas, Adding: a.info.AddingReplicas}
+			ISR: a.info.ISR, PartitionEpoch: a.info.PartitionEpoch, Replicas: a.info.Replicas, Adding: a.info.AddingReplicas, Removing: a.info.RemovingReplicas}
 		p, err := m.o.Parts.Open(a.topic, a.index, r)
 		if err != nil {
 			errs = append(errs, err)

@@ -55,13 +55,14 @@ func describeConfigs(addr string, typ kmsg.ConfigResourceType, name string) ([]k
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range resp.(*kmsg.DescribeConfigsResponse).Resources {
-		if r.ErrorCode != 0 {
-			return nil, fmt.Errorf("describe configs of %s: error code %d", name, r.ErrorCode)
-		}
-		return r.Configs, nil
+	rs := resp.(*kmsg.DescribeConfigsResponse).Resources
+	if len(rs) == 0 {
+		return nil, fmt.Errorf("describe configs of %s: no answer", name)
 	}
-	return nil, fmt.Errorf("describe configs of %s: no answer", name)
+	if rs[0].ErrorCode != 0 {
+		return nil, fmt.Errorf("describe configs of %s: error code %d", name, rs[0].ErrorCode)
+	}
+	return rs[0].Configs, nil
 }
 
 // topicConfig returns a topic config's value, as the broker at addr has

@@ -174,7 +174,6 @@ func TestReassignmentUnderLoad(t *testing.T) {
 
 	views := c.waitISR(topic, parts, 2)
 	targets := map[int32][]int32{}
-	var addedTo []int32
 	req := kadm.AlterPartitionAssignmentsReq{}
 	for p, v := range views {
 		var spare int32
@@ -186,7 +185,6 @@ func TestReassignmentUnderLoad(t *testing.T) {
 		// The spare broker first, then the second replica: the first
 		// (the preferred leader) is removed.
 		targets[p] = []int32{spare, v.replicas[1]}
-		addedTo = append(addedTo, spare)
 		req.Assign(topic, p, targets[p])
 	}
 	started := time.Now()

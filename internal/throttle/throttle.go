@@ -23,8 +23,9 @@ const burst = time.Second
 // Rate is one byte-rate throttle, safe for concurrent use. The zero value
 // is unusable; use New.
 type Rate struct {
-	rate atomic.Int64
-	now  func() time.Time
+	rate    atomic.Int64
+	counted atomic.Int64 // bytes of throttled traffic, ever
+	now     func() time.Time
 
 	mu   sync.Mutex
 	next time.Time // when the bytes counted so far will have passed at the rate
@@ -59,10 +60,17 @@ func (r *Rate) Exceeded() bool {
 	return r.next.Sub(r.now()) > burst
 }
 
+// Counted returns the bytes of throttled traffic recorded so far.
+func (r *Rate) Counted() int64 { return r.counted.Load() }
+
 // Record counts n bytes of throttled traffic.
 func (r *Rate) Record(n int64) {
+	if n <= 0 {
+		return
+	}
+	r.counted.Add(n)
 	rate := r.rate.Load()
-	if n <= 0 || rate == Unlimited || rate <= 0 {
+	if rate == Unlimited || rate <= 0 {
 		return
 	}
 	r.mu.Lock()

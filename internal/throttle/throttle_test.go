@@ -34,6 +34,9 @@ func TestRate(t *testing.T) {
 		t.Fatal("idle time was saved up")
 	}
 
+	if got := r.Counted(); got != 1000+1500+2001 {
+		t.Fatalf("counted %d bytes", got)
+	}
 	r.SetRate(Unlimited)
 	if r.Exceeded() || r.Wait() != 0 {
 		t.Fatal("an unlimited throttle held back")
