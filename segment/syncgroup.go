@@ -27,8 +27,8 @@ const DefaultSyncGroupMinFiles = 4
 // as without a group.
 //
 // A round collects the flushes queued while the one before ran, so like a
-// log's own group commit it needs no timer: a lone flush waits for nothing
-// but a goroutine hand-off. A failed syncfs says only that some file on
+// log's own group commit it needs no timer. A flush that finds no round
+// running runs one itself, so a lone flush waits for nothing at all. A failed syncfs says only that some file on
 // the file system failed its write-back; every log of that round then
 // fdatasyncs its own files, which answers for each file alone (and takes
 // offline only the logs whose data was lost).
@@ -146,9 +146,20 @@ func (g *SyncGroup) flush(files int) (own bool, done func(time.Duration)) {
 	g.queue = append(g.queue, req)
 	g.files += files
 	if !g.running {
+		// No round is running: this flush runs one itself, saving the
+		// hand-off to a goroutine that a lone flush would wait for, and
+		// leaves any flushes queued meanwhile to a runner of their own.
 		g.running = true
 		g.idle.Add(1)
-		go g.run()
+		g.mu.Unlock()
+		g.round()
+		g.mu.Lock()
+		if len(g.queue) > 0 {
+			go g.run()
+		} else {
+			g.running = false
+			g.idle.Done()
+		}
 	}
 	g.mu.Unlock()
 	<-req.done
@@ -196,52 +207,59 @@ func (g *SyncGroup) useVolumeLocked() bool {
 	return volume
 }
 
+// run runs rounds until none is queued.
 func (g *SyncGroup) run() {
 	defer g.idle.Done()
-	for {
-		g.gather()
-		g.mu.Lock()
-		round, files := g.queue, g.files
-		g.queue, g.files = nil, 0
-		if len(round) == 0 {
-			g.running = false
-			g.mu.Unlock()
-			return
-		}
-		big := files >= g.minFiles
-		own := !big || !g.useVolumeLocked()
-		var timed *ownRound
-		if big && own {
-			timed = &ownRound{pending: len(round), files: files}
-		}
-		g.mu.Unlock()
+	for g.round() {
+	}
+}
 
-		if !own {
-			// Every store of the round's logs happened before they queued,
-			// and so before this syncfs starts: it covers them.
-			start := time.Now()
-			err := g.vol.Sync()
-			took := time.Since(start)
-			if g.observe != nil {
-				g.observe(took)
-			}
-			if err != nil {
-				g.log.Warn("syncfs failed; each partition of the round syncs its own files", "files", files, "err", err)
-				own = true
-			} else {
-				g.mu.Lock()
-				g.volumeAvg = average(g.volumeAvg, took/time.Duration(files))
-				g.mu.Unlock()
-				if g.covered != nil {
-					g.covered(files)
-				}
-			}
+// round syncs the flushes queued now, as one round; false (and the group
+// no longer running) when none was.
+func (g *SyncGroup) round() bool {
+	g.gather()
+	g.mu.Lock()
+	round, files := g.queue, g.files
+	g.queue, g.files = nil, 0
+	if len(round) == 0 {
+		g.running = false
+		g.mu.Unlock()
+		return false
+	}
+	big := files >= g.minFiles
+	own := !big || !g.useVolumeLocked()
+	var timed *ownRound
+	if big && own {
+		timed = &ownRound{pending: len(round), files: files}
+	}
+	g.mu.Unlock()
+
+	if !own {
+		// Every store of the round's logs happened before they queued,
+		// and so before this syncfs starts: it covers them.
+		start := time.Now()
+		err := g.vol.Sync()
+		took := time.Since(start)
+		if g.observe != nil {
+			g.observe(took)
 		}
-		for _, r := range round {
-			r.own, r.timed = own, timed
-			close(r.done)
+		if err != nil {
+			g.log.Warn("syncfs failed; each partition of the round syncs its own files", "files", files, "err", err)
+			own = true
+		} else {
+			g.mu.Lock()
+			g.volumeAvg = average(g.volumeAvg, took/time.Duration(files))
+			g.mu.Unlock()
+			if g.covered != nil {
+				g.covered(files)
+			}
 		}
 	}
+	for _, r := range round {
+		r.own, r.timed = own, timed
+		close(r.done)
+	}
+	return true
 }
 
 // gather lets flushes that are runnable now queue before the round

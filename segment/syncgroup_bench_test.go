@@ -17,17 +17,25 @@ import (
 // commit's size) and waits for it to be durable under FsyncAlways, all L
 // at once; one op is one such round of every log. "group" shares the
 // flushes through a SyncGroup (MinFiles 1: every round one syncfs),
-// "fdatasync" lets each log sync its own file. syncs/op counts the
-// fdatasyncs or syncfs calls a round cost.
+// "fdatasync" lets each log sync its own file, and "group-small" (one log)
+// goes through a SyncGroup of the default MinFiles, which gives the lone
+// flush back to its log to fdatasync: what the group costs a flush it
+// cannot help. syncs/op counts the fdatasyncs or syncfs calls a round
+// cost.
 //
 //	go test -run '^$' -bench SyncGroup -benchtime 200x -count 5 ./segment/
 func BenchmarkSyncGroup(b *testing.B) {
 	batch := testbatch.Make(testbatch.Spec{Timestamp: 1, Values: testbatch.Values(4, 100, 1)})
 	for _, logs := range []int{1, 4, 8, 50} {
-		for _, shared := range []bool{false, true} {
-			name := "fdatasync"
-			if shared {
-				name = "group"
+		modes := []string{"fdatasync", "group"}
+		if logs == 1 {
+			modes = append(modes, "group-small")
+		}
+		for _, name := range modes {
+			shared := name != "fdatasync"
+			minFiles := 1
+			if name == "group-small" {
+				minFiles = segment.DefaultSyncGroupMinFiles
 			}
 			b.Run(fmt.Sprintf("logs=%d/%s", logs, name), func(b *testing.B) {
 				e := newBenchEnv(b)
@@ -39,7 +47,7 @@ func BenchmarkSyncGroup(b *testing.B) {
 				count := func(time.Duration) { syncs.Lock(); nsyncs++; syncs.Unlock() }
 				o := segment.Options{Fsync: segment.FsyncPolicy{Mode: segment.FsyncAlways}, ObserveSync: count}
 				if shared {
-					g, err := segment.NewSyncGroup(nil, e.logDir(""), segment.SyncGroupOptions{MinFiles: 1, ObserveSync: count})
+					g, err := segment.NewSyncGroup(nil, e.logDir(""), segment.SyncGroupOptions{MinFiles: minFiles, ObserveSync: count})
 					if err != nil {
 						b.Fatal(err)
 					}
