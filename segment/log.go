@@ -405,21 +405,14 @@ func (l *Log) flushActive() (int64, error) {
 		return 0, ErrClosed
 	}
 	defer seg.Release()
-	own, timed := l.ownSync(sealed, seg)
+	own, done := l.ownSync(sealed, seg)
 	if own {
-		start := time.Now()
-		for _, s := range sealed {
-			if err := l.timedSync(s); err != nil {
-				l.log.Error("partition offline: fdatasync of a sealed segment failed", "dir", l.dir, "segment", s.path, "err", err)
-				return 0, fmt.Errorf("%w: %w", ErrOffline, err)
-			}
+		took, err := l.syncOwn(sealed, seg)
+		if done != nil {
+			done(took)
 		}
-		if err := l.timedSync(seg); err != nil {
-			l.log.Error("partition offline: fdatasync failed", "dir", l.dir, "segment", seg.path, "err", err)
-			return 0, fmt.Errorf("%w: %w", ErrOffline, err)
-		}
-		if timed != nil {
-			timed(time.Since(start))
+		if err != nil {
+			return 0, err
 		}
 	}
 	if appended > l.flushedBatches {
@@ -649,9 +642,10 @@ func (l *Log) syncDir() error { return l.fs.SyncDir(l.dir) }
 // ownSync hands a flush's files to the sync group, if there is one, and
 // says whether the log must still fdatasync them itself: without a group,
 // when the group leaves them to it, or when a file's earlier sync failed
-// (its own sync answers with that failure; a syncfs would not). timed, if
-// not nil, takes the time those fdatasyncs took, for the group's choice.
-func (l *Log) ownSync(sealed []*Segment, active *Segment) (own bool, timed func(time.Duration)) {
+// (its own sync answers with that failure; a syncfs would not). done, if
+// not nil, must be told when those fdatasyncs are over and the time they
+// took (negative: one failed), for the group's window and its choice.
+func (l *Log) ownSync(sealed []*Segment, active *Segment) (own bool, done func(time.Duration)) {
 	g := l.opts.SyncGroup
 	if g == nil {
 		return true, nil
@@ -665,6 +659,24 @@ func (l *Log) ownSync(sealed []*Segment, active *Segment) (own bool, timed func(
 		return true, nil
 	}
 	return g.flush(len(sealed) + 1)
+}
+
+// syncOwn fdatasyncs the sealed segments and then the active one, and
+// returns the time that took, or -1 and the error (the log goes offline)
+// if one failed.
+func (l *Log) syncOwn(sealed []*Segment, active *Segment) (time.Duration, error) {
+	start := time.Now()
+	for _, s := range sealed {
+		if err := l.timedSync(s); err != nil {
+			l.log.Error("partition offline: fdatasync of a sealed segment failed", "dir", l.dir, "segment", s.path, "err", err)
+			return -1, fmt.Errorf("%w: %w", ErrOffline, err)
+		}
+	}
+	if err := l.timedSync(active); err != nil {
+		l.log.Error("partition offline: fdatasync failed", "dir", l.dir, "segment", active.path, "err", err)
+		return -1, fmt.Errorf("%w: %w", ErrOffline, err)
+	}
+	return time.Since(start), nil
 }
 
 // timedSync syncs seg and reports the time it took.

@@ -28,17 +28,21 @@ const DefaultSyncGroupMinFiles = 4
 //
 // A round collects the flushes queued while the one before ran, so like a
 // log's own group commit it needs no timer. A flush that finds no round
-// running runs one itself, so a lone flush waits for nothing at all. A failed syncfs says only that some file on
-// the file system failed its write-back; every log of that round then
-// fdatasyncs its own files, which answers for each file alone (and takes
-// offline only the logs whose data was lost).
+// running runs one itself, so a lone flush waits for nothing at all. A
+// round too small for a syncfs waits while flushes the group gave back are
+// still being fdatasynced, if with them it would be big enough: the
+// window in which a busy group gathers rounds worth a syncfs (round). A
+// failed syncfs says only that some file on the file system failed its
+// write-back; every log of that round then fdatasyncs its own files, which
+// answers for each file alone (and takes offline only the logs whose data
+// was lost).
 //
 // syncfs writes back everything dirty on the file system, whoever wrote
 // it: on a file system shared with busy writers it can take longer than
-// the round's own fdatasyncs, run side by side. So the group keeps a moving
-// average of what a round cost per file each way (a syncfs, or the slowest
-// log's fdatasyncs, divided by the files of the round: rounds differ in
-// size) and syncs a round of MinFiles or more the way that has been
+// the round's own fdatasyncs. So the group keeps a moving average of what
+// a round cost per file each way (a syncfs's time, or the sum of the
+// logs' fdatasync times, divided by the files of the round: rounds differ
+// in size) and syncs a round of MinFiles or more the way that has been
 // cheaper, trying the other way now and then (probeEvery) to follow a
 // change of load.
 type SyncGroup struct {
@@ -54,6 +58,11 @@ type SyncGroup struct {
 	running bool
 	closed  bool
 	idle    sync.WaitGroup
+	// ownFiles counts the files that logs given back their flushes are
+	// fdatasyncing now; ownCond is signalled when it falls and when a
+	// flush queues (see round).
+	ownFiles int
+	ownCond  sync.Cond
 
 	// Under mu: moving averages of a round's time per file by syncfs and
 	// by the logs' own fdatasyncs (0: not measured yet), and the rounds of
@@ -72,11 +81,16 @@ const (
 	maxProbeScale = 16
 )
 
-// ownRound times a round whose logs fdatasync their own files: the round
-// took as long as its slowest log.
+// ownRound times a round whose logs fdatasync their own files. Its cost
+// is the sum of their fdatasyncs' times, not the slowest: they run side by
+// side, but each holds the disk, the journal and a CPU in the kernel for
+// its time, which the next rounds wait behind (a busy group's own rounds
+// overlap each other, so a round's wall time says little of what it
+// cost).
 type ownRound struct {
 	pending, files int
-	slowest        time.Duration
+	total          time.Duration
+	failed         bool
 }
 
 // SyncGroupOptions configure a SyncGroup.
@@ -115,8 +129,10 @@ func NewSyncGroup(fs vfs.FS, dir string, o SyncGroupOptions) (*SyncGroup, error)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &SyncGroup{vol: vol, minFiles: o.MinFiles, observe: o.ObserveSync,
-		covered: o.ObserveCovered, log: o.Logger}, nil
+	g := &SyncGroup{vol: vol, minFiles: o.MinFiles, observe: o.ObserveSync,
+		covered: o.ObserveCovered, log: o.Logger}
+	g.ownCond.L = &g.mu
+	return g, nil
 }
 
 // Close waits for a running round and releases the file system. Flushes
@@ -124,6 +140,7 @@ func NewSyncGroup(fs vfs.FS, dir string, o SyncGroupOptions) (*SyncGroup, error)
 func (g *SyncGroup) Close() error {
 	g.mu.Lock()
 	g.closed = true
+	g.ownCond.Broadcast()
 	g.mu.Unlock()
 	g.idle.Wait()
 	return g.vol.Close()
@@ -134,8 +151,8 @@ func (g *SyncGroup) Close() error {
 // wants covered before calling. It returns own false when they are
 // durable, true when the caller must fdatasync them itself (a small round,
 // a round the averages give to fdatasync, a failed syncfs, a closed
-// group); then done, if not nil, must be called with the time its syncs
-// took.
+// group); then done, if not nil, must be called once the syncs are over,
+// with the time they took, or a negative duration if one failed.
 func (g *SyncGroup) flush(files int) (own bool, done func(time.Duration)) {
 	req := &groupFlush{files: files, done: make(chan struct{})}
 	g.mu.Lock()
@@ -145,6 +162,7 @@ func (g *SyncGroup) flush(files int) (own bool, done func(time.Duration)) {
 	}
 	g.queue = append(g.queue, req)
 	g.files += files
+	g.ownCond.Broadcast() // a round waiting for more flushes may have enough
 	if !g.running {
 		// No round is running: this flush runs one itself, saving the
 		// hand-off to a goroutine that a lone flush would wait for, and
@@ -163,20 +181,30 @@ func (g *SyncGroup) flush(files int) (own bool, done func(time.Duration)) {
 	}
 	g.mu.Unlock()
 	<-req.done
-	if req.own && req.timed != nil {
-		return true, func(d time.Duration) { g.ownDone(req.timed, d) }
+	if req.own {
+		return true, func(d time.Duration) { g.ownDone(req, d) }
 	}
-	return req.own, nil
+	return false, nil
 }
 
-// ownDone records one log's fdatasyncs of a timed round; the last one in
-// folds the round's time into the average.
-func (g *SyncGroup) ownDone(r *ownRound, d time.Duration) {
+// ownDone records that one log's fdatasyncs of a flush given back are
+// over: its files leave ownFiles, and in a timed round the last one in
+// folds the round's time into the average (unless a sync failed).
+func (g *SyncGroup) ownDone(req *groupFlush, d time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	r.slowest = max(r.slowest, d)
-	if r.pending--; r.pending == 0 {
-		g.ownAvg = average(g.ownAvg, r.slowest/time.Duration(r.files))
+	g.ownFiles -= req.files
+	g.ownCond.Broadcast()
+	r := req.timed
+	if r == nil {
+		return
+	}
+	if d < 0 {
+		r.failed = true
+	}
+	r.total += max(d, 0)
+	if r.pending--; r.pending == 0 && !r.failed {
+		g.ownAvg = average(g.ownAvg, r.total/time.Duration(r.files))
 	}
 }
 
@@ -219,6 +247,17 @@ func (g *SyncGroup) run() {
 func (g *SyncGroup) round() bool {
 	g.gather()
 	g.mu.Lock()
+	// Flushes come in faster than fdatasyncs end: rather than give a
+	// round too small for a syncfs back to its logs while others are
+	// still fdatasyncing theirs, let it grow until they are done (or it
+	// is big enough). This is the round's batching window: without it a
+	// round given back ends at once, the next one finds nothing queued,
+	// and a busy group never gathers a round worth a syncfs. Only while a
+	// syncfs is the cheaper way: where the logs' own fdatasyncs are, they
+	// had better run side by side than wait for each other.
+	for g.files < g.minFiles && g.files+g.ownFiles >= g.minFiles && g.volumeAvg <= g.ownAvg && !g.closed {
+		g.ownCond.Wait()
+	}
 	round, files := g.queue, g.files
 	g.queue, g.files = nil, 0
 	if len(round) == 0 {
@@ -231,6 +270,9 @@ func (g *SyncGroup) round() bool {
 	var timed *ownRound
 	if big && own {
 		timed = &ownRound{pending: len(round), files: files}
+	}
+	if own {
+		g.ownFiles += files
 	}
 	g.mu.Unlock()
 
@@ -246,6 +288,9 @@ func (g *SyncGroup) round() bool {
 		if err != nil {
 			g.log.Warn("syncfs failed; each partition of the round syncs its own files", "files", files, "err", err)
 			own = true
+			g.mu.Lock()
+			g.ownFiles += files
+			g.mu.Unlock()
 		} else {
 			g.mu.Lock()
 			g.volumeAvg = average(g.volumeAvg, took/time.Duration(files))
