@@ -120,16 +120,23 @@ func (m *Meta) assign(topic string, first, n int, rf int16) ([][]int32, error) {
 		rf = 1
 	}
 	var live []int32
+	racks := map[int32]string{}
+	withRack := false
 	m.node.fsm.Read(func(s *State) {
 		for id, b := range s.Brokers {
 			if !b.Fenced {
 				live = append(live, id)
+				racks[id] = b.Rack
+				withRack = withRack || b.Rack != ""
 			}
 		}
 	})
 	sort.Slice(live, func(i, j int) bool { return live[i] < live[j] })
 	if int(rf) > len(live) {
 		return nil, fmt.Errorf("%w: replication factor %d, %d live brokers", ErrNotEnoughBrokers, rf, len(live))
+	}
+	if withRack {
+		return AssignRackAware(live, racks, topic, first, n, int(rf)), nil
 	}
 	return Assign(live, topic, first, n, int(rf)), nil
 }

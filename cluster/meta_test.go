@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 	"time"
 )
@@ -163,5 +164,53 @@ func TestBrokerListenerAddr(t *testing.T) {
 		if ok != tc.wantFound || (ok && got != tc.want) {
 			t.Errorf("broker %d listener %s: %q, %v; want %q, %v", tc.b.ID, tc.name, got, ok, tc.want, tc.wantFound)
 		}
+	}
+}
+
+// TestAssignRackAware: with racks, every partition's replicas span as many
+// racks as the replication factor allows, leaders rotate over every
+// broker, no broker is named twice, and adding partitions continues the
+// same assignment; with one rack it is the plain one.
+func TestAssignRackAware(t *testing.T) {
+	brokers := []int32{1, 2, 3, 4, 5, 6}
+	racks := map[int32]string{1: "a", 2: "a", 3: "b", 4: "b", 5: "c", 6: "c"}
+	for _, rf := range []int{1, 2, 3, 4} {
+		a := AssignRackAware(brokers, racks, "orders", 0, 12, rf)
+		leaders := map[int32]int{}
+		for p, replicas := range a {
+			if len(replicas) != rf {
+				t.Fatalf("rf %d: partition %d has %v", rf, p, replicas)
+			}
+			seen, rs := map[int32]bool{}, map[string]bool{}
+			for _, r := range replicas {
+				if seen[r] {
+					t.Fatalf("rf %d: broker %d twice in partition %d: %v", rf, r, p, replicas)
+				}
+				seen[r] = true
+				rs[racks[r]] = true
+			}
+			if want := min(rf, 3); len(rs) != want {
+				t.Errorf("rf %d: partition %d %v spans %d racks, want %d", rf, p, replicas, len(rs), want)
+			}
+			leaders[replicas[0]]++
+		}
+		for _, b := range brokers {
+			if leaders[b] != 2 {
+				t.Errorf("rf %d: broker %d leads %d of 12 partitions, want 2 (%v)", rf, b, leaders[b], a)
+			}
+		}
+		if more := AssignRackAware(brokers, racks, "orders", 12, 3, rf); fmt.Sprint(more) != fmt.Sprint(AssignRackAware(brokers, racks, "orders", 0, 15, rf)[12:]) {
+			t.Fatalf("rf %d: added partitions %v do not continue the assignment", rf, more)
+		}
+	}
+	// Uneven racks: 1, 2 in a, 3 in b: every partition of rf 2 has both.
+	for p, replicas := range AssignRackAware([]int32{1, 2, 3}, map[int32]string{1: "a", 2: "a", 3: "b"}, "t", 0, 6, 2) {
+		if !slices.Contains(replicas, 3) {
+			t.Errorf("partition %d %v has no replica in rack b", p, replicas)
+		}
+	}
+	one := map[int32]string{1: "x", 2: "x", 3: "x"}
+	if got, want := fmt.Sprint(AssignRackAware([]int32{1, 2, 3}, one, "t", 0, 5, 2)), fmt.Sprint(Assign([]int32{1, 2, 3}, "t", 0, 5, 2)); got != want {
+		t.Errorf("one rack: %s, want the plain assignment %s", got, want)
 	}
 }
