@@ -328,6 +328,7 @@ func New(cfg Config) (_ *Broker, err error) {
 	b.node.FSM().OnClientQuotasChanged(sc.Quotas.SetConfig)
 	sc.Transactions = b.txns
 	sc.LeaderThrottle = b.leaderThrottle
+	sc.LogLevel = cfg.LogLevel
 	b.srv = server.New(sc, b.parts, b.meta, b.groups, b.replicas)
 
 	if cfg.MetricsListen != "" {

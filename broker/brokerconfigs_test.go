@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"testing"
 	"time"
 
@@ -76,6 +77,34 @@ func TestDynamicBrokerConfigsLive(t *testing.T) {
 	if l := cfg.LogLevel.Level(); l != slog.LevelDebug || !cfg.Logger.Enabled(ctx, slog.LevelDebug) {
 		t.Errorf("log level %v after log.level=debug", l)
 	}
+	// The same level is the root logger of the broker's BROKER_LOGGER
+	// configs, which set it too, for this run only.
+	dreq := kmsg.NewPtrDescribeConfigsRequest()
+	dres := kmsg.NewDescribeConfigsRequestResource()
+	dres.ResourceType, dres.ResourceName = kmsg.ConfigResourceTypeBrokerLogger, strconv.Itoa(int(cfg.NodeID))
+	dreq.Resources = append(dreq.Resources, dres)
+	dresp, err := dreq.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs := dresp.Resources; len(rs) != 1 || len(rs[0].Configs) != 1 || rs[0].Configs[0].Name != "root" ||
+		rs[0].Configs[0].Value == nil || *rs[0].Configs[0].Value != "DEBUG" {
+		t.Errorf("broker loggers: %+v", rs)
+	}
+	ireq := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	ires := kmsg.NewIncrementalAlterConfigsRequestResource()
+	ires.ResourceType, ires.ResourceName = kmsg.ConfigResourceTypeBrokerLogger, strconv.Itoa(int(cfg.NodeID))
+	icfg := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	icfg.Name, icfg.Value = "root", kmsg.StringPtr("WARN")
+	ires.Configs = append(ires.Configs, icfg)
+	ireq.Resources = append(ireq.Resources, ires)
+	if iresp, err := ireq.RequestWith(ctx, cl); err != nil || iresp.Resources[0].ErrorCode != 0 {
+		t.Fatalf("setting the root logger: %v %+v", err, iresp)
+	}
+	if l := cfg.LogLevel.Level(); l != slog.LevelWarn {
+		t.Errorf("log level %v after root=WARN", l)
+	}
+	cfg.LogLevel.Set(slog.LevelDebug)
 	if got := p.Config().RetentionMs; got != 60000 {
 		t.Errorf("the partition's retention.ms is %d after log.retention.ms=60000", got)
 	}

@@ -141,6 +141,13 @@ func (s *Server) alterConfigs(c *conn, api string, typ kmsg.ConfigResourceType, 
 		err = s.alterTopicConfigs(c, api, name, ops, replace, validateOnly)
 	case kmsg.ConfigResourceTypeBroker:
 		err = s.alterBrokerConfigs(c, api, name, ops, replace, validateOnly)
+	case kmsg.ConfigResourceTypeBrokerLogger:
+		if replace {
+			// As Kafka: only IncrementalAlterConfigs changes loggers.
+			err = fmt.Errorf("%w: broker loggers change with IncrementalAlterConfigs", kerr.InvalidRequest)
+			break
+		}
+		err = s.alterBrokerLoggers(c, api, name, ops, validateOnly)
 	default:
 		err = fmt.Errorf("%w: resource type %d is not supported", kerr.InvalidRequest, typ)
 	}

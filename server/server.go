@@ -115,6 +115,9 @@ type Config struct {
 	// (partition.Partition.LeaderThrottled) to the leader replication
 	// rate; nil: none.
 	LeaderThrottle *throttle.Rate
+	// LogLevel, if set, is the broker's log level, which BROKER_LOGGER
+	// configs read and change (the "root" logger).
+	LogLevel *slog.LevelVar
 	// Logger: nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics: nil means none.

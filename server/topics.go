@@ -497,6 +497,8 @@ func (s *Server) handleDescribeConfigs(c *conn, r *kmsg.DescribeConfigsRequest) 
 			if err := s.describeBrokerConfigs(r, rr, &sr); err != nil {
 				sr.ErrorCode, sr.ErrorMessage = errorCode(err), errMessage(err)
 			}
+		case kmsg.ConfigResourceTypeBrokerLogger:
+			s.describeBrokerLoggers(c, rr, &sr)
 		default:
 			sr.ErrorCode = kerr.InvalidRequest.Code
 			msg := fmt.Sprintf("resource type %d is not supported", rr.ResourceType)
