@@ -24,7 +24,7 @@ func newMovementCollector(parts *partition.Manager, leader, follower *throttle.R
 		reassigning: prometheus.NewDesc("runnel_partitions_reassigning",
 			"Partitions this broker leads with a reassignment in progress (replicas being added or removed).", nil, nil),
 		bytes: prometheus.NewDesc("runnel_replication_throttled_bytes_total",
-			"Bytes of throttled replication traffic: sent to followers of throttled replicas (side leader) or fetched for them (side follower).", side, nil),
+			"Bytes of throttled replication traffic while a rate is set: sent to followers of throttled replicas (side leader) or fetched for them (side follower).", side, nil),
 		rate: prometheus.NewDesc("runnel_replication_throttle_rate_bytes",
 			"The replication throttle's rate in bytes per second (leader. or follower.replication.throttled.rate); -1: unlimited.", side, nil),
 	}

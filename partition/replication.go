@@ -126,7 +126,7 @@ func (p *Partition) SetRole(r Role) error {
 		}
 		for _, id := range r.Replicas {
 			if id != p.self && p.rep.followers[id] == nil {
-				p.rep.followers[id] = &follower{leo: -1, caughtUp: now, lastFetch: now}
+				p.rep.followers[id] = &follower{leo: -1, caughtUp: now, lastFetch: now, sentHW: -1}
 			}
 		}
 		for id := range p.rep.followers {

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-io/runnel/cluster"
+	"github.com/runnel-io/runnel/internal/throttle"
 	"github.com/runnel-io/runnel/partition"
 	"github.com/runnel-io/runnel/segment"
 )
@@ -201,6 +202,9 @@ func (f *fetcher) round(ctx context.Context, c *conn, parts []*followed) error {
 	byName := map[cluster.TP]*followed{}
 	var want []wantPartition
 	thr := f.m.o.Throttle
+	if thr != nil && thr.Limit() == throttle.Unlimited {
+		thr = nil // no rate: nothing to hold back or count
+	}
 	held := thr != nil && thr.Exceeded()
 	skipped := false
 	throttled := map[cluster.TP]bool{}

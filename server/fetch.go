@@ -11,6 +11,7 @@ import (
 	"github.com/runnel-io/runnel/cluster"
 	"github.com/runnel-io/runnel/consumer"
 	"github.com/runnel-io/runnel/internal/authz"
+	"github.com/runnel-io/runnel/internal/throttle"
 	"github.com/runnel-io/runnel/partition"
 	"github.com/runnel-io/runnel/segment"
 )
@@ -156,7 +157,8 @@ func (s *Server) fetchTargets(id identity, listener string, h requestHeader, r *
 			p = nil
 		}
 		ft.p, ft.errCode = p, errorCode(err)
-		ft.throttled = p != nil && ft.replica && s.cfg.LeaderThrottle != nil && p.LeaderThrottled(replicaID)
+		ft.throttled = p != nil && ft.replica && s.cfg.LeaderThrottle != nil &&
+			s.cfg.LeaderThrottle.Limit() != throttle.Unlimited && p.LeaderThrottled(replicaID)
 	}
 	return targets
 }
