@@ -125,6 +125,34 @@ func (m *Mapping) Sync(off, n int) error {
 	return nil
 }
 
+// Release takes the whole pages inside [off, off+n) out of the process's
+// page tables (madvise MADV_DONTNEED, which on a shared file mapping keeps
+// the data: the bytes stay in the file's page cache, dirty ones included,
+// and the next access maps them again). The write-back of a page still
+// mapped writable must write-protect it in every CPU's TLB, one flush per
+// page; released pages are written back without any. The caller releases
+// only bytes it will not store into again soon; a later store is still
+// safe, it just maps the page again.
+func (m *Mapping) Release(off, n int) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.data == nil {
+		return ErrClosed
+	}
+	if off < 0 || n < 0 || n > len(m.data)-off {
+		return fmt.Errorf("mmap: release %s [%d,%d) of %d: %w", m.path, off, off+n, len(m.data), ErrRange)
+	}
+	start := (off + pageSize - 1) &^ (pageSize - 1)
+	end := (off + n) &^ (pageSize - 1)
+	if end <= start {
+		return nil
+	}
+	if err := unix.Madvise(m.data[start:end], unix.MADV_DONTNEED); err != nil {
+		return fmt.Errorf("mmap: release %s [%d,%d): %w", m.path, start, end, err)
+	}
+	return nil
+}
+
 // Advise passes an access hint for [off, off+n) to the kernel.
 func (m *Mapping) Advise(off, n int, advice Advice) error {
 	m.mu.Lock()

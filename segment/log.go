@@ -324,6 +324,11 @@ func (l *Log) append(batch []byte, h Header, leaderEpoch int32, assign bool) (Ap
 	}
 	l.leo.Store(next)
 	seg.publish(pos+int64(len(batch)), next)
+	if l.opts.Fsync.Mode == FsyncNever && seg.unreleased() >= releaseEvery {
+		// No flush of ours releases the pages ahead of their write-back
+		// by the kernel's flusher threads; do it every few MiB.
+		seg.releaseWritten()
+	}
 
 	if l.opts.Fsync.Mode == FsyncInterval && l.mu.timer == nil {
 		l.mu.timer = time.AfterFunc(l.opts.Fsync.Interval, l.intervalFlush)
@@ -405,6 +410,7 @@ func (l *Log) flushActive() (int64, error) {
 		return 0, ErrClosed
 	}
 	defer seg.Release()
+	seg.releaseWritten()
 	own, done := l.ownSync(sealed, seg)
 	if own {
 		took, err := l.syncOwn(sealed, seg)

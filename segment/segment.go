@@ -44,6 +44,11 @@ func ParseFileName(name string) (int64, bool) {
 // Growth of an active segment's file: it is extended in chunks ahead of the
 // writer, doubling from minGrowChunk up to maxGrowChunk, so that a quiet
 // partition reserves little disk and a busy one rarely calls fallocate.
+// releaseEvery is how many bytes an active segment under FsyncNever
+// appends between releases of its written pages (releaseWritten); under
+// the other policies each flush releases them before it syncs.
+const releaseEvery = 4 << 20
+
 const (
 	minGrowChunk = 64 << 10
 	maxGrowChunk = 16 << 20
@@ -73,6 +78,10 @@ type Segment struct {
 
 	mapMu sync.RWMutex
 	m     vfs.Mapping // nil unless active
+	// released is where the mapping's pages taken out of the page tables
+	// ahead of their write-back end (releaseWritten): whole pages of
+	// published bytes, which no append stores into again.
+	released atomic.Int64
 
 	// writer
 	data         []byte // m.Bytes(), cached for the append path
@@ -209,6 +218,33 @@ func (s *Segment) unmap() {
 	}
 }
 
+// releaseWritten takes the mapping's whole pages of published bytes out of
+// the page tables (vfs.Mapping.Release), from where the last call stopped.
+// Their bytes stay in the page cache; what changes is their write-back: a
+// page mapped writable is write-protected in every CPU's TLB as it is
+// written back, one flush (an interprocessor interrupt) per page, which
+// cost the syncing thread more than the disk did. One release flushes the
+// TLBs once for the whole range. Safe beside readers and the appender: a
+// released page is mapped again on its next access.
+func (s *Segment) releaseWritten() {
+	s.mapMu.RLock()
+	defer s.mapMu.RUnlock()
+	if s.m == nil {
+		return
+	}
+	end := s.size.Load() &^ int64(mmap.PageSize()-1)
+	from := s.released.Load()
+	if end <= from || !s.released.CompareAndSwap(from, end) {
+		return
+	}
+	// A failure leaves the pages mapped: their write-back costs more, and
+	// nothing else changes.
+	_ = s.m.Release(int(from), int(end-from))
+}
+
+// unreleased is how many published bytes releaseWritten has not covered.
+func (s *Segment) unreleased() int64 { return s.size.Load() - s.released.Load() }
+
 // room reports whether n more bytes fit under the segment's maximum size.
 func (s *Segment) room(n int) bool { return s.size.Load()+int64(n) <= int64(len(s.data)) }
 
@@ -287,6 +323,11 @@ func (s *Segment) seal() error {
 // its disk blocks, if mapped) but reads zeros there, durably.
 func (s *Segment) cut(pos, next int64) error {
 	s.publish(pos, next)
+	// Appends store below the released end again; a later release starts
+	// from the cut.
+	if page := pos &^ int64(mmap.PageSize()-1); s.released.Load() > page {
+		s.released.Store(page)
+	}
 	if err := s.f.ZeroFrom(pos); err != nil {
 		return fmt.Errorf("segment: cut %s at %d: %w", s.path, pos, err)
 	}

@@ -956,6 +956,20 @@ func (mm *memMapping) Sync(off, n int) error {
 	return nil
 }
 
+// Release keeps every byte where it is: a MemFS mapping has no page
+// tables. It checks the range as the real one does.
+func (mm *memMapping) Release(off, n int) error {
+	mm.fs.mu.Lock()
+	defer mm.fs.mu.Unlock()
+	switch {
+	case mm.done:
+		return mmap.ErrClosed
+	case off < 0 || n < 0 || n > len(mm.b)-off:
+		return mmap.ErrRange
+	}
+	return nil
+}
+
 func (mm *memMapping) Unmap() error {
 	mm.fs.mu.Lock()
 	defer mm.fs.mu.Unlock()

@@ -148,6 +148,11 @@ type Mapping interface {
 	Bytes() []byte
 	// Sync makes [off, off+n) of the mapping durable (msync MS_SYNC).
 	Sync(off, n int) error
+	// Release takes the whole pages inside [off, off+n) out of the
+	// process's page tables, keeping their bytes (see mmap.Mapping.Release):
+	// their write-back then needs no TLB flushes. The range stays mapped
+	// and readable.
+	Release(off, n int) error
 	// Unmap releases the mapping; a second call is a no-op.
 	Unmap() error
 }
