@@ -933,13 +933,8 @@ func (mm *memMapping) Bytes() []byte { return mm.b }
 func (mm *memMapping) Sync(off, n int) error {
 	mm.fs.mu.Lock()
 	defer mm.fs.mu.Unlock()
-	switch {
-	case mm.done:
-		return mmap.ErrClosed
-	case mm.boot != mm.fs.boot:
-		return &os.PathError{Op: "msync", Path: mm.name, Err: ErrStale}
-	case off < 0 || n < 0 || n > len(mm.b)-off:
-		return mmap.ErrRange
+	if err := mm.checkLocked("msync", off, n); err != nil {
+		return err
 	}
 	node := mm.n
 	if err := mm.fs.check(OpMsync, mm.name, node); err != nil {
@@ -956,18 +951,27 @@ func (mm *memMapping) Sync(off, n int) error {
 	return nil
 }
 
+// checkLocked says why [off, off+n) of the mapping cannot be used by op:
+// unmapped, from before a crash, or outside the mapping. Called with
+// fs.mu held.
+func (mm *memMapping) checkLocked(op string, off, n int) error {
+	switch {
+	case mm.done:
+		return mmap.ErrClosed
+	case mm.boot != mm.fs.boot:
+		return &os.PathError{Op: op, Path: mm.name, Err: ErrStale}
+	case off < 0 || n < 0 || n > len(mm.b)-off:
+		return mmap.ErrRange
+	}
+	return nil
+}
+
 // Release keeps every byte where it is: a MemFS mapping has no page
 // tables. It checks the range as the real one does.
 func (mm *memMapping) Release(off, n int) error {
 	mm.fs.mu.Lock()
 	defer mm.fs.mu.Unlock()
-	switch {
-	case mm.done:
-		return mmap.ErrClosed
-	case off < 0 || n < 0 || n > len(mm.b)-off:
-		return mmap.ErrRange
-	}
-	return nil
+	return mm.checkLocked("madvise", off, n)
 }
 
 func (mm *memMapping) Unmap() error {

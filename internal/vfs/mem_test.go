@@ -119,6 +119,13 @@ func TestMemFSMappedBytesNeedSync(t *testing.T) {
 	if err := mp.Sync(4096, 7); err != nil {
 		t.Fatal(err)
 	}
+	// Release keeps the bytes, as the real one does, and checks its range.
+	if err := mp.Release(0, 8192); err != nil {
+		t.Fatal(err)
+	}
+	if err := mp.Release(1<<20, 1); !errors.Is(err, mmap.ErrRange) {
+		t.Errorf("release past the mapping: %v, want ErrRange", err)
+	}
 	copy(mp.Bytes()[100:], "lost")
 	got := make([]byte, 4)
 	if _, err := f.ReadAt(got, 100); err != nil || string(got) != "lost" {
@@ -128,7 +135,13 @@ func TestMemFSMappedBytesNeedSync(t *testing.T) {
 	if mp.Sync(0, 1) == nil {
 		t.Error("a mapping of an earlier boot synced")
 	}
+	if err := mp.Release(0, 1); !errors.Is(err, ErrStale) {
+		t.Errorf("release through a mapping of an earlier boot: %v, want ErrStale", err)
+	}
 	mp.Unmap()
+	if err := mp.Release(0, 1); !errors.Is(err, mmap.ErrClosed) {
+		t.Errorf("release after Unmap: %v, want ErrClosed", err)
+	}
 	b, _ := contents(t, m, "/seg")
 	if len(b) != 8192 || !bytes.HasPrefix(b, []byte("synced")) || string(b[4096:4103]) != "msynced" || string(b[100:104]) != "\x00\x00\x00\x00" {
 		t.Fatalf("after the crash: %d bytes, %q %q %q", len(b), b[:6], b[4096:4103], b[100:104])
