@@ -291,15 +291,12 @@ func (l *Log) append(batch []byte, h Header, leaderEpoch int32, assign bool) (Ap
 			return AppendResult{}, err
 		}
 	}
-	dst, pos, err := seg.append(batch)
+	if !assign {
+		base = h.BaseOffset
+	}
+	pos, err := seg.append(batch, assign, base, leaderEpoch)
 	if err != nil {
 		return AppendResult{}, err
-	}
-	if assign {
-		SetBaseOffset(dst, base)
-		SetPartitionLeaderEpoch(dst, leaderEpoch)
-	} else {
-		base = h.BaseOffset
 	}
 	next := base + int64(h.LastOffsetDelta) + 1
 	if h.MaxTimestamp > l.mu.maxTS {

@@ -487,6 +487,21 @@ func TestRecoverTornLastBatch(t *testing.T) {
 					})
 				}
 			}
+			// An append stores the batch length last: killed just before
+			// that store, every other byte of the batch is in place, its
+			// base offset and epoch included, and the length reads zero.
+			// Recovery must cut it.
+			t.Run("length-not-stored", func(t *testing.T) {
+				damaged := bytes.Clone(img)
+				clear(damaged[start+segment.BatchLengthOffset : start+segment.PartitionLeaderEpochOffset])
+				c.installCase("length", map[int64][]byte{0: damaged}, &ck)
+				sink := &logSink{}
+				l := c.open("length", segment.Options{SegmentBytes: 1 << 20, Logger: sink.logger()})
+				defer l.Close()
+				checkLog(t, l, 0, keep)
+				checkCutDurable(t, c.segPath("length", 0), size(keep))
+				checkCutWarning(t, sink, c.segPath("length", 0), start, true)
+			})
 		})
 	}
 }

@@ -169,7 +169,7 @@ func (r *Rewrite) Append(batch []byte) error {
 	if !r.tmp.room(len(batch)) {
 		return fmt.Errorf("%w: the rewrite of %s outgrows it", ErrBatchTooLarge, r.old.path)
 	}
-	_, pos, err := r.tmp.append(batch)
+	pos, err := r.tmp.append(batch, false, 0, 0)
 	if err != nil {
 		return err
 	}

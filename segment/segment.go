@@ -278,16 +278,28 @@ func (s *Segment) reserve(n int) error {
 	return nil
 }
 
-// append copies b into the mapping at the end of the segment and returns
-// the slice it now occupies, for the caller to patch before publishing.
-func (s *Segment) append(b []byte) ([]byte, int64, error) {
+// append copies the batch b into the mapping at the end of the segment and
+// returns its position; the caller publishes it. With stamp, the copy gets
+// base and epoch as its base offset and partition leader epoch instead of
+// b's. The batch length is stored last: until then the bytes at the end
+// read as a zero length, which recovery cuts, so a process killed during
+// an append cannot leave a batch that passes its CRC (which covers neither
+// field) with an offset or epoch the log did not give it.
+func (s *Segment) append(b []byte, stamp bool, base int64, epoch int32) (int64, error) {
 	if err := s.reserve(len(b)); err != nil {
-		return nil, 0, err
+		return 0, err
 	}
 	pos := s.size.Load()
 	dst := s.data[pos : pos+int64(len(b))]
-	copy(dst, b)
-	return dst, pos, nil
+	copy(dst[PartitionLeaderEpochOffset:], b[PartitionLeaderEpochOffset:])
+	if stamp {
+		SetPartitionLeaderEpoch(dst, epoch)
+		SetBaseOffset(dst, base)
+	} else {
+		copy(dst[:BatchLengthOffset], b[:BatchLengthOffset])
+	}
+	copy(dst[BatchLengthOffset:PartitionLeaderEpochOffset], b[BatchLengthOffset:PartitionLeaderEpochOffset])
+	return pos, nil
 }
 
 // publish makes a batch appended at the end visible to readers.
